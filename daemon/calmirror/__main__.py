@@ -1,0 +1,3 @@
+from calmirror.cli.main import run
+
+run()

@@ -1,0 +1,126 @@
+"""Connecting, refreshing and disconnecting the iCloud account.
+
+Glue between the remote client, the secret store and the state database; the CLI and the
+daemon both call it so there is one definition of "connected".
+"""
+
+from __future__ import annotations
+
+import time
+
+from calmirror import credentials
+from calmirror.config import Settings
+from calmirror.errors import CalendarChoiceError, NotConnected, UserError
+from calmirror.home import Home
+from calmirror.remote import ICloudClient, RemoteCalendar
+from calmirror.state import Account, CalendarRow, State
+
+SUBSCRIPTION_HINT = ("is a subscription (webcal/published) calendar; subscriptions are not CalDAV calendars "
+                     "of your account and cannot be iCloud conflict calendars. Name one of the calendars "
+                     "listed by `calmirror calendars`")
+
+
+class AlreadyConnected(UserError):
+    def __init__(self, apple_id: str) -> None:
+        super().__init__(f"{apple_id} is already connected; run `calmirror disconnect` first "
+                         "(one connection per Apple ID)")
+
+
+def to_row(cal: RemoteCalendar) -> CalendarRow:
+    return CalendarRow(cal.id, cal.url, cal.name, cal.color, tuple(cal.components), cal.writable)
+
+
+def connect(home: Home, settings: Settings, state: State, apple_id: str, password: str,
+            server: str) -> list[CalendarRow]:
+    """Validate the credentials by discovery and listing, then store them. Nothing is
+    stored when any step fails."""
+    existing = state.account()
+    if existing and existing.apple_id.lower() == apple_id.lower():
+        raise AlreadyConnected(apple_id)
+    if existing:
+        raise UserError(f"{existing.apple_id} is connected; run `calmirror disconnect` before connecting "
+                        f"{apple_id}")
+    client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
+    try:
+        found = client.discover()
+        calendars = [to_row(c) for c in client.list_calendars(found.home_url)]
+    finally:
+        client.close()
+    if not any(c.is_event_calendar for c in calendars):
+        raise UserError(f"{apple_id} has no event (VEVENT) calendar in iCloud; create one in the Calendar "
+                        "app, then connect again")
+    credentials.store_icloud_password(home, apple_id, password, settings.icloud.credential)
+    state.set_account(Account(apple_id, server, found.principal_url, found.home_url, time.time()))
+    state.set_calendars(calendars)
+    state.set_meta("health", {"state": "ok", "since": time.time(), "not_before": 0})
+    return calendars
+
+
+def client_for(home: Home, settings: Settings, state: State) -> ICloudClient:
+    account = state.account()
+    if account is None:
+        raise NotConnected()
+    password = credentials.load_icloud_password(home, account.apple_id, settings.icloud.credential)
+    return ICloudClient(account.server, account.apple_id, password, timeout=(10.0, settings.icloud.timeout))
+
+
+def refresh_calendars(client: ICloudClient, state: State) -> list[CalendarRow]:
+    account = state.account()
+    if account is None:
+        raise NotConnected()
+    calendars = [to_row(c) for c in client.list_calendars(account.home_url)]
+    state.set_calendars(calendars)
+    return calendars
+
+
+def disconnect(home: Home, settings: Settings, state: State) -> str | None:
+    account = state.account()
+    if account is None:
+        return None
+    credentials.forget_icloud_password(home, account.apple_id, settings.icloud.credential)
+    state.forget_account()
+    return account.apple_id
+
+
+def is_subscription(text: str) -> bool:
+    lowered = text.strip().lower()
+    return lowered.startswith(("webcal://", "webcals://")) or (
+        lowered.startswith(("http://", "https://")) and (lowered.endswith(".ics") or "/published/" in lowered))
+
+
+def find_calendar(state: State, name_or_id: str) -> CalendarRow:
+    if is_subscription(name_or_id):
+        raise CalendarChoiceError(name_or_id, SUBSCRIPTION_HINT)
+    calendars = state.calendars()
+    if not calendars and state.account() is None:
+        raise NotConnected()
+    for match in (lambda c: c.id == name_or_id, lambda c: c.url.rstrip("/") == name_or_id.rstrip("/"),
+                  lambda c: c.name == name_or_id, lambda c: c.name.lower() == name_or_id.lower()):
+        hits = [c for c in calendars if match(c)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise CalendarChoiceError(name_or_id, "several calendars have this name; use the id from "
+                                      "`calmirror calendars`")
+    raise CalendarChoiceError(name_or_id, "no such iCloud calendar; `calmirror calendars` lists them")
+
+
+def check_linkable(cal: CalendarRow) -> None:
+    if not cal.is_event_calendar:
+        raise CalendarChoiceError(cal.name, "holds reminders (VTODO), not events; it cannot be linked")
+    if not cal.writable:
+        raise CalendarChoiceError(cal.name, "is read-only (shared with you without write access); it can be "
+                                  "a conflict calendar but not the linked one")
+
+
+def check_conflict(cal: CalendarRow) -> None:
+    if not cal.is_event_calendar:
+        raise CalendarChoiceError(cal.name, "holds reminders (VTODO), not events; it cannot block time")
+
+
+def role(settings: Settings, cal: CalendarRow) -> str:
+    if cal.id == settings.icloud.linked:
+        return "linked"
+    if cal.id in settings.icloud.conflicts:
+        return "conflict"
+    return "none"

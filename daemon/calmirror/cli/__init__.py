@@ -1,0 +1,1 @@
+"""The `calmirror` command line."""

@@ -1,0 +1,130 @@
+"""connect, disconnect, calendars, local-account."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from calmirror import account, control, credentials, logs
+from calmirror.cli.context import console, ctx_of, err_console, print_json
+from calmirror.config import ICLOUD_SERVER
+from calmirror.errors import UserError
+from calmirror.state import CalendarRow
+
+APP_PASSWORD_HELP = ("iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
+                     "password: make one at https://account.apple.com -> Sign-In and Security -> "
+                     "App-Specific Passwords")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().strip()
+    elif sys.stdin.isatty():
+        password = typer.prompt("App-specific password", hide_input=True).strip()
+    else:
+        raise UserError("no terminal to ask for the password; pipe it in with --password-stdin")
+    if not password:
+        raise UserError("the password is empty; " + APP_PASSWORD_HELP)
+    return password
+
+
+def calendar_payload(cal: CalendarRow, role: str) -> dict[str, object]:
+    usable = ("linkable" if cal.is_event_calendar and cal.writable
+              else "conflict only" if cal.is_event_calendar else "unusable (reminders)")
+    return {"name": cal.name, "id": cal.id, "url": cal.url, "components": list(cal.components),
+            "writable": cal.writable, "role": role, "usable_as": usable, "color": cal.color}
+
+
+def print_calendars(rows: list[dict[str, object]]) -> None:
+    table = Table(show_lines=False)
+    for col in ("Name", "Id", "Types", "Access", "Can be", "Role"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["id"]), ",".join(r["components"]),  # type: ignore[arg-type]
+                      "read-write" if r["writable"] else "read-only", str(r["usable_as"]), str(r["role"]))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def connect(
+        ctx: typer.Context,
+        apple_id: Annotated[str, typer.Option("--apple-id", help="Your Apple ID (e-mail).")],
+        password_stdin: Annotated[bool, typer.Option("--password-stdin",
+                                                     help="Read the app-specific password from stdin.")] = False,
+        server: Annotated[str, typer.Option("--server", help="CalDAV server.")] = ICLOUD_SERVER,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the calendars as JSON.")] = False,
+    ) -> None:
+        """Check an Apple ID and app-specific password against iCloud, store them, list calendars."""
+        c = ctx_of(ctx)
+        if "@" not in apple_id:
+            raise UserError(f"{apple_id!r} does not look like an Apple ID (an e-mail address)")
+        password = _read_password(password_stdin)
+        logs.redact(password)
+        if not credentials.looks_like_app_password(password):
+            err_console.print("warning: this does not look like an app-specific password "
+                              "(xxxx-xxxx-xxxx-xxxx); trying anyway. " + APP_PASSWORD_HELP)
+        calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server)
+        rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
+        control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+        if json_out:
+            print_json({"apple_id": apple_id, "calendars": rows})
+            return
+        console.print(f"Connected {apple_id}. Calendars:")
+        print_calendars(rows)
+        console.print("Next: `calmirror link CALENDAR` picks where appointments go; "
+                      "`calmirror conflicts add CALENDAR…` picks what blocks your time.")
+
+    @app.command()
+    def disconnect(ctx: typer.Context) -> None:
+        """Forget the iCloud account and its password; local appointments stay."""
+        c = ctx_of(ctx)
+        apple_id = account.disconnect(c.home, c.settings, c.state)
+        if apple_id is None:
+            console.print("No iCloud account was connected.")
+            return
+        control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+        console.print(f"Disconnected {apple_id}; local appointments are untouched.")
+
+    @app.command()
+    def calendars(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        refresh: Annotated[bool, typer.Option("--refresh/--cached", help="Ask iCloud again.")] = True,
+    ) -> None:
+        """List the account's iCloud calendars, what each can be used for, and its role."""
+        c = ctx_of(ctx)
+        if refresh:
+            client = account.client_for(c.home, c.settings, c.state)
+            try:
+                account.refresh_calendars(client, c.state)
+            finally:
+                client.close()
+        elif c.state.account() is None:
+            account.find_calendar(c.state, "")  # raises NotConnected
+        rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in c.state.calendars()]
+        if json_out:
+            print_json(rows)
+        else:
+            print_calendars(rows)
+
+    @app.command("local-account")
+    def local_account(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON with url, username, password.")] = False,
+    ) -> None:
+        """Show the URL and login any CalDAV client can use for the local calendar."""
+        c = ctx_of(ctx)
+        acct = credentials.local_account(c.home)
+        url = c.state.get_meta("local_url") or f"http://{c.settings.server.host}:{c.settings.server.port}/"
+        data = {"url": url, "username": acct.username, "password": acct.password,
+                "calendars": {"appointments": f"{url}{acct.username}/appointments/",
+                              "blocked": f"{url}{acct.username}/blocked/"}}
+        if json_out:
+            print_json(data)
+            return
+        console.print(f"URL:      {url}\nUsername: {acct.username}\nPassword: {acct.password}")

@@ -1,0 +1,139 @@
+"""link, conflicts add|remove|list, privacy."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from calmirror import account, config_edit, control
+from calmirror.cli.context import Ctx, console, ctx_of, print_json
+from calmirror.local.store import LocalStore
+from calmirror.mirror import Mirror
+
+conflicts_app = typer.Typer(help="Choose the iCloud calendars whose events block your time.",
+                            no_args_is_help=True)
+
+
+def _reload_daemon(c: Ctx) -> None:
+    control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+
+
+def _remove_mirrors(c: Ctx) -> None:
+    if control.read_pid(c.home.pid_file) is not None:
+        return  # the running daemon prunes on SIGHUP, under its own store lock
+    store = LocalStore(c.home.store_dir, _username(c))
+    Mirror(c.state, store, c.settings).prune()
+
+
+def _username(c: Ctx) -> str:
+    from calmirror.credentials import local_account
+
+    return local_account(c.home).username
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def link(
+        ctx: typer.Context,
+        calendar: Annotated[str, typer.Argument(help="Calendar name or id.")],
+        no_conflict: Annotated[bool, typer.Option("--no-conflict", help="Do not also mirror it as a "
+                                                  "conflict calendar.")] = False,
+    ) -> None:
+        """Make CALENDAR the linked iCloud calendar that receives your appointments."""
+        c = ctx_of(ctx)
+        cal = account.find_calendar(c.state, calendar)
+        account.check_linkable(cal)
+        previous = c.settings.icloud.linked
+        c._settings = config_edit.set_linked(c.home.config_file, cal.id, also_conflict=not no_conflict)
+        _reload_daemon(c)
+        console.print(f"Linked calendar: {cal.name} ({cal.id})"
+                      + ("" if no_conflict else "; also a conflict calendar"))
+        if previous and previous != cal.id:
+            console.print("Appointments pushed before stay in the previous linked calendar and keep being "
+                          "updated there; new ones go to this one.")
+
+    @conflicts_app.command("add")
+    def conflicts_add(
+        ctx: typer.Context,
+        calendars: Annotated[list[str], typer.Argument(help="Calendar names or ids.")],
+    ) -> None:
+        """Mirror CALENDARS locally (read-only) and let their busy events block time."""
+        c = ctx_of(ctx)
+        chosen = []
+        for name in calendars:
+            cal = account.find_calendar(c.state, name)
+            account.check_conflict(cal)
+            chosen.append(cal)
+        ids = [*c.settings.icloud.conflicts, *(cal.id for cal in chosen)]
+        c._settings = config_edit.set_conflicts(c.home.config_file, ids)
+        _reload_daemon(c)
+        console.print("Conflict calendars: " + ", ".join(_names(c, c.settings.icloud.conflicts)))
+
+    @conflicts_app.command("remove")
+    def conflicts_remove(
+        ctx: typer.Context,
+        calendars: Annotated[list[str], typer.Argument(help="Calendar names or ids.")],
+    ) -> None:
+        """Stop mirroring CALENDARS; their local mirrors are removed."""
+        c = ctx_of(ctx)
+        drop = {account.find_calendar(c.state, name).id for name in calendars}
+        ids = [i for i in c.settings.icloud.conflicts if i not in drop]
+        c._settings = config_edit.set_conflicts(c.home.config_file, ids)
+        _remove_mirrors(c)
+        _reload_daemon(c)
+        console.print("Conflict calendars: " + (", ".join(_names(c, ids)) or "none"))
+
+    @conflicts_app.command("list")
+    def conflicts_list(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Show the conflict calendars and their local mirrors."""
+        c = ctx_of(ctx)
+        by_id = {cal.id: cal for cal in c.state.calendars()}
+        rows = []
+        for cal_id in c.settings.icloud.conflicts:
+            mirror = c.state.mirror(cal_id) or {}
+            cal = by_id.get(cal_id)
+            rows.append({"id": cal_id, "name": cal.name if cal else cal_id,
+                         "linked": cal_id == c.settings.icloud.linked,
+                         "local_collection": f"icloud-{mirror['slug']}" if mirror.get("slug") else None,
+                         "details": c.settings.calendar(cal_id).details, "items": mirror.get("item_count", 0)})
+        if json_out:
+            print_json(rows)
+            return
+        table = Table()
+        for col in ("Name", "Id", "Local calendar", "Details", "Items", "Linked"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["id"], r["local_collection"] or "(not synced yet)", r["details"],
+                          str(r["items"]), "yes" if r["linked"] else "")
+        console.print(table)
+
+    @app.command()
+    def privacy(
+        ctx: typer.Context,
+        calendar: Annotated[str, typer.Argument(help="Calendar name or id.")],
+        details: Annotated[str, typer.Argument(help="'full' copies everything; 'busy' keeps only times.")],
+    ) -> None:
+        """Choose how much of a conflict calendar is copied locally (full or busy)."""
+        c = ctx_of(ctx)
+        cal = account.find_calendar(c.state, calendar)
+        if details not in ("full", "busy"):
+            from calmirror.errors import UserError
+
+            raise UserError(f"details must be 'full' or 'busy', not {details!r}")
+        c._settings = config_edit.set_calendar_details(c.home.config_file, cal.id, details)
+        c.state.refetch_mirror(cal.id)  # every copy is rewritten at the next pass
+        _reload_daemon(c)
+        console.print(f"{cal.name}: details = {details} (applies at the next sync)")
+
+    app.add_typer(conflicts_app, name="conflicts")
+
+
+def _names(c: Ctx, ids: tuple[str, ...] | list[str]) -> list[str]:
+    by_id = {cal.id: cal.name for cal in c.state.calendars()}
+    return [by_id.get(i, i) for i in ids]

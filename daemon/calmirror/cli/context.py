@@ -1,0 +1,58 @@
+"""What every command needs: the home folder, the settings and the state database,
+opened lazily so `calmirror --help` and `calmirror local-account` stay instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from calmirror import config, home
+from calmirror.state import State
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Ctx:
+    home: home.Home
+    verbose: bool = False
+    _settings: config.Settings | None = None
+    _state: State | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> config.Settings:
+        if self._settings is None:
+            self._settings = config.load(self.home.config_file)
+        return self._settings
+
+    def reload(self) -> config.Settings:
+        self._settings = config.load(self.home.config_file)
+        return self._settings
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            self.home.ensure()
+            self._state = State(self.home.state_db)
+        return self._state
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+
+def ctx_of(typer_ctx: typer.Context) -> Ctx:
+    obj = typer_ctx.find_root().obj
+    assert isinstance(obj, Ctx)
+    return obj
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

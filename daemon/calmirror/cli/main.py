@@ -1,0 +1,66 @@
+"""`calmirror`: the Typer app, its global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from calmirror import __version__, home, logs
+from calmirror.cli import account_cmds, calendar_cmds, run_cmds, sync_cmds
+from calmirror.cli.context import Ctx
+from calmirror.cli.errors import guarded
+
+app = typer.Typer(
+    name="calmirror",
+    help="Keep a local CalDAV system calendar and Apple iCloud Calendar in step.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"calmirror {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home_dir: Annotated[Path | None, typer.Option("--home", help="Keep config, state, store and secrets "
+                                                  "in this folder (or set CALMIRROR_HOME).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)
+    logs.setup("info", verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+account_cmds.register(app)
+calendar_cmds.register(app)
+sync_cmds.register(app)
+run_cmds.register(app)
+
+try:  # optional groups written alongside; absent ones simply do not appear
+    from calmirror.cli import emulator_cmd
+
+    app.add_typer(emulator_cmd.app, name="emulator", help="Run the bundled iCloud emulator.")
+except ImportError:  # pragma: no cover
+    pass
+
+
+def run() -> None:
+    verbose = [False]
+
+    def _main() -> None:
+        import sys
+
+        verbose[0] = "--verbose" in sys.argv or "-v" in sys.argv
+        app(standalone_mode=True)
+
+    guarded(_main, lambda: verbose[0])

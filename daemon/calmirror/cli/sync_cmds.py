@@ -1,0 +1,156 @@
+"""sync, status, outbox."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from calmirror import account, control, status
+from calmirror.cli.context import console, ctx_of, print_json
+from calmirror.engine import Engine
+from calmirror.errors import UserError
+
+outbox_app = typer.Typer(help="Inspect and retry appointments waiting to reach iCloud.", no_args_is_help=True)
+
+
+def _fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def sync(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+        now: Annotated[bool, typer.Option("--now", help="Ask the running daemon to sync at once.")] = False,
+        accept_empty: Annotated[list[str] | None, typer.Option(
+            "--accept-empty", help="Apply an emptied iCloud calendar to its mirror (repeatable).")] = None,
+    ) -> None:
+        """One pass: mirror every conflict calendar and push waiting appointments."""
+        c = ctx_of(ctx)
+        if now and control.signal_daemon(c.home.pid_file, signal.SIGUSR1):
+            console.print("Asked the running daemon to sync now.")
+            return
+        if c.state.account() is None:
+            account.find_calendar(c.state, "")  # raises NotConnected
+        accepted = frozenset(account.find_calendar(c.state, n).id for n in accept_empty or [])
+        if not c.settings.icloud.conflicts and not c.settings.icloud.linked:
+            raise UserError("no conflict or linked calendar chosen; run `calmirror link CALENDAR` or "
+                            "`calmirror conflicts add CALENDAR`")
+        engine = Engine(c.home, c.settings, c.state)
+        client = engine.client()
+        try:
+            reports = _with_progress(engine, client, accepted, show=not json_out and console.is_terminal)
+            pushes = engine.push_pass(client)
+        finally:
+            client.close()
+        failed = [r for r in reports if r.error]
+        if json_out:
+            print_json({"calendars": [r.as_dict() for r in reports],
+                        "pushed": [p.__dict__ for p in pushes]})
+        else:
+            for r in reports:
+                console.print(r.summary())
+            if pushes:
+                ok = sum(1 for p in pushes if p.ok)
+                console.print(f"Pushed {ok} appointment change(s) to iCloud"
+                              + (f", {len(pushes) - ok} to retry" if ok < len(pushes) else ""))
+        if failed:
+            raise typer.Exit(4)
+
+    @app.command("status")
+    def status_cmd(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Local URL, iCloud connection, mirrors, outbox, guard warnings and recent errors."""
+        c = ctx_of(ctx)
+        data = status.gather(c.home, c.settings, c.state)
+        if json_out:
+            print_json(data)
+            return
+        _print_status(data)
+
+    @outbox_app.command("retry")
+    def outbox_retry(ctx: typer.Context) -> None:
+        """Queue failed appointments again."""
+        c = ctx_of(ctx)
+        count = c.state.requeue_failed()
+        control.signal_daemon(c.home.pid_file, signal.SIGUSR1)
+        console.print(f"Re-queued {count} failed appointment(s).")
+
+    @outbox_app.command("list")
+    def outbox_list(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Show appointments waiting for iCloud or failed."""
+        c = ctx_of(ctx)
+        rows = [{"uid": r.uid, "state": r.state, "attempts": r.attempts, "next_attempt": r.next_attempt,
+                 "last_error": r.last_error} for r in c.state.outbox()]
+        if json_out:
+            print_json(rows)
+            return
+        table = Table()
+        for col in ("UID", "State", "Attempts", "Last error"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["uid"], r["state"], str(r["attempts"]), r["last_error"] or "")
+        console.print(table if rows else "The outbox is empty.")
+
+    app.add_typer(outbox_app, name="outbox")
+
+
+def _with_progress(engine: Engine, client: Any, accepted: frozenset[str], show: bool) -> list[Any]:
+    if not show:
+        return engine.mirror_pass(client, accept_empty=accepted)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if total < 200 and name not in tasks:
+                return  # small changes need no bar
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"Mirroring {name}", total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        return engine.mirror_pass(client, accept_empty=accepted, progress=progress)
+
+
+def _print_status(d: dict[str, Any]) -> None:
+    console.print(f"Local calendar: {d['local_url'] or 'not started yet'}"
+                  f" ({'daemon running' if d['daemon_running'] else 'daemon not running'})")
+    console.print(f"iCloud: {d['account'] or 'not connected'}: {d['connection']['text']}")
+    if d["linked"]["id"]:
+        console.print(f"Linked calendar: {d['linked']['name'] or d['linked']['id']}")
+    if d["mirrors"]:
+        table = Table(title="Mirrors")
+        for col in ("Calendar", "Local", "Items", "Skipped", "Last sync", "Problem"):
+            table.add_column(col)
+        for m in d["mirrors"]:
+            problem = "emptied in iCloud; mirror kept" if m["held_empty"] else (m["last_error"] or "")
+            table.add_row(m["name"], m["local_collection"], str(m["items"]), str(m["skipped"]),
+                          _fmt_age(m["last_sync_age_s"]), problem)
+        console.print(table)
+    o = d["outbox"]
+    oldest = f", oldest waiting {_fmt_age(o['oldest_pending_age_s'])}" if o["depth"] else ""
+    last = o["last_push"]
+    console.print(f"Outbox: {o['depth']} waiting{oldest}, {len(o['failed'])} failed; last push "
+                  f"{_fmt_age(time.time() - last['ts']) if last else 'never'}")
+    for f in o["failed"]:
+        console.print(f"  failed {f['uid']}: {f['reason']}")
+    for w in d["guard"]["warnings"]:
+        console.print(f"Double booking: {w['summary']} ({w['start']} – {w['end']}) overlaps busy time")
+    for e in d["recent_errors"][:5]:
+        console.print(f"  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['ts']))} {e['kind']}: {e['message']}")

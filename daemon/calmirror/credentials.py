@@ -1,0 +1,112 @@
+"""Where secrets live: the iCloud app-specific password and the local server's account.
+
+The iCloud password is never in the config file, on a command line or in a log. It is
+kept in a 0600 file under the home's secrets folder, or read from a systemd credential
+(`LoadCredential=icloud-password:…`, found in $CREDENTIALS_DIRECTORY), or from the
+system keyring when the `keyring` package is installed and configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from calmirror.errors import CredentialsError
+from calmirror.home import Home, write_private
+
+ICLOUD_FILE = "icloud-password"
+LOCAL_FILE = "local-account.json"
+SYSTEMD_NAME = "icloud-password"
+KEYRING_SERVICE = "calmirror"
+APP_PASSWORD_SHAPE = re.compile(r"^[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}$")
+LOCAL_USER = "calmirror"
+
+
+def looks_like_app_password(password: str) -> bool:
+    return bool(APP_PASSWORD_SHAPE.match(password))
+
+
+@dataclass(frozen=True)
+class LocalAccount:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # keep the secret out of any accidental log line
+        return f"LocalAccount(username={self.username!r}, password='***')"
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise CredentialsError(f"{path}: secret missing; run `calmirror connect` again") from None
+    except PermissionError:
+        raise CredentialsError(f"{path}: cannot read the secret (permission denied)") from None
+
+
+def store_icloud_password(home: Home, apple_id: str, password: str, backend: str = "file") -> None:
+    if backend == "keyring":
+        _keyring().set_password(KEYRING_SERVICE, apple_id, password)
+        return
+    if backend == "systemd":
+        # systemd credentials are provisioned by the administrator; nothing to write.
+        return
+    home.ensure()
+    write_private(home.secrets_dir / ICLOUD_FILE, password + "\n")
+
+
+def load_icloud_password(home: Home, apple_id: str, backend: str = "file") -> str:
+    if backend == "systemd" or (backend == "file" and os.environ.get("CREDENTIALS_DIRECTORY")
+                                and not (home.secrets_dir / ICLOUD_FILE).exists()):
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise CredentialsError("icloud.credential is 'systemd' but $CREDENTIALS_DIRECTORY is not set; "
+                                   "add LoadCredential=icloud-password:<file> to the unit")
+        return _read_secret(Path(directory) / SYSTEMD_NAME)
+    if backend == "keyring":
+        value = _keyring().get_password(KEYRING_SERVICE, apple_id)
+        if not value:
+            raise CredentialsError(f"no password for {apple_id} in the keyring; run `calmirror connect` again")
+        return str(value)
+    return _read_secret(home.secrets_dir / ICLOUD_FILE)
+
+
+def forget_icloud_password(home: Home, apple_id: str, backend: str = "file") -> None:
+    if backend == "keyring":
+        try:
+            _keyring().delete_password(KEYRING_SERVICE, apple_id)
+        except Exception:  # noqa: BLE001 - keyring backends raise their own types; absence is fine
+            pass
+    (home.secrets_dir / ICLOUD_FILE).unlink(missing_ok=True)
+
+
+def _keyring():  # type: ignore[no-untyped-def]
+    try:
+        import keyring  # type: ignore[import-not-found]
+    except ImportError:
+        raise CredentialsError("icloud.credential is 'keyring' but the keyring package is not installed; "
+                               "pip install keyring, or use credential = \"file\"") from None
+    return keyring
+
+
+def local_account(home: Home) -> LocalAccount:
+    """The local server's login, generated once at first start."""
+    path = home.secrets_dir / LOCAL_FILE
+    if path.exists():
+        try:
+            data = json.loads(_read_secret(path))
+            return LocalAccount(username=str(data["username"]), password=str(data["password"]))
+        except (ValueError, KeyError, TypeError):
+            raise CredentialsError(f"{path}: damaged; delete it to generate a new local password") from None
+    home.ensure()
+    account = LocalAccount(username=LOCAL_USER, password=secrets.token_urlsafe(18))
+    write_private(path, json.dumps({"username": account.username, "password": account.password}))
+    return account

@@ -1,0 +1,225 @@
+"""The daemon: local server, change watcher, push worker and mirror loop in one process.
+
+Threads, each with one job: Radicale's request threads (clients), the push worker (wakes
+on every local change, drains the outbox), the mirror loop (every interval, or at once on
+SIGUSR1), and the main thread (signals, systemd watchdog). A stop lets the write in
+flight finish for up to 8 s; anything cut short is retried at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from calmirror import config, control, logs
+from calmirror.engine import Engine
+from calmirror.errors import CalmirrorError, NotConnected
+from calmirror.home import Home
+from calmirror.local.server import LocalServer
+from calmirror.local.watcher import AppointmentWatcher
+from calmirror.remote import ICloudClient
+from calmirror.sdnotify import Notifier
+from calmirror.state import APPOINTMENTS, State
+
+log = logging.getLogger("calmirror.daemon")
+STOP_GRACE_S = 8.0
+
+
+class Daemon:
+    def __init__(self, home: Home, settings: config.Settings, notifier: Notifier | None = None,
+                 on_ready: Callable[[str], None] | None = None) -> None:
+        self.home, self.settings = home, settings
+        self.notifier = notifier or Notifier()
+        self.on_ready = on_ready
+        self.stopping = threading.Event()
+        self.push_wake = threading.Event()
+        self.mirror_wake = threading.Event()
+        self.reload_requested = threading.Event()
+        self._client_generation = 0
+        self.url = ""
+        self.hooks: list[Callable[[Engine], None]] = []  # extra wiring (availability guard, free-busy)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.home.ensure()
+        self.state = State(self.home.state_db)
+        recovered = self.state.recover_in_flight()
+        if recovered:
+            log.info("retrying %d write(s) a previous run left in flight", recovered)
+        self.engine = Engine(self.home, self.settings, self.state)
+        acct = self.engine.local_account
+        logs.redact(acct.password)
+        s = self.settings.server
+        self.server = LocalServer(self.home.store_dir, host=s.host, port=s.port,
+                                  allow_non_loopback=s.allow_non_loopback, username=acct.username,
+                                  password=acct.password, max_body_bytes=s.max_body_mb * 1024 * 1024)
+        self.server.on_change = self._local_change
+        for hook in self.hooks:
+            hook(self.engine)
+        self.url = self.server.start()
+        self.state.set_meta("local_url", self.url)
+        control.write_pid(self.home.pid_file)
+        self._install_signals()
+        try:
+            self.engine.detector.reconcile()
+            self.watcher = AppointmentWatcher(self.engine.store.collection_dir(APPOINTMENTS),
+                                              on_change=self.push_wake.set)
+            self.watcher.start()
+            self._first_mirror_pass()
+            threads = [threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
+                       threading.Thread(target=self._guard(self._mirror_loop), name="mirror", daemon=True)]
+            for t in threads:
+                t.start()
+            self.push_wake.set()
+            self.notifier.send("READY=1", f"STATUS=Serving {self.url}")
+            log.info("calmirror serving %s", self.url)
+            if self.on_ready:
+                self.on_ready(self.url)
+            self._main_loop(threads)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                loop()
+            except Exception:  # noqa: BLE001 - a dead worker must be seen: watchdog stops, systemd restarts
+                log.exception("worker crashed")
+        return run
+
+    def _main_loop(self, threads: list[threading.Thread]) -> None:
+        interval = self.notifier.watchdog_interval() or 5.0
+        while not self.stopping.wait(min(interval, 1.0)):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self._reload()
+            if all(t.is_alive() for t in threads):
+                self.notifier.send("WATCHDOG=1")
+
+    def _shutdown(self) -> None:
+        self.notifier.send("STOPPING=1")
+        self.stopping.set()
+        self.push_wake.set()
+        self.mirror_wake.set()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name in ("push", "mirror"):
+            for t in threading.enumerate():
+                if t.name == name:
+                    t.join(max(0.0, deadline - time.monotonic()))
+        watcher = getattr(self, "watcher", None)
+        if watcher:
+            watcher.stop()
+        self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
+        control.remove_pid(self.home.pid_file)
+        self.state.close()
+        log.info("calmirror stopped")
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # --- signals and reload ----------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
+        def on_usr1(signum: int, frame: FrameType | None) -> None:
+            self.mirror_wake.set()
+            self.push_wake.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        signal.signal(signal.SIGUSR1, on_usr1)
+
+    def _reload(self) -> None:
+        try:
+            settings = config.load(self.home.config_file)
+        except CalmirrorError as exc:
+            log.error("reload refused, keeping the running config: %s", exc.message)
+            return
+        self.settings = settings
+        self.engine.reload(settings)
+        self.engine.health.reset_auth()
+        self._client_generation += 1
+        log.info("configuration reloaded")
+        self.mirror_wake.set()
+        self.push_wake.set()
+
+    def _local_change(self, collection: str) -> None:
+        if collection == APPOINTMENTS:
+            self.push_wake.set()
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def _client(self, current: tuple[int, ICloudClient] | None) -> tuple[int, ICloudClient] | None:
+        if current and current[0] == self._client_generation:
+            return current
+        if current:
+            current[1].close()
+        try:
+            return self._client_generation, self.engine.client()
+        except NotConnected:
+            return None
+        except CalmirrorError as exc:
+            log.error("%s", exc.message)
+            return None
+
+    def _first_mirror_pass(self) -> None:
+        held = self._client(None)
+        if held:
+            try:
+                self.engine.mirror_pass(held[1])
+            finally:
+                held[1].close()
+
+    def _push_loop(self) -> None:
+        held: tuple[int, ICloudClient] | None = None
+        while not self.stopping.is_set():
+            self.push_wake.clear()
+            try:
+                self.engine.detector.scan()
+                held = self._client(held)
+                if held and not self.engine.health.auth_failed:
+                    self.engine.pusher.drain(held[1], should_stop=self.stopping.is_set)
+            except CalmirrorError as exc:
+                log.error("push: %s", exc.message)
+            due = self.state.next_due()
+            wait = 5.0 if due is None else min(5.0, max(0.05, due - time.time()))
+            wait = max(wait, self.engine.health.wait_time()) if due is not None else wait
+            self.push_wake.wait(wait)
+        if held:
+            held[1].close()
+
+    def _mirror_loop(self) -> None:
+        held: tuple[int, ICloudClient] | None = None
+        while not self.stopping.is_set():
+            s = self.settings.sync
+            delay = s.interval * random.uniform(1 - s.jitter, 1 + s.jitter)
+            delay = max(delay, self.engine.health.wait_time())
+            self.mirror_wake.wait(delay)
+            self.mirror_wake.clear()
+            if self.stopping.is_set():
+                break
+            held = self._client(held)
+            if not held or self.engine.health.auth_failed:
+                continue
+            try:
+                self.engine.mirror_pass(held[1])
+            except CalmirrorError as exc:
+                log.error("mirror: %s", exc.message)
+        if held:
+            held[1].close()

@@ -1,0 +1,96 @@
+"""Turn client changes in the local `appointments/` collection into outbox rows.
+
+Radicale tells us *that* something changed (watchdog, the middleware nudge); this module
+works out *what* with `collection.sync(token)`, and at start compares the whole store
+with the item map so edits made while the daemon was down are not missed. Each
+appointment's recorded content hash and its outbox row are written in one transaction:
+a crash between the two cannot hide a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+from calmirror.local.store import LocalStore
+from calmirror.state import APPOINTMENTS, State
+from calmirror.transform import extract_uid
+
+log = logging.getLogger("calmirror.detect")
+TOKEN_KEY = "appointments_sync_token"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class ChangeDetector:
+    def __init__(self, state: State, store: LocalStore) -> None:
+        self.state, self.store = state, store
+        self._lock = threading.Lock()
+
+    def scan(self) -> int:
+        """Enqueue what changed since the last scan; returns how many rows were enqueued."""
+        with self._lock:
+            token = self.state.get_meta(TOKEN_KEY)
+            new_token, changed, full = self.store.changes(APPOINTMENTS, token)
+            if full or token is None:
+                count = self._reconcile()
+            else:
+                count = self._incremental(changed)
+            self.state.set_meta(TOKEN_KEY, new_token)
+            return count
+
+    def reconcile(self) -> int:
+        with self._lock:
+            new_token, _, _ = self.store.changes(APPOINTMENTS, None)
+            count = self._reconcile()
+            self.state.set_meta(TOKEN_KEY, new_token)
+            return count
+
+    def _incremental(self, hrefs: list[str]) -> int:
+        by_href = {a.local_href: a for a in self.state.appointments().values() if a.local_href}
+        count = 0
+        for href in hrefs:
+            body = self.store.item(APPOINTMENTS, href)
+            if body is None:
+                gone = by_href.get(href)
+                current = self.state.appointment(gone.uid) if gone else None
+                if current and current.local_href == href:  # not moved to another href meanwhile
+                    count += self._record(current.uid, None, None)
+            else:
+                count += self._seen(href, body)
+        return count
+
+    def _reconcile(self) -> int:
+        items = self.store.items(APPOINTMENTS)
+        present: set[str] = set()
+        count = 0
+        for href, body in items.items():
+            uid = extract_uid(body)
+            if uid:
+                present.add(uid)
+                count += self._seen(href, body)
+        for uid, appt in self.state.appointments().items():
+            if uid not in present and appt.local_href is not None:
+                count += self._record(uid, None, None)
+        if count:
+            log.info("reconcile: %d appointment change(s) found in the store", count)
+        return count
+
+    def _seen(self, href: str, body: str) -> int:
+        uid = extract_uid(body)
+        if not uid:
+            return 0
+        digest = content_hash(body)
+        appt = self.state.appointment(uid)
+        if appt and appt.local_etag == digest and appt.local_href == href:
+            return 0
+        return self._record(uid, href, digest)
+
+    def _record(self, uid: str, href: str | None, digest: str | None) -> int:
+        with self.state.transaction():
+            self.state.update_appointment(uid, local_href=href, local_etag=digest)
+            self.state.enqueue(uid, APPOINTMENTS)
+        return 1

@@ -1,0 +1,102 @@
+"""One mirror pass and one push pass, shared by `calmirror sync` and the daemon.
+
+Failures of one calendar never stop the others; what happened is recorded for
+`calmirror status`. A 401 stops everything that talks to iCloud; a Retry-After holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from calmirror import account, credentials
+from calmirror.config import Settings
+from calmirror.detect import ChangeDetector
+from calmirror.errors import AuthFailed, NotFound, RemoteError
+from calmirror.health import Health
+from calmirror.home import Home
+from calmirror.local.store import LocalStore
+from calmirror.mirror import Mirror, Progress, SyncReport
+from calmirror.push import Pusher, PushResult
+from calmirror.remote import ICloudClient
+from calmirror.state import CalendarRow, State
+
+log = logging.getLogger("calmirror.engine")
+
+
+class Engine:
+    def __init__(self, home: Home, settings: Settings, state: State) -> None:
+        self.home, self.settings, self.state = home, settings, state
+        self.local_account = credentials.local_account(home)
+        self.store = LocalStore(home.store_dir, self.local_account.username)
+        self.store.ensure_base()
+        self.health = Health(state)
+        self.mirror = Mirror(state, self.store, settings)
+        self.pusher = Pusher(state, self.store, settings, self.health)
+        self.detector = ChangeDetector(state, self.store)
+
+    def reload(self, settings: Settings) -> None:
+        self.settings = settings
+        self.mirror.settings = settings
+        self.pusher.settings = settings
+
+    def client(self) -> ICloudClient:
+        return account.client_for(self.home, self.settings, self.state)
+
+    def _calendar(self, client: ICloudClient, calendar_id: str, refreshed: list[bool]) -> CalendarRow | None:
+        by_id = {c.id: c for c in self.state.calendars()}
+        if calendar_id not in by_id and not refreshed[0]:
+            refreshed[0] = True
+            by_id = {c.id: c for c in account.refresh_calendars(client, self.state)}
+        return by_id.get(calendar_id)
+
+    def mirror_pass(self, client: ICloudClient, *, accept_empty: frozenset[str] = frozenset(),
+                    only: frozenset[str] | None = None, progress: Progress | None = None) -> list[SyncReport]:
+        self.mirror.prune()
+        reports: list[SyncReport] = []
+        refreshed = [False]
+        for calendar_id in self.settings.icloud.conflicts:
+            if only is not None and calendar_id not in only:
+                continue
+            if self.health.auth_failed:
+                break
+            wait = self.health.wait_time()
+            if wait > 0:
+                reports.append(SyncReport(calendar_id, calendar_id, "", error=f"iCloud asked to wait; "
+                                          f"retrying in {wait:.0f} s"))
+                continue
+            report = self._sync_one(client, calendar_id, accept_empty, progress, refreshed)
+            reports.append(report)
+        return reports
+
+    def _sync_one(self, client: ICloudClient, calendar_id: str, accept_empty: frozenset[str],
+                  progress: Progress | None, refreshed: list[bool]) -> SyncReport:
+        try:
+            cal = self._calendar(client, calendar_id, refreshed)
+            if cal is None:
+                raise NotFound("the calendar no longer exists in iCloud; its mirror is kept until you run "
+                               f"`calmirror conflicts remove {calendar_id}`")
+            report = self.mirror.sync_calendar(client, cal, accept_empty=calendar_id in accept_empty,
+                                               progress=progress)
+            self.health.ok()
+            return report
+        except RemoteError as exc:
+            if isinstance(exc, NotFound) and not refreshed[0]:
+                refreshed[0] = True
+                try:
+                    account.refresh_calendars(client, self.state)
+                except RemoteError:
+                    pass
+            self.health.failed(exc)
+            message = exc.message if not isinstance(exc, AuthFailed) else "iCloud refused the password: " \
+                "reconnect required (`calmirror connect`)"
+            self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
+            self.state.record_event("error", "mirror", f"{calendar_id}: {message}")
+            log.error("sync %s failed: %s", calendar_id, message)
+            name = next((c.name for c in self.state.calendars() if c.id == calendar_id), calendar_id)
+            return SyncReport(calendar_id, name, (self.state.mirror(calendar_id) or {}).get("slug") or "",
+                              error=message)
+
+    def push_pass(self, client: ICloudClient) -> list[PushResult]:
+        self.detector.scan()
+        return self.pusher.drain(client)

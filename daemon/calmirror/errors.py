@@ -1,0 +1,142 @@
+"""The calmirror error tree.
+
+Every failure a user can meet is one of these, with the fields a message or a retry
+decision needs. They are turned into one line of text and an exit code in exactly one
+place (`calmirror.cli.errors`), so no module formats user messages itself and no
+traceback or secret ever reaches a terminal.
+"""
+
+from __future__ import annotations
+
+
+class CalmirrorError(Exception):
+    """Base of everything calmirror raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- the user's own input -------------------------------------------------------------
+
+
+class UserError(CalmirrorError):
+    """Something the user can fix by changing what they typed or configured."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config file that cannot be read, or a key with a value outside what is allowed."""
+
+    def __init__(self, file: str, key: str | None, problem: str) -> None:
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {problem}")
+        self.file = file
+        self.key = key
+        self.problem = problem
+
+
+class NotConnected(UserError):
+    def __init__(self) -> None:
+        super().__init__("no iCloud account is connected; run `calmirror connect --apple-id EMAIL` first")
+
+
+class CredentialsError(UserError):
+    """The stored secret is missing, unreadable or has unsafe permissions."""
+
+
+class CalendarChoiceError(UserError):
+    """A calendar named on the command line cannot play the role asked of it."""
+
+    def __init__(self, calendar: str, problem: str) -> None:
+        super().__init__(f"{calendar}: {problem}")
+        self.calendar = calendar
+        self.problem = problem
+
+
+# --- the remote (iCloud or any CalDAV server standing in for it) ----------------------
+
+
+class RemoteError(CalmirrorError):
+    """A CalDAV answer that was not what we asked for."""
+
+    def __init__(self, message: str, *, url: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class AuthFailed(RemoteError):
+    """401: wrong or revoked app-specific password. Retrying will not help."""
+
+    exit_code = 3
+
+
+class Unavailable(RemoteError):
+    """503/429 or another transient server failure; `retry_after` in seconds when the server said."""
+
+    exit_code = 4
+
+    def __init__(
+        self, message: str, *, url: str = "", status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, url=url, status=status)
+        self.retry_after = retry_after
+
+
+class Unreachable(RemoteError):
+    """DNS, connection refused, reset, timeout: the server was never heard properly."""
+
+    exit_code = 4
+
+
+class TLSFailure(Unreachable):
+    """The server's certificate did not verify. Never retried blindly."""
+
+
+class PreconditionFailed(RemoteError):
+    """412: the ETag we held is stale, or If-None-Match found an existing object."""
+
+
+class NotFound(RemoteError):
+    """404 on a resource or calendar."""
+
+
+class Forbidden(RemoteError):
+    """403: read-only calendar, or a UID already used in another calendar of the account."""
+
+
+class InvalidSyncToken(RemoteError):
+    """The server no longer knows our sync token; a full resync follows."""
+
+
+class BadRemoteData(RemoteError):
+    """A response body we could not parse (truncated, not XML, hostile XML)."""
+
+
+# --- this machine ---------------------------------------------------------------------
+
+
+class LocalError(CalmirrorError):
+    """The local store, state database or file system failed."""
+
+    exit_code = 5
+
+
+class LocalServerError(LocalError):
+    """The local Radicale server could not start or be reached."""
+
+
+class BadItem(CalmirrorError):
+    """A calendar object that cannot be used; `reason` is short and safe to log."""
+
+    def __init__(self, href: str, reason: str) -> None:
+        super().__init__(f"{href}: {reason}")
+        self.href = href
+        self.reason = reason

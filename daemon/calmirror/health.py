@@ -1,0 +1,72 @@
+"""Connection health shared by the mirror loop and the push worker.
+
+Both talk to the same iCloud account, so a 503 with Retry-After seen by one holds the
+other too (no request before it elapses), and a 401 stops both until the user reconnects.
+The state is persisted so `calmirror status` can show it from another process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from calmirror.errors import AuthFailed, RemoteError, Unavailable, Unreachable
+from calmirror.state import State
+
+HEALTH_KEY = "health"
+
+
+class Health:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._lock = threading.Lock()
+        current = state.get_meta(HEALTH_KEY) or {}
+        self.not_before: float = float(current.get("not_before") or 0.0)
+        # A new process tries once even after a 401: the password may have been fixed meanwhile.
+        self.auth_failed = False
+
+    def wait_time(self, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        return max(0.0, self.not_before - now)
+
+    def ok(self) -> None:
+        with self._lock:
+            previous = self.state.get_meta(HEALTH_KEY) or {}
+            self.auth_failed = False
+            if previous.get("state") != "ok":
+                self.state.set_meta(HEALTH_KEY, {"state": "ok", "since": time.time(), "not_before": 0})
+
+    def failed(self, error: RemoteError) -> None:
+        """Record a remote failure; returns nothing, callers decide per row what to retry."""
+        with self._lock:
+            previous: dict[str, Any] = self.state.get_meta(HEALTH_KEY) or {}
+            now = time.time()
+            if isinstance(error, AuthFailed):
+                self.auth_failed = True
+                kind = "auth_failed"
+            elif isinstance(error, Unavailable | Unreachable):
+                kind = "unreachable"
+            else:
+                return
+            if isinstance(error, Unavailable) and error.retry_after:
+                self.not_before = max(self.not_before, now + error.retry_after)
+            since = previous.get("since", now) if previous.get("state") == kind else now
+            self.state.set_meta(HEALTH_KEY, {"state": kind, "since": since, "not_before": self.not_before,
+                                             "detail": error.message[:300]})
+
+    def reset_auth(self) -> None:
+        """After a reconnect (new password), try again."""
+        with self._lock:
+            self.auth_failed = False
+            self.state.set_meta(HEALTH_KEY, {"state": "ok", "since": time.time(), "not_before": 0})
+
+
+def describe(state: State, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    current = state.get_meta(HEALTH_KEY) or {"state": "unknown"}
+    text = {"ok": "ok", "auth_failed": "auth failed: reconnect required",
+            "unreachable": "unreachable", "unknown": "not checked yet"}.get(current["state"], current["state"])
+    if current["state"] == "unreachable" and current.get("since"):
+        text += " since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(current["since"]))
+    return {**current, "text": text, "retry_in": max(0.0, float(current.get("not_before") or 0) - now)}

@@ -1,0 +1,52 @@
+"""Names and paths of the local store, in one place.
+
+The middleware, the rights plugin and the storage API must agree exactly on which
+collection is a mirror: if they disagreed, a client could write into a collection the
+daemon believes nobody but itself touches.
+"""
+
+from __future__ import annotations
+
+from radicale import pathutils
+
+APPOINTMENTS = "appointments"
+BLOCKED = "blocked"
+MIRROR_PREFIX = "icloud-"
+
+APPOINTMENTS_DISPLAYNAME = "Appointments"
+BLOCKED_DISPLAYNAME = "Blocked slots"
+
+#: The collections a client may write into; everything else of the user is read-only.
+WRITABLE = frozenset({APPOINTMENTS, BLOCKED})
+
+
+def mirror_name(slug: str) -> str:
+    """The collection name of the mirror with this slug (`work` -> `icloud-work`)."""
+    return MIRROR_PREFIX + slug
+
+
+def is_mirror(name: str) -> bool:
+    return name.startswith(MIRROR_PREFIX) and len(name) > len(MIRROR_PREFIX)
+
+
+def is_valid_slug(slug: str) -> bool:
+    """A slug becomes one path component: no separators, no dot-names Radicale hides."""
+    return bool(slug) and pathutils.is_safe_filesystem_path_component(mirror_name(slug)) and (
+        slug == slug.strip()
+    )
+
+
+def split_path(raw_path: str) -> list[str]:
+    """The components of a request path exactly as Radicale sanitizes it."""
+    stripped = pathutils.sanitize_path(raw_path).strip("/")
+    return stripped.split("/") if stripped else []
+
+
+def collection_of(raw_path: str) -> str | None:
+    """The collection name a path is in or names (`/u/appointments/x.ics` -> `appointments`)."""
+    parts = split_path(raw_path)
+    return parts[1] if len(parts) >= 2 else None
+
+
+def is_item_path(raw_path: str) -> bool:
+    return len(split_path(raw_path)) == 3

@@ -1,0 +1,60 @@
+"""Logging: one line per event that matters, journald-aware, and secret-proof.
+
+Under journald (JOURNAL_STREAM set) lines carry syslog priority prefixes like `<4>` and no
+timestamps (the journal adds its own). Every secret the process learns is registered with
+`redact()` and replaced by *** in any record, whatever code logged it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def redact(secret: str | None) -> None:
+    if secret and len(secret) >= 4:
+        with _lock:
+            _secrets.add(secret)
+
+
+def scrub(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _Scrubbing(logging.Formatter):
+    def __init__(self, journal: bool) -> None:
+        fmt = "%(message)s" if journal else "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+        super().__init__(fmt, datefmt="%Y-%m-%d %H:%M:%S")
+        self.journal = journal
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = scrub(super().format(record))
+        if self.journal:
+            prefix = f"<{PRIORITY.get(record.levelno, 6)}>"
+            return "\n".join(prefix + line for line in text.splitlines())
+        return text
+
+
+def setup(level: str = "info", verbose: bool = False) -> None:
+    journal = bool(os.environ.get("JOURNAL_STREAM"))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Scrubbing(journal))
+    root = logging.getLogger("calmirror")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper(), logging.INFO))
+    radicale = logging.getLogger("radicale")
+    radicale.handlers[:] = [handler]
+    radicale.propagate = False
+    radicale.setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in ("urllib3", "watchdog", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

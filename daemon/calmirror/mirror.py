@@ -1,0 +1,184 @@
+"""Carry out mirror plans: iCloud conflict calendars -> read-only local calendars.
+
+One pass per calendar: one sync-collection REPORT, multigets in batches for what changed,
+storage-API writes in batches, then the new token. The token is saved last, so a pass cut
+short by a crash or a 503 is simply repeated; items already applied are recognised by
+their ETag and not fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from calmirror.config import Settings
+from calmirror.errors import InvalidSyncToken
+from calmirror.local.store import LocalStore
+from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, plan_mirror
+from calmirror.remote import ICloudClient
+from calmirror.state import CalendarRow, MirrorEntry, State
+
+log = logging.getLogger("calmirror.mirror")
+
+Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
+
+
+@dataclass
+class SyncReport:
+    calendar_id: str
+    name: str
+    slug: str
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    requests_hint: int = 0
+    full: bool = False
+    held_empty: bool = False
+    error: str | None = None
+    skipped_reasons: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.name}: failed: {self.error}"
+        if self.held_empty:
+            return (f"{self.name}: iCloud lists no events; the mirror was kept "
+                    f"(run `calmirror sync --accept-empty \"{self.name}\"` if that is right)")
+        return (f"{self.name}: {self.added} added, {self.updated} updated, {self.deleted} deleted, "
+                f"{self.skipped} skipped")
+
+
+def slugify(name: str, taken: set[str], fallback: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40] or fallback[:8].lower()
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def mirror_collection(slug: str) -> str:
+    return f"icloud-{slug}"
+
+
+class Mirror:
+    def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
+        self.state, self.store, self.settings = state, store, settings
+
+    # --- which calendars ---------------------------------------------------------------
+
+    def ensure_mirror(self, cal: CalendarRow) -> str:
+        """The local slug of a conflict calendar, creating its collection when new."""
+        row = self.state.mirror(cal.id)
+        taken = {r["slug"] for r in self.state.mirrors() if r["calendar_id"] != cal.id}
+        slug = row["slug"] if row and row.get("slug") else slugify(cal.name, taken, cal.id)
+        if slug not in set(self.store.list_mirrors()):
+            self.store.ensure_mirror(slug, f"iCloud · {cal.name}", cal.color)
+            if row and row.get("sync_token"):
+                # The local copy was lost (store wiped): start again from a full listing.
+                self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)
+        if not row or row.get("slug") != slug:
+            self.state.update_mirror(cal.id, slug=slug)
+        return slug
+
+    def remove(self, calendar_id: str) -> None:
+        row = self.state.mirror(calendar_id)
+        if row and row.get("slug"):
+            self.store.delete_mirror(row["slug"])
+        self.state.forget_mirror(calendar_id)
+
+    def prune(self) -> list[str]:
+        """Drop mirrors of calendars that are no longer conflict calendars."""
+        wanted = set(self.settings.icloud.conflicts)
+        removed = [r["calendar_id"] for r in self.state.mirrors() if r["calendar_id"] not in wanted]
+        for calendar_id in removed:
+            self.remove(calendar_id)
+        return removed
+
+    # --- one calendar ------------------------------------------------------------------
+
+    def policy(self, cal: CalendarRow, accept_empty: bool) -> MirrorPolicy:
+        appointments = self.state.appointments()
+        account = self.state.account()
+        me = frozenset({account.apple_id.lower()} if account else set()) | frozenset(
+            self.settings.availability.aliases)
+        return MirrorPolicy(
+            source=cal.id,
+            details=self.settings.calendar(cal.id).details,
+            me=me,
+            exclude_uids=frozenset(appointments),
+            exclude_hrefs=frozenset(a.remote_href for a in appointments.values() if a.remote_href),
+            accept_empty=accept_empty,
+        )
+
+    def sync_calendar(self, client: ICloudClient, cal: CalendarRow, *, accept_empty: bool = False,
+                      progress: Progress | None = None) -> SyncReport:
+        slug = self.ensure_mirror(cal)
+        report = SyncReport(cal.id, cal.name, slug)
+        self.state.update_mirror(cal.id, last_attempt=time.time())
+        token = (self.state.mirror(cal.id) or {}).get("sync_token")
+        try:
+            changes = client.sync(cal.url, token)
+        except InvalidSyncToken:
+            log.warning("%s: sync token no longer valid; full resync", cal.name)
+            changes = client.sync(cal.url, None)
+        report.full = changes.full or token is None
+        known = self.state.mirror_items(cal.id)
+        policy = self.policy(cal, accept_empty)
+
+        removal = plan_mirror(known, changes.changed, changes.deleted, report.full, {}, [], policy)
+        if removal.held_empty:
+            report.held_empty = True
+            self.state.update_mirror(cal.id, held_empty=1, last_error="iCloud lists no events; mirror kept")
+            log.warning("%s", report.summary())
+            return report
+
+        wanted = hrefs_to_fetch(known, changes.changed, policy)
+        batch = self.settings.sync.batch
+        for start in range(0, len(wanted), batch):
+            if progress:
+                progress(cal.name, start, len(wanted))
+            items, missing = client.fetch(cal.url, wanted[start:start + batch], batch=batch)
+            fetched = {item.href: (item.etag, item.body) for item in items}
+            self._apply(cal.id, slug, plan_mirror(known, changes.changed, [], False, fetched, missing, policy),
+                        known, report)
+        if progress:
+            progress(cal.name, len(wanted), len(wanted))
+        self._apply(cal.id, slug, removal, known, report)
+        self.state.update_mirror(cal.id, sync_token=changes.token, last_sync=time.time(), held_empty=0,
+                                 last_error=None)
+        log.info("sync %s", report.summary())
+        return report
+
+    def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry], report: SyncReport) -> None:
+        if not plan.changed and not plan.entries:
+            return
+        refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
+        skipped = dict(plan.skipped)
+        entries = []
+        for entry in plan.entries:
+            if entry.local_href in refused:
+                skipped[entry.href] = refused[entry.local_href]
+                continue
+            entries.append(entry)
+            if entry.href in known:
+                report.updated += 1
+            else:
+                report.added += 1
+        for href, reason in skipped.items():
+            log.warning("skip %s: %s", href, reason)
+        report.skipped += len(skipped)
+        report.skipped_reasons.update(skipped)
+        report.deleted += len(plan.gone)
+        self.state.apply_mirror_map(calendar_id, entries, plan.gone, skipped, replace=False)
+        for entry in entries:
+            known[entry.href] = entry
+        for href in plan.gone:
+            known.pop(href, None)

@@ -1,0 +1,158 @@
+"""Pure sync decisions: snapshots in, actions out. No I/O, no clock, no database.
+
+The executors (`mirror.py`, `push.py`) carry the actions out. Keeping the decisions here
+means the property tests can run thousands of histories against them in seconds, and
+the safety rails (an emptied calendar, a write to a read-only mirror, our own pushed
+appointments seen again) are visible in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from calmirror.errors import BadItem
+from calmirror.state import Appointment, MirrorEntry
+from calmirror.transform import (
+    has_marker,
+    icloud_body,
+    is_cancelled,
+    local_name,
+    mirror_copy,
+    remote_name,
+)
+
+# --- mirror ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MirrorPolicy:
+    source: str  # the iCloud calendar id, written into the marker
+    details: str = "full"
+    me: frozenset[str] = frozenset()
+    exclude_uids: frozenset[str] = frozenset()  # our own appointments: never mirrored back
+    exclude_hrefs: frozenset[str] = frozenset()
+    accept_empty: bool = False
+
+
+@dataclass(frozen=True)
+class MirrorPlan:
+    writes: list[tuple[str, str]] = field(default_factory=list)  # (local href, body)
+    local_deletes: list[str] = field(default_factory=list)
+    entries: list[MirrorEntry] = field(default_factory=list)  # new or changed map rows
+    gone: list[str] = field(default_factory=list)  # remote hrefs to drop from the map
+    skipped: dict[str, str] = field(default_factory=dict)  # remote href -> reason
+    held_empty: bool = False  # safety rail: deletions withheld, token must not advance
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.writes or self.local_deletes or self.gone or self.skipped)
+
+
+def hrefs_to_fetch(known: Mapping[str, MirrorEntry], changed: Mapping[str, str],
+                   policy: MirrorPolicy, skipped_etags: Mapping[str, str] | None = None) -> list[str]:
+    """Changed hrefs whose ETag differs from what the mirror already holds."""
+    skipped_etags = skipped_etags or {}
+    return [href for href, etag in changed.items()
+            if href not in policy.exclude_hrefs
+            and (href not in known or known[href].etag != etag)
+            and skipped_etags.get(href) != etag]
+
+
+def plan_mirror(known: Mapping[str, MirrorEntry], changed: Mapping[str, str], deleted: Sequence[str],
+                full: bool, fetched: Mapping[str, tuple[str, str]], missing: Sequence[str],
+                policy: MirrorPolicy) -> MirrorPlan:
+    """Decide how the local mirror follows one remote listing.
+
+    `changed` is href -> etag from the listing; `fetched` is href -> (etag, body) for the
+    hrefs we downloaded; `missing` are hrefs that vanished between listing and fetch. On a
+    full listing everything known but not listed is gone.
+    """
+    plan = MirrorPlan()
+    gone = set(deleted) | set(missing)
+    if full:
+        gone |= set(known) - set(changed)
+    gone &= set(known)
+
+    survivors = (set(known) | set(changed)) - gone - set(missing)
+    survivors -= policy.exclude_hrefs
+    if known and not survivors and not policy.accept_empty:
+        return MirrorPlan(held_empty=True)
+
+    for href in sorted(gone):
+        plan.local_deletes.append(known[href].local_href)
+        plan.gone.append(href)
+
+    for href, (etag, body) in sorted(fetched.items()):
+        if href in gone or href in policy.exclude_hrefs:
+            continue
+        try:
+            uid, copy = mirror_copy(body, href, policy.source, policy.details, policy.me)
+        except BadItem as bad:
+            plan.skipped[href] = bad.reason
+            if href in known:  # a once-good item turned bad: do not keep a stale copy
+                plan.local_deletes.append(known[href].local_href)
+                plan.gone.append(href)
+            continue
+        if uid in policy.exclude_uids:
+            if href in known:
+                plan.local_deletes.append(known[href].local_href)
+                plan.gone.append(href)
+            continue
+        local_href = known[href].local_href if href in known else local_name(href)
+        plan.writes.append((local_href, copy))
+        plan.entries.append(MirrorEntry(href=href, etag=etag, uid=uid, local_href=local_href))
+    return plan
+
+
+# --- push --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushAction:
+    kind: str  # "create" | "update" | "delete" | "forget" | "nothing" | "refuse"
+    href: str | None = None
+    body: str | None = None
+    etag: str | None = None
+    reason: str = ""
+    forget_after: bool = False  # drop the appointment row after the remote delete
+
+
+def plan_push(uid: str, local_body: str | None, local_etag: str | None, appt: Appointment | None,
+              linked_url: str | None, cancel_mode: str, local_href: str = "") -> PushAction:
+    """What the linked iCloud calendar needs so it matches one local appointment.
+
+    Appointments already pushed keep living where they were created (their stored href),
+    even after the linked calendar changes; only new ones go to the new linked calendar.
+    """
+    remote = appt.remote_href if appt else None
+    remote_etag = appt.remote_etag if appt else None
+
+    if local_body is None:  # deleted locally
+        if not remote:
+            return PushAction("forget")
+        if cancel_mode == "mark-cancelled" and appt and appt.pushed_etag:
+            return PushAction("update", href=remote, etag=remote_etag, reason="cancel",
+                              body=None, forget_after=True)
+        return PushAction("delete", href=remote, etag=remote_etag, forget_after=True)
+
+    if has_marker(local_body):
+        return PushAction("refuse", reason="carries the mirror marker; mirrored events are never pushed")
+    if appt and appt.pushed_etag == local_etag and remote:
+        return PushAction("nothing")
+
+    cancelled = is_cancelled(local_body)
+    if cancelled and cancel_mode == "delete":
+        if remote:
+            return PushAction("delete", href=remote, etag=remote_etag, forget_after=False)
+        return PushAction("nothing", reason="cancelled before it was ever pushed")
+
+    try:
+        body = icloud_body(local_body, local_href)
+    except BadItem as bad:
+        return PushAction("refuse", reason=bad.reason)
+    if remote:
+        return PushAction("update", href=remote, etag=remote_etag, body=body)
+    if not linked_url:
+        return PushAction("refuse", reason="no linked iCloud calendar; run `calmirror link CALENDAR`")
+    return PushAction("create", href=linked_url.rstrip("/") + "/" + remote_name(uid), body=body)

@@ -1,0 +1,200 @@
+"""Carry out push plans: the durable outbox -> the linked iCloud calendar.
+
+Exactly-once comes from three things together: a row leaves the outbox only after iCloud
+acknowledged the write; a new appointment always goes to the same URL (derived from its
+UID) with `If-None-Match: *`, so a create retried after a crash finds the first one (412)
+and turns into an update; and updates and deletes carry the ETag we last saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from calmirror.config import Settings
+from calmirror.detect import content_hash
+from calmirror.errors import (
+    AuthFailed,
+    BadRemoteData,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    RemoteError,
+    Unavailable,
+    Unreachable,
+)
+from calmirror.health import Health
+from calmirror.local.store import LocalStore
+from calmirror.plan import PushAction, plan_push
+from calmirror.remote import ICloudClient
+from calmirror.state import APPOINTMENTS, OutboxRow, State
+from calmirror.transform import icloud_body
+
+log = logging.getLogger("calmirror.push")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    uid: str
+    action: str
+    ok: bool
+    detail: str = ""
+
+
+def backoff(attempts: int, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter, capped: 1 s, 2 s, 4 s, … up to `cap`."""
+    rng = rng or random.Random()
+    return min(cap, 2.0 ** min(attempts, 16)) * rng.uniform(0.5, 1.0)
+
+
+class Pusher:
+    def __init__(self, state: State, store: LocalStore, settings: Settings, health: Health) -> None:
+        self.state, self.store, self.settings, self.health = state, store, settings, health
+
+    def linked_url(self) -> str | None:
+        linked = self.settings.icloud.linked
+        for cal in self.state.calendars():
+            if cal.id == linked:
+                return cal.url
+        return None
+
+    def drain(self, client: ICloudClient, *, limit: int | None = None,
+              should_stop: Callable[[], bool] = lambda: False) -> list[PushResult]:
+        """Push every due row; stops early on 401, when iCloud asks us to wait, or on shutdown."""
+        results: list[PushResult] = []
+        while (limit is None or len(results) < limit) and not should_stop():
+            if self.health.auth_failed or self.health.wait_time() > 0:
+                break
+            rows = self.state.claim(time.time(), limit=1)
+            if not rows:
+                break
+            result = self.push_row(client, rows[0])
+            results.append(result)
+            if not result.ok and self.health.auth_failed:
+                break
+        return results
+
+    def push_row(self, client: ICloudClient, row: OutboxRow) -> PushResult:
+        appt = self.state.appointment(row.uid)
+        local_href = appt.local_href if appt else None
+        body = self.store.item(APPOINTMENTS, local_href) if local_href else None
+        local_etag = content_hash(body) if body is not None else None
+        action = plan_push(row.uid, body, local_etag, appt, self.linked_url(), self.settings.push.cancel,
+                           local_href or "")
+        try:
+            self._execute(client, row.uid, action, local_etag)
+        except AuthFailed as exc:
+            self.health.failed(exc)
+            self.state.retry_later(row, time.time(), "iCloud refused the password: reconnect required")
+            self.state.record_event("error", "push", f"{row.uid}: iCloud refused the password; "
+                                    "run `calmirror connect` again")
+            log.error("push stopped: iCloud refused the password; run `calmirror connect` again")
+            return PushResult(row.uid, action.kind, False, "auth failed")
+        except (Unavailable, Unreachable, BadRemoteData) as exc:
+            self.health.failed(exc)
+            delay = backoff(row.attempts, self.settings.push.max_backoff)
+            if isinstance(exc, Unavailable) and exc.retry_after:
+                delay = max(delay, exc.retry_after)
+                self.state.hold_pending_until(time.time() + exc.retry_after)
+            self.state.retry_later(row, time.time() + delay, exc.message[:300])
+            log.warning("retry %s in %.0f s: %s", row.uid, delay, exc.message)
+            return PushResult(row.uid, action.kind, False, exc.message)
+        except Forbidden as exc:
+            reason = ("iCloud refused the write (403): this UID already exists in another iCloud calendar, "
+                      "or the linked calendar is read-only")
+            self.state.fail(row, reason)
+            self.state.record_event("error", "push", f"{row.uid}: {reason}")
+            log.error("push %s failed: %s (%s)", row.uid, reason, exc.url)
+            return PushResult(row.uid, action.kind, False, reason)
+        except RemoteError as exc:
+            delay = backoff(row.attempts, self.settings.push.max_backoff)
+            self.state.retry_later(row, time.time() + delay, exc.message[:300])
+            log.warning("retry %s in %.0f s: %s", row.uid, delay, exc.message)
+            return PushResult(row.uid, action.kind, False, exc.message)
+        if action.kind == "refuse":
+            self.state.fail(row, action.reason)
+            self.state.record_event("warning", "push", f"{row.uid}: not pushed: {action.reason}")
+            log.warning("not pushing %s: %s", row.uid, action.reason)
+            return PushResult(row.uid, action.kind, False, action.reason)
+        self.health.ok()
+        self.state.finish(row)
+        if action.kind not in ("nothing", "forget"):
+            log.info("push %s %s", action.kind, row.uid)
+            self.state.set_meta("last_push", {"ts": time.time(), "uid": row.uid, "action": action.kind})
+        return PushResult(row.uid, action.kind, True)
+
+    # --- the writes ----------------------------------------------------------------------
+
+    def _execute(self, client: ICloudClient, uid: str, action: PushAction, local_etag: str | None) -> None:
+        if action.kind == "forget":
+            self.state.forget_appointment(uid)
+        elif action.kind == "nothing":
+            if local_etag:
+                self.state.update_appointment(uid, pushed_etag=local_etag)
+        elif action.kind == "create":
+            assert action.href and action.body
+            etag = self._create(client, action.href, action.body)
+            linked = self.linked_url()
+            self.state.update_appointment(uid, remote_calendar=linked, remote_href=action.href,
+                                          remote_etag=etag, pushed_etag=local_etag)
+        elif action.kind == "update" and action.body is None:  # cancel a deleted appointment
+            assert action.href
+            self._mark_cancelled(client, action.href)
+            self.state.forget_appointment(uid)
+        elif action.kind == "update":
+            assert action.href and action.body
+            etag = self._update(client, action.href, action.body, action.etag)
+            self.state.update_appointment(uid, remote_href=action.href, remote_etag=etag,
+                                          pushed_etag=local_etag)
+        elif action.kind == "delete":
+            assert action.href
+            self._delete(client, action.href, action.etag)
+            if action.forget_after:
+                self.state.forget_appointment(uid)
+            else:
+                self.state.update_appointment(uid, remote_calendar=None, remote_href=None, remote_etag=None,
+                                              pushed_etag=local_etag)
+
+    def _create(self, client: ICloudClient, href: str, body: str) -> str:
+        try:
+            return client.create(href, body)
+        except PreconditionFailed:
+            # Already there: our own earlier create whose answer was lost. Overwrite it.
+            current = client.get(href)
+            log.info("create %s found an existing copy (earlier attempt); updating it", href)
+            return client.update(href, body, current.etag)
+
+    def _update(self, client: ICloudClient, href: str, body: str, etag: str | None) -> str:
+        try:
+            if etag is None:
+                etag = client.get(href).etag
+            return client.update(href, body, etag)
+        except PreconditionFailed:
+            current = client.get(href)
+            log.warning("412 on %s: iCloud had another version; re-applied the local one", href)
+            self.state.record_event("warning", "push", f"{href}: changed in iCloud; local version re-applied")
+            return client.update(href, body, current.etag)
+        except NotFound:
+            log.info("%s vanished from iCloud; recreating it", href)
+            return client.create(href, body)
+
+    def _delete(self, client: ICloudClient, href: str, etag: str | None) -> None:
+        try:
+            client.delete(href, etag)
+        except PreconditionFailed:
+            try:
+                client.delete(href, client.get(href).etag)
+            except NotFound:
+                pass
+        except NotFound:
+            pass
+
+    def _mark_cancelled(self, client: ICloudClient, href: str) -> None:
+        try:
+            current = client.get(href)
+        except NotFound:
+            return
+        client.update(href, icloud_body(current.body, href, cancelled=True), current.etag)

@@ -1,0 +1,394 @@
+"""The state database: the only module that touches SQLite.
+
+Everything calmirror must remember across a crash lives here: the connected account, the
+remote calendars, sync tokens, the item maps of mirrors and appointments, and the durable
+outbox. WAL with synchronous=FULL makes a committed outbox row survive power loss. One
+connection is shared by the daemon's threads behind a lock; SQLite serialises writers
+anyway and every transaction here is short.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from calmirror.errors import LocalError
+
+SCHEMA_VERSION = 1
+APPOINTMENTS = "appointments"
+
+
+@dataclass(frozen=True)
+class Account:
+    apple_id: str
+    server: str
+    principal_url: str
+    home_url: str
+    connected_at: float
+
+
+@dataclass(frozen=True)
+class CalendarRow:
+    id: str
+    url: str
+    name: str
+    color: str | None
+    components: tuple[str, ...]
+    writable: bool
+
+    @property
+    def is_event_calendar(self) -> bool:
+        return "VEVENT" in self.components
+
+
+@dataclass(frozen=True)
+class MirrorEntry:
+    href: str
+    etag: str
+    uid: str
+    local_href: str
+
+
+@dataclass(frozen=True)
+class Appointment:
+    uid: str
+    local_href: str | None
+    local_etag: str | None
+    remote_calendar: str | None
+    remote_href: str | None
+    remote_etag: str | None
+    pushed_etag: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    uid: str
+    collection: str
+    seq: int
+    state: str
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+    enqueued_at: float
+
+
+def _create_schema(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    db["account"].create({"id": int, "apple_id": str, "server": str, "principal_url": str, "home_url": str,
+                          "connected_at": float}, pk="id", if_not_exists=True)
+    db["calendars"].create({"id": str, "url": str, "name": str, "color": str, "components": str,
+                            "writable": int}, pk="id", if_not_exists=True)
+    db["mirrors"].create({"calendar_id": str, "slug": str, "sync_token": str, "last_sync": float,
+                          "last_attempt": float, "last_error": str, "item_count": int, "skipped": int,
+                          "held_empty": int}, pk="calendar_id", if_not_exists=True)
+    db["mirror_items"].create({"calendar_id": str, "href": str, "etag": str, "uid": str, "local_href": str},
+                              pk=("calendar_id", "href"), if_not_exists=True)
+    db["skipped_items"].create({"calendar_id": str, "href": str, "reason": str, "seen_at": float},
+                               pk=("calendar_id", "href"), if_not_exists=True)
+    db["appointments"].create({"uid": str, "local_href": str, "local_etag": str, "remote_calendar": str,
+                               "remote_href": str, "remote_etag": str, "pushed_etag": str},
+                              pk="uid", if_not_exists=True)
+    db["outbox"].create({"collection": str, "uid": str, "seq": int, "state": str, "attempts": int,
+                         "next_attempt": float, "last_error": str, "enqueued_at": float,
+                         "updated_at": float}, pk=("collection", "uid"), if_not_exists=True)
+    db["events"].create({"id": int, "ts": float, "level": str, "kind": str, "message": str},
+                        pk="id", if_not_exists=True)
+    db["guard_warnings"].create({"uid": str, "summary": str, "start": str, "end": str, "ts": float},
+                                pk="uid", if_not_exists=True)
+    db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
+    db.execute("CREATE INDEX IF NOT EXISTS appointments_local ON appointments(local_href)")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+            if path.exists():
+                path.chmod(0o600)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            raise LocalError(f"{path}: cannot open the state database ({exc}); "
+                             "move it aside to start afresh") from None
+        self.path = path
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        with self._lock:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LocalError(f"{path}: written by a newer calmirror (schema {version}); upgrade calmirror")
+            _create_schema(self.db)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One atomic unit; nested use joins the outer transaction."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                yield self.db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    conn.execute("ROLLBACK")
+                    raise LocalError(f"{self.path}: cannot save state ({exc}); is the disk full?") from None
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self.db.query(sql, params)]
+
+    # --- meta --------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as db:
+            db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+
+    # --- account and calendars ---------------------------------------------------------
+
+    def account(self) -> Account | None:
+        rows = self._rows("SELECT * FROM account WHERE id = 1")
+        if not rows:
+            return None
+        r = rows[0]
+        return Account(r["apple_id"], r["server"], r["principal_url"], r["home_url"], r["connected_at"])
+
+    def set_account(self, account: Account) -> None:
+        with self.transaction() as db:
+            db["account"].upsert({"id": 1, **account.__dict__}, pk="id")
+
+    def forget_account(self) -> None:
+        """Drop the connection and everything learnt from iCloud; appointments stay."""
+        with self.transaction() as db:
+            for table in ("account", "calendars", "mirrors", "mirror_items", "skipped_items"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
+                       "remote_etag = NULL, pushed_etag = NULL")
+            db.execute("DELETE FROM meta WHERE key LIKE 'health%'")
+
+    def set_calendars(self, calendars: list[CalendarRow]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM calendars")
+            db["calendars"].insert_all(
+                [{"id": c.id, "url": c.url, "name": c.name, "color": c.color,
+                  "components": ",".join(c.components), "writable": int(c.writable)} for c in calendars],
+                pk="id")
+
+    def calendars(self) -> list[CalendarRow]:
+        return [CalendarRow(r["id"], r["url"], r["name"], r["color"],
+                            tuple(x for x in (r["components"] or "").split(",") if x), bool(r["writable"]))
+                for r in self._rows("SELECT * FROM calendars ORDER BY name")]
+
+    # --- mirrors -----------------------------------------------------------------------
+
+    def mirror(self, calendar_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM mirrors WHERE calendar_id = ?", (calendar_id,))
+        return rows[0] if rows else None
+
+    def mirrors(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM mirrors ORDER BY slug")
+
+    def update_mirror(self, calendar_id: str, **fields: Any) -> None:
+        with self.transaction() as db:
+            db["mirrors"].upsert({"calendar_id": calendar_id, **fields}, pk="calendar_id")
+
+    def forget_mirror(self, calendar_id: str) -> None:
+        with self.transaction() as db:
+            for table in ("mirrors", "mirror_items", "skipped_items"):
+                db.execute(f"DELETE FROM {table} WHERE calendar_id = ?", (calendar_id,))
+
+    def mirror_items(self, calendar_id: str) -> dict[str, MirrorEntry]:
+        return {r["href"]: MirrorEntry(r["href"], r["etag"], r["uid"], r["local_href"])
+                for r in self._rows("SELECT * FROM mirror_items WHERE calendar_id = ?", (calendar_id,))}
+
+    def apply_mirror_map(self, calendar_id: str, upserts: list[MirrorEntry], deletes: list[str],
+                         skipped: dict[str, str], *, replace: bool, **mirror_fields: Any) -> None:
+        """Record what one sync pass did, and its new token, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            if replace:
+                db.execute("DELETE FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
+                db.execute("DELETE FROM skipped_items WHERE calendar_id = ?", (calendar_id,))
+            for href in deletes:
+                db.execute("DELETE FROM mirror_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
+                db.execute("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
+            if upserts:
+                db["mirror_items"].upsert_all(
+                    [{"calendar_id": calendar_id, **e.__dict__} for e in upserts], pk=("calendar_id", "href"))
+                db.executemany("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
+                               [(calendar_id, e.href) for e in upserts])
+            if skipped:
+                db["skipped_items"].upsert_all(
+                    [{"calendar_id": calendar_id, "href": h, "reason": r, "seen_at": now}
+                     for h, r in skipped.items()], pk=("calendar_id", "href"))
+            count = db.execute("SELECT COUNT(*) FROM mirror_items WHERE calendar_id = ?",
+                               (calendar_id,)).fetchone()[0]
+            nskipped = db.execute("SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?",
+                                  (calendar_id,)).fetchone()[0]
+            db["mirrors"].upsert({"calendar_id": calendar_id, "item_count": count, "skipped": nskipped,
+                                  **mirror_fields}, pk="calendar_id")
+
+    def refetch_mirror(self, calendar_id: str) -> None:
+        """Forget ETags and token so the next pass fetches and rewrites every item, while the
+        map still knows which local copies exist (so remote deletions are still applied)."""
+        with self.transaction() as db:
+            db.execute("UPDATE mirror_items SET etag = '' WHERE calendar_id = ?", (calendar_id,))
+            db.execute("UPDATE mirrors SET sync_token = NULL WHERE calendar_id = ?", (calendar_id,))
+
+    def skipped_items(self, calendar_id: str | None = None) -> list[dict[str, Any]]:
+        if calendar_id is None:
+            return self._rows("SELECT * FROM skipped_items ORDER BY calendar_id, href")
+        return self._rows("SELECT * FROM skipped_items WHERE calendar_id = ? ORDER BY href", (calendar_id,))
+
+    # --- appointments ------------------------------------------------------------------
+
+    def appointment(self, uid: str) -> Appointment | None:
+        rows = self._rows("SELECT * FROM appointments WHERE uid = ?", (uid,))
+        return Appointment(**rows[0]) if rows else None
+
+    def appointments(self) -> dict[str, Appointment]:
+        return {r["uid"]: Appointment(**r) for r in self._rows("SELECT * FROM appointments")}
+
+    def appointment_uids(self) -> frozenset[str]:
+        return frozenset(r["uid"] for r in self._rows("SELECT uid FROM appointments"))
+
+    def update_appointment(self, uid: str, **fields: Any) -> None:
+        with self.transaction() as db:
+            db["appointments"].upsert({"uid": uid, **fields}, pk="uid")
+
+    def forget_appointment(self, uid: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM appointments WHERE uid = ?", (uid,))
+
+    # --- outbox ------------------------------------------------------------------------
+
+    def enqueue(self, uid: str, collection: str = APPOINTMENTS, *, now: float | None = None) -> None:
+        """Record the intent to bring `uid` to iCloud; repeated edits collapse into one row.
+
+        The sequence number lets a worker finishing an older version notice that a newer
+        edit arrived meanwhile, so that edit is not marked done by mistake.
+        """
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO outbox (collection, uid, seq, state, attempts, next_attempt, last_error, "
+                "enqueued_at, updated_at) VALUES (?, ?, 1, 'pending', 0, ?, NULL, ?, ?) "
+                "ON CONFLICT(collection, uid) DO UPDATE SET seq = seq + 1, state = 'pending', "
+                "attempts = CASE WHEN state IN ('done', 'failed') THEN 0 ELSE attempts END, "
+                "next_attempt = CASE WHEN state IN ('done', 'failed') THEN excluded.next_attempt "
+                "ELSE next_attempt END, "
+                "enqueued_at = CASE WHEN state IN ('done', 'failed') THEN excluded.enqueued_at "
+                "ELSE enqueued_at END, last_error = NULL, updated_at = excluded.updated_at",
+                (collection, uid, now, now, now))
+
+    def recover_in_flight(self) -> int:
+        """Rows a crash left in flight are pending again: their write may or may not have landed,
+        and the writes are idempotent (deterministic href, ETag preconditions)."""
+        with self.transaction() as db:
+            return db.execute("UPDATE outbox SET state = 'pending' WHERE state = 'in_flight'").rowcount
+
+    def claim(self, now: float, limit: int = 1) -> list[OutboxRow]:
+        with self.transaction() as db:
+            rows = [dict(r) for r in db.query(
+                "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt <= ? "
+                "ORDER BY next_attempt, enqueued_at LIMIT ?", (now, limit))]
+            for r in rows:
+                db.execute("UPDATE outbox SET state = 'in_flight', updated_at = ? WHERE collection = ? "
+                           "AND uid = ?", (now, r["collection"], r["uid"]))
+        return [OutboxRow(r["uid"], r["collection"], r["seq"], "in_flight", r["attempts"], r["next_attempt"],
+                          r["last_error"], r["enqueued_at"]) for r in rows]
+
+    def finish(self, row: OutboxRow, *, now: float | None = None) -> bool:
+        """Mark done unless a newer edit arrived; returns whether it was marked done."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            cur = db.execute("UPDATE outbox SET state = 'done', attempts = attempts + 1, last_error = NULL, "
+                             "updated_at = ? WHERE collection = ? AND uid = ? AND seq = ?",
+                             (now, row.collection, row.uid, row.seq))
+            if cur.rowcount == 0:
+                db.execute("UPDATE outbox SET state = 'pending' WHERE collection = ? AND uid = ? "
+                           "AND state = 'in_flight'", (row.collection, row.uid))
+            return bool(cur.rowcount)
+
+    def retry_later(self, row: OutboxRow, next_attempt: float, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt = ?, "
+                       "last_error = ?, updated_at = ? WHERE collection = ? AND uid = ?",
+                       (next_attempt, error, time.time(), row.collection, row.uid))
+
+    def fail(self, row: OutboxRow, reason: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET state = CASE WHEN seq = ? THEN 'failed' ELSE 'pending' END, "
+                       "attempts = attempts + 1, last_error = ?, updated_at = ? WHERE collection = ? AND uid = ?",
+                       (row.seq, reason, time.time(), row.collection, row.uid))
+
+    def requeue_failed(self) -> int:
+        with self.transaction() as db:
+            return db.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt = 0, "
+                              "last_error = NULL WHERE state = 'failed'").rowcount
+
+    def hold_pending_until(self, when: float) -> None:
+        """Push back every due row, e.g. after a 503 with Retry-After for the whole account."""
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET next_attempt = MAX(next_attempt, ?) WHERE state = 'pending'", (when,))
+
+    def outbox(self, states: tuple[str, ...] = ("pending", "in_flight", "failed")) -> list[OutboxRow]:
+        marks = ",".join("?" for _ in states)
+        return [OutboxRow(r["uid"], r["collection"], r["seq"], r["state"], r["attempts"], r["next_attempt"],
+                          r["last_error"], r["enqueued_at"])
+                for r in self._rows(f"SELECT * FROM outbox WHERE state IN ({marks}) ORDER BY enqueued_at",
+                                    states)]
+
+    def next_due(self) -> float | None:
+        rows = self._rows("SELECT MIN(next_attempt) AS t FROM outbox WHERE state = 'pending'")
+        return rows[0]["t"] if rows and rows[0]["t"] is not None else None
+
+    # --- events shown by status ----------------------------------------------------------
+
+    def record_event(self, level: str, kind: str, message: str, keep: int = 200) -> None:
+        with self.transaction() as db:
+            db["events"].insert({"ts": time.time(), "level": level, "kind": kind, "message": message})
+            db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (keep,))
+
+    def events(self, limit: int = 10, levels: tuple[str, ...] = ("warning", "error")) -> list[dict[str, Any]]:
+        marks = ",".join("?" for _ in levels)
+        return self._rows(f"SELECT * FROM events WHERE level IN ({marks}) ORDER BY id DESC LIMIT ?",
+                          (*levels, limit))
+
+    def add_guard_warning(self, uid: str, summary: str, start: str, end: str) -> None:
+        with self.transaction() as db:
+            db["guard_warnings"].upsert({"uid": uid, "summary": summary, "start": start, "end": end,
+                                         "ts": time.time()}, pk="uid")
+
+    def guard_warnings(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM guard_warnings ORDER BY ts DESC")
+
+    def clear_guard_warning(self, uid: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM guard_warnings WHERE uid = ?", (uid,))

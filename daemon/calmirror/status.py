@@ -1,0 +1,56 @@
+"""What `calmirror status` reports, gathered from the state database only, so it works
+whether or not the daemon runs and never needs a secret."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from calmirror import control, health
+from calmirror.config import Settings
+from calmirror.home import Home
+from calmirror.state import State
+
+
+def _age(ts: float | None, now: float) -> float | None:
+    return None if not ts else round(now - ts, 1)
+
+
+def gather(home: Home, settings: Settings, state: State, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    acct = state.account()
+    names = {c.id: c.name for c in state.calendars()}
+    mirrors = []
+    for row in state.mirrors():
+        cal_id = row["calendar_id"]
+        mirrors.append({
+            "id": cal_id, "name": names.get(cal_id, cal_id), "local_collection": f"icloud-{row.get('slug')}",
+            "items": row.get("item_count") or 0, "skipped": row.get("skipped") or 0,
+            "last_sync": row.get("last_sync"), "last_sync_age_s": _age(row.get("last_sync"), now),
+            "held_empty": bool(row.get("held_empty")), "last_error": row.get("last_error"),
+            "details": settings.calendar(cal_id).details,
+        })
+    pending = state.outbox(("pending", "in_flight"))
+    failed = state.outbox(("failed",))
+    return {
+        "local_url": state.get_meta("local_url"),
+        "daemon_running": control.read_pid(home.pid_file) is not None,
+        "account": acct.apple_id if acct else None,
+        "connection": health.describe(state, now) if acct else {"state": "not connected",
+                                                                   "text": "not connected"},
+        "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "", None)},
+        "mirrors": mirrors,
+        "outbox": {
+            "depth": len(pending),
+            "oldest_pending_age_s": _age(min((r.enqueued_at for r in pending), default=None), now),
+            "failed": [{"uid": r.uid, "reason": r.last_error, "attempts": r.attempts} for r in failed],
+            "last_push": state.get_meta("last_push"),
+            "retrying": [{"uid": r.uid, "attempts": r.attempts, "last_error": r.last_error}
+                         for r in pending if r.attempts],
+        },
+        "guard": {"mode": settings.availability.guard, "warnings": state.guard_warnings()},
+        "skipped_items": [{"calendar": names.get(r["calendar_id"], r["calendar_id"]), "href": r["href"],
+                           "reason": r["reason"]} for r in state.skipped_items()][:50],
+        "recent_errors": [{"ts": e["ts"], "kind": e["kind"], "level": e["level"], "message": e["message"]}
+                          for e in state.events(10)],
+    }
