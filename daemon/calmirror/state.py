@@ -114,11 +114,13 @@ class State:
     def __init__(self, path: Path) -> None:
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-            if path.exists():
-                path.chmod(0o600)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
+            for suffix in ("", "-wal", "-shm"):
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists():
+                    sidecar.chmod(0o600)
         except sqlite3.DatabaseError as exc:
             raise LocalError(f"{path}: cannot open the state database ({exc}); "
                              "move it aside to start afresh") from None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from calmirror import __version__, home, logs
-from calmirror.cli import account_cmds, calendar_cmds, run_cmds, sync_cmds
+from calmirror.cli import account_cmds, calendar_cmds, demo_cmd, run_cmds, sync_cmds
 from calmirror.cli.context import Ctx
 from calmirror.cli.errors import guarded
 
@@ -36,6 +37,7 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version.")] = False,
 ) -> None:
+    os.umask(0o077)  # calendars, state and secrets are private: every file we create is 0600
     ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)
     logs.setup("info", verbose)
     ctx.call_on_close(ctx.obj.close)
@@ -45,6 +47,7 @@ account_cmds.register(app)
 calendar_cmds.register(app)
 sync_cmds.register(app)
 run_cmds.register(app)
+demo_cmd.register(app)
 
 try:  # optional groups written alongside; absent ones simply do not appear
     from calmirror.cli import emulator_cmd

@@ -1,0 +1,242 @@
+"""The emulator's Radicale store: calendars of one account, items, and a UID index.
+
+All writes go through the storage API (never Radicale's HTTP PUT, which is O(n) per
+item) under one lock, so HTTP writes, "iCloud-side" edits and bulk loads can all
+check-and-write atomically and keep the account-wide UID index exact.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import radicale.item as radicale_item
+import radicale.storage
+from radicale.storage import BaseCollection
+
+from calmirror.emulator.radicale_setup import build_configuration
+
+SPECIAL_COLLECTIONS = ("inbox", "outbox", "notification")
+READ_ONLY_KEY = "{http://calmirror.invalid/ns/emulator}read-only"
+COMPONENTS_KEY = "C:supported-calendar-component-set"
+COLOR_KEY = "ICAL:calendar-color"
+NAME_KEY = "D:displayname"
+MAX_RRULE_OCCURRENCE = 100_000
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    cal_id: str
+    name: str
+    components: tuple[str, ...]
+    writable: bool
+    color: str
+
+
+class InvalidObject(ValueError):
+    """An iCalendar body Radicale's own checks refuse (a PUT answers 400)."""
+
+
+def prepare_item(text: str, collection_path: str) -> radicale_item.Item:
+    """Parse and check ``text`` but keep it verbatim apart from CRLF line endings.
+
+    iCloud returns simple events unchanged except for line endings, so the stored
+    text is the client's, not vobject's re-serialisation.
+    """
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    if not normalized.endswith("\r\n"):
+        normalized += "\r\n"
+    try:
+        components = radicale_item.read_components(normalized)
+        radicale_item.check_and_sanitize_items(
+            components, max_vevent_rrule_occurrence=MAX_RRULE_OCCURRENCE, tag="VCALENDAR")
+        item = radicale_item.Item(collection_path=collection_path.strip("/"),
+                                  vobject_item=components[0], text=normalized)
+        item.prepare()
+    except (ValueError, RuntimeError, AttributeError, LookupError) as exc:
+        raise InvalidObject(str(exc)) from exc
+    except Exception as exc:  # vobject raises its own ParseError family
+        raise InvalidObject(str(exc)) from exc
+    return item
+
+
+class Store:
+    """One account's calendars in a Radicale folder.
+
+    The calendar registry and the UID index are kept in memory and rebuilt from disk
+    at start, so an existing data directory is picked up as it is.
+    """
+
+    def __init__(self, folder: str, dsid: str) -> None:
+        self.dsid = dsid
+        self.lock = threading.RLock()
+        self._calendars: dict[str, CalendarInfo] = {}
+        self._uid_locations: dict[str, set[tuple[str, str]]] = {}
+        self._uid_of: dict[tuple[str, str], str] = {}
+        self.configuration = build_configuration(folder, dsid, self.calendar_access)
+        self.storage = radicale.storage.load(self.configuration)
+        self._ensure_layout()
+        self._load_calendars()
+
+    # --- paths ------------------------------------------------------------------------
+
+    @property
+    def principal_path(self) -> str:
+        return f"/{self.dsid}/principal/"
+
+    @property
+    def home_path(self) -> str:
+        return f"/{self.dsid}/calendars/"
+
+    def calendar_path(self, cal_id: str) -> str:
+        return f"{self.home_path}{cal_id}/"
+
+    def calendar_access(self, cal_id: str) -> str | None:
+        """Rights letters Radicale should grant on a calendar; None if not a calendar."""
+        info = self._calendars.get(cal_id)
+        if info is None:
+            return None
+        return "rw" if info.writable else "r"
+
+    @contextmanager
+    def _locked(self, mode: str) -> Iterator[None]:
+        with self.storage.acquire_lock(mode, self.dsid):
+            yield
+
+    def _collection(self, cal_id: str) -> BaseCollection:
+        found = next(iter(self.storage.discover(self.calendar_path(cal_id))), None)
+        if not isinstance(found, BaseCollection):
+            raise KeyError(cal_id)
+        return found
+
+    # --- calendars --------------------------------------------------------------------
+
+    def _ensure_layout(self) -> None:
+        with self.lock, self._locked("w"):
+            for path in (f"/{self.dsid}/", self.home_path,
+                         *(self.home_path + name + "/" for name in SPECIAL_COLLECTIONS)):
+                if next(iter(self.storage.discover(path)), None) is None:
+                    self.storage.create_collection(path)
+
+    def _load_calendars(self) -> None:
+        with self.lock, self._locked("r"):
+            self._calendars.clear()
+            for found in self.storage.discover(self.home_path, depth="1"):
+                if isinstance(found, BaseCollection) and found.tag == "VCALENDAR":
+                    info = _info_from_meta(found.path.rsplit("/", 1)[-1], found.get_meta())
+                    self._calendars[info.cal_id] = info
+            self._rebuild_uid_index()
+
+    def _rebuild_uid_index(self) -> None:
+        self._uid_locations.clear()
+        self._uid_of.clear()
+        for cal_id in self._calendars:
+            for item in self._collection(cal_id).get_all():
+                assert item.href is not None
+                self._index(cal_id, item.href, item.uid)
+
+    def calendars(self) -> list[CalendarInfo]:
+        return list(self._calendars.values())
+
+    def calendar(self, cal_id: str) -> CalendarInfo | None:
+        return self._calendars.get(cal_id)
+
+    def create_calendar(self, info: CalendarInfo) -> None:
+        props = {"tag": "VCALENDAR", NAME_KEY: info.name, COMPONENTS_KEY: ",".join(info.components),
+                 COLOR_KEY: info.color}
+        if not info.writable:
+            props[READ_ONLY_KEY] = "1"
+        with self.lock, self._locked("w"):
+            if next(iter(self.storage.discover(self.calendar_path(info.cal_id))), None) is not None:
+                raise ValueError(f"calendar {info.cal_id!r} exists")
+            self.storage.create_collection(self.calendar_path(info.cal_id), props=props)
+            self._calendars[info.cal_id] = info
+
+    def delete_calendar(self, cal_id: str) -> None:
+        with self.lock, self._locked("w"):
+            self._collection(cal_id).delete()
+            del self._calendars[cal_id]
+            for key in [k for k in self._uid_of if k[0] == cal_id]:
+                self._unindex(*key)
+
+    def set_writable(self, cal_id: str, writable: bool) -> None:
+        with self.lock, self._locked("w"):
+            collection = self._collection(cal_id)
+            props = dict(collection.get_meta())
+            props.pop(READ_ONLY_KEY, None)
+            if not writable:
+                props[READ_ONLY_KEY] = "1"
+            collection.set_meta(props)
+            old = self._calendars[cal_id]
+            self._calendars[cal_id] = CalendarInfo(old.cal_id, old.name, old.components, writable, old.color)
+
+    def rescan(self) -> None:
+        """Re-read calendars and UIDs after a change the layer did not make itself (MOVE)."""
+        self._load_calendars()
+
+    # --- items ------------------------------------------------------------------------
+
+    def get_item(self, cal_id: str, name: str) -> radicale_item.Item | None:
+        with self._locked("r"):
+            _, item = next(iter(self._collection(cal_id).get_multi([name])))
+            return item
+
+    def items(self, cal_id: str) -> dict[str, str]:
+        with self._locked("r"):
+            return {self.calendar_path(cal_id) + str(item.href): item.serialize()
+                    for item in self._collection(cal_id).get_all()}
+
+    def write_items(self, cal_id: str, items: Iterable[tuple[str, radicale_item.Item]]) -> list[tuple[str, bool]]:
+        """Store prepared items under one storage lock; (long etag, created) for each."""
+        results = []
+        with self.lock, self._locked("w"):
+            collection = self._collection(cal_id)
+            for name, item in items:
+                uploaded, replaced = collection.upload(name, item)
+                self._unindex(cal_id, name)
+                self._index(cal_id, name, uploaded.uid)
+                results.append((uploaded.etag, replaced is None))
+        return results
+
+    def delete_item(self, cal_id: str, name: str) -> bool:
+        with self.lock, self._locked("w"):
+            collection = self._collection(cal_id)
+            _, item = next(iter(collection.get_multi([name])))
+            if item is None:
+                return False
+            collection.delete(name)
+            self._unindex(cal_id, name)
+            return True
+
+    def sync_token(self, cal_id: str) -> str:
+        with self._locked("r"):
+            token, _ = self._collection(cal_id).sync()
+            return token
+
+    # --- UID index --------------------------------------------------------------------
+
+    def uid_locations(self, uid: str) -> set[tuple[str, str]]:
+        return set(self._uid_locations.get(uid, ()))
+
+    def _index(self, cal_id: str, name: str, uid: str) -> None:
+        self._uid_of[(cal_id, name)] = uid
+        self._uid_locations.setdefault(uid, set()).add((cal_id, name))
+
+    def _unindex(self, cal_id: str, name: str) -> None:
+        uid = self._uid_of.pop((cal_id, name), None)
+        if uid is None:
+            return
+        locations = self._uid_locations.get(uid)
+        if locations is not None:
+            locations.discard((cal_id, name))
+            if not locations:
+                del self._uid_locations[uid]
+
+
+def _info_from_meta(cal_id: str, meta: Mapping[str, str]) -> CalendarInfo:
+    props = dict(meta)
+    components = tuple(c for c in str(props.get(COMPONENTS_KEY, "VEVENT")).split(",") if c)
+    return CalendarInfo(cal_id=cal_id, name=str(props.get(NAME_KEY, cal_id)), components=components,
+                        writable=READ_ONLY_KEY not in props, color=str(props.get(COLOR_KEY, "")))
