@@ -17,8 +17,10 @@ from collections.abc import Callable
 from types import FrameType
 
 from calmirror import config, control, logs
+from calmirror.busy import BusySources
 from calmirror.engine import Engine
 from calmirror.errors import CalmirrorError, NotConnected
+from calmirror.guard import make_freebusy, make_guard
 from calmirror.home import Home
 from calmirror.local.server import LocalServer
 from calmirror.local.watcher import AppointmentWatcher
@@ -60,6 +62,9 @@ class Daemon:
                                   allow_non_loopback=s.allow_non_loopback, username=acct.username,
                                   password=acct.password, max_body_bytes=s.max_body_mb * 1024 * 1024)
         self.server.on_change = self._local_change
+        self.busy = BusySources(self.engine.store, self.state, self.settings)
+        self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
+        self.server.freebusy = make_freebusy(self.busy)
         for hook in self.hooks:
             hook(self.engine)
         self.url = self.server.start()
@@ -153,6 +158,7 @@ class Daemon:
             return
         self.settings = settings
         self.engine.reload(settings)
+        self.busy.settings = settings
         self.engine.health.reset_auth()
         self._client_generation += 1
         log.info("configuration reloaded")

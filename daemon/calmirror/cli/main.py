@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from calmirror import __version__, home, logs
-from calmirror.cli import account_cmds, calendar_cmds, demo_cmd, run_cmds, sync_cmds
+from calmirror.cli import account_cmds, availability_cmd, calendar_cmds, demo_cmd, run_cmds, sync_cmds
 from calmirror.cli.context import Ctx
 from calmirror.cli.errors import guarded
 
@@ -48,6 +48,7 @@ calendar_cmds.register(app)
 sync_cmds.register(app)
 run_cmds.register(app)
 demo_cmd.register(app)
+availability_cmd.register(app)
 
 try:  # optional groups written alongside; absent ones simply do not appear
     from calmirror.cli import emulator_cmd

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -17,17 +15,15 @@ import radicale.config
 from radicale.rights import BaseRights
 from radicale.storage import multifilesystem
 
-_tmp_counter = iter(range(1, 1 << 62))
-_tmp_counter_lock = threading.Lock()
-
 
 class FastCollection(multifilesystem.Collection):
     """A Radicale collection whose writes cost O(1) instead of O(n).
 
     Stock Radicale scans the whole history folder after every upload or delete to
-    expire old entries (quadratic when loading 10,000 events) and makes a temporary
-    directory per file written. An emulator lives minutes, so expiry is skipped and
-    temporary files sit beside their target instead.
+    expire old entries (quadratic when loading 10,000 events) and writes each file
+    through a fresh temporary directory for crash safety. An emulator lives minutes
+    and every reader takes the storage lock a writer holds exclusively, so expiry is
+    skipped and files are written in place.
     """
 
     def _clean_history(self) -> None:
@@ -35,18 +31,9 @@ class FastCollection(multifilesystem.Collection):
 
     @contextlib.contextmanager  # type: ignore[override]
     def _atomic_write(self, path: str, mode: str = "w", newline: str | None = None) -> Iterator[IO[Any]]:
-        parent_dir, name = os.path.split(path)
-        with _tmp_counter_lock:
-            serial = next(_tmp_counter)
-        tmp_path = os.path.join(parent_dir, f".Radicale.tmp-{os.getpid()}-{serial}-{name}")
         encoding = None if "b" in mode else self._encoding
-        try:
-            with open(tmp_path, mode, newline=newline, encoding=encoding) as tmp:
-                yield tmp
-            os.replace(tmp_path, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp_path)
+        with open(path, mode, newline=newline, encoding=encoding) as target:
+            yield target
 
 
 class FastStorage(multifilesystem.Storage):
@@ -97,6 +84,7 @@ def build_configuration(folder: str, dsid: str,
             "use_cache_subfolder_for_item": "True",
             "use_cache_subfolder_for_history": "True",
             "use_cache_subfolder_for_synctoken": "True",
+            "use_mtime_and_size_for_item_cache": "True",
             "_filesystem_fsync": "False",
         },
         "reporting": {"max_expand_occurrence": "1000000"},
@@ -117,5 +105,5 @@ def quiet_radicale_logger() -> None:
     log-record factory.
     """
     logger = logging.getLogger("radicale")
-    if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-        logger.setLevel(logging.WARNING)
+    if logger.level == logging.NOTSET or logger.level < logging.ERROR:
+        logger.setLevel(logging.ERROR)

@@ -75,6 +75,7 @@ class Store:
         self._calendars: dict[str, CalendarInfo] = {}
         self._uid_locations: dict[str, set[tuple[str, str]]] = {}
         self._uid_of: dict[tuple[str, str], str] = {}
+        self._etag_of: dict[tuple[str, str], str] = {}
         self.configuration = build_configuration(folder, dsid, self.calendar_access)
         self.storage = radicale.storage.load(self.configuration)
         self._ensure_layout()
@@ -132,10 +133,11 @@ class Store:
     def _rebuild_uid_index(self) -> None:
         self._uid_locations.clear()
         self._uid_of.clear()
+        self._etag_of.clear()
         for cal_id in self._calendars:
             for item in self._collection(cal_id).get_all():
                 assert item.href is not None
-                self._index(cal_id, item.href, item.uid)
+                self._index(cal_id, item.href, item.uid, item.etag)
 
     def calendars(self) -> list[CalendarInfo]:
         return list(self._calendars.values())
@@ -188,7 +190,8 @@ class Store:
             return {self.calendar_path(cal_id) + str(item.href): item.serialize()
                     for item in self._collection(cal_id).get_all()}
 
-    def write_items(self, cal_id: str, items: Iterable[tuple[str, radicale_item.Item]]) -> list[tuple[str, bool]]:
+    def write_items(self, cal_id: str,
+                    items: Iterable[tuple[str, radicale_item.Item]]) -> list[tuple[str, bool]]:
         """Store prepared items under one storage lock; (long etag, created) for each."""
         results = []
         with self.lock, self._locked("w"):
@@ -196,7 +199,7 @@ class Store:
             for name, item in items:
                 uploaded, replaced = collection.upload(name, item)
                 self._unindex(cal_id, name)
-                self._index(cal_id, name, uploaded.uid)
+                self._index(cal_id, name, uploaded.uid, uploaded.etag)
                 results.append((uploaded.etag, replaced is None))
         return results
 
@@ -211,20 +214,33 @@ class Store:
             return True
 
     def sync_token(self, cal_id: str) -> str:
+        token, _ = self.changes_since(cal_id, "")
+        return token
+
+    def changes_since(self, cal_id: str, radicale_token: str) -> tuple[str, list[tuple[str, str | None]]]:
+        """Radicale's sync over the calendar, with each changed name's current long ETag.
+
+        ETags come from the in-memory index instead of loading every item again, which
+        makes a full sync-collection over 10,000 items several times cheaper than
+        Radicale's own REPORT. None marks a deleted item. Raises ValueError for a token
+        Radicale does not know.
+        """
         with self._locked("r"):
-            token, _ = self._collection(cal_id).sync()
-            return token
+            token, names = self._collection(cal_id).sync(radicale_token)
+            return token, [(name, self._etag_of.get((cal_id, name))) for name in names]
 
     # --- UID index --------------------------------------------------------------------
 
     def uid_locations(self, uid: str) -> set[tuple[str, str]]:
         return set(self._uid_locations.get(uid, ()))
 
-    def _index(self, cal_id: str, name: str, uid: str) -> None:
+    def _index(self, cal_id: str, name: str, uid: str, etag: str) -> None:
         self._uid_of[(cal_id, name)] = uid
+        self._etag_of[(cal_id, name)] = etag
         self._uid_locations.setdefault(uid, set()).add((cal_id, name))
 
     def _unindex(self, cal_id: str, name: str) -> None:
+        self._etag_of.pop((cal_id, name), None)
         uid = self._uid_of.pop((cal_id, name), None)
         if uid is None:
             return

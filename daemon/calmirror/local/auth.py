@@ -42,16 +42,21 @@ class Credentials:
         return user_ok & password_ok
 
     def check_basic_header(self, header: str) -> bool:
-        """Check an `Authorization: Basic ...` header the way Radicale decodes it (UTF-8)."""
-        scheme, _, encoded = header.partition(" ")
-        if scheme != "Basic":
+        """Check an `Authorization: Basic ...` header, decoded as Radicale decodes it."""
+        if not header.startswith("Basic"):
             return False
         try:
-            decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True).decode("utf-8")
+            raw = base64.b64decode(header[len("Basic") :].strip().encode("ascii"))
         except (UnicodeError, binascii.Error, ValueError):
             return False
-        login, sep, password = decoded.partition(":")
-        return bool(sep) and self.check(login, password)
+        for charset in ("utf-8", "iso8859-1"):
+            try:
+                decoded = raw.decode(charset)
+            except UnicodeDecodeError:
+                continue
+            login, sep, password = decoded.partition(":")
+            return bool(sep) and self.check(login, password)
+        return False
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r})"

@@ -7,6 +7,8 @@ daemon believes nobody but itself touches.
 
 from __future__ import annotations
 
+import re
+
 from radicale import pathutils
 
 APPOINTMENTS = "appointments"
@@ -29,11 +31,12 @@ def is_mirror(name: str) -> bool:
     return name.startswith(MIRROR_PREFIX) and len(name) > len(MIRROR_PREFIX)
 
 
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def is_valid_slug(slug: str) -> bool:
-    """A slug becomes one path component: no separators, no dot-names Radicale hides."""
-    return bool(slug) and pathutils.is_safe_filesystem_path_component(mirror_name(slug)) and (
-        slug == slug.strip()
-    )
+    """A slug becomes part of one URL path component and one folder name: keep it plain."""
+    return bool(_SLUG.fullmatch(slug)) and pathutils.is_safe_filesystem_path_component(mirror_name(slug))
 
 
 def split_path(raw_path: str) -> list[str]:

@@ -1,0 +1,377 @@
+"""Busy and free time over parsed calendars: the pure availability engine.
+
+Given parsed calendars (mirrors of iCloud conflict calendars, local appointments and
+blocked slots) and a window, answer which UTC intervals are busy. No I/O, no clock, no
+database: the daemon, the CLI and the double-booking guard hand in what they have read.
+
+Why it is shaped this way:
+
+* Each `icalendar.Calendar` is compiled once (UID groups, busy summaries, rule bounds) and
+  the compiled form is remembered for as long as that calendar object lives, so asking
+  about many windows over the same 10,000 mirrored events does not redo that work.
+  A calendar handed in must therefore not be mutated afterwards: a changed resource is a
+  new parse, hence a new object. `clear_cache()` exists for benchmarks and tests.
+* Single events are bounded and converted here directly; only series go through
+  recurring-ical-events (see `calmirror.recurrence` for how expansion stays bounded).
+* The busy rules themselves live in `calmirror.busy_rules`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from calmirror.busy_rules import EventInfo, is_busy
+from calmirror.recurrence import (
+    CompiledCalendar,
+    Raw,
+    compile_calendar,
+    expand,
+    reason,
+)
+
+UTC = dt.UTC
+Interval = tuple[dt.datetime, dt.datetime]
+
+__all__ = [
+    "BusyOccurrence",
+    "CalendarParseError",
+    "Interval",
+    "Rules",
+    "Skipped",
+    "Source",
+    "busy_intervals",
+    "busy_occurrences",
+    "clear_cache",
+    "merge",
+    "overlaps",
+    "parse_calendar",
+    "skipped",
+    "to_vfreebusy",
+]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How the user wants time judged; one per query, from the config."""
+
+    tz: ZoneInfo  # configured zone, for floating times and all-day dates
+    me: frozenset[str] = frozenset()  # lower-case addresses of the user, "mailto:" stripped
+    tentative_busy: bool = True
+
+
+@dataclass(frozen=True)
+class Source:
+    """One calendar's parsed content and its per-calendar switches."""
+
+    name: str
+    calendars: Sequence[icalendar.Calendar]  # one per resource (.ics)
+    allday_busy: bool = True
+    exclude_uids: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class BusyOccurrence:
+    """One busy occurrence, for `--json` and for explaining a refused booking.
+
+    `start`/`end` are the occurrence's own UTC times, not clipped to the window.
+    `approximate` marks the one interval that stands for the rest of a series too dense
+    to expand (more than `recurrence.MAX_OCCURRENCES` occurrences in the window).
+    """
+
+    source: str
+    uid: str
+    summary: str
+    start: dt.datetime
+    end: dt.datetime
+    all_day: bool = False
+    tentative: bool = False
+    approximate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An event the engine could not use, with a short reason safe to log."""
+
+    source: str
+    uid: str
+    reason: str
+
+
+class CalendarParseError(ValueError):
+    """A resource that is not an iCalendar object; callers skip it and log the reason."""
+
+
+def parse_calendar(text: str | bytes) -> icalendar.Calendar:
+    """Parse one CalDAV resource, turning icalendar's many failure modes into one error type."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CalendarParseError(f"not UTF-8 at byte {exc.start}") from None
+    if not text.strip():
+        raise CalendarParseError("empty resource")
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError... on junk
+        raise CalendarParseError(f"unparsable iCalendar ({reason(exc)})") from None
+    if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
+        raise CalendarParseError("top-level component is not a VCALENDAR")
+    return calendar
+
+
+# --- the compiled-calendar memo -------------------------------------------------------------
+
+_compiled: dict[int, tuple[weakref.ref[icalendar.Calendar], CompiledCalendar]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[icalendar.Calendar]) -> None:
+    entry = _compiled.get(key)
+    if entry is not None and entry[0] is ref:
+        del _compiled[key]
+
+
+def _compile(calendar: icalendar.Calendar) -> CompiledCalendar:
+    key = id(calendar)
+    entry = _compiled.get(key)
+    if entry is not None and entry[0]() is calendar:
+        return entry[1]
+    compiled = compile_calendar(calendar)
+    ref = weakref.ref(calendar, lambda r, key=key: _forget(key, r))  # type: ignore[misc]
+    _compiled[key] = (ref, compiled)
+    return compiled
+
+
+def clear_cache() -> None:
+    """Forget every compiled calendar (cold-start measurements, tests)."""
+    _compiled.clear()
+
+
+# --- the core walk ---------------------------------------------------------------------------
+
+
+def _to_utc(value: dt.date | dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    """Exact UTC instant: aware values as given, floating and all-day in the configured zone."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=tz).astimezone(UTC)
+        return value.astimezone(UTC)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    source: Source
+    uid: str
+    info: EventInfo
+    start: dt.datetime
+    end: dt.datetime
+    all_day: bool
+    approximate: bool
+
+
+def _walk(
+    sources: Iterable[Source],
+    window: tuple[dt.datetime, dt.datetime],
+    rules: Rules,
+    problems: list[Skipped] | None,
+) -> Iterator[_Hit]:
+    """Every busy occurrence touching the window, unclipped, in no particular order."""
+    ws, we = window
+    tz = rules.tz
+    for source in sources:
+        exclude = source.exclude_uids
+        for calendar in source.calendars:
+            compiled = _compile(calendar)
+            if problems is not None:
+                problems.extend(Skipped(source.name, uid, why) for uid, why in compiled.skipped)
+            for single in compiled.singles:
+                if single.hi <= ws or single.lo >= we or single.uid in exclude:
+                    continue
+                all_day = not isinstance(single.start, dt.datetime)
+                if (all_day and not source.allday_busy) or not is_busy(
+                    single.info, rules.me, rules.tentative_busy
+                ):
+                    continue
+                start, end = _to_utc(single.start, tz), _to_utc(single.end, tz)
+                if start < we and end > ws and start < end:
+                    yield _Hit(source, single.uid, single.info, start, end, all_day, False)
+            for series in compiled.series:
+                if series.lo >= we or (series.hi is not None and series.hi <= ws):
+                    continue
+                if series.uid in exclude:
+                    continue
+                try:
+                    raws = list(expand(series, window, tz))
+                except Exception as exc:  # TooDense, or data the library chokes on: skip this series only
+                    if problems is not None:
+                        problems.append(Skipped(source.name, series.uid, reason(exc)))
+                    continue
+                yield from _series_hits(source, series.uid, raws, window, rules)
+
+
+def _series_hits(
+    source: Source, uid: str, raws: list[Raw], window: tuple[dt.datetime, dt.datetime], rules: Rules
+) -> Iterator[_Hit]:
+    ws, we = window
+    for raw in raws:
+        if (raw.all_day and not source.allday_busy) or not is_busy(raw.info, rules.me, rules.tentative_busy):
+            continue
+        start, end = _to_utc(raw.start, rules.tz), _to_utc(raw.end, rules.tz)
+        if start < we and end > ws and start < end:
+            yield _Hit(source, uid, raw.info, start, end, raw.all_day, raw.approximate)
+
+
+def _check_window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("window bounds must be timezone-aware")
+    ws, we = start.astimezone(UTC), end.astimezone(UTC)
+    if we <= ws:
+        raise ValueError("window end must be after its start")
+    return ws, we
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sort and merge; touching intervals merge too, as back-to-back meetings leave no gap."""
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+# --- public queries -----------------------------------------------------------------------------
+
+
+def busy_intervals(
+    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules
+) -> list[Interval]:
+    """Merged, sorted busy intervals in UTC, clipped to [start, end)."""
+    ws, we = _check_window(start, end)
+    return merge((max(h.start, ws), min(h.end, we)) for h in _walk(sources, (ws, we), rules, None))
+
+
+def busy_occurrences(
+    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules
+) -> list[BusyOccurrence]:
+    """Each busy occurrence touching [start, end), sorted by time, with where it came from."""
+    window = _check_window(start, end)
+    found = [
+        BusyOccurrence(
+            source=h.source.name,
+            uid=h.uid,
+            summary=h.info.summary,
+            start=h.start,
+            end=h.end,
+            all_day=h.all_day,
+            tentative=h.info.tentative,
+            approximate=h.approximate,
+        )
+        for h in _walk(sources, window, rules, None)
+    ]
+    found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
+    return found
+
+
+def skipped(
+    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules
+) -> list[Skipped]:
+    """What a query over this window had to leave out, for the log or `calmirror doctor`."""
+    problems: list[Skipped] = []
+    for _ in _walk(sources, _check_window(start, end), rules, problems):
+        pass
+    return problems
+
+
+def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def overlaps(
+    candidate: icalendar.Calendar,
+    sources: Iterable[Source],
+    rules: Rules,
+    horizon: dt.timedelta = dt.timedelta(days=366),
+) -> list[Interval]:
+    """Busy time a new (or changed) event would collide with, for the double-booking guard.
+
+    The candidate is judged by the same rules: a TRANSPARENT or CANCELLED candidate
+    collides with nothing. Entries in `sources` with the candidate's UID are ignored, so
+    re-saving an appointment does not collide with its own stored copy. An open-ended
+    recurring candidate is checked up to `horizon` after its first occurrence.
+    """
+    compiled = compile_calendar(candidate)
+    own = frozenset(s.uid for s in compiled.singles) | frozenset(s.uid for s in compiled.series)
+    bounds = [(s.lo, s.hi) for s in compiled.singles] + [(s.lo, s.hi) for s in compiled.series]
+    if not bounds:
+        return []
+    lo = min(b[0] for b in bounds)
+    his = [b[1] for b in bounds]
+    hi = max(h for h in his if h is not None) if all(h is not None for h in his) else None
+    hi = min(hi, lo + horizon) if hi is not None else lo + horizon
+    mine = Source("candidate", [candidate])
+    wanted = merge((h.start, h.end) for h in _walk([mine], (lo, hi), rules, None))
+    if not wanted:
+        return []
+    others = [
+        Source(s.name, s.calendars, s.allday_busy, s.exclude_uids | own) for s in sources
+    ]
+    busy = busy_intervals(others, wanted[0][0], wanted[-1][1], rules)
+    return _intersect(busy, wanted)
+
+
+def _stamp(value: dt.datetime, up: bool) -> str:
+    value = value.astimezone(UTC)
+    if value.microsecond and up:
+        value = value.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return value.strftime("%Y%m%dT%H%M%SZ")
+
+
+def to_vfreebusy(
+    intervals: Iterable[Interval],
+    start: dt.datetime,
+    end: dt.datetime,
+    dtstamp: dt.datetime | None = None,
+) -> str:
+    """An RFC 5545 VFREEBUSY reply in the form a CalDAV free-busy-query returns.
+
+    Times are UTC, one FREEBUSY;FBTYPE=BUSY line per merged interval (as Radicale writes
+    them). DTSTAMP is required by the RFC but this module reads no clock: callers pass
+    the current time; without it the window start stands in, keeping output reproducible.
+    Busy edges are widened to whole seconds so rounding never shrinks busy time.
+    """
+    ws, we = _check_window(start, end)
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//calmirror//availability//EN",
+        "BEGIN:VFREEBUSY",
+        f"DTSTAMP:{_stamp(dtstamp or ws, False)}",
+        f"DTSTART:{_stamp(ws, False)}",
+        f"DTEND:{_stamp(we, True)}",
+    ]
+    for a, b in merge((max(a, ws), min(b, we)) for a, b in intervals):
+        lines.append(f"FREEBUSY;FBTYPE=BUSY:{_stamp(a, False)}/{_stamp(b, True)}")
+    lines += ["END:VFREEBUSY", "END:VCALENDAR"]
+    return "\r\n".join(lines) + "\r\n"
+

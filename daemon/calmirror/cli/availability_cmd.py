@@ -1,0 +1,73 @@
+"""availability: busy intervals or free slots across appointments, blocked slots and mirrors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.table import Table
+
+from calmirror import slots
+from calmirror.busy import BusySources
+from calmirror.cli.context import console, ctx_of, print_json
+from calmirror.credentials import local_account
+from calmirror.errors import UserError
+from calmirror.local.store import LocalStore
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def availability(
+        ctx: typer.Context,
+        start: Annotated[str, typer.Option("--from", help="Start: 2026-12-01 or 2026-12-01T09:00.")],
+        end: Annotated[str, typer.Option("--to", help="End (exclusive).")],
+        tz: Annotated[str | None, typer.Option("--tz", help="Zone for input and output "
+                                               "(default: availability.timezone).")] = None,
+        slot: Annotated[str | None, typer.Option("--slots", help="Print free slots of this length "
+                                                 "(30m, 1h, 1h30m) instead of busy time.")] = None,
+        within: Annotated[str | None, typer.Option("--within", help="Daily hours for slots, "
+                                                   "e.g. 09:00-17:00.")] = None,
+        days: Annotated[str | None, typer.Option("--days", help="Weekdays for slots, e.g. mon-fri.")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Busy time (or free slots) across appointments, blocked slots and every iCloud mirror."""
+        c = ctx_of(ctx)
+        zone = _zone(tz or c.settings.availability.timezone)
+        window_start, window_end = slots.parse_time(start, zone), slots.parse_time(end, zone)
+        if window_end <= window_start:
+            raise UserError("--to must be after --from")
+        if window_end - window_start > timedelta(days=366):
+            raise UserError("the window is longer than a year; ask for a shorter one")
+        length = slots.parse_length(slot) if slot else None
+        hours = slots.parse_within(within) if within else None
+        weekdays = slots.parse_days(days) if days else None
+        store = LocalStore(c.home.store_dir, local_account(c.home).username)
+        store.ensure_base()
+        busy = BusySources(store, c.state, c.settings).busy(window_start, window_end)
+        if length is None:
+            rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()}
+                    for s, e in busy]
+            title = "Busy"
+        else:
+            free = slots.free_slots(busy, window_start, window_end, length, zone, hours, weekdays)
+            rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()}
+                    for s, e in free]
+            title = f"Free {slot} slots"
+        if json_out:
+            print_json({"timezone": str(zone), "kind": "busy" if length is None else "free", "intervals": rows})
+            return
+        table = Table(title=f"{title} ({zone})")
+        table.add_column("Start")
+        table.add_column("End")
+        for r in rows:
+            table.add_row(r["start"], r["end"])
+        console.print(table if rows else f"{title}: none in that window.")

@@ -1,0 +1,109 @@
+"""`calmirror emulator serve`: the loopback iCloud emulator in the foreground.
+
+For trying calmirror (or any CalDAV client) without an Apple account. The password
+can come from an environment variable or stdin so it need not sit in shell history
+or the process list; `--password` stays for scripts that do not care.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from calmirror.emulator import Emulator
+
+app = typer.Typer(help="Run the bundled loopback iCloud CalDAV emulator.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Run the bundled loopback iCloud CalDAV emulator."""
+
+
+def _password(password: str | None, password_env: str | None, password_stdin: bool) -> str:
+    given = [source for source in (password is not None, password_env is not None, password_stdin) if source]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --password, --password-env or --password-stdin",
+                                 param_hint="password")
+    if password is not None:
+        return password
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if not value:
+            raise typer.BadParameter(f"environment variable {password_env} is not set",
+                                     param_hint="--password-env")
+        return value
+    value = sys.stdin.readline().strip()
+    if not value:
+        raise typer.BadParameter("no password on stdin", param_hint="--password-stdin")
+    return value
+
+
+@app.command()
+def serve(
+    apple_id: Annotated[str, typer.Option("--apple-id", help="Apple ID the emulator accepts.")],
+    password: Annotated[str | None, typer.Option(
+        "--password", help="App-specific password it accepts (visible to other local users; "
+        "prefer --password-env).")] = None,
+    password_env: Annotated[str | None, typer.Option("--password-env", metavar="VAR",
+                                                     help="Read the password from this environment "
+                                                     "variable.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from the "
+                                                 "first line of stdin.")] = False,
+    port: Annotated[int, typer.Option("--port", help="Front port on 127.0.0.1 (0: any free port).")] = 0,
+    data: Annotated[Path | None, typer.Option("--data", help="Keep the store in this folder (reused "
+                                              "if it already holds an account; default: a temporary "
+                                              "folder removed on exit).")] = None,
+    empty: Annotated[bool, typer.Option("--empty", help="Start with the four calendars but no "
+                                        "events.")] = False,
+) -> None:
+    """Serve the emulator until Ctrl-C or SIGTERM, printing the URL to connect to."""
+    from calmirror.emulator import Emulator
+
+    secret = _password(password, password_env, password_stdin)
+    if data is not None:
+        data.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    emu = Emulator(apple_id=apple_id, password=secret, data_dir=str(data) if data else None,
+                   port=port, seed="empty" if empty else "sample")
+    try:
+        emu.start()
+    except OSError as exc:
+        typer.echo(f"cannot start the emulator: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    previous = signal.signal(signal.SIGTERM, _stopper(stop))
+    try:
+        _announce(emu)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        emu.stop()
+    typer.echo("emulator stopped")
+
+
+def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+    return handler
+
+
+def _announce(emu: Emulator) -> None:
+    typer.echo(f"iCloud emulator serving on {emu.url}")
+    typer.echo(f"  partition host: {emu.partition_url}  DSID: {emu.dsid}")
+    for info in emu.store.calendars():
+        mode = "" if info.writable else " (read-only)"
+        typer.echo(f"  {info.name}{mode}: {emu.calendar_url(info.cal_id)}")
+    typer.echo("Press Ctrl-C to stop.")
+    sys.stdout.flush()

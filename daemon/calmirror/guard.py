@@ -1,0 +1,54 @@
+"""The double-booking guard and the free-busy answer of the local server.
+
+Both use the same busy set as `calmirror availability`, so a client, the CLI and the CRM
+never disagree about when the user is free.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from calmirror import availability
+from calmirror.busy import BusySources
+from calmirror.state import APPOINTMENTS, State
+
+log = logging.getLogger("calmirror.guard")
+
+
+def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Callable[[str, bytes], str | None]:
+    def guard(collection: str, body: bytes) -> str | None:
+        current = mode()
+        if current == "off" or collection != APPOINTMENTS:
+            return None
+        try:
+            cal = availability.parse_calendar(body)
+        except ValueError:
+            return None  # Radicale answers malformed bodies itself
+        events = list(cal.walk("VEVENT"))
+        if not events:
+            return None
+        uid = str(events[0].get("UID", ""))
+        summary = str(events[0].get("SUMMARY", "appointment"))
+        hits = availability.overlaps(cal, busy.sources(skip_uid=uid), busy.rules())
+        if not hits:
+            state.clear_guard_warning(uid)
+            return None
+        start, end = hits[0]
+        when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
+        if current == "reject":
+            log.info("guard rejected %s: overlaps busy time %s", uid, when)
+            return f"overlaps busy time {when}"
+        state.add_guard_warning(uid, summary, start.isoformat(), end.isoformat())
+        log.warning("double booking: %s overlaps busy time %s", summary, when)
+        return None
+
+    return guard
+
+
+def make_freebusy(busy: BusySources) -> Callable[[str, datetime, datetime], str]:
+    def freebusy(collection_path: str, start: datetime, end: datetime) -> str:
+        return availability.to_vfreebusy(busy.busy(start, end), start, end)
+
+    return freebusy

@@ -1,0 +1,275 @@
+"""WSGI middleware in front of Radicale: the rules Radicale cannot express.
+
+- Mirrors are read-only for clients. The rights plugin already says so; refusing here too
+  means no write method ever reaches Radicale's code for a mirror, whatever its rights
+  logic does with a request shape nobody tested (MOVE, COPY, MKCOL on a new name).
+- A PROPPATCH of a protected property is refused before Radicale sees it: Radicale 3.9
+  half-applies a resourcetype change and leaves the calendar unusable (RADICALE.md).
+- Request bodies are bounded (Radicale enforces `max_content_length` only in its own
+  server) and XML bodies are parsed without DTDs or entities.
+- Three optional callables plug the daemon in: `guard` may refuse a new appointment (409),
+  `freebusy` answers free-busy-query REPORTs, `on_change` is nudged after a change to
+  `appointments`. They may be set or replaced at any time.
+
+Everything that answers instead of Radicale runs only for an authenticated request: an
+anonymous one goes straight to Radicale, which answers 401 (with its delay against
+password guessing), so a guard reason or a busy time never leaks to someone without the
+password.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from calmirror.local import davxml, layout
+from calmirror.local.auth import Credentials
+from calmirror.local.rights import collection_rights
+
+log = logging.getLogger("calmirror.local")
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+OnChange = Callable[[str], None]
+Guard = Callable[[str, bytes], "str | None"]
+FreeBusy = Callable[[str, datetime, datetime], str]
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY"})
+XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR"})
+CHANGE_METHODS = frozenset({"PUT", "DELETE", "MOVE"})
+# We are never behind a reverse proxy; these would let a client change how Radicale
+# maps the URL to a collection, and so differ from what the checks here looked at.
+_PROXY_HEADERS = (
+    "HTTP_X_SCRIPT_NAME",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_SERVER",
+    "HTTP_X_REMOTE_ADDR",
+    "HTTP_X_REMOTE_USER",
+)
+
+
+class Refusal(Exception):
+    """An answer the middleware gives instead of Radicale."""
+
+    def __init__(self, status: HTTPStatus, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class Middleware:
+    def __init__(
+        self,
+        app: WSGIApp,
+        credentials: Credentials,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        on_change: OnChange | None = None,
+        guard: Guard | None = None,
+        freebusy: FreeBusy | None = None,
+    ) -> None:
+        self.app = app
+        self.credentials = credentials
+        self.max_body_bytes = max_body_bytes
+        self.on_change = on_change
+        self.guard = guard
+        self.freebusy = freebusy
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        for header in _PROXY_HEADERS:
+            environ.pop(header, None)
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        try:
+            length = self._checked_length(environ)
+            if not self.credentials.check_basic_header(environ.get("HTTP_AUTHORIZATION", "")):
+                # Radicale must see exactly what the checks here saw: no login it might
+                # still accept through a different decoding.
+                environ.pop("HTTP_AUTHORIZATION", None)
+                return self.app(environ, start_response)
+            return self._authenticated(method, environ, start_response, length)
+        except Refusal as refusal:
+            return _respond(start_response, refusal.status, refusal.text)
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def _checked_length(self, environ: Environ) -> int:
+        encoding = str(environ.get("HTTP_TRANSFER_ENCODING", "")).strip().lower()
+        if encoding and encoding != "identity":
+            raise Refusal(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
+        raw = str(environ.get("CONTENT_LENGTH") or "0").strip()
+        if not raw.isdigit():
+            raise Refusal(HTTPStatus.BAD_REQUEST, "invalid Content-Length")
+        length = int(raw)
+        if length > self.max_body_bytes:
+            raise Refusal(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body_bytes} bytes"
+            )
+        return length
+
+    def _authenticated(
+        self, method: str, environ: Environ, start_response: StartResponse, length: int
+    ) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        destination = _destination_path(environ) if method in ("MOVE", "COPY") else None
+        if method in WRITE_METHODS:
+            for target in (path, destination):
+                if target is not None and _is_mirror_path(target):
+                    raise Refusal(HTTPStatus.FORBIDDEN, "mirrored iCloud calendars are read-only")
+        body = _read_body(environ, length) if length else b""
+        if method in XML_METHODS and body.strip():
+            answer = self._xml_request(method, path, body, start_response)
+            if answer is not None:
+                return answer
+        if (
+            method == "PUT"
+            and layout.is_item_path(path)
+            and self._own_collection(path) == layout.APPOINTMENTS
+        ):
+            self._check_guard(body)
+        if method == "MOVE" and destination is not None:
+            self._check_move_guard(environ, path, destination)
+        status: list[str] = []
+
+        def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(status_line)
+            return start_response(status_line, headers, exc_info)
+
+        result = self.app(environ, capture)
+        succeeded = bool(status) and status[0].startswith("2")
+        touched = {self._own_collection(path), self._own_collection(destination)}
+        if method in CHANGE_METHODS and succeeded and layout.APPOINTMENTS in touched:
+            self._notify_change(layout.APPOINTMENTS)
+        return result
+
+    def _xml_request(
+        self, method: str, path: str, body: bytes, start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        try:
+            root = davxml.parse(body)
+            if method == "PROPPATCH" and davxml.protected_properties_touched(root):
+                raise Refusal(HTTPStatus.FORBIDDEN, "resourcetype and the component set cannot be changed")
+            if method == "REPORT" and self.freebusy is not None:
+                query = davxml.free_busy_query(root)
+                if query is not None and self._readable_calendar(path):
+                    return self._answer_freebusy(path, query, start_response)
+        except davxml.XMLRefused as refused:
+            raise Refusal(HTTPStatus.BAD_REQUEST, refused.reason) from None
+        return None
+
+    # --- the daemon's callables -----------------------------------------------------------
+
+    def _check_guard(self, body: bytes) -> None:
+        guard = self.guard
+        if guard is None:
+            return
+        try:
+            reason = guard(layout.APPOINTMENTS, body)
+        except Exception:  # a broken guard must not stop the user from saving: fail open
+            log.exception("the appointment guard failed; the write goes ahead")
+            return
+        if reason:
+            raise Refusal(HTTPStatus.CONFLICT, reason)
+
+    def _check_move_guard(self, environ: Environ, path: str, destination: str) -> None:
+        """A MOVE into `appointments` from elsewhere creates an appointment: guard it too."""
+        if self.guard is None or self._own_collection(destination) != layout.APPOINTMENTS:
+            return
+        if self._own_collection(path) == layout.APPOINTMENTS or not layout.is_item_path(path):
+            return
+        body = self._fetch(environ, path)
+        if body is not None:
+            self._check_guard(body)
+
+    def _fetch(self, environ: Environ, path: str) -> bytes | None:
+        """GET `path` through Radicale with the caller's credentials (and rights)."""
+        inner = dict(environ)
+        inner.update(REQUEST_METHOD="GET", PATH_INFO=path, CONTENT_LENGTH="0", QUERY_STRING="")
+        inner["wsgi.input"] = io.BytesIO(b"")
+        inner.pop("HTTP_ACCEPT_ENCODING", None)
+        status: list[str] = []
+        chunks = self.app(inner, lambda line, headers, exc_info=None: status.append(line))
+        return b"".join(chunks) if status and status[0].startswith("200") else None
+
+    def _answer_freebusy(
+        self, path: str, query: davxml.FreeBusyQuery, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        freebusy = self.freebusy
+        assert freebusy is not None
+        try:
+            text = freebusy(path, query.start, query.end)
+        except Exception:
+            log.exception("the free-busy callable failed")
+            raise Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "free-busy lookup failed") from None
+        return _respond(start_response, HTTPStatus.OK, text, content_type="text/calendar; charset=utf-8")
+
+    def _notify_change(self, collection: str) -> None:
+        on_change = self.on_change
+        if on_change is None:
+            return
+        try:
+            on_change(collection)
+        except Exception:  # never into the request: the change is saved already
+            log.exception("on_change callback failed")
+
+    # --- paths ----------------------------------------------------------------------------
+
+    def _own_collection(self, path: str | None) -> str | None:
+        """The collection name when `path` is inside the local user's own tree."""
+        if path is None:
+            return None
+        parts = layout.split_path(path)
+        if len(parts) >= 2 and parts[0] == self.credentials.username:
+            return parts[1]
+        return None
+
+    def _readable_calendar(self, path: str) -> bool:
+        parts = layout.split_path(path)
+        return (
+            len(parts) == 2 and parts[0] == self.credentials.username and "r" in collection_rights(parts[1])
+        )
+
+
+def _is_mirror_path(path: str) -> bool:
+    parts = layout.split_path(path)
+    return len(parts) >= 2 and layout.is_mirror(parts[1])
+
+
+def _destination_path(environ: Environ) -> str | None:
+    """The Destination header's path, decoded the way Radicale's MOVE decodes it."""
+    raw = str(environ.get("HTTP_DESTINATION", ""))
+    return urlparse(unquote(raw)).path if raw else None
+
+
+def _read_body(environ: Environ, length: int) -> bytes:
+    """Read the whole body and put it back, so Radicale reads the same bytes."""
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return bytes(body)
+
+
+def _respond(
+    start_response: StartResponse,
+    status: HTTPStatus,
+    text: str,
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+) -> list[bytes]:
+    if content_type.startswith("text/plain") and not text.endswith("\n"):
+        text += "\n"
+    payload = text.encode("utf-8")
+    start_response(
+        f"{status.value} {status.phrase}",
+        [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]

@@ -1,0 +1,255 @@
+"""In-process access to the Radicale store: the only writer of the mirrors.
+
+Mirrors are written here, never over HTTP: Radicale's PUT is O(n) per item (35 minutes
+for 10,000 events through a peer syncing over HTTP), and storage-API writes pass no rights
+check, which is what lets a collection clients can only read be filled at all. Every
+method takes Radicale's store lock itself (shared for reads, exclusive for writes), the
+same `flock` the server's request threads take, so callers never see a half-applied batch.
+The lock is not re-entrant: no method here calls another while holding it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple, cast
+
+import radicale.storage
+from radicale import pathutils
+from radicale.storage import multifilesystem
+
+from calmirror.local import batch, layout
+from calmirror.local.errors import CollectionMissing, StoreError
+from calmirror.local.items import Limits, PreparedItem, prepare_many
+from calmirror.local.radicale_config import build_configuration
+
+MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
+_LOCK_ACTOR = "calmirror"
+
+
+class ChangeSet(NamedTuple):
+    """What changed in a collection since `token`.
+
+    `full` is True when there was no usable old token (none given, malformed, or expired
+    after Radicale's 30 days): `changed` is then every href now in the collection, and
+    anything the caller knew that is missing from it was deleted.
+    """
+
+    token: str
+    changed: list[str]
+    full: bool
+
+
+def mirror_displayname(name: str) -> str:
+    return name if name.startswith(MIRROR_DISPLAYNAME_PREFIX) else MIRROR_DISPLAYNAME_PREFIX + name
+
+
+def _calendar_props(displayname: str, color: str | None = None) -> dict[str, str]:
+    props = {
+        "tag": "VCALENDAR",
+        "D:displayname": displayname,
+        "C:supported-calendar-component-set": "VEVENT",
+    }
+    if color:
+        props["ICAL:calendar-color"] = color
+    return props
+
+
+class LocalStore:
+    def __init__(self, store_dir: Path, username: str) -> None:
+        if not pathutils.is_safe_filesystem_path_component(username):
+            raise StoreError(f"unusable local username {username!r}")
+        self.store_dir = Path(store_dir)
+        self.username = username
+        configuration = build_configuration(self.store_dir)
+        try:
+            self._storage = cast(multifilesystem.Storage, radicale.storage.load(configuration))
+        except (OSError, RuntimeError, ValueError) as error:
+            raise StoreError(f"cannot open the calendar store in {self.store_dir}: {error}") from error
+        self._limits = Limits(
+            max_resource_size=configuration.get("server", "max_resource_size"),
+            max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"),
+        )
+
+    # --- locking and lookup ---------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, mode: str) -> Iterator[None]:
+        try:
+            with self._storage.acquire_lock(mode, _LOCK_ACTOR):
+                yield
+        except OSError as error:
+            raise StoreError(f"the calendar store in {self.store_dir} failed: {error}") from error
+
+    def _path(self, name: str | None = None) -> str:
+        return f"/{self.username}/" if name is None else f"/{self.username}/{name}/"
+
+    def _find(self, name: str) -> multifilesystem.Collection | None:
+        if not pathutils.is_safe_filesystem_path_component(name):
+            return None
+        found = next(iter(self._storage.discover(self._path(name))), None)
+        if isinstance(found, multifilesystem.Collection):
+            return found
+        return None
+
+    def _require(self, name: str) -> multifilesystem.Collection:
+        found = self._find(name)
+        if found is None:
+            raise CollectionMissing(name)
+        return found
+
+    def collection_dir(self, name: str) -> Path:
+        """The folder holding `name`'s item files (what the watcher observes)."""
+        root = self._storage._get_collection_root_folder()
+        relative = f"{self.username}/{name}"
+        return Path(pathutils.path_to_filesystem(root, relative, self._storage._is_collision_free))
+
+    def _cache_dir(self, name: str) -> Path:
+        """Where Radicale keeps `name`'s item cache, sync history and tokens (cache subfolders on)."""
+        root = self._storage._get_collection_root_folder()
+        relative = os.path.relpath(self.collection_dir(name), root)
+        return Path(self._storage._get_collection_cache_folder(), relative)
+
+    # --- the fixed collections ------------------------------------------------------------
+
+    def ensure_base(self) -> None:
+        """Create the principal, `appointments` and `blocked` if missing; repair a lost tag.
+
+        A client's PROPPATCH can drop a calendar's `tag` (RADICALE.md "Traps"); the server
+        refuses that, and this puts it back should it ever happen anyway.
+        """
+        with self._locked("w"):
+            self._storage.create_collection(self._path())
+            for name, displayname in (
+                (layout.APPOINTMENTS, layout.APPOINTMENTS_DISPLAYNAME),
+                (layout.BLOCKED, layout.BLOCKED_DISPLAYNAME),
+            ):
+                found = self._find(name)
+                if found is None:
+                    self._storage.create_collection(self._path(name), props=_calendar_props(displayname))
+                elif found.get_meta("tag") != "VCALENDAR":
+                    repaired = {**_calendar_props(displayname), **found.get_meta(), "tag": "VCALENDAR"}
+                    found.set_meta(repaired)
+
+    # --- mirrors --------------------------------------------------------------------------
+
+    def _mirror(self, slug: str) -> str:
+        if not layout.is_valid_slug(slug):
+            raise StoreError(f"unusable mirror name {slug!r}")
+        return layout.mirror_name(slug)
+
+    def ensure_mirror(self, slug: str, displayname: str, color: str | None) -> None:
+        """Create the mirror if missing, else bring its name and colour up to date.
+
+        `displayname` is the iCloud calendar's name; it is shown as "iCloud · <name>".
+        """
+        name = self._mirror(slug)
+        with self._locked("w"):
+            found = self._find(name)
+            if found is None:
+                self._storage.create_collection(
+                    self._path(name), props=_calendar_props(mirror_displayname(displayname), color)
+                )
+            else:
+                self._set_mirror_meta(found, displayname, color)
+
+    def update_mirror_meta(self, slug: str, displayname: str, color: str | None) -> None:
+        name = self._mirror(slug)
+        with self._locked("w"):
+            self._set_mirror_meta(self._require(name), displayname, color)
+
+    @staticmethod
+    def _set_mirror_meta(collection: multifilesystem.Collection, displayname: str, color: str | None) -> None:
+        meta = dict(collection.get_meta())
+        wanted = {**meta, **_calendar_props(mirror_displayname(displayname), color)}
+        if not color:
+            wanted.pop("ICAL:calendar-color", None)
+        if wanted != meta:
+            collection.set_meta(wanted)
+
+    def delete_mirror(self, slug: str) -> None:
+        """Remove the mirror and its caches; nothing happens if it does not exist."""
+        name = self._mirror(slug)
+        with self._locked("w"):
+            found = self._find(name)
+            if found is not None:
+                found.delete()
+            shutil.rmtree(self._cache_dir(name), ignore_errors=True)
+
+    def list_mirrors(self) -> list[str]:
+        prefix = len(layout.MIRROR_PREFIX)
+        with self._locked("r"):
+            children = list(self._storage.discover(self._path(), depth="1"))
+        names = [
+            child.path.rsplit("/", 1)[-1]
+            for child in children
+            if isinstance(child, radicale.storage.BaseCollection)
+        ]
+        return sorted(name[prefix:] for name in names if layout.is_mirror(name))
+
+    def mirror_hrefs(self, slug: str) -> dict[str, str]:
+        return self.etags(self._mirror(slug))
+
+    def apply_mirror(
+        self, slug: str, upserts: Sequence[tuple[str, str]], deletes: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Apply one batch under one write lock; returns the refused items with reasons.
+
+        Objects are checked before the lock is taken (the slow part, in worker processes
+        for big batches). An object that fails a check, or whose UID another item of the
+        mirror keeps, is skipped and reported; the rest of the batch is applied.
+        """
+        name = self._mirror(slug)
+        checked = prepare_many(upserts, self._limits)
+        rejected = [(href, result) for href, result in checked if isinstance(result, str)]
+        valid = [result for _, result in checked if isinstance(result, PreparedItem)]
+        with self._locked("w"):
+            collection = self._require(name)
+            existing = {item.href: PreparedItem.from_item(item) for item in collection.get_all() if item.href}
+            plan = batch.plan_batch({h: item.uid for h, item in existing.items()}, valid, deletes)
+            added = sum(1 for item in plan.upserts if item.href not in existing)
+            changes = len(plan.upserts) + len(plan.deletes)
+            size_after = len(existing) - len(plan.deletes) + added
+            try:
+                if changes and batch.prefer_rebuild(changes, len(existing), size_after):
+                    batch.write_rebuild(self._storage, collection, existing, plan)
+                else:
+                    batch.write_incremental(collection, plan)
+            except (OSError, ValueError, RuntimeError) as error:
+                raise StoreError(f"cannot write the local calendar {name!r}: {error}") from error
+        return rejected + plan.rejected
+
+    # --- reading any collection -----------------------------------------------------------
+
+    def items(self, name: str) -> dict[str, str]:
+        with self._locked("r"):
+            return {item.href: item.serialize() for item in self._require(name).get_all() if item.href}
+
+    def item(self, name: str, href: str) -> str | None:
+        if not pathutils.is_safe_filesystem_path_component(href):
+            return None
+        with self._locked("r"):
+            for _, found in self._require(name).get_multi([href]):
+                return found.serialize() if found is not None else None
+        return None
+
+    def etags(self, name: str) -> dict[str, str]:
+        with self._locked("r"):
+            return {item.href: item.etag for item in self._require(name).get_all() if item.href}
+
+    def changes(self, name: str, token: str | None) -> ChangeSet:
+        """Hrefs changed, added or deleted since `token`, through Radicale's own sync."""
+        with self._locked("r"):
+            collection = self._require(name)
+            if token:
+                try:
+                    new_token, changed = collection.sync(token)
+                    return ChangeSet(new_token, list(changed), full=False)
+                except ValueError:
+                    pass
+            new_token, _ = collection.sync("")
+            present = sorted(item.href for item in collection.get_all() if item.href)
+            return ChangeSet(new_token, present, full=True)

@@ -1,0 +1,90 @@
+"""One canonical spelling for every URL the client returns or compares.
+
+Servers spell the same resource several ways (`/a%40b.ics`, `/a@b.ics`, relative or
+absolute, the partition host with or without the answering host). The mirror keys its
+item map on hrefs, so two spellings of one item would look like a deletion plus an
+addition. The canonical form, applied to everything `ICloudClient` returns:
+
+- absolute: `scheme://host[:port]/path`, scheme and host lower-cased, the port kept
+  exactly as the server wrote it (iCloud's home set says `:443` explicitly);
+- each path segment percent-decoded to bytes, then re-encoded leaving RFC 3986 `pchar`
+  characters bare (letters, digits, ``-._~!$&'()*+,;=:@``) and everything else as
+  upper-case `%XX` (so `%40` becomes `@`, a space `%20`, UTF-8 `é` `%C3%A9`, and an
+  encoded slash inside a segment stays `%2F`);
+- no query, no fragment; a collection keeps its trailing slash.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit, urlunsplit
+
+from calmirror.errors import RemoteError
+
+_PCHAR_SAFE = "!$&'()*+,;=:@~"
+
+
+def canonical_path(path: str) -> str:
+    segments = path.split("/")
+    return "/".join(quote(unquote_to_bytes(segment), safe=_PCHAR_SAFE) for segment in segments) or "/"
+
+
+def canonical_url(url: str) -> str:
+    """The canonical form of an absolute http(s) URL (see the module docstring)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise RemoteError(f"{_show(url)}: not an http(s) CalDAV URL (a webcal:// subscription cannot "
+                          "be used)", url=_show(url))
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host, canonical_path(parts.path or "/"), "", ""))
+
+
+def resolve(base: str, href: str) -> str:
+    """`href` (absolute URL, absolute path or relative) against `base`, canonical."""
+    return canonical_url(urljoin(base, href.strip()))
+
+
+def rebase(origin_url: str, href: str) -> str:
+    """`href` placed on the host of `origin_url`: its path only is kept.
+
+    Used for hrefs inside a calendar's REPORT answers, which must come out on the
+    calendar's host however the server spelt them.
+    """
+    path = urlsplit(urljoin(origin_url, href.strip())).path or "/"
+    parts = urlsplit(canonical_url(origin_url))
+    return urlunsplit((parts.scheme, parts.netloc, canonical_path(path), "", ""))
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path or "/"
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def as_collection(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def same_resource(one: str, other: str) -> bool:
+    """True when two canonical URLs name the same resource, ignoring a trailing slash."""
+    return path_of(one).rstrip("/") == path_of(other).rstrip("/")
+
+
+def last_segment(url: str) -> str:
+    """The decoded last path segment: a calendar's id (`home`, a UUID, 64 hex)."""
+    segment = path_of(url).rstrip("/").rsplit("/", 1)[-1]
+    return unquote_to_bytes(segment).decode("utf-8", errors="replace")
+
+
+def _show(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password or parts.username:
+        host = parts.hostname or ""
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return url

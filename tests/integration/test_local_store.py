@@ -1,0 +1,272 @@
+"""The in-process store API against a real Radicale store (and over HTTP where clients matter)."""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from calmirror.local import CollectionMissing, LocalServer, LocalStore, StoreError
+from calmirror.local.store import MIRROR_DISPLAYNAME_PREFIX
+
+USER = "calmirror"
+PASSWORD = "local-secret-1"
+DAV = "{DAV:}"
+
+
+def event(uid: str, summary: str = "Busy", hour: int = 10, component: str = "VEVENT") -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\n"
+        f"BEGIN:{component}\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\n"
+        f"DTSTART:20250105T{hour % 24:02d}0000Z\r\nDURATION:PT30M\r\nSUMMARY:{summary}\r\n"
+        f"END:{component}\r\nEND:VCALENDAR\r\n"
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    local = LocalStore(tmp_path / "store", USER)
+    local.ensure_base()
+    return local
+
+
+@pytest.fixture
+def work(store: LocalStore) -> LocalStore:
+    store.ensure_mirror("work", "Work", "#1BADF8FF")
+    return store
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    with LocalServer(tmp_path / "store", port=0, username=USER, password=PASSWORD) as srv:
+        yield srv
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.auth = (USER, PASSWORD)
+        yield session
+
+
+def props(store: LocalStore, name: str) -> dict[str, str]:
+    loaded: dict[str, str] = json.loads((store.collection_dir(name) / ".Radicale.props").read_text())
+    return loaded
+
+
+# --- base collections and mirror metadata --------------------------------------------------
+
+
+def test_ensure_base_is_idempotent_and_repairs_a_lost_tag(store: LocalStore) -> None:
+    store.ensure_base()
+    assert store.items("appointments") == {}
+    assert store.items("blocked") == {}
+    props_file = store.collection_dir("appointments") / ".Radicale.props"
+    props_file.write_text('{"D:displayname": "Appointments"}')  # what Radicale's PROPPATCH bug leaves
+    store.ensure_base()
+    assert props(store, "appointments")["tag"] == "VCALENDAR"
+    assert props(store, "blocked") == {
+        "tag": "VCALENDAR",
+        "D:displayname": "Blocked slots",
+        "C:supported-calendar-component-set": "VEVENT",
+    }
+
+
+def test_mirror_lifecycle(store: LocalStore) -> None:
+    assert store.list_mirrors() == []
+    store.ensure_mirror("work", "Work", "#FF0000FF")
+    store.ensure_mirror("home", "iCloud · Home", None)
+    store.ensure_mirror("work", "Work", "#FF0000FF")
+    assert store.list_mirrors() == ["home", "work"]
+    work = props(store, "icloud-work")
+    assert work["D:displayname"] == "iCloud · Work"
+    assert work["ICAL:calendar-color"] == "#FF0000FF"
+    assert work["tag"] == "VCALENDAR"
+    assert props(store, "icloud-home")["D:displayname"] == "iCloud · Home"
+    assert "ICAL:calendar-color" not in props(store, "icloud-home")
+    store.update_mirror_meta("work", "Office", "#00FF00FF")
+    work = props(store, "icloud-work")
+    assert work["D:displayname"] == f"{MIRROR_DISPLAYNAME_PREFIX}Office"
+    assert work["ICAL:calendar-color"] == "#00FF00FF"
+    store.update_mirror_meta("work", "Office", None)
+    assert "ICAL:calendar-color" not in props(store, "icloud-work")
+    store.apply_mirror("work", [("a.ics", event("a"))], [])
+    assert (store.store_dir / "collection-cache" / USER / "icloud-work").is_dir()
+    store.delete_mirror("work")
+    store.delete_mirror("work")
+    assert store.list_mirrors() == ["home"]
+    assert not store.collection_dir("icloud-work").exists()
+    assert not (store.store_dir / "collection-cache" / USER / "icloud-work").exists()
+    with pytest.raises(CollectionMissing):
+        store.apply_mirror("work", [("a.ics", event("a"))], [])
+    with pytest.raises(CollectionMissing):
+        store.update_mirror_meta("work", "Work", None)
+
+
+@pytest.mark.parametrize("slug", ["", "a/b", ".hidden", "..", " padded"])
+def test_unusable_mirror_slugs_are_refused(store: LocalStore, slug: str) -> None:
+    with pytest.raises(StoreError):
+        store.ensure_mirror(slug, "X", None)
+
+
+# --- apply_mirror ------------------------------------------------------------------------------
+
+
+def test_apply_mirror_upserts_and_deletes(work: LocalStore) -> None:
+    refused = work.apply_mirror("work", [("a.ics", event("a")), ("b.ics", event("b"))], [])
+    assert refused == []
+    first = work.mirror_hrefs("work")
+    assert set(first) == {"a.ics", "b.ics"}
+    refused = work.apply_mirror("work", [("a.ics", event("a", "Changed")), ("c.ics", event("c"))], ["b.ics"])
+    assert refused == []
+    second = work.mirror_hrefs("work")
+    assert set(second) == {"a.ics", "c.ics"}
+    assert second["a.ics"] != first["a.ics"]
+    assert "SUMMARY:Changed" in (work.item("icloud-work", "a.ics") or "")
+    assert work.item("icloud-work", "b.ics") is None
+
+
+def test_bad_items_are_skipped_with_a_reason(work: LocalStore) -> None:
+    work.apply_mirror("work", [("taken.ics", event("taken-uid"))], [])
+    batch = [
+        ("good.ics", event("good")),
+        ("garbage.ics", "this is not a calendar"),
+        ("todo.ics", event("todo", component="VTODO")),
+        (".hidden.ics", event("hidden")),
+        ("dup-uid.ics", event("taken-uid")),
+        ("good.ics", event("good-again")),
+        ("two.ics", event("x") + event("y")),
+    ]
+    refused = dict(work.apply_mirror("work", batch, ["never-there.ics", "../escape.ics"]))
+    assert set(refused) == {
+        "garbage.ics",
+        "todo.ics",
+        ".hidden.ics",
+        "dup-uid.ics",
+        "good.ics",
+        "two.ics",
+        "../escape.ics",
+    }
+    assert refused["garbage.ics"] == "not valid iCalendar"
+    assert refused["todo.ics"].startswith("not a VEVENT")
+    assert refused[".hidden.ics"] == "unsafe href"
+    assert "taken.ics" in refused["dup-uid.ics"]
+    assert refused["good.ics"] == "href appears twice in one batch"
+    assert set(work.mirror_hrefs("work")) == {"taken.ics", "good.ics"}
+    assert "UID:good\r\n" in (work.item("icloud-work", "good.ics") or "")
+
+
+def test_a_uid_may_move_to_another_href_within_one_batch(work: LocalStore) -> None:
+    work.apply_mirror("work", [("old.ics", event("moving"))], [])
+    assert work.apply_mirror("work", [("new.ics", event("moving"))], ["old.ics"]) == []
+    assert set(work.mirror_hrefs("work")) == {"new.ics"}
+
+
+def test_a_refused_replacement_keeps_its_old_uid_claimed(work: LocalStore) -> None:
+    work.apply_mirror("work", [("x.ics", event("uid-x"))], [])
+    batch = [("x.ics", "broken"), ("y.ics", event("uid-x"))]
+    refused = dict(work.apply_mirror("work", batch, []))
+    assert set(refused) == {"x.ics", "y.ics"}
+    assert set(work.mirror_hrefs("work")) == {"x.ics"}
+
+
+def test_large_batches_rebuild_the_mirror_and_keep_sync_tokens(work: LocalStore) -> None:
+    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", hour=i)) for i in range(300)], [])
+    before = work.changes("icloud-work", None)
+    assert before.full and len(before.changed) == 300
+    upserts = [(f"e{i}.ics", event(f"e{i}", "Moved", hour=i)) for i in range(0, 200)]
+    upserts += [(f"n{i}.ics", event(f"n{i}")) for i in range(50)]
+    deletes = [f"e{i}.ics" for i in range(250, 300)]
+    assert work.apply_mirror("work", upserts, deletes) == []
+    after = work.changes("icloud-work", before.token)
+    assert not after.full
+    assert set(after.changed) == {h for h, _ in upserts} | set(deletes)
+    reopened = LocalStore(work.store_dir, USER)
+    items = reopened.items("icloud-work")
+    assert len(items) == 300
+    assert "SUMMARY:Moved" in items["e5.ics"] and "SUMMARY:Busy" in items["e220.ics"]
+    assert reopened.changes("icloud-work", after.token).changed == []
+
+
+def test_small_batches_into_a_big_mirror_keep_sync_tokens(work: LocalStore) -> None:
+    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(400)], [])
+    token = work.changes("icloud-work", None).token
+    assert work.apply_mirror("work", [("e1.ics", event("e1", "Edited"))], ["e2.ics"]) == []
+    delta = work.changes("icloud-work", token)
+    assert sorted(delta.changed) == ["e1.ics", "e2.ics"] and not delta.full
+
+
+def test_changes_with_an_unknown_token_lists_everything(work: LocalStore) -> None:
+    work.apply_mirror("work", [("a.ics", event("a"))], [])
+    for token in ("http://radicale.org/ns/sync/" + "0" * 64, "garbage"):
+        result = work.changes("icloud-work", token)
+        assert result.full and result.changed == ["a.ics"]
+
+
+def test_reading_a_missing_collection_raises(store: LocalStore) -> None:
+    with pytest.raises(CollectionMissing):
+        store.items("icloud-nothing")
+    assert store.item("appointments", "../../etc/passwd") is None
+
+
+# --- with clients ---------------------------------------------------------------------------------
+
+
+def test_changes_follow_client_put_delete_and_move(server: LocalServer, http: requests.Session) -> None:
+    store = LocalStore(server.store_dir, USER)
+    base = server.url + f"{USER}/"
+    headers = {"Content-Type": "text/calendar"}
+    token = store.changes("appointments", None).token
+    assert http.put(base + "appointments/p.ics", data=event("p"), headers=headers).status_code == 201
+    assert http.put(base + "appointments/q.ics", data=event("q"), headers=headers).status_code == 201
+    step = store.changes("appointments", token)
+    assert sorted(step.changed) == ["p.ics", "q.ics"] and not step.full
+    assert http.delete(base + "appointments/p.ics").status_code in (200, 204)
+    step = store.changes("appointments", step.token)
+    assert step.changed == ["p.ics"]
+    assert store.item("appointments", "p.ics") is None
+    moved = http.request(
+        "MOVE", base + "appointments/q.ics", headers={"Destination": base + "appointments/r.ics"}
+    )
+    assert moved.status_code == 201
+    step = store.changes("appointments", step.token)
+    assert sorted(step.changed) == ["q.ics", "r.ics"]
+    assert set(store.etags("appointments")) == {"r.ics"}
+
+
+REPORT_ALL = (
+    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
+    '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+    '<C:time-range start="20250101T000000Z" end="20260101T000000Z"/>'
+    "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+)
+
+
+def test_a_client_reads_a_10000_event_mirror_in_one_report(server: LocalServer) -> None:
+    store = LocalStore(server.store_dir, USER)
+    store.ensure_mirror("big", "Big", None)
+    events = [(f"ev-{i}.ics", event(f"ev-{i}@icloud", f"Event {i}", hour=i)) for i in range(10_000)]
+    began = time.perf_counter()
+    assert store.apply_mirror("big", events, []) == []
+    applied = time.perf_counter() - began
+    began = time.perf_counter()
+    answer = requests.request(
+        "REPORT",
+        server.url + f"{USER}/icloud-big/",
+        data=REPORT_ALL,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        auth=(USER, PASSWORD),
+        timeout=120,
+    )
+    reported = time.perf_counter() - began
+    print(f"apply_mirror 10,000: {applied:.2f} s; calendar-query REPORT over them: {reported:.2f} s")
+    assert answer.status_code == 207, answer.text[:300]
+    responses = ET.fromstring(answer.content).findall(f"{DAV}response")
+    assert len(responses) == 10_000
+    assert applied < 10
