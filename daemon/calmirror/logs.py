@@ -55,6 +55,6 @@ def setup(level: str = "info", verbose: bool = False) -> None:
     radicale = logging.getLogger("radicale")
     radicale.handlers[:] = [handler]
     radicale.propagate = False
-    radicale.setLevel(logging.INFO if verbose else logging.WARNING)
+    radicale.setLevel(logging.INFO if verbose else logging.ERROR)
     for noisy in ("urllib3", "watchdog", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -36,7 +36,6 @@ class SyncReport:
     updated: int = 0
     deleted: int = 0
     skipped: int = 0
-    requests_hint: int = 0
     full: bool = False
     held_empty: bool = False
     error: str | None = None

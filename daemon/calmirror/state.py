@@ -243,7 +243,7 @@ class State:
             if upserts:
                 db["mirror_items"].upsert_all(
                     [{"calendar_id": calendar_id, **e.__dict__} for e in upserts], pk=("calendar_id", "href"))
-                db.executemany("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
+                db.conn.executemany("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
                                [(calendar_id, e.href) for e in upserts])
             if skipped:
                 db["skipped_items"].upsert_all(

@@ -189,6 +189,18 @@ def test_home_listing_has_calendars_and_special_collections(shared: Emulator) ->
     assert shared.calendar_id("Work") == names["Work"].split("/")[-2]
 
 
+def test_ctags_in_a_depth1_listing_equal_each_calendars_sync_token(shared: Emulator) -> None:
+    client = Client(shared)
+    r = client.propfind(f"{shared.partition_url}{DSID}/calendars/", "d:displayname", "cs:getctag", depth="1")
+    found = responses(r.text)
+    assert "sync-token" not in r.text
+    for info in shared.store.calendars():
+        ctag = text_of("getctag", found[shared.store.calendar_path(info.cal_id)])
+        assert ctag == client.ctag_and_token(info.cal_id)[1]
+    assert re.search(r"<getctag[^>]*/>", found[f"/{DSID}/calendars/inbox/"])
+    assert client.propfind(f"{shared.url}{DSID}/", "d:displayname").status_code == 404
+
+
 def test_family_is_read_only(emu: Emulator) -> None:
     client = Client(emu)
     family, work = emu.calendar_id("Family"), emu.calendar_id("Work")

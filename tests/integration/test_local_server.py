@@ -81,6 +81,22 @@ def test_port_zero_is_replaced_by_the_bound_port(server: LocalServer) -> None:
     assert requests.options(server.url, timeout=5).status_code == 200
 
 
+def test_ipv6_loopback(tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with LocalServer(tmp_path / "store", host="::1", port=0, username=USER, password=PASSWORD) as srv:
+        assert srv.url.startswith("http://[::1]:")
+        answer = requests.request(
+            "PROPFIND", srv.url, auth=(USER, PASSWORD), headers={"Depth": "0"}, timeout=5
+        )
+        assert answer.status_code == 207
+
+
 def test_start_answers_at_once_and_stop_is_quick(tmp_path: Path) -> None:
     srv = LocalServer(tmp_path / "store", port=0, username=USER, password=PASSWORD)
     began = time.perf_counter()
@@ -189,10 +205,14 @@ def test_put_get_delete_in_appointments(server: LocalServer, http: requests.Sess
     assert http.get(target).status_code == 404
 
 
-def test_clients_cannot_create_calendars(server: LocalServer, http: requests.Session) -> None:
+def test_clients_cannot_create_replace_or_delete_calendars(
+    server: LocalServer, http: requests.Session
+) -> None:
     answer = http.request("MKCALENDAR", url(server, f"/{USER}/personal/"))
     assert answer.status_code == 403
     assert http.delete(url(server, f"/{USER}/appointments/")).status_code in (401, 403)
+    whole = put(http, url(server, f"/{USER}/appointments/"), event("replaces-everything"))
+    assert whole.status_code in (403, 409)
     assert http.request("PROPFIND", url(server, f"/{USER}/appointments/"), headers={"Depth": "0"}).ok
 
 

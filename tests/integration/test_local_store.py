@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from calmirror.local import CollectionMissing, LocalServer, LocalStore, StoreError
+from calmirror.local import CollectionMissing, LocalServer, LocalStore, StoreError, batch
 from calmirror.local.store import MIRROR_DISPLAYNAME_PREFIX
 
 USER = "calmirror"
@@ -196,6 +196,7 @@ def test_large_batches_rebuild_the_mirror_and_keep_sync_tokens(work: LocalStore)
 def test_small_batches_into_a_big_mirror_keep_sync_tokens(work: LocalStore) -> None:
     work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(400)], [])
     token = work.changes("icloud-work", None).token
+    assert not batch.prefer_rebuild(2, 400, 399)
     assert work.apply_mirror("work", [("e1.ics", event("e1", "Edited"))], ["e2.ics"]) == []
     delta = work.changes("icloud-work", token)
     assert sorted(delta.changed) == ["e1.ics", "e2.ics"] and not delta.full
@@ -270,3 +271,52 @@ def test_a_client_reads_a_10000_event_mirror_in_one_report(server: LocalServer) 
     responses = ET.fromstring(answer.content).findall(f"{DAV}response")
     assert len(responses) == 10_000
     assert applied < 10
+
+
+SYNC_COLLECTION = (
+    '<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
+    "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"
+)
+
+
+def sync_collection(server: LocalServer, http: requests.Session, token: str) -> tuple[str, dict[str, str]]:
+    """A client's sync-collection REPORT: the new token and href -> status of each change."""
+    answer = http.request(
+        "REPORT",
+        server.url + f"{USER}/icloud-work/",
+        data=SYNC_COLLECTION.format(token=token),
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+    )
+    assert answer.status_code == 207, answer.text[:300]
+    root = ET.fromstring(answer.content)
+    changes = {}
+    for response in root.findall(f"{DAV}response"):
+        href = (response.findtext(f"{DAV}href") or "").rsplit("/", 1)[-1]
+        status = response.findtext(f"{DAV}status") or response.findtext(f".//{DAV}status") or ""
+        changes[href] = "gone" if "404" in status else "here"
+    return root.findtext(f"{DAV}sync-token") or "", changes
+
+
+def test_a_clients_sync_token_survives_a_rebuild(server: LocalServer, http: requests.Session) -> None:
+    store = LocalStore(server.store_dir, USER)
+    store.ensure_mirror("work", "Work", None)
+    store.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", hour=i)) for i in range(100)], [])
+    token, first = sync_collection(server, http, "")
+    assert len(first) == 100
+    upserts = [(f"e{i}.ics", event(f"e{i}", "Moved", hour=i)) for i in range(60)]
+    assert batch.prefer_rebuild(len(upserts) + 1, 100, 99)
+    assert store.apply_mirror("work", upserts, ["e99.ics"]) == []
+    token, delta = sync_collection(server, http, token)
+    assert delta == {**{f"e{i}.ics": "here" for i in range(60)}, "e99.ics": "gone"}
+    assert sync_collection(server, http, token)[1] == {}
+
+
+def test_scratch_folders_of_a_crashed_fill_are_cleaned_up(work: LocalStore) -> None:
+    cache = work.store_dir / "collection-cache" / USER / "icloud-work" / ".Radicale.cache" / "item"
+    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(50)], [])
+    leftover = cache / ".Radicale.tmp-crashed"
+    leftover.mkdir()
+    (leftover / "e1.ics").write_bytes(b"")
+    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", "Again")) for i in range(50)], [])
+    assert not leftover.exists()
+    assert len(work.items("icloud-work")) == 50

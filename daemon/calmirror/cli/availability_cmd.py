@@ -9,12 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.table import Table
 
-from calmirror import slots
-from calmirror.busy import BusySources
 from calmirror.cli.context import console, ctx_of, print_json
-from calmirror.credentials import local_account
 from calmirror.errors import UserError
-from calmirror.local.store import LocalStore
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -40,6 +36,11 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Busy time (or free slots) across appointments, blocked slots and every iCloud mirror."""
+        from calmirror import slots  # heavy imports only for this command
+        from calmirror.busy import BusySources
+        from calmirror.credentials import local_account
+        from calmirror.local.store import LocalStore
+
         c = ctx_of(ctx)
         zone = _zone(tz or c.settings.availability.timezone)
         window_start, window_end = slots.parse_time(start, zone), slots.parse_time(end, zone)

@@ -39,7 +39,7 @@ def main(
 ) -> None:
     os.umask(0o077)  # calendars, state and secrets are private: every file we create is 0600
     ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)
-    logs.setup("info", verbose)
+    logs.setup("warning", verbose)  # commands print their own summaries; `run` logs at info
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -94,6 +94,8 @@ class ICloudLayer:
             return self._discovery(request, root=True)
         if path.rstrip("/") == self.store.principal_path.rstrip("/"):
             return self._discovery(request, root=False)
+        if path.rstrip("/") == f"/{self.store.dsid}":
+            return empty_reply(404)  # Radicale's principal, which iCloud does not have
         method = request.method
         if method == "PUT":
             return writes.put(self.store, request)
@@ -137,10 +139,13 @@ class ICloudLayer:
     def _propfind(self, request: Request) -> Reply:
         root = xmlbits.parse(request.body)
         kind, props = xmlbits.requested_props(root)
-        if kind == "allprop":
+        if kind != "prop":
             return xml_reply(207, discovery.allprop_answer(request.path))
         ctag = clark(CALSERVER, "getctag")
         sync_token = clark(DAV, "sync-token")
+        cal_id = self._calendar_of(request.path)
+        if cal_id is not None and request.depth == "0" and props and set(props) <= {ctag, sync_token}:
+            return self._ctag_answer(cal_id, request.path, props)
         wants_ctag = ctag in props
         if root is not None and wants_ctag:
             request.body = _ctag_as_sync_token(root)
@@ -149,6 +154,11 @@ class ICloudLayer:
             reply.body = self._rewriter.multistatus(
                 reply.body, ctag_from_sync_token=wants_ctag, keep_sync_token=sync_token in props)
         return reply
+
+    def _ctag_answer(self, cal_id: str, path: str, props: list[str]) -> Reply:
+        """"Has this calendar changed?" polls, answered without Radicale re-reading every item."""
+        token = self.tokens.encode(self.store.sync_token(cal_id))
+        return xml_reply(207, xmlbits.multistatus(xmlbits.response(path, dict.fromkeys(props, token), [])))
 
     def _report(self, request: Request) -> Reply:
         plan = prepare_report(request, self.tokens)

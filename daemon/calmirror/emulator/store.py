@@ -76,6 +76,10 @@ class Store:
         self._uid_locations: dict[str, set[tuple[str, str]]] = {}
         self._uid_of: dict[tuple[str, str], str] = {}
         self._etag_of: dict[tuple[str, str], str] = {}
+        # Per-calendar write counters and the last token computed at each, so polling a
+        # quiet calendar's ctag does not make Radicale re-read every item.
+        self._revision: dict[str, int] = {}
+        self._token_at: dict[str, tuple[int, str]] = {}
         self.configuration = build_configuration(folder, dsid, self.calendar_access)
         self.storage = radicale.storage.load(self.configuration)
         self._ensure_layout()
@@ -134,6 +138,7 @@ class Store:
         self._uid_locations.clear()
         self._uid_of.clear()
         self._etag_of.clear()
+        self._token_at.clear()
         for cal_id in self._calendars:
             for item in self._collection(cal_id).get_all():
                 assert item.href is not None
@@ -155,11 +160,13 @@ class Store:
                 raise ValueError(f"calendar {info.cal_id!r} exists")
             self.storage.create_collection(self.calendar_path(info.cal_id), props=props)
             self._calendars[info.cal_id] = info
+            self._token_at.pop(info.cal_id, None)
 
     def delete_calendar(self, cal_id: str) -> None:
         with self.lock, self._locked("w"):
             self._collection(cal_id).delete()
             del self._calendars[cal_id]
+            self._token_at.pop(cal_id, None)
             for key in [k for k in self._uid_of if k[0] == cal_id]:
                 self._unindex(*key)
 
@@ -214,6 +221,11 @@ class Store:
             return True
 
     def sync_token(self, cal_id: str) -> str:
+        """Radicale's current sync token for the calendar (cached until the next write)."""
+        with self._locked("r"):
+            cached = self._token_at.get(cal_id)
+            if cached is not None and cached[0] == self._revision.get(cal_id, 0):
+                return cached[1]
         token, _ = self.changes_since(cal_id, "")
         return token
 
@@ -226,7 +238,12 @@ class Store:
         Radicale does not know.
         """
         with self._locked("r"):
+            revision = self._revision.get(cal_id, 0)
+            cached = self._token_at.get(cal_id)
+            if cached == (revision, radicale_token) and radicale_token:
+                return radicale_token, []
             token, names = self._collection(cal_id).sync(radicale_token)
+            self._token_at[cal_id] = (revision, token)
             return token, [(name, self._etag_of.get((cal_id, name))) for name in names]
 
     # --- UID index --------------------------------------------------------------------
@@ -235,11 +252,13 @@ class Store:
         return set(self._uid_locations.get(uid, ()))
 
     def _index(self, cal_id: str, name: str, uid: str, etag: str) -> None:
+        self._revision[cal_id] = self._revision.get(cal_id, 0) + 1
         self._uid_of[(cal_id, name)] = uid
         self._etag_of[(cal_id, name)] = etag
         self._uid_locations.setdefault(uid, set()).add((cal_id, name))
 
     def _unindex(self, cal_id: str, name: str) -> None:
+        self._revision[cal_id] = self._revision.get(cal_id, 0) + 1
         self._etag_of.pop((cal_id, name), None)
         uid = self._uid_of.pop((cal_id, name), None)
         if uid is None:

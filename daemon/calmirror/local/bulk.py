@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -62,6 +63,7 @@ def replace_collection(
     history_folder = storage._get_collection_cache_subfolder(final_path, _CACHE, "history")
     for folder in (parent, cache_folder, history_folder):
         storage._makedirs_synced(folder)
+        _remove_leftover_staging(folder)
     encoding: str = storage.configuration.get("encoding", "stock")
     with (
         _staging(parent) as staged_root,
@@ -93,6 +95,15 @@ def _staging(folder: str) -> Iterator[str]:
     """A dot-named scratch folder beside the real files: Radicale skips dot-names."""
     with tempfile.TemporaryDirectory(prefix=_STAGING, dir=folder) as path:
         yield path
+
+
+def _remove_leftover_staging(folder: str) -> None:
+    """Scratch folders a crash left behind. Radicale writes only under the store lock and
+    the caller holds it exclusively, so no scratch folder here can be in use."""
+    with os.scandir(folder) as entries:
+        leftovers = [entry.path for entry in entries if entry.is_dir() and entry.name.startswith(_STAGING)]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_props(folder: str, props: Mapping[str, str], encoding: str) -> None:

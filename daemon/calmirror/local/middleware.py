@@ -27,6 +27,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from radicale import pathutils
+
 from calmirror.local import davxml, layout
 from calmirror.local.auth import Credentials
 from calmirror.local.rights import collection_rights
@@ -206,7 +208,7 @@ class Middleware:
         freebusy = self.freebusy
         assert freebusy is not None
         try:
-            text = freebusy(path, query.start, query.end)
+            text = freebusy(pathutils.sanitize_path(path), query.start, query.end)
         except Exception:
             log.exception("the free-busy callable failed")
             raise Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "free-busy lookup failed") from None
