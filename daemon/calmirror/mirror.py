@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from calmirror.config import Settings
 from calmirror.errors import InvalidSyncToken
 from calmirror.local.store import LocalStore
-from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, plan_mirror
+from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, looks_like_full_listing, plan_mirror
 from calmirror.remote import ICloudClient
 from calmirror.state import CalendarRow, MirrorEntry, State
 
@@ -128,8 +128,9 @@ class Mirror:
         except InvalidSyncToken:
             log.warning("%s: sync token no longer valid; full resync", cal.name)
             changes = client.sync(cal.url, None)
-        report.full = changes.full or token is None
         known = self.state.mirror_items(cal.id)
+        report.full = changes.full or token is None or looks_like_full_listing(known, changes.changed,
+                                                                               changes.deleted)
         policy = self.policy(cal, accept_empty)
 
         removal = plan_mirror(known, changes.changed, changes.deleted, report.full, {}, [], policy)

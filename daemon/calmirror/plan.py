@@ -49,6 +49,20 @@ class MirrorPlan:
         return bool(self.writes or self.local_deletes or self.gone or self.skipped)
 
 
+def looks_like_full_listing(known: Mapping[str, MirrorEntry], changed: Mapping[str, str],
+                            deleted: Sequence[str]) -> bool:
+    """Some servers answer a stale token with a full listing instead of 403 (ICLOUD.md #11).
+
+    A true incremental answer never lists items whose ETag we already hold; when at least
+    half of what we know comes back unchanged, it is a full listing, and whatever it does
+    not name is gone.
+    """
+    if deleted or len(known) < 2:
+        return False
+    unchanged = sum(1 for href, etag in changed.items() if href in known and known[href].etag == etag)
+    return unchanged * 2 >= len(known)
+
+
 def hrefs_to_fetch(known: Mapping[str, MirrorEntry], changed: Mapping[str, str],
                    policy: MirrorPolicy, skipped_etags: Mapping[str, str] | None = None) -> list[str]:
     """Changed hrefs whose ETag differs from what the mirror already holds."""

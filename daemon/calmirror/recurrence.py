@@ -45,11 +45,12 @@ UTC = dt.UTC
 
 DIRECT_LIMIT = 512  # occurrences from DTSTART worth walking through dateutil's own cache
 MAX_OCCURRENCES = 5_000  # per rule per query; the library spends ~15 us on each
-COUNT_SCAN_LIMIT = 20_000  # COUNT rules with filters are enumerated once, up to here
+COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to here
 CHECKPOINT_EVERY = 250  # occurrences between fast-forward points of a scanned COUNT rule
 MAX_PREWINDOW = 20_000  # occurrences we accept walking before the window on a slow path
 MAX_PERIODS = 5_000_000  # periods dateutil may inspect for a filtered sub-daily rule (~1 s)
 _MARGIN = dt.timedelta(days=2)  # covers any UTC offset (-12..+14) when bounding floating times
+_NEVER = dt.datetime.min.replace(tzinfo=UTC)
 
 
 class _CapReached(Exception):
@@ -140,7 +141,7 @@ class CompiledSeries:
     start0: dt.datetime | None  # master DTSTART as naive wall time of its own zone
     duration: dt.timedelta
     lead: dt.timedelta  # how long before a window an occurrence may start and still reach it
-    lo: dt.datetime = dt.datetime.min.replace(tzinfo=UTC)
+    lo: dt.datetime = _NEVER
     hi: dt.datetime | None = None  # None: the rule never ends
     last_start: Time | None = None  # start of the last rule occurrence, when known
     checkpoints: list[tuple[dt.datetime, int]] = field(default_factory=list)

@@ -21,7 +21,6 @@ All functions are pure and work on naive wall-clock datetimes, as dateutil does.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -119,41 +118,49 @@ def explicit(parts: dict[str, list[Any]], start0: dt.datetime) -> dict[str, list
     return out
 
 
+def _lattice_times(step: int, start0: dt.datetime) -> tuple[range, range, range] | None:
+    """Hours, minutes and seconds an INTERVAL lattice of `step` seconds reaches each day.
+
+    Only lattices that are the same every day and a product of the three fields qualify:
+    steps dividing a minute, whole minutes dividing an hour, or whole hours dividing a day.
+    """
+    h, m, s = start0.hour, start0.minute, start0.second
+    if step < 60 and 60 % step == 0:
+        return range(24), range(60), range(s % step, 60, step)
+    if step % 60 == 0 and step < 3600 and 3600 % step == 0:
+        return range(24), range(m % (step // 60), 60, step // 60), range(s, s + 1)
+    if step % 3600 == 0 and 86400 % step == 0:
+        return range(h % (step // 3600), 24, step // 3600), range(m, m + 1), range(s, s + 1)
+    return None
+
+
 def daily_equivalent(parts: dict[str, list[Any]], start0: dt.datetime) -> dict[str, list[Any]] | None:
     """A DAILY rule with the same occurrences as a filtered HOURLY/MINUTELY/SECONDLY rule.
 
-    Possible when the INTERVAL lattice repeats every day and the times of day it keeps
-    form a product of hours x minutes x seconds; BYSETPOS (whose sets would change from
-    per-second to per-day) rules it out. COUNT and UNTIL keep their meaning because the
-    sequence of occurrences is identical.
+    Possible when the INTERVAL lattice repeats every day as a product of hours x minutes
+    x seconds; BYSETPOS (whose sets would change from per-second to per-day) rules it
+    out. COUNT and UNTIL keep their meaning because the sequence of occurrences is the same.
     """
     freq = str(parts["FREQ"][0]).upper()
     if freq not in ("HOURLY", "MINUTELY", "SECONDLY") or "BYSETPOS" in parts or set(parts) <= _PLAIN_KEYS:
         return None
-    step = FIXED_SECONDS[freq] * max(int(parts.get("INTERVAL", [1])[0]), 1)
-    if 86400 % step:
+    reach = _lattice_times(FIXED_SECONDS[freq] * max(int(parts.get("INTERVAL", [1])[0]), 1), start0)
+    if reach is None:
         return None
     level = COARSENESS[freq]
-    wanted = {name: {int(v) for v in parts.get(name, [])} for name, _, _ in _TIME_PARTS}
-    origin = start0.hour * 3600 + start0.minute * 60 + start0.second
-    times: set[tuple[int, int, int]] = set()
-    for t in range(origin % step, 86400, step):
-        point = (t // 3600, t // 60 % 60, t % 60)
-        choices: list[list[int]] = []
-        for (name, part_level, _size), value in zip(_TIME_PARTS, point, strict=True):
-            if part_level <= level:  # at or above FREQ: BY* filters the lattice point
-                if wanted[name] and value not in wanted[name]:
-                    break
-                choices.append([value])
-            else:  # below FREQ: BY* expands, default is DTSTART's value
-                choices.append(sorted(wanted[name]) or [value])
-        else:
-            times.update(itertools.product(*choices))
-    hours, minutes, seconds = (sorted({t[i] for t in times}) for i in range(3))
-    if not times or len(times) != len(hours) * len(minutes) * len(seconds):
-        return None
+    chosen: list[list[int]] = []
+    for (name, part_level, _size), reached, own in zip(
+        _TIME_PARTS, reach, (start0.hour, start0.minute, start0.second), strict=True
+    ):
+        wanted = sorted({int(v) for v in parts.get(name, [])})
+        # At or above FREQ a BY* list filters the lattice; below it, it expands (default:
+        # DTSTART's own value).
+        values = [v for v in reached if not wanted or v in wanted] if part_level <= level else wanted or [own]
+        if not values:
+            return None
+        chosen.append(values)
     out = {k: v for k, v in parts.items() if k not in ("FREQ", "INTERVAL", "BYHOUR", "BYMINUTE", "BYSECOND")}
-    out.update(FREQ=["DAILY"], BYHOUR=hours, BYMINUTE=minutes, BYSECOND=seconds)
+    out.update(FREQ=["DAILY"], BYHOUR=chosen[0], BYMINUTE=chosen[1], BYSECOND=chosen[2])
     return out
 
 

@@ -182,6 +182,18 @@ def test_fetch_accepts_paths_and_other_spellings_and_answers_canonically(emu: Em
     assert not missing and [item.href for item in items] == [work.url + "a@b.ics"]
 
 
+def test_odd_item_names_round_trip_create_sync_fetch(client: ICloudClient) -> None:
+    work = calendars(client)["Work"]
+    token = client.sync(work.url, None).token
+    names = ["a@b+c.ics", "semi;colon.ics", "café x.ics"]
+    etags = {canonical_url(work.url + name): client.create(work.url + name, event(name)) for name in names}
+    changes = client.sync(work.url, token)
+    assert changes.changed == etags  # PUT's ETag is the later getetag (ICLOUD.md #14)
+    assert work.url + "a@b+c.ics" in etags and work.url + "semi%3Bcolon.ics" in etags
+    items, missing = client.fetch(work.url, list(changes.changed))
+    assert not missing and {item.href: item.etag for item in items} == etags
+
+
 def test_stale_token_is_invalid_sync_token_and_a_tokenless_sync_recovers(emu: Emulator,
                                                                          client: ICloudClient) -> None:
     work = calendars(client)["Work"]

@@ -58,14 +58,18 @@ class Emulator:
             raise RuntimeError("emulator already started")
         if self._data_dir is None:
             self._data_dir = tempfile.mkdtemp(prefix="calmirror-emulator-")
-        store = Store(self._data_dir, self.dsid)
-        self._store = store
-        if not store.calendars():
-            self._seed_account(store)
-        layer = ICloudLayer(store, self._credentials, self._tokens)
-        front_context = ListenerContext(layer, "front", self.faults, self._log)
-        front_port = self._front.bind("127.0.0.1", self._port, front_context)
-        partition_port = self._bind_partition(ListenerContext(layer, "partition", self.faults, self._log))
+        try:
+            store = Store(self._data_dir, self.dsid)
+            self._store = store
+            if not store.calendars():
+                self._seed_account(store)
+            layer = ICloudLayer(store, self._credentials, self._tokens)
+            front_context = ListenerContext(layer, "front", self.faults, self._log)
+            front_port = self._front.bind("127.0.0.1", self._port, front_context)
+            partition_port = self._bind_partition(ListenerContext(layer, "partition", self.faults, self._log))
+        except BaseException:
+            self.stop()
+            raise
         self.url = f"http://127.0.0.1:{front_port}/"
         self.partition_url = f"http://localhost:{partition_port}/"
         layer.partition_url = self.partition_url

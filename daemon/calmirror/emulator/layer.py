@@ -12,6 +12,7 @@ import base64
 import binascii
 import hmac
 import io
+import logging
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from calmirror.emulator.store import Store
 from calmirror.emulator.tokens import TokenCodec
 from calmirror.emulator.xmlbits import CALSERVER, DAV, clark
 
+_log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 UNAUTHORIZED_HEADERS = [
     ("WWW-Authenticate", 'Basic realm="MMCalDav"'),
@@ -80,7 +82,11 @@ class ICloudLayer:
             start_response("401 Unauthorized", list(UNAUTHORIZED_HEADERS))
             return [b""]
         request = _read_request(environ)
-        reply = self._dispatch(request)
+        try:
+            reply = self._dispatch(request)
+        except Exception:  # a bug here must not kill the connection without a status
+            _log.exception("emulator failed on %s %s", request.method, request.path)
+            reply = empty_reply(500)
         if reply.header("Content-Length") is None:
             reply.headers.append(("Content-Length", str(len(reply.body))))
         start_response(reply.status_line, reply.headers)

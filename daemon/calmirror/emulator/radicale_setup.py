@@ -105,5 +105,5 @@ def quiet_radicale_logger() -> None:
     log-record factory.
     """
     logger = logging.getLogger("radicale")
-    if logger.level == logging.NOTSET or logger.level < logging.ERROR:
+    if logger.level == logging.NOTSET:  # leave a level someone chose deliberately alone
         logger.setLevel(logging.ERROR)

@@ -186,8 +186,10 @@ class Listener:
             self._threads.append(thread)
 
     def stop(self) -> None:
+        started = bool(self._threads)
         for server in self._servers:
-            server.shutdown()
+            if started:  # shutdown() waits forever on a server that never served
+                server.shutdown()
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)

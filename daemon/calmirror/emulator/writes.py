@@ -9,6 +9,7 @@ the same If-Match cannot both win.
 from __future__ import annotations
 
 import radicale.item as radicale_item
+from radicale import pathutils
 
 from calmirror.emulator import xmlbits
 from calmirror.emulator.messages import Reply, Request, empty_reply, xml_reply
@@ -34,6 +35,8 @@ def put(store: Store, request: Request) -> Reply:
     if target is None:
         return empty_reply(403 if request.path.startswith(store.home_path) else 404)
     cal_id, name = target
+    if not pathutils.is_safe_filesystem_path_component(name):
+        return empty_reply(400)
     calendar = store.calendar(cal_id)
     if calendar is None:
         return empty_reply(409)
@@ -101,7 +104,7 @@ def delete(store: Store, request: Request) -> Reply:
         return empty_reply(403 if request.path.startswith(f"/{store.dsid}/") else 404)
     cal_id, name = target
     calendar = store.calendar(cal_id)
-    if calendar is None:
+    if calendar is None or not pathutils.is_safe_filesystem_path_component(name):
         return empty_reply(404)
     if not calendar.writable:
         return empty_reply(403)

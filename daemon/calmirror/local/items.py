@@ -10,14 +10,15 @@ on one core.
 
 from __future__ import annotations
 
-import functools
 import logging
-import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import pickle
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from radicale import item as radicale_item
 from radicale import pathutils
@@ -26,7 +27,7 @@ log = logging.getLogger("calmirror.local")
 
 #: Below this many objects a worker pool costs more than it saves.
 PARALLEL_THRESHOLD = 1500
-_CHUNK = 250
+_WORKER_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -115,40 +116,61 @@ def _short(reason: str, limit: int = 160) -> str:
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
-def _prepare_chunk(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[PreparedItem | str]:
+def prepare_chunk(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[PreparedItem | str]:
     return [prepare_one(href, ics, limits) for href, ics in pairs]
 
 
-def _chunks(pairs: Sequence[tuple[str, str]], size: int) -> Iterable[Sequence[tuple[str, str]]]:
-    for start in range(0, len(pairs), size):
-        yield pairs[start : start + size]
-
-
 def prepare_many(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[tuple[str, PreparedItem | str]]:
-    """Prepare every object, in order; big batches in a pool of worker processes.
+    """Prepare every object, in order; big batches in worker processes, one per core.
 
-    The pool uses `forkserver`: the daemon has server and watcher threads, and forking a
-    threaded process can copy a lock some thread holds.
+    The workers are plain `python -m calmirror.local.items_worker` children fed through
+    pipes, not `multiprocessing`: its spawn and forkserver modes re-run the parent's main
+    script in every worker, and plain fork copies a process whose server and watcher
+    threads may hold locks.
     """
     workers = min(os.cpu_count() or 1, 4)
     results = None
     if len(pairs) >= PARALLEL_THRESHOLD and workers >= 2:
-        results = _prepare_in_pool(pairs, limits, workers)
+        results = _prepare_in_workers(pairs, limits, workers)
     if results is None:
-        results = _prepare_chunk(pairs, limits)
+        results = prepare_chunk(pairs, limits)
     return [(href, result) for (href, _), result in zip(pairs, results, strict=True)]
 
 
-def _prepare_in_pool(
+def _prepare_in_workers(
     pairs: Sequence[tuple[str, str]], limits: Limits, workers: int
 ) -> list[PreparedItem | str] | None:
-    """None when no pool can be had (no forkserver here, process limits): go serial."""
+    """None when the workers cannot be had or fail: the caller checks in-process instead."""
+    size = -(-len(pairs) // workers)
+    slices = [list(pairs[start : start + size]) for start in range(0, len(pairs), size)]
     try:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        work = functools.partial(_prepare_chunk, limits=limits)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return [result for chunk in pool.map(work, _chunks(pairs, _CHUNK)) for result in chunk]
-    except (OSError, ValueError, BrokenProcessPool):
-        log.warning("checking calendar objects in worker processes failed; checking them here", exc_info=True)
+        with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+            parts = list(pool.map(lambda part: _run_worker(part, limits), slices))
+    except (OSError, subprocess.SubprocessError, pickle.PickleError, EOFError, ValueError) as error:
+        log.warning("checking calendar objects in worker processes failed (%s); checking them here", error)
         return None
+    return [result for part in parts for result in part]
+
+
+def _run_worker(pairs: list[tuple[str, str]], limits: Limits) -> list[PreparedItem | str]:
+    payload = pickle.dumps((pairs, limits), protocol=pickle.HIGHEST_PROTOCOL)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "calmirror.local.items_worker"],
+        input=payload,
+        capture_output=True,
+        env=env,
+        timeout=_WORKER_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise subprocess.SubprocessError(f"worker exited with {done.returncode}: {detail[0]}")
+    results = pickle.loads(done.stdout)
+    if not isinstance(results, list) or len(results) != len(pairs):
+        raise ValueError("worker answered with the wrong number of results")
+    return results

@@ -97,7 +97,7 @@ class ICloudClient:
                 continue
             principal = _first(status, lambda r: r.child_href(dav.PRINCIPAL))
             if principal is not None:
-                return hrefs.as_collection(hrefs.resolve(answered, principal))
+                return hrefs.resolve(answered, principal)
         if first is not None:  # the answer for the URL the user gave says most
             raise first
         raise BadRemoteData(f"PROPFIND {hrefs.path_of(self.server_url)}: the server names no "

@@ -8,9 +8,11 @@ addition. The canonical form, applied to everything `ICloudClient` returns:
 - absolute: `scheme://host[:port]/path`, scheme and host lower-cased, the port kept
   exactly as the server wrote it (iCloud's home set says `:443` explicitly);
 - each path segment percent-decoded to bytes, then re-encoded leaving RFC 3986 `pchar`
-  characters bare (letters, digits, ``-._~!$&'()*+,;=:@``) and everything else as
-  upper-case `%XX` (so `%40` becomes `@`, a space `%20`, UTF-8 `é` `%C3%A9`, and an
-  encoded slash inside a segment stays `%2F`);
+  characters bare except `;` (letters, digits, ``-._~!$&'()*+,=:@``) and everything
+  else as upper-case `%XX`: `%40` becomes `@`, a space `%20`, UTF-8 `é` `%C3%A9`, and an
+  encoded slash inside a segment stays `%2F`. `;` stays encoded because Python's
+  `urlparse`, and with it Radicale, cuts a bare `;...` off a path as "parameters": a
+  multiget naming `/c/a;b.ics` is answered for `/c/a`;
 - no query, no fragment; a collection keeps its trailing slash.
 """
 
@@ -20,7 +22,7 @@ from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 from calmirror.errors import RemoteError
 
-_PCHAR_SAFE = "!$&'()*+,;=:@~"
+_PCHAR_SAFE = "!$&'()*+,=:@~"
 
 
 def canonical_path(path: str) -> str:

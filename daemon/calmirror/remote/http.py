@@ -98,9 +98,9 @@ def error_for_status(method: str, url: str, response: requests.Response, *, body
         return AuthFailed(f"{AUTH_HELP} ({what})", url=clean, status=status)
     if status in (429, 503):
         retry = parse_retry_after(response.headers.get("Retry-After"))
-        return Unavailable(f"{what} {_reason(response)}", url=clean, status=status, retry_after=retry)
+        return Unavailable(f"{what}{_reason(response)}", url=clean, status=status, retry_after=retry)
     if status >= 500:
-        return Unavailable(f"{what} {_reason(response)}", url=clean, status=status)
+        return Unavailable(f"{what}{_reason(response)}", url=clean, status=status)
     if sync and status in (400, 403, 409, 412) and b"valid-sync-token" in body:
         return InvalidSyncToken(f"{what}: the server no longer knows our sync token", url=clean,
                                 status=status)
@@ -111,21 +111,22 @@ def error_for_status(method: str, url: str, response: requests.Response, *, body
     if status == 404:
         return NotFound(f"{what} Not Found", url=clean, status=status)
     if status == 412:
-        return PreconditionFailed(f"{what} Precondition Failed (the ETag we held is not current)",
-                                  url=clean, status=status)
+        return PreconditionFailed(f"{what} Precondition Failed (the item changed since we read it, or "
+                                  "already exists)", url=clean, status=status)
     if status in REDIRECTS:
         target = urlsplit(response.headers.get("Location", "")).path or "?"
         return RemoteError(f"{what}: the server redirected to {target}; use that URL instead",
                            url=clean, status=status)
-    return RemoteError(f"{what} {_reason(response)}", url=clean, status=status)
+    return RemoteError(f"{what}{_reason(response)}", url=clean, status=status)
 
 
 def _reason(response: requests.Response) -> str:
-    # The reason phrase is ours to show only when it is short printable ASCII.
+    """The reason phrase with a leading space, only when short printable ASCII: it comes
+    from the server and ends up on the user's terminal."""
     reason = (response.reason or "").strip()
-    if len(reason) > 60 or not reason.isascii() or not reason.isprintable():
+    if not reason or len(reason) > 60 or not reason.isascii() or not reason.isprintable():
         return ""
-    return reason
+    return " " + reason
 
 
 def error_for_exception(method: str, url: str, exc: requests.RequestException) -> RemoteError:

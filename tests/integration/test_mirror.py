@@ -1,0 +1,194 @@
+"""Mirroring against the emulator: exact copies, request budgets, deletions, faults, rails."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import icalendar
+import pytest
+
+from calmirror import config_edit
+from calmirror.emulator import Emulator
+from calmirror.engine import Engine
+from calmirror.transform import MARKER
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, engine_for, event
+
+REMOTE_WRITES = {"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY", "POST"}
+
+
+@pytest.fixture
+def emu():  # type: ignore[no-untyped-def]
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
+        yield emulator
+
+
+def sync(engine: Engine, **kw: object):  # type: ignore[no-untyped-def]
+    client = engine.client()
+    try:
+        return {r.name: r for r in engine.mirror_pass(client, **kw)}  # type: ignore[arg-type]
+    finally:
+        client.close()
+
+
+def requests_to(emu: Emulator, cal_id: str) -> list[str]:
+    return [r.method for r in emu.requests if f"/calendars/{cal_id}/" in r.path]
+
+
+def local_copies(engine: Engine, slug: str) -> dict[str, str]:
+    return engine.store.items(f"icloud-{slug}")
+
+
+def test_initial_sync_makes_exact_marked_copies_within_the_request_budget(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work", "Home", "Family"))
+    engine = engine_for(home)
+    emu.clear_requests()
+    reports = sync(engine)
+    assert (reports["Work"].added, reports["Home"].added, reports["Family"].added) == (16, 9, 3)
+    for name, n in (("Work", 16), ("Home", 9), ("Family", 3)):
+        assert len(requests_to(emu, emu.calendar_id(name))) <= math.ceil(n / 100) + 3
+    assert not REMOTE_WRITES & {r.method for r in emu.requests}
+    remote = emu.items(emu.calendar_id("Work"))
+    local = local_copies(engine, "work")
+    assert len(local) == len(remote) == 16
+    remote_by_uid = {icalendar.Calendar.from_ical(t).walk("VEVENT")[0]["UID"]: t for t in remote.values()}
+    for text in local.values():
+        cal = icalendar.Calendar.from_ical(text)
+        events = cal.walk("VEVENT")
+        assert all(str(e[MARKER]) == emu.calendar_id("Work") for e in events)
+        original = icalendar.Calendar.from_ical(remote_by_uid[events[0]["UID"]])
+        for ours, theirs in zip(events, original.walk("VEVENT"), strict=True):
+            assert {k for k in ours if k != MARKER} == set(theirs)  # every property kept
+        assert len(cal.walk("VTIMEZONE")) == len(original.walk("VTIMEZONE"))
+
+
+def test_idle_sync_is_one_request_and_one_change_at_most_two(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    engine = engine_for(home)
+    sync(engine)
+    work = emu.calendar_id("Work")
+    emu.clear_requests()
+    assert sync(engine)["Work"].added == 0
+    assert requests_to(emu, work) == ["REPORT"]
+    emu.put_item(work, "new-one.ics", event("new-one", "Added in iCloud"))
+    emu.clear_requests()
+    report = sync(engine)["Work"]
+    assert report.added == 1 and len(requests_to(emu, work)) <= 2
+
+
+def test_remote_create_update_delete_are_mirrored(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    engine = engine_for(home)
+    work = emu.calendar_id("Work")
+    emu.put_item(work, "x.ics", event("x", "Version one"))
+    sync(engine)
+    emu.put_item(work, "x.ics", event("x", "Version two"))
+    name = next(iter(emu.items(work))).rsplit("/", 1)[-1]
+    emu.delete_item(work, name if name != "x.ics" else list(emu.items(work))[1].rsplit("/", 1)[-1])
+    report = sync(engine)["Work"]
+    assert (report.updated, report.deleted) == (1, 1)
+    local = local_copies(engine, "work")
+    assert any("Version two" in t for t in local.values())
+    assert {t.split("UID:")[1].split("\r\n")[0] for t in local.values()} == {
+        t.split("UID:")[1].split("\r\n")[0] for t in emu.items(work).values()}
+
+
+@pytest.mark.parametrize("mode", ["403", "full"])
+def test_invalid_token_leads_to_a_clean_full_resync(tmp_path: Path, emu: Emulator, mode: str) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    engine = engine_for(home)
+    work = emu.calendar_id("Work")
+    sync(engine)
+    emu.invalidate_sync_tokens(mode=mode)
+    emu.put_item(work, "late.ics", event("late", "After the reset"))
+    victim = sorted(emu.items(work))[0].rsplit("/", 1)[-1]
+    emu.delete_item(work, victim)
+    report = sync(engine)["Work"]
+    assert report.error is None and (report.full or mode == "full")
+    assert len(local_copies(engine, "work")) == len(emu.items(work)) == 16
+
+
+def test_503_in_the_middle_of_a_multiget_then_recovery(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",), extra_config="\n[sync]\nbatch = 5\n")
+    engine = engine_for(home)
+    client = engine.client()
+    cal = next(c for c in engine.state.calendars() if c.name == "Work")
+
+    def arm(name: str, done: int, total: int) -> None:
+        if done == 5:
+            emu.faults.fail(count=1, status=503, retry_after=2, method="REPORT")
+
+    with pytest.raises(Exception) as caught:
+        engine.mirror.sync_calendar(client, cal, progress=arm)
+    assert getattr(caught.value, "retry_after", None) == 2
+    partial = len(local_copies(engine, "work"))
+    assert partial == 5  # the first batch landed; the token was not saved
+    emu.clear_requests()
+    report = engine.mirror.sync_calendar(client, cal)
+    client.close()
+    assert report.added == 11 and len(local_copies(engine, "work")) == 16
+    assert len(requests_to(emu, emu.calendar_id("Work"))) == 1 + math.ceil(11 / 5)
+
+
+def test_pass_after_503_holds_every_request_until_retry_after(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"))
+    engine = engine_for(home)
+    emu.faults.fail(count=1, status=503, retry_after=120)
+    reports = sync(engine)
+    assert "503" in (reports["Work"].error or "") or reports["Work"].error
+    emu.clear_requests()
+    again = sync(engine)
+    assert emu.requests == []  # nothing sent before Retry-After elapses
+    assert all("wait" in (r.error or "") for r in again.values())
+
+
+def test_an_emptied_calendar_keeps_its_mirror_until_accepted(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Home",))
+    engine = engine_for(home)
+    home_id = emu.calendar_id("Home")
+    sync(engine)
+    for href in list(emu.items(home_id)):
+        emu.delete_item(home_id, href.rsplit("/", 1)[-1])
+    report = sync(engine)["Home"]
+    assert report.held_empty and len(local_copies(engine, "home")) == 9
+    assert engine.state.mirror(home_id)["held_empty"] == 1  # type: ignore[index]
+    report = sync(engine, accept_empty=frozenset({home_id}))["Home"]
+    assert report.deleted == 9 and local_copies(engine, "home") == {}
+
+
+def test_busy_privacy_strips_details_on_create_and_update(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    work = emu.calendar_id("Work")
+    config_edit.set_calendar_details(home.config_file, work, "busy")
+    engine = engine_for(home)
+    emu.put_item(work, "p.ics", event("p", "Secret merger", extra="DESCRIPTION:Top secret\r\nLOCATION:HQ\r\n"))
+    sync(engine)
+    emu.put_item(work, "p.ics", event("p", "Secret merger v2", extra="DESCRIPTION:Still secret\r\n"))
+    sync(engine)
+    local = "".join(local_copies(engine, "work").values())
+    for secret in ("Secret", "HQ", "ATTENDEE", "DESCRIPTION", "VALARM", "X-APPLE-STRUCTURED-LOCATION"):
+        assert secret not in local
+    assert local.count("SUMMARY:Busy") >= 17
+
+
+def test_bad_remote_items_are_skipped_with_a_reason_and_the_rest_syncs(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    engine = engine_for(home)
+    work = emu.calendar_id("Work")
+    todo = event("t", "A task").replace("VEVENT", "VTODO")
+    emu.bulk_load(work, [("wrong-type.ics", todo)])  # iCloud-side data of the wrong component type
+    report = sync(engine)["Work"]
+    assert report.added == 16 and report.skipped == 1
+    assert "no VEVENT" in next(iter(report.skipped_reasons.values()))
+    assert engine.state.mirror(work)["skipped"] == 1  # type: ignore[index]
+
+
+def test_removing_a_conflict_calendar_removes_its_mirror(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"))
+    engine = engine_for(home)
+    sync(engine)
+    assert set(engine.store.list_mirrors()) == {"work", "home"}
+    engine.reload(config_edit.set_conflicts(home.config_file, [emu.calendar_id("Work")]))
+    sync(engine)
+    assert engine.store.list_mirrors() == ["work"]
+    assert engine.state.mirror("home") is None
