@@ -173,13 +173,19 @@ class Pusher:
                 etag = client.get(href).etag
             return client.update(href, body, etag)
         except PreconditionFailed:
-            current = client.get(href)
+            try:
+                current = client.get(href)
+            except NotFound:  # If-Match on a vanished object answers 412, not 404
+                return self._recreate(client, href, body)
             log.warning("412 on %s: iCloud had another version; re-applied the local one", href)
             self.state.record_event("warning", "push", f"{href}: changed in iCloud; local version re-applied")
             return client.update(href, body, current.etag)
         except NotFound:
-            log.info("%s vanished from iCloud; recreating it", href)
-            return client.create(href, body)
+            return self._recreate(client, href, body)
+
+    def _recreate(self, client: ICloudClient, href: str, body: str) -> str:
+        log.info("%s vanished from iCloud; recreating it", href)
+        return self._create(client, href, body)
 
     def _delete(self, client: ICloudClient, href: str, etag: str | None) -> None:
         try:

@@ -352,6 +352,14 @@ def test_refused_connection_is_unreachable() -> None:
     assert "connection refused" in str(caught.value)
 
 
+def test_canonical_url_is_one_spelling_per_resource() -> None:
+    spelt = "HTTPS://P72-Caldav.icloud.com:443/1/calendars/w/a%40b%3bc%2Fd%20%c3%a9.ics?x#y"
+    assert canonical_url(spelt) == "https://p72-caldav.icloud.com:443/1/calendars/w/a@b%3Bc%2Fd%20%C3%A9.ics"
+    assert canonical_url("http://h/a@b;c.ics") == canonical_url("http://h/a%40b%3Bc.ics")
+    with pytest.raises(RemoteError):
+        canonical_url("webcal://p01-calendars.icloud.com/published/2/abc")
+
+
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("120") == 120
     assert parse_retry_after(formatdate(1_000_060, usegmt=True), now=1_000_000) == 60
