@@ -114,6 +114,7 @@ class Mirror:
             me=me,
             exclude_uids=frozenset(appointments),
             exclude_hrefs=frozenset(a.remote_href for a in appointments.values() if a.remote_href),
+            skipped_hrefs=frozenset(r["href"] for r in self.state.skipped_items(cal.id)),
             accept_empty=accept_empty,
         )
 
@@ -158,7 +159,7 @@ class Mirror:
         return report
 
     def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry], report: SyncReport) -> None:
-        if not plan.changed and not plan.entries:
+        if not plan.changed and not plan.entries and not plan.unskipped:
             return
         refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
         skipped = dict(plan.skipped)
@@ -177,7 +178,7 @@ class Mirror:
         report.skipped += len(skipped)
         report.skipped_reasons.update(skipped)
         report.deleted += len(plan.gone)
-        self.state.apply_mirror_map(calendar_id, entries, plan.gone, skipped, replace=False)
+        self.state.apply_mirror_map(calendar_id, entries, [*plan.gone, *plan.unskipped], skipped, replace=False)
         for entry in entries:
             known[entry.href] = entry
         for href in plan.gone:

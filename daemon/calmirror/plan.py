@@ -32,6 +32,7 @@ class MirrorPolicy:
     me: frozenset[str] = frozenset()
     exclude_uids: frozenset[str] = frozenset()  # our own appointments: never mirrored back
     exclude_hrefs: frozenset[str] = frozenset()
+    skipped_hrefs: frozenset[str] = frozenset()  # bad items known to exist remotely (not mirrored)
     accept_empty: bool = False
 
 
@@ -42,6 +43,7 @@ class MirrorPlan:
     entries: list[MirrorEntry] = field(default_factory=list)  # new or changed map rows
     gone: list[str] = field(default_factory=list)  # remote hrefs to drop from the map
     skipped: dict[str, str] = field(default_factory=dict)  # remote href -> reason
+    unskipped: list[str] = field(default_factory=list)  # skipped items that are gone remotely
     held_empty: bool = False  # safety rail: deletions withheld, token must not advance
 
     @property
@@ -88,10 +90,13 @@ def plan_mirror(known: Mapping[str, MirrorEntry], changed: Mapping[str, str], de
         gone |= set(known) - set(changed)
     gone &= set(known)
 
-    survivors = (set(known) | set(changed)) - gone - set(missing)
+    skipped_gone = (policy.skipped_hrefs & (set(deleted) | set(missing))) | (
+        policy.skipped_hrefs - set(changed) if full else set())
+    survivors = (set(known) | set(changed) | policy.skipped_hrefs) - gone - skipped_gone - set(missing)
     survivors -= policy.exclude_hrefs
     if known and not survivors and not policy.accept_empty:
         return MirrorPlan(held_empty=True)
+    plan.unskipped.extend(sorted(skipped_gone))
 
     for href in sorted(gone):
         plan.local_deletes.append(known[href].local_href)

@@ -56,7 +56,7 @@ def parse_zone(text: str, what: str = "--tz") -> ZoneInfo:
     try:
         return ZoneInfo(text.strip())
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise BadInput(what, text, "unknown time zone; use an IANA name such as Europe/Berlin or UTC") from None
+        raise BadInput(what, text, "unknown time zone; use an IANA name like Europe/Berlin or UTC") from None
 
 
 def parse_time(text: str, zone: dt.tzinfo, what: str = "time") -> dt.datetime:
@@ -229,8 +229,6 @@ def _align(moment: dt.datetime, step: dt.timedelta, zone: dt.tzinfo) -> dt.datet
     step_us = step // dt.timedelta(microseconds=1)
     for _ in range(3):
         local = moment.astimezone(zone)
-        since_midnight = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
-        wall_us = round(since_midnight * 1_000_000) if local.tzinfo else 0
         wall_us = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
         remainder = wall_us % step_us
         if remainder == 0:

@@ -1,0 +1,145 @@
+"""Crash safety: SIGKILL the daemon at random moments while a client writes appointments and a
+calendar is mirrored; after restarts, iCloud holds every surviving appointment exactly once with
+its latest content, nothing deleted survives, and the mirror equals its remote.
+
+CI runs a small version; `pytest --run-slow` runs the full one (50 kills, 200 appointments,
+1,000 mirrored events).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from calmirror import credentials
+from calmirror.emulator import Emulator
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Writer(threading.Thread):
+    """A client that retries each write until the server answers, as CalDAV clients do."""
+
+    def __init__(self, base: str, auth: tuple[str, str], count: int, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.base, self.auth, self.count = base, auth, count
+        self.rng = random.Random(seed)
+        self.expected: dict[str, str | None] = {}  # uid -> latest summary, None when deleted
+        self.done = threading.Event()
+
+    def _send(self, method: str, uid: str, body: str | None = None) -> None:
+        while True:
+            try:
+                answer = requests.request(method, f"{self.base}{uid}.ics", auth=self.auth, timeout=5,
+                                          data=body.encode() if body else None,
+                                          headers={"Content-Type": "text/calendar"} if body else {})
+                if answer.status_code < 500 and answer.status_code != 401:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+
+    def run(self) -> None:
+        for n in range(self.count):
+            uid = f"crash-{n}"
+            self._send("PUT", uid, event(uid, f"{uid} v1", start=f"202612{1 + n % 28:02d}T090000Z",
+                                         end=f"202612{1 + n % 28:02d}T093000Z"))
+            self.expected[uid] = f"{uid} v1"
+            roll = self.rng.random()
+            target = f"crash-{self.rng.randrange(n + 1)}"
+            if roll < 0.4 and self.expected.get(target):
+                version = f"{target} v{self.rng.randrange(2, 99)}"
+                day = 1 + int(target.split("-")[1]) % 28
+                self._send("PUT", target, event(target, version, start=f"202612{day:02d}T090000Z",
+                                                end=f"202612{day:02d}T093000Z"))
+                self.expected[target] = version
+            elif roll < 0.55 and self.expected.get(target):
+                self._send("DELETE", target)
+                self.expected[target] = None
+        self.done.set()
+
+
+def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: int) -> dict[str, float]:
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
+        home_id = emu.calendar_id("Home")
+        emu.bulk_load(home_id, [(f"m{i}.ics", event(f"m{i}", f"Mirrored {i}", start="20270105T100000Z",
+                                                      end="20270105T110000Z")) for i in range(mirrored)])
+        port = free_port()
+        home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
+                              extra_config="")
+        home.config_file.write_text(home.config_file.read_text().replace("port = 0", f"port = {port}")
+                                    + "\n[sync]\ninterval = 5\n[push]\nmax_backoff = 2\n")
+        env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
+        acct = credentials.local_account(home)
+
+        def spawn() -> subprocess.Popen[bytes]:
+            return subprocess.Popen([sys.executable, "-m", "calmirror", "run"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        writer = Writer(f"http://127.0.0.1:{port}/{acct.username}/appointments/", (acct.username, acct.password),
+                        appointments, seed=7)
+        proc = spawn()
+        writer.start()
+        rng = random.Random(11)
+        kills = 0
+        started = time.monotonic()
+        while not writer.done.is_set() or kills < min_kills:
+            time.sleep(rng.uniform(0.1, 1.2))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = spawn()
+        writer.join()
+        try:
+            def converged() -> bool:
+                bodies = list(emu.items(emu.calendar_id("Work")).values())
+                for uid, summary in writer.expected.items():
+                    copies = [b for b in bodies if f"UID:{uid}\r\n" in b]
+                    if summary is None and copies:
+                        return False
+                    if summary is not None and (len(copies) != 1 or f"SUMMARY:{summary}\r\n" not in copies[0]):
+                        return False
+                return True
+
+            assert wait_for(converged, timeout=60, every=0.5), "iCloud did not converge to the local appointments"
+            subprocess.run([sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, timeout=120)
+            status = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
+                                               capture_output=True, text=True, timeout=60).stdout)
+            assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
+            mirrors = {m["name"]: m["items"] for m in status["mirrors"]}
+            assert mirrors["Home"] == len(emu.items(home_id)) == 9 + mirrored
+            survivors = [u for u, s in writer.expected.items() if s]
+            work_items = len(emu.items(emu.calendar_id("Work")))
+            assert work_items == 16 + len(survivors)  # the sample events plus each survivor once
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+        return {"kills": kills, "appointments": appointments, "seconds": time.monotonic() - started}
+
+
+def test_sigkill_during_writes_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    figures = run_crash_loop(tmp_path, appointments=40, min_kills=8, mirrored=200)
+    assert figures["kills"] >= 8
+
+
+@pytest.mark.slow
+def test_sigkill_full_run(tmp_path: Path) -> None:
+    figures = run_crash_loop(tmp_path, appointments=200, min_kills=50, mirrored=1000)
+    print(f"crash loop: {figures}")
+    assert figures["kills"] >= 50
