@@ -26,14 +26,9 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from calmirror.busy_rules import EventInfo, is_busy
-from calmirror.recurrence import (
-    CompiledCalendar,
-    Raw,
-    compile_calendar,
-    expand,
-    reason,
-)
+from calmirror.busy_rules import EventInfo, is_busy, normalise_address
+from calmirror.expansion import expand
+from calmirror.recurrence import CompiledCalendar, Raw, compile_calendar, reason
 
 UTC = dt.UTC
 Interval = tuple[dt.datetime, dt.datetime]
@@ -61,8 +56,13 @@ class Rules:
     """How the user wants time judged; one per query, from the config."""
 
     tz: ZoneInfo  # configured zone, for floating times and all-day dates
-    me: frozenset[str] = frozenset()  # lower-case addresses of the user, "mailto:" stripped
+    me: frozenset[str] = frozenset()  # addresses of the user (Apple ID and aliases)
     tentative_busy: bool = True
+
+    def __post_init__(self) -> None:
+        # Normalised here, once, so config spelling ("mailto:Me@Example.com") cannot
+        # silently stop a DECLINED from matching.
+        object.__setattr__(self, "me", frozenset(normalise_address(a) for a in self.me if a.strip()))
 
 
 @dataclass(frozen=True)

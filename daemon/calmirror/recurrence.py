@@ -1,25 +1,20 @@
-"""Window-bounded expansion of VEVENTs on top of recurring-ical-events.
+"""Compiling VEVENTs into bounded series on top of recurring-ical-events.
 
 recurring-ical-events gets the semantics right (RECURRENCE-ID overrides, EXDATE in any
 TZID form, RDATE periods, RANGE=THISANDFUTURE, zones defined by their own VTIMEZONE), but
-underneath it dateutil walks every period from DTSTART and the library materialises
-every occurrence of the window. This module keeps the library for the semantics and
-bounds the work (the arithmetic lives in `calmirror.rrule_bounds`):
+underneath it dateutil walks every period from DTSTART and the library materialises every
+occurrence of a window. Here each calendar is compiled once so that queries stay bounded:
 
-* **Compile once.** Each calendar's VEVENTs are grouped by UID into library `Series`
-  objects, rules that can never match are reduced to their DTSTART, filtered sub-daily
-  rules are rewritten as DAILY ones, and each series learns its UTC extent, so a query
-  skips a finished series without touching dateutil.
-* **Fast-forward.** When more than `DIRECT_LIMIT` occurrences lie between DTSTART and
-  the window, the master is rebased onto a later DTSTART on the rule's own period
-  lattice, COUNT reduced by what was skipped (exactly, or via checkpoints recorded when
-  a COUNT rule was enumerated at compile time). The rebased DTSTART lies before the
-  window by more than the event's length, so the occurrence RFC 5545 grants to DTSTART
-  never shows.
-* **Occurrence cap.** At most `MAX_OCCURRENCES` occurrences of a series are expanded per
-  query. The rest of the series up to its known end (else the window end) is returned as
-  one busy stretch marked approximate: a rule that dense blocks the time in practice,
-  and erring towards busy cannot double-book anyone.
+* VEVENTs are grouped by UID; lone events become `Single`s handled without the library;
+* rules that can never match are reduced to their DTSTART and filtered sub-daily rules
+  are rewritten as DAILY ones (`calmirror.rrule_bounds`);
+* each series learns its UTC extent, so a query skips a finished series untouched, and
+  COUNT rules with filters are enumerated once for checkpoints `calmirror.expansion` can
+  fast-forward to;
+* the rule walker is lazy and capped: at most `MAX_OCCURRENCES` occurrences of a rule per
+  query. The rest of the series is then returned as one busy stretch marked approximate:
+  a rule that dense blocks the time in practice, and erring towards busy cannot
+  double-book anyone.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ from typing import Any
 import icalendar
 import x_wr_timezone
 from dateutil.rrule import rrulestr as dateutil_rrulestr
-from icalendar.prop import vDDDTypes, vRecur
+from icalendar.prop import vRecur
 from recurring_ical_events import EventAdapter, Occurrence, Series
 from recurring_ical_events.constants import NEGATIVE_RRULE_COUNT_REGEX
 from recurring_ical_events.util import compare_greater, convert_to_datetime
@@ -43,27 +38,20 @@ from calmirror.busy_rules import EventInfo, event_info
 Time = dt.date | dt.datetime
 UTC = dt.UTC
 
-DIRECT_LIMIT = 512  # occurrences from DTSTART worth walking through dateutil's own cache
 MAX_OCCURRENCES = 5_000  # per rule per query; the library spends ~15 us on each
 COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to here
 CHECKPOINT_EVERY = 250  # occurrences between fast-forward points of a scanned COUNT rule
-MAX_PREWINDOW = 20_000  # occurrences we accept walking before the window on a slow path
-MAX_PERIODS = 5_000_000  # periods dateutil may inspect for a filtered sub-daily rule (~1 s)
 _MARGIN = dt.timedelta(days=2)  # covers any UTC offset (-12..+14) when bounding floating times
 _NEVER = dt.datetime.min.replace(tzinfo=UTC)
 
 
-class _CapReached(Exception):
+class CapReached(Exception):
     def __init__(self, at: dt.datetime) -> None:
         super().__init__(at)
         self.at = at
 
 
-class TooDense(Exception):
-    """No bounded expansion exists for this series and window; the series is reported."""
-
-
-class _Adapter(EventAdapter):  # type: ignore[misc]
+class Adapter(EventAdapter):  # type: ignore[misc]
     """The library's VEVENT adapter, carrying our busy summary of the component."""
 
     def __init__(self, component: icalendar.Component, info: EventInfo) -> None:
@@ -73,7 +61,7 @@ class _Adapter(EventAdapter):  # type: ignore[misc]
 
 
 class _Occurrence(Occurrence):  # type: ignore[misc]
-    def __init__(self, adapter: _Adapter, start: Time | None = None, end: Time | None = None) -> None:
+    def __init__(self, adapter: Adapter, start: Time | None = None, end: Time | None = None) -> None:
         super().__init__(adapter, start, end)
         self.adapter = adapter
 
@@ -98,7 +86,7 @@ class _BoundedRules(Series.RecurrenceRules):  # type: ignore[misc]
                 if start > last:
                     break
                 if n >= MAX_OCCURRENCES:
-                    raise _CapReached(start)
+                    raise CapReached(start)
                 if rule.until is None or not compare_greater(start, rule.until):
                     yield start
 
@@ -107,14 +95,14 @@ class _UncachedRules(_BoundedRules):
     cache = False
 
 
-class _CachedSeries(Series):  # type: ignore[misc]
+class CachedSeries(Series):  # type: ignore[misc]
     RecurrenceRules = _BoundedRules
 
-    def occurrence(self, adapter: _Adapter, start: Time | None = None, end: Time | None = None) -> Occurrence:
+    def occurrence(self, adapter: Adapter, start: Time | None = None, end: Time | None = None) -> Occurrence:
         return _Occurrence(adapter, start, end)
 
 
-class _OneOffSeries(_CachedSeries):
+class OneOffSeries(CachedSeries):
     """For rebased or dense series: dateutil must not keep what it walked."""
 
     RecurrenceRules = _UncachedRules
@@ -134,8 +122,8 @@ class Single:
 class CompiledSeries:
     uid: str
     series: Any
-    master: _Adapter | None
-    modifications: list[_Adapter]
+    master: Adapter | None
+    modifications: list[Adapter]
     rules: list[rb.RuleInfo]
     kind: str  # "aware" | "floating" | "date"
     start0: dt.datetime | None  # master DTSTART as naive wall time of its own zone
@@ -181,7 +169,7 @@ def bound(value: Time, upper: bool) -> dt.datetime:
     return naive.replace(tzinfo=UTC) + (_MARGIN if upper else -_MARGIN)
 
 
-def _wall(value: Time) -> dt.datetime:
+def wall(value: Time) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
     return dt.datetime(value.year, value.month, value.day)
@@ -235,9 +223,9 @@ def _rrules(component: icalendar.Component) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _simplified(master: _Adapter) -> tuple[_Adapter, list[rb.RuleInfo]]:
+def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
     """The master with infeasible rules dropped and filtered sub-daily rules made DAILY."""
-    start0 = _wall(master.start)
+    start0 = wall(master.start)
     kept: list[dict[str, list[Any]]] = []
     changed = False
     for recur in _rrules(master.component):
@@ -253,20 +241,20 @@ def _simplified(master: _Adapter) -> tuple[_Adapter, list[rb.RuleInfo]]:
         component.pop("RRULE", None)
         for parts in kept:
             component.add("RRULE", vRecur(parts))
-        master = _Adapter(component, master.info)
+        master = Adapter(component, master.info)
     return master, [rb.rule_info(parts, start0) for parts in kept]
 
 
 def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> CompiledSeries:
-    adapters = [_Adapter(c, event_info(c)) for c in components]
-    series = _CachedSeries(adapters)
-    master: _Adapter | None = series.recurrence.core if series.recurrence.has_core else None
-    mods: list[_Adapter] = list(series.modifications)
+    adapters = [Adapter(c, event_info(c)) for c in components]
+    series = CachedSeries(adapters)
+    master: Adapter | None = series.recurrence.core if series.recurrence.has_core else None
+    mods: list[Adapter] = list(series.modifications)
     rules: list[rb.RuleInfo] = []
     if master is not None and _rrules(master.component):
         simpler, rules = _simplified(master)
         if simpler is not master:
-            master, series = simpler, _CachedSeries([simpler, *mods])
+            master, series = simpler, CachedSeries([simpler, *mods])
     durations = [a.duration for a in (master, *mods) if a is not None]
     if master is not None:
         durations.extend(series.recurrence.replace_ends.values())
@@ -279,7 +267,7 @@ def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> Comp
         modifications=mods,
         rules=rules,
         kind=_kind(first.start),
-        start0=_wall(master.start) if master is not None else None,
+        start0=wall(master.start) if master is not None else None,
         duration=master.duration if master is not None else dt.timedelta(0),
         lead=max(durations) + move,
     )
@@ -287,8 +275,8 @@ def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> Comp
         assert master is not None
         bare = master.component.copy()
         del bare["RRULE"]
-        cs.master = _Adapter(bare, master.info)
-        cs.series, cs.rules, cs.checkpoints, cs.last_start = _CachedSeries([cs.master, *mods]), [], [], None
+        cs.master = Adapter(bare, master.info)
+        cs.series, cs.rules, cs.checkpoints, cs.last_start = CachedSeries([cs.master, *mods]), [], [], None
     _set_extent(cs, max(durations), move)
     return cs
 
@@ -324,7 +312,7 @@ def _scan_rules(cs: CompiledSeries) -> bool:
                 complete = False
                 break
             if n % CHECKPOINT_EVERY == 0 and len(cs.rules) == 1:
-                cs.checkpoints.append((_wall(start), n))
+                cs.checkpoints.append((wall(start), n))
             last, n = start, n + 1
         if last is None:
             return False
@@ -355,122 +343,3 @@ def _set_extent(cs: CompiledSeries, longest: dt.timedelta, move: dt.timedelta) -
     cs.hi = max(bound(v, True) for v in ends) + longest + move
 
 
-# --- choosing what to walk ------------------------------------------------------------------------
-
-
-def _rebased(cs: CompiledSeries, start: dt.datetime, count: int | None) -> tuple[Any, bool]:
-    assert cs.master is not None and cs.start0 is not None
-    rule = cs.rules[0]
-    component = cs.master.component.copy()
-    original: Time = cs.master.start
-    value: Time
-    if cs.kind == "date":
-        value = start.date()
-    elif isinstance(original, dt.datetime) and original.tzinfo is not None:
-        value = start.replace(tzinfo=original.tzinfo)
-    else:
-        value = start
-    component.pop("DURATION", None)
-    component["DTSTART"] = vDDDTypes(value)
-    component["DTEND"] = vDDDTypes(value + cs.duration)
-    parts = rb.explicit(rule.recur, cs.start0)
-    parts.pop("COUNT", None)
-    if count is not None:
-        parts["COUNT"] = [count]
-    component["RRULE"] = vRecur(parts)
-    cacheable = rule.freq in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY") and rule.per_period <= 64
-    kind = _CachedSeries if cacheable else _OneOffSeries
-    return kind([_Adapter(component, cs.master.info), *cs.modifications]), cacheable
-
-
-def _choose_series(cs: CompiledSeries, first: dt.datetime, last: dt.datetime) -> Any:
-    """The series object to walk for a window given as naive wall times of the series' zone."""
-    if not cs.rules or cs.start0 is None or cs.master is None:
-        return cs.series
-    if sum(rb.steps(r, cs.start0, last) for r in cs.rules) <= DIRECT_LIMIT:
-        return cs.series
-    if len(cs.rules) > 1:  # no rebasing for several RRULEs (deprecated by RFC 5545 anyway)
-        if sum(rb.steps(r, cs.start0, first) for r in cs.rules) > MAX_PREWINDOW:
-            raise TooDense("several RRULEs too dense to expand")
-        return _OneOffSeries([cs.master, *cs.modifications])
-    rule = cs.rules[0]
-    target = first - cs.lead - rb.period_length(rule)
-    start, count = cs.start0, rule.count
-    if target > cs.start0:
-        snap = max(1, DIRECT_LIMIT // (4 * rule.per_period))  # reuse one rebase across nearby windows
-        k = max(rb.periods(rule, cs.start0, target) - 1, 0) // snap * snap
-        if rule.count is None or rule.count > rb.steps(rule, cs.start0, last, counted=False):
-            start, count = rb.lattice(rule, cs.start0, k), None  # COUNT cannot run out in time
-        elif rule.one_per_period:
-            start, count = rb.lattice(rule, cs.start0, k), rule.count - k
-            if count <= 0:  # every rule occurrence lies before the window
-                return _bare(cs)
-        else:
-            usable = [cp for cp in cs.checkpoints if cp[0] <= target]
-            if usable:
-                start, done = usable[-1]
-                count = rule.count - done
-            if not cs.scanned_all and rb.steps(rule, start, first) > MAX_PREWINDOW:
-                raise TooDense("COUNT rule too dense to reach this window")
-    if rule.filtered_subdaily and rb.periods(rule, start, last) > MAX_PERIODS:
-        raise TooDense("sub-daily rule with filters spans too many periods in this window")
-    if (start, count) == (cs.start0, rule.count):
-        return _OneOffSeries([cs.master, *cs.modifications])
-    key = (start, count)
-    if cs.rebased is not None and cs.rebased[0] == key:
-        return cs.rebased[1]
-    series, cacheable = _rebased(cs, start, count)
-    if cacheable:
-        cs.rebased = (key, series)
-    return series
-
-
-def _bare(cs: CompiledSeries) -> Any:
-    assert cs.master is not None
-    component = cs.master.component.copy()
-    del component["RRULE"]
-    return _OneOffSeries([_Adapter(component, cs.master.info), *cs.modifications])
-
-
-# --- expanding ----------------------------------------------------------------------------------
-
-
-def expand(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.tzinfo) -> Iterator[Raw]:
-    """Occurrences of one series that may touch the UTC window, in the event's own terms.
-
-    Floating and all-day series are queried in the configured zone's wall time, widened
-    by a few hours so a DST shift at the window's edge loses nothing; the caller clips.
-    """
-    ws, we = window
-    span: tuple[Time, Time]
-    if cs.kind == "aware":
-        span = (ws, we)
-        zone = cs.master.start.tzinfo if cs.master is not None else UTC
-        first, last = ws.astimezone(zone).replace(tzinfo=None), we.astimezone(zone).replace(tzinfo=None)
-    else:
-        widen = dt.timedelta(hours=3)
-        first = ws.astimezone(tz).replace(tzinfo=None) - widen
-        last = we.astimezone(tz).replace(tzinfo=None) + widen
-        span = (first, last)
-    series = _choose_series(cs, first, last)
-    seen: set[int] = set()
-    try:
-        for occurrence in series.between(*span):
-            seen.add(id(occurrence.adapter))
-            start = occurrence.start
-            yield Raw(occurrence.adapter.info, start, occurrence.end, not isinstance(start, dt.datetime))
-    except _CapReached as cap:
-        yield from _rest_of(cs, cap.at, span, seen)
-
-
-def _rest_of(cs: CompiledSeries, at: dt.datetime, span: tuple[Time, Time], seen: set[int]) -> Iterator[Raw]:
-    """Stand-in for the occurrences beyond the cap: busy from there to the series' end."""
-    assert cs.master is not None
-    end = convert_to_datetime(span[1], at.tzinfo)
-    if cs.last_start is not None:
-        end = min(end, convert_to_datetime(cs.last_start, at.tzinfo) + cs.duration)
-    if cs.duration > dt.timedelta(0) and end > at:
-        yield Raw(cs.master.info, at, end, cs.kind == "date", approximate=True)
-    for mod in cs.modifications:
-        if id(mod) not in seen and mod.is_in_span(*span):
-            yield Raw(mod.info, mod.start, mod.end, not isinstance(mod.start, dt.datetime))

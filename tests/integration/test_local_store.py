@@ -270,7 +270,7 @@ def test_a_client_reads_a_10000_event_mirror_in_one_report(server: LocalServer) 
     assert answer.status_code == 207, answer.text[:300]
     responses = ET.fromstring(answer.content).findall(f"{DAV}response")
     assert len(responses) == 10_000
-    assert applied < 10
+    assert applied < 20  # ~5 s on an idle 2-vCPU machine; the bound only catches O(n²) regressions
 
 
 SYNC_COLLECTION = (

@@ -1,0 +1,155 @@
+"""Query-time expansion: which series object to walk for a window, and walking it.
+
+The compiled series of `calmirror.recurrence` are walked as they are when the window is
+close to DTSTART. Far from it, the master is rebased onto a later DTSTART on the rule's
+own period lattice (COUNT reduced by exactly what was skipped, or via checkpoints of a
+COUNT rule enumerated at compile time), so the work follows the window, not the history.
+Series that no bounded walk can reach raise `TooDense` and are reported, not guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from icalendar.prop import vDDDTypes, vRecur
+from recurring_ical_events.util import convert_to_datetime
+
+from calmirror import rrule_bounds as rb
+from calmirror.recurrence import (
+    UTC,
+    Adapter,
+    CachedSeries,
+    CapReached,
+    CompiledSeries,
+    OneOffSeries,
+    Raw,
+    Time,
+)
+
+DIRECT_LIMIT = 512  # occurrences from DTSTART worth walking through dateutil's own cache
+MAX_PREWINDOW = 20_000  # occurrences we accept walking before the window on a slow path
+MAX_PERIODS = 5_000_000  # periods dateutil may inspect for a filtered sub-daily rule (~1 s)
+
+
+class TooDense(Exception):
+    """No bounded expansion exists for this series and window; the series is reported."""
+
+
+def _rebased(cs: CompiledSeries, start: dt.datetime, count: int | None) -> tuple[Any, bool]:
+    assert cs.master is not None and cs.start0 is not None
+    rule = cs.rules[0]
+    component = cs.master.component.copy()
+    original: Time = cs.master.start
+    value: Time
+    if cs.kind == "date":
+        value = start.date()
+    elif isinstance(original, dt.datetime) and original.tzinfo is not None:
+        value = start.replace(tzinfo=original.tzinfo)
+    else:
+        value = start
+    component.pop("DURATION", None)
+    component["DTSTART"] = vDDDTypes(value)
+    component["DTEND"] = vDDDTypes(value + cs.duration)
+    parts = rb.explicit(rule.recur, cs.start0)
+    parts.pop("COUNT", None)
+    if count is not None:
+        parts["COUNT"] = [count]
+    component["RRULE"] = vRecur(parts)
+    cacheable = rule.freq in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY") and rule.per_period <= 64
+    kind = CachedSeries if cacheable else OneOffSeries
+    return kind([Adapter(component, cs.master.info), *cs.modifications]), cacheable
+
+
+def _choose_series(cs: CompiledSeries, first: dt.datetime, last: dt.datetime) -> Any:
+    """The series object to walk for a window given as naive wall times of the series' zone."""
+    if not cs.rules or cs.start0 is None or cs.master is None:
+        return cs.series
+    if sum(rb.steps(r, cs.start0, last) for r in cs.rules) <= DIRECT_LIMIT:
+        return cs.series
+    if len(cs.rules) > 1:  # no rebasing for several RRULEs (deprecated by RFC 5545 anyway)
+        if sum(rb.steps(r, cs.start0, first) for r in cs.rules) > MAX_PREWINDOW:
+            raise TooDense("several RRULEs too dense to expand")
+        return OneOffSeries([cs.master, *cs.modifications])
+    rule = cs.rules[0]
+    target = first - cs.lead - rb.period_length(rule)
+    start, count = cs.start0, rule.count
+    if target > cs.start0:
+        snap = max(1, DIRECT_LIMIT // (4 * rule.per_period))  # reuse one rebase across nearby windows
+        k = max(rb.periods(rule, cs.start0, target) - 1, 0) // snap * snap
+        if rule.count is None or rule.count > rb.steps(rule, cs.start0, last, counted=False):
+            start, count = rb.lattice(rule, cs.start0, k), None  # COUNT cannot run out in time
+        elif rule.one_per_period:
+            start, count = rb.lattice(rule, cs.start0, k), rule.count - k
+            if count <= 0:  # every rule occurrence lies before the window
+                return _bare(cs)
+        else:
+            usable = [cp for cp in cs.checkpoints if cp[0] <= target]
+            if usable:
+                start, done = usable[-1]
+                count = rule.count - done
+            if not cs.scanned_all and rb.steps(rule, start, first) > MAX_PREWINDOW:
+                raise TooDense("COUNT rule too dense to reach this window")
+    if rule.filtered_subdaily and rb.periods(rule, start, last) > MAX_PERIODS:
+        raise TooDense("sub-daily rule with filters spans too many periods in this window")
+    if (start, count) == (cs.start0, rule.count):
+        return OneOffSeries([cs.master, *cs.modifications])
+    key = (start, count)
+    if cs.rebased is not None and cs.rebased[0] == key:
+        return cs.rebased[1]
+    series, cacheable = _rebased(cs, start, count)
+    if cacheable:
+        cs.rebased = (key, series)
+    return series
+
+
+def _bare(cs: CompiledSeries) -> Any:
+    assert cs.master is not None
+    component = cs.master.component.copy()
+    del component["RRULE"]
+    return OneOffSeries([Adapter(component, cs.master.info), *cs.modifications])
+
+
+# --- expanding ----------------------------------------------------------------------------------
+
+
+def expand(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.tzinfo) -> Iterator[Raw]:
+    """Occurrences of one series that may touch the UTC window, in the event's own terms.
+
+    Floating and all-day series are queried in the configured zone's wall time, widened
+    by a few hours so a DST shift at the window's edge loses nothing; the caller clips.
+    """
+    ws, we = window
+    span: tuple[Time, Time]
+    if cs.kind == "aware":
+        span = (ws, we)
+        zone = cs.master.start.tzinfo if cs.master is not None else UTC
+        first, last = ws.astimezone(zone).replace(tzinfo=None), we.astimezone(zone).replace(tzinfo=None)
+    else:
+        widen = dt.timedelta(hours=3)
+        first = ws.astimezone(tz).replace(tzinfo=None) - widen
+        last = we.astimezone(tz).replace(tzinfo=None) + widen
+        span = (first, last)
+    series = _choose_series(cs, first, last)
+    seen: set[int] = set()
+    try:
+        for occurrence in series.between(*span):
+            seen.add(id(occurrence.adapter))
+            start = occurrence.start
+            yield Raw(occurrence.adapter.info, start, occurrence.end, not isinstance(start, dt.datetime))
+    except CapReached as cap:
+        yield from _rest_of(cs, cap.at, span, seen)
+
+
+def _rest_of(cs: CompiledSeries, at: dt.datetime, span: tuple[Time, Time], seen: set[int]) -> Iterator[Raw]:
+    """Stand-in for the occurrences beyond the cap: busy from there to the series' end."""
+    assert cs.master is not None
+    end = convert_to_datetime(span[1], at.tzinfo)
+    if cs.last_start is not None:
+        end = min(end, convert_to_datetime(cs.last_start, at.tzinfo) + cs.duration)
+    if cs.duration > dt.timedelta(0) and end > at:
+        yield Raw(cs.master.info, at, end, cs.kind == "date", approximate=True)
+    for mod in cs.modifications:
+        if id(mod) not in seen and mod.is_in_span(*span):
+            yield Raw(mod.info, mod.start, mod.end, not isinstance(mod.start, dt.datetime))
