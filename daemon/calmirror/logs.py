@@ -56,5 +56,7 @@ def setup(level: str = "info", verbose: bool = False) -> None:
     radicale.handlers[:] = [handler]
     radicale.propagate = False
     radicale.setLevel(logging.INFO if verbose else logging.ERROR)
-    for noisy in ("urllib3", "watchdog", "requests"):
+    for noisy in ("urllib3", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # watchdog logs an error when an observer stops while an event is in flight: harmless noise.
+    logging.getLogger("watchdog").setLevel(logging.DEBUG if verbose else logging.CRITICAL)

@@ -47,6 +47,7 @@ account_cmds.register(app)
 calendar_cmds.register(app)
 sync_cmds.register(app)
 run_cmds.register(app)
+run_cmds.register_doctor(app)
 demo_cmd.register(app)
 availability_cmd.register(app)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from calmirror.cli.context import ctx_of
+from calmirror.cli.context import console, ctx_of, print_json
 from calmirror.daemon import Daemon
 
 
@@ -17,3 +19,20 @@ def register(app: typer.Typer) -> None:
 
         logs.setup(c.settings.log_level, c.verbose)
         raise typer.Exit(Daemon(c.home, c.settings).run())
+
+
+def register_doctor(app: typer.Typer) -> None:
+    @app.command()
+    def doctor(
+        ctx: typer.Context,
+        json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Check config, credentials, iCloud, the local store, the watcher, disk space and systemd."""
+        from calmirror.doctor import run_checks
+
+        c = ctx_of(ctx)
+        checks = run_checks(c.home, progress=None if json_out else lambda check: console.print(check.line()))
+        if json_out:
+            print_json([{"check": k.name, "ok": k.ok, "detail": k.detail} for k in checks])
+        if not all(k.ok for k in checks):
+            raise typer.Exit(1)

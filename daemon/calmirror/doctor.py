@@ -1,0 +1,190 @@
+"""`calmirror doctor`: one line per check, each with what to do when it fails.
+
+Checks never change anything and never print a secret; they answer "why is it not
+working" before a user has to read logs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from calmirror import account, config, control, credentials
+from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
+from calmirror.home import Home
+from calmirror.state import State
+
+MIN_FREE_BYTES = 200 * 1024 * 1024
+UNIT_PLACES = (Path("/etc/systemd/system/calmirror.service"),
+               Path.home() / ".config/systemd/user/calmirror.service")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok     ' if self.ok else 'problem'}  {self.name}: {self.detail}"
+
+
+def _private(path: Path, folder: bool) -> str | None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return f"{path} is mode {mode:o}; run chmod {'700' if folder else '600'} {path}"
+    return None
+
+
+def check_config(home: Home) -> tuple[Check, config.Settings | None]:
+    try:
+        settings = config.load(home.config_file)
+    except CalmirrorError as exc:
+        return Check("config", False, exc.message), None
+    where = home.config_file if home.config_file.exists() else f"{home.config_file} (absent: defaults)"
+    return Check("config", True, f"{where} loaded"), settings
+
+
+def check_credentials(home: Home, settings: config.Settings, state: State) -> Check:
+    acct = state.account()
+    if acct is None:
+        return Check("credentials", False, "no iCloud account connected; run `calmirror connect --apple-id EMAIL`")
+    try:
+        credentials.load_icloud_password(home, acct.apple_id, settings.icloud.credential)
+    except CalmirrorError as exc:
+        return Check("credentials", False, exc.message)
+    secret = home.secrets_dir / credentials.ICLOUD_FILE
+    if secret.exists() and (problem := _private(secret, folder=False)):
+        return Check("credentials", False, problem)
+    return Check("credentials", True, f"app-specific password for {acct.apple_id} stored "
+                 f"({settings.icloud.credential})")
+
+
+def check_icloud(home: Home, settings: config.Settings, state: State) -> Check:
+    if state.account() is None:
+        return Check("iCloud", False, "not connected")
+    try:
+        client = account.client_for(home, settings, state)
+    except CalmirrorError as exc:
+        return Check("iCloud", False, exc.message)
+    try:
+        calendars = account.refresh_calendars(client, state)
+    except AuthFailed:
+        return Check("iCloud", False, "the password was refused (revoked?); make a new app-specific password and "
+                     "run `calmirror connect` again")
+    except RemoteError as exc:
+        return Check("iCloud", False, f"{exc.message}; check the network and `icloud.server`")
+    finally:
+        client.close()
+    missing = [c for c in settings.icloud.conflicts if c not in {cal.id for cal in calendars}]
+    if missing:
+        return Check("iCloud", False, f"conflict calendar(s) {', '.join(missing)} no longer exist in iCloud; "
+                     "run `calmirror conflicts remove …`")
+    if settings.icloud.linked and settings.icloud.linked not in {c.id for c in calendars if c.writable}:
+        return Check("iCloud", False, "the linked calendar is gone or read-only; run `calmirror link CALENDAR`")
+    return Check("iCloud", True, f"reachable, password accepted, {len(calendars)} calendars")
+
+
+def check_store(home: Home) -> Check:
+    for folder in (home.data_dir, home.store_dir, home.secrets_dir):
+        if not folder.exists():
+            return Check("local store", True, f"{folder} will be created at first start")
+        if problem := _private(folder, folder=True):
+            return Check("local store", False, problem)
+    try:
+        with tempfile.NamedTemporaryFile(dir=home.store_dir):
+            pass
+    except OSError as exc:
+        return Check("local store", False, f"{home.store_dir} is not writable ({exc.strerror})")
+    return Check("local store", True, f"{home.store_dir} private and writable")
+
+
+def check_watcher(home: Home) -> Check:
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    seen = threading.Event()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: object) -> None:
+            seen.set()
+
+    with tempfile.TemporaryDirectory(dir=home.data_dir if home.data_dir.exists() else None) as tmp:
+        observer = Observer()
+        try:
+            observer.schedule(Handler(), tmp, recursive=False)
+            observer.start()
+            (Path(tmp) / "probe.ics").write_text("x")
+            noticed = seen.wait(3)
+        except OSError as exc:
+            return Check("watcher", False, f"cannot watch files ({exc.strerror}); raise fs.inotify.max_user_watches")
+        finally:
+            observer.stop()
+            observer.join(3)
+    if not noticed:
+        return Check("watcher", False, "file changes are not noticed; pushes then wait for the periodic scan")
+    return Check("watcher", True, "file changes are noticed at once")
+
+
+def check_disk(home: Home) -> Check:
+    target = home.data_dir if home.data_dir.exists() else home.data_dir.parent
+    while not target.exists():
+        target = target.parent
+    free = shutil.disk_usage(target).free
+    if free < MIN_FREE_BYTES:
+        return Check("disk", False, f"only {free // 2**20} MB free under {target}; free some space")
+    return Check("disk", True, f"{free // 2**30} GB free")
+
+
+def check_daemon(home: Home, state: State) -> Check:
+    if control.read_pid(home.pid_file) is None:
+        return Check("daemon", True, "not running (start it with `calmirror run` or systemd)")
+    url = state.get_meta("local_url")
+    try:
+        answer = requests.request("OPTIONS", url, timeout=5)
+    except requests.RequestException:
+        return Check("daemon", False, f"running but {url} does not answer; see the log")
+    return Check("daemon", answer.status_code < 500, f"running, {url} answers")
+
+
+def check_unit() -> Check:
+    for unit in UNIT_PLACES:
+        if unit.exists():
+            return Check("systemd", True, f"{unit} installed")
+    return Check("systemd", True, "no unit installed (see README: systemd)")
+
+
+def run_checks(home: Home, progress: Callable[[Check], None] | None = None) -> list[Check]:
+    checks: list[Check] = []
+
+    def add(check: Check) -> None:
+        checks.append(check)
+        if progress:
+            progress(check)
+
+    first, settings = check_config(home)
+    add(first)
+    add(check_disk(home))
+    add(check_store(home))
+    add(check_watcher(home))
+    add(check_unit())
+    if settings is None:
+        return checks
+    if not home.state_db.exists():
+        add(Check("credentials", False, "nothing set up yet; run `calmirror connect --apple-id EMAIL`"))
+        return checks
+    state = State(home.state_db)
+    try:
+        add(check_credentials(home, settings, state))
+        add(check_icloud(home, settings, state))
+        add(check_daemon(home, state))
+    finally:
+        state.close()
+    return checks
