@@ -54,7 +54,7 @@ class BusySources:
         cached = self._cache.setdefault(collection, _Cached())
         try:
             token, changed, full = self.store.changes(collection, cached.token)
-        except Exception as exc:  # noqa: BLE001 - a missing or broken collection contributes nothing
+        except Exception as exc:
             log.debug("busy: %s unreadable: %s", collection, exc)
             return {}
         if full or cached.token is None:

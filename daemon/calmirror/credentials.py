@@ -8,6 +8,7 @@ system keyring when the `keyring` package is installed and configured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -81,10 +82,8 @@ def load_icloud_password(home: Home, apple_id: str, backend: str = "file") -> st
 
 def forget_icloud_password(home: Home, apple_id: str, backend: str = "file") -> None:
     if backend == "keyring":
-        try:
+        with contextlib.suppress(Exception):
             _keyring().delete_password(KEYRING_SERVICE, apple_id)
-        except Exception:  # noqa: BLE001 - keyring backends raise their own types; absence is fine
-            pass
     (home.secrets_dir / ICLOUD_FILE).unlink(missing_ok=True)
 
 

@@ -95,7 +95,7 @@ class Daemon:
         def run() -> None:
             try:
                 loop()
-            except Exception:  # noqa: BLE001 - a dead worker must be seen: watchdog stops, systemd restarts
+            except Exception:
                 log.exception("worker crashed")
         return run
 

@@ -35,10 +35,7 @@ class ChangeDetector:
         with self._lock:
             token = self.state.get_meta(TOKEN_KEY)
             new_token, changed, full = self.store.changes(APPOINTMENTS, token)
-            if full or token is None:
-                count = self._reconcile()
-            else:
-                count = self._incremental(changed)
+            count = self._reconcile() if full or token is None else self._incremental(changed)
             self.state.set_meta(TOKEN_KEY, new_token)
             return count
 

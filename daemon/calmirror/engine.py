@@ -6,6 +6,7 @@ Failures of one calendar never stop the others; what happened is recorded for
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -83,10 +84,8 @@ class Engine:
         except RemoteError as exc:
             if isinstance(exc, NotFound) and not refreshed[0]:
                 refreshed[0] = True
-                try:
+                with contextlib.suppress(RemoteError):
                     account.refresh_calendars(client, self.state)
-                except RemoteError:
-                    pass
             self.health.failed(exc)
             message = exc.message if not isinstance(exc, AuthFailed) else "iCloud refused the password: " \
                 "reconnect required (`calmirror connect`)"

@@ -158,7 +158,8 @@ class Mirror:
         log.info("sync %s", report.summary())
         return report
 
-    def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry], report: SyncReport) -> None:
+    def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry],
+               report: SyncReport) -> None:
         if not plan.changed and not plan.entries and not plan.unskipped:
             return
         refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))

@@ -8,6 +8,7 @@ and turns into an update; and updates and deletes carry the ETag we last saw.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -191,10 +192,8 @@ class Pusher:
         try:
             client.delete(href, etag)
         except PreconditionFailed:
-            try:
+            with contextlib.suppress(NotFound):
                 client.delete(href, client.get(href).etag)
-            except NotFound:
-                pass
         except NotFound:
             pass
 

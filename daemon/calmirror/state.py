@@ -82,27 +82,27 @@ class OutboxRow:
 
 
 def _create_schema(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-    db["account"].create({"id": int, "apple_id": str, "server": str, "principal_url": str, "home_url": str,
+    db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    db.table("account").create({"id": int, "apple_id": str, "server": str, "principal_url": str, "home_url": str,
                           "connected_at": float}, pk="id", if_not_exists=True)
-    db["calendars"].create({"id": str, "url": str, "name": str, "color": str, "components": str,
+    db.table("calendars").create({"id": str, "url": str, "name": str, "color": str, "components": str,
                             "writable": int}, pk="id", if_not_exists=True)
-    db["mirrors"].create({"calendar_id": str, "slug": str, "sync_token": str, "last_sync": float,
+    db.table("mirrors").create({"calendar_id": str, "slug": str, "sync_token": str, "last_sync": float,
                           "last_attempt": float, "last_error": str, "item_count": int, "skipped": int,
                           "held_empty": int}, pk="calendar_id", if_not_exists=True)
-    db["mirror_items"].create({"calendar_id": str, "href": str, "etag": str, "uid": str, "local_href": str},
+    db.table("mirror_items").create({"calendar_id": str, "href": str, "etag": str, "uid": str, "local_href": str},
                               pk=("calendar_id", "href"), if_not_exists=True)
-    db["skipped_items"].create({"calendar_id": str, "href": str, "reason": str, "seen_at": float},
+    db.table("skipped_items").create({"calendar_id": str, "href": str, "reason": str, "seen_at": float},
                                pk=("calendar_id", "href"), if_not_exists=True)
-    db["appointments"].create({"uid": str, "local_href": str, "local_etag": str, "remote_calendar": str,
+    db.table("appointments").create({"uid": str, "local_href": str, "local_etag": str, "remote_calendar": str,
                                "remote_href": str, "remote_etag": str, "pushed_etag": str},
                               pk="uid", if_not_exists=True)
-    db["outbox"].create({"collection": str, "uid": str, "seq": int, "state": str, "attempts": int,
+    db.table("outbox").create({"collection": str, "uid": str, "seq": int, "state": str, "attempts": int,
                          "next_attempt": float, "last_error": str, "enqueued_at": float,
                          "updated_at": float}, pk=("collection", "uid"), if_not_exists=True)
-    db["events"].create({"id": int, "ts": float, "level": str, "kind": str, "message": str},
+    db.table("events").create({"id": int, "ts": float, "level": str, "kind": str, "message": str},
                         pk="id", if_not_exists=True)
-    db["guard_warnings"].create({"uid": str, "summary": str, "start": str, "end": str, "ts": float},
+    db.table("guard_warnings").create({"uid": str, "summary": str, "start": str, "end": str, "ts": float},
                                 pk="uid", if_not_exists=True)
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
@@ -170,7 +170,7 @@ class State:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as db:
-            db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+            db.table("meta").upsert({"key": key, "value": json.dumps(value)}, pk="key")
 
     # --- account and calendars ---------------------------------------------------------
 
@@ -183,7 +183,7 @@ class State:
 
     def set_account(self, account: Account) -> None:
         with self.transaction() as db:
-            db["account"].upsert({"id": 1, **account.__dict__}, pk="id")
+            db.table("account").upsert({"id": 1, **account.__dict__}, pk="id")
 
     def forget_account(self) -> None:
         """Drop the connection and everything learnt from iCloud; appointments stay."""
@@ -197,7 +197,7 @@ class State:
     def set_calendars(self, calendars: list[CalendarRow]) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM calendars")
-            db["calendars"].insert_all(
+            db.table("calendars").insert_all(
                 [{"id": c.id, "url": c.url, "name": c.name, "color": c.color,
                   "components": ",".join(c.components), "writable": int(c.writable)} for c in calendars],
                 pk="id")
@@ -218,7 +218,7 @@ class State:
 
     def update_mirror(self, calendar_id: str, **fields: Any) -> None:
         with self.transaction() as db:
-            db["mirrors"].upsert({"calendar_id": calendar_id, **fields}, pk="calendar_id")
+            db.table("mirrors").upsert({"calendar_id": calendar_id, **fields}, pk="calendar_id")
 
     def forget_mirror(self, calendar_id: str) -> None:
         with self.transaction() as db:
@@ -241,19 +241,19 @@ class State:
                 db.execute("DELETE FROM mirror_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
                 db.execute("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
             if upserts:
-                db["mirror_items"].upsert_all(
+                db.table("mirror_items").upsert_all(
                     [{"calendar_id": calendar_id, **e.__dict__} for e in upserts], pk=("calendar_id", "href"))
                 db.conn.executemany("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
                                [(calendar_id, e.href) for e in upserts])
             if skipped:
-                db["skipped_items"].upsert_all(
+                db.table("skipped_items").upsert_all(
                     [{"calendar_id": calendar_id, "href": h, "reason": r, "seen_at": now}
                      for h, r in skipped.items()], pk=("calendar_id", "href"))
             count = db.execute("SELECT COUNT(*) FROM mirror_items WHERE calendar_id = ?",
                                (calendar_id,)).fetchone()[0]
             nskipped = db.execute("SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?",
                                   (calendar_id,)).fetchone()[0]
-            db["mirrors"].upsert({"calendar_id": calendar_id, "item_count": count, "skipped": nskipped,
+            db.table("mirrors").upsert({"calendar_id": calendar_id, "item_count": count, "skipped": nskipped,
                                   **mirror_fields}, pk="calendar_id")
 
     def refetch_mirror(self, calendar_id: str) -> None:
@@ -282,7 +282,7 @@ class State:
 
     def update_appointment(self, uid: str, **fields: Any) -> None:
         with self.transaction() as db:
-            db["appointments"].upsert({"uid": uid, **fields}, pk="uid")
+            db.table("appointments").upsert({"uid": uid, **fields}, pk="uid")
 
     def forget_appointment(self, uid: str) -> None:
         with self.transaction() as db:
@@ -375,7 +375,7 @@ class State:
 
     def record_event(self, level: str, kind: str, message: str, keep: int = 200) -> None:
         with self.transaction() as db:
-            db["events"].insert({"ts": time.time(), "level": level, "kind": kind, "message": message})
+            db.table("events").insert({"ts": time.time(), "level": level, "kind": kind, "message": message})
             db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (keep,))
 
     def events(self, limit: int = 10, levels: tuple[str, ...] = ("warning", "error")) -> list[dict[str, Any]]:
@@ -385,7 +385,7 @@ class State:
 
     def add_guard_warning(self, uid: str, summary: str, start: str, end: str) -> None:
         with self.transaction() as db:
-            db["guard_warnings"].upsert({"uid": uid, "summary": summary, "start": start, "end": end,
+            db.table("guard_warnings").upsert({"uid": uid, "summary": summary, "start": start, "end": end,
                                          "ts": time.time()}, pk="uid")
 
     def guard_warnings(self) -> list[dict[str, Any]]:

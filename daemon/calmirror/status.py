@@ -38,7 +38,7 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
         "account": acct.apple_id if acct else None,
         "connection": health.describe(state, now) if acct else {"state": "not connected",
                                                                    "text": "not connected"},
-        "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "", None)},
+        "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
         "outbox": {
             "depth": len(pending),

@@ -7,6 +7,7 @@ content itself has to change (busy-only privacy, push fix-ups).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from datetime import date, datetime, timedelta
@@ -84,14 +85,14 @@ def mark_mirrored(text: str, source: str) -> str:
 def _parse(text: str, href: str) -> icalendar.Calendar:
     try:
         cal = icalendar.Calendar.from_ical(text)
-    except Exception as exc:  # noqa: BLE001 - icalendar raises many types for bad input
+    except Exception as exc:
         raise BadItem(href, f"does not parse ({type(exc).__name__})") from None
     if not isinstance(cal, icalendar.Calendar):
         raise BadItem(href, "not a single VCALENDAR")
     return cal
 
 
-def _declined_by(event: icalendar.Event, me: frozenset[str]) -> bool:
+def _declined_by(event: icalendar.cal.Component, me: frozenset[str]) -> bool:
     attendees = event.get("ATTENDEE", [])
     if not isinstance(attendees, list):
         attendees = [attendees]
@@ -158,10 +159,8 @@ def icloud_body(text: str, href: str, *, cancelled: bool = False) -> str:
         if cancelled:
             event.pop("STATUS", None)
             event.add("STATUS", "CANCELLED")
-    try:
+    with contextlib.suppress(Exception):
         cal.add_missing_timezones()
-    except Exception:  # noqa: BLE001,S110 - an unknown custom TZID keeps what the client sent
-        pass
     return cal.to_ical().decode("utf-8")
 
 

@@ -65,7 +65,7 @@ def events(draw: st.DrawFn) -> Ev:
         length = dt.timedelta(days=draw(st.integers(1, 3)))
     else:
         start = BASE + dt.timedelta(days=day, minutes=15 * draw(st.integers(0, 95)))
-        length = dt.timedelta(minutes=15 * draw(st.integers(1, 20) | st.just(0)))
+        length = dt.timedelta(minutes=15 * draw(st.integers(0, 20)))
     step = draw(st.sampled_from([0, 1, 2, 7, 14]))
     count = draw(st.integers(1, 25)) if step else 1
     moved = draw(st.none() | st.integers(0, count - 1))
@@ -172,7 +172,8 @@ def reference(evs: list[Ev], start: dt.datetime, end: dt.datetime, zone: ZoneInf
     return merged
 
 
-windows = st.tuples(st.integers(0, 24 * 50), st.integers(1, 24 * 30) | st.integers(24 * 7, 24 * 30)).map(
+FULL = (BASE.replace(tzinfo=UTC) - dt.timedelta(days=1), BASE.replace(tzinfo=UTC) + dt.timedelta(days=400))
+windows = st.just(FULL) | st.tuples(st.integers(0, 24 * 50), st.integers(1, 24 * 30)).map(
     lambda p: (
         (BASE + dt.timedelta(hours=p[0])).replace(tzinfo=UTC),
         (BASE + dt.timedelta(hours=p[0] + p[1])).replace(tzinfo=UTC),

@@ -46,7 +46,7 @@ def guarded(main: Callable[[], T], verbose: Callable[[], bool]) -> T:
             sys.stderr.write(f"calmirror: {error.strerror or error}"
                              f"{': ' + str(error.filename) if error.filename else ''}\n")
         raise SystemExit(5) from None
-    except Exception as error:  # noqa: BLE001 - last line of defence: never a traceback for users
+    except Exception as error:
         if verbose():
             log.exception("internal error")
         sys.stderr.write(f"calmirror: internal error ({type(error).__name__}); run with --verbose for details "

@@ -96,8 +96,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show appointments waiting for iCloud or failed."""
         c = ctx_of(ctx)
-        rows = [{"uid": r.uid, "state": r.state, "attempts": r.attempts, "next_attempt": r.next_attempt,
-                 "last_error": r.last_error} for r in c.state.outbox()]
+        rows: list[dict[str, Any]] = [{"uid": r.uid, "state": r.state, "attempts": r.attempts,
+                                       "next_attempt": r.next_attempt, "last_error": r.last_error}
+                                      for r in c.state.outbox()]
         if json_out:
             print_json(rows)
             return
