@@ -78,8 +78,9 @@ class Mirror:
         row = self.state.mirror(cal.id)
         taken = {r["slug"] for r in self.state.mirrors() if r["calendar_id"] != cal.id}
         slug = row["slug"] if row and row.get("slug") else slugify(cal.name, taken, cal.id)
-        if slug not in set(self.store.list_mirrors()):
-            self.store.ensure_mirror(slug, f"iCloud · {cal.name}", cal.color)
+        existed = slug in set(self.store.list_mirrors())
+        self.store.ensure_mirror(slug, cal.name, cal.color)  # creates it, or follows a rename or new colour
+        if not existed:
             if row and row.get("sync_token"):
                 # The local copy was lost (store wiped): start again from a full listing.
                 self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)

@@ -27,6 +27,11 @@ from calmirror.emulator import Emulator
 from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
 
 
+def serving(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -100,7 +105,8 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
         kills = 0
         started = time.monotonic()
         while not writer.done.is_set() or kills < min_kills:
-            time.sleep(rng.uniform(0.1, 1.2))
+            wait_for(lambda: serving(port), timeout=30, every=0.05)  # kill a daemon that got going
+            time.sleep(rng.uniform(0.05, 1.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
@@ -139,6 +145,7 @@ def test_sigkill_during_writes_loses_and_doubles_nothing(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_sigkill_full_run(tmp_path: Path) -> None:
     figures = run_crash_loop(tmp_path, appointments=200, min_kills=50, mirrored=1000)
     print(f"crash loop: {figures}")

@@ -192,3 +192,28 @@ def test_removing_a_conflict_calendar_removes_its_mirror(tmp_path: Path, emu: Em
     sync(engine)
     assert engine.store.list_mirrors() == ["work"]
     assert engine.state.mirror("home") is None
+
+
+def test_mirror_collection_has_display_name_and_colour(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    engine = engine_for(home)
+    sync(engine)
+    from calmirror.credentials import local_account
+    from calmirror.local.server import LocalServer
+
+    acct = local_account(home)
+    server = LocalServer(home.store_dir, port=0, username=acct.username, password=acct.password)
+    url = server.start()
+    try:
+        import requests
+
+        answer = requests.request(
+            "PROPFIND", f"{url}{acct.username}/icloud-work/", auth=(acct.username, acct.password),
+            headers={"Depth": "0"}, timeout=10,
+            data='<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/">'
+                 "<D:prop><D:displayname/><A:calendar-color/></D:prop></D:propfind>")
+    finally:
+        server.stop()
+    work = next(c for c in engine.state.calendars() if c.name == "Work")
+    assert "iCloud · Work" in answer.text and "iCloud · iCloud" not in answer.text
+    assert work.color and work.color in answer.text

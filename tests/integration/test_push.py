@@ -214,3 +214,38 @@ def test_changes_made_while_the_daemon_was_down_are_pushed_at_start(tmp_path: Pa
         assert wait_for(lambda: not remote_with(emu, "Work", "UID:down-2"), 3)
     finally:
         run2.stop()
+
+
+def test_after_relinking_old_appointments_stay_and_new_ones_go_to_the_new_calendar(
+        running: Running, emu: Emulator) -> None:
+    from calmirror import config_edit
+
+    running.put("old.ics", event("old-1", "Old v1"))
+    assert wait_for(lambda: bool(remote_with(emu, "Work", "UID:old-1")), 2)
+    config_edit.set_linked(running.home.config_file, emu.calendar_id("Home"), also_conflict=True)
+    running.daemon.reload_requested.set()
+    assert wait_for(lambda: running.daemon.settings.icloud.linked == emu.calendar_id("Home"), 5)
+    running.put("old.ics", event("old-1", "Old v2"))
+    running.put("new.ics", event("new-1", "New"))
+    assert wait_for(lambda: any("Old v2" in b for b in remote_with(emu, "Work", "UID:old-1")), 3)
+    assert wait_for(lambda: bool(remote_with(emu, "Home", "UID:new-1")), 3)
+    assert not remote_with(emu, "Home", "UID:old-1") and not remote_with(emu, "Work", "UID:new-1")
+
+
+def test_failed_rows_can_be_retried(running: Running, emu: Emulator, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    home_cal = emu.calendar_id("Home")
+    emu.put_item(home_cal, "clash.ics", event("clash-1", "In Home"))
+    running.put("c.ics", event("clash-1", "Local"))
+    assert wait_for(lambda: bool(running.state().outbox(("failed",))), 3)
+    emu.delete_item(home_cal, "clash.ics")
+    env = {**os.environ, "CALMIRROR_HOME": str(running.home.data_dir)}
+    running.home.pid_file.unlink()  # this daemon runs in the test's own process: it must not be signalled
+    result = subprocess.run([sys.executable, "-m", "calmirror", "outbox", "retry"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert "Re-queued 1" in result.stdout
+    running.daemon.push_wake.set()  # what the CLI's SIGUSR1 does to a daemon in its own process
+    assert wait_for(lambda: bool(remote_with(emu, "Work", "UID:clash-1")), 5)

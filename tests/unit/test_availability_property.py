@@ -110,8 +110,8 @@ def to_ics(evs: list[Ev]) -> str:
             master.append(f"STATUS:{ev.status}")
         master.append("TRANSP:TRANSPARENT" if ev.transparent else "TRANSP:OPAQUE")
         if ev.step_days:
-            freq = "WEEKLY;INTERVAL=%d" % (ev.step_days // 7) if ev.step_days % 7 == 0 else (
-                "DAILY;INTERVAL=%d" % ev.step_days)
+            weeks, days = divmod(ev.step_days, 7)
+            freq = f"WEEKLY;INTERVAL={weeks}" if days == 0 else f"DAILY;INTERVAL={ev.step_days}"
             master.append(f"RRULE:FREQ={freq};COUNT={ev.count}")
         for i in sorted(ev.exdates):
             wall = _occurrence_wall(ev, i)
@@ -235,3 +235,24 @@ def test_fast_forward_gives_the_same_answer_as_walking_from_dtstart(
         patch.setattr(expansion, "DIRECT_LIMIT", 10**9)
         walked = av.busy_intervals([av.Source("s", [av.parse_calendar(text)])], *window, rules)
     assert fast == walked
+
+
+@pytest.mark.parametrize("rule", ["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=2000", "FREQ=HOURLY;INTERVAL=7",
+                                  "FREQ=MONTHLY;BYDAY=-1FR", "FREQ=MINUTELY;INTERVAL=45;BYHOUR=9,10"])
+def test_one_calendar_asked_about_sliding_windows_stays_exact(rule: str) -> None:
+    """The rebased series is reused between nearby windows; reuse must not leak answers."""
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//prop//EN\r\nBEGIN:VEVENT\r\nUID:s\r\n"
+        "DTSTAMP:20270101T000000Z\r\nDTSTART:19980302T081500Z\r\nDTEND:19980302T090000Z\r\n"
+        f"RRULE:{rule}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    kept = [av.Source("s", [av.parse_calendar(text)])]
+    rules = av.Rules(BERLIN)
+    for n in range(40):
+        start = dt.datetime(2026, 1, 1, tzinfo=UTC) + dt.timedelta(days=17 * n, hours=5 * n)
+        window = (start, start + dt.timedelta(days=3 + n % 9))
+        fast = av.busy_intervals(kept, *window, rules)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(expansion, "DIRECT_LIMIT", 10**9)
+            walked = av.busy_intervals([av.Source("s", [av.parse_calendar(text)])], *window, rules)
+        assert fast == walked, window
