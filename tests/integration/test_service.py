@@ -189,3 +189,20 @@ def test_system_unit_is_hardened_and_verifies(tmp_path: Path) -> None:
         assert needed in text
     user_text = (ROOT / "systemd" / "calmirror.user.service").read_text()
     assert "Type=notify" in user_text and "WatchdogSec=" in user_text
+
+
+def test_sync_now_wakes_the_running_daemon(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
+    home.config_file.write_text(home.config_file.read_text() + "\n[sync]\ninterval = 3600\n")
+    proc = spawn(home.data_dir)
+    env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
+    try:
+        assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
+        emu.put_item(emu.calendar_id("Work"), "fresh.ics", event("fresh-1", "Just added in iCloud"))
+        result = subprocess.run([sys.executable, "-m", "calmirror", "sync", "--now"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert "Asked the running daemon" in result.stdout
+        assert wait_for(lambda: status(home.data_dir)["mirrors"][0]["items"] == 17, 10)  # type: ignore[index]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
