@@ -194,3 +194,23 @@ def test_help_lists_every_command(cli: Cli) -> None:
     for command in ("connect", "calendars", "link", "conflicts", "sync", "run", "status", "availability",
                     "local-account", "disconnect", "demo", "emulator", "outbox"):
         assert command in result.stdout
+
+
+def test_emulator_serve_runs_in_the_foreground(tmp_path: Path) -> None:
+    env = {**os.environ, "PW": APP_PASSWORD}
+    proc = subprocess.Popen([sys.executable, "-m", "calmirror", "emulator", "serve", "--apple-id", APPLE_ID,
+                             "--password-env", "PW", "--port", "0", "--data", str(tmp_path / "emu")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        url = first.split("serving on ", 1)[1].strip()
+        answer = requests.request("PROPFIND", url, auth=(APPLE_ID, APP_PASSWORD), headers={"Depth": "0"},
+                                  data='<?xml version="1.0"?><propfind xmlns="DAV:"><prop>'
+                                       "<current-user-principal/></prop></propfind>", timeout=10)
+        assert answer.status_code == 207 and "/principal/" in answer.text
+        assert requests.request("PROPFIND", url, auth=(APPLE_ID, "nope"), timeout=10).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+    assert code == 0
