@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from calmirror.config import Settings
-from calmirror.errors import InvalidSyncToken
+from calmirror.errors import BadRemoteData, InvalidSyncToken
 from calmirror.local.store import LocalStore
 from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, looks_like_full_listing, plan_mirror
-from calmirror.remote import ICloudClient
+from calmirror.remote import FetchedItem, ICloudClient
 from calmirror.state import CalendarRow, MirrorEntry, State
 
 log = logging.getLogger("calmirror.mirror")
@@ -56,7 +56,8 @@ class SyncReport:
 
 def slugify(name: str, taken: set[str], fallback: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    base = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40] or fallback[:8].lower()
+    base = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40]
+    base = base or re.sub(r"[^a-z0-9]+", "", fallback.lower())[:8] or "calendar"
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
@@ -144,20 +145,45 @@ class Mirror:
 
         wanted = hrefs_to_fetch(known, changes.changed, policy)
         batch = self.settings.sync.batch
+        unreadable: dict[str, str] = {}
         for start in range(0, len(wanted), batch):
             if progress:
                 progress(cal.name, start, len(wanted))
-            items, missing = client.fetch(cal.url, wanted[start:start + batch], batch=batch)
+            items, missing, refused = self._fetch(client, cal.url, wanted[start:start + batch])
             fetched = {item.href: (item.etag, item.body) for item in items}
-            self._apply(cal.id, slug, plan_mirror(known, changes.changed, [], False, fetched, missing, policy),
-                        known, report)
+            plan = plan_mirror(known, changes.changed, [], False, fetched, missing, policy)
+            plan.skipped.update(refused)
+            unreadable.update(refused)
+            self._apply(cal.id, slug, plan, known, report)
         if progress:
             progress(cal.name, len(wanted), len(wanted))
         self._apply(cal.id, slug, removal, known, report)
-        self.state.update_mirror(cal.id, sync_token=changes.token, last_sync=time.time(), held_empty=0,
-                                 last_error=None)
+        problem = None
+        if unreadable:
+            # Keep the old token: the next pass lists these items again and retries them, so an
+            # answer cut off by the network does not hide an item until it next changes.
+            problem = f"{len(unreadable)} item(s) could not be read from iCloud; retried at the next sync"
+            self.state.record_event("warning", "mirror", f"{cal.name}: {problem}")
+        self.state.update_mirror(cal.id, sync_token=token if unreadable else changes.token,
+                                 last_sync=time.time(), held_empty=0, last_error=problem)
         log.info("sync %s", report.summary())
         return report
+
+    def _fetch(self, client: ICloudClient, url: str, hrefs: list[str],
+               ) -> tuple[list[FetchedItem], list[str], dict[str, str]]:
+        """One multiget; when its answer is unreadable (cut off, not XML, a DOCTYPE), halve the
+        batch until the item that breaks it is alone, so one bad item cannot stop a calendar.
+        Returns the items, the hrefs gone, and the unreadable hrefs with the reason."""
+        try:
+            items, missing = client.fetch(url, hrefs, batch=max(1, len(hrefs)))
+            return items, missing, {}
+        except BadRemoteData as exc:
+            if len(hrefs) <= 1:
+                reason = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
+                return [], [], dict.fromkeys(hrefs, f"unreadable answer from iCloud: {reason}"[:200])
+        half = len(hrefs) // 2
+        first, second = self._fetch(client, url, hrefs[:half]), self._fetch(client, url, hrefs[half:])
+        return first[0] + second[0], first[1] + second[1], {**first[2], **second[2]}
 
     def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry],
                report: SyncReport) -> None:

@@ -91,9 +91,7 @@ def test_ipv6_loopback(tmp_path: Path) -> None:
         pytest.skip("no IPv6 loopback here")
     with LocalServer(tmp_path / "store", host="::1", port=0, username=USER, password=PASSWORD) as srv:
         assert srv.url.startswith("http://[::1]:")
-        answer = requests.request(
-            "PROPFIND", srv.url, auth=(USER, PASSWORD), headers={"Depth": "0"}, timeout=5
-        )
+        answer = requests.request("PROPFIND", srv.url, auth=(USER, PASSWORD), headers={"Depth": "0"}, timeout=5)
         assert answer.status_code == 207
 
 
@@ -168,17 +166,13 @@ def test_authentication_is_required(server: LocalServer) -> None:
     assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
     wrong = requests.request("PROPFIND", target, headers={"Depth": "0"}, auth=(USER, "nope"), timeout=10)
     assert wrong.status_code == 401
-    other_user = requests.request(
-        "PROPFIND", target, headers={"Depth": "0"}, auth=("eve", PASSWORD), timeout=10
-    )
+    other_user = requests.request("PROPFIND", target, headers={"Depth": "0"}, auth=("eve", PASSWORD), timeout=10)
     assert other_user.status_code == 401
     right = requests.request("PROPFIND", target, headers={"Depth": "0"}, auth=(USER, PASSWORD), timeout=10)
     assert right.status_code == 207
 
 
-def test_collections_have_their_display_names(
-    server: LocalServer, http: requests.Session, mirror: LocalStore
-) -> None:
+def test_collections_have_their_display_names(server: LocalServer, http: requests.Session, mirror: LocalStore) -> None:
     names = displaynames(http, server)
     assert names[f"/{USER}/appointments/"] == "Appointments"
     assert names[f"/{USER}/blocked/"] == "Blocked slots"
@@ -186,10 +180,7 @@ def test_collections_have_their_display_names(
 
 
 def test_mirror_colour_is_served(server: LocalServer, http: requests.Session, mirror: LocalStore) -> None:
-    body = (
-        '<propfind xmlns="DAV:" xmlns:I="http://apple.com/ns/ical/">'
-        "<prop><I:calendar-color/></prop></propfind>"
-    )
+    body = '<propfind xmlns="DAV:" xmlns:I="http://apple.com/ns/ical/"><prop><I:calendar-color/></prop></propfind>'
     answer = http.request("PROPFIND", url(server, f"/{USER}/icloud-work/"), data=body, headers={"Depth": "0"})
     assert "#FF2968FF" in answer.text
 
@@ -205,9 +196,7 @@ def test_put_get_delete_in_appointments(server: LocalServer, http: requests.Sess
     assert http.get(target).status_code == 404
 
 
-def test_clients_cannot_create_replace_or_delete_calendars(
-    server: LocalServer, http: requests.Session
-) -> None:
+def test_clients_cannot_create_replace_or_delete_calendars(server: LocalServer, http: requests.Session) -> None:
     answer = http.request("MKCALENDAR", url(server, f"/{USER}/personal/"))
     assert answer.status_code == 403
     assert http.delete(url(server, f"/{USER}/appointments/")).status_code in (401, 403)
@@ -230,8 +219,7 @@ def test_every_write_method_on_a_mirror_is_refused(
     item = url(server, f"/{USER}/icloud-work/standup.ics")
     collection = url(server, f"/{USER}/icloud-work/")
     proppatch = (
-        '<propertyupdate xmlns="DAV:"><set><prop><displayname>Mine now</displayname></prop></set>'
-        "</propertyupdate>"
+        '<propertyupdate xmlns="DAV:"><set><prop><displayname>Mine now</displayname></prop></set></propertyupdate>'
     )
     attempts = {
         "PUT new": lambda: put(http, url(server, f"/{USER}/icloud-work/new.ics"), event("new")),
@@ -298,9 +286,7 @@ def test_xml_with_a_doctype_or_entities_is_400(
 
 
 def test_body_over_the_limit_is_413(tmp_path: Path, http: requests.Session) -> None:
-    with LocalServer(
-        tmp_path / "store", port=0, username=USER, password=PASSWORD, max_body_bytes=2000
-    ) as srv:
+    with LocalServer(tmp_path / "store", port=0, username=USER, password=PASSWORD, max_body_bytes=2000) as srv:
         big = event("big", "x" * 3000)
         answer = put(http, url(srv, f"/{USER}/appointments/big.ics"), big)
         assert answer.status_code == 413
@@ -317,9 +303,7 @@ def test_body_over_the_limit_is_413(tmp_path: Path, http: requests.Session) -> N
     ],
     ids=["set-resourcetype", "remove-resourcetype", "component-set"],
 )
-def test_proppatch_of_protected_properties_is_refused(
-    server: LocalServer, http: requests.Session, update: str
-) -> None:
+def test_proppatch_of_protected_properties_is_refused(server: LocalServer, http: requests.Session, update: str) -> None:
     body = f'<propertyupdate xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">{update}</propertyupdate>'
     answer = http.request("PROPPATCH", url(server, f"/{USER}/appointments/"), data=body)
     assert answer.status_code == 403
@@ -328,10 +312,7 @@ def test_proppatch_of_protected_properties_is_refused(
 
 
 def test_proppatch_of_ordinary_properties_still_works(server: LocalServer, http: requests.Session) -> None:
-    body = (
-        '<propertyupdate xmlns="DAV:"><set><prop><displayname>Bookings</displayname></prop></set>'
-        "</propertyupdate>"
-    )
+    body = '<propertyupdate xmlns="DAV:"><set><prop><displayname>Bookings</displayname></prop></set></propertyupdate>'
     assert http.request("PROPPATCH", url(server, f"/{USER}/appointments/"), data=body).status_code == 207
     assert displaynames(http, server)[f"/{USER}/appointments/"] == "Bookings"
     assert put(http, url(server, f"/{USER}/appointments/ok.ics"), event("ok")).status_code == 201
@@ -430,22 +411,16 @@ def test_free_busy_report_is_answered_by_the_callable(server: LocalServer, http:
         return VFREEBUSY
 
     server.freebusy = freebusy
-    answer = http.request(
-        "REPORT", url(server, f"/{USER}/appointments/"), data=FREE_BUSY_QUERY, headers={"Depth": "1"}
-    )
+    answer = http.request("REPORT", url(server, f"/{USER}/appointments/"), data=FREE_BUSY_QUERY, headers={"Depth": "1"})
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/calendar")
     assert answer.text == VFREEBUSY
-    assert asked == [
-        (f"/{USER}/appointments/", datetime(2025, 1, 5, tzinfo=UTC), datetime(2025, 1, 6, tzinfo=UTC))
-    ]
+    assert asked == [(f"/{USER}/appointments/", datetime(2025, 1, 5, tzinfo=UTC), datetime(2025, 1, 6, tzinfo=UTC))]
 
 
 def test_free_busy_report_needs_authentication(server: LocalServer) -> None:
     server.freebusy = lambda path, start, end: VFREEBUSY
-    answer = requests.request(
-        "REPORT", url(server, f"/{USER}/appointments/"), data=FREE_BUSY_QUERY, timeout=10
-    )
+    answer = requests.request("REPORT", url(server, f"/{USER}/appointments/"), data=FREE_BUSY_QUERY, timeout=10)
     assert answer.status_code == 401
     assert "FREEBUSY" not in answer.text
 

@@ -30,9 +30,7 @@ class BatchPlan:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan_batch(
-    current_uids: dict[str, str], upserts: Sequence[PreparedItem], deletes: Sequence[str]
-) -> BatchPlan:
+def plan_batch(current_uids: dict[str, str], upserts: Sequence[PreparedItem], deletes: Sequence[str]) -> BatchPlan:
     """Which changes may be applied so that no two items of the collection share a UID.
 
     `current_uids` maps each href in the collection to its UID. Deletes run first, so a
@@ -53,9 +51,7 @@ def plan_batch(
     pending = _first_per_href(upserts, plan.rejected)
     while True:
         replaced = {item.href for item in pending}
-        owners = {
-            uid: href for href, uid in current_uids.items() if href not in gone and href not in replaced
-        }
+        owners = {uid: href for href, uid in current_uids.items() if href not in gone and href not in replaced}
         accepted: list[PreparedItem] = []
         bounced: list[tuple[str, str]] = []
         for item in pending:

@@ -113,9 +113,7 @@ class Middleware:
             raise Refusal(HTTPStatus.BAD_REQUEST, "invalid Content-Length")
         length = int(raw)
         if length > self.max_body_bytes:
-            raise Refusal(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body_bytes} bytes"
-            )
+            raise Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body_bytes} bytes")
         return length
 
     def _authenticated(
@@ -132,11 +130,7 @@ class Middleware:
             answer = self._xml_request(method, path, body, start_response)
             if answer is not None:
                 return answer
-        if (
-            method == "PUT"
-            and layout.is_item_path(path)
-            and self._own_collection(path) == layout.APPOINTMENTS
-        ):
+        if method == "PUT" and layout.is_item_path(path) and self._own_collection(path) == layout.APPOINTMENTS:
             self._check_guard(body)
         if method == "MOVE" and destination is not None:
             self._check_move_guard(environ, path, destination)
@@ -236,9 +230,7 @@ class Middleware:
 
     def _readable_calendar(self, path: str) -> bool:
         parts = layout.split_path(path)
-        return (
-            len(parts) == 2 and parts[0] == self.credentials.username and "r" in collection_rights(parts[1])
-        )
+        return len(parts) == 2 and parts[0] == self.credentials.username and "r" in collection_rights(parts[1])
 
 
 def _is_mirror_path(path: str) -> bool:

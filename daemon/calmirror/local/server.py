@@ -224,9 +224,7 @@ class LocalServer:
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
                 raise AddressInUse(self.host, self.port) from error
-            raise LocalServerError(
-                f"cannot listen on {self.host}:{self.port}: {error.strerror or error}"
-            ) from error
+            raise LocalServerError(f"cannot listen on {self.host}:{self.port}: {error.strerror or error}") from error
 
     def _prepare_radicale(self, port: int) -> None:
         radicale_log = logging.getLogger("radicale")
@@ -275,7 +273,5 @@ class LocalServer:
         self.start()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()

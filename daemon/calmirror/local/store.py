@@ -184,9 +184,7 @@ class LocalStore:
         with self._locked("r"):
             children = list(self._storage.discover(self._path(), depth="1"))
         names = [
-            child.path.rsplit("/", 1)[-1]
-            for child in children
-            if isinstance(child, radicale.storage.BaseCollection)
+            child.path.rsplit("/", 1)[-1] for child in children if isinstance(child, radicale.storage.BaseCollection)
         ]
         return sorted(name[prefix:] for name in names if layout.is_mirror(name))
 
