@@ -1,0 +1,105 @@
+"""Availability through the running daemon: the free-busy REPORT agrees with the CLI, and the
+double-booking guard rejects or warns."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import icalendar
+import pytest
+import requests
+
+from calmirror.emulator import Emulator
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
+from tests.integration.test_push import Running, start_daemon
+
+FREEBUSY = ('<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            '<C:time-range start="20261201T000000Z" end="20261215T000000Z"/></C:free-busy-query>')
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
+        yield emulator
+
+
+def daemon_with(tmp_path: Path, emu: Emulator, guard: str) -> Running:
+    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
+                          extra_config=f"\n[availability]\nguard = \"{guard}\"\n")
+    return start_daemon(home)
+
+
+def cli_busy(home: Path) -> list[tuple[datetime, datetime]]:
+    env = {**os.environ, "CALMIRROR_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-m", "calmirror", "availability", "--from", "2026-12-01T00:00",
+                          "--to", "2026-12-15T00:00", "--tz", "UTC", "--json"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [(datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
+            for i in json.loads(out.stdout)["intervals"]]
+
+
+def report_busy(run: Running, collection: str) -> list[tuple[datetime, datetime]]:
+    answer = requests.request("REPORT", run.href(collection, ""), data=FREEBUSY, auth=run.auth, timeout=30,
+                              headers={"Depth": "1", "Content-Type": "application/xml"})
+    assert answer.status_code == 200, answer.text[:300]
+    cal = icalendar.Calendar.from_ical(answer.content)
+    busy: list[tuple[datetime, datetime]] = []
+    for fb in cal.walk("VFREEBUSY"):
+        props = fb.get("FREEBUSY", [])
+        for prop in props if isinstance(props, list) else [props]:
+            if str(prop.params.get("FBTYPE", "BUSY")).upper() != "BUSY":
+                continue
+            for start, end in prop.dt if isinstance(prop.dt, list) else [prop.dt]:
+                busy.append((start.astimezone(UTC), (end if isinstance(end, datetime) else start + end)
+                             .astimezone(UTC)))
+    return sorted(busy)
+
+
+def test_free_busy_report_agrees_with_the_cli(tmp_path: Path, emu: Emulator) -> None:
+    run = daemon_with(tmp_path, emu, "off")
+    try:
+        assert run.put("a.ics", event("appt-fb", "Client call", start="20261203T090000Z",
+                                      end="20261203T100000Z")).status_code == 201
+        cli = cli_busy(run.home.data_dir)
+        assert cli, "the sample calendars have busy time in the first half of December"
+        assert (datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC)) in cli
+        assert report_busy(run, "appointments") == cli
+        assert report_busy(run, "icloud-work") == cli
+    finally:
+        run.stop()
+
+
+def test_guard_reject_answers_409_with_a_reason(tmp_path: Path, emu: Emulator) -> None:
+    run = daemon_with(tmp_path, emu, "reject")
+    try:
+        # Work's partner check-in is busy 2026-12-08 16:00-17:00Z
+        clash = run.put("clash.ics", event("clash-1", "Overlaps", start="20261208T163000Z", end="20261208T170000Z"))
+        assert clash.status_code == 409 and "busy" in clash.text
+        assert run.put("free.ics", event("free-1", "Free time", start="20261208T180000Z",
+                                         end="20261208T183000Z")).status_code == 201
+        assert requests.get(run.href("appointments", "clash.ics"), auth=run.auth, timeout=10).status_code == 404
+        assert wait_for(lambda: any("UID:free-1" in b for b in emu.items(emu.calendar_id("Work")).values()), 3)
+        assert not any("UID:clash-1" in b for b in emu.items(emu.calendar_id("Work")).values())
+    finally:
+        run.stop()
+
+
+def test_guard_warn_accepts_and_status_reports_it(tmp_path: Path, emu: Emulator) -> None:
+    run = daemon_with(tmp_path, emu, "warn")
+    try:
+        answer = run.put("clash.ics", event("clash-2", "Double booked", start="20261208T160000Z",
+                                            end="20261208T163000Z"))
+        assert answer.status_code == 201
+        env = {**os.environ, "CALMIRROR_HOME": str(run.home.data_dir)}
+        status = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
+                                           capture_output=True, text=True, timeout=60).stdout)
+        assert [w["uid"] for w in status["guard"]["warnings"]] == ["clash-2"]
+    finally:
+        run.stop()
