@@ -6,29 +6,31 @@ database: the daemon, the CLI and the double-booking guard hand in what they hav
 
 Why it is shaped this way:
 
-* Each `icalendar.Calendar` is compiled once (UID groups, busy summaries, rule bounds) and
-  the compiled form is remembered for as long as that calendar object lives, so asking
-  about many windows over the same 10,000 mirrored events does not redo that work.
-  A calendar handed in must therefore not be mutated afterwards: a changed resource is a
-  new parse, hence a new object. `clear_cache()` exists for benchmarks and tests.
+* Each `icalendar.Calendar` is compiled once and each source indexed once
+  (`calmirror.busy_index`), so asking about many windows over the same 10,000 mirrored
+  events does not redo that work. Calendars handed in must not be mutated afterwards:
+  a changed resource is a new parse, hence a new object. `clear_cache()` exists for
+  benchmarks and tests.
 * Single events are bounded and converted here directly; only series go through
-  recurring-ical-events (see `calmirror.recurrence` for how expansion stays bounded).
-* The busy rules themselves live in `calmirror.busy_rules`.
+  recurring-ical-events (`calmirror.recurrence` compiles them, `calmirror.expansion`
+  walks them with bounded work, `calmirror.rrule_bounds` holds the rule arithmetic).
+* The busy rules themselves live in `calmirror.busy_rules`: nothing cached depends on
+  the query's `Rules`, so one corpus serves any configuration.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import icalendar
 
+from calmirror.busy_index import SourceIndex, clear_cache, index
 from calmirror.busy_rules import EventInfo, is_busy, normalise_address
-from calmirror.expansion import expand
-from calmirror.recurrence import CompiledCalendar, Raw, compile_calendar, reason
+from calmirror.expansion import occurrences
+from calmirror.recurrence import reason, to_utc
 
 UTC = dt.UTC
 Interval = tuple[dt.datetime, dt.datetime]
@@ -114,6 +116,7 @@ def parse_calendar(text: str | bytes) -> icalendar.Calendar:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CalendarParseError(f"not UTF-8 at byte {exc.start}") from None
+    text = text.lstrip("\ufeff")  # some exporters write a UTF-8 byte order mark
     if not text.strip():
         raise CalendarParseError("empty resource")
     try:
@@ -125,54 +128,12 @@ def parse_calendar(text: str | bytes) -> icalendar.Calendar:
     return calendar
 
 
-# --- the compiled-calendar memo -------------------------------------------------------------
-
-_compiled: dict[int, tuple[weakref.ref[icalendar.Calendar], CompiledCalendar]] = {}
-
-
-def _forget(key: int, ref: weakref.ref[icalendar.Calendar]) -> None:
-    entry = _compiled.get(key)
-    if entry is not None and entry[0] is ref:
-        del _compiled[key]
-
-
-def _compile(calendar: icalendar.Calendar) -> CompiledCalendar:
-    key = id(calendar)
-    entry = _compiled.get(key)
-    if entry is not None and entry[0]() is calendar:
-        return entry[1]
-    compiled = compile_calendar(calendar)
-    ref = weakref.ref(calendar, lambda r, key=key: _forget(key, r))  # type: ignore[misc]
-    _compiled[key] = (ref, compiled)
-    return compiled
-
-
-def clear_cache() -> None:
-    """Forget every compiled calendar (cold-start measurements, tests)."""
-    _compiled.clear()
-
-
 # --- the core walk ---------------------------------------------------------------------------
 
 
-def _to_utc(value: dt.date | dt.datetime, tz: dt.tzinfo) -> dt.datetime:
-    """Exact UTC instant: aware values as given, floating and all-day in the configured zone."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=tz).astimezone(UTC)
-        return value.astimezone(UTC)
-    return dt.datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    source: Source
-    uid: str
-    info: EventInfo
-    start: dt.datetime
-    end: dt.datetime
-    all_day: bool
-    approximate: bool
+# (start, end, source, uid, info, all_day, approximate): a tuple, as a query may build tens
+# of thousands and busy_intervals needs only the first two fields.
+_Hit = tuple[dt.datetime, dt.datetime, Source, str, EventInfo, bool, bool]
 
 
 def _walk(
@@ -182,49 +143,47 @@ def _walk(
     problems: list[Skipped] | None,
 ) -> Iterator[_Hit]:
     """Every busy occurrence touching the window, unclipped, in no particular order."""
-    ws, we = window
-    tz = rules.tz
     for source in sources:
-        exclude = source.exclude_uids
-        for calendar in source.calendars:
-            compiled = _compile(calendar)
-            if problems is not None:
-                problems.extend(Skipped(source.name, uid, why) for uid, why in compiled.skipped)
-            for single in compiled.singles:
-                if single.hi <= ws or single.lo >= we or single.uid in exclude:
-                    continue
-                all_day = not isinstance(single.start, dt.datetime)
-                if (all_day and not source.allday_busy) or not is_busy(
-                    single.info, rules.me, rules.tentative_busy
-                ):
-                    continue
-                start, end = _to_utc(single.start, tz), _to_utc(single.end, tz)
-                if start < we and end > ws and start < end:
-                    yield _Hit(source, single.uid, single.info, start, end, all_day, False)
-            for series in compiled.series:
-                if series.lo >= we or (series.hi is not None and series.hi <= ws):
-                    continue
-                if series.uid in exclude:
-                    continue
-                try:
-                    raws = list(expand(series, window, tz))
-                except Exception as exc:  # TooDense, or data the library chokes on: skip this series only
-                    if problems is not None:
-                        problems.append(Skipped(source.name, series.uid, reason(exc)))
-                    continue
-                yield from _series_hits(source, series.uid, raws, window, rules)
+        yield from _walk_one(source, index(source.calendars), window, rules, problems)
 
 
-def _series_hits(
-    source: Source, uid: str, raws: list[Raw], window: tuple[dt.datetime, dt.datetime], rules: Rules
+def _walk_one(
+    source: Source,
+    found: SourceIndex,
+    window: tuple[dt.datetime, dt.datetime],
+    rules: Rules,
+    problems: list[Skipped] | None,
 ) -> Iterator[_Hit]:
     ws, we = window
-    for raw in raws:
-        if (raw.all_day and not source.allday_busy) or not is_busy(raw.info, rules.me, rules.tentative_busy):
+    tz = rules.tz
+    exclude = source.exclude_uids
+    if problems is not None:
+        problems.extend(Skipped(source.name, uid, why) for uid, why in found.skipped)
+    for single in found.singles(ws, we):
+        if single.uid in exclude:
             continue
-        start, end = _to_utc(raw.start, rules.tz), _to_utc(raw.end, rules.tz)
+        all_day = not isinstance(single.start, dt.datetime)
+        if (all_day and not source.allday_busy) or not is_busy(single.info, rules.me, rules.tentative_busy):
+            continue
+        start, end = to_utc(single.start, tz), to_utc(single.end, tz)
         if start < we and end > ws and start < end:
-            yield _Hit(source, uid, raw.info, start, end, raw.all_day, raw.approximate)
+            yield start, end, source, single.uid, single.info, all_day, False
+    for series in found.series:
+        if series.lo >= we or (series.hi is not None and series.hi <= ws):
+            continue
+        if series.uid in exclude:
+            continue
+        try:
+            spans = occurrences(series, window, tz)
+        except Exception as exc:  # TooDense, or data the library chokes on: skip this series only
+            if problems is not None:
+                problems.append(Skipped(source.name, series.uid, reason(exc)))
+            continue
+        for span in spans:
+            if span.start < we and span.end > ws and span.start < span.end and (
+                source.allday_busy or not span.all_day
+            ) and is_busy(span.info, rules.me, rules.tentative_busy):
+                yield span.start, span.end, source, series.uid, span.info, span.all_day, span.approximate
 
 
 def _check_window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -258,7 +217,7 @@ def busy_intervals(
 ) -> list[Interval]:
     """Merged, sorted busy intervals in UTC, clipped to [start, end)."""
     ws, we = _check_window(start, end)
-    return merge((max(h.start, ws), min(h.end, we)) for h in _walk(sources, (ws, we), rules, None))
+    return merge((max(h[0], ws), min(h[1], we)) for h in _walk(sources, (ws, we), rules, None))
 
 
 def busy_occurrences(
@@ -267,17 +226,8 @@ def busy_occurrences(
     """Each busy occurrence touching [start, end), sorted by time, with where it came from."""
     window = _check_window(start, end)
     found = [
-        BusyOccurrence(
-            source=h.source.name,
-            uid=h.uid,
-            summary=h.info.summary,
-            start=h.start,
-            end=h.end,
-            all_day=h.all_day,
-            tentative=h.info.tentative,
-            approximate=h.approximate,
-        )
-        for h in _walk(sources, window, rules, None)
+        BusyOccurrence(source.name, uid, info.summary, start, end, all_day, info.tentative, approximate)
+        for start, end, source, uid, info, all_day, approximate in _walk(sources, window, rules, None)
     ]
     found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
     return found
@@ -320,17 +270,17 @@ def overlaps(
     re-saving an appointment does not collide with its own stored copy. An open-ended
     recurring candidate is checked up to `horizon` after its first occurrence.
     """
-    compiled = compile_calendar(candidate)
-    own = frozenset(s.uid for s in compiled.singles) | frozenset(s.uid for s in compiled.series)
-    bounds = [(s.lo, s.hi) for s in compiled.singles] + [(s.lo, s.hi) for s in compiled.series]
+    found = index([candidate], remember=False)
+    singles = found.short + found.long
+    own = frozenset(s.uid for s in singles) | frozenset(s.uid for s in found.series)
+    bounds = [(s.lo, s.hi) for s in singles] + [(s.lo, s.hi) for s in found.series]
     if not bounds:
         return []
     lo = min(b[0] for b in bounds)
     his = [b[1] for b in bounds]
     hi = max(h for h in his if h is not None) if all(h is not None for h in his) else None
     hi = min(hi, lo + horizon) if hi is not None else lo + horizon
-    mine = Source("candidate", [candidate])
-    wanted = merge((h.start, h.end) for h in _walk([mine], (lo, hi), rules, None))
+    wanted = merge(h[:2] for h in _walk_one(Source("candidate", [candidate]), found, (lo, hi), rules, None))
     if not wanted:
         return []
     others = [

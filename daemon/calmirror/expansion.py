@@ -20,17 +20,24 @@ from calmirror import rrule_bounds as rb
 from calmirror.recurrence import (
     UTC,
     Adapter,
+    Block,
     CachedSeries,
     CapReached,
     CompiledSeries,
     OneOffSeries,
     Raw,
+    Span,
     Time,
+    to_utc,
 )
 
 DIRECT_LIMIT = 512  # occurrences from DTSTART worth walking through dateutil's own cache
 MAX_PREWINDOW = 20_000  # occurrences we accept walking before the window on a slow path
 MAX_PERIODS = 5_000_000  # periods dateutil may inspect for a filtered sub-daily rule (~1 s)
+BLOCK = dt.timedelta(days=63)  # expansion is remembered per series in blocks this long
+BLOCK_LIMIT = 1_000  # series with more occurrences per block are expanded per window instead
+BLOCKS_KEPT = 3  # per series and zone
+_EPOCH = dt.datetime(2000, 1, 3, tzinfo=UTC)
 
 
 class TooDense(Exception):
@@ -153,3 +160,48 @@ def _rest_of(cs: CompiledSeries, at: dt.datetime, span: tuple[Time, Time], seen:
     for mod in cs.modifications:
         if id(mod) not in seen and mod.is_in_span(*span):
             yield Raw(mod.info, mod.start, mod.end, not isinstance(mod.start, dt.datetime))
+
+
+def _blockable(cs: CompiledSeries) -> bool:
+    if cs.blockable is None:
+        start = cs.start0
+        cs.blockable = start is None or sum(
+            rb.steps(r, start, start + BLOCK, counted=False) for r in cs.rules
+        ) <= BLOCK_LIMIT
+    return cs.blockable
+
+
+def occurrences(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.tzinfo) -> list[Span]:
+    """The series' occurrences that may touch the UTC window, converted to UTC.
+
+    Expansion goes through recurring-ical-events at ~50 us per call and series, which for
+    hundreds of live series is most of a query. So the answer is remembered per series in
+    fixed 63-day blocks (per configured zone for floating and all-day series): the daemon
+    asking about nearby windows, as the guard and free-busy REPORTs do, expands each block
+    once. Busy/free is judged later, so one block serves any `Rules`. Dense series (more
+    than `BLOCK_LIMIT` occurrences a block) are expanded for the exact window every time,
+    so the occurrence cap never depends on block alignment. The series' lock is held
+    throughout: blocks and the library's rule objects are shared between threads.
+    """
+    with cs.lock:
+        if not _blockable(cs):
+            return [_span(raw, tz) for raw in expand(cs, window, tz)]
+        ws, we = window
+        first = (ws - _EPOCH) // BLOCK
+        last = (we - _EPOCH - dt.timedelta(microseconds=1)) // BLOCK
+        found: list[Span] = []
+        for number in range(first, last + 1):
+            key = (number, None if cs.kind == "aware" else tz)
+            block = cs.blocks.get(key)
+            if block is None:
+                start = _EPOCH + number * BLOCK
+                block = Block.of([_span(raw, tz) for raw in expand(cs, (start, start + BLOCK), tz)])
+                cs.blocks[key] = block
+                while len(cs.blocks) > BLOCKS_KEPT:
+                    del cs.blocks[next(iter(cs.blocks))]
+            found.extend(block.touching(ws, we))
+    return list(dict.fromkeys(found)) if last > first else found
+
+
+def _span(raw: Raw, tz: dt.tzinfo) -> Span:
+    return Span(raw.info, to_utc(raw.start, tz), to_utc(raw.end, tz), raw.all_day, raw.approximate)

@@ -19,7 +19,9 @@ occurrence of a window. Here each calendar is compiled once so that queries stay
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +137,12 @@ class CompiledSeries:
     checkpoints: list[tuple[dt.datetime, int]] = field(default_factory=list)
     scanned_all: bool = False
     rebased: tuple[object, Any] | None = None
+    blocks: dict[object, Block] = field(default_factory=dict)  # see expansion.occurrences
+    blockable: bool | None = None
+    # One walker at a time per series: dateutil's rrule cache never releases its lock
+    # once a rule is exhausted (rrulebase._iter_cached breaks out while holding it), so
+    # a second thread walking the same rule concurrently would wait forever.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +161,46 @@ class Raw:
     end: Time
     all_day: bool
     approximate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One occurrence in UTC, not yet judged busy or free (that depends on the query's rules)."""
+
+    info: EventInfo
+    start: dt.datetime
+    end: dt.datetime
+    all_day: bool
+    approximate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A remembered stretch of one series' occurrences, sorted by start for bisection."""
+
+    starts: list[dt.datetime]
+    spans: list[Span]
+    longest: dt.timedelta
+
+    @classmethod
+    def of(cls, spans: list[Span]) -> Block:
+        spans = sorted(spans, key=lambda s: s.start)
+        longest = max((s.end - s.start for s in spans), default=dt.timedelta(0))
+        return cls([s.start for s in spans], spans, longest)
+
+    def touching(self, start: dt.datetime, end: dt.datetime) -> list[Span]:
+        first = bisect.bisect_left(self.starts, start - self.longest)
+        last = bisect.bisect_left(self.starts, end)
+        return [s for s in self.spans[first:last] if s.end > start]
+
+
+def to_utc(value: Time, tz: dt.tzinfo) -> dt.datetime:
+    """Exact UTC instant: aware values as given, floating and all-day in the configured zone."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=tz).astimezone(UTC)
+        return value.astimezone(UTC)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
 
 
 def reason(exc: BaseException) -> str:
@@ -247,14 +295,15 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
 
 def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> CompiledSeries:
     adapters = [Adapter(c, event_info(c)) for c in components]
-    series = CachedSeries(adapters)
-    master: Adapter | None = series.recurrence.core if series.recurrence.has_core else None
-    mods: list[Adapter] = list(series.modifications)
+    masters = [a for a in adapters if not a.is_modification()]
+    # The library keeps the master with the highest SEQUENCE (the first of equals); we pick
+    # it first so that a simplified master costs one Series construction, not two.
+    master = max(masters, key=lambda a: a.sequence) if masters else None
     rules: list[rb.RuleInfo] = []
     if master is not None and _rrules(master.component):
-        simpler, rules = _simplified(master)
-        if simpler is not master:
-            master, series = simpler, CachedSeries([simpler, *mods])
+        master, rules = _simplified(master)
+    series = CachedSeries([*([master] if master is not None else []), *(a for a in adapters if a.is_modification())])
+    mods: list[Adapter] = list(series.modifications)
     durations = [a.duration for a in (master, *mods) if a is not None]
     if master is not None:
         durations.extend(series.recurrence.replace_ends.values())
@@ -290,7 +339,7 @@ def _scan_rules(cs: CompiledSeries) -> bool:
     """
     if cs.master is None or cs.start0 is None or not cs.rules:
         return True
-    by_text = {r.text: r for r in cs.rules}
+    by_text = {rb.rule_text(r.recur): r for r in cs.rules} if len(cs.rules) > 1 else {}
     lasts: list[Time | None] = []
     for rule in cs.series.recurrence.rrules[1:]:
         info = by_text.get(rule.string, cs.rules[0])
@@ -303,7 +352,7 @@ def _scan_rules(cs: CompiledSeries) -> bool:
             else:
                 try:
                     lasts.append(rb.lattice(info, cs.start0, info.count - 1))
-                except OverflowError:  # COUNT=1000000000 outlives the datetime range
+                except (OverflowError, ValueError):  # COUNT=1000000000 outlives the year 9999
                     lasts.append(None)
             continue
         n, last, complete = 0, None, True

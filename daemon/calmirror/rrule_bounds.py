@@ -43,7 +43,6 @@ _PROBE_START = dt.datetime(9599, 1, 1)  # the last full cycle dateutil can walk 
 class RuleInfo:
     """One RRULE as the bounding logic sees it."""
 
-    text: str  # as recurring-ical-events hands it to dateutil, to pair the two views
     recur: dict[str, list[Any]]
     freq: str
     interval: int
@@ -54,6 +53,7 @@ class RuleInfo:
 
 
 def rule_text(recur: dict[str, list[Any]]) -> str:
+    """The rule as recurring-ical-events hands it to dateutil, to pair the two views of it."""
     return str(NEGATIVE_RRULE_COUNT_REGEX.sub("", vRecur(recur).to_ical().decode()))
 
 
@@ -88,7 +88,6 @@ def rule_info(parts: dict[str, list[Any]], start0: dt.datetime) -> RuleInfo:
         or (freq == "YEARLY" and (start0.month, start0.day) != (2, 29))
     )
     return RuleInfo(
-        text=rule_text(parts),
         recur=parts,
         freq=freq,
         interval=interval,
@@ -168,6 +167,22 @@ def _first(parts: dict[str, list[Any]], start: dt.datetime) -> dt.datetime | Non
     return next(iter(dateutil_rrulestr(vRecur(parts).to_ical().decode(), dtstart=start, cache=False)), None)
 
 
+def _plainly_feasible(full: dict[str, list[Any]]) -> bool:
+    """Monthly/yearly rules every month can satisfy, so the probe can be spared.
+
+    Days 1-28 (or -1..-28) and the 1st-4th/last-4th weekday exist in every month; only
+    their combination (BYDAY with BYMONTHDAY), year-level parts and BYSETPOS need proof.
+    """
+    if any(p in full for p in ("BYYEARDAY", "BYWEEKNO", "BYSETPOS", "BYEASTER")):
+        return False
+    if "BYDAY" in full and "BYMONTHDAY" in full:
+        return False
+    ordinals = [str(d)[:-2] for d in full.get("BYDAY", [])]
+    return all(abs(int(v)) <= 28 for v in full.get("BYMONTHDAY", [])) and all(
+        not n or n in ("+", "-") or abs(int(n)) <= 4 for n in ordinals
+    )
+
+
 def feasible(parts: dict[str, list[Any]], start0: dt.datetime) -> bool:
     """Can the rule ever produce an occurrence? Costs at most one 400-year probe."""
     full = explicit(parts, start0)
@@ -179,6 +194,8 @@ def feasible(parts: dict[str, list[Any]], start0: dt.datetime) -> bool:
         if all(abs(int(p)) > per_period for p in full["BYSETPOS"]):
             return False
     days = {k: v for k, v in full.items() if k in ("BYMONTH", *_DAY_PARTS, "WKST")}
+    if freq in ("YEARLY", "MONTHLY") and _plainly_feasible(full):
+        return True
     if freq in ("YEARLY", "MONTHLY"):
         probe = {k: v for k, v in full.items() if k in (*days, "BYSETPOS", "BYHOUR", "BYMINUTE", "BYSECOND")}
         return _first({**probe, "FREQ": [freq]}, _PROBE_START) is not None

@@ -344,10 +344,18 @@ def test_filtered_subdaily_rule_is_exact_and_fast() -> None:
     assert took < 2
 
 
-def test_daily_count_beyond_the_datetime_range() -> None:
-    result, _ = _timed("DTSTART:19900101T090000Z\nDTEND:19900101T100000Z\nRRULE:FREQ=DAILY;COUNT=1000000000",
-                       window=("2026-12-01 00:00", "2026-12-03 00:00"))
-    assert result == [iv("2026-12-01 09:00", "2026-12-01 10:00"), iv("2026-12-02 09:00", "2026-12-02 10:00")]
+@pytest.mark.parametrize(
+    ("freq", "expected"),
+    [
+        ("DAILY", [iv("2026-12-01 09:00", "2026-12-01 10:00"), iv("2026-12-02 09:00", "2026-12-02 10:00")]),
+        ("MONTHLY;BYMONTHDAY=1", [iv("2026-12-01 09:00", "2026-12-01 10:00")]),
+        ("YEARLY;BYMONTH=12;BYMONTHDAY=2", [iv("2026-12-02 09:00", "2026-12-02 10:00")]),
+    ],
+)
+def test_count_beyond_the_datetime_range(freq: str, expected: list[object]) -> None:
+    event = f"DTSTART:19900101T090000Z\nDTEND:19900101T100000Z\nRRULE:FREQ={freq};COUNT=1000000000"
+    result, took = _timed(event, window=("2026-12-01 00:00", "2026-12-03 00:00"))
+    assert result == expected and took < 2
 
 
 @pytest.mark.parametrize(
@@ -397,6 +405,13 @@ def test_parse_calendar_refuses_junk_with_a_short_value_error(text: bytes) -> No
         av.parse_calendar(text)
     assert isinstance(error.value, av.CalendarParseError)
     assert len(str(error.value)) < 200 and "\n" not in str(error.value)
+
+
+def test_parse_calendar_accepts_a_byte_order_mark_and_lf_endings() -> None:
+    text = ics(ONE_HOUR).replace("\r\n", "\n")
+    calendar = av.parse_calendar(b"\xef\xbb\xbf" + text.encode())
+    src = [av.Source("s", [calendar])]
+    assert av.busy_intervals(src, z("2026-12-07 00:00"), z("2026-12-08 00:00"), av.Rules(ZoneInfo("UTC"))) == THE_HOUR
 
 
 def test_window_must_be_aware_and_non_empty() -> None:
@@ -473,3 +488,52 @@ def test_to_vfreebusy_is_an_rfc5545_reply() -> None:
 
     parsed = icalendar.Calendar.from_ical(text)
     assert len(parsed.walk("VFREEBUSY")) == 1
+
+
+# --- memos ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_queries_agree() -> None:
+    """Guard and free-busy threads share memos and the library's rule objects."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    events = [
+        f"UID:w{n}\nDTSTART:2026120{n % 7 + 1}T{8 + n % 9:02d}0000Z\n"
+        f"DTEND:2026120{n % 7 + 1}T{9 + n % 9:02d}0000Z\nRRULE:FREQ=WEEKLY;INTERVAL={1 + n % 3}"
+        for n in range(40)
+    ]
+    sources = [av.Source("s", [av.parse_calendar(ics(e)) for e in events])]
+    rules = av.Rules(ZoneInfo("Europe/Berlin"))
+    windows = [(z("2026-12-01 00:00") + dt.timedelta(days=13 * k), z("2026-12-31 00:00") + dt.timedelta(days=13 * k))
+               for k in range(24)]
+    av.clear_cache()
+    serial = [av.busy_intervals(sources, *w, rules) for w in windows * 3]
+    for _ in range(8):  # the dateutil lock race needs a few rounds to show (it did, as a hang)
+        av.clear_cache()
+        with ThreadPoolExecutor(8) as pool:
+            parallel = list(pool.map(lambda w: av.busy_intervals(sources, *w, rules), windows * 3))
+        assert parallel == serial
+
+
+def test_a_new_parse_of_a_changed_resource_is_seen() -> None:
+    rules = av.Rules(ZoneInfo("UTC"))
+    old = [av.Source("s", [av.parse_calendar(ics(ONE_HOUR))])]
+    new = [av.Source("s", [av.parse_calendar(ics("DTSTART:20261207T120000Z\nDTEND:20261207T130000Z"))])]
+    window = (z("2026-12-07 00:00"), z("2026-12-08 00:00"))
+    assert av.busy_intervals(old, *window, rules) == THE_HOUR
+    assert av.busy_intervals(new, *window, rules) == [iv("2026-12-07 12:00", "2026-12-07 13:00")]
+
+
+def test_guard_candidates_do_not_push_real_sources_out_of_the_memo() -> None:
+    from calmirror import busy_index
+
+    av.clear_cache()
+    rules = av.Rules(ZoneInfo("UTC"), ME)
+    sources = _sources(ONE_HOUR)
+    av.busy_intervals(sources, z("2026-12-01 00:00"), z("2026-12-31 00:00"), rules)
+    remembered = dict(busy_index._indexes)
+    for n in range(2 * busy_index.INDEXES_KEPT):
+        candidate = av.parse_calendar(ics(f"UID:c{n}\nDTSTART:20261207T1030{n % 60:02d}Z\nDTEND:20261207T113000Z"))
+        assert av.overlaps(candidate, sources, rules)
+    assert set(remembered) <= set(busy_index._indexes)

@@ -1,0 +1,120 @@
+"""Memos that let one parsed corpus answer many windows quickly.
+
+The daemon keeps its parsed calendars in memory and asks about many windows (every
+guarded PUT, every free-busy REPORT). Two memos make that cheap, both keyed by object
+identity and both only ever holding what is derived from the calendars themselves, never
+from a query's rules or window:
+
+* per calendar, its `CompiledCalendar` (UID groups, busy summaries, rule bounds), dropped
+  when the calendar object is garbage-collected;
+* per source content (the exact sequence of calendar objects), an index: single events
+  sorted by their earliest possible start, so a window bisects to its few hundred
+  candidates instead of looping over 10,000 events. The last `INDEXES_KEPT` indexes are
+  kept; each holds its calendars alive, which is what makes the identity key safe.
+
+Calendars handed in must not be mutated afterwards: a changed resource is a new parse,
+hence a new object, hence new entries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import icalendar
+
+from calmirror.recurrence import CompiledCalendar, CompiledSeries, Single, compile_calendar
+
+INDEXES_KEPT = 16
+SHORT = dt.timedelta(days=10)  # singles spanning less (margins for floating times included) are bisected
+
+_compiled: dict[int, tuple[weakref.ref[icalendar.Calendar], CompiledCalendar]] = {}
+_indexes: OrderedDict[tuple[int, ...], SourceIndex] = OrderedDict()
+# The daemon's guard and free-busy answers may query from several threads. One lock
+# around building keeps the memos consistent and stops two threads compiling the same
+# 10,000 calendars at once; lookups of finished entries only hold it briefly.
+_lock = threading.RLock()
+
+
+def _forget(key: int, ref: weakref.ref[icalendar.Calendar]) -> None:
+    entry = _compiled.get(key)
+    if entry is not None and entry[0] is ref:
+        _compiled.pop(key, None)
+
+
+def compiled(calendar: icalendar.Calendar) -> CompiledCalendar:
+    """The calendar's compiled form, built on first use."""
+    key = id(calendar)
+    entry = _compiled.get(key)
+    if entry is not None and entry[0]() is calendar:
+        return entry[1]
+    with _lock:
+        entry = _compiled.get(key)
+        if entry is not None and entry[0]() is calendar:
+            return entry[1]
+        result = compile_calendar(calendar)
+        ref = weakref.ref(calendar, lambda r, key=key: _forget(key, r))  # type: ignore[misc]
+        _compiled[key] = (ref, result)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class SourceIndex:
+    calendars: tuple[icalendar.Calendar, ...]  # held so that the identity key stays valid
+    starts: list[dt.datetime]  # `lo` of each short single, sorted
+    short: list[Single]
+    long: list[Single]
+    series: list[CompiledSeries]
+    skipped: list[tuple[str, str]]
+
+    def singles(self, start: dt.datetime, end: dt.datetime) -> list[Single]:
+        """Singles whose bounds touch [start, end): a bisected slice plus the long ones."""
+        first = bisect.bisect_left(self.starts, start - SHORT)
+        last = bisect.bisect_left(self.starts, end)
+        return [s for s in self.short[first:last] if s.hi > start] + [
+            s for s in self.long if s.lo < end and s.hi > start
+        ]
+
+
+def index(calendars: Sequence[icalendar.Calendar], remember: bool = True) -> SourceIndex:
+    """The source's index; `remember=False` for one-off content such as a guard's candidate,
+    which must not push the daemon's real sources out of the memo."""
+    key = tuple(map(id, calendars))
+    with _lock:
+        found = _indexes.get(key)
+        if found is not None:
+            _indexes.move_to_end(key)
+            return found
+        built = _build(calendars)
+        if remember:
+            _indexes[key] = built
+            while len(_indexes) > INDEXES_KEPT:
+                _indexes.popitem(last=False)
+        return built
+
+
+def _build(calendars: Sequence[icalendar.Calendar]) -> SourceIndex:
+    short: list[Single] = []
+    long: list[Single] = []
+    series: list[CompiledSeries] = []
+    skipped: list[tuple[str, str]] = []
+    for calendar in calendars:
+        part = compiled(calendar)
+        for single in part.singles:
+            (short if single.hi - single.lo < SHORT else long).append(single)
+        series.extend(part.series)
+        skipped.extend(part.skipped)
+    short.sort(key=lambda s: s.lo)
+    return SourceIndex(tuple(calendars), [s.lo for s in short], short, long, series, skipped)
+
+
+def clear_cache() -> None:
+    """Forget every compiled calendar and index (cold-start measurements, tests)."""
+    with _lock:
+        _compiled.clear()
+        _indexes.clear()
