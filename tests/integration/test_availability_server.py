@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import icalendar
 import pytest
 import requests
 
+from calmirror.busy import from_vfreebusy
 from calmirror.emulator import Emulator
 from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
 from tests.integration.test_push import Running, start_daemon
@@ -35,10 +35,10 @@ def daemon_with(tmp_path: Path, emu: Emulator, guard: str) -> Running:
     return start_daemon(home)
 
 
-def cli_busy(home: Path) -> list[tuple[datetime, datetime]]:
+def cli_busy(home: Path, *extra: str) -> list[tuple[datetime, datetime]]:
     env = {**os.environ, "CALMIRROR_HOME": str(home)}
     out = subprocess.run([sys.executable, "-m", "calmirror", "availability", "--from", "2026-12-01T00:00",
-                          "--to", "2026-12-15T00:00", "--tz", "UTC", "--json"], env=env, capture_output=True,
+                          "--to", "2026-12-15T00:00", "--tz", "UTC", "--json", *extra], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return [(datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
@@ -49,17 +49,7 @@ def report_busy(run: Running, collection: str) -> list[tuple[datetime, datetime]
     answer = requests.request("REPORT", run.href(collection, ""), data=FREEBUSY, auth=run.auth, timeout=30,
                               headers={"Depth": "1", "Content-Type": "application/xml"})
     assert answer.status_code == 200, answer.text[:300]
-    cal = icalendar.Calendar.from_ical(answer.content)
-    busy: list[tuple[datetime, datetime]] = []
-    for fb in cal.walk("VFREEBUSY"):
-        props = fb.get("FREEBUSY", [])
-        for prop in props if isinstance(props, list) else [props]:
-            if str(prop.params.get("FBTYPE", "BUSY")).upper() != "BUSY":
-                continue
-            for start, end in prop.dt if isinstance(prop.dt, list) else [prop.dt]:
-                busy.append((start.astimezone(UTC), (end if isinstance(end, datetime) else start + end)
-                             .astimezone(UTC)))
-    return sorted(busy)
+    return from_vfreebusy(answer.content)
 
 
 def test_free_busy_report_agrees_with_the_cli(tmp_path: Path, emu: Emulator) -> None:
@@ -67,7 +57,8 @@ def test_free_busy_report_agrees_with_the_cli(tmp_path: Path, emu: Emulator) -> 
     try:
         assert run.put("a.ics", event("appt-fb", "Client call", start="20261203T090000Z",
                                       end="20261203T100000Z")).status_code == 201
-        cli = cli_busy(run.home.data_dir)
+        cli = cli_busy(run.home.data_dir, "--no-daemon")  # the engine in a fresh process, not the server
+        assert cli_busy(run.home.data_dir) == cli  # and the CLI asking the running daemon
         assert cli, "the sample calendars have busy time in the first half of December"
         assert (datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC)) in cli
         assert report_busy(run, "appointments") == cli

@@ -34,10 +34,15 @@ def register(app: typer.Typer) -> None:
                                                    "e.g. 09:00-17:00.")] = None,
         days: Annotated[str | None, typer.Option("--days", help="Weekdays for slots, e.g. mon-fri.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        in_process: Annotated[bool, typer.Option("--no-daemon", help="Compute here even when the daemon runs "
+                                                 "(slower: parses every calendar).")] = False,
     ) -> None:
         """Busy time (or free slots) across appointments, blocked slots and every iCloud mirror."""
-        from calmirror import slots  # heavy imports only for this command
-        from calmirror.busy import BusySources
+        from calmirror import (
+            control,
+            slots,  # heavy imports only for this command
+        )
+        from calmirror.busy import BusySources, ask_daemon
         from calmirror.credentials import local_account
         from calmirror.local.store import LocalStore
 
@@ -51,9 +56,15 @@ def register(app: typer.Typer) -> None:
         length = slots.parse_length(slot) if slot else None
         hours = slots.parse_within(within) if within else None
         weekdays = slots.parse_days(days) if days else None
-        store = LocalStore(c.home.store_dir, local_account(c.home).username)
-        store.ensure_base()
-        busy = BusySources(store, c.state, c.settings).busy(window_start, window_end)
+        acct = local_account(c.home)
+        url = c.state.get_meta("local_url")
+        busy = None
+        if url and not in_process and control.read_pid(c.home.pid_file) is not None:
+            busy = ask_daemon(url, acct.username, acct.password, window_start, window_end)
+        if busy is None:
+            store = LocalStore(c.home.store_dir, acct.username)
+            store.ensure_base()
+            busy = BusySources(store, c.state, c.settings).busy(window_start, window_end)
         if length is None:
             rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()}
                     for s, e in busy]
