@@ -56,6 +56,11 @@ class ChangeDetector:
                 current = self.state.appointment(gone.uid) if gone else None
                 if current and current.local_href == href:  # not moved to another href meanwhile
                     count += self._record(current.uid, None, None)
+            elif extract_uid(body) is None:
+                # Radicale stores UID-less objects (a lone VTIMEZONE): say why it is never pushed.
+                log.warning("appointments/%s has no UID (no event in it); it is not pushed", href)
+                self.state.record_event("warning", "push", f"appointments/{href}: not pushed: no UID (no event "
+                                        "in it)")
             else:
                 count += self._seen(href, body)
         return count

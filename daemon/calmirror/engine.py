@@ -63,7 +63,8 @@ class Engine:
                 break
             wait = self.health.wait_time()
             if wait > 0:
-                reports.append(SyncReport(calendar_id, calendar_id, "", error=f"iCloud asked to wait; "
+                name = next((c.name for c in self.state.calendars() if c.id == calendar_id), calendar_id)
+                reports.append(SyncReport(calendar_id, name, "", error=f"iCloud asked to wait; "
                                           f"retrying in {wait:.0f} s"))
                 continue
             report = self._sync_one(client, calendar_id, accept_empty, progress, refreshed)
@@ -72,11 +73,12 @@ class Engine:
 
     def _sync_one(self, client: ICloudClient, calendar_id: str, accept_empty: frozenset[str],
                   progress: Progress | None, refreshed: list[bool]) -> SyncReport:
+        # The name as known before this pass: a calendar deleted in iCloud is gone from the list after it.
+        name = next((c.name for c in self.state.calendars() if c.id == calendar_id), calendar_id)
         try:
             cal = self._calendar(client, calendar_id, refreshed)
             if cal is None:
-                raise NotFound("the calendar no longer exists in iCloud; its mirror is kept until you run "
-                               f"`calmirror conflicts remove {calendar_id}`")
+                raise NotFound(_gone(calendar_id))
             report = self.mirror.sync_calendar(client, cal, accept_empty=calendar_id in accept_empty,
                                                progress=progress)
             self.health.ok()
@@ -86,16 +88,22 @@ class Engine:
                 refreshed[0] = True
                 with contextlib.suppress(RemoteError):
                     account.refresh_calendars(client, self.state)
+                if all(c.id != calendar_id for c in self.state.calendars()):  # deleted in iCloud just now
+                    exc = NotFound(_gone(calendar_id), url=exc.url, status=exc.status)
             self.health.failed(exc)
             message = exc.message if not isinstance(exc, AuthFailed) else "iCloud refused the password: " \
                 "reconnect required (`calmirror connect`)"
             self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
-            self.state.record_event("error", "mirror", f"{calendar_id}: {message}")
-            log.error("sync %s failed: %s", calendar_id, message)
-            name = next((c.name for c in self.state.calendars() if c.id == calendar_id), calendar_id)
+            self.state.record_event("error", "mirror", f"{name}: {message}")
+            log.error("sync %s failed: %s", name, message)
             return SyncReport(calendar_id, name, (self.state.mirror(calendar_id) or {}).get("slug") or "",
                               error=message)
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:
         self.detector.scan()
         return self.pusher.drain(client)
+
+
+def _gone(calendar_id: str) -> str:
+    return (f"the calendar no longer exists in iCloud; its mirror is kept until you run "
+            f"`calmirror conflicts remove {calendar_id}`")

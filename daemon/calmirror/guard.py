@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from calmirror import availability
 from calmirror.busy import BusySources
@@ -49,6 +49,6 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
 
 def make_freebusy(busy: BusySources) -> Callable[[str, datetime, datetime], str]:
     def freebusy(collection_path: str, start: datetime, end: datetime) -> str:
-        return availability.to_vfreebusy(busy.busy(start, end), start, end)
+        return availability.to_vfreebusy(busy.busy(start, end), start, end, dtstamp=datetime.now(UTC))
 
     return freebusy

@@ -130,10 +130,16 @@ class Mirror:
             changes = client.sync(cal.url, token)
         except InvalidSyncToken:
             log.warning("%s: sync token no longer valid; full resync", cal.name)
+            self.state.record_event("warning", "mirror", f"{cal.name}: iCloud no longer knew the sync token; "
+                                    "full resync")
             changes = client.sync(cal.url, None)
         known = self.state.mirror_items(cal.id)
-        report.full = changes.full or token is None or looks_like_full_listing(known, changes.changed,
-                                                                               changes.deleted)
+        stale = token is not None and not changes.full and looks_like_full_listing(known, changes.changed,
+                                                                                    changes.deleted)
+        if stale:
+            self.state.record_event("warning", "mirror", f"{cal.name}: iCloud answered the sync token with a full "
+                                    "listing; treated as a full resync")
+        report.full = changes.full or token is None or stale
         policy = self.policy(cal, accept_empty)
 
         removal = plan_mirror(known, changes.changed, changes.deleted, report.full, {}, [], policy)

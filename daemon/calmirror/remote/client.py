@@ -207,8 +207,9 @@ class ICloudClient:
             href = hrefs.rebase(url, response.href)
             if hrefs.same_resource(href, url):
                 continue
-            data = response.text(dav.CALENDAR_DATA) if response.status in (None, 200) else None
-            if data is None:
+            # An empty calendar-data is an item with broken content, not a vanished one: only a
+            # missing property (404 for the response or the property) means "gone".
+            if response.status not in (None, 200) or dav.CALENDAR_DATA not in response.props:
                 answered.setdefault(href, None)
             else:
                 answered[href] = FetchedItem(href, response.text(dav.GETETAG) or "", _raw_text(response))
