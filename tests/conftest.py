@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         skip = pytest.mark.skip(reason=f"needs {flag}")
         for item in items:
-            if mark in item.keywords:
+            if item.get_closest_marker(mark) is not None:
                 item.add_marker(skip)
 
 

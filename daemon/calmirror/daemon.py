@@ -63,6 +63,7 @@ class Daemon:
                                   password=acct.password, max_body_bytes=s.max_body_mb * 1024 * 1024)
         self.server.on_change = self._local_change
         self.busy = BusySources(self.engine.store, self.state, self.settings)
+        self.engine.mirror.on_change = self.busy.mark_changed
         self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
         self.server.freebusy = make_freebusy(self.busy)
         for hook in self.hooks:

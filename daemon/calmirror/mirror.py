@@ -71,6 +71,7 @@ def mirror_collection(slug: str) -> str:
 class Mirror:
     def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
         self.state, self.store, self.settings = state, store, settings
+        self.on_change: Callable[[str], None] = lambda collection: None  # tells caches a mirror changed
 
     # --- which calendars ---------------------------------------------------------------
 
@@ -196,6 +197,7 @@ class Mirror:
         if not plan.changed and not plan.entries and not plan.unskipped:
             return
         refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
+        self.on_change(mirror_collection(slug))
         skipped = dict(plan.skipped)
         entries = []
         for entry in plan.entries:

@@ -35,5 +35,7 @@ class Rights(rights.BaseRights):
         if len(parts) == 1:
             return "R"  # the principal: readable, but clients cannot create calendars
         if len(parts) == 2:
-            return collection_rights(parts[1])
+            # An unknown name is readable so that it answers 404 (it does not exist) at once
+            # rather than 403 after Radicale's deliberate delay; nothing can be created there.
+            return collection_rights(parts[1]) or "r"
         return ""  # items inherit their collection's rights

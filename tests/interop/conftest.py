@@ -1,0 +1,96 @@
+"""Fixtures for real third-party clients against the real daemon and the iCloud emulator.
+
+`running` starts the daemon in-process (as tests/integration/test_push.py does) on a home
+connected to the sample emulator, with Work linked and Work + Home mirrored. Tools that are
+installed into the same environment as pytest are found beside the interpreter first, so
+`/work/venv/bin/pytest` finds `/work/venv/bin/vdirsyncer` without the venv on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from calmirror import config, credentials
+from calmirror.daemon import Daemon
+from calmirror.emulator import Emulator
+from calmirror.home import Home
+from tests.helpers import connected_home
+
+#: Methods that change something on a CalDAV server.
+WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY"})
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    url: str
+    auth: tuple[str, str]
+    home: Home
+    thread: threading.Thread
+
+    def collection_url(self, collection: str) -> str:
+        return f"{self.url}{self.auth[0]}/{collection}/"
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "daemon did not stop"
+
+
+def start_daemon(home: Home) -> Running:
+    ready = threading.Event()
+    daemon = Daemon(home, config.load(home.config_file), on_ready=lambda url: ready.set())
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    assert ready.wait(30), "daemon did not become ready"
+    acct = credentials.local_account(home)
+    return Running(daemon, daemon.url, (acct.username, acct.password), home, thread)
+
+
+@pytest.fixture
+def running(tmp_path: Path, emulator: Emulator) -> Iterator[Running]:
+    home = connected_home(tmp_path / "calmirror", emulator, conflicts=("Work", "Home"))
+    run = start_daemon(home)
+    yield run
+    run.stop()
+
+
+def find_tool(name: str) -> str | None:
+    """The executable `name`: beside this interpreter (same venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
+def require_tool(name: str, package: str) -> str:
+    path = find_tool(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install {package})")
+    return path
+
+
+def emulator_writes(emu: Emulator) -> list[tuple[str, str, int]]:
+    """Every write request the emulator (iCloud) received so far: (method, path, status)."""
+    return [(r.method, r.path, r.status) for r in emu.requests if r.method in WRITE_METHODS]
+
+
+def private_env(root: Path) -> dict[str, str]:
+    """An environment whose home and XDG folders are all under `root`, never the real ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    folders = {"HOME": "home", "XDG_CONFIG_HOME": "config", "XDG_DATA_HOME": "data",
+               "XDG_CACHE_HOME": "cache", "XDG_STATE_HOME": "state"}
+    for var, sub in folders.items():
+        path = root / sub
+        path.mkdir(parents=True, exist_ok=True)
+        env[var] = str(path)
+    env.update(TZ="UTC", LC_ALL="C.UTF-8", LANG="C.UTF-8", PYTHONIOENCODING="utf-8")
+    return env
