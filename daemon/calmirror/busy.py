@@ -88,9 +88,17 @@ class BusySources:
         cached.token = token
         return cached.calendars
 
-    def sources(self, *, skip_uid: str | None = None) -> list[availability.Source]:
+    def warm(self) -> None:
+        """Parse every source once, off the request path, so the first client write is not the one
+        that waits for 10,000 mirrored events to be read."""
+        self.sources()
+
+    def sources(self, *, skip_uid: str | None = None, wait: float = -1) -> list[availability.Source] | None:
+        """The parsed sources; None when `wait` seconds pass while another thread is still parsing."""
         exclude = self.state.appointment_uids()
-        with self._lock:
+        if not self._lock.acquire(timeout=wait):
+            return None
+        try:
             result = []
             for collection, name, allday in self.collections():
                 calendars = list(self._refresh(collection).values())
@@ -101,9 +109,11 @@ class BusySources:
                 result.append(availability.Source(name=name, calendars=calendars, allday_busy=allday,
                                                   exclude_uids=uids))
             return result
+        finally:
+            self._lock.release()
 
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        return availability.busy_intervals(self.sources(), start, end, self.rules())
+        return availability.busy_intervals(self.sources() or [], start, end, self.rules())
 
 
 FREEBUSY_QUERY = ('<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'

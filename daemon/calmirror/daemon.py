@@ -77,6 +77,7 @@ class Daemon:
             self.watcher = AppointmentWatcher(self.engine.store.collection_dir(APPOINTMENTS),
                                               on_change=self.push_wake.set)
             self.watcher.start()
+            threading.Thread(target=self._guard(self.busy.warm), name="busy-warm", daemon=True).start()
             self._first_mirror_pass()
             threads = [threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
                        threading.Thread(target=self._guard(self._mirror_loop), name="mirror", daemon=True)]

@@ -15,6 +15,7 @@ from calmirror.busy import BusySources
 from calmirror.state import APPOINTMENTS, State
 
 log = logging.getLogger("calmirror.guard")
+GUARD_WAIT_S = 5.0
 
 
 def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Callable[[str, bytes], str | None]:
@@ -31,7 +32,11 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
             return None
         uid = str(events[0].get("UID", ""))
         summary = str(events[0].get("SUMMARY", "appointment"))
-        hits = availability.overlaps(cal, busy.sources(skip_uid=uid), busy.rules())
+        sources = busy.sources(skip_uid=uid, wait=GUARD_WAIT_S)
+        if sources is None:  # calendars still being read at start-up: never keep a client waiting
+            log.warning("double-booking check skipped for %s: calendars still loading", uid)
+            return None
+        hits = availability.overlaps(cal, sources, busy.rules())
         if not hits:
             state.clear_guard_warning(uid)
             return None

@@ -82,10 +82,9 @@ class Mirror:
         slug = row["slug"] if row and row.get("slug") else slugify(cal.name, taken, cal.id)
         existed = slug in set(self.store.list_mirrors())
         self.store.ensure_mirror(slug, cal.name, cal.color)  # creates it, or follows a rename or new colour
-        if not existed:
-            if row and row.get("sync_token"):
-                # The local copy was lost (store wiped): start again from a full listing.
-                self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)
+        if not existed and row and row.get("sync_token"):
+            # The local copy was lost (store wiped): start again from a full listing.
+            self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)
         if not row or row.get("slug") != slug:
             self.state.update_mirror(cal.id, slug=slug)
         return slug

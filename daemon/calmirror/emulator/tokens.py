@@ -47,10 +47,7 @@ def _base36(number: int) -> str:
 def etag_matches(header_value: str, long_etag: str) -> bool:
     """True when an If-Match value names the item's current ETag (short or long form)."""
     wanted = {short_etag(long_etag).strip('"'), long_etag.strip('"')}
-    for candidate in header_value.split(","):
-        if candidate.strip().removeprefix("W/").strip('"') in wanted:
-            return True
-    return False
+    return any(candidate.strip().removeprefix("W/").strip('"') in wanted for candidate in header_value.split(","))
 
 
 class TokenCodec:

@@ -1,0 +1,388 @@
+"""Benchmarks 1 and 2: initial mirror, idle re-sync and one-change re-sync, calmirror vs vdirsyncer.
+
+    python bench/bench_mirror.py [--events N] [--vdirsyncer-timeout-min M]   # alone
+    python bench/run_all.py [--large]                                         # with the rest
+
+Both sides read the same emulator calendar (the generated corpus, loaded once) and are run
+as child processes, so each one's wall time and peak RSS are its own and the emulator (in
+this process) never competes with them for the GIL:
+
+- calmirror: `python bench/bench_mirror.py --child-mirror HOME` runs exactly one
+  `Engine.mirror_pass` (what the daemon does every interval) and prints its pass time.
+- vdirsyncer (PyPI, not a calmirror dependency): `vdirsyncer sync` of the same calendar,
+  discovered through the emulator's front host like a user would configure it, into a plain
+  Radicale (`python -m radicale`, default settings, `auth type = none`) in another child.
+
+Requests and bytes on the iCloud side come from the emulator's request log; on vdirsyncer's
+local side from the plain Radicale's per-response log lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import common
+from common import ChildResult, PlainRadicale, Report, Row, fmt
+from tests.helpers import connected_home
+
+from calmirror.emulator import Emulator
+from calmirror.home import Home
+
+VDIRSYNCER_PEER = "vdirsyncer"
+CHILD_TIMEOUT_S = 900.0
+
+
+@dataclass
+class Traffic:
+    """What the emulator (our iCloud) saw during one step."""
+
+    requests: int
+    request_bytes: int
+    response_bytes: int
+    methods: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, emu: Emulator) -> Traffic:
+        logged = emu.requests
+        methods: dict[str, int] = {}
+        for r in logged:
+            methods[r.method] = methods.get(r.method, 0) + 1
+        return cls(len(logged), sum(r.request_bytes for r in logged), sum(r.response_bytes for r in logged), methods)
+
+    def methods_text(self) -> str:
+        return " ".join(f"{m}×{n}" for m, n in sorted(self.methods.items()))
+
+
+@dataclass
+class Scenario:
+    """One emulator calendar with the corpus in it, and everything the benches set up around it."""
+
+    emu: Emulator
+    root: Path
+    events: list[tuple[str, str]]
+    work_id: str
+    report: Report
+    label: str
+    home: Home | None = None
+    vdir: VdirPair | None = None
+    vdir_synced: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.events)
+
+
+class VdirPair:
+    """vdirsyncer's config, status and its own plain Radicale, for the emulator's Work calendar."""
+
+    def __init__(self, root: Path, emu: Emulator, work_id: str, *, max_expand_occurrence: int | None = None) -> None:
+        self.root = root
+        self.work_id = work_id
+        self.store = root / "radicale-store"
+        self.status = root / "status"
+        self.status.mkdir(parents=True, exist_ok=True)
+        self.radicale = PlainRadicale(self.store, log_requests=True, max_expand_occurrence=max_expand_occurrence,
+                                      name="vdirsyncer-target").start()
+        self.config = root / "config"
+        # Discovery through the emulator's front host: vdirsyncer follows the absolute
+        # calendar-home-set on the partition host (checked: it lists Work, Home, Family, Reminders).
+        self.config.write_text(f"""[general]
+status_path = "{self.status}/"
+
+[pair bench]
+a = "icloud"
+b = "local"
+collections = ["{work_id}"]
+
+[storage icloud]
+type = "caldav"
+url = "{emu.url}"
+username = "{common.APPLE_ID}"
+password = "{common.APP_PASSWORD}"
+
+[storage local]
+type = "caldav"
+url = "{self.radicale.url}"
+username = "bench"
+password = "bench"
+""")
+
+    @staticmethod
+    def executable() -> str | None:
+        found = shutil.which("vdirsyncer", path=str(Path(sys.executable).parent)) or shutil.which("vdirsyncer")
+        return found
+
+    def _run(self, verb: str, timeout: float, stdin: str | None = None) -> ChildResult:
+        exe = self.executable()
+        assert exe is not None
+        return common.run_measured([exe, "-c", str(self.config), verb], timeout=timeout, stdin=stdin,
+                                   keep_output=20_000)
+
+    def discover(self) -> ChildResult:
+        """Setup, not measured: finds the calendar on both sides and creates it in the plain Radicale."""
+        return self._run("discover", 120, stdin="y\n" * 5)
+
+    def sync(self, timeout: float) -> ChildResult:
+        return self._run("sync", timeout)
+
+    def local_collection(self) -> Path:
+        return self.store / "collection-root" / "bench" / self.work_id
+
+    def local_url(self) -> str:
+        return f"{self.radicale.url}bench/{self.work_id}/"
+
+    def local_count(self) -> int:
+        folder = self.local_collection()
+        return sum(1 for p in folder.glob("*.ics")) if folder.exists() else 0
+
+    def close(self) -> None:
+        self.radicale.close()
+
+
+# --- the calmirror child ------------------------------------------------------------------
+
+def child_mirror(home_dir: str) -> int:
+    """Run in a child process: one mirror pass over the home's conflict calendars, JSON on stdout."""
+    from tests.helpers import engine_for
+
+    home = Home(config_file=Path(home_dir) / "config.toml", data_dir=Path(home_dir))
+    started = time.perf_counter()
+    engine = engine_for(home)
+    client = engine.client()
+    ready = time.perf_counter()
+    try:
+        reports = engine.mirror_pass(client)
+    finally:
+        client.close()
+    done = time.perf_counter()
+    engine.state.close()
+    result = {
+        "setup_s": ready - started,
+        "pass_s": done - ready,
+        "added": sum(r.added for r in reports),
+        "updated": sum(r.updated for r in reports),
+        "deleted": sum(r.deleted for r in reports),
+        "skipped": sum(r.skipped for r in reports),
+        "errors": [r.error for r in reports if r.error],
+        "vmhwm_kib": common.vm_hwm_kib(),  # not ru_maxrss: see common's docstring
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def calmirror_pass(sc: Scenario) -> tuple[ChildResult, dict[str, object]]:
+    assert sc.home is not None
+    result = common.run_measured([sys.executable, str(Path(__file__).resolve()), "--child-mirror",
+                                  str(sc.home.data_dir)], timeout=CHILD_TIMEOUT_S)
+    if not result.ok:
+        raise RuntimeError(f"calmirror mirror child failed ({result.returncode}): {result.stderr[-3000:]}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    result.maxrss_kib = max(result.maxrss_kib, int(data["vmhwm_kib"]))  # its own last word is exact
+    return result, data
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+def setup_calmirror(sc: Scenario) -> None:
+    """A calmirror home connected to the emulator, Work linked and mirrored (setup, not measured)."""
+    sc.home = connected_home(sc.root / "calmirror-home", sc.emu, conflicts=("Work",))
+
+
+def setup_vdirsyncer(sc: Scenario) -> str | None:
+    """The peer's pair and plain Radicale; returns why it cannot run, or None."""
+    if VdirPair.executable() is None:
+        return "vdirsyncer is not installed (pip install vdirsyncer)"
+    sc.vdir = VdirPair(sc.root / "vdirsyncer", sc.emu, sc.work_id)
+    found = sc.vdir.discover()
+    if not found.ok or not sc.vdir.local_collection().exists():
+        return f"vdirsyncer discover failed: {found.stderr[-500:]}"
+    return None
+
+
+def _mirror_rows(sc: Scenario, step: str, mine: ChildResult, data: dict[str, object], my_traffic: Traffic,
+                 peer: ChildResult | None, peer_traffic: Traffic | None, peer_failed: str | None,
+                 goals: dict[str, str]) -> None:
+    """Rows for one step (initial / idle / one change): wall, requests, bytes, peak RSS."""
+    bench = f"{step} ({sc.label})"
+    peer_ok = peer is not None and peer.ok and peer_failed is None
+    failed_text = peer_failed or (None if peer is None or peer.ok else
+                                  f"did not finish in {peer.wall_s / 60:.0f} min" if peer.timed_out
+                                  else f"failed (exit {peer.returncode})")
+    add = sc.report.add
+    note = f"calmirror pass alone {fmt(float(data['pass_s']), 's')} (process start, imports, discovery excluded)"  # type: ignore[arg-type]
+    add(Row(bench, "wall time, whole process", mine.wall_s, VDIRSYNCER_PEER, peer.wall_s if peer_ok and peer else None,
+            "s", goal=goals.get("wall", ""), note=note, peer_text=failed_text if not peer_ok else None))
+    add(Row(bench, "requests to iCloud", my_traffic.requests, VDIRSYNCER_PEER,
+            peer_traffic.requests if peer_traffic and peer_ok else None, "", goal=goals.get("requests", ""),
+            note=f"calmirror {my_traffic.methods_text()}; vdirsyncer "
+                 f"{peer_traffic.methods_text() if peer_traffic else '–'}",
+            peer_text=failed_text if not peer_ok else None))
+    add(Row(bench, "bytes from iCloud", my_traffic.response_bytes / 1024, VDIRSYNCER_PEER,
+            peer_traffic.response_bytes / 1024 if peer_traffic and peer_ok else None, "KiB",
+            goal=goals.get("bytes", ""),
+            note=f"sent: calmirror {my_traffic.request_bytes / 1024:.1f} KiB, vdirsyncer "
+                 f"{(peer_traffic.request_bytes / 1024) if peer_traffic else 0:.1f} KiB",
+            peer_text=failed_text if not peer_ok else None))
+    add(Row(bench, "peak RSS of the syncing process", mine.maxrss_mib, VDIRSYNCER_PEER,
+            peer.maxrss_mib if peer_ok and peer else None, "MiB",
+            note="calmirror writes its store in-process; vdirsyncer's target Radicale is a separate process",
+            peer_text=failed_text if not peer_ok else None))
+
+
+def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) -> None:
+    """Initial mirror, idle re-sync, one-change re-sync; rows go to `sc.report`."""
+    print(f"\n[mirror] {sc.label}: calmirror initial mirror", flush=True)
+    setup_calmirror(sc)
+    peer_skip = setup_vdirsyncer(sc) if with_vdirsyncer else "skipped (--no-vdirsyncer)"
+    if peer_skip:
+        sc.report.finding(f"vdirsyncer: {peer_skip}")
+
+    large = sc.size >= 10_000
+    sc.emu.clear_requests()
+    mine, data = calmirror_pass(sc)
+    my_traffic = Traffic.of(sc.emu)
+    if data["errors"] or data["added"] != sc.size:
+        sc.report.finding(f"calmirror initial mirror: added {data['added']} of {sc.size}, errors {data['errors']}")
+
+    peer: ChildResult | None = None
+    peer_traffic: Traffic | None = None
+    if sc.vdir is not None and not peer_skip:
+        print(f"[mirror] {sc.label}: vdirsyncer initial sync (timeout {vdir_timeout_s / 60:.0f} min)", flush=True)
+        sc.emu.clear_requests()
+        sc.vdir.radicale.mark()
+        peer = sc.vdir.sync(vdir_timeout_s)
+        peer_traffic = Traffic.of(sc.emu)
+        local = sc.vdir.radicale.traffic()
+        sc.vdir_synced = peer.ok and sc.vdir.local_count() == sc.size
+        sc.report.finding(f"vdirsyncer initial sync: exit {peer.returncode}, {sc.vdir.local_count()} of {sc.size} "
+                          f"items in its Radicale, local side {local.requests} requests "
+                          f"({' '.join(f'{k}×{v}' for k, v in sorted(local.by_method.items()))})"
+                          + (f"; stderr tail: {peer.stderr[-300:]!r}" if not peer.ok else ""))
+    _mirror_rows(sc, "initial mirror", mine, data, my_traffic, peer, peer_traffic, peer_skip,
+                 {"wall": "< 15 s at 10,000" if large else "", "requests": ""})
+
+    # --- idle re-sync ---
+    print(f"[mirror] {sc.label}: idle re-sync", flush=True)
+    sc.emu.clear_requests()
+    mine, data = calmirror_pass(sc)
+    my_traffic = Traffic.of(sc.emu)
+    peer, peer_traffic, why = _peer_resync(sc, vdir_timeout_s, peer_skip)
+    _mirror_rows(sc, "idle re-sync", mine, data, my_traffic, peer, peer_traffic, why,
+                 {"requests": "1", "bytes": "< 1 KiB"})
+    ok_requests = my_traffic.requests == 1 and my_traffic.response_bytes < 1024
+    sc.report.finding(f"idle re-sync goal (1 request under 1 KB): {'met' if ok_requests else 'NOT met'} "
+                      f"({my_traffic.requests} request(s), {my_traffic.response_bytes} bytes answered)")
+
+    # --- one change in iCloud ---
+    print(f"[mirror] {sc.label}: one-change re-sync", flush=True)
+    name, text = sc.events[len(sc.events) // 2]
+    sc.emu.put_item(sc.work_id, name, text.replace("SUMMARY:", "SUMMARY:Changed: ", 1))
+    sc.emu.clear_requests()
+    mine, data = calmirror_pass(sc)
+    my_traffic = Traffic.of(sc.emu)
+    if data["updated"] != 1:
+        sc.report.finding(f"calmirror one-change re-sync updated {data['updated']} items (expected 1)")
+    peer, peer_traffic, why = _peer_resync(sc, vdir_timeout_s, peer_skip)
+    _mirror_rows(sc, "one-change re-sync", mine, data, my_traffic, peer, peer_traffic, why, {})
+
+    limits_probe(sc)
+
+
+def _peer_resync(sc: Scenario, timeout: float, skip: str | None) -> tuple[ChildResult | None, Traffic | None,
+                                                                           str | None]:
+    if skip or sc.vdir is None:
+        return None, None, skip
+    if not sc.vdir_synced:
+        return None, None, "n/a: initial sync did not finish"
+    sc.emu.clear_requests()
+    sc.vdir.radicale.mark()
+    result = sc.vdir.sync(timeout)
+    traffic = Traffic.of(sc.emu)
+    local = sc.vdir.radicale.traffic()
+    sc.report.finding(f"vdirsyncer re-sync: exit {result.returncode}; its local Radicale answered "
+                      f"{local.requests} requests, {local.response_bytes / 1024:.1f} KiB (gzip on the wire); "
+                      f"iCloud side {traffic.requests} requests, {traffic.response_bytes / 1024:.1f} KiB")
+    return result, traffic, None
+
+
+def limits_probe(sc: Scenario) -> None:
+    """vdirsyncer against a plain Radicale with DEFAULT REPORT limits, on the path that sends it a REPORT.
+
+    Normal vdirsyncer runs never send the target a REPORT (it lists with PROPFIND and uploads
+    with PUT), so the default `max_expand_occurrence` (10,000 VEVENTs per REPORT answer) is
+    only reached when vdirsyncer must prefetch everything from the target: a sync without its
+    status (a new machine, a deleted status folder). It then asks for every item in ONE
+    calendar-multiget. We run exactly that, with the status set aside and restored after.
+    """
+    if sc.vdir is None or not sc.vdir_synced:
+        sc.report.add(Row(f"default REPORT limits ({sc.label})", "vdirsyncer sync without status into "
+                          "Radicale with max_expand_occurrence 10000", None, VDIRSYNCER_PEER, None,
+                          peer_text="n/a: initial sync did not finish" if sc.vdir else "skipped"))
+        return
+    print(f"[mirror] {sc.label}: vdirsyncer without status against default REPORT limits", flush=True)
+    kept = sc.vdir.root / "status-kept"
+    shutil.move(str(sc.vdir.status), str(kept))
+    sc.vdir.status.mkdir()
+    try:
+        sc.vdir.discover()  # vdirsyncer refuses to sync before it has rediscovered the pair
+        sc.vdir.radicale.mark()
+        result = sc.vdir.sync(900)
+        local = sc.vdir.radicale.traffic()
+        log = sc.vdir.radicale.log_tail()
+    finally:
+        shutil.rmtree(sc.vdir.status, ignore_errors=True)
+        shutil.move(str(kept), str(sc.vdir.status))
+    vevents = common.mix_of(sc.events).vevents
+    reports = [status for method, status in local.statuses if method == "REPORT"]
+    hit = "occurrences limit" in log and any(status == 400 for status in reports)
+    first_error = next((line for line in result.stderr.splitlines() if line.startswith(("error:", "critical:"))),
+                       result.stderr.strip()[-200:])
+    if hit:
+        text = (f"FAILED: Radicale answered the multiget 400 'REPORT occurrences limit of 10000 hit' "
+                f"({vevents:,} VEVENTs in {sc.size:,} resources)")
+    elif result.ok:
+        text = "ok"
+    else:
+        text = f"REPORT answered {reports}; vdirsyncer then exited {result.returncode}: {first_error[:160]}"
+    sc.report.add(Row(f"default REPORT limits ({sc.label})", "vdirsyncer sync without status into Radicale "
+                      "with max_expand_occurrence 10000", None, VDIRSYNCER_PEER, result.wall_s if result.ok else None,
+                      "s", peer_text=None if result.ok else text,
+                      note=f"local side: {' '.join(f'{k}×{v}' for k, v in sorted(local.by_method.items()))}; "
+                           f"{vevents:,} VEVENTs; calmirror raises the limit for its own server and fetches in "
+                           "batches of 100"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child-mirror", metavar="HOME", help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, default=1_000)
+    parser.add_argument("--vdirsyncer-timeout-min", type=float, default=45.0)
+    parser.add_argument("--no-vdirsyncer", action="store_true")
+    args = parser.parse_args()
+    if args.child_mirror:
+        return child_mirror(args.child_mirror)
+    report = Report()
+    with common.temp_dir() as root, Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD,
+                                             seed="empty") as emu:
+        events = common.generate_events(args.events)
+        work = emu.calendar_id("Work")
+        emu.bulk_load(work, events)
+        sc = Scenario(emu, root, events, work, report, f"{args.events:,} events")
+        try:
+            run(sc, vdir_timeout_s=args.vdirsyncer_timeout_min * 60, with_vdirsyncer=not args.no_vdirsyncer)
+        finally:
+            if sc.vdir:
+                sc.vdir.close()
+    print()
+    print(common.text_table(report.rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
