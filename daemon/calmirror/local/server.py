@@ -49,6 +49,7 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
     """One thread per request, counted, so `stop()` can wait for the ones in flight."""
 
     daemon_threads = True
+    request_queue_size = 128  # a burst of clients connecting at once must queue, not be refused
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], family: int, request_timeout: float) -> None:
