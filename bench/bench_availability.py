@@ -31,7 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import icalendar
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.ical (tests.helpers would swell the RSS)
+
+from tests import ical
 
 from calmirror import availability as av
 
@@ -41,59 +46,12 @@ QUERY_START = dt.datetime(2026, 12, 1, tzinfo=UTC)
 Window = tuple[dt.datetime, dt.datetime]
 Engine = Callable[[Window], list[tuple[dt.datetime, dt.datetime]]]
 
-VTIMEZONES = {
-    "Europe/Berlin": """BEGIN:VTIMEZONE
-TZID:Europe/Berlin
-BEGIN:DAYLIGHT
-TZOFFSETFROM:+0100
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
-DTSTART:19810329T020000
-TZNAME:CEST
-TZOFFSETTO:+0200
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:+0200
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
-DTSTART:19961027T030000
-TZNAME:CET
-TZOFFSETTO:+0100
-END:STANDARD
-END:VTIMEZONE""",
-    "America/New_York": """BEGIN:VTIMEZONE
-TZID:America/New_York
-BEGIN:DAYLIGHT
-TZOFFSETFROM:-0500
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU
-DTSTART:20070311T020000
-TZNAME:EDT
-TZOFFSETTO:-0400
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:-0400
-RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU
-DTSTART:20071104T020000
-TZNAME:EST
-TZOFFSETTO:-0500
-END:STANDARD
-END:VTIMEZONE""",
-}
-
 
 @dataclass(frozen=True)
 class Corpus:
     texts: dict[str, list[str]]  # calendar name -> one .ics text per resource
     recurring: int
     total: int
-
-
-def _stamp(value: dt.datetime | dt.date, zone: str | None) -> str:
-    if isinstance(value, dt.datetime):
-        if zone == "UTC":
-            return f":{value:%Y%m%dT%H%M%S}Z"
-        if zone is None:
-            return f":{value:%Y%m%dT%H%M%S}"
-        return f";TZID={zone}:{value:%Y%m%dT%H%M%S}"
-    return f";VALUE=DATE:{value:%Y%m%d}"
 
 
 def _event(rng: random.Random, n: int, recurring: bool, all_active: bool) -> str:
@@ -111,11 +69,10 @@ def _event(rng: random.Random, n: int, recurring: bool, all_active: bool) -> str
         tz = zone
     uid = f"{rng.getrandbits(64):016X}-{n:05d}"
     lines = [
-        "BEGIN:VEVENT",
         f"UID:{uid}",
         "DTSTAMP:20261101T120000Z",
-        f"DTSTART{_stamp(start, tz)}",
-        f"DTEND{_stamp(end, tz)}",
+        f"DTSTART{ical.stamp(start, tz)}",
+        f"DTEND{ical.stamp(end, tz)}",
         f"SUMMARY:Event {n}",
         "TRANSP:" + rng.choices(["OPAQUE", "TRANSPARENT"], [1, 1] if zone == "date" else [9, 1])[0],
         "SEQUENCE:0",
@@ -141,22 +98,18 @@ def _event(rng: random.Random, n: int, recurring: bool, all_active: bool) -> str
         lines.append(f"RRULE:{rule}")
         step = {"WEEKLY": 7, "DAILY": 1, "MONTHLY": 0, "YEARLY": 0}[freq]
         if step and rng.random() < 0.3:
-            lines.append(f"EXDATE{_stamp(start + dt.timedelta(days=step * rng.randint(1, 3)), tz)}")
+            lines.append(f"EXDATE{ical.stamp(start + dt.timedelta(days=step * rng.randint(1, 3)), tz)}")
         if step and rng.random() < 0.2:
             original = start + dt.timedelta(days=step * 4)
             moved = original + dt.timedelta(hours=2) if isinstance(original, dt.datetime) else original
             length = end - start  # type: ignore[operator]
             override = [
-                "BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261101T120000Z",
-                f"RECURRENCE-ID{_stamp(original, tz)}", f"DTSTART{_stamp(moved, tz)}",
-                f"DTEND{_stamp(moved + length, tz)}", "SUMMARY:Moved", "SEQUENCE:1", "END:VEVENT",
+                f"UID:{uid}", "DTSTAMP:20261101T120000Z",
+                f"RECURRENCE-ID{ical.stamp(original, tz)}", f"DTSTART{ical.stamp(moved, tz)}",
+                f"DTEND{ical.stamp(moved + length, tz)}", "SUMMARY:Moved", "SEQUENCE:1",
             ]
-    lines.append("END:VEVENT")
-    head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//macOS 15.3.2//EN", "CALSCALE:GREGORIAN"]
-    if tz in VTIMEZONES:
-        head.append(VTIMEZONES[tz])
-    return "\r\n".join([*head, *lines, *override, "END:VCALENDAR"]).replace("\n", "\r\n").replace(
-        "\r\r\n", "\r\n") + "\r\n"
+    vevents = [lines, override] if override else [lines]
+    return ical.vcalendar(*vevents, head=["CALSCALE:GREGORIAN", *ical.vtimezone_for(tz)], prodid=ical.APPLE_PRODID)
 
 
 def generate(total: int, share: float, seed: int, all_active: bool) -> Corpus:
@@ -171,9 +124,9 @@ def generate(total: int, share: float, seed: int, all_active: bool) -> Corpus:
     return Corpus(texts, recurring, total)
 
 
-def engines(corpus: Corpus, parsed: dict[str, list[object]], rules: av.Rules) -> dict[str, Engine]:
+def engines(corpus: Corpus, parsed: dict[str, list[icalendar.Calendar]], rules: av.Rules) -> dict[str, Engine]:
     """The engines to compare. A peer is added here, e.g. Radicale's free-busy REPORT."""
-    sources = [av.Source(name, cals) for name, cals in parsed.items()]  # type: ignore[arg-type]
+    sources = [av.Source(name, cals) for name, cals in parsed.items()]
 
     def calmirror_engine(window: Window) -> list[tuple[dt.datetime, dt.datetime]]:
         return av.busy_intervals(sources, *window, rules)
@@ -226,7 +179,7 @@ def main() -> int:
                 answers[name] = answer
         results[name] = {"median_ms": statistics.median(timings), "p95_ms": _percentile(timings, 0.95),
                          "min_ms": min(timings), "max_ms": max(timings)}
-    skipped = av.skipped([av.Source(n, c) for n, c in parsed.items()], *windows[0], rules)  # type: ignore[arg-type]
+    skipped = av.skipped([av.Source(n, c) for n, c in parsed.items()], *windows[0], rules)
 
     report = {
         "events": corpus.total,

@@ -36,7 +36,6 @@ from tests.helpers import connected_home, engine_for
 
 from calmirror import availability, credentials
 from calmirror.busy import BusySources
-from calmirror.emulator import Emulator
 
 GOAL_MS = 50.0
 DAYS = 30
@@ -100,11 +99,8 @@ def run(report: Report, size: int, label: str, *, warm_runs: int = 41, peer_runs
     bench = f"availability, 30 days ({label})"
     events, origin = corpus(size)
     print(f"\n[availability] {label}: mirroring {len(events):,} events ({origin})", flush=True)
-    with common.temp_dir() as root, Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD,
-                                             seed="empty") as emu:
-        work = emu.calendar_id("Work")
-        emu.bulk_load(work, events)
-        home = connected_home(root / "home", emu, conflicts=("Work",))
+    with common.icloud_with(events) as icloud:
+        home = connected_home(icloud.root / "home", icloud.emu, conflicts=("Work",))
         engine = engine_for(home)
         client = engine.client()
         try:

@@ -368,12 +368,9 @@ def main() -> int:
     if args.child_mirror:
         return child_mirror(args.child_mirror)
     report = Report()
-    with common.temp_dir() as root, Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD,
-                                             seed="empty") as emu:
-        events = common.generate_events(args.events)
-        work = emu.calendar_id("Work")
-        emu.bulk_load(work, events)
-        sc = Scenario(emu, root, events, work, report, f"{args.events:,} events")
+    events = common.generate_events(args.events)
+    with common.icloud_with(events) as icloud:
+        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, report, f"{args.events:,} events")
         try:
             run(sc, vdir_timeout_s=args.vdirsyncer_timeout_min * 60, with_vdirsyncer=not args.no_vdirsyncer)
         finally:

@@ -31,7 +31,7 @@ from pathlib import Path
 import common
 import requests
 from bench_mirror import VDIRSYNCER_PEER, Scenario
-from common import BackgroundProcess, Report, Row
+from common import Report, Row
 
 from calmirror import credentials
 from calmirror.emulator import Emulator
@@ -79,19 +79,9 @@ class RunningDaemon:
 
     def __init__(self, home: Home, log_file: Path) -> None:
         self.home = home
-        self.proc = BackgroundProcess([sys.executable, "-m", "calmirror", "--home", str(home.data_dir), "run"],
-                                      log_file)
-        deadline = time.monotonic() + 900  # its first mirror pass runs before it is ready
-        found = None
-        while found is None:
-            found = _SERVING.search(self.proc.log_text())
-            if found:
-                break
-            if not self.proc.alive() or time.monotonic() > deadline:
-                self.proc.stop()
-                raise RuntimeError(f"calmirror run did not become ready: {self.proc.log_text()[-2000:]}")
-            time.sleep(0.05)
-        self.url = found.group(1)
+        self.proc, self.url = common.start_server(  # its first mirror pass runs before it is ready: 900 s
+            [sys.executable, "-m", "calmirror", "--home", str(home.data_dir), "run"], log_file, _SERVING,
+            timeout=900, failure="calmirror run did not become ready")
         acct = credentials.local_account(home)
         self.auth = (acct.username, acct.password)
 
@@ -204,14 +194,11 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args()
     report = Report()
-    with common.temp_dir() as root, Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD,
-                                             seed="empty") as emu:
+    events = common.generate_events(args.events)
+    with common.icloud_with(events) as icloud:
         from bench_mirror import setup_calmirror
 
-        events = common.generate_events(args.events)
-        work = emu.calendar_id("Work")
-        emu.bulk_load(work, events)
-        sc = Scenario(emu, root, events, work, report, f"{args.events:,} events")
+        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, report, f"{args.events:,} events")
         setup_calmirror(sc)
         run(sc, count=args.count, peer_samples=0)
     print()

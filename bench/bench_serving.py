@@ -30,12 +30,12 @@ from pathlib import Path
 import common
 import requests
 from bench_mirror import Scenario, calmirror_pass, setup_calmirror
-from common import BackgroundProcess, PlainRadicale, Report, Row
+from common import PlainRadicale, Report, Row
 
 from calmirror import credentials
-from calmirror.emulator import Emulator
 from calmirror.local.server import LocalServer
 
+_SERVING = re.compile(r"serving (http://\S+/)")
 PROPFIND = b"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:getcontenttype/><d:resourcetype/></d:prop></d:propfind>"""
 
@@ -107,15 +107,9 @@ def child_serve(store: str, username: str) -> int:
 
 class CalmirrorServer:
     def __init__(self, store: Path, username: str, log_file: Path) -> None:
-        self.proc = BackgroundProcess([sys.executable, str(Path(__file__).resolve()), "--child-serve", str(store),
-                                       username], log_file)
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"serving (http://\S+/)", self.proc.log_text())):
-            if not self.proc.alive() or time.monotonic() > deadline:
-                self.proc.stop()
-                raise RuntimeError(f"calmirror's server did not start: {self.proc.log_text()[-2000:]}")
-            time.sleep(0.05)
-        self.url = found.group(1)
+        self.proc, self.url = common.start_server(
+            [sys.executable, str(Path(__file__).resolve()), "--child-serve", str(store), username], log_file,
+            _SERVING, timeout=60, failure="calmirror's server did not start")
 
     def stop(self) -> None:
         self.proc.stop()
@@ -164,12 +158,9 @@ def main() -> int:
     if args.child_serve:
         return child_serve(*args.child_serve)
     report = Report()
-    with common.temp_dir() as root, Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD,
-                                             seed="empty") as emu:
-        events = common.generate_events(args.events)
-        work = emu.calendar_id("Work")
-        emu.bulk_load(work, events)
-        sc = Scenario(emu, root, events, work, report, f"{args.events:,} events")
+    events = common.generate_events(args.events)
+    with common.icloud_with(events) as icloud:
+        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, report, f"{args.events:,} events")
         setup_calmirror(sc)
         calmirror_pass(sc)
         run(sc)

@@ -32,14 +32,20 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
+
+if TYPE_CHECKING:
+    from calmirror.emulator import Emulator
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 for _path in (str(REPO), str(REPO / "daemon"), str(BENCH_DIR)):
     if _path not in sys.path:  # tests.helpers and calmirror from this checkout, whatever the cwd
         sys.path.insert(0, _path)
+
+from tests.ical import APPLE_PRODID, stamp, vcalendar_lines, vtimezone_for  # noqa: E402 (path set above)
 
 APPLE_ID = "me@example.com"
 APP_PASSWORD = "abcd-efgh-ijkl-mnop"
@@ -48,24 +54,6 @@ ANCHOR = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 # --- Apple-shaped data --------------------------------------------------------------------
 
-VTIMEZONES = {
-    "Europe/Berlin": [
-        "BEGIN:VTIMEZONE", "TZID:Europe/Berlin",
-        "BEGIN:DAYLIGHT", "TZOFFSETFROM:+0100", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
-        "DTSTART:19810329T020000", "TZNAME:CEST", "TZOFFSETTO:+0200", "END:DAYLIGHT",
-        "BEGIN:STANDARD", "TZOFFSETFROM:+0200", "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
-        "DTSTART:19961027T030000", "TZNAME:CET", "TZOFFSETTO:+0100", "END:STANDARD",
-        "END:VTIMEZONE",
-    ],
-    "America/New_York": [
-        "BEGIN:VTIMEZONE", "TZID:America/New_York",
-        "BEGIN:DAYLIGHT", "TZOFFSETFROM:-0500", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU",
-        "DTSTART:20070311T020000", "TZNAME:EDT", "TZOFFSETTO:-0400", "END:DAYLIGHT",
-        "BEGIN:STANDARD", "TZOFFSETFROM:-0400", "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU",
-        "DTSTART:20071104T020000", "TZNAME:EST", "TZOFFSETTO:-0500", "END:STANDARD",
-        "END:VTIMEZONE",
-    ],
-}
 _ZONES = ["Europe/Berlin", "America/New_York", "UTC"]
 _ZONE_WEIGHTS = [60, 25, 15]
 _WEEKDAYS = ["MO", "TU", "WE", "TH", "FR"]
@@ -88,14 +76,6 @@ class Mix:
     @property
     def total(self) -> int:
         return self.single + self.weekly + self.allday
-
-
-def _stamp(value: dt.datetime | dt.date, zone: str | None) -> str:
-    if not isinstance(value, dt.datetime):
-        return f";VALUE=DATE:{value:%Y%m%d}"
-    if zone == "UTC":
-        return f":{value:%Y%m%dT%H%M%S}Z"
-    return f";TZID={zone}:{value:%Y%m%dT%H%M%S}"
 
 
 def _uid(rng: random.Random) -> str:
@@ -143,12 +123,7 @@ def _fold(line: str) -> list[str]:
 
 
 def _calendar(zone: str | None, vevents: list[list[str]]) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//macOS 15.3.2//EN", "CALSCALE:GREGORIAN"]
-    if zone in VTIMEZONES:
-        lines += VTIMEZONES[zone]
-    for vevent in vevents:
-        lines += ["BEGIN:VEVENT", *vevent, "END:VEVENT"]
-    lines.append("END:VCALENDAR")
+    lines = vcalendar_lines(*vevents, head=["CALSCALE:GREGORIAN", *vtimezone_for(zone)], prodid=APPLE_PRODID)
     return "".join(folded + "\r\n" for line in lines for folded in _fold(line))
 
 
@@ -158,7 +133,7 @@ def _single(rng: random.Random, n: int) -> tuple[str, list[list[str]]]:
     start = dt.datetime.combine(day, dt.time(rng.randint(7, 19), rng.choice([0, 15, 30, 45])))
     end = start + dt.timedelta(minutes=rng.choice([15, 30, 30, 45, 60, 60, 90, 120]))
     vevent = [*_common(rng, _uid(rng), f"{rng.choice(_SUMMARIES)} #{n}", 0),
-              f"DTSTART{_stamp(start, zone)}", f"DTEND{_stamp(end, zone)}",
+              f"DTSTART{stamp(start, zone)}", f"DTEND{stamp(end, zone)}",
               "TRANSP:" + ("TRANSPARENT" if rng.random() < 0.1 else "OPAQUE"), *_alarm(rng)]
     return zone, [vevent]
 
@@ -177,24 +152,24 @@ def _weekly(rng: random.Random, n: int) -> tuple[str, list[list[str]]]:
     elif ending == "until":
         until = start + dt.timedelta(weeks=rng.randint(10, 150))
         rule += f";UNTIL={until.replace(tzinfo=dt.UTC):%Y%m%dT%H%M%SZ}"
-    master = [*_common(rng, uid, summary, 1), f"RRULE:{rule}", f"DTSTART{_stamp(start, zone)}",
-              f"DTEND{_stamp(start + length, zone)}", "TRANSP:OPAQUE"]
+    master = [*_common(rng, uid, summary, 1), f"RRULE:{rule}", f"DTSTART{stamp(start, zone)}",
+              f"DTEND{stamp(start + length, zone)}", "TRANSP:OPAQUE"]
     if rng.random() < 0.3:
-        master.append(f"EXDATE{_stamp(start + dt.timedelta(weeks=rng.randint(1, 8)), zone)}")
+        master.append(f"EXDATE{stamp(start + dt.timedelta(weeks=rng.randint(1, 8)), zone)}")
     master += _alarm(rng)
     vevents = [master]
     for week in sorted(rng.sample(range(9, 40), rng.randint(1, 3))):
         original = start + dt.timedelta(weeks=week)
         moved = original + dt.timedelta(hours=rng.choice([-2, -1, 1, 2, 24]))
-        vevents.append([*_common(rng, uid, summary + " (moved)", 2), f"RECURRENCE-ID{_stamp(original, zone)}",
-                        f"DTSTART{_stamp(moved, zone)}", f"DTEND{_stamp(moved + length, zone)}", "TRANSP:OPAQUE"])
+        vevents.append([*_common(rng, uid, summary + " (moved)", 2), f"RECURRENCE-ID{stamp(original, zone)}",
+                        f"DTSTART{stamp(moved, zone)}", f"DTEND{stamp(moved + length, zone)}", "TRANSP:OPAQUE"])
     return zone, vevents
 
 
 def _allday(rng: random.Random, n: int) -> tuple[None, list[list[str]]]:
     day = (ANCHOR - dt.timedelta(days=rng.randint(-180, 540))).date()
-    vevent = [*_common(rng, _uid(rng), f"Away #{n}", 0), f"DTSTART{_stamp(day, None)}",
-              f"DTEND{_stamp(day + dt.timedelta(days=rng.choice([1, 1, 1, 2, 3, 7])), None)}",
+    vevent = [*_common(rng, _uid(rng), f"Away #{n}", 0), f"DTSTART{stamp(day, None)}",
+              f"DTEND{stamp(day + dt.timedelta(days=rng.choice([1, 1, 1, 2, 3, 7])), None)}",
               "TRANSP:" + ("OPAQUE" if rng.random() < 0.3 else "TRANSPARENT"), "X-MICROSOFT-CDO-ALLDAYEVENT:TRUE"]
     return None, [vevent]
 
@@ -352,6 +327,29 @@ def temp_dir(prefix: str = "calmirror-bench-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Icloud:
+    """Our iCloud for one run: the emulator, the Work calendar holding the corpus, a scratch folder."""
+
+    root: Path
+    emu: Emulator
+    work_id: str
+    load_s: float  # how long loading the corpus took (set-up, reported by run_all only)
+
+
+@contextlib.contextmanager
+def icloud_with(events: Sequence[tuple[str, str]]) -> Iterator[Icloud]:
+    """The set-up every benchmark starts from: an emulator with an empty account whose Work calendar
+    holds `events`, and a scratch folder; both gone on the way out, also on failure."""
+    from calmirror.emulator import Emulator  # here: children that import this module never need it
+
+    with temp_dir() as root, Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
+        work = emu.calendar_id("Work")
+        started = time.perf_counter()
+        emu.bulk_load(work, events)
+        yield Icloud(root, emu, work, time.perf_counter() - started)
+
+
 _RESPONSE_LINE = re.compile(
     r"(\w+) response status for '([^']*)'.* in ([0-9.]+) seconds(?: \S* (\d+) bytes)?[^:\n]*: (\d{3})")
 
@@ -403,6 +401,21 @@ class BackgroundProcess:
                 break
             time.sleep(0.02)
         self.returncode = self.proc.returncode = os.waitstatus_to_exitcode(status)
+
+
+def start_server(cmd: Sequence[str], log_file: Path, serving: re.Pattern[str], *, timeout: float,
+                 failure: str) -> tuple[BackgroundProcess, str]:
+    """A server child (the daemon, calmirror's local server) and the URL it logs once it serves
+    (group 1 of `serving`). If it exits or takes over `timeout` s, it is stopped and the error
+    starts with `failure` and ends with the log's tail, so a bench run says why."""
+    proc = BackgroundProcess(cmd, log_file)
+    deadline = time.monotonic() + timeout
+    while not (found := serving.search(proc.log_text())):
+        if not proc.alive() or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"{failure}: {proc.log_text()[-2000:]}")
+        time.sleep(0.05)
+    return proc, found.group(1)
 
 
 class PlainRadicale:

@@ -32,8 +32,6 @@ import common
 from bench_mirror import Scenario
 from common import Report, Row
 
-from calmirror.emulator import Emulator
-
 
 def guarded(report: Report, name: str, step: Callable[[], None]) -> None:
     """Run one benchmark; a failure becomes a table row and a note, never a silent gap."""
@@ -72,13 +70,9 @@ def main() -> int:
               f"{mix.allday:,} all-day; {mix.vevents:,} VEVENTs; "
               f"{sum(len(t) for _, t in events) / 1024 / 1024:.1f} MiB")
     print(f"corpus: {corpus}", flush=True)
-    with common.temp_dir() as root, Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD,
-                                             seed="empty") as emu:
-        work = emu.calendar_id("Work")
-        t0 = time.perf_counter()
-        emu.bulk_load(work, events)
-        print(f"emulator loaded in {time.perf_counter() - t0:.1f} s", flush=True)
-        sc = Scenario(emu, root, events, work, report, label)
+    with common.icloud_with(events) as icloud:
+        print(f"emulator loaded in {icloud.load_s:.1f} s", flush=True)
+        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, report, label)
         try:
             if "mirror" not in args.skip:
                 guarded(report, f"mirror ({label})", lambda: bench_mirror.run(

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:  # imported where used: collecting the unit tests needs neither the emulator nor the daemon
+    from calmirror.emulator import Emulator
+    from tests.helpers import Running
+
 FIXTURES = Path(__file__).parent / "fixtures" / "icloud"
-APPLE_ID = "me@example.com"
-APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,11 +41,23 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def emulator() -> Iterator[object]:
+def emu() -> Iterator[Emulator]:
+    """A fresh iCloud emulator with the sample account (Work, Home, ...) for each test."""
     from calmirror.emulator import Emulator
+    from tests.helpers import APP_PASSWORD, APPLE_ID
 
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
-        yield emu
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def running(tmp_path: Path, emu: Emulator) -> Iterator[Running]:
+    """The daemon in a thread, on a home in `tmp_path/calmirror` (the rest of tmp_path stays the test's)
+    connected to `emu`, Work linked, Work and Home mirrored."""
+    from tests.helpers import connected_home, daemon_running
+
+    with daemon_running(connected_home(tmp_path / "calmirror", emu, conflicts=("Work", "Home"))) as run:
+        yield run
 
 
 class Cli:

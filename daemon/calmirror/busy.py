@@ -72,11 +72,16 @@ class BusySources:
         except Exception as exc:
             log.debug("busy: %s unreadable: %s", collection, exc)
             return {}
-        if full or cached.token is None:
-            cached.calendars = {}
-            changed = list(self.store.items(collection))
-        for href in changed:
-            text = self.store.item(collection, href)
+        try:
+            if full or cached.token is None:
+                cached.calendars = {}
+                texts: dict[str, str | None] = dict(self.store.items(collection))
+            else:
+                texts = self.store.items_named(collection, changed)
+        except Exception as exc:
+            log.debug("busy: %s unreadable: %s", collection, exc)
+            return {}
+        for href, text in texts.items():
             if text is None:
                 cached.calendars.pop(href, None)
                 continue

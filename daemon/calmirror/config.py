@@ -238,18 +238,26 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
                     availability=availability, calendars=calendars, log_level=log_level)
 
 
-def load(file: Path) -> Settings:
-    """Read the config file; a missing file means all defaults."""
-    if not file.exists():
-        return Settings(file=file)
+def read_text(file: Path) -> str:
+    """The config file's text. A leading UTF-8 byte-order mark is dropped: Windows editors
+    (Notepad) write one, and TOML parsers refuse it as a stray character."""
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(file), None, f"not valid TOML ({exc})") from None
+        return file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(str(file), None, "not UTF-8 text") from None
     except PermissionError:
         raise ConfigError(str(file), None, "cannot be read (permission denied)") from None
     except IsADirectoryError:
         raise ConfigError(str(file), None, "is a folder, not a file") from None
+
+
+def load(file: Path) -> Settings:
+    """Read the config file; a missing file means all defaults."""
+    if not file.exists():
+        return Settings(file=file)
+    text = read_text(file)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(file), None, f"not valid TOML ({exc})") from None
     return parse(file, data)

@@ -19,7 +19,7 @@ from calmirror.home import write_private
 
 
 def _edit(file: Path, change: Callable[[tomlkit.TOMLDocument], None]) -> config.Settings:
-    text = file.read_text(encoding="utf-8") if file.exists() else ""
+    text = config.read_text(file) if file.exists() else ""  # a byte-order mark is dropped on rewrite
     try:
         doc = tomlkit.parse(text)
     except tomlkit.exceptions.TOMLKitError as exc:

@@ -68,6 +68,9 @@ class Daemon:
         self.server.freebusy = make_freebusy(self.busy)
         for hook in self.hooks:
             hook(self.engine)
+        # Served before the first mirror pass, so local appointments work at once; every known
+        # mirror exists by then (empty until the pass fills it), so none answers 404 meanwhile.
+        self.engine.prepare_mirrors()
         self.url = self.server.start()
         self.state.set_meta("local_url", self.url)
         control.write_pid(self.home.pid_file)
@@ -162,6 +165,7 @@ class Daemon:
         self.engine.reload(settings)
         self.busy.settings = settings
         self.engine.health.reset_auth()
+        self.state.retry_pending_now()  # rows held for a calendar that is gone may have one now
         self._client_generation += 1
         log.info("configuration reloaded")
         self.mirror_wake.set()

@@ -41,6 +41,17 @@ class Engine:
         self.mirror.settings = settings
         self.pusher.settings = settings
 
+    def prepare_mirrors(self) -> None:
+        """Create the local mirror of every conflict calendar already known (empty until a pass
+        fills it), without asking iCloud: a client that lists or opens one while the first
+        pass runs sees an empty calendar, not a 404. Mirrors no longer wanted are dropped."""
+        self.mirror.prune()
+        known = {cal.id: cal for cal in self.state.calendars()}
+        for calendar_id in self.settings.icloud.conflicts:
+            cal = known.get(calendar_id)
+            if cal is not None:
+                self.mirror.ensure_mirror(cal)
+
     def client(self) -> ICloudClient:
         return account.client_for(self.home, self.settings, self.state)
 
@@ -63,7 +74,7 @@ class Engine:
                 break
             wait = self.health.wait_time()
             if wait > 0:
-                name = next((c.name for c in self.state.calendars() if c.id == calendar_id), calendar_id)
+                name = self.state.calendar_names().get(calendar_id, calendar_id)
                 reports.append(SyncReport(calendar_id, name, "", error=f"iCloud asked to wait; "
                                           f"retrying in {wait:.0f} s"))
                 continue
@@ -73,8 +84,8 @@ class Engine:
 
     def _sync_one(self, client: ICloudClient, calendar_id: str, accept_empty: frozenset[str],
                   progress: Progress | None, refreshed: list[bool]) -> SyncReport:
-        # The name as known before this pass: a calendar deleted in iCloud is gone from the list after it.
-        name = next((c.name for c in self.state.calendars() if c.id == calendar_id), calendar_id)
+        # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
+        name = self.state.calendar_names().get(calendar_id, calendar_id)
         try:
             cal = self._calendar(client, calendar_id, refreshed)
             if cal is None:

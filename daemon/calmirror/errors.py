@@ -108,6 +108,10 @@ class NotFound(RemoteError):
     """404 on a resource or calendar."""
 
 
+class Conflict(RemoteError):
+    """409: the calendar a PUT went to does not exist (deleted), or the write clashes with it."""
+
+
 class Forbidden(RemoteError):
     """403: read-only calendar, or a UID already used in another calendar of the account."""
 

@@ -44,7 +44,7 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
         when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
         if current == "reject":
             log.info("guard rejected %s: overlaps busy time %s", uid, when)
-            return f"overlaps busy time {when}"
+            return f"overlaps busy time {when}; choose a free time"
         state.add_guard_warning(uid, summary, start.isoformat(), end.isoformat())
         log.warning("double booking: %s overlaps busy time %s", summary, when)
         return None

@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, field
 
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
+from calmirror.local.check_pool import CheckPool
 from calmirror.local.store import LocalStore
+from calmirror.mirror_writer import BatchWriter
 from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, looks_like_full_listing, plan_mirror
 from calmirror.remote import FetchedItem, ICloudClient
 from calmirror.state import CalendarRow, MirrorEntry, State
@@ -25,6 +27,10 @@ from calmirror.state import CalendarRow, MirrorEntry, State
 log = logging.getLogger("calmirror.mirror")
 
 Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
+
+#: From this many items to fetch, objects are checked in worker processes (starting them
+#: costs about half a second; checking costs about 1 ms per event).
+POOL_THRESHOLD = 1000
 
 
 @dataclass
@@ -62,6 +68,10 @@ def slugify(name: str, taken: set[str], fallback: str) -> str:
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
     return slug
+
+
+def _has_work(plan: MirrorPlan) -> bool:
+    return bool(plan.changed or plan.entries or plan.unskipped)
 
 
 def mirror_collection(slug: str) -> str:
@@ -150,19 +160,7 @@ class Mirror:
             return report
 
         wanted = hrefs_to_fetch(known, changes.changed, policy)
-        batch = self.settings.sync.batch
-        unreadable: dict[str, str] = {}
-        for start in range(0, len(wanted), batch):
-            if progress:
-                progress(cal.name, start, len(wanted))
-            items, missing, refused = self._fetch(client, cal.url, wanted[start:start + batch])
-            fetched = {item.href: (item.etag, item.body) for item in items}
-            plan = plan_mirror(known, changes.changed, [], False, fetched, missing, policy)
-            plan.skipped.update(refused)
-            unreadable.update(refused)
-            self._apply(cal.id, slug, plan, known, report)
-        if progress:
-            progress(cal.name, len(wanted), len(wanted))
+        unreadable = self._fetch_all(client, cal, slug, wanted, changes.changed, known, policy, report, progress)
         self._apply(cal.id, slug, removal, known, report)
         problem = None
         if unreadable:
@@ -174,6 +172,43 @@ class Mirror:
                                  last_sync=time.time(), held_empty=0, last_error=problem)
         log.info("sync %s", report.summary())
         return report
+
+    def _fetch_all(self, client: ICloudClient, cal: CalendarRow, slug: str, wanted: list[str],
+                   listed: dict[str, str], known: dict[str, MirrorEntry], policy: MirrorPolicy,
+                   report: SyncReport, progress: Progress | None) -> dict[str, str]:
+        """Fetch `wanted` in multigets and mirror each batch; the next multiget is fetched while
+        the last batch is checked and written (`BatchWriter`). Returns the unreadable hrefs.
+        A batch is recorded only once written, also when the pass fails half-way, so a
+        repeated pass does not fetch it again."""
+        size = self.settings.sync.batch
+        unreadable: dict[str, str] = {}
+        pool = CheckPool(self.store.limits) if len(wanted) >= POOL_THRESHOLD else None
+        writer = BatchWriter(self.store, slug, pool)
+        try:
+            for start in range(0, len(wanted), size):
+                if progress:
+                    progress(cal.name, start, len(wanted))
+                items, missing, refused = self._fetch(client, cal.url, wanted[start:start + size])
+                fetched = {item.href: (item.etag, item.body) for item in items}
+                plan = plan_mirror(known, listed, [], False, fetched, missing, policy)
+                plan.skipped.update(refused)
+                unreadable.update(refused)
+                if _has_work(plan):
+                    for done, refused_locally in writer.submit(plan):
+                        self._record(cal.id, slug, done, refused_locally, known, report)
+            for done, refused_locally in writer.drain():
+                self._record(cal.id, slug, done, refused_locally, known, report)
+        except BaseException:
+            for done, refused_locally in writer.settle():
+                self._record(cal.id, slug, done, refused_locally, known, report)
+            raise
+        finally:
+            writer.close()
+            if pool is not None:
+                pool.close()
+        if progress:
+            progress(cal.name, len(wanted), len(wanted))
+        return unreadable
 
     def _fetch(self, client: ICloudClient, url: str, hrefs: list[str],
                ) -> tuple[list[FetchedItem], list[str], dict[str, str]]:
@@ -193,9 +228,13 @@ class Mirror:
 
     def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry],
                report: SyncReport) -> None:
-        if not plan.changed and not plan.entries and not plan.unskipped:
-            return
-        refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
+        if _has_work(plan):
+            refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
+            self._record(calendar_id, slug, plan, refused, known, report)
+
+    def _record(self, calendar_id: str, slug: str, plan: MirrorPlan, refused: dict[str, str],
+                known: dict[str, MirrorEntry], report: SyncReport) -> None:
+        """After a batch is written: the map, the report and the caches follow it."""
         self.on_change(mirror_collection(slug))
         skipped = dict(plan.skipped)
         entries = []

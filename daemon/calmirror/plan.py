@@ -8,8 +8,10 @@ appointments seen again) are visible in one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from calmirror.errors import BadItem
 from calmirror.state import Appointment, MirrorEntry
@@ -51,6 +53,11 @@ class MirrorPlan:
         return bool(self.writes or self.local_deletes or self.gone or self.skipped)
 
 
+def _any_left(removed: set[str], excluded: frozenset[str], *hrefs: Iterable[str]) -> bool:
+    """Whether any href survives; stops at the first, so a batch of a big calendar stays O(batch)."""
+    return any(href not in removed and href not in excluded for href in itertools.chain(*hrefs))
+
+
 def looks_like_full_listing(known: Mapping[str, MirrorEntry], changed: Mapping[str, str],
                             deleted: Sequence[str]) -> bool:
     """Some servers answer a stale token with a full listing instead of 403 (ICLOUD.md #11).
@@ -85,16 +92,16 @@ def plan_mirror(known: Mapping[str, MirrorEntry], changed: Mapping[str, str], de
     full listing everything known but not listed is gone.
     """
     plan = MirrorPlan()
-    gone = set(deleted) | set(missing)
+    named_gone = set(deleted) | set(missing)
+    gone = {href for href in named_gone if href in known}
     if full:
-        gone |= set(known) - set(changed)
-    gone &= set(known)
+        gone.update(href for href in known if href not in changed)
 
-    skipped_gone = (policy.skipped_hrefs & (set(deleted) | set(missing))) | (
-        policy.skipped_hrefs - set(changed) if full else set())
-    survivors = (set(known) | set(changed) | policy.skipped_hrefs) - gone - skipped_gone - set(missing)
-    survivors -= policy.exclude_hrefs
-    if known and not survivors and not policy.accept_empty:
+    skipped_gone = (policy.skipped_hrefs & named_gone) | (
+        {href for href in policy.skipped_hrefs if href not in changed} if full else set())
+    removed = gone | skipped_gone | set(missing)
+    if known and not policy.accept_empty and not _any_left(
+            removed, policy.exclude_hrefs, known, changed, policy.skipped_hrefs):
         return MirrorPlan(held_empty=True)
     plan.unskipped.extend(sorted(skipped_gone))
 
@@ -127,9 +134,12 @@ def plan_mirror(known: Mapping[str, MirrorEntry], changed: Mapping[str, str], de
 # --- push --------------------------------------------------------------------------------
 
 
+LINKED_GONE = "the linked iCloud calendar no longer exists; link another with `calmirror link CALENDAR`"
+
+
 @dataclass(frozen=True)
 class PushAction:
-    kind: str  # "create" | "update" | "delete" | "forget" | "nothing" | "refuse"
+    kind: str  # "create" | "update" | "delete" | "forget" | "nothing" | "refuse" | "hold"
     href: str | None = None
     body: str | None = None
     etag: str | None = None
@@ -138,14 +148,22 @@ class PushAction:
 
 
 def plan_push(uid: str, local_body: str | None, local_etag: str | None, appt: Appointment | None,
-              linked_url: str | None, cancel_mode: str, local_href: str = "") -> PushAction:
+              linked_url: str | None, cancel_mode: str, local_href: str = "",
+              calendars: frozenset[str] | None = None, linked_missing: bool = False) -> PushAction:
     """What the linked iCloud calendar needs so it matches one local appointment.
 
     Appointments already pushed keep living where they were created (their stored href),
     even after the linked calendar changes; only new ones go to the new linked calendar.
+    `calendars`, when known, are the URLs of the calendars iCloud has now: an appointment
+    whose calendar was deleted lost its iCloud copy with it, so it is created afresh in
+    the linked calendar, or held (with the reason) while the linked one is gone too.
+    `linked_missing`: a calendar is linked but iCloud no longer lists it (`linked_url` is
+    then None); new appointments wait for another to be linked.
     """
     remote = appt.remote_href if appt else None
     remote_etag = appt.remote_etag if appt else None
+    if remote and calendars is not None and not _listed(_calendar_of(appt, remote), calendars):
+        remote = remote_etag = None
 
     if local_body is None:  # deleted locally
         if not remote:
@@ -172,6 +190,26 @@ def plan_push(uid: str, local_body: str | None, local_etag: str | None, appt: Ap
         return PushAction("refuse", reason=bad.reason)
     if remote:
         return PushAction("update", href=remote, etag=remote_etag, body=body)
+    if not linked_url and linked_missing:
+        return PushAction("hold", reason=LINKED_GONE)
     if not linked_url:
         return PushAction("refuse", reason="no linked iCloud calendar; run `calmirror link CALENDAR`")
+    if calendars is not None and not _listed(linked_url, calendars):
+        return PushAction("hold", reason=LINKED_GONE)
     return PushAction("create", href=linked_url.rstrip("/") + "/" + remote_name(uid), body=body)
+
+
+def _calendar_of(appt: Appointment | None, remote_href: str) -> str:
+    """The calendar an appointment was pushed to: recorded, or else its href's folder."""
+    recorded = appt.remote_calendar if appt else None
+    return recorded or remote_href.rsplit("/", 1)[0] + "/"
+
+
+def _listed(url: str, calendars: frozenset[str]) -> bool:
+    """Whether the calendar at `url` is among `calendars`, by path: hosts differ in form
+    (the partition host, with or without its port) but a calendar's path does not."""
+    return _path(url) in {_path(calendar) for calendar in calendars}
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path.rstrip("/") + "/"

@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from calmirror import account
 from calmirror.config import Settings
 from calmirror.detect import content_hash
 from calmirror.errors import (
     AuthFailed,
     BadRemoteData,
+    CalmirrorError,
+    Conflict,
     Forbidden,
     NotFound,
     PreconditionFailed,
@@ -83,10 +86,15 @@ class Pusher:
         local_href = appt.local_href if appt else None
         body = self.store.item(APPOINTMENTS, local_href) if local_href else None
         local_etag = content_hash(body) if body is not None else None
-        action = plan_push(row.uid, body, local_etag, appt, self.linked_url(), self.settings.push.cancel,
-                           local_href or "")
+
+        def plan(calendars: frozenset[str] | None = None) -> PushAction:
+            linked = self.linked_url()
+            return plan_push(row.uid, body, local_etag, appt, linked, self.settings.push.cancel, local_href or "",
+                             calendars, linked_missing=linked is None and bool(self.settings.icloud.linked))
+
+        action = plan()
         try:
-            self._execute(client, row.uid, action, local_etag)
+            action = self._carry_out(client, row.uid, action, local_etag, plan)
         except AuthFailed as exc:
             self.health.failed(exc)
             self.state.retry_later(row, time.time(), "iCloud refused the password: reconnect required")
@@ -115,6 +123,8 @@ class Pusher:
             self.state.retry_later(row, time.time() + delay, exc.message[:300])
             log.warning("retry %s in %.0f s: %s", row.uid, delay, exc.message)
             return PushResult(row.uid, action.kind, False, exc.message)
+        if action.kind == "hold":
+            return self._hold(row, action.reason)
         if action.kind == "refuse":
             self.state.fail(row, action.reason)
             self.state.record_event("warning", "push", f"{row.uid}: not pushed: {action.reason}")
@@ -127,7 +137,52 @@ class Pusher:
             self.state.set_meta("last_push", {"ts": time.time(), "uid": row.uid, "action": action.kind})
         return PushResult(row.uid, action.kind, True)
 
+    def _hold(self, row: OutboxRow, reason: str) -> PushResult:
+        """Wait (with backoff) for something only the user can change, such as the linked
+        calendar; status shows the reason, and a config reload makes the row due again."""
+        delay = backoff(row.attempts, self.settings.push.max_backoff)
+        self.state.retry_later(row, time.time() + delay, reason)
+        if row.last_error != reason:  # once, not at every retry
+            self.state.record_event("error", "push", f"{row.uid}: waiting: {reason}")
+        log.warning("holding %s: %s", row.uid, reason)
+        return PushResult(row.uid, "hold", False, reason)
+
     # --- the writes ----------------------------------------------------------------------
+
+    def _carry_out(self, client: ICloudClient, uid: str, action: PushAction, local_etag: str | None,
+                   plan: Callable[[frozenset[str] | None], PushAction]) -> PushAction:
+        """Execute `action`; returns what was done in the end.
+
+        A PUT answered 409 (or 404) may mean the appointment's calendar was deleted in iCloud,
+        and retrying it would fail forever. Then the calendars iCloud has now are listed and
+        the appointment planned again knowing them: created afresh in the linked calendar,
+        or held while that one is gone too. When its calendar is still there the refusal
+        was about something else, and the original error stands.
+        """
+        try:
+            self._execute(client, uid, action, local_etag)
+            return action
+        except (Conflict, NotFound) as exc:
+            if action.kind not in ("create", "update") or action.body is None:
+                raise
+            replanned = plan(self._calendar_urls(client, exc))
+            if replanned == action:
+                raise
+            if replanned.kind == "create":
+                log.warning("%s: its iCloud calendar was deleted; creating it in the linked calendar", uid)
+                self.state.record_event("warning", "push", f"{uid}: its iCloud calendar no longer exists; "
+                                        "created again in the linked calendar")
+            self._execute(client, uid, replanned, local_etag)
+            return replanned
+
+    def _calendar_urls(self, client: ICloudClient, cause: RemoteError) -> frozenset[str]:
+        """The URLs of the calendars iCloud lists now (also kept in the state for status)."""
+        try:
+            return frozenset(cal.url for cal in account.refresh_calendars(client, self.state))
+        except RemoteError:
+            raise
+        except CalmirrorError:
+            raise cause from None  # no account to list with: report the write's own error
 
     def _execute(self, client: ICloudClient, uid: str, action: PushAction, local_etag: str | None) -> None:
         if action.kind == "forget":

@@ -87,6 +87,9 @@ def _create_schema(db: sqlite_utils.Database) -> None:
                           "connected_at": float}, pk="id", if_not_exists=True)
     db.table("calendars").create({"id": str, "url": str, "name": str, "color": str, "components": str,
                             "writable": int}, pk="id", if_not_exists=True)
+    # The last name seen for every calendar ever listed: a calendar deleted in iCloud leaves
+    # `calendars`, but status still names its mirror and the appointments waiting for it.
+    db.table("calendar_names").create({"id": str, "name": str}, pk="id", if_not_exists=True)
     db.table("mirrors").create({"calendar_id": str, "slug": str, "sync_token": str, "last_sync": float,
                           "last_attempt": float, "last_error": str, "item_count": int, "skipped": int,
                           "held_empty": int}, pk="calendar_id", if_not_exists=True)
@@ -110,13 +113,27 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _enable_wal(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
+    """Switching a new database to WAL needs it to itself, and SQLite answers "locked" at once
+    instead of waiting when another process is opening it at the same moment: retry."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class State:
     def __init__(self, path: Path) -> None:
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(conn)
+            conn.execute("PRAGMA synchronous=FULL")
             for suffix in ("", "-wal", "-shm"):
                 sidecar = path.with_name(path.name + suffix)
                 if sidecar.exists():
@@ -131,7 +148,17 @@ class State:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise LocalError(f"{path}: written by a newer calmirror (schema {version}); upgrade calmirror")
-            _create_schema(self.db)
+            # In one IMMEDIATE transaction: a CLI command and the daemon starting at the same
+            # moment on a new home would otherwise both create tables in autocommit mode, and
+            # the one whose snapshot went stale gets "database is locked" at once, without
+            # waiting for the busy timeout.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _create_schema(self.db)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -188,7 +215,7 @@ class State:
     def forget_account(self) -> None:
         """Drop the connection and everything learnt from iCloud; appointments stay."""
         with self.transaction() as db:
-            for table in ("account", "calendars", "mirrors", "mirror_items", "skipped_items"):
+            for table in ("account", "calendars", "calendar_names", "mirrors", "mirror_items", "skipped_items"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
                        "remote_etag = NULL, pushed_etag = NULL")
@@ -196,11 +223,18 @@ class State:
 
     def set_calendars(self, calendars: list[CalendarRow]) -> None:
         with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO calendar_names (id, name) SELECT id, name FROM calendars")
             db.execute("DELETE FROM calendars")
             db.table("calendars").insert_all(
                 [{"id": c.id, "url": c.url, "name": c.name, "color": c.color,
                   "components": ",".join(c.components), "writable": int(c.writable)} for c in calendars],
                 pk="id")
+
+    def calendar_names(self) -> dict[str, str]:
+        """Calendar id -> name, for the calendars listed now and the last name of those gone."""
+        names = {r["id"]: r["name"] for r in self._rows("SELECT id, name FROM calendar_names")}
+        names.update((r["id"], r["name"]) for r in self._rows("SELECT id, name FROM calendars"))
+        return names
 
     def calendars(self) -> list[CalendarRow]:
         return [CalendarRow(r["id"], r["url"], r["name"], r["color"],
@@ -241,8 +275,11 @@ class State:
                 db.execute("DELETE FROM mirror_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
                 db.execute("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
             if upserts:
-                db.table("mirror_items").upsert_all(
-                    [{"calendar_id": calendar_id, **e.__dict__} for e in upserts], pk=("calendar_id", "href"))
+                db.conn.executemany(
+                    "INSERT INTO mirror_items (calendar_id, href, etag, uid, local_href) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (calendar_id, href) DO UPDATE SET etag = excluded.etag, uid = excluded.uid, "
+                    "local_href = excluded.local_href",
+                    [(calendar_id, e.href, e.etag, e.uid, e.local_href) for e in upserts])
                 db.conn.executemany("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
                                [(calendar_id, e.href) for e in upserts])
             if skipped:
@@ -359,6 +396,12 @@ class State:
         """Push back every due row, e.g. after a 503 with Retry-After for the whole account."""
         with self.transaction() as db:
             db.execute("UPDATE outbox SET next_attempt = MAX(next_attempt, ?) WHERE state = 'pending'", (when,))
+
+    def retry_pending_now(self) -> int:
+        """Make every waiting row due at once, e.g. after a new config (another linked calendar)
+        may have removed what held them; account-wide holds (Retry-After, 401) live elsewhere."""
+        with self.transaction() as db:
+            return db.execute("UPDATE outbox SET next_attempt = 0 WHERE state = 'pending'").rowcount
 
     def outbox(self, states: tuple[str, ...] = ("pending", "in_flight", "failed")) -> list[OutboxRow]:
         marks = ",".join("?" for _ in states)

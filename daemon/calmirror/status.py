@@ -19,7 +19,7 @@ def _age(ts: float | None, now: float) -> float | None:
 def gather(home: Home, settings: Settings, state: State, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     acct = state.account()
-    names = {c.id: c.name for c in state.calendars()}
+    names = state.calendar_names()  # includes calendars deleted in iCloud, by their last name
     mirrors = []
     for row in state.mirrors():
         cal_id = row["calendar_id"]

@@ -37,6 +37,11 @@ def unfold(text: str) -> str:
 
 
 def extract_uid(text: str) -> str | None:
+    """The first UID; the whole text is unfolded only when that line is folded (rare), as
+    unfolding every fetched event cost more than the rest of its planning."""
+    match = _UID.search(text)
+    if match is not None and text[match.end():match.end() + 3].lstrip("\r\n")[:1] not in (" ", "\t"):
+        return match.group(1).strip() or None
     match = _UID.search(unfold(text))
     return match.group(1).strip() or None if match else None
 

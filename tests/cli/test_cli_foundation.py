@@ -27,12 +27,6 @@ def one_clean_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def emu():  # type: ignore[no-untyped-def]
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
-
-
 def connect(cli: Cli, emu: Emulator, password: str = APP_PASSWORD) -> subprocess.CompletedProcess[str]:
     return cli("connect", "--apple-id", APPLE_ID, "--password-stdin", "--server", emu.url, input=password + "\n")
 
@@ -139,7 +133,9 @@ def test_run_serves_the_local_calendar_and_stops_cleanly(cli: Cli, home: Path) -
     env = {**os.environ, "CALMIRROR_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-m", "calmirror", "run"], env=env, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: json.loads(cli("status", "--json").stdout)["local_url"] is not None, 20)
+        if not wait_for(lambda: json.loads(cli("status", "--json").stdout)["local_url"] is not None, 20):
+            proc.kill()
+            pytest.fail(f"the daemon never published its URL; it said: {proc.communicate()[1][-2000:]}")
         account = json.loads(cli("local-account", "--json").stdout)
         assert set(account) >= {"url", "username", "password"}
         base = account["url"]

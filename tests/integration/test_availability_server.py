@@ -7,26 +7,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import requests
 
 from calmirror.busy import from_vfreebusy
 from calmirror.emulator import Emulator
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
-from tests.integration.test_push import Running, start_daemon
+from tests.helpers import Running, connected_home, event, start_daemon, wait_for
 
 FREEBUSY = ('<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
             '<C:time-range start="20261201T000000Z" end="20261215T000000Z"/></C:free-busy-query>')
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
 
 
 def daemon_with(tmp_path: Path, emu: Emulator, guard: str) -> Running:

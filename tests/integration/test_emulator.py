@@ -99,13 +99,6 @@ def shared() -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    """A fresh sample account for tests that write, fault or reconfigure."""
-    with Emulator(apple_id=APPLE_ID, password=PASSWORD, seed="sample") as fresh:
-        yield fresh
-
-
 # --- discovery (ICLOUD.md 1-4) ------------------------------------------------------------
 
 

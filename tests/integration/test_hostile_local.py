@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import icalendar
@@ -28,19 +27,12 @@ import requests
 
 from calmirror.emulator import Emulator
 from calmirror.transform import extract_uid
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
+from tests.helpers import Running, connected_home, daemon_running, event, wait_for
 from tests.hostile_corpus import BY_NAME, Case, iter_local_cases
-from tests.integration.test_push import Running, start_daemon
 from tests.unit.test_config import BROKEN
 
 PUT_DEADLINE_S = 60.0
 HEAVY = {"five-mb-description"}  # ~35 s through Radicale, the guard, the push and the emulator: slow run only
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
 
 
 def remote_uids(emu: Emulator) -> list[str]:
@@ -50,11 +42,8 @@ def remote_uids(emu: Emulator) -> list[str]:
 def write_corpus(tmp_path: Path, emu: Emulator, cases: list[Case]) -> None:
     home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
                           extra_config="\n[push]\nmax_backoff = 1\n[sync]\ninterval = 3600\n")
-    run = start_daemon(home)
-    try:
+    with daemon_running(home) as run:
         check_corpus(run, emu, cases)
-    finally:
-        run.stop()
 
 
 def check_corpus(run: Running, emu: Emulator, cases: list[Case]) -> None:
@@ -123,15 +112,12 @@ def test_hostile_appointments_full_corpus(tmp_path: Path, emu: Emulator) -> None
 
 def test_a_quarantined_appointment_shows_in_status_with_its_reason(tmp_path: Path, emu: Emulator) -> None:
     home = connected_home(tmp_path, emu, conflicts=("Work",), extra_config="\n[push]\nmax_backoff = 1\n")
-    run = start_daemon(home)
-    try:
+    with daemon_running(home) as run:
         assert run.put("m.ics", BY_NAME["marker-injection"].text).status_code == 201
         assert run.put("t.ics", BY_NAME["vtodo-only"].text).status_code == 201
         state = run.state()
         assert wait_for(lambda: len(state.outbox(("failed",))) == 2, 10)
         state.close()
-    finally:
-        run.stop()
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
     done = subprocess.run([sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True,
                           timeout=60)

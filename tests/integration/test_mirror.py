@@ -12,15 +12,9 @@ from calmirror import config_edit
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
 from calmirror.transform import MARKER
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, engine_for, event
+from tests.helpers import connected_home, engine_for, event
 
 REMOTE_WRITES = {"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY", "POST"}
-
-
-@pytest.fixture
-def emu():  # type: ignore[no-untyped-def]
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
 
 
 def sync(engine: Engine, **kw: object):  # type: ignore[no-untyped-def]

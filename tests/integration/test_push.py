@@ -2,71 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from calmirror import config, credentials
-from calmirror.daemon import Daemon
+from calmirror import credentials
 from calmirror.emulator import Emulator
-from calmirror.home import Home
-from calmirror.state import State
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
-
-
-@dataclass
-class Running:
-    daemon: Daemon
-    url: str
-    auth: tuple[str, str]
-    home: Home
-    thread: threading.Thread
-
-    def href(self, collection: str, name: str) -> str:
-        return f"{self.url}{self.auth[0]}/{collection}/{name}"
-
-    def put(self, name: str, body: str, collection: str = "appointments") -> requests.Response:
-        return requests.put(self.href(collection, name), data=body.encode(), auth=self.auth, timeout=10,
-                            headers={"Content-Type": "text/calendar; charset=utf-8"})
-
-    def delete(self, name: str, collection: str = "appointments") -> requests.Response:
-        return requests.delete(self.href(collection, name), auth=self.auth, timeout=10)
-
-    def state(self) -> State:
-        return State(self.home.state_db)
-
-    def stop(self) -> None:
-        self.daemon.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive()
-
-
-def start_daemon(home: Home) -> Running:
-    ready = threading.Event()
-    daemon = Daemon(home, config.load(home.config_file), on_ready=lambda url: ready.set())
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    assert ready.wait(30), "daemon did not become ready"
-    acct = credentials.local_account(home)
-    return Running(daemon, daemon.url, (acct.username, acct.password), home, thread)
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def running(tmp_path: Path, emu: Emulator) -> Iterator[Running]:
-    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"))
-    run = start_daemon(home)
-    yield run
-    run.stop()
+from tests.helpers import APPLE_ID, Running, connected_home, daemon_running, event, start_daemon, wait_for
 
 
 def remote_with(emu: Emulator, cal: str, text: str) -> list[str]:
@@ -207,13 +150,10 @@ def test_changes_made_while_the_daemon_was_down_are_pushed_at_start(tmp_path: Pa
                  headers={"Content-Type": "text/calendar"}, timeout=10)
     requests.delete(base + "gone.ics", auth=run.auth, timeout=10)
     bare.stop()
-    run2 = start_daemon(home)
-    try:
+    with daemon_running(home):
         assert wait_for(lambda: any("Edited while down" in b for b in remote_with(emu, "Work", "UID:down-1")), 3)
         assert wait_for(lambda: bool(remote_with(emu, "Work", "UID:down-3")), 3)
         assert wait_for(lambda: not remote_with(emu, "Work", "UID:down-2"), 3)
-    finally:
-        run2.stop()
 
 
 def test_after_relinking_old_appointments_stay_and_new_ones_go_to_the_new_calendar(
@@ -243,7 +183,7 @@ def test_failed_rows_can_be_retried(running: Running, emu: Emulator, tmp_path: P
     assert wait_for(lambda: bool(running.state().outbox(("failed",))), 3)
     emu.delete_item(home_cal, "clash.ics")
     env = {**os.environ, "CALMIRROR_HOME": str(running.home.data_dir)}
-    running.home.pid_file.unlink()  # this daemon runs in the test's own process: it must not be signalled
+    running.release_pid_file()  # this daemon runs in the test's own process: it must not be signalled
     result = subprocess.run([sys.executable, "-m", "calmirror", "outbox", "retry"], env=env, capture_output=True,
                             text=True, timeout=60)
     assert "Re-queued 1" in result.stdout

@@ -46,12 +46,6 @@ def event(uid: str, summary: str = "Booked", end: bool = True) -> str:
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=PASSWORD, seed="sample") as emulator:
-        yield emulator
-
-
-@pytest.fixture
 def client(emu: Emulator) -> Iterator[ICloudClient]:
     with ICloudClient(emu.url, APPLE_ID, PASSWORD) as remote:
         yield remote

@@ -27,9 +27,8 @@ import requests
 from calmirror import config, config_edit, credentials, status
 from calmirror.emulator import Emulator
 from calmirror.state import State
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, engine_for, event, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, engine_for, event, start_daemon, wait_for
 from tests.hostile_corpus import CorpusServer, FakeCalendar, good_event
-from tests.integration.test_push import Running, start_daemon
 
 QUIET = "\n[sync]\ninterval = 3600\n[push]\nmax_backoff = 1\n"  # the mirror runs only when a test wakes it
 
@@ -91,12 +90,6 @@ class Faulty:
                  for b in self.run.daemon.engine.store.items(f"icloud-{slug}").values()}
         appointments = set(self.run.daemon.state.appointments())
         return local == remote - appointments
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
 
 
 def daemon(tmp_path: Path, emu: Emulator, extra: str = "", conflicts: tuple[str, ...] = ("Work", "Home")) -> Faulty:

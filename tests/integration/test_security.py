@@ -43,25 +43,10 @@ from calmirror.emulator import Emulator
 from calmirror.errors import BadRemoteData
 from calmirror.home import Home
 from calmirror.state import State
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, engine_for, event, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, engine_for, event, wait_for
 from tests.hostile_corpus import XXE_DTD, CorpusServer, FakeCalendar, good_event
-from tests.integration.test_push import Running, start_daemon
 
 NEW_ICLOUD_PASSWORD = "qrst-qrst-qrst-qrst"
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def running(tmp_path: Path, emu: Emulator) -> Iterator[Running]:
-    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"))
-    run = start_daemon(home)
-    yield run
-    run.stop()
 
 
 def secrets_of(local_user: str, local_password: str) -> dict[str, bytes]:

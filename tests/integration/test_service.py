@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,9 @@ import requests
 
 from calmirror import credentials
 from calmirror.emulator import Emulator
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
+from tests.helpers import APP_PASSWORD, connected_home, event, wait_for
 
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
-        yield emulator
 
 
 def spawn(home: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:

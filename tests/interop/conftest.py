@@ -1,9 +1,10 @@
-"""Fixtures for real third-party clients against the real daemon and the iCloud emulator.
+"""Helpers for real third-party clients against the real daemon and the iCloud emulator.
 
-`running` starts the daemon in-process (as tests/integration/test_push.py does) on a home
-connected to the sample emulator, with Work linked and Work + Home mirrored. Tools that are
-installed into the same environment as pytest are found beside the interpreter first, so
-`/work/venv/bin/pytest` finds `/work/venv/bin/vdirsyncer` without the venv on PATH.
+The daemon comes from the shared `running` fixture (tests/conftest.py, the harness in
+tests/helpers.py): in-process, on a home connected to the sample emulator, Work linked and
+Work + Home mirrored. Tools that are installed into the same environment as pytest are found
+beside the interpreter first, so `/work/venv/bin/pytest` finds `/work/venv/bin/vdirsyncer`
+without the venv on PATH.
 """
 
 from __future__ import annotations
@@ -11,56 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from calmirror import config, credentials
-from calmirror.daemon import Daemon
 from calmirror.emulator import Emulator
-from calmirror.home import Home
-from tests.helpers import connected_home
 
 #: Methods that change something on a CalDAV server.
 WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY"})
-
-
-@dataclass
-class Running:
-    daemon: Daemon
-    url: str
-    auth: tuple[str, str]
-    home: Home
-    thread: threading.Thread
-
-    def collection_url(self, collection: str) -> str:
-        return f"{self.url}{self.auth[0]}/{collection}/"
-
-    def stop(self) -> None:
-        self.daemon.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "daemon did not stop"
-
-
-def start_daemon(home: Home) -> Running:
-    ready = threading.Event()
-    daemon = Daemon(home, config.load(home.config_file), on_ready=lambda url: ready.set())
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    assert ready.wait(30), "daemon did not become ready"
-    acct = credentials.local_account(home)
-    return Running(daemon, daemon.url, (acct.username, acct.password), home, thread)
-
-
-@pytest.fixture
-def running(tmp_path: Path, emulator: Emulator) -> Iterator[Running]:
-    home = connected_home(tmp_path / "calmirror", emulator, conflicts=("Work", "Home"))
-    run = start_daemon(home)
-    yield run
-    run.stop()
 
 
 def find_tool(name: str) -> str | None:

@@ -17,24 +17,23 @@ from caldav.elements import dav
 from caldav.lib import error
 
 from calmirror.emulator import Emulator
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, wait_for
-from tests.interop.conftest import Running, emulator_writes, start_daemon
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, daemon_running, wait_for
+from tests.interop.conftest import emulator_writes
 
 Writes = Callable[[], list[tuple[str, str, int]]]
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
-        yield emu
+def emu() -> Iterator[Emulator]:
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Iterator[Running]:
+def running(tmp_path_factory: pytest.TempPathFactory, emu: Emulator) -> Iterator[Running]:
     root: Path = tmp_path_factory.mktemp("calmirror")
-    run = start_daemon(connected_home(root, emulator, conflicts=("Work", "Home")))
-    yield run
-    run.stop()
+    with daemon_running(connected_home(root, emu, conflicts=("Work", "Home"))) as run:
+        yield run
 
 
 @pytest.fixture
@@ -47,10 +46,10 @@ def principal(running: Running) -> Iterator[caldav.Principal]:
 
 
 @pytest.fixture
-def new_writes(emulator: Emulator) -> Iterator[Writes]:
+def new_writes(emu: Emulator) -> Iterator[Writes]:
     """A callable: the write requests iCloud (the emulator) received since the test started."""
-    already = len(emulator_writes(emulator))
-    yield lambda: emulator_writes(emulator)[already:]
+    already = len(emulator_writes(emu))
+    yield lambda: emulator_writes(emu)[already:]
 
 
 def by_name(principal: caldav.Principal) -> dict[str, caldav.Calendar]:
@@ -89,9 +88,9 @@ def test_discovery_lists_appointments_blocked_and_read_only_mirrors(principal: c
         assert not granted & {"write", "write-content", "write-properties", "bind", "unbind", "all"}
 
 
-def test_mirrored_events_are_listed_and_searchable(principal: caldav.Principal, emulator: Emulator) -> None:
+def test_mirrored_events_are_listed_and_searchable(principal: caldav.Principal, emu: Emulator) -> None:
     home = by_name(principal)["icloud-home"]
-    assert uids([e.data for e in home.events()]) == uids(remote(emulator, "Home"))
+    assert uids([e.data for e in home.events()]) == uids(remote(emu, "Home"))
     found = home.search(start=datetime(2026, 12, 1, tzinfo=UTC), end=datetime(2026, 12, 10, tzinfo=UTC),
                         event=True, expand=True)
     summaries = {str(e.icalendar_component["summary"]) for e in found}
@@ -99,33 +98,33 @@ def test_mirrored_events_are_listed_and_searchable(principal: caldav.Principal, 
 
 
 def test_appointment_round_trip_reaches_the_linked_icloud_calendar(principal: caldav.Principal,
-                                                                   emulator: Emulator, new_writes: Writes) -> None:
+                                                                   emu: Emulator, new_writes: Writes) -> None:
     appointments = by_name(principal)["appointments"]
     created = appointments.add_event(dtstart=datetime(2026, 12, 3, 10, tzinfo=UTC),
                                      dtend=datetime(2026, 12, 3, 11, tzinfo=UTC),
                                      summary="Booked via python-caldav", uid="caldav-lib-appt-1")
 
     def in_work(text: str) -> bool:
-        return any("UID:caldav-lib-appt-1" in b and text in b for b in remote(emulator, "Work"))
+        return any("UID:caldav-lib-appt-1" in b and text in b for b in remote(emu, "Work"))
 
     assert wait_for(lambda: in_work("Booked via python-caldav"), 5)
-    assert not any("caldav-lib-appt-1" in b for b in remote(emulator, "Home"))
+    assert not any("caldav-lib-appt-1" in b for b in remote(emu, "Home"))
 
     event = appointments.get_event_by_uid("caldav-lib-appt-1")
     event.icalendar_component["summary"] = "Moved via python-caldav"
     event.save()
     assert wait_for(lambda: in_work("Moved via python-caldav"), 5)
-    assert len([b for b in remote(emulator, "Work") if "caldav-lib-appt-1" in b]) == 1
+    assert len([b for b in remote(emu, "Work") if "caldav-lib-appt-1" in b]) == 1
 
     created.delete()
-    assert wait_for(lambda: not any("caldav-lib-appt-1" in b for b in remote(emulator, "Work")), 5)
+    assert wait_for(lambda: not any("caldav-lib-appt-1" in b for b in remote(emu, "Work")), 5)
     writes = [(method, status) for method, _, status in new_writes()]
     assert writes == [("PUT", 201), ("PUT", 204), ("DELETE", 204)] or \
         writes == [("PUT", 201), ("PUT", 204), ("DELETE", 200)]
 
 
 def test_changing_a_mirror_is_refused_and_nothing_reaches_icloud(principal: caldav.Principal,
-                                                                 emulator: Emulator, new_writes: Writes) -> None:
+                                                                 emu: Emulator, new_writes: Writes) -> None:
     home = by_name(principal)["icloud-home"]
     before = {str(e.url): e.data for e in home.events()}
     dentist = next(e for e in home.events() if "Dentist" in e.data)
@@ -144,4 +143,4 @@ def test_changing_a_mirror_is_refused_and_nothing_reaches_icloud(principal: cald
     assert home.get_display_name() == "iCloud · Home"
     assert new_writes() == []
     assert not any("Changed through a mirror" in b or "caldav-lib-on-mirror" in b
-                   for cal in ("Home", "Work") for b in remote(emulator, cal))
+                   for cal in ("Home", "Work") for b in remote(emu, cal))

@@ -40,8 +40,8 @@ import pytest
 import requests
 
 from calmirror.emulator import Emulator
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, wait_for
-from tests.interop.conftest import Running, emulator_writes, require_tool, start_daemon
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, start_daemon, wait_for
+from tests.interop.conftest import emulator_writes, require_tool
 
 pytestmark = pytest.mark.interop
 

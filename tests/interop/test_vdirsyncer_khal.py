@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from calmirror.emulator import Emulator
-from tests.helpers import wait_for
-from tests.interop.conftest import Running, emulator_writes, private_env, require_tool
+from tests.helpers import Running, wait_for
+from tests.interop.conftest import emulator_writes, private_env, require_tool
 
 pytestmark = pytest.mark.interop
 
@@ -130,7 +130,7 @@ def remote_bodies(emu: Emulator, cal: str) -> list[str]:
     return list(emu.items(emu.calendar_id(cal)).values())
 
 
-def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desktop, emulator: Emulator) -> None:
+def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desktop, emu: Emulator) -> None:
     desktop.discover_and_sync()
     listed = desktop.khal_("list", "--format", "{start} {title} [{calendar}]", "2026-12-01", "2026-12-10")
     assert listed.returncode == 0, listed.stderr
@@ -148,8 +148,8 @@ def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desk
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert "to server/appointments" in synced.stdout + synced.stderr
     assert wait_for(lambda: any(f"UID:{uid}" in b and "Booked via khal" in b
-                                for b in remote_bodies(emulator, "Work")), 5)
-    assert not any(uid in b for b in remote_bodies(emulator, "Home"))
+                                for b in remote_bodies(emu, "Work")), 5)
+    assert not any(uid in b for b in remote_bodies(emu, "Home"))
 
     after = desktop.khal_("list", "--format", "{start} {title} [{calendar}]", "2026-12-03", "1d")
     assert "2026-12-03 10:00 Booked via khal [appointments]" in after.stdout
@@ -158,10 +158,10 @@ def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desk
 
 
 def test_editing_a_mirrored_event_through_vdirsyncer_is_refused_cleanly(desktop: Desktop,
-                                                                       emulator: Emulator) -> None:
+                                                                       emu: Emulator) -> None:
     desktop.discover_and_sync()
     href, server_before = desktop.server_item("icloud-home", "Dentist")
-    icloud_before = remote_bodies(emulator, "Home")
+    icloud_before = remote_bodies(emu, "Home")
     mirrored = desktop.local_file("icloud-home", "Dentist")
     mirrored.write_text(mirrored.read_text("utf-8").replace("SUMMARY:Dentist", "SUMMARY:Edited Dentist"),
                         encoding="utf-8")
@@ -182,11 +182,11 @@ def test_editing_a_mirrored_event_through_vdirsyncer_is_refused_cleanly(desktop:
     assert desktop.server_item("icloud-home", "Dentist") == (href, server_before)
     assert "Edited Dentist" not in server_before
     assert desktop.server_item("blocked", "interop-lunch")[1]
-    assert remote_bodies(emulator, "Home") == icloud_before
-    assert emulator_writes(emulator) == []
+    assert remote_bodies(emu, "Home") == icloud_before
+    assert emulator_writes(emu) == []
 
 
-def test_read_only_mirror_pair_reverts_local_edits(desktop: Desktop, emulator: Emulator) -> None:
+def test_read_only_mirror_pair_reverts_local_edits(desktop: Desktop, emu: Emulator) -> None:
     """The set-up the README recommends: vdirsyncer itself treats the mirrors as read-only."""
     desktop.write_vdirsyncer_config(mirrors_read_only=True)
     desktop.discover_and_sync()
@@ -201,4 +201,4 @@ def test_read_only_mirror_pair_reverts_local_edits(desktop: Desktop, emulator: E
         assert synced.returncode == 0, synced.stdout + synced.stderr
         assert "Edited Dentist" not in desktop.server_item("icloud-home", "Dentist")[1]
     assert desktop.local_file("icloud-home", "Dentist").read_text("utf-8") == original
-    assert emulator_writes(emulator) == []
+    assert emulator_writes(emu) == []

@@ -17,26 +17,10 @@ from hypothesis import strategies as st
 
 from calmirror import availability as av
 from calmirror import expansion
+from tests import ical
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
-BERLIN_TZ = """BEGIN:VTIMEZONE
-TZID:Europe/Berlin
-BEGIN:DAYLIGHT
-TZOFFSETFROM:+0100
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
-DTSTART:19810329T020000
-TZNAME:CEST
-TZOFFSETTO:+0200
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:+0200
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
-DTSTART:19961027T030000
-TZNAME:CET
-TZOFFSETTO:+0100
-END:STANDARD
-END:VTIMEZONE"""
 BASE = dt.datetime(2027, 3, 1)
 
 
@@ -87,14 +71,12 @@ def events(draw: st.DrawFn) -> Ev:
     )
 
 
+#: The zone each generated form is written in (None: floating, or a date).
+FORM_ZONES: dict[str, str | None] = {"utc": "UTC", "berlin": "Europe/Berlin", "floating": None, "date": None}
+
+
 def _value(ev: Ev, wall: dt.datetime, name: str) -> str:
-    if ev.form == "date":
-        return f"{name};VALUE=DATE:{wall:%Y%m%d}"
-    if ev.form == "utc":
-        return f"{name}:{wall:%Y%m%dT%H%M%S}Z"
-    if ev.form == "berlin":
-        return f"{name};TZID=Europe/Berlin:{wall:%Y%m%dT%H%M%S}"
-    return f"{name}:{wall:%Y%m%dT%H%M%S}"
+    return name + ical.stamp(wall.date() if ev.form == "date" else wall, FORM_ZONES[ev.form])
 
 
 def _occurrence_wall(ev: Ev, i: int) -> dt.datetime:
@@ -102,7 +84,7 @@ def _occurrence_wall(ev: Ev, i: int) -> dt.datetime:
 
 
 def to_ics(evs: list[Ev]) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//prop//EN", BERLIN_TZ]
+    vevents: list[list[str]] = []
     for n, ev in enumerate(evs):
         common = [f"UID:ev{n}", "DTSTAMP:20270101T000000Z"]
         master = [*common, _value(ev, ev.start, "DTSTART"), _value(ev, ev.start + ev.length, "DTEND")]
@@ -116,10 +98,10 @@ def to_ics(evs: list[Ev]) -> str:
         for i in sorted(ev.exdates):
             wall = _occurrence_wall(ev, i)
             if ev.exdate_in_utc and ev.form == "berlin":
-                master.append(f"EXDATE:{wall.replace(tzinfo=BERLIN).astimezone(UTC):%Y%m%dT%H%M%S}Z")
+                master.append("EXDATE" + ical.stamp(wall.replace(tzinfo=BERLIN).astimezone(UTC), "UTC"))
             else:
                 master.append(_value(ev, wall, "EXDATE"))
-        lines += ["BEGIN:VEVENT", *master, "END:VEVENT"]
+        vevents.append(master)
         if ev.moved is not None:
             original = _occurrence_wall(ev, ev.moved)
             start = original + ev.move_by
@@ -128,9 +110,8 @@ def to_ics(evs: list[Ev]) -> str:
                         "TRANSP:TRANSPARENT" if ev.moved_transparent else "TRANSP:OPAQUE"]
             if ev.status:
                 override.append(f"STATUS:{ev.status}")
-            lines += ["BEGIN:VEVENT", *override, "END:VEVENT"]
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines).replace("\n", "\r\n").replace("\r\r\n", "\r\n") + "\r\n"
+            vevents.append(override)
+    return ical.vcalendar(*vevents, head=ical.VTIMEZONES["Europe/Berlin"], prodid="-//prop//EN")
 
 
 def _utc(ev: Ev, wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:

@@ -9,27 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calmirror import availability as av
+from tests import ical
 
 UTC = dt.UTC
 ME = frozenset({"me@example.com"})
-BERLIN_TZ = """BEGIN:VTIMEZONE
-TZID:Europe/Berlin
-BEGIN:DAYLIGHT
-TZOFFSETFROM:+0100
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
-DTSTART:19810329T020000
-TZNAME:CEST
-TZOFFSETTO:+0200
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:+0200
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
-DTSTART:19961027T030000
-TZNAME:CET
-TZOFFSETTO:+0100
-END:STANDARD
-END:VTIMEZONE
-"""
+BERLIN_TZ = "\n".join(ical.VTIMEZONES["Europe/Berlin"])
 
 
 def z(text: str) -> dt.datetime:
@@ -42,13 +26,13 @@ def iv(a: str, b: str) -> tuple[dt.datetime, dt.datetime]:
 
 def ics(*events: str, head: str = "") -> str:
     """A VCALENDAR around VEVENT bodies (UID defaults to 'e<n>'), CRLF as servers send it."""
-    parts = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", head.strip()]
+    vevents = []
     for n, body in enumerate(events):
         body = body.strip()
-        uid = "" if "UID:" in body else f"UID:e{n}\n"
-        parts.append(f"BEGIN:VEVENT\n{uid}DTSTAMP:20260101T000000Z\n{body}\nEND:VEVENT")
-    parts.append("END:VCALENDAR")
-    return "\r\n".join(p.replace("\n", "\r\n") for p in parts if p) + "\r\n"
+        uid = [] if "UID:" in body else [f"UID:e{n}"]
+        vevents.append([*uid, "DTSTAMP:20260101T000000Z", *body.split("\n")])
+    head = head.strip()
+    return ical.vcalendar(*vevents, head=head.split("\n") if head else (), prodid="-//test//EN")
 
 
 def busy(

@@ -82,3 +82,21 @@ def test_edits_keep_comments_and_validate(tmp_path: Path) -> None:
     text = file.read_text(encoding="utf-8")
     assert "# my notes" in text and "# slow" in text
     assert (file.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_byte_order_mark_at_the_start_is_accepted(tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a BOM; the config must still load, and an edit keeps it loading."""
+    file = tmp_path / "config.toml"
+    file.write_bytes(b"\xef\xbb\xbf# written by Notepad\n[sync]\ninterval = 120\n")
+    assert config.load(file).sync.interval == 120
+    settings = config_edit.set_linked(file, "WORK-ID", also_conflict=False)
+    assert settings.icloud.linked == "WORK-ID" and settings.sync.interval == 120
+    assert config.load(file).icloud.linked == "WORK-ID"
+    assert "# written by Notepad" in file.read_text(encoding="utf-8")
+
+
+def test_a_byte_order_mark_anywhere_else_is_still_refused(tmp_path: Path) -> None:
+    file = tmp_path / "config.toml"
+    file.write_bytes(b"[sync]\n\xef\xbb\xbfinterval = 120\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(file)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from calmirror.state import State
@@ -56,3 +59,20 @@ def test_state_file_is_private(tmp_path: Path) -> None:
     State(tmp_path / "s.db").close()
     State(tmp_path / "s.db").close()
     assert (tmp_path / "s.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_processes_opening_a_new_state_at_once_all_succeed(tmp_path: Path) -> None:
+    """`calmirror run` and a CLI command started together on a new home both create the schema;
+    before it ran in one IMMEDIATE transaction, about one start in four failed with
+    "database is locked"."""
+    path = tmp_path / "state.sqlite"
+    code = ("import sys, time; from pathlib import Path; from calmirror.state import State; "
+            "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); State(Path(sys.argv[2])).close()")
+    for _ in range(8):
+        for leftover in tmp_path.iterdir():
+            leftover.unlink()
+        start = str(time.time() + 1.5)  # every child is imported and waiting by then
+        children = [subprocess.Popen([sys.executable, "-c", code, start, str(path)], stderr=subprocess.PIPE,
+                                     text=True) for _ in range(6)]
+        failures = [child.communicate()[1] for child in children if child.wait(60) != 0]
+        assert not failures, failures[0][-500:]

@@ -93,12 +93,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the conflict calendars and their local mirrors."""
         c = ctx_of(ctx)
-        by_id = {cal.id: cal for cal in c.state.calendars()}
+        names = c.state.calendar_names()  # a calendar deleted in iCloud keeps its last name
         rows = []
         for cal_id in c.settings.icloud.conflicts:
             mirror = c.state.mirror(cal_id) or {}
-            cal = by_id.get(cal_id)
-            rows.append({"id": cal_id, "name": cal.name if cal else cal_id,
+            rows.append({"id": cal_id, "name": names.get(cal_id, cal_id),
                          "linked": cal_id == c.settings.icloud.linked,
                          "local_collection": f"icloud-{mirror['slug']}" if mirror.get("slug") else None,
                          "details": c.settings.calendar(cal_id).details, "items": mirror.get("item_count", 0)})

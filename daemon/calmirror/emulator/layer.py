@@ -107,6 +107,8 @@ class ICloudLayer:
             return writes.put(self.store, request)
         if method == "DELETE":
             return writes.delete(self.store, request)
+        if method in ("GET", "HEAD") and self._in_missing_calendar(path):
+            return empty_reply(404)  # Radicale's rights would answer 403 for a path it has no calendar at
         try:
             if method == "PROPFIND":
                 return self._propfind(request)
@@ -120,6 +122,11 @@ class ICloudLayer:
         if method == "MOVE" and reply.status < 300:
             self.store.rescan()
         return reply
+
+    def _in_missing_calendar(self, path: str) -> bool:
+        """An item path whose calendar does not exist (never did, or deleted)."""
+        target = writes.split_item_path(self.store, path)
+        return target is not None and self.store.calendar(target[0]) is None
 
     def _discovery(self, request: Request, *, root: bool) -> Reply:
         if request.method == "OPTIONS":
@@ -193,10 +200,15 @@ class ICloudLayer:
         assert plan.fast_sync_token is not None
         try:
             token, changes = self.store.changes_since(cal_id, plan.fast_sync_token)
+        except KeyError:
+            return empty_reply(404)  # deleted since `_calendar_of` saw it
         except ValueError:
             if not plan.full_listing_on_stale_token:
                 return stale_token_reply()
-            token, changes = self.store.changes_since(cal_id, "")
+            try:
+                token, changes = self.store.changes_since(cal_id, "")
+            except KeyError:
+                return empty_reply(404)
         body = sync_answer(self.tokens.encode(token), self.store.calendar_path(cal_id), changes)
         return xml_reply(207, body)
 

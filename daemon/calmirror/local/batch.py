@@ -1,26 +1,12 @@
-"""Applying one batch of mirror changes: decide what is accepted, then how to write it.
-
-Pure planning (`plan_batch`) is separate from writing so the UID rules can be tested
-without a store. Writing picks the cheaper of two ways: Radicale's per-item
-`upload`/`delete` (about 4 ms plus 4.5 µs per item already in the collection, per change,
-measured here) or rewriting the whole collection in one atomic swap (`bulk`).
-"""
+"""Which changes of one mirror batch may be applied: pure, so the UID rules are tested
+without a store (`bulk` writes what this accepts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from radicale.storage import multifilesystem
-
-from calmirror.local import bulk
 from calmirror.local.items import PreparedItem, check_href
-
-# Measured on a 2-vCPU ext4 machine; only their ratio matters.
-_PER_CHANGE_MS = 4.0
-_PER_CHANGE_PER_ITEM_MS = 0.0045
-_REBUILD_FIXED_MS = 40.0
-_REBUILD_PER_ITEM_MS = 0.2
 
 
 @dataclass
@@ -77,42 +63,3 @@ def _first_per_href(upserts: Sequence[PreparedItem], rejected: list[tuple[str, s
         seen.add(item.href)
         unique.append(item)
     return unique
-
-
-def prefer_rebuild(changes: int, size_now: int, size_after: int) -> bool:
-    """True when rewriting the whole collection is cheaper than item-by-item writes."""
-    incremental = changes * (_PER_CHANGE_MS + _PER_CHANGE_PER_ITEM_MS * size_now)
-    rebuild = _REBUILD_FIXED_MS + _REBUILD_PER_ITEM_MS * size_after
-    return rebuild < incremental
-
-
-def write_incremental(collection: multifilesystem.Collection, plan: BatchPlan) -> None:
-    """Radicale's own per-item writes; one that fails is reported, the rest go on."""
-    for href in plan.deletes:
-        try:
-            collection.delete(href)
-        except (OSError, ValueError) as error:
-            plan.rejected.append((href, f"could not be deleted: {error}"))
-    for item in plan.upserts:
-        try:
-            collection.upload(item.href, item.to_item(collection.path))
-        except (OSError, ValueError, RuntimeError) as error:
-            plan.rejected.append((item.href, f"could not be written: {error}"))
-
-
-def write_rebuild(
-    storage: multifilesystem.Storage,
-    collection: multifilesystem.Collection,
-    existing: dict[str, PreparedItem],
-    plan: BatchPlan,
-) -> None:
-    """The whole new content in one atomic swap; items carried over keep their cache entry."""
-    changed = {item.href for item in plan.upserts} | set(plan.deletes)
-    kept = [item for href, item in existing.items() if href not in changed]
-    bulk.replace_collection(
-        storage,
-        collection.path,
-        dict(collection.get_meta()),
-        kept + plan.upserts,
-        cached=frozenset(item.href for item in kept),
-    )

@@ -1,24 +1,28 @@
 """Checking calendar objects before they enter a mirror.
 
 Each object goes through the same steps Radicale applies to a client's PUT
-(`read_components`, `check_and_sanitize_items`, `Item.prepare`), so a mirror never holds
-something Radicale itself would refuse or later skip as broken. The result is plain data
-(`PreparedItem`), which lets big batches be checked in worker processes: parsing and
-re-serializing with vobject costs ~0.5 ms per small event, 5 s for a 10,000-event mirror
-on one core.
+(`read_components`, `check_and_sanitize_items`, then the cache fields of `Item.prepare`),
+so a mirror never holds something Radicale itself would refuse or later skip as broken.
+The result is plain data (`PreparedItem`), which lets big batches be checked in worker
+processes.
+
+Speed: vobject spends most of its 3 ms per Apple-shaped event turning the event's
+VTIMEZONE blocks into tzinfo objects and comparing them with the ones it already knows,
+and re-serializing the object. Every event of a calendar carries the same few blocks, so
+each distinct block is parsed once (`_timezones_known`), which registers its zone in
+vobject's process-wide registry exactly as parsing the whole object would, and the
+object is then checked without its blocks (0.8 ms). The stored text is the original, not
+vobject's re-serialization, so the mirror is an exact copy. Whenever the light check
+cannot vouch for the result (a block that does not parse alone, Radicale's sanitizer
+changing something, any error) the object takes the full path, which gives the reason.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-import subprocess
-import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from radicale import item as radicale_item
 from radicale import pathutils
@@ -27,7 +31,6 @@ log = logging.getLogger("calmirror.local")
 
 #: Below this many objects a worker pool costs more than it saves.
 PARALLEL_THRESHOLD = 1500
-_WORKER_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,119 @@ def prepare_one(href: str, ics: str, limits: Limits) -> PreparedItem | str:
         return problem
     if len(ics.encode("utf-8")) > limits.max_resource_size:
         return "object too large"
+    light = _prepare_light(href, ics, limits)
+    return light if light is not None else _prepare_full(href, ics, limits)
+
+
+def _prepare_light(href: str, ics: str, limits: Limits) -> PreparedItem | None:
+    """The cache fields Radicale would compute, from the object without its VTIMEZONEs;
+    None when only the full path can decide."""
+    stripped, blocks, depth = split_timezones(ics)
+    if depth > _LIGHT_MAX_DEPTH or (blocks and not _timezones_known(blocks)):
+        return None
+    try:
+        components = radicale_item.read_components(stripped)
+        before = _sanitizer_view(components)
+        radicale_item.check_and_sanitize_items(
+            components, max_vevent_rrule_occurrence=limits.max_rrule_occurrence, tag="VCALENDAR"
+        )
+        if _sanitizer_view(components) != before:
+            return None  # Radicale would store its changed version: let the full path make it
+        vobject_item = components[0]
+        tag = radicale_item.find_tag(vobject_item)
+        if tag != limits.component:
+            return None
+        return PreparedItem(
+            href=href,
+            text=ics,
+            etag=radicale_item.get_etag(ics),
+            uid=radicale_item.get_uid_from_object(vobject_item),
+            name=vobject_item.name or "",
+            component_name=tag,
+            time_range=radicale_item.find_time_range(vobject_item, tag),
+        )
+    except Exception:
+        return None
+
+
+#: Deeper nesting than this (VCALENDAR > VEVENT > VALARM is 3) takes the full path, whose
+#: re-serialization refuses what Radicale could not serialize either (recursion limit).
+_LIGHT_MAX_DEPTH = 8
+
+
+def split_timezones(ics: str) -> tuple[str, list[str], int]:
+    """The object without its top-level VTIMEZONE blocks, those blocks, and the deepest
+    component nesting."""
+    kept: list[str] = []
+    blocks: list[str] = []
+    block: list[str] | None = None
+    depth = deepest = 0
+    for line in ics.splitlines(keepends=True):
+        head = line[:16].upper()
+        if block is not None:
+            block.append(line)
+            if head.startswith("BEGIN:"):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif head.startswith("END:"):
+                depth -= 1
+                if depth == 1:
+                    blocks.append("".join(block))
+                    block = None
+            continue
+        if head.startswith("BEGIN:"):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth == 2 and head.rstrip("\r\n") == "BEGIN:VTIMEZONE":
+                block = [line]
+                continue
+        elif head.startswith("END:"):
+            depth -= 1
+        kept.append(line)
+    if block is not None:
+        return ics, [], deepest  # unterminated block: the full path reports it
+    return "".join(kept), blocks, deepest
+
+
+_TIMEZONE_CACHE_LIMIT = 512
+_known_timezones: dict[str, bool] = {}
+
+
+def _timezones_known(blocks: list[str]) -> bool:
+    """Parse each distinct VTIMEZONE block once; False if one does not parse on its own."""
+    for block in blocks:
+        known = _known_timezones.get(block)
+        if known is None:
+            ending = "" if block.endswith("\n") else "\r\n"
+            wrapped = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{block}{ending}END:VCALENDAR\r\n"
+            try:
+                parsed = radicale_item.read_components(wrapped)
+                known = len(parsed) == 1 and all(c.name == "VTIMEZONE" for c in parsed[0].components())
+            except Exception:
+                known = False
+            if len(_known_timezones) >= _TIMEZONE_CACHE_LIMIT:
+                _known_timezones.clear()
+            _known_timezones[block] = known
+        if not known:
+            return False
+    return True
+
+
+def _sanitizer_view(components: Sequence[Any]) -> str:
+    """What `check_and_sanitize_items` may change in an object, as text to compare."""
+    parts = []
+    for component in components[0].components() if components else ():
+        contents = component.contents
+        parts.append(repr([
+            component.name,
+            [(d.value, d.params) for d in contents.get("duration", [])],
+            [(list(d.value), d.params) for key in ("exdate", "rdate") for d in contents.get(key, [])],
+        ]))
+    return "\n".join(parts)
+
+
+def _prepare_full(href: str, ics: str, limits: Limits) -> PreparedItem | str:
+    """Radicale's own way: parse everything, check, re-serialize."""
     try:
         components = radicale_item.read_components(ics)
     except Exception:
@@ -121,56 +237,12 @@ def prepare_chunk(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[Prep
 
 
 def prepare_many(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[tuple[str, PreparedItem | str]]:
-    """Prepare every object, in order; big batches in worker processes, one per core.
+    """Prepare every object, in order; big batches in worker processes, one per core."""
+    from calmirror.local.check_pool import CheckPool, default_workers
 
-    The workers are plain `python -m calmirror.local.items_worker` children fed through
-    pipes, not `multiprocessing`: its spawn and forkserver modes re-run the parent's main
-    script in every worker, and plain fork copies a process whose server and watcher
-    threads may hold locks.
-    """
-    workers = min(os.cpu_count() or 1, 4)
-    results = None
-    if len(pairs) >= PARALLEL_THRESHOLD and workers >= 2:
-        results = _prepare_in_workers(pairs, limits, workers)
-    if results is None:
+    if len(pairs) >= PARALLEL_THRESHOLD and default_workers() >= 2:
+        with CheckPool(limits) as pool:
+            results = pool.check_all(pairs)
+    else:
         results = prepare_chunk(pairs, limits)
     return [(href, result) for (href, _), result in zip(pairs, results, strict=True)]
-
-
-def _prepare_in_workers(
-    pairs: Sequence[tuple[str, str]], limits: Limits, workers: int
-) -> list[PreparedItem | str] | None:
-    """None when the workers cannot be had or fail: the caller checks in-process instead."""
-    size = -(-len(pairs) // workers)
-    slices = [list(pairs[start : start + size]) for start in range(0, len(pairs), size)]
-    try:
-        with ThreadPoolExecutor(max_workers=len(slices)) as pool:
-            parts = list(pool.map(lambda part: _run_worker(part, limits), slices))
-    except (OSError, subprocess.SubprocessError, pickle.PickleError, EOFError, ValueError) as error:
-        log.warning("checking calendar objects in worker processes failed (%s); checking them here", error)
-        return None
-    return [result for part in parts for result in part]
-
-
-def _run_worker(pairs: list[tuple[str, str]], limits: Limits) -> list[PreparedItem | str]:
-    payload = pickle.dumps((pairs, limits), protocol=pickle.HIGHEST_PROTOCOL)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "calmirror.local.items_worker"],
-        input=payload,
-        capture_output=True,
-        env=env,
-        timeout=_WORKER_TIMEOUT_S,
-        check=False,
-    )
-    if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        raise subprocess.SubprocessError(f"worker exited with {done.returncode}: {detail[0]}")
-    results = pickle.loads(done.stdout)
-    if not isinstance(results, list) or len(results) != len(pairs):
-        raise ValueError("worker answered with the wrong number of results")
-    return results

@@ -1,4 +1,5 @@
-"""Worker process for `items.prepare_many`: pickled (pairs, limits) in, pickled results out.
+"""Worker process of `check_pool.CheckPool`: frames of pickled (pairs, limits) in, results out,
+until its input closes.
 
 Run as `python -m calmirror.local.items_worker`; kept apart from `items` so running it
 does not re-import a module the package has already imported.
@@ -6,17 +7,20 @@ does not re-import a module the package has already imported.
 
 from __future__ import annotations
 
-import pickle
 import sys
+from typing import cast
 
-from calmirror.local.items import prepare_chunk
+from calmirror.local.check_pool import read_frame, write_frame
+from calmirror.local.items import Limits, prepare_chunk
 
 
 def main() -> None:
-    pairs, limits = pickle.load(sys.stdin.buffer)
-    results = prepare_chunk(pairs, limits)
-    pickle.dump(results, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.flush()
+    while True:
+        request = read_frame(sys.stdin.buffer)
+        if request is None:
+            return
+        pairs, limits = cast(tuple[list[tuple[str, str]], Limits], request)
+        write_frame(sys.stdout.buffer, prepare_chunk(pairs, limits))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,15 @@
 - Three optional callables plug the daemon in: `guard` may refuse a new appointment (409),
   `freebusy` answers free-busy-query REPORTs, `on_change` is nudged after a change to
   `appointments`. They may be set or replaced at any time.
+- A PROPFIND runs wholly under Radicale's shared store lock (`read_lock`): Radicale 3.9
+  releases the lock before it builds the answer (reading every item's file for its ETag),
+  so a write in between (a client's DELETE, a mirror batch) made the answer a 500.
+  Radicale takes the same shared lock again inside; a second shared `flock` is granted at
+  once on Linux even while a writer waits, so the nesting cannot deadlock. Held that long,
+  back-to-back reads left writes no gap, so writes announce themselves and long reads let
+  the writes that came first go first (`fairness`).
+- A write Radicale refuses with its bare text ("Bad Request") gets one line saying why
+  and what to do instead, with the same status (`refusals`).
 
 Everything that answers instead of Radicale runs only for an authenticated request: an
 anonymous one goes straight to Radicale, which answers 401 (with its delay against
@@ -19,9 +28,12 @@ password.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -29,8 +41,9 @@ from urllib.parse import unquote, urlparse
 
 from radicale import pathutils
 
-from calmirror.local import davxml, layout
+from calmirror.local import davxml, layout, refusals
 from calmirror.local.auth import Credentials
+from calmirror.local.fairness import WritersFirst
 from calmirror.local.rights import collection_rights
 
 log = logging.getLogger("calmirror.local")
@@ -41,11 +54,13 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 OnChange = Callable[[str], None]
 Guard = Callable[[str, bytes], "str | None"]
 FreeBusy = Callable[[str, datetime, datetime], str]
+ReadLock = Callable[[], AbstractContextManager[object]]
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY"})
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR"})
 CHANGE_METHODS = frozenset({"PUT", "DELETE", "MOVE"})
+LONG_READ_METHODS = frozenset({"PROPFIND", "REPORT"})  # hold the shared store lock while building the answer
 # We are never behind a reverse proxy; these would let a client change how Radicale
 # maps the URL to a collection, and so differ from what the checks here looked at.
 _PROXY_HEADERS = (
@@ -69,6 +84,31 @@ class Refusal(Exception):
         self.text = text
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """Radicale's whole answer, held back so it can be replaced before the client sees it."""
+
+    status_line: str
+    headers: list[tuple[str, str]]
+    body: list[bytes]
+
+    @property
+    def code(self) -> int:
+        return int(self.status_line.split(" ", 1)[0])
+
+    @property
+    def plain_refusal(self) -> HTTPStatus | None:
+        """The status of a 4xx with Radicale's bare text; None for anything else, a `DAV:error`
+        body (which clients parse) included."""
+        content_type = next((v for k, v in self.headers if k.lower() == "content-type"), "")
+        if not (400 <= self.code < 500 and self.code != 401 and content_type.startswith("text/plain")):
+            return None
+        try:
+            return HTTPStatus(self.code)
+        except ValueError:
+            return None
+
+
 class Middleware:
     def __init__(
         self,
@@ -79,6 +119,9 @@ class Middleware:
         on_change: OnChange | None = None,
         guard: Guard | None = None,
         freebusy: FreeBusy | None = None,
+        read_lock: ReadLock | None = None,
+        limits: refusals.Limits | None = None,
+        fairness: WritersFirst | None = None,
     ) -> None:
         self.app = app
         self.credentials = credentials
@@ -86,6 +129,9 @@ class Middleware:
         self.on_change = on_change
         self.guard = guard
         self.freebusy = freebusy
+        self.read_lock = read_lock  # Radicale's shared store lock, held around a whole PROPFIND
+        self.limits = limits or refusals.Limits()  # Radicale's per-object limits, for the reason of a refused PUT
+        self.fairness = fairness or WritersFirst()  # shared with the store's other writers (`fairness`)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         for header in _PROXY_HEADERS:
@@ -124,7 +170,8 @@ class Middleware:
         if method in WRITE_METHODS:
             for target in (path, destination):
                 if target is not None and _is_mirror_path(target):
-                    raise Refusal(HTTPStatus.FORBIDDEN, "mirrored iCloud calendars are read-only")
+                    raise Refusal(HTTPStatus.FORBIDDEN, "mirrored iCloud calendars are read-only; change the "
+                                  "event in iCloud, or PUT appointments into appointments/")
         body = _read_body(environ, length) if length else b""
         if method in XML_METHODS and body.strip():
             answer = self._xml_request(method, path, body, start_response)
@@ -134,18 +181,56 @@ class Middleware:
             self._check_guard(body)
         if method == "MOVE" and destination is not None:
             self._check_move_guard(environ, path, destination)
-        status: list[str] = []
+        reply = self._radicale(method, environ)
+        refused = reply.plain_refusal if method in WRITE_METHODS else None
+        if refused is not None:
+            conditions = {"if-none-match": str(environ.get("HTTP_IF_NONE_MATCH", ""))}
+            reason = refusals.explain(method, refused, layout.split_path(path), conditions, body, self.limits)
+            return _respond(start_response, refused, reason)
+        start_response(reply.status_line, reply.headers)
+        touched = {self._own_collection(path), self._own_collection(destination)}
+        if method in CHANGE_METHODS and reply.code // 100 == 2 and layout.APPOINTMENTS in touched:
+            self._notify_change(layout.APPOINTMENTS)
+        return reply.body
+
+    def _radicale(self, method: str, environ: Environ) -> _Answer:
+        """Radicale's answer in full; a PROPFIND's is built under the shared store lock."""
+        captured: list[Any] = []
+        written: list[bytes] = []
 
         def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status.append(status_line)
-            return start_response(status_line, headers, exc_info)
+            captured[:] = [status_line, list(headers)]
+            return written.append
 
-        result = self.app(environ, capture)
-        succeeded = bool(status) and status[0].startswith("2")
-        touched = {self._own_collection(path), self._own_collection(destination)}
-        if method in CHANGE_METHODS and succeeded and layout.APPOINTMENTS in touched:
-            self._notify_change(layout.APPOINTMENTS)
-        return result
+        with self._turn(method), self._store_lock(method):
+            chunks = self.app(environ, capture)
+            try:
+                body = written + list(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+        return _Answer(captured[0], captured[1], body)
+
+    def _turn(self, method: str) -> AbstractContextManager[object]:
+        """Writes announce themselves; long reads let announced writes go first (`fairness`)."""
+        if method in WRITE_METHODS:
+            return self.fairness.writing()
+        if method in LONG_READ_METHODS:
+            self.fairness.before_reading()
+        return contextlib.nullcontext()
+
+    def _store_lock(self, method: str) -> AbstractContextManager[object]:
+        """The shared store lock for a PROPFIND (see the module docstring), else nothing."""
+        if method != "PROPFIND" or self.read_lock is None:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(self.read_lock())
+        except (OSError, RuntimeError):
+            log.exception("cannot take the calendar store's lock")
+            raise Refusal(HTTPStatus.SERVICE_UNAVAILABLE, "the calendar store cannot be read just now; retry") from None
+        return stack
 
     def _xml_request(
         self, method: str, path: str, body: bytes, start_response: StartResponse

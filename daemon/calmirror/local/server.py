@@ -24,10 +24,12 @@ from typing import Any
 
 import radicale
 import radicale.server
+import radicale.storage
 
 from calmirror.errors import LocalServerError
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
+from calmirror.local.fairness import gate_for
 from calmirror.local.middleware import (
     DEFAULT_MAX_BODY_BYTES,
     Environ,
@@ -38,6 +40,7 @@ from calmirror.local.middleware import (
     StartResponse,
 )
 from calmirror.local.radicale_config import build_configuration
+from calmirror.local.refusals import Limits
 from calmirror.local.store import LocalStore
 
 log = logging.getLogger("calmirror.local")
@@ -160,6 +163,7 @@ class LocalServer:
             on_change=on_change,
             guard=guard,
             freebusy=freebusy,
+            fairness=gate_for(self.store_dir),
         )
         self._httpd: _ThreadedWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -237,8 +241,14 @@ class LocalServer:
         )
         try:
             self._middleware.app = radicale.Application(configuration)
+            storage = radicale.storage.load(configuration)  # the same flock as the app's and LocalStore's
         except (OSError, RuntimeError, ValueError) as error:
             raise LocalServerError(f"Radicale cannot start on {self.store_dir}: {error}") from error
+        self._middleware.read_lock = lambda: storage.acquire_lock("r", "calmirror")
+        self._middleware.limits = Limits(
+            max_resource_size=configuration.get("server", "max_resource_size"),
+            max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"),
+        )
 
     def _wait_until_answering(self, address: tuple[str, int], family: int) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -10,6 +10,7 @@ The lock is not re-entrant: no method here calls another while holding it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -21,10 +22,11 @@ import radicale.storage
 from radicale import pathutils
 from radicale.storage import multifilesystem
 
-from calmirror.local import batch, layout
+from calmirror.local import batch, bulk, fairness, layout
 from calmirror.local.errors import CollectionMissing, StoreError
 from calmirror.local.items import Limits, PreparedItem, prepare_many
 from calmirror.local.radicale_config import build_configuration
+from calmirror.local.uid_index import UidIndex
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
 _LOCK_ACTOR = "calmirror"
@@ -73,13 +75,19 @@ class LocalStore:
             max_resource_size=configuration.get("server", "max_resource_size"),
             max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"),
         )
+        self._uids = UidIndex()
 
     # --- locking and lookup ---------------------------------------------------------------
 
     @contextmanager
     def _locked(self, mode: str) -> Iterator[None]:
+        """Radicale's store lock; a write also announces itself to the server's readers
+        (`fairness`), or back-to-back client listings would hold a mirror write for seconds."""
         try:
-            with self._storage.acquire_lock(mode, _LOCK_ACTOR):
+            with contextlib.ExitStack() as stack:
+                if mode == "w":
+                    stack.enter_context(fairness.gate_for(self.store_dir).writing())
+                stack.enter_context(self._storage.acquire_lock(mode, _LOCK_ACTOR))
                 yield
         except OSError as error:
             raise StoreError(f"the calendar store in {self.store_dir} failed: {error}") from error
@@ -194,30 +202,46 @@ class LocalStore:
     def apply_mirror(
         self, slug: str, upserts: Sequence[tuple[str, str]], deletes: Sequence[str]
     ) -> list[tuple[str, str]]:
-        """Apply one batch under one write lock; returns the refused items with reasons.
+        """Check and apply one batch; returns the refused items with reasons."""
+        return self.write_checked(slug, self.check(upserts), deletes)
 
-        Objects are checked before the lock is taken (the slow part, in worker processes
-        for big batches). An object that fails a check, or whose UID another item of the
-        mirror keeps, is skipped and reported; the rest of the batch is applied.
+    def check(self, upserts: Sequence[tuple[str, str]]) -> list[tuple[str, PreparedItem | str]]:
+        """Check objects for a mirror without taking the lock (the slow, CPU-bound part;
+        big batches in worker processes). A caller with its own `CheckPool` may use it
+        instead and hand the results to `write_checked`."""
+        return prepare_many(upserts, self._limits)
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    def write_checked(
+        self, slug: str, checked: Sequence[tuple[str, PreparedItem | str]], deletes: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """Apply one checked batch under one write lock; returns the refused items with reasons.
+
+        An object that failed its check, or whose UID another item of the mirror keeps, is
+        skipped and reported; the rest of the batch is applied. The cost is proportional
+        to the batch, not to the mirror.
         """
         name = self._mirror(slug)
-        checked = prepare_many(upserts, self._limits)
         rejected = [(href, result) for href, result in checked if isinstance(result, str)]
         valid = [result for _, result in checked if isinstance(result, PreparedItem)]
         with self._locked("w"):
             collection = self._require(name)
-            existing = {item.href: PreparedItem.from_item(item) for item in collection.get_all() if item.href}
-            plan = batch.plan_batch({h: item.uid for h, item in existing.items()}, valid, deletes)
-            added = sum(1 for item in plan.upserts if item.href not in existing)
-            changes = len(plan.upserts) + len(plan.deletes)
-            size_after = len(existing) - len(plan.deletes) + added
+            uids = self._uids.current(name, self.collection_dir(name), collection)
+            plan = batch.plan_batch(uids, valid, deletes)
+            written = {item.href for item in plan.upserts}
+            removed = [href for href in plan.deletes if href not in written]
             try:
-                if changes and batch.prefer_rebuild(changes, len(existing), size_after):
-                    batch.write_rebuild(self._storage, collection, existing, plan)
-                else:
-                    batch.write_incremental(collection, plan)
+                bulk.write_items(self._storage, collection.path, plan.upserts, removed)
             except (OSError, ValueError, RuntimeError) as error:
+                self._uids.forget(name)
                 raise StoreError(f"cannot write the local calendar {name!r}: {error}") from error
+            for href in removed:
+                uids.pop(href, None)
+            uids.update((item.href, item.uid) for item in plan.upserts)
+            self._uids.written(name, self.collection_dir(name), uids)
         return rejected + plan.rejected
 
     # --- reading any collection -----------------------------------------------------------
@@ -233,6 +257,15 @@ class LocalStore:
             for _, found in self._require(name).get_multi([href]):
                 return found.serialize() if found is not None else None
         return None
+
+    def items_named(self, name: str, hrefs: Sequence[str]) -> dict[str, str | None]:
+        """The text of each of `hrefs` (None for one that is not there), under one lock."""
+        safe = [href for href in dict.fromkeys(hrefs) if pathutils.is_safe_filesystem_path_component(href)]
+        found: dict[str, str | None] = dict.fromkeys(hrefs)
+        with self._locked("r"):
+            for href, item in self._require(name).get_multi(safe):
+                found[href] = item.serialize() if item is not None else None
+        return found
 
     def etags(self, name: str) -> dict[str, str]:
         with self._locked("r"):

@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from calmirror.errors import (
     AuthFailed,
     BadRemoteData,
+    Conflict,
     Forbidden,
     InvalidSyncToken,
     NotFound,
@@ -110,6 +111,9 @@ def error_for_status(method: str, url: str, response: requests.Response, *, body
         return Forbidden(f"{what} Forbidden{hint}", url=clean, status=status)
     if status == 404:
         return NotFound(f"{what} Not Found", url=clean, status=status)
+    if status == 409:
+        return Conflict(f"{what} Conflict (the calendar does not exist, or the item clashes with it)",
+                        url=clean, status=status)
     if status == 412:
         return PreconditionFailed(f"{what} Precondition Failed (the item changed since we read it, or "
                                   "already exists)", url=clean, status=status)
