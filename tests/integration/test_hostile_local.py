@@ -139,7 +139,7 @@ CLI_ONLY = [
     ("[calendars.home]\nallday_busy = 'no'", "calendars.home.allday_busy", "true or false"),
     ("[availability]\ntentative_busy = 1", "availability.tentative_busy", "true or false"),
     ("[sync]\ninterval = 60\ninterval = 30", None, "not valid TOML"),
-    ("\ufeff[server]\nport = 1", None, "not valid TOML"),
+    ("[server]\n\ufeffport = 1", None, "not valid TOML"),  # a BOM at the very start is accepted
 ]
 
 
