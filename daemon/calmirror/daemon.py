@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
 from calmirror import config, control, logs
 from calmirror.busy import BusySources
@@ -26,6 +25,7 @@ from calmirror.local.server import LocalServer
 from calmirror.local.watcher import AppointmentWatcher
 from calmirror.remote import ICloudClient
 from calmirror.sdnotify import Notifier
+from calmirror.signal_inbox import SignalInbox
 from calmirror.state import APPOINTMENTS, State
 
 log = logging.getLogger("calmirror.daemon")
@@ -42,6 +42,7 @@ class Daemon:
         self.push_wake = threading.Event()
         self.mirror_wake = threading.Event()
         self.reload_requested = threading.Event()
+        self._inbox: SignalInbox | None = None
         self._client_generation = 0
         self.url = ""
         self.hooks: list[Callable[[Engine], None]] = []  # extra wiring (availability guard, free-busy)
@@ -106,7 +107,13 @@ class Daemon:
 
     def _main_loop(self, threads: list[threading.Thread]) -> None:
         interval = self.notifier.watchdog_interval() or 5.0
-        while not self.stopping.wait(min(interval, 1.0)):
+        while not self.stopping.is_set():
+            if self._inbox is not None:
+                self._act_on(self._inbox.wait(min(interval, 1.0)))
+            else:
+                self.stopping.wait(min(interval, 1.0))
+            if self.stopping.is_set():
+                break
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self._reload()
@@ -133,27 +140,25 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopping.set()
+        if self._inbox is not None:
+            self._inbox.poke()
 
     # --- signals and reload ----------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
+        """Only on the main thread (an in-thread daemon in tests is stopped with `stop()`)."""
+        if threading.current_thread() is threading.main_thread():
+            self._inbox = SignalInbox((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1))
 
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            self.stopping.set()
-
-        def on_hup(signum: int, frame: FrameType | None) -> None:
-            self.reload_requested.set()
-
-        def on_usr1(signum: int, frame: FrameType | None) -> None:
-            self.mirror_wake.set()
-            self.push_wake.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
-        signal.signal(signal.SIGUSR1, on_usr1)
+    def _act_on(self, received: list[int]) -> None:
+        for signum in received:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.stopping.set()
+            elif signum == signal.SIGHUP:
+                self.reload_requested.set()
+            elif signum == signal.SIGUSR1:
+                self.mirror_wake.set()
+                self.push_wake.set()
 
     def _reload(self) -> None:
         try:

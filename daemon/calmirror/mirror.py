@@ -81,6 +81,7 @@ def mirror_collection(slug: str) -> str:
 class Mirror:
     def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
         self.state, self.store, self.settings = state, store, settings
+        self._checked: set[str] = set()  # calendars whose mirror this process compared with the map
         self.on_change: Callable[[str], None] = lambda collection: None  # tells caches a mirror changed
 
     # --- which calendars ---------------------------------------------------------------
@@ -135,6 +136,9 @@ class Mirror:
         slug = self.ensure_mirror(cal)
         report = SyncReport(cal.id, cal.name, slug)
         self.state.update_mirror(cal.id, last_attempt=time.time())
+        if cal.id not in self._checked:
+            self._match_map(cal, slug)
+            self._checked.add(cal.id)
         token = (self.state.mirror(cal.id) or {}).get("sync_token")
         try:
             changes = client.sync(cal.url, token)
@@ -173,6 +177,31 @@ class Mirror:
         log.info("sync %s", report.summary())
         return report
 
+    def _match_map(self, cal: CalendarRow, slug: str) -> None:
+        """Make the mirror's files and the item map agree again after a crash.
+
+        A batch is written before the map records it, so a crash in between leaves files the
+        map does not know; if iCloud then deletes those events, no pass would ever remove
+        them. Once per calendar and process, files without a map entry are removed and map
+        entries without a file are fetched again (through one full listing). A folder
+        listing and one query: milliseconds at 10,000 events.
+        """
+        files = self.store.mirror_item_names(slug)
+        known = self.state.mirror_items(cal.id)
+        mapped = {entry.local_href: href for href, entry in known.items()}
+        strays = sorted(files - mapped.keys())
+        lost = sorted(href for local_href, href in mapped.items() if local_href not in files)
+        if strays:
+            self.store.apply_mirror(slug, [], strays)
+            self.on_change(mirror_collection(slug))
+        if lost:
+            self.state.refetch_items(cal.id, lost)
+        if strays or lost:
+            message = (f"{cal.name}: the mirror did not match its record after a restart: removed "
+                       f"{len(strays)} stray item(s), fetching {len(lost)} again")
+            log.warning("%s", message)
+            self.state.record_event("warning", "mirror", message)
+
     def _fetch_all(self, client: ICloudClient, cal: CalendarRow, slug: str, wanted: list[str],
                    listed: dict[str, str], known: dict[str, MirrorEntry], policy: MirrorPolicy,
                    report: SyncReport, progress: Progress | None) -> dict[str, str]:
@@ -199,6 +228,7 @@ class Mirror:
             for done, refused_locally in writer.drain():
                 self._record(cal.id, slug, done, refused_locally, known, report)
         except BaseException:
+            self._checked.discard(cal.id)  # a batch may be half written: compare again next time
             for done, refused_locally in writer.settle():
                 self._record(cal.id, slug, done, refused_locally, known, report)
             raise

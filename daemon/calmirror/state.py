@@ -293,6 +293,14 @@ class State:
             db.table("mirrors").upsert({"calendar_id": calendar_id, "item_count": count, "skipped": nskipped,
                                   **mirror_fields}, pk="calendar_id")
 
+    def refetch_items(self, calendar_id: str, hrefs: list[str]) -> None:
+        """Forget these items' ETags and the token, so the next pass lists everything and
+        fetches exactly them again (their local copies were lost)."""
+        with self.transaction() as db:
+            db.conn.executemany("UPDATE mirror_items SET etag = '' WHERE calendar_id = ? AND href = ?",
+                                [(calendar_id, href) for href in hrefs])
+            db.execute("UPDATE mirrors SET sync_token = NULL WHERE calendar_id = ?", (calendar_id,))
+
     def refetch_mirror(self, calendar_id: str) -> None:
         """Forget ETags and token so the next pass fetches and rewrites every item, while the
         map still knows which local copies exist (so remote deletions are still applied)."""

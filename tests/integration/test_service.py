@@ -87,6 +87,26 @@ def test_sigterm_during_a_push_finishes_the_write_and_exits_in_time(tmp_path: Pa
     assert final["outbox"]["depth"] == 0  # type: ignore[index]
 
 
+def test_a_storm_of_signals_never_hangs_the_daemon(tmp_path: Path, emu: Emulator) -> None:
+    """Signal handlers used to set threading.Events; a signal arriving while the main thread was
+    inside Event.set/wait deadlocked on the event's own lock, and `calmirror run` hung for good
+    after two quick SIGTERMs. Now every burst ends in a clean exit."""
+    home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
+    for burst in range(3):
+        proc = spawn(home.data_dir)
+        try:
+            assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
+            for n in range(200):  # sync-now, reload and stop requests arriving together
+                proc.send_signal((signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR1)[n % 3])
+            for _ in range(20):
+                proc.send_signal(signal.SIGTERM)
+            code = proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert code == 0, f"burst {burst}: exit {code}"
+
+
 def test_sighup_reloads_conflict_calendars_and_privacy(tmp_path: Path, emu: Emulator) -> None:
     home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
     proc = spawn(home.data_dir)

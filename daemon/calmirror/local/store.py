@@ -199,6 +199,15 @@ class LocalStore:
     def mirror_hrefs(self, slug: str) -> dict[str, str]:
         return self.etags(self._mirror(slug))
 
+    def mirror_item_names(self, slug: str) -> set[str]:
+        """The hrefs of the mirror's items from its folder listing alone (no item is read)."""
+        name = self._mirror(slug)
+        with self._locked("r"):
+            self._require(name)
+            with os.scandir(self.collection_dir(name)) as entries:
+                return {entry.name for entry in entries
+                        if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name)}
+
     def apply_mirror(
         self, slug: str, upserts: Sequence[tuple[str, str]], deletes: Sequence[str]
     ) -> list[tuple[str, str]]:
