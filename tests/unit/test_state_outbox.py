@@ -68,7 +68,7 @@ def test_processes_opening_a_new_state_at_once_all_succeed(tmp_path: Path) -> No
     path = tmp_path / "state.sqlite"
     code = ("import sys, time; from pathlib import Path; from calmirror.state import State; "
             "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); State(Path(sys.argv[2])).close()")
-    for _ in range(8):
+    for _ in range(4):
         for leftover in tmp_path.iterdir():
             leftover.unlink()
         start = str(time.time() + 1.5)  # every child is imported and waiting by then
