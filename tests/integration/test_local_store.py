@@ -319,6 +319,14 @@ def test_a_clients_sync_token_survives_a_big_batch(server: LocalServer, http: re
     assert sync_collection(server, http, token)[1] == {}
 
 
+def test_a_mirror_removed_and_added_again_in_one_process_can_be_written(work: LocalStore) -> None:
+    work.apply_mirror("work", [("a.ics", event("a"))], [])
+    work.delete_mirror("work")  # also removes its cache folders
+    work.ensure_mirror("work", "Work", None)
+    assert work.apply_mirror("work", [("b.ics", event("b"))], []) == []
+    assert set(work.items("icloud-work")) == {"b.ics"}
+
+
 def test_scratch_folders_of_a_crashed_fill_are_cleaned_up(work: LocalStore) -> None:
     cache = work.store_dir / "collection-cache" / USER / "icloud-work" / ".Radicale.cache" / "item"
     work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(50)], [])

@@ -68,8 +68,8 @@ def write_items(
     history_folder = storage._get_collection_cache_subfolder(folder, _CACHE, "history")
     cleaned = _cleaned.setdefault(storage, set())
     for path in (folder, cache_folder, history_folder):
+        storage._makedirs_synced(path)  # every time: a mirror removed and added again lost its cache folders
         if path not in cleaned:
-            storage._makedirs_synced(path)
             _remove_leftover_scratch(path)
             cleaned.add(path)
     encoding: str = storage.configuration.get("encoding", "stock")
@@ -144,8 +144,6 @@ def _remove_leftover_scratch(folder: str) -> None:
         leftovers = [entry.path for entry in entries if entry.is_dir() and entry.name.startswith(SCRATCH_PREFIX)]
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
-
-
 
 
 def _cache_entry(prepared: PreparedItem, encoding: str) -> tuple[object, ...]:
