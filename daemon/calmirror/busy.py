@@ -69,10 +69,6 @@ class BusySources:
         cached.checked_at = time.monotonic()
         try:
             token, changed, full = self.store.changes(collection, cached.token)
-        except Exception as exc:
-            log.debug("busy: %s unreadable: %s", collection, exc)
-            return {}
-        try:
             if full or cached.token is None:
                 cached.calendars = {}
                 texts: dict[str, str | None] = dict(self.store.items(collection))

@@ -84,8 +84,6 @@ class Engine:
 
     def _sync_one(self, client: ICloudClient, calendar_id: str, accept_empty: frozenset[str],
                   progress: Progress | None, refreshed: list[bool]) -> SyncReport:
-        # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
-        name = self.state.calendar_names().get(calendar_id, calendar_id)
         try:
             cal = self._calendar(client, calendar_id, refreshed)
             if cal is None:
@@ -102,6 +100,8 @@ class Engine:
                 if all(c.id != calendar_id for c in self.state.calendars()):  # deleted in iCloud just now
                     exc = NotFound(_gone(calendar_id), url=exc.url, status=exc.status)
             self.health.failed(exc)
+            # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
+            name = self.state.calendar_names().get(calendar_id, calendar_id)
             message = exc.message if not isinstance(exc, AuthFailed) else "iCloud refused the password: " \
                 "reconnect required (`calmirror connect`)"
             self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())

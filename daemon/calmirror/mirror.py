@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
-from calmirror.local.check_pool import CheckPool
+from calmirror.local.check_pool import WORTH_A_POOL, CheckPool
 from calmirror.local.store import LocalStore
 from calmirror.mirror_writer import BatchWriter
 from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, looks_like_full_listing, plan_mirror
@@ -28,9 +28,6 @@ log = logging.getLogger("calmirror.mirror")
 
 Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
 
-#: From this many items to fetch, objects are checked in worker processes (starting them
-#: costs about half a second; checking costs about 1 ms per event).
-POOL_THRESHOLD = 1000
 
 
 @dataclass
@@ -211,7 +208,7 @@ class Mirror:
         repeated pass does not fetch it again."""
         size = self.settings.sync.batch
         unreadable: dict[str, str] = {}
-        pool = CheckPool(self.store.limits) if len(wanted) >= POOL_THRESHOLD else None
+        pool = CheckPool(self.store.limits) if len(wanted) >= WORTH_A_POOL else None
         writer = BatchWriter(self.store, slug, pool)
         try:
             for start in range(0, len(wanted), size):

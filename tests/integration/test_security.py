@@ -350,8 +350,8 @@ def test_config_state_and_secret_files_are_0600_and_folders_0700(daemon_home: di
 
 def test_children_get_no_secret(tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """The only children calmirror starts are `calmirror.local.items_worker` processes that check a
-    big batch of mirrored objects (1,500 or more in one `apply_mirror`). Started from an engine that
-    holds both passwords, their argv and environment, as actually passed, hold no secret."""
+    big batch of mirrored objects (`check_pool.WORTH_A_POOL` or more in one `apply_mirror`).
+    Started from an engine that holds both passwords, their argv and environment, as actually passed, hold no secret."""
     home = connected_home(tmp_path, emu, conflicts=("Home",))
     started: list[tuple[Any, dict[str, str] | None]] = []
     original = subprocess.Popen.__init__

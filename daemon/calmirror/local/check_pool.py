@@ -26,12 +26,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, cast
 
-from calmirror.local.items import Limits, PreparedItem
+from calmirror.local.items import Limits, PreparedItem, prepare_chunk
 
 log = logging.getLogger("calmirror.local")
 
 _FRAME = struct.Struct(">Q")
 WORKER_TIMEOUT_S = 600.0
+#: From this many objects, starting workers (about half a second) pays for itself
+#: (checking costs about 1 ms per Apple-shaped event).
+WORTH_A_POOL = 1000
 
 Checked = list[PreparedItem | str]
 
@@ -141,8 +144,6 @@ class CheckPool:
         return [result for future in futures for result in future.result()]
 
     def _check(self, pairs: list[tuple[str, str]]) -> Checked:
-        from calmirror.local.items import prepare_chunk
-
         worker = self._idle.get()
         try:
             if worker is None:

@@ -29,8 +29,6 @@ from radicale import pathutils
 
 log = logging.getLogger("calmirror.local")
 
-#: Below this many objects a worker pool costs more than it saves.
-PARALLEL_THRESHOLD = 1500
 
 
 @dataclass(frozen=True)
@@ -238,9 +236,9 @@ def prepare_chunk(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[Prep
 
 def prepare_many(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[tuple[str, PreparedItem | str]]:
     """Prepare every object, in order; big batches in worker processes, one per core."""
-    from calmirror.local.check_pool import CheckPool, default_workers
+    from calmirror.local.check_pool import WORTH_A_POOL, CheckPool, default_workers
 
-    if len(pairs) >= PARALLEL_THRESHOLD and default_workers() >= 2:
+    if len(pairs) >= WORTH_A_POOL and default_workers() >= 2:
         with CheckPool(limits) as pool:
             results = pool.check_all(pairs)
     else:
