@@ -24,9 +24,7 @@ from tests.ical import VTIMEZONES, stamp, vcalendar
 
 def _store_limits() -> Limits:
     """The limits the local store really applies (an 11 MB object is refused before any parse)."""
-    configuration = build_configuration(Path("/nonexistent-calmirror-store"))
-    return Limits(max_resource_size=configuration.get("server", "max_resource_size"),
-                  max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"))
+    return Limits.of(build_configuration(Path("/nonexistent-calmirror-store")))
 
 
 LIMITS = _store_limits()

@@ -71,9 +71,17 @@ class PreparedItem:
 
 @dataclass(frozen=True)
 class Limits:
-    max_resource_size: int
-    max_rrule_occurrence: int
+    """Radicale's limits on one object (the defaults are calmirror's Radicale configuration)."""
+
+    max_resource_size: int = 10_000_000
+    max_rrule_occurrence: int = 10_000
     component: str = "VEVENT"
+
+    @classmethod
+    def of(cls, configuration: Any) -> Limits:
+        """The limits a Radicale configuration sets."""
+        return cls(max_resource_size=configuration.get("server", "max_resource_size"),
+                   max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"))
 
 
 def check_href(href: str) -> str | None:

@@ -44,6 +44,7 @@ from radicale import pathutils
 from calmirror.local import davxml, layout, refusals
 from calmirror.local.auth import Credentials
 from calmirror.local.fairness import WritersFirst
+from calmirror.local.items import Limits
 from calmirror.local.rights import collection_rights
 
 log = logging.getLogger("calmirror.local")
@@ -120,7 +121,7 @@ class Middleware:
         guard: Guard | None = None,
         freebusy: FreeBusy | None = None,
         read_lock: ReadLock | None = None,
-        limits: refusals.Limits | None = None,
+        limits: Limits | None = None,
         fairness: WritersFirst | None = None,
     ) -> None:
         self.app = app
@@ -130,7 +131,7 @@ class Middleware:
         self.guard = guard
         self.freebusy = freebusy
         self.read_lock = read_lock  # Radicale's shared store lock, held around a whole PROPFIND
-        self.limits = limits or refusals.Limits()  # Radicale's per-object limits, for the reason of a refused PUT
+        self.limits = limits or Limits()  # Radicale's per-object limits, for the reason of a refused PUT
         self.fairness = fairness or WritersFirst()  # shared with the store's other writers (`fairness`)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

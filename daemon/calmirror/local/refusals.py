@@ -19,23 +19,15 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from radicale import item as radicale_item
 
 from calmirror.local import layout
+from calmirror.local.items import Limits
 
 _WHERE = "PUT events into appointments/ (pushed to iCloud) or blocked/ (kept local)"
 _REREAD = "fetch it again (GET or PROPFIND) and retry with its current ETag"
 _LIMIT = 200
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Radicale's limits on one object, from the server's configuration."""
-
-    max_resource_size: int = 10_000_000
-    max_rrule_occurrence: int = 10_000
 
 
 def explain(method: str, status: int, parts: list[str], headers: Mapping[str, str], body: bytes,

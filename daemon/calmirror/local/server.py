@@ -30,6 +30,7 @@ from calmirror.errors import LocalServerError
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
 from calmirror.local.fairness import gate_for
+from calmirror.local.items import Limits
 from calmirror.local.middleware import (
     DEFAULT_MAX_BODY_BYTES,
     Environ,
@@ -40,7 +41,6 @@ from calmirror.local.middleware import (
     StartResponse,
 )
 from calmirror.local.radicale_config import build_configuration
-from calmirror.local.refusals import Limits
 from calmirror.local.store import LocalStore
 
 log = logging.getLogger("calmirror.local")
@@ -245,10 +245,7 @@ class LocalServer:
         except (OSError, RuntimeError, ValueError) as error:
             raise LocalServerError(f"Radicale cannot start on {self.store_dir}: {error}") from error
         self._middleware.read_lock = lambda: storage.acquire_lock("r", "calmirror")
-        self._middleware.limits = Limits(
-            max_resource_size=configuration.get("server", "max_resource_size"),
-            max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"),
-        )
+        self._middleware.limits = Limits.of(configuration)
 
     def _wait_until_answering(self, address: tuple[str, int], family: int) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S

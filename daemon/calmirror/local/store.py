@@ -71,10 +71,7 @@ class LocalStore:
             self._storage = cast(multifilesystem.Storage, radicale.storage.load(configuration))
         except (OSError, RuntimeError, ValueError) as error:
             raise StoreError(f"cannot open the calendar store in {self.store_dir}: {error}") from error
-        self._limits = Limits(
-            max_resource_size=configuration.get("server", "max_resource_size"),
-            max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"),
-        )
+        self._limits = Limits.of(configuration)
         self._uids = UidIndex()
 
     # --- locking and lookup ---------------------------------------------------------------
