@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.ical (
 
 from tests import ical
 
-from calmirror import availability as av
+from calmirror.availability import engine as av
 
 UTC = dt.UTC
 GOAL_MS = 50.0
@@ -104,9 +104,13 @@ def _event(rng: random.Random, n: int, recurring: bool, all_active: bool) -> str
             moved = original + dt.timedelta(hours=2) if isinstance(original, dt.datetime) else original
             length = end - start  # type: ignore[operator]
             override = [
-                f"UID:{uid}", "DTSTAMP:20261101T120000Z",
-                f"RECURRENCE-ID{ical.stamp(original, tz)}", f"DTSTART{ical.stamp(moved, tz)}",
-                f"DTEND{ical.stamp(moved + length, tz)}", "SUMMARY:Moved", "SEQUENCE:1",
+                f"UID:{uid}",
+                "DTSTAMP:20261101T120000Z",
+                f"RECURRENCE-ID{ical.stamp(original, tz)}",
+                f"DTSTART{ical.stamp(moved, tz)}",
+                f"DTEND{ical.stamp(moved + length, tz)}",
+                "SUMMARY:Moved",
+                "SEQUENCE:1",
             ]
     vevents = [lines, override] if override else [lines]
     return ical.vcalendar(*vevents, head=["CALSCALE:GREGORIAN", *ical.vtimezone_for(tz)], prodid=ical.APPLE_PRODID)
@@ -145,8 +149,9 @@ def main() -> int:
     parser.add_argument("--recurring", type=float, default=0.20, help="share of recurring events")
     parser.add_argument("--runs", type=int, default=41)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--step", type=int, default=1,
-                        help="days between successive windows (>= 91 defeats the per-series block memo)")
+    parser.add_argument(
+        "--step", type=int, default=1, help="days between successive windows (>= 91 defeats the per-series block memo)"
+    )
     parser.add_argument("--seed", type=int, default=5545)
     parser.add_argument("--all-active", action="store_true", help="every series open-ended and started earlier")
     parser.add_argument("--json", action="store_true")
@@ -177,8 +182,12 @@ def main() -> int:
             timings.append((time.perf_counter() - t0) * 1000)
             if window == windows[0]:
                 answers[name] = answer
-        results[name] = {"median_ms": statistics.median(timings), "p95_ms": _percentile(timings, 0.95),
-                         "min_ms": min(timings), "max_ms": max(timings)}
+        results[name] = {
+            "median_ms": statistics.median(timings),
+            "p95_ms": _percentile(timings, 0.95),
+            "min_ms": min(timings),
+            "max_ms": max(timings),
+        }
     skipped = av.skipped([av.Source(n, c) for n, c in parsed.items()], *windows[0], rules)
 
     report = {
@@ -200,10 +209,14 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"corpus: {corpus.total} events ({corpus.recurring} recurring), parsed in {parse_s:.2f} s"
-          + (" [all series active]" if args.all_active else ""))
-    print(f"first query incl. compiling all calendars: {cold_ms:.1f} ms; "
-          f"{len(reference)} busy intervals in the first window; {len(skipped)} events skipped")
+    print(
+        f"corpus: {corpus.total} events ({corpus.recurring} recurring), parsed in {parse_s:.2f} s"
+        + (" [all series active]" if args.all_active else "")
+    )
+    print(
+        f"first query incl. compiling all calendars: {cold_ms:.1f} ms; "
+        f"{len(reference)} busy intervals in the first window; {len(skipped)} events skipped"
+    )
     print(f"{args.days}-day query, {args.runs} runs, windows {args.step} day(s) apart:")
     base = results["calmirror"]["median_ms"]
     print(f"  {'engine':<22}{'median ms':>11}{'p95 ms':>10}{'x calmirror':>13}{'agrees':>8}")

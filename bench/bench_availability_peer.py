@@ -34,8 +34,9 @@ import requests
 from common import PlainRadicale, Report, Row
 from tests.helpers import connected_home, engine_for
 
-from calmirror import availability, credentials
-from calmirror.busy import BusySources
+from calmirror import credentials
+from calmirror.availability import engine as availability
+from calmirror.availability.sources import BusySources
 
 GOAL_MS = 50.0
 DAYS = 30
@@ -140,12 +141,15 @@ def run(report: Report, size: int, label: str, *, warm_runs: int = 41, peer_runs
             url = f"{plain.url}{acct.username}/icloud-{slug}/"
             for i in range(peer_runs + 1):
                 start, end = spans[max(0, i - 1)]
-                body = (f'<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:'
-                        f'ns:caldav"><C:time-range start="{_stamp(start)}" end="{_stamp(end)}"/>'
-                        "</C:free-busy-query>").encode()
+                body = (
+                    f'<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:'
+                    f'ns:caldav"><C:time-range start="{_stamp(start)}" end="{_stamp(end)}"/>'
+                    "</C:free-busy-query>"
+                ).encode()
                 t0 = time.perf_counter()
-                answer = http.request("REPORT", url, data=body, headers={"Depth": "1", "Content-Type":
-                                                                         "application/xml"}, timeout=300)
+                answer = http.request(
+                    "REPORT", url, data=body, headers={"Depth": "1", "Content-Type": "application/xml"}, timeout=300
+                )
                 took = time.perf_counter() - t0
                 if answer.status_code != 200:
                     raise RuntimeError(f"Radicale free-busy answered {answer.status_code}: {answer.text[:300]}")
@@ -157,21 +161,45 @@ def run(report: Report, size: int, label: str, *, warm_runs: int = 41, peer_runs
                 ours = answers[i - 1]
                 if theirs != ours:
                     only_ours, only_theirs = set(ours) - set(theirs), set(theirs) - set(ours)
-                    disagree.append(f"window {i - 1}: {len(only_ours)} interval(s) only calmirror, "
-                                    f"{len(only_theirs)} only Radicale")
+                    disagree.append(
+                        f"window {i - 1}: {len(only_ours)} interval(s) only calmirror, {len(only_theirs)} only Radicale"
+                    )
     cold_ms, warm_ms = common.median(cold) * 1000, common.median(warm) * 1000
     peer_warm_ms = common.median(peer_warm) * 1000
     met = "met" if warm_ms < GOAL_MS else "NOT met"
-    report.add(Row(bench, "warm query, median", warm_ms, "Radicale free-busy REPORT", peer_warm_ms, "ms",
-                   goal=f"< {GOAL_MS:.0f} ms ({met})",
-                   note=f"p95 {common.percentile(warm, 0.95) * 1000:.1f} ms over {warm_runs} windows; Radicale "
-                        f"{peer_runs} windows, over HTTP"))
-    report.add(Row(bench, "cold query (first after start), median of 3", cold_ms, "Radicale free-busy REPORT",
-                   peer_cold * 1000, "ms", note="calmirror: read + parse every item from the store, then answer; "
-                   "Radicale: its first request"))
-    report.add(Row(bench, "answers agree with Radicale", None,
-                   calmirror_text="yes" if not disagree else f"NO in {len(disagree)} of {len(peer_warm)} windows",
-                   note="; ".join(disagree[:3])))
+    report.add(
+        Row(
+            bench,
+            "warm query, median",
+            warm_ms,
+            "Radicale free-busy REPORT",
+            peer_warm_ms,
+            "ms",
+            goal=f"< {GOAL_MS:.0f} ms ({met})",
+            note=f"p95 {common.percentile(warm, 0.95) * 1000:.1f} ms over {warm_runs} windows; Radicale "
+            f"{peer_runs} windows, over HTTP",
+        )
+    )
+    report.add(
+        Row(
+            bench,
+            "cold query (first after start), median of 3",
+            cold_ms,
+            "Radicale free-busy REPORT",
+            peer_cold * 1000,
+            "ms",
+            note="calmirror: read + parse every item from the store, then answer; Radicale: its first request",
+        )
+    )
+    report.add(
+        Row(
+            bench,
+            "answers agree with Radicale",
+            None,
+            calmirror_text="yes" if not disagree else f"NO in {len(disagree)} of {len(peer_warm)} windows",
+            note="; ".join(disagree[:3]),
+        )
+    )
 
 
 def main() -> int:
@@ -187,4 +215,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -87,8 +87,9 @@ class VdirPair:
         self.store = root / "radicale-store"
         self.status = root / "status"
         self.status.mkdir(parents=True, exist_ok=True)
-        self.radicale = PlainRadicale(self.store, log_requests=True, max_expand_occurrence=max_expand_occurrence,
-                                      name="vdirsyncer-target").start()
+        self.radicale = PlainRadicale(
+            self.store, log_requests=True, max_expand_occurrence=max_expand_occurrence, name="vdirsyncer-target"
+        ).start()
         self.config = root / "config"
         # Discovery through the emulator's front host: vdirsyncer follows the absolute
         # calendar-home-set on the partition host (checked: it lists Work, Home, Family, Reminders).
@@ -121,8 +122,9 @@ password = "bench"
     def _run(self, verb: str, timeout: float, stdin: str | None = None) -> ChildResult:
         exe = self.executable()
         assert exe is not None
-        return common.run_measured([exe, "-c", str(self.config), verb], timeout=timeout, stdin=stdin,
-                                   keep_output=20_000)
+        return common.run_measured(
+            [exe, "-c", str(self.config), verb], timeout=timeout, stdin=stdin, keep_output=20_000
+        )
 
     def discover(self) -> ChildResult:
         """Setup, not measured: finds the calendar on both sides and creates it in the plain Radicale."""
@@ -146,6 +148,7 @@ password = "bench"
 
 
 # --- the calmirror child ------------------------------------------------------------------
+
 
 def child_mirror(home_dir: str) -> int:
     """Run in a child process: one mirror pass over the home's conflict calendars, JSON on stdout."""
@@ -178,8 +181,10 @@ def child_mirror(home_dir: str) -> int:
 
 def calmirror_pass(sc: Scenario) -> tuple[ChildResult, dict[str, object]]:
     assert sc.home is not None
-    result = common.run_measured([sys.executable, str(Path(__file__).resolve()), "--child-mirror",
-                                  str(sc.home.data_dir)], timeout=CHILD_TIMEOUT_S)
+    result = common.run_measured(
+        [sys.executable, str(Path(__file__).resolve()), "--child-mirror", str(sc.home.data_dir)],
+        timeout=CHILD_TIMEOUT_S,
+    )
     if not result.ok:
         raise RuntimeError(f"calmirror mirror child failed ({result.returncode}): {result.stderr[-3000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -188,6 +193,7 @@ def calmirror_pass(sc: Scenario) -> tuple[ChildResult, dict[str, object]]:
 
 
 # --- the benchmark --------------------------------------------------------------------------
+
 
 def setup_calmirror(sc: Scenario) -> None:
     """A calmirror home connected to the emulator, Work linked and mirrored (setup, not measured)."""
@@ -205,34 +211,82 @@ def setup_vdirsyncer(sc: Scenario) -> str | None:
     return None
 
 
-def _mirror_rows(sc: Scenario, step: str, mine: ChildResult, data: dict[str, object], my_traffic: Traffic,
-                 peer: ChildResult | None, peer_traffic: Traffic | None, peer_failed: str | None,
-                 goals: dict[str, str]) -> None:
+def _mirror_rows(
+    sc: Scenario,
+    step: str,
+    mine: ChildResult,
+    data: dict[str, object],
+    my_traffic: Traffic,
+    peer: ChildResult | None,
+    peer_traffic: Traffic | None,
+    peer_failed: str | None,
+    goals: dict[str, str],
+) -> None:
     """Rows for one step (initial / idle / one change): wall, requests, bytes, peak RSS."""
     bench = f"{step} ({sc.label})"
     peer_ok = peer is not None and peer.ok and peer_failed is None
-    failed_text = peer_failed or (None if peer is None or peer.ok else
-                                  f"did not finish in {peer.wall_s / 60:.0f} min" if peer.timed_out
-                                  else f"failed (exit {peer.returncode})")
+    failed_text = peer_failed or (
+        None
+        if peer is None or peer.ok
+        else f"did not finish in {peer.wall_s / 60:.0f} min"
+        if peer.timed_out
+        else f"failed (exit {peer.returncode})"
+    )
     add = sc.report.add
     note = f"calmirror pass alone {fmt(float(data['pass_s']), 's')} (process start, imports, discovery excluded)"  # type: ignore[arg-type]
-    add(Row(bench, "wall time, whole process", mine.wall_s, VDIRSYNCER_PEER, peer.wall_s if peer_ok and peer else None,
-            "s", goal=goals.get("wall", ""), note=note, peer_text=failed_text if not peer_ok else None))
-    add(Row(bench, "requests to iCloud", my_traffic.requests, VDIRSYNCER_PEER,
-            peer_traffic.requests if peer_traffic and peer_ok else None, "", goal=goals.get("requests", ""),
+    add(
+        Row(
+            bench,
+            "wall time, whole process",
+            mine.wall_s,
+            VDIRSYNCER_PEER,
+            peer.wall_s if peer_ok and peer else None,
+            "s",
+            goal=goals.get("wall", ""),
+            note=note,
+            peer_text=failed_text if not peer_ok else None,
+        )
+    )
+    add(
+        Row(
+            bench,
+            "requests to iCloud",
+            my_traffic.requests,
+            VDIRSYNCER_PEER,
+            peer_traffic.requests if peer_traffic and peer_ok else None,
+            "",
+            goal=goals.get("requests", ""),
             note=f"calmirror {my_traffic.methods_text()}; vdirsyncer "
-                 f"{peer_traffic.methods_text() if peer_traffic else '–'}",
-            peer_text=failed_text if not peer_ok else None))
-    add(Row(bench, "bytes from iCloud", my_traffic.response_bytes / 1024, VDIRSYNCER_PEER,
-            peer_traffic.response_bytes / 1024 if peer_traffic and peer_ok else None, "KiB",
+            f"{peer_traffic.methods_text() if peer_traffic else '–'}",
+            peer_text=failed_text if not peer_ok else None,
+        )
+    )
+    add(
+        Row(
+            bench,
+            "bytes from iCloud",
+            my_traffic.response_bytes / 1024,
+            VDIRSYNCER_PEER,
+            peer_traffic.response_bytes / 1024 if peer_traffic and peer_ok else None,
+            "KiB",
             goal=goals.get("bytes", ""),
             note=f"sent: calmirror {my_traffic.request_bytes / 1024:.1f} KiB, vdirsyncer "
-                 f"{(peer_traffic.request_bytes / 1024) if peer_traffic else 0:.1f} KiB",
-            peer_text=failed_text if not peer_ok else None))
-    add(Row(bench, "peak RSS of the syncing process", mine.maxrss_mib, VDIRSYNCER_PEER,
-            peer.maxrss_mib if peer_ok and peer else None, "MiB",
+            f"{(peer_traffic.request_bytes / 1024) if peer_traffic else 0:.1f} KiB",
+            peer_text=failed_text if not peer_ok else None,
+        )
+    )
+    add(
+        Row(
+            bench,
+            "peak RSS of the syncing process",
+            mine.maxrss_mib,
+            VDIRSYNCER_PEER,
+            peer.maxrss_mib if peer_ok and peer else None,
+            "MiB",
             note="calmirror writes its store in-process; vdirsyncer's target Radicale is a separate process",
-            peer_text=failed_text if not peer_ok else None))
+            peer_text=failed_text if not peer_ok else None,
+        )
+    )
 
 
 def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) -> None:
@@ -260,12 +314,23 @@ def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) ->
         peer_traffic = Traffic.of(sc.emu)
         local = sc.vdir.radicale.traffic()
         sc.vdir_synced = peer.ok and sc.vdir.local_count() == sc.size
-        sc.report.finding(f"vdirsyncer initial sync: exit {peer.returncode}, {sc.vdir.local_count()} of {sc.size} "
-                          f"items in its Radicale, local side {local.requests} requests "
-                          f"({' '.join(f'{k}×{v}' for k, v in sorted(local.by_method.items()))})"
-                          + (f"; stderr tail: {peer.stderr[-300:]!r}" if not peer.ok else ""))
-    _mirror_rows(sc, "initial mirror", mine, data, my_traffic, peer, peer_traffic, peer_skip,
-                 {"wall": "< 15 s at 10,000" if large else "", "requests": ""})
+        sc.report.finding(
+            f"vdirsyncer initial sync: exit {peer.returncode}, {sc.vdir.local_count()} of {sc.size} "
+            f"items in its Radicale, local side {local.requests} requests "
+            f"({' '.join(f'{k}×{v}' for k, v in sorted(local.by_method.items()))})"
+            + (f"; stderr tail: {peer.stderr[-300:]!r}" if not peer.ok else "")
+        )
+    _mirror_rows(
+        sc,
+        "initial mirror",
+        mine,
+        data,
+        my_traffic,
+        peer,
+        peer_traffic,
+        peer_skip,
+        {"wall": "< 15 s at 10,000" if large else "", "requests": ""},
+    )
 
     # --- idle re-sync ---
     print(f"[mirror] {sc.label}: idle re-sync", flush=True)
@@ -273,11 +338,14 @@ def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) ->
     mine, data = calmirror_pass(sc)
     my_traffic = Traffic.of(sc.emu)
     peer, peer_traffic, why = _peer_resync(sc, vdir_timeout_s, peer_skip)
-    _mirror_rows(sc, "idle re-sync", mine, data, my_traffic, peer, peer_traffic, why,
-                 {"requests": "1", "bytes": "< 1 KiB"})
+    _mirror_rows(
+        sc, "idle re-sync", mine, data, my_traffic, peer, peer_traffic, why, {"requests": "1", "bytes": "< 1 KiB"}
+    )
     ok_requests = my_traffic.requests == 1 and my_traffic.response_bytes < 1024
-    sc.report.finding(f"idle re-sync goal (1 request under 1 KB): {'met' if ok_requests else 'NOT met'} "
-                      f"({my_traffic.requests} request(s), {my_traffic.response_bytes} bytes answered)")
+    sc.report.finding(
+        f"idle re-sync goal (1 request under 1 KB): {'met' if ok_requests else 'NOT met'} "
+        f"({my_traffic.requests} request(s), {my_traffic.response_bytes} bytes answered)"
+    )
 
     # --- one change in iCloud ---
     print(f"[mirror] {sc.label}: one-change re-sync", flush=True)
@@ -294,8 +362,9 @@ def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) ->
     limits_probe(sc)
 
 
-def _peer_resync(sc: Scenario, timeout: float, skip: str | None) -> tuple[ChildResult | None, Traffic | None,
-                                                                           str | None]:
+def _peer_resync(
+    sc: Scenario, timeout: float, skip: str | None
+) -> tuple[ChildResult | None, Traffic | None, str | None]:
     if skip or sc.vdir is None:
         return None, None, skip
     if not sc.vdir_synced:
@@ -305,9 +374,11 @@ def _peer_resync(sc: Scenario, timeout: float, skip: str | None) -> tuple[ChildR
     result = sc.vdir.sync(timeout)
     traffic = Traffic.of(sc.emu)
     local = sc.vdir.radicale.traffic()
-    sc.report.finding(f"vdirsyncer re-sync: exit {result.returncode}; its local Radicale answered "
-                      f"{local.requests} requests, {local.response_bytes / 1024:.1f} KiB (gzip on the wire); "
-                      f"iCloud side {traffic.requests} requests, {traffic.response_bytes / 1024:.1f} KiB")
+    sc.report.finding(
+        f"vdirsyncer re-sync: exit {result.returncode}; its local Radicale answered "
+        f"{local.requests} requests, {local.response_bytes / 1024:.1f} KiB (gzip on the wire); "
+        f"iCloud side {traffic.requests} requests, {traffic.response_bytes / 1024:.1f} KiB"
+    )
     return result, traffic, None
 
 
@@ -321,9 +392,16 @@ def limits_probe(sc: Scenario) -> None:
     calendar-multiget. We run exactly that, with the status set aside and restored after.
     """
     if sc.vdir is None or not sc.vdir_synced:
-        sc.report.add(Row(f"default REPORT limits ({sc.label})", "vdirsyncer sync without status into "
-                          "Radicale with max_expand_occurrence 10000", None, VDIRSYNCER_PEER, None,
-                          peer_text="n/a: initial sync did not finish" if sc.vdir else "skipped"))
+        sc.report.add(
+            Row(
+                f"default REPORT limits ({sc.label})",
+                "vdirsyncer sync without status into Radicale with max_expand_occurrence 10000",
+                None,
+                VDIRSYNCER_PEER,
+                None,
+                peer_text="n/a: initial sync did not finish" if sc.vdir else "skipped",
+            )
+        )
         return
     print(f"[mirror] {sc.label}: vdirsyncer without status against default REPORT limits", flush=True)
     kept = sc.vdir.root / "status-kept"
@@ -341,21 +419,33 @@ def limits_probe(sc: Scenario) -> None:
     vevents = common.mix_of(sc.events).vevents
     reports = [status for method, status in local.statuses if method == "REPORT"]
     hit = "occurrences limit" in log and any(status == 400 for status in reports)
-    first_error = next((line for line in result.stderr.splitlines() if line.startswith(("error:", "critical:"))),
-                       result.stderr.strip()[-200:])
+    first_error = next(
+        (line for line in result.stderr.splitlines() if line.startswith(("error:", "critical:"))),
+        result.stderr.strip()[-200:],
+    )
     if hit:
-        text = (f"FAILED: Radicale answered the multiget 400 'REPORT occurrences limit of 10000 hit' "
-                f"({vevents:,} VEVENTs in {sc.size:,} resources)")
+        text = (
+            f"FAILED: Radicale answered the multiget 400 'REPORT occurrences limit of 10000 hit' "
+            f"({vevents:,} VEVENTs in {sc.size:,} resources)"
+        )
     elif result.ok:
         text = "ok"
     else:
         text = f"REPORT answered {reports}; vdirsyncer then exited {result.returncode}: {first_error[:160]}"
-    sc.report.add(Row(f"default REPORT limits ({sc.label})", "vdirsyncer sync without status into Radicale "
-                      "with max_expand_occurrence 10000", None, VDIRSYNCER_PEER, result.wall_s if result.ok else None,
-                      "s", peer_text=None if result.ok else text,
-                      note=f"local side: {' '.join(f'{k}×{v}' for k, v in sorted(local.by_method.items()))}; "
-                           f"{vevents:,} VEVENTs; calmirror raises the limit for its own server and fetches in "
-                           "batches of 100"))
+    sc.report.add(
+        Row(
+            f"default REPORT limits ({sc.label})",
+            "vdirsyncer sync without status into Radicale with max_expand_occurrence 10000",
+            None,
+            VDIRSYNCER_PEER,
+            result.wall_s if result.ok else None,
+            "s",
+            peer_text=None if result.ok else text,
+            note=f"local side: {' '.join(f'{k}×{v}' for k, v in sorted(local.by_method.items()))}; "
+            f"{vevents:,} VEVENTs; calmirror raises the limit for its own server and fetches in "
+            "batches of 100",
+        )
+    )
 
 
 def main() -> int:

@@ -49,10 +49,12 @@ def appointment(uid: str, n: int) -> str:
     """A client-written appointment (no VTIMEZONE, UTC times), one hour, a weekday in 2028."""
     start = time.gmtime(1_830_000_000 + n * 3 * 3600)  # 2027-12-28 onwards, 3 h apart
     end = time.gmtime(1_830_000_000 + n * 3 * 3600 + 3600)
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror bench//EN\r\nBEGIN:VEVENT\r\n"
-            f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{time.strftime('%Y%m%dT%H%M%SZ', start)}\r\n"
-            f"DTEND:{time.strftime('%Y%m%dT%H%M%SZ', end)}\r\nSUMMARY:Booked appointment {n}\r\n"
-            "ATTENDEE;CN=Client;PARTSTAT=ACCEPTED:mailto:client@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror bench//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{time.strftime('%Y%m%dT%H%M%SZ', start)}\r\n"
+        f"DTEND:{time.strftime('%Y%m%dT%H%M%SZ', end)}\r\nSUMMARY:Booked appointment {n}\r\n"
+        "ATTENDEE;CN=Client;PARTSTAT=ACCEPTED:mailto:client@example.org\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
 
 
 def wait_for_put(emu: Emulator, uid: str, timeout: float) -> LoggedRequest | None:
@@ -80,16 +82,25 @@ class RunningDaemon:
     def __init__(self, home: Home, log_file: Path) -> None:
         self.home = home
         self.proc, self.url = common.start_server(  # its first mirror pass runs before it is ready: 900 s
-            [sys.executable, "-m", "calmirror", "--home", str(home.data_dir), "run"], log_file, _SERVING,
-            timeout=900, failure="calmirror run did not become ready")
+            [sys.executable, "-m", "calmirror", "--home", str(home.data_dir), "run"],
+            log_file,
+            _SERVING,
+            timeout=900,
+            failure="calmirror run did not become ready",
+        )
         acct = credentials.local_account(home)
         self.auth = (acct.username, acct.password)
 
     def put(self, session: requests.Session, uid: str, body: str) -> requests.Response:
         # A long timeout on purpose: the first PUT after a start can be slow (see measure_calmirror),
         # and a client-side timeout would hide how slow.
-        return session.put(f"{self.url}{self.auth[0]}/appointments/{uid}.ics", data=body.encode(), auth=self.auth,
-                           headers={"Content-Type": "text/calendar; charset=utf-8"}, timeout=LOCAL_PUT_TIMEOUT_S)
+        return session.put(
+            f"{self.url}{self.auth[0]}/appointments/{uid}.ics",
+            data=body.encode(),
+            auth=self.auth,
+            headers={"Content-Type": "text/calendar; charset=utf-8"},
+            timeout=LOCAL_PUT_TIMEOUT_S,
+        )
 
     def stop(self) -> None:
         self.proc.stop()
@@ -138,8 +149,13 @@ def measure_vdirsyncer(sc: Scenario, samples: int) -> tuple[list[float], list[fl
         for n in range(samples):
             uid = f"bench-vdir-{n:04d}-{uuid.uuid4().hex[:8]}"
             sent = time.time()
-            answer = session.put(f"{sc.vdir.local_url()}{uid}.ics", data=appointment(uid, 1000 + n).encode(),
-                                 auth=("bench", "bench"), headers={"Content-Type": "text/calendar"}, timeout=60)
+            answer = session.put(
+                f"{sc.vdir.local_url()}{uid}.ics",
+                data=appointment(uid, 1000 + n).encode(),
+                auth=("bench", "bench"),
+                headers={"Content-Type": "text/calendar"},
+                timeout=60,
+            )
             acked = time.time()
             puts.append(acked - sent)
             if answer.status_code not in (201, 204):
@@ -169,22 +185,64 @@ def run(sc: Scenario, *, count: int, peer_samples: int) -> None:
     peer_p50 = common.median(peer) if peer else None
     note = f"{len(lat.stored)} of {count} arrived" + (f", {lat.lost} lost" if lat.lost else "")
     add = sc.report.add
-    add(Row(bench, "p50, local 201 -> stored in iCloud", p50, VDIRSYNCER_PEER, peer_p50, "s",
-            goal=f"< {GOAL_P50_S} s ({met})", note=note + f"; vdirsyncer: sync started at once, {len(peer)} samples, "
-            "timer interval not counted", peer_text=peer_text))
-    add(Row(bench, "p99, local 201 -> stored in iCloud", common.percentile(lat.stored, 0.99), VDIRSYNCER_PEER,
-            common.percentile(peer, 0.99) if peer else None, "s", note="nearest-rank p99", peer_text=peer_text))
-    add(Row(bench, "p50, local 201 -> request reaches iCloud", common.median(lat.reached), unit="s",
-            note="emulator log start"))
+    add(
+        Row(
+            bench,
+            "p50, local 201 -> stored in iCloud",
+            p50,
+            VDIRSYNCER_PEER,
+            peer_p50,
+            "s",
+            goal=f"< {GOAL_P50_S} s ({met})",
+            note=note + f"; vdirsyncer: sync started at once, {len(peer)} samples, timer interval not counted",
+            peer_text=peer_text,
+        )
+    )
+    add(
+        Row(
+            bench,
+            "p99, local 201 -> stored in iCloud",
+            common.percentile(lat.stored, 0.99),
+            VDIRSYNCER_PEER,
+            common.percentile(peer, 0.99) if peer else None,
+            "s",
+            note="nearest-rank p99",
+            peer_text=peer_text,
+        )
+    )
+    add(
+        Row(
+            bench,
+            "p50, local 201 -> request reaches iCloud",
+            common.median(lat.reached),
+            unit="s",
+            note="emulator log start",
+        )
+    )
     first = lat.local_put[0] if lat.local_put else float("nan")
-    add(Row(bench, "first local PUT after the daemon started", first, unit="s",
+    add(
+        Row(
+            bench,
+            "first local PUT after the daemon started",
+            first,
+            unit="s",
             goal=f"< {CLIENT_TIMEOUT_S:.0f} s, a common client timeout "
-                 f"({'met' if first < CLIENT_TIMEOUT_S else 'NOT met'})",
-            note="the guard parses every mirrored event on first use, in the client's request"))
-    add(Row(bench, "local PUT of a new appointment, p50", common.median(lat.local_put) * 1000,
-            "plain Radicale PUT" if peer_puts else "", common.median(peer_puts) * 1000 if peer_puts else None, "ms",
+            f"({'met' if first < CLIENT_TIMEOUT_S else 'NOT met'})",
+            note="the guard parses every mirrored event on first use, in the client's request",
+        )
+    )
+    add(
+        Row(
+            bench,
+            "local PUT of a new appointment, p50",
+            common.median(lat.local_put) * 1000,
+            "plain Radicale PUT" if peer_puts else "",
+            common.median(peer_puts) * 1000 if peer_puts else None,
+            "ms",
             note=f"calmirror p99 {common.percentile(lat.local_put, 0.99) * 1000:.0f} ms, includes the double-booking "
-                 f"guard over the mirrored events; Radicale: {len(peer_puts)} PUTs into its copy of the same calendar"))
+            f"guard over the mirrored events; Radicale: {len(peer_puts)} PUTs into its copy of the same calendar",
+        )
+    )
     add(Row(bench, "peak RSS of the daemon", rss, unit="MiB", note="whole run: server, watcher, push, mirror"))
 
 

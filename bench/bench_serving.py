@@ -56,8 +56,9 @@ def responses_in(body: bytes) -> int:
     return len(ET.fromstring(body).findall("{DAV:}response"))
 
 
-def interleaved(sends: dict[str, Callable[[], requests.Response]], *, min_n: int, max_n: int,
-                budget_s: float) -> dict[str, tuple[float, float, int]]:
+def interleaved(
+    sends: dict[str, Callable[[], requests.Response]], *, min_n: int, max_n: int, budget_s: float
+) -> dict[str, tuple[float, float, int]]:
     """Per server: (requests per second, median latency s, responses in the answer).
 
     Rounds alternate the servers request by request, so load from anything else on the
@@ -83,8 +84,9 @@ def interleaved(sends: dict[str, Callable[[], requests.Response]], *, min_n: int
             if answer.status_code != 207:
                 raise RuntimeError(f"{name}: {answer.status_code}: {answer.text[:200]}")
         rounds += 1
-    return {name: (len(values) / sum(values), common.median(values), counts[name])
-            for name, values in latencies.items()}
+    return {
+        name: (len(values) / sum(values), common.median(values), counts[name]) for name, values in latencies.items()
+    }
 
 
 def child_serve(store: str, username: str) -> int:
@@ -108,8 +110,12 @@ def child_serve(store: str, username: str) -> int:
 class CalmirrorServer:
     def __init__(self, store: Path, username: str, log_file: Path) -> None:
         self.proc, self.url = common.start_server(
-            [sys.executable, str(Path(__file__).resolve()), "--child-serve", str(store), username], log_file,
-            _SERVING, timeout=60, failure="calmirror's server did not start")
+            [sys.executable, str(Path(__file__).resolve()), "--child-serve", str(store), username],
+            log_file,
+            _SERVING,
+            timeout=60,
+            failure="calmirror's server did not start",
+        )
 
     def stop(self) -> None:
         self.proc.stop()
@@ -120,8 +126,7 @@ def run(sc: Scenario, *, budget_s: float = 6.0) -> None:
     acct = credentials.local_account(sc.home)
     collection = f"{acct.username}/icloud-work/"
     bench = f"local serving ({sc.label})"
-    print(f"\n[serving] {sc.label}: PROPFIND depth 1 and a one-week calendar-query, calmirror vs Radicale",
-          flush=True)
+    print(f"\n[serving] {sc.label}: PROPFIND depth 1 and a one-week calendar-query, calmirror vs Radicale", flush=True)
     results: dict[str, dict[str, tuple[float, float, int]]] = {}
     with PlainRadicale(sc.home.store_dir, name="serving-peer") as plain:
         server = CalmirrorServer(sc.home.store_dir, acct.username, sc.root / "serving.log")
@@ -131,12 +136,17 @@ def run(sc: Scenario, *, budget_s: float = 6.0) -> None:
                 http.auth = (acct.username, acct.password)
 
                 def sender(base: str, method: str, body: bytes) -> Callable[[], requests.Response]:
-                    return lambda: http.request(method, base, data=body, timeout=300,
-                                                headers={"Depth": "1", "Content-Type": "application/xml"})
+                    return lambda: http.request(
+                        method, base, data=body, timeout=300, headers={"Depth": "1", "Content-Type": "application/xml"}
+                    )
 
                 for kind, method, body in (("propfind", "PROPFIND", PROPFIND), ("week", "REPORT", WEEK)):
-                    measured = interleaved({name: sender(base, method, body) for name, base in targets.items()},
-                                           min_n=5, max_n=300, budget_s=budget_s)
+                    measured = interleaved(
+                        {name: sender(base, method, body) for name, base in targets.items()},
+                        min_n=5,
+                        max_n=300,
+                        budget_s=budget_s,
+                    )
                     for name, figures in measured.items():
                         results.setdefault(name, {})[kind] = figures
         finally:
@@ -146,8 +156,19 @@ def run(sc: Scenario, *, budget_s: float = 6.0) -> None:
         note = f"median {mine[1] * 1000:.1f} ms vs {peer[1] * 1000:.1f} ms; {mine[2]} vs {peer[2]} responses"
         if mine[2] != peer[2]:
             sc.report.finding(f"serving {label}: calmirror answered {mine[2]} responses, Radicale {peer[2]}")
-        sc.report.add(Row(bench, f"{label}, requests/s", mine[0], "plain Radicale", peer[0], "req/s",
-                          better="higher", goal="not slower than Radicale", note=note))
+        sc.report.add(
+            Row(
+                bench,
+                f"{label}, requests/s",
+                mine[0],
+                "plain Radicale",
+                peer[0],
+                "req/s",
+                better="higher",
+                goal="not slower than Radicale",
+                note=note,
+            )
+        )
 
 
 def main() -> int:

@@ -57,11 +57,25 @@ ANCHOR = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 _ZONES = ["Europe/Berlin", "America/New_York", "UTC"]
 _ZONE_WEIGHTS = [60, 25, 15]
 _WEEKDAYS = ["MO", "TU", "WE", "TH", "FR"]
-_SUMMARIES = ["Team sync", "1:1 with Sam", "Design review", "Customer call", "Dentist", "Lunch with Alex",
-              "Budget review", "Focus time", "Interview", "Sprint planning", "Yoga", "Parents' evening"]
-_PLACES = [("Gärtnerstraße 12\\, 10245 Berlin", "geo:52.507,13.454"),
-           ("1 Infinite Loop\\, Cupertino CA 95014", "geo:37.331,-122.030"),
-           ("Alexanderplatz\\, 10178 Berlin", "geo:52.521,13.413")]
+_SUMMARIES = [
+    "Team sync",
+    "1:1 with Sam",
+    "Design review",
+    "Customer call",
+    "Dentist",
+    "Lunch with Alex",
+    "Budget review",
+    "Focus time",
+    "Interview",
+    "Sprint planning",
+    "Yoga",
+    "Parents' evening",
+]
+_PLACES = [
+    ("Gärtnerstraße 12\\, 10245 Berlin", "geo:52.507,13.454"),
+    ("1 Infinite Loop\\, Cupertino CA 95014", "geo:37.331,-122.030"),
+    ("Alexanderplatz\\, 10178 Berlin", "geo:52.521,13.413"),
+]
 
 
 @dataclass(frozen=True)
@@ -85,17 +99,24 @@ def _uid(rng: random.Random) -> str:
 def _common(rng: random.Random, uid: str, summary: str, sequence: int) -> list[str]:
     created = ANCHOR - dt.timedelta(days=rng.randint(30, 900), seconds=rng.randint(0, 86_399))
     modified = created + dt.timedelta(days=rng.randint(0, 20), seconds=rng.randint(0, 86_399))
-    lines = [f"CREATED:{created:%Y%m%dT%H%M%SZ}", f"UID:{uid}", f"SUMMARY:{summary}",
-             f"LAST-MODIFIED:{modified:%Y%m%dT%H%M%SZ}", f"DTSTAMP:{modified:%Y%m%dT%H%M%SZ}",
-             f"SEQUENCE:{sequence}", "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC"]
+    lines = [
+        f"CREATED:{created:%Y%m%dT%H%M%SZ}",
+        f"UID:{uid}",
+        f"SUMMARY:{summary}",
+        f"LAST-MODIFIED:{modified:%Y%m%dT%H%M%SZ}",
+        f"DTSTAMP:{modified:%Y%m%dT%H%M%SZ}",
+        f"SEQUENCE:{sequence}",
+        "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC",
+    ]
     if rng.random() < 0.3:
         place, geo = rng.choice(_PLACES)
-        lines += [f"LOCATION:{place}",
-                  f"X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-ADDRESS={place};X-TITLE=Venue:{geo}"]
+        lines += [f"LOCATION:{place}", f"X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-ADDRESS={place};X-TITLE=Venue:{geo}"]
     if rng.random() < 0.2:
-        lines += ['ORGANIZER;CN="Sam Lee";EMAIL="sam.lee@example.com":mailto:sam.lee@example.com',
-                  'ATTENDEE;CN="Robin Example";CUTYPE=INDIVIDUAL;EMAIL="me@example.com";PARTSTAT=ACCEPTED;'
-                  'ROLE=REQ-PARTICIPANT:mailto:me@example.com']
+        lines += [
+            'ORGANIZER;CN="Sam Lee";EMAIL="sam.lee@example.com":mailto:sam.lee@example.com',
+            'ATTENDEE;CN="Robin Example";CUTYPE=INDIVIDUAL;EMAIL="me@example.com";PARTSTAT=ACCEPTED;'
+            "ROLE=REQ-PARTICIPANT:mailto:me@example.com",
+        ]
     return lines
 
 
@@ -103,8 +124,15 @@ def _alarm(rng: random.Random) -> list[str]:
     if rng.random() >= 0.5:
         return []
     alarm = _uid(rng)
-    return ["BEGIN:VALARM", f"X-WR-ALARMUID:{alarm}", f"UID:{alarm}", "TRIGGER:-PT15M",
-            "ACTION:DISPLAY", "DESCRIPTION:Reminder", "END:VALARM"]
+    return [
+        "BEGIN:VALARM",
+        f"X-WR-ALARMUID:{alarm}",
+        f"UID:{alarm}",
+        "TRIGGER:-PT15M",
+        "ACTION:DISPLAY",
+        "DESCRIPTION:Reminder",
+        "END:VALARM",
+    ]
 
 
 def _fold(line: str) -> list[str]:
@@ -132,9 +160,13 @@ def _single(rng: random.Random, n: int) -> tuple[str, list[list[str]]]:
     day = (ANCHOR - dt.timedelta(days=rng.randint(-180, 540))).date()
     start = dt.datetime.combine(day, dt.time(rng.randint(7, 19), rng.choice([0, 15, 30, 45])))
     end = start + dt.timedelta(minutes=rng.choice([15, 30, 30, 45, 60, 60, 90, 120]))
-    vevent = [*_common(rng, _uid(rng), f"{rng.choice(_SUMMARIES)} #{n}", 0),
-              f"DTSTART{stamp(start, zone)}", f"DTEND{stamp(end, zone)}",
-              "TRANSP:" + ("TRANSPARENT" if rng.random() < 0.1 else "OPAQUE"), *_alarm(rng)]
+    vevent = [
+        *_common(rng, _uid(rng), f"{rng.choice(_SUMMARIES)} #{n}", 0),
+        f"DTSTART{stamp(start, zone)}",
+        f"DTEND{stamp(end, zone)}",
+        "TRANSP:" + ("TRANSPARENT" if rng.random() < 0.1 else "OPAQUE"),
+        *_alarm(rng),
+    ]
     return zone, [vevent]
 
 
@@ -152,8 +184,13 @@ def _weekly(rng: random.Random, n: int) -> tuple[str, list[list[str]]]:
     elif ending == "until":
         until = start + dt.timedelta(weeks=rng.randint(10, 150))
         rule += f";UNTIL={until.replace(tzinfo=dt.UTC):%Y%m%dT%H%M%SZ}"
-    master = [*_common(rng, uid, summary, 1), f"RRULE:{rule}", f"DTSTART{stamp(start, zone)}",
-              f"DTEND{stamp(start + length, zone)}", "TRANSP:OPAQUE"]
+    master = [
+        *_common(rng, uid, summary, 1),
+        f"RRULE:{rule}",
+        f"DTSTART{stamp(start, zone)}",
+        f"DTEND{stamp(start + length, zone)}",
+        "TRANSP:OPAQUE",
+    ]
     if rng.random() < 0.3:
         master.append(f"EXDATE{stamp(start + dt.timedelta(weeks=rng.randint(1, 8)), zone)}")
     master += _alarm(rng)
@@ -161,21 +198,33 @@ def _weekly(rng: random.Random, n: int) -> tuple[str, list[list[str]]]:
     for week in sorted(rng.sample(range(9, 40), rng.randint(1, 3))):
         original = start + dt.timedelta(weeks=week)
         moved = original + dt.timedelta(hours=rng.choice([-2, -1, 1, 2, 24]))
-        vevents.append([*_common(rng, uid, summary + " (moved)", 2), f"RECURRENCE-ID{stamp(original, zone)}",
-                        f"DTSTART{stamp(moved, zone)}", f"DTEND{stamp(moved + length, zone)}", "TRANSP:OPAQUE"])
+        vevents.append(
+            [
+                *_common(rng, uid, summary + " (moved)", 2),
+                f"RECURRENCE-ID{stamp(original, zone)}",
+                f"DTSTART{stamp(moved, zone)}",
+                f"DTEND{stamp(moved + length, zone)}",
+                "TRANSP:OPAQUE",
+            ]
+        )
     return zone, vevents
 
 
 def _allday(rng: random.Random, n: int) -> tuple[None, list[list[str]]]:
     day = (ANCHOR - dt.timedelta(days=rng.randint(-180, 540))).date()
-    vevent = [*_common(rng, _uid(rng), f"Away #{n}", 0), f"DTSTART{stamp(day, None)}",
-              f"DTEND{stamp(day + dt.timedelta(days=rng.choice([1, 1, 1, 2, 3, 7])), None)}",
-              "TRANSP:" + ("OPAQUE" if rng.random() < 0.3 else "TRANSPARENT"), "X-MICROSOFT-CDO-ALLDAYEVENT:TRUE"]
+    vevent = [
+        *_common(rng, _uid(rng), f"Away #{n}", 0),
+        f"DTSTART{stamp(day, None)}",
+        f"DTEND{stamp(day + dt.timedelta(days=rng.choice([1, 1, 1, 2, 3, 7])), None)}",
+        "TRANSP:" + ("OPAQUE" if rng.random() < 0.3 else "TRANSPARENT"),
+        "X-MICROSOFT-CDO-ALLDAYEVENT:TRUE",
+    ]
     return None, [vevent]
 
 
-def generate_events(total: int, seed: int = 2026, *, weekly_share: float = 0.15,
-                    allday_share: float = 0.05) -> list[tuple[str, str]]:
+def generate_events(
+    total: int, seed: int = 2026, *, weekly_share: float = 0.15, allday_share: float = 0.05
+) -> list[tuple[str, str]]:
     """`total` iCloud-shaped resources `(NAME.ics, text)`: 80 % single, 15 % weekly with overrides, 5 % all-day.
 
     Deterministic for a given (total, seed): peers and calmirror are fed byte-identical data,
@@ -208,6 +257,7 @@ def mix_of(events: Sequence[tuple[str, str]]) -> Mix:
 
 
 # --- timing -------------------------------------------------------------------------------
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile; with 200 samples p99 is the 2nd largest, not an interpolation."""
@@ -258,8 +308,15 @@ def _tail(path: Path, limit: int = 4000) -> str:
     return text[-limit:] if len(text) > limit else text
 
 
-def run_measured(cmd: Sequence[str], *, timeout: float, cwd: Path | None = None, stdin: str | None = None,
-                 env: dict[str, str] | None = None, keep_output: int = 200_000) -> ChildResult:
+def run_measured(
+    cmd: Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    keep_output: int = 200_000,
+) -> ChildResult:
     """Run `cmd`, return its wall time and ITS OWN peak RSS; kill its process group after `timeout` s.
 
     Output goes to temporary files (a pipe could fill and stall a chatty child); only the
@@ -269,9 +326,15 @@ def run_measured(cmd: Sequence[str], *, timeout: float, cwd: Path | None = None,
         out_path, err_path = Path(tmp) / "out", Path(tmp) / "err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             started = time.perf_counter()
-            proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=out, stderr=err,
-                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                list(cmd),
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                start_new_session=True,
+            )
             if stdin is not None and proc.stdin is not None:
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.write(stdin.encode())
@@ -293,11 +356,18 @@ def run_measured(cmd: Sequence[str], *, timeout: float, cwd: Path | None = None,
                 time.sleep(0.01)
             wall = time.perf_counter() - started
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen consistent
-        return ChildResult(None if timed_out else proc.returncode, wall, peak, timed_out,
-                           _tail(out_path, keep_output), _tail(err_path, keep_output))
+        return ChildResult(
+            None if timed_out else proc.returncode,
+            wall,
+            peak,
+            timed_out,
+            _tail(out_path, keep_output),
+            _tail(err_path, keep_output),
+        )
 
 
 # --- servers and folders ------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -351,7 +421,8 @@ def icloud_with(events: Sequence[tuple[str, str]]) -> Iterator[Icloud]:
 
 
 _RESPONSE_LINE = re.compile(
-    r"(\w+) response status for '([^']*)'.* in ([0-9.]+) seconds(?: \S* (\d+) bytes)?[^:\n]*: (\d{3})")
+    r"(\w+) response status for '([^']*)'.* in ([0-9.]+) seconds(?: \S* (\d+) bytes)?[^:\n]*: (\d{3})"
+)
 
 
 @dataclass
@@ -373,8 +444,9 @@ class BackgroundProcess:
         self.maxrss_kib = 0
         self.returncode: int | None = None
         with open(log_file, "ab") as log:
-            self.proc = subprocess.Popen(list(cmd), stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                list(cmd), stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
 
     def alive(self) -> bool:
         return self.proc.poll() is None if self.returncode is None else False
@@ -403,8 +475,9 @@ class BackgroundProcess:
         self.returncode = self.proc.returncode = os.waitstatus_to_exitcode(status)
 
 
-def start_server(cmd: Sequence[str], log_file: Path, serving: re.Pattern[str], *, timeout: float,
-                 failure: str) -> tuple[BackgroundProcess, str]:
+def start_server(
+    cmd: Sequence[str], log_file: Path, serving: re.Pattern[str], *, timeout: float, failure: str
+) -> tuple[BackgroundProcess, str]:
     """A server child (the daemon, calmirror's local server) and the URL it logs once it serves
     (group 1 of `serving`). If it exits or takes over `timeout` s, it is stopped and the error
     starts with `failure` and ends with the log's tail, so a bench run says why."""
@@ -428,8 +501,14 @@ class PlainRadicale:
     can be counted like the emulator's log counts the iCloud side.
     """
 
-    def __init__(self, folder: Path, *, log_requests: bool = False, max_expand_occurrence: int | None = None,
-                 name: str = "radicale") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        log_requests: bool = False,
+        max_expand_occurrence: int | None = None,
+        name: str = "radicale",
+    ) -> None:
         self.folder = folder
         self.log_requests = log_requests
         self.max_expand_occurrence = max_expand_occurrence
@@ -445,9 +524,16 @@ class PlainRadicale:
         for _attempt in range(5):
             port = free_port()
             config = self._work / "config"
-            lines = ["[server]", f"hosts = 127.0.0.1:{port}", "[auth]", "type = none", "[storage]",
-                     f"filesystem_folder = {self.folder}", "[logging]",
-                     f"level = {'info' if self.log_requests else 'warning'}"]
+            lines = [
+                "[server]",
+                f"hosts = 127.0.0.1:{port}",
+                "[auth]",
+                "type = none",
+                "[storage]",
+                f"filesystem_folder = {self.folder}",
+                "[logging]",
+                f"level = {'info' if self.log_requests else 'warning'}",
+            ]
             if self.max_expand_occurrence:
                 lines += ["[reporting]", f"max_expand_occurrence = {self.max_expand_occurrence}"]
             config.write_text("\n".join(lines) + "\n")
@@ -501,6 +587,7 @@ class PlainRadicale:
 
 # --- the table ----------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     """One line of the results table: a measured figure for calmirror next to the peer's.
@@ -546,11 +633,17 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 def _cells(row: Row) -> list[str]:
     ratio = row.ratio
-    return [row.bench, row.metric,
-            row.calmirror_text if row.calmirror_text is not None else fmt(row.calmirror, row.unit),
-            row.peer_name or "–",
-            row.peer_text if row.peer_text is not None else fmt(row.peer, row.unit),
-            "–" if ratio is None else f"{ratio:.3g}", row.better, row.goal, row.note]
+    return [
+        row.bench,
+        row.metric,
+        row.calmirror_text if row.calmirror_text is not None else fmt(row.calmirror, row.unit),
+        row.peer_name or "–",
+        row.peer_text if row.peer_text is not None else fmt(row.peer, row.unit),
+        "–" if ratio is None else f"{ratio:.3g}",
+        row.better,
+        row.goal,
+        row.note,
+    ]
 
 
 HEADERS = ["bench", "metric", "calmirror", "peer", "peer figure", "calmirror/peer", "better", "goal", "note"]
@@ -585,8 +678,10 @@ class Report:
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
-        print(f"  {row.bench} | {row.metric}: calmirror {_cells(row)[2]} vs {row.peer_name or '-'} "
-              f"{_cells(row)[4]}", flush=True)
+        print(
+            f"  {row.bench} | {row.metric}: calmirror {_cells(row)[2]} vs {row.peer_name or '-'} {_cells(row)[4]}",
+            flush=True,
+        )
 
     def finding(self, text: str) -> None:
         self.findings.append(text)
@@ -602,17 +697,21 @@ def machine_summary() -> str:
                 mem_kib = int(line.split()[1])
     import radicale
 
-    return (f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; nproc {len(os.sched_getaffinity(0))}; "
-            f"RAM {mem_kib / 1024 / 1024:.1f} GiB; Python {platform.python_version()}; "
-            f"Radicale {radicale.VERSION}; {platform.system()} {platform.release()}; calmirror {revision()}")
+    return (
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; nproc {len(os.sched_getaffinity(0))}; "
+        f"RAM {mem_kib / 1024 / 1024:.1f} GiB; Python {platform.python_version()}; "
+        f"Radicale {radicale.VERSION}; {platform.system()} {platform.release()}; calmirror {revision()}"
+    )
 
 
 def revision() -> str:
     """The checkout measured: commit, plus "+changes" when the working tree differs from it."""
+
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10,
-                                  check=False).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=False
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 

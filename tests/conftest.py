@@ -66,11 +66,18 @@ class Cli:
     def __init__(self, home: Path) -> None:
         self.home = home
 
-    def __call__(self, *args: str, input: str | None = None, timeout: float = 120,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "CALMIRROR_HOME": str(self.home), "COLUMNS": "200", **(env or {})}
-        return subprocess.run([sys.executable, "-m", "calmirror", *args], input=input, capture_output=True,
-                              text=True, timeout=timeout, env=full_env)
+        return subprocess.run(
+            [sys.executable, "-m", "calmirror", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+        )
 
 
 @pytest.fixture

@@ -22,12 +22,19 @@ APPLE_ID = "me@example.com"
 APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 
 
-def event(uid: str, summary: str = "Meeting", start: str = "20261201T100000Z",
-          end: str | None = "20261201T110000Z", extra: str = "") -> str:
+def event(
+    uid: str,
+    summary: str = "Meeting",
+    start: str = "20261201T100000Z",
+    end: str | None = "20261201T110000Z",
+    extra: str = "",
+) -> str:
     end_line = f"DTEND:{end}\r\n" if end else ""
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\nBEGIN:VEVENT\r\n"
-            f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{start}\r\n{end_line}SUMMARY:{summary}\r\n"
-            f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{start}\r\n{end_line}SUMMARY:{summary}\r\n"
+        f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.02) -> bool:
@@ -39,16 +46,21 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.
     return check()
 
 
-def connected_home(root: Path, emu: object, *, linked: str | None = "Work",
-                   conflicts: tuple[str, ...] = ("Work",), extra_config: str = "") -> Home:
+def connected_home(
+    root: Path,
+    emu: object,
+    *,
+    linked: str | None = "Work",
+    conflicts: tuple[str, ...] = ("Work",),
+    extra_config: str = "",
+) -> Home:
     """A home connected to the emulator with a linked calendar and conflict calendars chosen."""
     home = Home(config_file=root / "config.toml", data_dir=root)
     home.ensure()
     home.config_file.write_text("[server]\nport = 0\n" + extra_config, encoding="utf-8")
     state = State(home.state_db)
     try:
-        calendars = connect(home, config.load(home.config_file), state, APPLE_ID, APP_PASSWORD,
-                            emu.url)  # type: ignore[attr-defined]
+        calendars = connect(home, config.load(home.config_file), state, APPLE_ID, APP_PASSWORD, emu.url)  # type: ignore[attr-defined]
     finally:
         state.close()
     ids = {c.name: c.id for c in calendars}
@@ -86,8 +98,13 @@ class Running:
         return self.collection_url(collection) + name
 
     def put(self, name: str, body: str, collection: str = "appointments") -> requests.Response:
-        return requests.put(self.href(collection, name), data=body.encode(), auth=self.auth, timeout=10,
-                            headers={"Content-Type": "text/calendar; charset=utf-8"})
+        return requests.put(
+            self.href(collection, name),
+            data=body.encode(),
+            auth=self.auth,
+            timeout=10,
+            headers={"Content-Type": "text/calendar; charset=utf-8"},
+        )
 
     def delete(self, name: str, collection: str = "appointments") -> requests.Response:
         return requests.delete(self.href(collection, name), auth=self.auth, timeout=10)

@@ -43,8 +43,15 @@ HEAD = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//hostile corpus//EN\r\n"
 TAIL = "END:VCALENDAR\r\n"
 
 
-def vevent(uid: str | None, *, summary: str = "Hostile", start: str = "DTSTART:20270301T100000Z",
-           end: str | None = "DTEND:20270301T110000Z", extra: str = "", uid_line: str | None = None) -> str:
+def vevent(
+    uid: str | None,
+    *,
+    summary: str = "Hostile",
+    start: str = "DTSTART:20270301T100000Z",
+    end: str | None = "DTEND:20270301T110000Z",
+    extra: str = "",
+    uid_line: str | None = None,
+) -> str:
     lines = ["BEGIN:VEVENT"]
     if uid_line is not None:
         lines.append(uid_line)
@@ -64,7 +71,7 @@ def cal(*components: str, head: str = HEAD, tail: str = TAIL) -> str:
 
 def fold(line: str, width: int = 74) -> str:
     """RFC 5545 folding of one long content line."""
-    parts = [line[:width]] + [" " + line[i:i + width - 1] for i in range(width, len(line), width - 1)]
+    parts = [line[:width]] + [" " + line[i : i + width - 1] for i in range(width, len(line), width - 1)]
     return CRLF.join(parts) + CRLF
 
 
@@ -114,156 +121,486 @@ def build() -> list[Case]:
     """The corpus. Deterministic: the same bytes on every call."""
     c: list[Case] = []
 
-    def add(name: str, text: str | bytes, remote: str, local: str, reason: str = "", *, xml: str = "text",
-            uid: str | None = None, why: str = "", busy: str | None = None) -> None:
+    def add(
+        name: str,
+        text: str | bytes,
+        remote: str,
+        local: str,
+        reason: str = "",
+        *,
+        xml: str = "text",
+        uid: str | None = None,
+        why: str = "",
+        busy: str | None = None,
+    ) -> None:
         body = text.encode("utf-8") if isinstance(text, str) else text
-        c.append(Case(name, body, remote, local, reason, xml, uid if uid is not None else f"hostile-{name}", why,
-                      busy))
+        c.append(Case(name, body, remote, local, reason, xml, uid if uid is not None else f"hostile-{name}", why, busy))
 
     # --- identity ------------------------------------------------------------------------
     add("no-uid", cal(vevent(None)), "skip", "refused", "no uid", uid="", why="VEVENT without UID")
-    add("empty-uid", cal(vevent(None, uid_line="UID:")), "skip", "refused", "uid", uid="",
-        why="UID with an empty value")
-    add("two-uids-one-resource", cal(vevent("hostile-two-a"), vevent("hostile-two-b")), "skip", "refused",
-        "different uids", uid="hostile-two-a", why="two VEVENTs with different UIDs in one resource")
-    add("uid-path-traversal", cal(vevent(None, uid_line="UID:../../../../etc/passwd")), "keep", "pushed",
-        uid="../../../../etc/passwd", why="a UID that would escape a folder if used as a file name")
-    add("uid-10k-chars", cal(vevent(None, uid_line=fold("UID:" + "u" * 10_000).rstrip(CRLF))), "keep", "pushed",
-        uid="u" * 10_000, why="a 10,000-character UID")
-    add("marker-injection", cal(vevent("hostile-marker-injection", extra="X-CALMIRROR-SOURCE:someone-else\r\n")),
-        "keep", "quarantined", why="carries calmirror's own mirror marker: never pushed back")
+    add(
+        "empty-uid", cal(vevent(None, uid_line="UID:")), "skip", "refused", "uid", uid="", why="UID with an empty value"
+    )
+    add(
+        "two-uids-one-resource",
+        cal(vevent("hostile-two-a"), vevent("hostile-two-b")),
+        "skip",
+        "refused",
+        "different uids",
+        uid="hostile-two-a",
+        why="two VEVENTs with different UIDs in one resource",
+    )
+    add(
+        "uid-path-traversal",
+        cal(vevent(None, uid_line="UID:../../../../etc/passwd")),
+        "keep",
+        "pushed",
+        uid="../../../../etc/passwd",
+        why="a UID that would escape a folder if used as a file name",
+    )
+    add(
+        "uid-10k-chars",
+        cal(vevent(None, uid_line=fold("UID:" + "u" * 10_000).rstrip(CRLF))),
+        "keep",
+        "pushed",
+        uid="u" * 10_000,
+        why="a 10,000-character UID",
+    )
+    add(
+        "marker-injection",
+        cal(vevent("hostile-marker-injection", extra="X-CALMIRROR-SOURCE:someone-else\r\n")),
+        "keep",
+        "quarantined",
+        why="carries calmirror's own mirror marker: never pushed back",
+    )
 
     # --- line structure ------------------------------------------------------------------
-    add("broken-folding", cal(vevent("hostile-broken-folding",
-                                     extra="DESCRIPTION:first half of a long line\r\nsecond half without "
-                                           "the leading space\r\n")),
-        "skip", "refused", "not valid icalendar", busy="keep",
-        why="a continuation line that lost its leading space")
-    add("fold-before-first-line", " " + cal(vevent("hostile-fold-before-first-line")), "keep", "pushed",
-        why="the object starts with a continuation line")
-    add("missing-end-vevent", HEAD + vevent("hostile-missing-end-vevent").replace("END:VEVENT\r\n", "") + TAIL,
-        "skip", "refused", "not valid icalendar|does not parse", why="BEGIN:VEVENT never closed")
-    add("missing-end-vcalendar", cal(vevent("hostile-missing-end-vcalendar"), tail=""), "skip", "refused",
-        "not valid icalendar|does not parse", why="truncated object: no END:VCALENDAR")
-    add("two-vcalendars", cal(vevent("hostile-two-vcalendars")) + cal(vevent("hostile-two-vcalendars-b")),
-        "skip", "refused", "2 components|does not parse", why="two VCALENDAR objects in one resource")
-    add("no-colon-line", cal(vevent("hostile-no-colon-line", extra="THIS LINE HAS NO COLON AT ALL\r\n")),
-        "skip", "refused", "not valid icalendar", busy="keep",
-        why="a content line without a colon")
-    add("two-mb-single-line", cal(vevent("hostile-two-mb-single-line", summary="S" * 2_000_000)), "keep",
-        "pushed", why="a 2 MB SUMMARY on one unfolded line")
+    add(
+        "broken-folding",
+        cal(
+            vevent(
+                "hostile-broken-folding",
+                extra="DESCRIPTION:first half of a long line\r\nsecond half without the leading space\r\n",
+            )
+        ),
+        "skip",
+        "refused",
+        "not valid icalendar",
+        busy="keep",
+        why="a continuation line that lost its leading space",
+    )
+    add(
+        "fold-before-first-line",
+        " " + cal(vevent("hostile-fold-before-first-line")),
+        "keep",
+        "pushed",
+        why="the object starts with a continuation line",
+    )
+    add(
+        "missing-end-vevent",
+        HEAD + vevent("hostile-missing-end-vevent").replace("END:VEVENT\r\n", "") + TAIL,
+        "skip",
+        "refused",
+        "not valid icalendar|does not parse",
+        why="BEGIN:VEVENT never closed",
+    )
+    add(
+        "missing-end-vcalendar",
+        cal(vevent("hostile-missing-end-vcalendar"), tail=""),
+        "skip",
+        "refused",
+        "not valid icalendar|does not parse",
+        why="truncated object: no END:VCALENDAR",
+    )
+    add(
+        "two-vcalendars",
+        cal(vevent("hostile-two-vcalendars")) + cal(vevent("hostile-two-vcalendars-b")),
+        "skip",
+        "refused",
+        "2 components|does not parse",
+        why="two VCALENDAR objects in one resource",
+    )
+    add(
+        "no-colon-line",
+        cal(vevent("hostile-no-colon-line", extra="THIS LINE HAS NO COLON AT ALL\r\n")),
+        "skip",
+        "refused",
+        "not valid icalendar",
+        busy="keep",
+        why="a content line without a colon",
+    )
+    add(
+        "two-mb-single-line",
+        cal(vevent("hostile-two-mb-single-line", summary="S" * 2_000_000)),
+        "keep",
+        "pushed",
+        why="a 2 MB SUMMARY on one unfolded line",
+    )
 
     # --- dates and time zones ------------------------------------------------------------
-    add("invalid-date-month-13", cal(vevent("hostile-invalid-date-month-13", start="DTSTART:20261340T250000Z",
-                                            end="DTEND:20261340T260000Z")),
-        "skip", "refused", "not valid icalendar", why="month 13, day 40, hour 25")
-    add("invalid-date-words", cal(vevent("hostile-invalid-date-words", start="DTSTART:tomorrow",
-                                         end="DTEND:later")), "skip", "refused", "not valid icalendar",
-        why="words as dates")
-    add("feb-30-all-day", cal(vevent("hostile-feb-30-all-day", start="DTSTART;VALUE=DATE:20270230",
-                                     end="DTEND;VALUE=DATE:20270231")), "skip", "refused", "not valid icalendar",
-        why="30 February")
-    add("end-before-start", cal(vevent("hostile-end-before-start", start="DTSTART:20270301T110000Z",
-                                       end="DTEND:20270301T090000Z")), "keep", "pushed",
-        why="DTEND two hours before DTSTART")
-    add("no-dtstart", cal(vevent("hostile-no-dtstart", start="", end="DTEND:20270301T110000Z").replace(
-        "\r\n\r\n", "\r\n")), "skip", "refused", "missing dtstart", why="a VEVENT without DTSTART")
-    add("negative-duration", cal(vevent("hostile-negative-duration", end="DURATION:-PT1H")), "keep", "pushed",
-        why="DURATION of minus one hour")
-    add("year-one", cal(vevent("hostile-year-one", start="DTSTART:00010101T000000Z",
-                               end="DTEND:00010101T010000Z", extra="RRULE:FREQ=YEARLY\r\n")), "keep", "pushed",
-        why="a yearly series from year 1")
-    add("unknown-tzid", cal(vevent("hostile-unknown-tzid", start="DTSTART;TZID=Mars/Olympus_Mons:20270301T100000",
-                                   end="DTEND;TZID=Mars/Olympus_Mons:20270301T110000")), "keep", "pushed",
-        why="TZID with no VTIMEZONE and no IANA zone of that name")
-    add("empty-vtimezone", cal(_vtimezone("Empty/Zone", ""), vevent(
-        "hostile-empty-vtimezone", start="DTSTART;TZID=Empty/Zone:20270301T100000",
-        end="DTEND;TZID=Empty/Zone:20270301T110000")), "skip", "refused", "not valid icalendar|does not parse",
-        why="a VTIMEZONE with neither STANDARD nor DAYLIGHT")
+    add(
+        "invalid-date-month-13",
+        cal(vevent("hostile-invalid-date-month-13", start="DTSTART:20261340T250000Z", end="DTEND:20261340T260000Z")),
+        "skip",
+        "refused",
+        "not valid icalendar",
+        why="month 13, day 40, hour 25",
+    )
+    add(
+        "invalid-date-words",
+        cal(vevent("hostile-invalid-date-words", start="DTSTART:tomorrow", end="DTEND:later")),
+        "skip",
+        "refused",
+        "not valid icalendar",
+        why="words as dates",
+    )
+    add(
+        "feb-30-all-day",
+        cal(vevent("hostile-feb-30-all-day", start="DTSTART;VALUE=DATE:20270230", end="DTEND;VALUE=DATE:20270231")),
+        "skip",
+        "refused",
+        "not valid icalendar",
+        why="30 February",
+    )
+    add(
+        "end-before-start",
+        cal(vevent("hostile-end-before-start", start="DTSTART:20270301T110000Z", end="DTEND:20270301T090000Z")),
+        "keep",
+        "pushed",
+        why="DTEND two hours before DTSTART",
+    )
+    add(
+        "no-dtstart",
+        cal(vevent("hostile-no-dtstart", start="", end="DTEND:20270301T110000Z").replace("\r\n\r\n", "\r\n")),
+        "skip",
+        "refused",
+        "missing dtstart",
+        why="a VEVENT without DTSTART",
+    )
+    add(
+        "negative-duration",
+        cal(vevent("hostile-negative-duration", end="DURATION:-PT1H")),
+        "keep",
+        "pushed",
+        why="DURATION of minus one hour",
+    )
+    add(
+        "year-one",
+        cal(
+            vevent(
+                "hostile-year-one",
+                start="DTSTART:00010101T000000Z",
+                end="DTEND:00010101T010000Z",
+                extra="RRULE:FREQ=YEARLY\r\n",
+            )
+        ),
+        "keep",
+        "pushed",
+        why="a yearly series from year 1",
+    )
+    add(
+        "unknown-tzid",
+        cal(
+            vevent(
+                "hostile-unknown-tzid",
+                start="DTSTART;TZID=Mars/Olympus_Mons:20270301T100000",
+                end="DTEND;TZID=Mars/Olympus_Mons:20270301T110000",
+            )
+        ),
+        "keep",
+        "pushed",
+        why="TZID with no VTIMEZONE and no IANA zone of that name",
+    )
+    add(
+        "empty-vtimezone",
+        cal(
+            _vtimezone("Empty/Zone", ""),
+            vevent(
+                "hostile-empty-vtimezone",
+                start="DTSTART;TZID=Empty/Zone:20270301T100000",
+                end="DTEND;TZID=Empty/Zone:20270301T110000",
+            ),
+        ),
+        "skip",
+        "refused",
+        "not valid icalendar|does not parse",
+        why="a VTIMEZONE with neither STANDARD nor DAYLIGHT",
+    )
 
     # --- size and depth ------------------------------------------------------------------
-    add("five-mb-description", cal(vevent("hostile-five-mb-description",
-                                          extra=fold("DESCRIPTION:" + "x" * 5_000_000))), "keep", "pushed",
-        why="a 5 MB DESCRIPTION, folded")
-    add("eleven-mb-description", cal(vevent("hostile-eleven-mb-description",
-                                            extra=fold("DESCRIPTION:" + "y" * 11_000_000))),
-        "skip", "refused", "too large|too long", why="over the 10 MB resource limit")
-    add("nested-500", cal(vevent("hostile-nested-500", extra=_nested(500))), "skip", "refused", "recursion",
+    add(
+        "five-mb-description",
+        cal(vevent("hostile-five-mb-description", extra=fold("DESCRIPTION:" + "x" * 5_000_000))),
+        "keep",
+        "pushed",
+        why="a 5 MB DESCRIPTION, folded",
+    )
+    add(
+        "eleven-mb-description",
+        cal(vevent("hostile-eleven-mb-description", extra=fold("DESCRIPTION:" + "y" * 11_000_000))),
+        "skip",
+        "refused",
+        "too large|too long",
+        why="over the 10 MB resource limit",
+    )
+    add(
+        "nested-500",
+        cal(vevent("hostile-nested-500", extra=_nested(500))),
+        "skip",
+        "refused",
+        "recursion",
         busy="keep",
-        why="500 nested components inside a VEVENT")
-    add("nested-5000", cal(vevent("hostile-nested-5000", extra=_nested(5000))), "skip", "refused",
-        "not valid icalendar", busy="keep",
-        why="5,000 nested components: deeper than Python's recursion limit")
-    add("ten-thousand-attendees", cal(vevent("hostile-ten-thousand-attendees", extra="".join(
-        f"ATTENDEE;CN=Guest {n};PARTSTAT=NEEDS-ACTION:mailto:guest{n}@example.org\r\n" for n in range(10_000)))),
-        "keep", "pushed", why="10,000 ATTENDEE lines")
+        why="500 nested components inside a VEVENT",
+    )
+    add(
+        "nested-5000",
+        cal(vevent("hostile-nested-5000", extra=_nested(5000))),
+        "skip",
+        "refused",
+        "not valid icalendar",
+        busy="keep",
+        why="5,000 nested components: deeper than Python's recursion limit",
+    )
+    add(
+        "ten-thousand-attendees",
+        cal(
+            vevent(
+                "hostile-ten-thousand-attendees",
+                extra="".join(
+                    f"ATTENDEE;CN=Guest {n};PARTSTAT=NEEDS-ACTION:mailto:guest{n}@example.org\r\n"
+                    for n in range(10_000)
+                ),
+            )
+        ),
+        "keep",
+        "pushed",
+        why="10,000 ATTENDEE lines",
+    )
     base = datetime(2027, 3, 1, 10, 0, 0)
-    overrides = [vevent("hostile-many-overrides", summary=f"Moved {n}",
-                        start=f"DTSTART:{base + timedelta(days=n, hours=2):%Y%m%dT%H%M%SZ}", end="DURATION:PT1H",
-                        extra=f"RECURRENCE-ID:{base + timedelta(days=n):%Y%m%dT%H%M%SZ}\r\n")
-                 for n in range(2000)]
-    add("many-overrides", cal(vevent("hostile-many-overrides", extra="RRULE:FREQ=DAILY;COUNT=3000\r\n"),
-                              *overrides), "keep", "pushed", why="a series with 2,000 overrides in one resource")
+    overrides = [
+        vevent(
+            "hostile-many-overrides",
+            summary=f"Moved {n}",
+            start=f"DTSTART:{base + timedelta(days=n, hours=2):%Y%m%dT%H%M%SZ}",
+            end="DURATION:PT1H",
+            extra=f"RECURRENCE-ID:{base + timedelta(days=n):%Y%m%dT%H%M%SZ}\r\n",
+        )
+        for n in range(2000)
+    ]
+    add(
+        "many-overrides",
+        cal(vevent("hostile-many-overrides", extra="RRULE:FREQ=DAILY;COUNT=3000\r\n"), *overrides),
+        "keep",
+        "pushed",
+        why="a series with 2,000 overrides in one resource",
+    )
 
     # --- recurrence bombs ----------------------------------------------------------------
-    add("rrule-count-1e9", cal(vevent("hostile-rrule-count-1e9", extra="RRULE:FREQ=DAILY;COUNT=1000000000\r\n")),
-        "skip", "refused", "too many recurrence", why="COUNT=1,000,000,000")
-    add("rrule-secondly-count-1e9", cal(vevent("hostile-rrule-secondly-count-1e9",
-                                               extra="RRULE:FREQ=SECONDLY;COUNT=1000000000\r\n")),
-        "skip", "refused", "too many recurrence", why="FREQ=SECONDLY;COUNT=1,000,000,000")
-    add("rrule-secondly-forever", cal(vevent("hostile-rrule-secondly-forever", start="DTSTART:20270301T100000Z",
-                                             end="DTEND:20270301T100001Z", extra="RRULE:FREQ=SECONDLY\r\n")),
-        "keep", "pushed", why="FREQ=SECONDLY with no end: 31 million occurrences a year")
-    add("rrule-secondly-until-9999", cal(vevent("hostile-rrule-secondly-until-9999",
-                                                extra="RRULE:FREQ=SECONDLY;UNTIL=99991231T235959Z\r\n")),
-        "skip", "refused", "too many recurrence", why="FREQ=SECONDLY until the year 9999")
-    add("rrule-minutely-byday", cal(vevent("hostile-rrule-minutely-byday",
-                                           extra="RRULE:FREQ=MINUTELY;BYDAY=MO,WE;BYHOUR=9,10\r\n")),
-        "keep", "pushed", why="filtered sub-daily rule: dateutil walks every minute")
-    add("rrule-never-matches", cal(vevent("hostile-rrule-never-matches",
-                                          extra="RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\r\n")),
-        "keep", "pushed", why="a rule whose filters never match: a naive walk runs to the year 9999")
-    add("rrule-garbage", cal(vevent("hostile-rrule-garbage", extra="RRULE:FREQ=FORTNIGHTLY;BYDAY=XX;COUNT=-4\r\n")),
-        "skip", "refused", "invalid 'freq'", why="an RRULE that is not one")
-    add("hundred-thousand-rdates", cal(vevent("hostile-hundred-thousand-rdates", extra=fold(
-        "RDATE:" + ",".join(f"2027{1 + n % 12:02d}{1 + n % 28:02d}T{n % 24:02d}{n % 60:02d}00Z"
-                            for n in range(100_000))))),
-        "keep", "pushed", why="100,000 RDATE values on one (folded) line")
+    add(
+        "rrule-count-1e9",
+        cal(vevent("hostile-rrule-count-1e9", extra="RRULE:FREQ=DAILY;COUNT=1000000000\r\n")),
+        "skip",
+        "refused",
+        "too many recurrence",
+        why="COUNT=1,000,000,000",
+    )
+    add(
+        "rrule-secondly-count-1e9",
+        cal(vevent("hostile-rrule-secondly-count-1e9", extra="RRULE:FREQ=SECONDLY;COUNT=1000000000\r\n")),
+        "skip",
+        "refused",
+        "too many recurrence",
+        why="FREQ=SECONDLY;COUNT=1,000,000,000",
+    )
+    add(
+        "rrule-secondly-forever",
+        cal(
+            vevent(
+                "hostile-rrule-secondly-forever",
+                start="DTSTART:20270301T100000Z",
+                end="DTEND:20270301T100001Z",
+                extra="RRULE:FREQ=SECONDLY\r\n",
+            )
+        ),
+        "keep",
+        "pushed",
+        why="FREQ=SECONDLY with no end: 31 million occurrences a year",
+    )
+    add(
+        "rrule-secondly-until-9999",
+        cal(vevent("hostile-rrule-secondly-until-9999", extra="RRULE:FREQ=SECONDLY;UNTIL=99991231T235959Z\r\n")),
+        "skip",
+        "refused",
+        "too many recurrence",
+        why="FREQ=SECONDLY until the year 9999",
+    )
+    add(
+        "rrule-minutely-byday",
+        cal(vevent("hostile-rrule-minutely-byday", extra="RRULE:FREQ=MINUTELY;BYDAY=MO,WE;BYHOUR=9,10\r\n")),
+        "keep",
+        "pushed",
+        why="filtered sub-daily rule: dateutil walks every minute",
+    )
+    add(
+        "rrule-never-matches",
+        cal(vevent("hostile-rrule-never-matches", extra="RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\r\n")),
+        "keep",
+        "pushed",
+        why="a rule whose filters never match: a naive walk runs to the year 9999",
+    )
+    add(
+        "rrule-garbage",
+        cal(vevent("hostile-rrule-garbage", extra="RRULE:FREQ=FORTNIGHTLY;BYDAY=XX;COUNT=-4\r\n")),
+        "skip",
+        "refused",
+        "invalid 'freq'",
+        why="an RRULE that is not one",
+    )
+    add(
+        "hundred-thousand-rdates",
+        cal(
+            vevent(
+                "hostile-hundred-thousand-rdates",
+                extra=fold(
+                    "RDATE:"
+                    + ",".join(
+                        f"2027{1 + n % 12:02d}{1 + n % 28:02d}T{n % 24:02d}{n % 60:02d}00Z" for n in range(100_000)
+                    )
+                ),
+            )
+        ),
+        "keep",
+        "pushed",
+        why="100,000 RDATE values on one (folded) line",
+    )
 
     # --- not iCalendar / wrong type ------------------------------------------------------
-    add("binary-garbage", _garbage(1, 4096, xml_safe=True), "skip", "refused", "not an icalendar",
-        uid="", why="4 KB of random bytes (the XML-safe subset)")
-    add("binary-with-nul", b"BEGIN:VCALENDAR\r\n" + _garbage(2, 2048, xml_safe=False) + b"\r\nEND:VCALENDAR\r\n",
-        "skip", "refused", "unreadable answer", xml="raw", uid="",
-        why="random bytes with NULs: a multiget cannot even carry it")
-    add("invalid-utf8", cal(vevent("hostile-invalid-utf8", summary="@@BAD@@")).encode().replace(
-        b"@@BAD@@", b"\xff\xfe\xc3\x28\xa0\xa1"), "skip", "pushed", "unreadable answer", xml="raw",
-        why="bytes that are not UTF-8 (the local server reads them as Latin-1)")
+    add(
+        "binary-garbage",
+        _garbage(1, 4096, xml_safe=True),
+        "skip",
+        "refused",
+        "not an icalendar",
+        uid="",
+        why="4 KB of random bytes (the XML-safe subset)",
+    )
+    add(
+        "binary-with-nul",
+        b"BEGIN:VCALENDAR\r\n" + _garbage(2, 2048, xml_safe=False) + b"\r\nEND:VCALENDAR\r\n",
+        "skip",
+        "refused",
+        "unreadable answer",
+        xml="raw",
+        uid="",
+        why="random bytes with NULs: a multiget cannot even carry it",
+    )
+    add(
+        "invalid-utf8",
+        cal(vevent("hostile-invalid-utf8", summary="@@BAD@@"))
+        .encode()
+        .replace(b"@@BAD@@", b"\xff\xfe\xc3\x28\xa0\xa1"),
+        "skip",
+        "pushed",
+        "unreadable answer",
+        xml="raw",
+        why="bytes that are not UTF-8 (the local server reads them as Latin-1)",
+    )
     add("empty-body", b"", "skip", "refused", "not an icalendar", uid="", why="nothing at all")
-    add("html-page", b"<html><body><h1>503 Service Unavailable</h1></body></html>", "skip", "refused",
-        "not an icalendar", uid="", why="an HTML error page as calendar data")
-    add("vtodo-only", cal(vevent("hostile-vtodo-only").replace("VEVENT", "VTODO")), "skip", "quarantined",
-        "no vevent", why="a task in an event calendar")
-    add("vjournal-only", cal(vevent("hostile-vjournal-only").replace("VEVENT", "VJOURNAL")), "skip",
-        "quarantined", "no vevent", why="a journal entry in an event calendar")
-    add("vcard", b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:hostile-vcard\r\nFN:Mallory\r\nEND:VCARD\r\n", "skip",
-        "refused", "not an icalendar", uid="hostile-vcard", why="a contact, not a calendar")
-    add("vevent-and-vtodo", cal(vevent("hostile-vevent-and-vtodo"),
-                                vevent("hostile-vevent-and-vtodo").replace("VEVENT", "VTODO")),
-        "skip", "refused", "multiple component types", why="two component types in one resource")
-    add("lone-vtimezone", cal(_vtimezone("Europe/Berlin", "BEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
-                                         "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n")),
-        "skip", "quarantined", "no vevent", uid="", why="a VTIMEZONE and nothing else")
+    add(
+        "html-page",
+        b"<html><body><h1>503 Service Unavailable</h1></body></html>",
+        "skip",
+        "refused",
+        "not an icalendar",
+        uid="",
+        why="an HTML error page as calendar data",
+    )
+    add(
+        "vtodo-only",
+        cal(vevent("hostile-vtodo-only").replace("VEVENT", "VTODO")),
+        "skip",
+        "quarantined",
+        "no vevent",
+        why="a task in an event calendar",
+    )
+    add(
+        "vjournal-only",
+        cal(vevent("hostile-vjournal-only").replace("VEVENT", "VJOURNAL")),
+        "skip",
+        "quarantined",
+        "no vevent",
+        why="a journal entry in an event calendar",
+    )
+    add(
+        "vcard",
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:hostile-vcard\r\nFN:Mallory\r\nEND:VCARD\r\n",
+        "skip",
+        "refused",
+        "not an icalendar",
+        uid="hostile-vcard",
+        why="a contact, not a calendar",
+    )
+    add(
+        "vevent-and-vtodo",
+        cal(vevent("hostile-vevent-and-vtodo"), vevent("hostile-vevent-and-vtodo").replace("VEVENT", "VTODO")),
+        "skip",
+        "refused",
+        "multiple component types",
+        why="two component types in one resource",
+    )
+    add(
+        "lone-vtimezone",
+        cal(
+            _vtimezone(
+                "Europe/Berlin",
+                "BEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+                "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n",
+            )
+        ),
+        "skip",
+        "quarantined",
+        "no vevent",
+        uid="",
+        why="a VTIMEZONE and nothing else",
+    )
 
     # --- XML-level attacks (remote only; a client's PUT carries no XML) ------------------
-    add("xxe-file", cal(vevent("hostile-xxe-file", summary="@@XXE@@")), "skip", "pushed", "doctype",
-        xml="doctype", why="the multiget answer declares <!ENTITY xxe SYSTEM 'file:///etc/passwd'>")
-    add("billion-laughs", cal(vevent("hostile-billion-laughs", summary="@@XXE@@")), "skip", "pushed",
-        "amplification|doctype", xml="laughs", why="the multiget answer declares an exponential entity chain")
-    add("xml-deep-nesting", cal(vevent("hostile-xml-deep-nesting")), "skip", "pushed", "depth",
-        xml="deep", why="calendar-data inside 10,000 nested XML elements")
-    add("xml-cut-off", cal(vevent("hostile-xml-cut-off")), "skip", "pushed", "premature end|cut off", xml="cut",
-        why="the multiget answer stops in the middle of this item")
+    add(
+        "xxe-file",
+        cal(vevent("hostile-xxe-file", summary="@@XXE@@")),
+        "skip",
+        "pushed",
+        "doctype",
+        xml="doctype",
+        why="the multiget answer declares <!ENTITY xxe SYSTEM 'file:///etc/passwd'>",
+    )
+    add(
+        "billion-laughs",
+        cal(vevent("hostile-billion-laughs", summary="@@XXE@@")),
+        "skip",
+        "pushed",
+        "amplification|doctype",
+        xml="laughs",
+        why="the multiget answer declares an exponential entity chain",
+    )
+    add(
+        "xml-deep-nesting",
+        cal(vevent("hostile-xml-deep-nesting")),
+        "skip",
+        "pushed",
+        "depth",
+        xml="deep",
+        why="calendar-data inside 10,000 nested XML elements",
+    )
+    add(
+        "xml-cut-off",
+        cal(vevent("hostile-xml-cut-off")),
+        "skip",
+        "pushed",
+        "premature end|cut off",
+        xml="cut",
+        why="the multiget answer stops in the middle of this item",
+    )
     return c
 
 
@@ -273,17 +610,25 @@ BY_NAME = {case.name: case for case in CORPUS}
 
 def good_event(n: int) -> str:
     uid = f"good-{n}"
-    return cal(vevent(uid, summary=f"Good {n}", start=f"DTSTART:202703{1 + n % 28:02d}T{8 + n % 9:02d}0000Z",
-                      end=f"DTEND:202703{1 + n % 28:02d}T{8 + n % 9:02d}3000Z"))
+    return cal(
+        vevent(
+            uid,
+            summary=f"Good {n}",
+            start=f"DTSTART:202703{1 + n % 28:02d}T{8 + n % 9:02d}0000Z",
+            end=f"DTEND:202703{1 + n % 28:02d}T{8 + n % 9:02d}3000Z",
+        )
+    )
 
 
 # --- the fake CalDAV server ----------------------------------------------------------------
 
 DSID = "424242"
-XXE_DTD = ('<!DOCTYPE d:multistatus [<!ENTITY xxe SYSTEM "file:///etc/passwd">'
-           '<!ENTITY ext SYSTEM "{base}evil.dtd">]>')
-LAUGHS = ('<!DOCTYPE d:multistatus [<!ENTITY l0 "ha">'
-          + "".join(f'<!ENTITY l{n} "{("&l" + str(n - 1) + ";") * 10}">' for n in range(1, 10)) + "]>")
+XXE_DTD = '<!DOCTYPE d:multistatus [<!ENTITY xxe SYSTEM "file:///etc/passwd"><!ENTITY ext SYSTEM "{base}evil.dtd">]>'
+LAUGHS = (
+    '<!DOCTYPE d:multistatus [<!ENTITY l0 "ha">'
+    + "".join(f'<!ENTITY l{n} "{("&l" + str(n - 1) + ";") * 10}">' for n in range(1, 10))
+    + "]>"
+)
 
 
 @dataclass
@@ -320,8 +665,7 @@ class CorpusServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> CorpusServer:
         self._thread.start()
@@ -348,16 +692,27 @@ class CorpusServer:
             self._send(h, 401, b"", headers={"WWW-Authenticate": 'Basic realm="fake"'})
             return
         if h.command == "PROPFIND" and path in ("/", "/.well-known/caldav"):
-            self._send(h, 207, self._ms(self._resp(path, f"<d:current-user-principal><d:href>/{DSID}/principal/"
-                                                         "</d:href></d:current-user-principal>")))
+            self._send(
+                h,
+                207,
+                self._ms(
+                    self._resp(
+                        path,
+                        f"<d:current-user-principal><d:href>/{DSID}/principal/</d:href></d:current-user-principal>",
+                    )
+                ),
+            )
         elif h.command == "PROPFIND" and path == f"/{DSID}/principal/":
             home = self.url.rstrip("/") + self.home_path
-            self._send(h, 207, self._ms(self._resp(path, f"<c:calendar-home-set><d:href>{home}</d:href>"
-                                                         "</c:calendar-home-set>")))
+            self._send(
+                h,
+                207,
+                self._ms(self._resp(path, f"<c:calendar-home-set><d:href>{home}</d:href></c:calendar-home-set>")),
+            )
         elif h.command == "PROPFIND" and path == self.home_path:
             self._send(h, 207, self._listing())
         elif h.command == "REPORT" and path.startswith(self.home_path):
-            cal_id = path[len(self.home_path):].strip("/")
+            cal_id = path[len(self.home_path) :].strip("/")
             calendar = self.calendars.get(cal_id)
             if calendar is None:
                 self._send(h, 404, b"")
@@ -371,8 +726,13 @@ class CorpusServer:
             self._send(h, 403, b"")
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict[str, str] | None = None,
-              declared: int | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        declared: int | None = None,
+    ) -> None:
         h.send_response(status)
         h.send_header("Content-Type", "application/xml; charset=utf-8")
         h.send_header("Content-Length", str(declared if declared is not None else len(payload)))
@@ -388,22 +748,29 @@ class CorpusServer:
 
     def _ms(self, inner: str | bytes, prolog: str = "", extra: str = "") -> bytes:
         inner_b = inner.encode() if isinstance(inner, str) else inner
-        return (f'<?xml version="1.0" encoding="utf-8"?>\n{prolog}<d:multistatus {self.NS}>'.encode()
-                + inner_b + f"{extra}</d:multistatus>".encode())
+        return (
+            f'<?xml version="1.0" encoding="utf-8"?>\n{prolog}<d:multistatus {self.NS}>'.encode()
+            + inner_b
+            + f"{extra}</d:multistatus>".encode()
+        )
 
     @staticmethod
     def _resp(href: str, props: str, status: str = "200 OK") -> str:
-        return (f"<d:response><d:href>{escape(href)}</d:href><d:propstat><d:prop>{props}</d:prop>"
-                f"<d:status>HTTP/1.1 {status}</d:status></d:propstat></d:response>")
+        return (
+            f"<d:response><d:href>{escape(href)}</d:href><d:propstat><d:prop>{props}</d:prop>"
+            f"<d:status>HTTP/1.1 {status}</d:status></d:propstat></d:response>"
+        )
 
     def _listing(self) -> bytes:
         parts = [self._resp(self.home_path, "<d:resourcetype><d:collection/></d:resourcetype>")]
         for calendar in self.calendars.values():
-            props = ("<d:resourcetype><d:collection/><c:calendar/></d:resourcetype>"
-                     f"<d:displayname>{escape(calendar.name)}</d:displayname>"
-                     '<c:supported-calendar-component-set><c:comp name="VEVENT"/></c:supported-calendar-component-set>'
-                     "<d:current-user-privilege-set><d:privilege><d:read/></d:privilege></d:current-user-privilege-set>"
-                     "<cs:getctag>t1</cs:getctag><d:sync-token>t1</d:sync-token>")
+            props = (
+                "<d:resourcetype><d:collection/><c:calendar/></d:resourcetype>"
+                f"<d:displayname>{escape(calendar.name)}</d:displayname>"
+                '<c:supported-calendar-component-set><c:comp name="VEVENT"/></c:supported-calendar-component-set>'
+                "<d:current-user-privilege-set><d:privilege><d:read/></d:privilege></d:current-user-privilege-set>"
+                "<cs:getctag>t1</cs:getctag><d:sync-token>t1</d:sync-token>"
+            )
             parts.append(self._resp(f"{self.home_path}{calendar.cal_id}/", props))
         return self._ms("".join(parts))
 
@@ -415,11 +782,9 @@ class CorpusServer:
         base = f"{self.home_path}{calendar.cal_id}/"
         if b"<d:sync-token>t1</d:sync-token>" in body:  # nothing changed since
             return self._ms("", extra="<d:sync-token>t1</d:sync-token>")
-        rows = "".join(self._resp(base + name, f"<d:getetag>{self._etag(name)}</d:getetag>")
-                       for name in calendar.items)
+        rows = "".join(self._resp(base + name, f"<d:getetag>{self._etag(name)}</d:getetag>") for name in calendar.items)
         if calendar.evil_listing == "doctype":
-            return self._ms(rows, prolog=XXE_DTD.format(base=self.url),
-                            extra="<d:sync-token>&xxe;&ext;</d:sync-token>")
+            return self._ms(rows, prolog=XXE_DTD.format(base=self.url), extra="<d:sync-token>&xxe;&ext;</d:sync-token>")
         if calendar.evil_listing == "laughs":
             return self._ms(rows, prolog=LAUGHS, extra="<d:sync-token>&l9;</d:sync-token>")
         answer = self._ms(rows, extra="<d:sync-token>t1</d:sync-token>")
@@ -433,13 +798,15 @@ class CorpusServer:
         kinds: set[str] = set()
         parts: list[bytes] = []
         for href in wanted:
-            name = href[len(base):] if href.startswith(base) else href.rsplit("/", 1)[-1]
+            name = href[len(base) :] if href.startswith(base) else href.rsplit("/", 1)[-1]
             from urllib.parse import unquote
 
             item = calendar.items.get(unquote(name))
             if item is None:
-                parts.append(f"<d:response><d:href>{escape(href)}</d:href><d:status>HTTP/1.1 404 Not Found"
-                             "</d:status></d:response>".encode())
+                parts.append(
+                    f"<d:response><d:href>{escape(href)}</d:href><d:status>HTTP/1.1 404 Not Found"
+                    "</d:status></d:response>".encode()
+                )
                 continue
             case = item if isinstance(item, Case) else None
             raw = case.body if case else item.encode()  # type: ignore[union-attr]
@@ -453,19 +820,25 @@ class CorpusServer:
                 data = ("<x>" * 10_000 + escape(raw.decode()) + "</x>" * 10_000).encode()
             else:
                 data = escape(raw.decode("utf-8")).encode()
-            parts.append(f"<d:response><d:href>{escape(href)}</d:href><d:propstat><d:prop><d:getetag>"
-                         f"{self._etag(unquote(name))}</d:getetag><c:calendar-data>".encode() + data
-                         + b"</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>"
-                           b"</d:response>")
-        answer = self._ms(b"".join(parts), prolog=XXE_DTD.format(base=self.url) if "doctype" in kinds else
-                          LAUGHS if "laughs" in kinds else "")
+            parts.append(
+                f"<d:response><d:href>{escape(href)}</d:href><d:propstat><d:prop><d:getetag>"
+                f"{self._etag(unquote(name))}</d:getetag><c:calendar-data>".encode()
+                + data
+                + b"</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>"
+                b"</d:response>"
+            )
+        answer = self._ms(
+            b"".join(parts),
+            prolog=XXE_DTD.format(base=self.url) if "doctype" in kinds else LAUGHS if "laughs" in kinds else "",
+        )
         if "cut" in kinds:
             return answer[: len(answer) // 2]
         return answer
 
 
-def corpus_calendar(cal_id: str = "HOSTILE", name: str = "Hostile", good: int = 20,
-                    only: Callable[[Case], bool] = lambda case: True) -> FakeCalendar:
+def corpus_calendar(
+    cal_id: str = "HOSTILE", name: str = "Hostile", good: int = 20, only: Callable[[Case], bool] = lambda case: True
+) -> FakeCalendar:
     """One calendar with every corpus item (under `<name>.ics`) and `good` ordinary events."""
     items: dict[str, Case | str] = {f"{case.name}.ics": case for case in CORPUS if only(case)}
     items.update({f"good-{n}.ics": good_event(n) for n in range(good)})

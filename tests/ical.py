@@ -23,11 +23,23 @@ def vtimezone(tzid: str, *, standard: Observance, daylight: Observance) -> list[
 
     def part(kind: str, own: Observance, other: Observance) -> list[str]:
         name, offset, onset, rule = own
-        return [f"BEGIN:{kind}", f"TZOFFSETFROM:{other[1]}", f"RRULE:{rule}", f"DTSTART:{onset}",
-                f"TZNAME:{name}", f"TZOFFSETTO:{offset}", f"END:{kind}"]
+        return [
+            f"BEGIN:{kind}",
+            f"TZOFFSETFROM:{other[1]}",
+            f"RRULE:{rule}",
+            f"DTSTART:{onset}",
+            f"TZNAME:{name}",
+            f"TZOFFSETTO:{offset}",
+            f"END:{kind}",
+        ]
 
-    return ["BEGIN:VTIMEZONE", f"TZID:{tzid}", *part("DAYLIGHT", daylight, standard),
-            *part("STANDARD", standard, daylight), "END:VTIMEZONE"]
+    return [
+        "BEGIN:VTIMEZONE",
+        f"TZID:{tzid}",
+        *part("DAYLIGHT", daylight, standard),
+        *part("STANDARD", standard, daylight),
+        "END:VTIMEZONE",
+    ]
 
 
 #: The zones the tests and benchmarks use, as lines (no line endings).
@@ -35,11 +47,13 @@ VTIMEZONES: dict[str, list[str]] = {
     "Europe/Berlin": vtimezone(
         "Europe/Berlin",
         standard=("CET", "+0100", "19961027T030000", "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU"),
-        daylight=("CEST", "+0200", "19810329T020000", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU")),
+        daylight=("CEST", "+0200", "19810329T020000", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU"),
+    ),
     "America/New_York": vtimezone(
         "America/New_York",
         standard=("EST", "-0500", "20071104T020000", "FREQ=YEARLY;BYMONTH=11;BYDAY=1SU"),
-        daylight=("EDT", "-0400", "20070311T020000", "FREQ=YEARLY;BYMONTH=3;BYDAY=2SU")),
+        daylight=("EDT", "-0400", "20070311T020000", "FREQ=YEARLY;BYMONTH=3;BYDAY=2SU"),
+    ),
 }
 
 
@@ -61,8 +75,9 @@ def stamp(value: dt.datetime | dt.date, zone: str | None) -> str:
     return f";TZID={zone}:{value:%Y%m%dT%H%M%S}"
 
 
-def vcalendar_lines(*vevents: Sequence[str], head: Sequence[str] = (),
-                    prodid: str = "-//calmirror tests//EN") -> list[str]:
+def vcalendar_lines(
+    *vevents: Sequence[str], head: Sequence[str] = (), prodid: str = "-//calmirror tests//EN"
+) -> list[str]:
     """The unfolded lines of a VCALENDAR: `head` (CALSCALE, VTIMEZONEs) after PRODID, then each VEVENT's
     property lines wrapped in BEGIN/END. Lines, so a caller can fold them as Apple does."""
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{prodid}", *head]

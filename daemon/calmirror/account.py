@@ -12,34 +12,38 @@ from calmirror import credentials
 from calmirror.config import Settings
 from calmirror.errors import CalendarChoiceError, NotConnected, UserError
 from calmirror.home import Home
+from calmirror.model import Account, CalendarRow
 from calmirror.remote import ICloudClient, RemoteCalendar
-from calmirror.state import Account, CalendarRow, State
+from calmirror.state import State
 
-SUBSCRIPTION_HINT = ("is a subscription (webcal/published) calendar; subscriptions are not CalDAV calendars "
-                     "of your account and cannot be iCloud conflict calendars. Name one of the calendars "
-                     "listed by `calmirror calendars`")
+SUBSCRIPTION_HINT = (
+    "is a subscription (webcal/published) calendar; subscriptions are not CalDAV calendars "
+    "of your account and cannot be iCloud conflict calendars. Name one of the calendars "
+    "listed by `calmirror calendars`"
+)
 
 
 class AlreadyConnected(UserError):
     def __init__(self, apple_id: str) -> None:
-        super().__init__(f"{apple_id} is already connected; run `calmirror disconnect` first "
-                         "(one connection per Apple ID)")
+        super().__init__(
+            f"{apple_id} is already connected; run `calmirror disconnect` first (one connection per Apple ID)"
+        )
 
 
 def to_row(cal: RemoteCalendar) -> CalendarRow:
     return CalendarRow(cal.id, cal.url, cal.name, cal.color, tuple(cal.components), cal.writable)
 
 
-def connect(home: Home, settings: Settings, state: State, apple_id: str, password: str,
-            server: str) -> list[CalendarRow]:
+def connect(
+    home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str
+) -> list[CalendarRow]:
     """Validate the credentials by discovery and listing, then store them. Nothing is
     stored when any step fails."""
     existing = state.account()
     if existing and existing.apple_id.lower() == apple_id.lower():
         raise AlreadyConnected(apple_id)
     if existing:
-        raise UserError(f"{existing.apple_id} is connected; run `calmirror disconnect` before connecting "
-                        f"{apple_id}")
+        raise UserError(f"{existing.apple_id} is connected; run `calmirror disconnect` before connecting {apple_id}")
     client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
     try:
         found = client.discover()
@@ -47,8 +51,9 @@ def connect(home: Home, settings: Settings, state: State, apple_id: str, passwor
     finally:
         client.close()
     if not any(c.is_event_calendar for c in calendars):
-        raise UserError(f"{apple_id} has no event (VEVENT) calendar in iCloud; create one in the Calendar "
-                        "app, then connect again")
+        raise UserError(
+            f"{apple_id} has no event (VEVENT) calendar in iCloud; create one in the Calendar app, then connect again"
+        )
     credentials.store_icloud_password(home, apple_id, password, settings.icloud.credential)
     state.set_account(Account(apple_id, server, found.principal_url, found.home_url, time.time()))
     state.set_calendars(calendars)
@@ -85,7 +90,8 @@ def disconnect(home: Home, settings: Settings, state: State) -> str | None:
 def is_subscription(text: str) -> bool:
     lowered = text.strip().lower()
     return lowered.startswith(("webcal://", "webcals://")) or (
-        lowered.startswith(("http://", "https://")) and (lowered.endswith(".ics") or "/published/" in lowered))
+        lowered.startswith(("http://", "https://")) and (lowered.endswith(".ics") or "/published/" in lowered)
+    )
 
 
 def find_calendar(state: State, name_or_id: str) -> CalendarRow:
@@ -94,14 +100,19 @@ def find_calendar(state: State, name_or_id: str) -> CalendarRow:
     calendars = state.calendars()
     if not calendars and state.account() is None:
         raise NotConnected()
-    for match in (lambda c: c.id == name_or_id, lambda c: c.url.rstrip("/") == name_or_id.rstrip("/"),
-                  lambda c: c.name == name_or_id, lambda c: c.name.lower() == name_or_id.lower()):
+    for match in (
+        lambda c: c.id == name_or_id,
+        lambda c: c.url.rstrip("/") == name_or_id.rstrip("/"),
+        lambda c: c.name == name_or_id,
+        lambda c: c.name.lower() == name_or_id.lower(),
+    ):
         hits = [c for c in calendars if match(c)]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise CalendarChoiceError(name_or_id, "several calendars have this name; use the id from "
-                                      "`calmirror calendars`")
+            raise CalendarChoiceError(
+                name_or_id, "several calendars have this name; use the id from `calmirror calendars`"
+            )
     raise CalendarChoiceError(name_or_id, "no such iCloud calendar; `calmirror calendars` lists them")
 
 
@@ -109,8 +120,10 @@ def check_linkable(cal: CalendarRow) -> None:
     if not cal.is_event_calendar:
         raise CalendarChoiceError(cal.name, "holds reminders (VTODO), not events; it cannot be linked")
     if not cal.writable:
-        raise CalendarChoiceError(cal.name, "is read-only (shared with you without write access); it can be "
-                                  "a conflict calendar but not the linked one")
+        raise CalendarChoiceError(
+            cal.name,
+            "is read-only (shared with you without write access); it can be a conflict calendar but not the linked one",
+        )
 
 
 def check_conflict(cal: CalendarRow) -> None:

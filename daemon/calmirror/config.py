@@ -134,13 +134,25 @@ class _Reader:
 
 
 def _kind_name(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(kind, kind.__name__)
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(kind, kind.__name__)
 
 
 def _describe(value: object) -> str:
-    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def _one_of(allowed: tuple[str, ...], value: str) -> str:
@@ -186,8 +198,12 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
     )
     r.finish()
     if server.host not in LOOPBACK_HOSTS and not server.allow_non_loopback:
-        raise ConfigError(str(file), "server.host", f"{server.host!r} is not a loopback address; "
-                          "set server.allow_non_loopback = true to expose the calendar on the network")
+        raise ConfigError(
+            str(file),
+            "server.host",
+            f"{server.host!r} is not a loopback address; "
+            "set server.allow_non_loopback = true to expose the calendar on the network",
+        )
 
     r = _table(root, "icloud")
     icloud = ICloudSettings(
@@ -234,8 +250,16 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
         )
         c.finish()
     root.finish()
-    return Settings(file=file, server=server, icloud=icloud, sync=sync, push=push,
-                    availability=availability, calendars=calendars, log_level=log_level)
+    return Settings(
+        file=file,
+        server=server,
+        icloud=icloud,
+        sync=sync,
+        push=push,
+        availability=availability,
+        calendars=calendars,
+        log_level=log_level,
+    )
 
 
 def read_text(file: Path) -> str:

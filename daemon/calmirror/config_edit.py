@@ -49,12 +49,14 @@ def set_linked(file: Path, calendar_id: str | None, *, also_conflict: bool) -> c
         conflicts = list(table.get("conflicts", []))
         if also_conflict and calendar_id not in conflicts:
             table["conflicts"] = [*conflicts, calendar_id]
+
     return _edit(file, change)
 
 
 def set_conflicts(file: Path, calendar_ids: list[str]) -> config.Settings:
     def change(doc: tomlkit.TOMLDocument) -> None:
         _icloud(doc)["conflicts"] = list(dict.fromkeys(calendar_ids))
+
     return _edit(file, change)
 
 
@@ -69,4 +71,5 @@ def set_calendar_details(file: Path, calendar_id: str, details: str) -> config.S
         entry = calendars[calendar_id]
         assert isinstance(entry, Table)
         entry["details"] = details
+
     return _edit(file, change)

@@ -65,12 +65,15 @@ def store_icloud_password(home: Home, apple_id: str, password: str, backend: str
 
 
 def load_icloud_password(home: Home, apple_id: str, backend: str = "file") -> str:
-    if backend == "systemd" or (backend == "file" and os.environ.get("CREDENTIALS_DIRECTORY")
-                                and not (home.secrets_dir / ICLOUD_FILE).exists()):
+    if backend == "systemd" or (
+        backend == "file" and os.environ.get("CREDENTIALS_DIRECTORY") and not (home.secrets_dir / ICLOUD_FILE).exists()
+    ):
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
-            raise CredentialsError("icloud.credential is 'systemd' but $CREDENTIALS_DIRECTORY is not set; "
-                                   "add LoadCredential=icloud-password:<file> to the unit")
+            raise CredentialsError(
+                "icloud.credential is 'systemd' but $CREDENTIALS_DIRECTORY is not set; "
+                "add LoadCredential=icloud-password:<file> to the unit"
+            )
         return _read_secret(Path(directory) / SYSTEMD_NAME)
     if backend == "keyring":
         value = _keyring().get_password(KEYRING_SERVICE, apple_id)
@@ -91,8 +94,10 @@ def _keyring():  # type: ignore[no-untyped-def]
     try:
         import keyring  # type: ignore[import-not-found]
     except ImportError:
-        raise CredentialsError("icloud.credential is 'keyring' but the keyring package is not installed; "
-                               "pip install keyring, or use credential = \"file\"") from None
+        raise CredentialsError(
+            "icloud.credential is 'keyring' but the keyring package is not installed; "
+            'pip install keyring, or use credential = "file"'
+        ) from None
     return keyring
 
 

@@ -16,25 +16,31 @@ import time
 from collections.abc import Callable
 
 from calmirror import config, control, logs
-from calmirror.busy import BusySources
+from calmirror.availability.guard import make_freebusy, make_guard
+from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
 from calmirror.errors import CalmirrorError, NotConnected
-from calmirror.guard import make_freebusy, make_guard
 from calmirror.home import Home
+from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.server import LocalServer
 from calmirror.local.watcher import AppointmentWatcher
 from calmirror.remote import ICloudClient
 from calmirror.sdnotify import Notifier
 from calmirror.signal_inbox import SignalInbox
-from calmirror.state import APPOINTMENTS, State
+from calmirror.state import State
 
 log = logging.getLogger("calmirror.daemon")
 STOP_GRACE_S = 8.0
 
 
 class Daemon:
-    def __init__(self, home: Home, settings: config.Settings, notifier: Notifier | None = None,
-                 on_ready: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        home: Home,
+        settings: config.Settings,
+        notifier: Notifier | None = None,
+        on_ready: Callable[[str], None] | None = None,
+    ) -> None:
         self.home, self.settings = home, settings
         self.notifier = notifier or Notifier()
         self.on_ready = on_ready
@@ -59,9 +65,15 @@ class Daemon:
         acct = self.engine.local_account
         logs.redact(acct.password)
         s = self.settings.server
-        self.server = LocalServer(self.home.store_dir, host=s.host, port=s.port,
-                                  allow_non_loopback=s.allow_non_loopback, username=acct.username,
-                                  password=acct.password, max_body_bytes=s.max_body_mb * 1024 * 1024)
+        self.server = LocalServer(
+            self.home.store_dir,
+            host=s.host,
+            port=s.port,
+            allow_non_loopback=s.allow_non_loopback,
+            username=acct.username,
+            password=acct.password,
+            max_body_bytes=s.max_body_mb * 1024 * 1024,
+        )
         self.server.on_change = self._local_change
         self.busy = BusySources(self.engine.store, self.state, self.settings)
         self.engine.mirror.on_change = self.busy.mark_changed
@@ -78,13 +90,16 @@ class Daemon:
         self._install_signals()
         try:
             self.engine.detector.reconcile()
-            self.watcher = AppointmentWatcher(self.engine.store.collection_dir(APPOINTMENTS),
-                                              on_change=self.push_wake.set)
+            self.watcher = AppointmentWatcher(
+                self.engine.store.collection_dir(APPOINTMENTS), on_change=self.push_wake.set
+            )
             self.watcher.start()
             threading.Thread(target=self._guard(self.busy.warm), name="busy-warm", daemon=True).start()
             self._first_mirror_pass()
-            threads = [threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
-                       threading.Thread(target=self._guard(self._mirror_loop), name="mirror", daemon=True)]
+            threads = [
+                threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
+                threading.Thread(target=self._guard(self._mirror_loop), name="mirror", daemon=True),
+            ]
             for t in threads:
                 t.start()
             self.push_wake.set()
@@ -103,6 +118,7 @@ class Daemon:
                 loop()
             except Exception:
                 log.exception("worker crashed")
+
         return run
 
     def _main_loop(self, threads: list[threading.Thread]) -> None:

@@ -13,8 +13,9 @@ import hashlib
 import logging
 import threading
 
+from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
-from calmirror.state import APPOINTMENTS, State
+from calmirror.state import State
 from calmirror.transform import extract_uid
 
 log = logging.getLogger("calmirror.detect")
@@ -59,8 +60,7 @@ class ChangeDetector:
             elif extract_uid(body) is None:
                 # Radicale stores UID-less objects (a lone VTIMEZONE): say why it is never pushed.
                 log.warning("appointments/%s has no UID (no event in it); it is not pushed", href)
-                self.state.record_event("warning", "push", f"appointments/{href}: not pushed: no UID (no event "
-                                        "in it)")
+                self.state.record_event("warning", "push", f"appointments/{href}: not pushed: no UID (no event in it)")
             else:
                 count += self._seen(href, body)
         return count

@@ -22,8 +22,7 @@ from calmirror.home import Home
 from calmirror.state import State
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
-UNIT_PLACES = (Path("/etc/systemd/system/calmirror.service"),
-               Path.home() / ".config/systemd/user/calmirror.service")
+UNIT_PLACES = (Path("/etc/systemd/system/calmirror.service"), Path.home() / ".config/systemd/user/calmirror.service")
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,9 @@ def check_credentials(home: Home, settings: config.Settings, state: State) -> Ch
     secret = home.secrets_dir / credentials.ICLOUD_FILE
     if secret.exists() and (problem := _private(secret, folder=False)):
         return Check("credentials", False, problem)
-    return Check("credentials", True, f"app-specific password for {acct.apple_id} stored "
-                 f"({settings.icloud.credential})")
+    return Check(
+        "credentials", True, f"app-specific password for {acct.apple_id} stored ({settings.icloud.credential})"
+    )
 
 
 def check_icloud(home: Home, settings: config.Settings, state: State) -> Check:
@@ -77,16 +77,22 @@ def check_icloud(home: Home, settings: config.Settings, state: State) -> Check:
     try:
         calendars = account.refresh_calendars(client, state)
     except AuthFailed:
-        return Check("iCloud", False, "the password was refused (revoked?); make a new app-specific password and "
-                     "run `calmirror connect` again")
+        return Check(
+            "iCloud",
+            False,
+            "the password was refused (revoked?); make a new app-specific password and run `calmirror connect` again",
+        )
     except RemoteError as exc:
         return Check("iCloud", False, f"{exc.message}; check the network and `icloud.server`")
     finally:
         client.close()
     missing = [c for c in settings.icloud.conflicts if c not in {cal.id for cal in calendars}]
     if missing:
-        return Check("iCloud", False, f"conflict calendar(s) {', '.join(missing)} no longer exist in iCloud; "
-                     "run `calmirror conflicts remove …`")
+        return Check(
+            "iCloud",
+            False,
+            f"conflict calendar(s) {', '.join(missing)} no longer exist in iCloud; run `calmirror conflicts remove …`",
+        )
     if settings.icloud.linked and settings.icloud.linked not in {c.id for c in calendars if c.writable}:
         return Check("iCloud", False, "the linked calendar is gone or read-only; run `calmirror link CALENDAR`")
     return Check("iCloud", True, f"reachable, password accepted, {len(calendars)} calendars")

@@ -18,9 +18,10 @@ from calmirror.health import Health
 from calmirror.home import Home
 from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror, Progress, SyncReport
+from calmirror.model import CalendarRow
 from calmirror.push import Pusher, PushResult
 from calmirror.remote import ICloudClient
-from calmirror.state import CalendarRow, State
+from calmirror.state import State
 
 log = logging.getLogger("calmirror.engine")
 
@@ -62,8 +63,14 @@ class Engine:
             by_id = {c.id: c for c in account.refresh_calendars(client, self.state)}
         return by_id.get(calendar_id)
 
-    def mirror_pass(self, client: ICloudClient, *, accept_empty: frozenset[str] = frozenset(),
-                    only: frozenset[str] | None = None, progress: Progress | None = None) -> list[SyncReport]:
+    def mirror_pass(
+        self,
+        client: ICloudClient,
+        *,
+        accept_empty: frozenset[str] = frozenset(),
+        only: frozenset[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[SyncReport]:
         self.mirror.prune()
         reports: list[SyncReport] = []
         refreshed = [False]
@@ -75,21 +82,27 @@ class Engine:
             wait = self.health.wait_time()
             if wait > 0:
                 name = self.state.calendar_names().get(calendar_id, calendar_id)
-                reports.append(SyncReport(calendar_id, name, "", error=f"iCloud asked to wait; "
-                                          f"retrying in {wait:.0f} s"))
+                reports.append(
+                    SyncReport(calendar_id, name, "", error=f"iCloud asked to wait; retrying in {wait:.0f} s")
+                )
                 continue
             report = self._sync_one(client, calendar_id, accept_empty, progress, refreshed)
             reports.append(report)
         return reports
 
-    def _sync_one(self, client: ICloudClient, calendar_id: str, accept_empty: frozenset[str],
-                  progress: Progress | None, refreshed: list[bool]) -> SyncReport:
+    def _sync_one(
+        self,
+        client: ICloudClient,
+        calendar_id: str,
+        accept_empty: frozenset[str],
+        progress: Progress | None,
+        refreshed: list[bool],
+    ) -> SyncReport:
         try:
             cal = self._calendar(client, calendar_id, refreshed)
             if cal is None:
                 raise NotFound(_gone(calendar_id))
-            report = self.mirror.sync_calendar(client, cal, accept_empty=calendar_id in accept_empty,
-                                               progress=progress)
+            report = self.mirror.sync_calendar(client, cal, accept_empty=calendar_id in accept_empty, progress=progress)
             self.health.ok()
             return report
         except RemoteError as exc:
@@ -102,13 +115,17 @@ class Engine:
             self.health.failed(exc)
             # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
             name = self.state.calendar_names().get(calendar_id, calendar_id)
-            message = exc.message if not isinstance(exc, AuthFailed) else "iCloud refused the password: " \
-                "reconnect required (`calmirror connect`)"
+            message = (
+                exc.message
+                if not isinstance(exc, AuthFailed)
+                else "iCloud refused the password: reconnect required (`calmirror connect`)"
+            )
             self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
             self.state.record_event("error", "mirror", f"{name}: {message}")
             log.error("sync %s failed: %s", name, message)
-            return SyncReport(calendar_id, name, (self.state.mirror(calendar_id) or {}).get("slug") or "",
-                              error=message)
+            return SyncReport(
+                calendar_id, name, (self.state.mirror(calendar_id) or {}).get("slug") or "", error=message
+            )
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:
         self.detector.scan()
@@ -116,5 +133,7 @@ class Engine:
 
 
 def _gone(calendar_id: str) -> str:
-    return (f"the calendar no longer exists in iCloud; its mirror is kept until you run "
-            f"`calmirror conflicts remove {calendar_id}`")
+    return (
+        f"the calendar no longer exists in iCloud; its mirror is kept until you run "
+        f"`calmirror conflicts remove {calendar_id}`"
+    )

@@ -52,8 +52,10 @@ class Health:
             if isinstance(error, Unavailable) and error.retry_after:
                 self.not_before = max(self.not_before, now + error.retry_after)
             since = previous.get("since", now) if previous.get("state") == kind else now
-            self.state.set_meta(HEALTH_KEY, {"state": kind, "since": since, "not_before": self.not_before,
-                                             "detail": error.message[:300]})
+            self.state.set_meta(
+                HEALTH_KEY,
+                {"state": kind, "since": since, "not_before": self.not_before, "detail": error.message[:300]},
+            )
 
     def reset_auth(self) -> None:
         """After a reconnect (new password), try again."""
@@ -65,8 +67,12 @@ class Health:
 def describe(state: State, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     current = state.get_meta(HEALTH_KEY) or {"state": "unknown"}
-    text = {"ok": "ok", "auth_failed": "auth failed: reconnect required",
-            "unreachable": "unreachable", "unknown": "not checked yet"}.get(current["state"], current["state"])
+    text = {
+        "ok": "ok",
+        "auth_failed": "auth failed: reconnect required",
+        "unreachable": "unreachable",
+        "unknown": "not checked yet",
+    }.get(current["state"], current["state"])
     if current["state"] == "unreachable" and current.get("since"):
         text += " since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(current["since"]))
     return {**current, "text": text, "retry_in": max(0.0, float(current.get("not_before") or 0) - now)}

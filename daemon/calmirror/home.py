@@ -64,8 +64,9 @@ def make_private_dir(folder: Path) -> None:
         if stat.S_IMODE(folder.stat().st_mode) & 0o077:
             folder.chmod(0o700)
     except PermissionError:
-        raise LocalError(f"{folder}: permission denied; choose another folder with --home "
-                         "or fix its owner and permissions") from None
+        raise LocalError(
+            f"{folder}: permission denied; choose another folder with --home or fix its owner and permissions"
+        ) from None
     except OSError as exc:
         raise LocalError(f"{folder}: cannot create folder ({exc.strerror})") from None
 

@@ -18,16 +18,17 @@ from dataclasses import asdict, dataclass, field
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
 from calmirror.local.check_pool import WORTH_A_POOL, CheckPool
+from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.mirror_writer import BatchWriter
+from calmirror.model import CalendarRow, MirrorEntry
 from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, looks_like_full_listing, plan_mirror
 from calmirror.remote import FetchedItem, ICloudClient
-from calmirror.state import CalendarRow, MirrorEntry, State
+from calmirror.state import State
 
 log = logging.getLogger("calmirror.mirror")
 
 Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
-
 
 
 @dataclass
@@ -51,10 +52,13 @@ class SyncReport:
         if self.error:
             return f"{self.name}: failed: {self.error}"
         if self.held_empty:
-            return (f"{self.name}: iCloud lists no events; the mirror was kept "
-                    f"(run `calmirror sync --accept-empty \"{self.name}\"` if that is right)")
-        return (f"{self.name}: {self.added} added, {self.updated} updated, {self.deleted} deleted, "
-                f"{self.skipped} skipped")
+            return (
+                f"{self.name}: iCloud lists no events; the mirror was kept "
+                f'(run `calmirror sync --accept-empty "{self.name}"` if that is right)'
+            )
+        return (
+            f"{self.name}: {self.added} added, {self.updated} updated, {self.deleted} deleted, {self.skipped} skipped"
+        )
 
 
 def slugify(name: str, taken: set[str], fallback: str) -> str:
@@ -69,10 +73,6 @@ def slugify(name: str, taken: set[str], fallback: str) -> str:
 
 def _has_work(plan: MirrorPlan) -> bool:
     return bool(plan.changed or plan.entries or plan.unskipped)
-
-
-def mirror_collection(slug: str) -> str:
-    return f"icloud-{slug}"
 
 
 class Mirror:
@@ -116,8 +116,7 @@ class Mirror:
     def policy(self, cal: CalendarRow, accept_empty: bool) -> MirrorPolicy:
         appointments = self.state.appointments()
         account = self.state.account()
-        me = frozenset({account.apple_id.lower()} if account else set()) | frozenset(
-            self.settings.availability.aliases)
+        me = frozenset({account.apple_id.lower()} if account else set()) | frozenset(self.settings.availability.aliases)
         return MirrorPolicy(
             source=cal.id,
             details=self.settings.calendar(cal.id).details,
@@ -128,8 +127,9 @@ class Mirror:
             accept_empty=accept_empty,
         )
 
-    def sync_calendar(self, client: ICloudClient, cal: CalendarRow, *, accept_empty: bool = False,
-                      progress: Progress | None = None) -> SyncReport:
+    def sync_calendar(
+        self, client: ICloudClient, cal: CalendarRow, *, accept_empty: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
         slug = self.ensure_mirror(cal)
         report = SyncReport(cal.id, cal.name, slug)
         self.state.update_mirror(cal.id, last_attempt=time.time())
@@ -141,15 +141,20 @@ class Mirror:
             changes = client.sync(cal.url, token)
         except InvalidSyncToken:
             log.warning("%s: sync token no longer valid; full resync", cal.name)
-            self.state.record_event("warning", "mirror", f"{cal.name}: iCloud no longer knew the sync token; "
-                                    "full resync")
+            self.state.record_event(
+                "warning", "mirror", f"{cal.name}: iCloud no longer knew the sync token; full resync"
+            )
             changes = client.sync(cal.url, None)
         known = self.state.mirror_items(cal.id)
-        stale = token is not None and not changes.full and looks_like_full_listing(known, changes.changed,
-                                                                                    changes.deleted)
+        stale = (
+            token is not None and not changes.full and looks_like_full_listing(known, changes.changed, changes.deleted)
+        )
         if stale:
-            self.state.record_event("warning", "mirror", f"{cal.name}: iCloud answered the sync token with a full "
-                                    "listing; treated as a full resync")
+            self.state.record_event(
+                "warning",
+                "mirror",
+                f"{cal.name}: iCloud answered the sync token with a full listing; treated as a full resync",
+            )
         report.full = changes.full or token is None or stale
         policy = self.policy(cal, accept_empty)
 
@@ -169,8 +174,13 @@ class Mirror:
             # answer cut off by the network does not hide an item until it next changes.
             problem = f"{len(unreadable)} item(s) could not be read from iCloud; retried at the next sync"
             self.state.record_event("warning", "mirror", f"{cal.name}: {problem}")
-        self.state.update_mirror(cal.id, sync_token=token if unreadable else changes.token,
-                                 last_sync=time.time(), held_empty=0, last_error=problem)
+        self.state.update_mirror(
+            cal.id,
+            sync_token=token if unreadable else changes.token,
+            last_sync=time.time(),
+            held_empty=0,
+            last_error=problem,
+        )
         log.info("sync %s", report.summary())
         return report
 
@@ -190,18 +200,29 @@ class Mirror:
         lost = sorted(href for local_href, href in mapped.items() if local_href not in files)
         if strays:
             self.store.apply_mirror(slug, [], strays)
-            self.on_change(mirror_collection(slug))
+            self.on_change(mirror_name(slug))
         if lost:
             self.state.refetch_items(cal.id, lost)
         if strays or lost:
-            message = (f"{cal.name}: the mirror did not match its record after a restart: removed "
-                       f"{len(strays)} stray item(s), fetching {len(lost)} again")
+            message = (
+                f"{cal.name}: the mirror did not match its record after a restart: removed "
+                f"{len(strays)} stray item(s), fetching {len(lost)} again"
+            )
             log.warning("%s", message)
             self.state.record_event("warning", "mirror", message)
 
-    def _fetch_all(self, client: ICloudClient, cal: CalendarRow, slug: str, wanted: list[str],
-                   listed: dict[str, str], known: dict[str, MirrorEntry], policy: MirrorPolicy,
-                   report: SyncReport, progress: Progress | None) -> dict[str, str]:
+    def _fetch_all(
+        self,
+        client: ICloudClient,
+        cal: CalendarRow,
+        slug: str,
+        wanted: list[str],
+        listed: dict[str, str],
+        known: dict[str, MirrorEntry],
+        policy: MirrorPolicy,
+        report: SyncReport,
+        progress: Progress | None,
+    ) -> dict[str, str]:
         """Fetch `wanted` in multigets and mirror each batch; the next multiget is fetched while
         the last batch is checked and written (`BatchWriter`). Returns the unreadable hrefs.
         A batch is recorded only once written, also when the pass fails half-way, so a
@@ -214,7 +235,7 @@ class Mirror:
             for start in range(0, len(wanted), size):
                 if progress:
                     progress(cal.name, start, len(wanted))
-                items, missing, refused = self._fetch(client, cal.url, wanted[start:start + size])
+                items, missing, refused = self._fetch(client, cal.url, wanted[start : start + size])
                 fetched = {item.href: (item.etag, item.body) for item in items}
                 plan = plan_mirror(known, listed, [], False, fetched, missing, policy)
                 plan.skipped.update(refused)
@@ -237,8 +258,12 @@ class Mirror:
             progress(cal.name, len(wanted), len(wanted))
         return unreadable
 
-    def _fetch(self, client: ICloudClient, url: str, hrefs: list[str],
-               ) -> tuple[list[FetchedItem], list[str], dict[str, str]]:
+    def _fetch(
+        self,
+        client: ICloudClient,
+        url: str,
+        hrefs: list[str],
+    ) -> tuple[list[FetchedItem], list[str], dict[str, str]]:
         """One multiget; when its answer is unreadable (cut off, not XML, a DOCTYPE), halve the
         batch until the item that breaks it is alone, so one bad item cannot stop a calendar.
         Returns the items, the hrefs gone, and the unreadable hrefs with the reason."""
@@ -253,16 +278,24 @@ class Mirror:
         first, second = self._fetch(client, url, hrefs[:half]), self._fetch(client, url, hrefs[half:])
         return first[0] + second[0], first[1] + second[1], {**first[2], **second[2]}
 
-    def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry],
-               report: SyncReport) -> None:
+    def _apply(
+        self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry], report: SyncReport
+    ) -> None:
         if _has_work(plan):
             refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
             self._record(calendar_id, slug, plan, refused, known, report)
 
-    def _record(self, calendar_id: str, slug: str, plan: MirrorPlan, refused: dict[str, str],
-                known: dict[str, MirrorEntry], report: SyncReport) -> None:
+    def _record(
+        self,
+        calendar_id: str,
+        slug: str,
+        plan: MirrorPlan,
+        refused: dict[str, str],
+        known: dict[str, MirrorEntry],
+        report: SyncReport,
+    ) -> None:
         """After a batch is written: the map, the report and the caches follow it."""
-        self.on_change(mirror_collection(slug))
+        self.on_change(mirror_name(slug))
         skipped = dict(plan.skipped)
         entries = []
         for entry in plan.entries:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from calmirror.errors import BadItem
-from calmirror.state import Appointment, MirrorEntry
+from calmirror.model import Appointment, MirrorEntry
 from calmirror.transform import (
     has_marker,
     icloud_body,
@@ -58,8 +58,9 @@ def _any_left(removed: set[str], excluded: frozenset[str], *hrefs: Iterable[str]
     return any(href not in removed and href not in excluded for href in itertools.chain(*hrefs))
 
 
-def looks_like_full_listing(known: Mapping[str, MirrorEntry], changed: Mapping[str, str],
-                            deleted: Sequence[str]) -> bool:
+def looks_like_full_listing(
+    known: Mapping[str, MirrorEntry], changed: Mapping[str, str], deleted: Sequence[str]
+) -> bool:
     """Some servers answer a stale token with a full listing instead of 403 (ICLOUD.md #11).
 
     A true incremental answer never lists items whose ETag we already hold; when at least
@@ -72,19 +73,32 @@ def looks_like_full_listing(known: Mapping[str, MirrorEntry], changed: Mapping[s
     return unchanged * 2 >= len(known)
 
 
-def hrefs_to_fetch(known: Mapping[str, MirrorEntry], changed: Mapping[str, str],
-                   policy: MirrorPolicy, skipped_etags: Mapping[str, str] | None = None) -> list[str]:
+def hrefs_to_fetch(
+    known: Mapping[str, MirrorEntry],
+    changed: Mapping[str, str],
+    policy: MirrorPolicy,
+    skipped_etags: Mapping[str, str] | None = None,
+) -> list[str]:
     """Changed hrefs whose ETag differs from what the mirror already holds."""
     skipped_etags = skipped_etags or {}
-    return [href for href, etag in changed.items()
-            if href not in policy.exclude_hrefs
-            and (href not in known or known[href].etag != etag)
-            and skipped_etags.get(href) != etag]
+    return [
+        href
+        for href, etag in changed.items()
+        if href not in policy.exclude_hrefs
+        and (href not in known or known[href].etag != etag)
+        and skipped_etags.get(href) != etag
+    ]
 
 
-def plan_mirror(known: Mapping[str, MirrorEntry], changed: Mapping[str, str], deleted: Sequence[str],
-                full: bool, fetched: Mapping[str, tuple[str, str]], missing: Sequence[str],
-                policy: MirrorPolicy) -> MirrorPlan:
+def plan_mirror(
+    known: Mapping[str, MirrorEntry],
+    changed: Mapping[str, str],
+    deleted: Sequence[str],
+    full: bool,
+    fetched: Mapping[str, tuple[str, str]],
+    missing: Sequence[str],
+    policy: MirrorPolicy,
+) -> MirrorPlan:
     """Decide how the local mirror follows one remote listing.
 
     `changed` is href -> etag from the listing; `fetched` is href -> (etag, body) for the
@@ -98,10 +112,14 @@ def plan_mirror(known: Mapping[str, MirrorEntry], changed: Mapping[str, str], de
         gone.update(href for href in known if href not in changed)
 
     skipped_gone = (policy.skipped_hrefs & named_gone) | (
-        {href for href in policy.skipped_hrefs if href not in changed} if full else set())
+        {href for href in policy.skipped_hrefs if href not in changed} if full else set()
+    )
     removed = gone | skipped_gone | set(missing)
-    if known and not policy.accept_empty and not _any_left(
-            removed, policy.exclude_hrefs, known, changed, policy.skipped_hrefs):
+    if (
+        known
+        and not policy.accept_empty
+        and not _any_left(removed, policy.exclude_hrefs, known, changed, policy.skipped_hrefs)
+    ):
         return MirrorPlan(held_empty=True)
     plan.unskipped.extend(sorted(skipped_gone))
 
@@ -147,9 +165,17 @@ class PushAction:
     forget_after: bool = False  # drop the appointment row after the remote delete
 
 
-def plan_push(uid: str, local_body: str | None, local_etag: str | None, appt: Appointment | None,
-              linked_url: str | None, cancel_mode: str, local_href: str = "",
-              calendars: frozenset[str] | None = None, linked_missing: bool = False) -> PushAction:
+def plan_push(
+    uid: str,
+    local_body: str | None,
+    local_etag: str | None,
+    appt: Appointment | None,
+    linked_url: str | None,
+    cancel_mode: str,
+    local_href: str = "",
+    calendars: frozenset[str] | None = None,
+    linked_missing: bool = False,
+) -> PushAction:
     """What the linked iCloud calendar needs so it matches one local appointment.
 
     Appointments already pushed keep living where they were created (their stored href),
@@ -169,8 +195,7 @@ def plan_push(uid: str, local_body: str | None, local_etag: str | None, appt: Ap
         if not remote:
             return PushAction("forget")
         if cancel_mode == "mark-cancelled" and appt and appt.pushed_etag:
-            return PushAction("update", href=remote, etag=remote_etag, reason="cancel",
-                              body=None, forget_after=True)
+            return PushAction("update", href=remote, etag=remote_etag, reason="cancel", body=None, forget_after=True)
         return PushAction("delete", href=remote, etag=remote_etag, forget_after=True)
 
     if has_marker(local_body):

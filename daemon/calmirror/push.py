@@ -31,10 +31,12 @@ from calmirror.errors import (
     Unreachable,
 )
 from calmirror.health import Health
+from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
+from calmirror.model import OutboxRow
 from calmirror.plan import PushAction, plan_push
 from calmirror.remote import ICloudClient
-from calmirror.state import APPOINTMENTS, OutboxRow, State
+from calmirror.state import State
 from calmirror.transform import icloud_body
 
 log = logging.getLogger("calmirror.push")
@@ -65,8 +67,9 @@ class Pusher:
                 return cal.url
         return None
 
-    def drain(self, client: ICloudClient, *, limit: int | None = None,
-              should_stop: Callable[[], bool] = lambda: False) -> list[PushResult]:
+    def drain(
+        self, client: ICloudClient, *, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False
+    ) -> list[PushResult]:
         """Push every due row; stops early on 401, when iCloud asks us to wait, or on shutdown."""
         results: list[PushResult] = []
         while (limit is None or len(results) < limit) and not should_stop():
@@ -89,8 +92,17 @@ class Pusher:
 
         def plan(calendars: frozenset[str] | None = None) -> PushAction:
             linked = self.linked_url()
-            return plan_push(row.uid, body, local_etag, appt, linked, self.settings.push.cancel, local_href or "",
-                             calendars, linked_missing=linked is None and bool(self.settings.icloud.linked))
+            return plan_push(
+                row.uid,
+                body,
+                local_etag,
+                appt,
+                linked,
+                self.settings.push.cancel,
+                local_href or "",
+                calendars,
+                linked_missing=linked is None and bool(self.settings.icloud.linked),
+            )
 
         action = plan()
         try:
@@ -98,8 +110,9 @@ class Pusher:
         except AuthFailed as exc:
             self.health.failed(exc)
             self.state.retry_later(row, time.time(), "iCloud refused the password: reconnect required")
-            self.state.record_event("error", "push", f"{row.uid}: iCloud refused the password; "
-                                    "run `calmirror connect` again")
+            self.state.record_event(
+                "error", "push", f"{row.uid}: iCloud refused the password; run `calmirror connect` again"
+            )
             log.error("push stopped: iCloud refused the password; run `calmirror connect` again")
             return PushResult(row.uid, action.kind, False, "auth failed")
         except (Unavailable, Unreachable, BadRemoteData) as exc:
@@ -112,8 +125,10 @@ class Pusher:
             log.warning("retry %s in %.0f s: %s", row.uid, delay, exc.message)
             return PushResult(row.uid, action.kind, False, exc.message)
         except Forbidden as exc:
-            reason = ("iCloud refused the write (403): this UID already exists in another iCloud calendar, "
-                      "or the linked calendar is read-only")
+            reason = (
+                "iCloud refused the write (403): this UID already exists in another iCloud calendar, "
+                "or the linked calendar is read-only"
+            )
             self.state.fail(row, reason)
             self.state.record_event("error", "push", f"{row.uid}: {reason}")
             log.error("push %s failed: %s (%s)", row.uid, reason, exc.url)
@@ -149,8 +164,14 @@ class Pusher:
 
     # --- the writes ----------------------------------------------------------------------
 
-    def _carry_out(self, client: ICloudClient, uid: str, action: PushAction, local_etag: str | None,
-                   plan: Callable[[frozenset[str] | None], PushAction]) -> PushAction:
+    def _carry_out(
+        self,
+        client: ICloudClient,
+        uid: str,
+        action: PushAction,
+        local_etag: str | None,
+        plan: Callable[[frozenset[str] | None], PushAction],
+    ) -> PushAction:
         """Execute `action`; returns what was done in the end.
 
         A PUT answered 409 (or 404) may mean the appointment's calendar was deleted in iCloud,
@@ -170,8 +191,11 @@ class Pusher:
                 raise
             if replanned.kind == "create":
                 log.warning("%s: its iCloud calendar was deleted; creating it in the linked calendar", uid)
-                self.state.record_event("warning", "push", f"{uid}: its iCloud calendar no longer exists; "
-                                        "created again in the linked calendar")
+                self.state.record_event(
+                    "warning",
+                    "push",
+                    f"{uid}: its iCloud calendar no longer exists; created again in the linked calendar",
+                )
             self._execute(client, uid, replanned, local_etag)
             return replanned
 
@@ -194,8 +218,9 @@ class Pusher:
             assert action.href and action.body
             etag = self._create(client, action.href, action.body)
             linked = self.linked_url()
-            self.state.update_appointment(uid, remote_calendar=linked, remote_href=action.href,
-                                          remote_etag=etag, pushed_etag=local_etag)
+            self.state.update_appointment(
+                uid, remote_calendar=linked, remote_href=action.href, remote_etag=etag, pushed_etag=local_etag
+            )
         elif action.kind == "update" and action.body is None:  # cancel a deleted appointment
             assert action.href
             self._mark_cancelled(client, action.href)
@@ -203,16 +228,16 @@ class Pusher:
         elif action.kind == "update":
             assert action.href and action.body
             etag = self._update(client, action.href, action.body, action.etag)
-            self.state.update_appointment(uid, remote_href=action.href, remote_etag=etag,
-                                          pushed_etag=local_etag)
+            self.state.update_appointment(uid, remote_href=action.href, remote_etag=etag, pushed_etag=local_etag)
         elif action.kind == "delete":
             assert action.href
             self._delete(client, action.href, action.etag)
             if action.forget_after:
                 self.state.forget_appointment(uid)
             else:
-                self.state.update_appointment(uid, remote_calendar=None, remote_href=None, remote_etag=None,
-                                              pushed_etag=local_etag)
+                self.state.update_appointment(
+                    uid, remote_calendar=None, remote_href=None, remote_etag=None, pushed_etag=local_etag
+                )
 
     def _create(self, client: ICloudClient, href: str, body: str) -> str:
         try:

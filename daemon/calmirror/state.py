@@ -15,98 +15,92 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from calmirror.errors import LocalError
+from calmirror.local.layout import APPOINTMENTS
+from calmirror.model import Account, Appointment, CalendarRow, MirrorEntry, OutboxRow
 
 SCHEMA_VERSION = 1
-APPOINTMENTS = "appointments"
-
-
-@dataclass(frozen=True)
-class Account:
-    apple_id: str
-    server: str
-    principal_url: str
-    home_url: str
-    connected_at: float
-
-
-@dataclass(frozen=True)
-class CalendarRow:
-    id: str
-    url: str
-    name: str
-    color: str | None
-    components: tuple[str, ...]
-    writable: bool
-
-    @property
-    def is_event_calendar(self) -> bool:
-        return "VEVENT" in self.components
-
-
-@dataclass(frozen=True)
-class MirrorEntry:
-    href: str
-    etag: str
-    uid: str
-    local_href: str
-
-
-@dataclass(frozen=True)
-class Appointment:
-    uid: str
-    local_href: str | None
-    local_etag: str | None
-    remote_calendar: str | None
-    remote_href: str | None
-    remote_etag: str | None
-    pushed_etag: str | None
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    uid: str
-    collection: str
-    seq: int
-    state: str
-    attempts: int
-    next_attempt: float
-    last_error: str | None
-    enqueued_at: float
 
 
 def _create_schema(db: sqlite_utils.Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-    db.table("account").create({"id": int, "apple_id": str, "server": str, "principal_url": str, "home_url": str,
-                          "connected_at": float}, pk="id", if_not_exists=True)
-    db.table("calendars").create({"id": str, "url": str, "name": str, "color": str, "components": str,
-                            "writable": int}, pk="id", if_not_exists=True)
+    db.table("account").create(
+        {"id": int, "apple_id": str, "server": str, "principal_url": str, "home_url": str, "connected_at": float},
+        pk="id",
+        if_not_exists=True,
+    )
+    db.table("calendars").create(
+        {"id": str, "url": str, "name": str, "color": str, "components": str, "writable": int},
+        pk="id",
+        if_not_exists=True,
+    )
     # The last name seen for every calendar ever listed: a calendar deleted in iCloud leaves
     # `calendars`, but status still names its mirror and the appointments waiting for it.
     db.table("calendar_names").create({"id": str, "name": str}, pk="id", if_not_exists=True)
-    db.table("mirrors").create({"calendar_id": str, "slug": str, "sync_token": str, "last_sync": float,
-                          "last_attempt": float, "last_error": str, "item_count": int, "skipped": int,
-                          "held_empty": int}, pk="calendar_id", if_not_exists=True)
-    db.table("mirror_items").create({"calendar_id": str, "href": str, "etag": str, "uid": str, "local_href": str},
-                              pk=("calendar_id", "href"), if_not_exists=True)
-    db.table("skipped_items").create({"calendar_id": str, "href": str, "reason": str, "seen_at": float},
-                               pk=("calendar_id", "href"), if_not_exists=True)
-    db.table("appointments").create({"uid": str, "local_href": str, "local_etag": str, "remote_calendar": str,
-                               "remote_href": str, "remote_etag": str, "pushed_etag": str},
-                              pk="uid", if_not_exists=True)
-    db.table("outbox").create({"collection": str, "uid": str, "seq": int, "state": str, "attempts": int,
-                         "next_attempt": float, "last_error": str, "enqueued_at": float,
-                         "updated_at": float}, pk=("collection", "uid"), if_not_exists=True)
-    db.table("events").create({"id": int, "ts": float, "level": str, "kind": str, "message": str},
-                        pk="id", if_not_exists=True)
-    db.table("guard_warnings").create({"uid": str, "summary": str, "start": str, "end": str, "ts": float},
-                                pk="uid", if_not_exists=True)
+    db.table("mirrors").create(
+        {
+            "calendar_id": str,
+            "slug": str,
+            "sync_token": str,
+            "last_sync": float,
+            "last_attempt": float,
+            "last_error": str,
+            "item_count": int,
+            "skipped": int,
+            "held_empty": int,
+        },
+        pk="calendar_id",
+        if_not_exists=True,
+    )
+    db.table("mirror_items").create(
+        {"calendar_id": str, "href": str, "etag": str, "uid": str, "local_href": str},
+        pk=("calendar_id", "href"),
+        if_not_exists=True,
+    )
+    db.table("skipped_items").create(
+        {"calendar_id": str, "href": str, "reason": str, "seen_at": float},
+        pk=("calendar_id", "href"),
+        if_not_exists=True,
+    )
+    db.table("appointments").create(
+        {
+            "uid": str,
+            "local_href": str,
+            "local_etag": str,
+            "remote_calendar": str,
+            "remote_href": str,
+            "remote_etag": str,
+            "pushed_etag": str,
+        },
+        pk="uid",
+        if_not_exists=True,
+    )
+    db.table("outbox").create(
+        {
+            "collection": str,
+            "uid": str,
+            "seq": int,
+            "state": str,
+            "attempts": int,
+            "next_attempt": float,
+            "last_error": str,
+            "enqueued_at": float,
+            "updated_at": float,
+        },
+        pk=("collection", "uid"),
+        if_not_exists=True,
+    )
+    db.table("events").create(
+        {"id": int, "ts": float, "level": str, "kind": str, "message": str}, pk="id", if_not_exists=True
+    )
+    db.table("guard_warnings").create(
+        {"uid": str, "summary": str, "start": str, "end": str, "ts": float}, pk="uid", if_not_exists=True
+    )
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
     db.execute("CREATE INDEX IF NOT EXISTS appointments_local ON appointments(local_href)")
@@ -139,8 +133,7 @@ class State:
                 if sidecar.exists():
                     sidecar.chmod(0o600)
         except sqlite3.DatabaseError as exc:
-            raise LocalError(f"{path}: cannot open the state database ({exc}); "
-                             "move it aside to start afresh") from None
+            raise LocalError(f"{path}: cannot open the state database ({exc}); move it aside to start afresh") from None
         self.path = path
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
@@ -217,8 +210,10 @@ class State:
         with self.transaction() as db:
             for table in ("account", "calendars", "calendar_names", "mirrors", "mirror_items", "skipped_items"):
                 db.execute(f"DELETE FROM {table}")
-            db.execute("UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
-                       "remote_etag = NULL, pushed_etag = NULL")
+            db.execute(
+                "UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
+                "remote_etag = NULL, pushed_etag = NULL"
+            )
             db.execute("DELETE FROM meta WHERE key LIKE 'health%'")
 
     def set_calendars(self, calendars: list[CalendarRow]) -> None:
@@ -226,9 +221,19 @@ class State:
             db.execute("INSERT OR REPLACE INTO calendar_names (id, name) SELECT id, name FROM calendars")
             db.execute("DELETE FROM calendars")
             db.table("calendars").insert_all(
-                [{"id": c.id, "url": c.url, "name": c.name, "color": c.color,
-                  "components": ",".join(c.components), "writable": int(c.writable)} for c in calendars],
-                pk="id")
+                [
+                    {
+                        "id": c.id,
+                        "url": c.url,
+                        "name": c.name,
+                        "color": c.color,
+                        "components": ",".join(c.components),
+                        "writable": int(c.writable),
+                    }
+                    for c in calendars
+                ],
+                pk="id",
+            )
 
     def calendar_names(self) -> dict[str, str]:
         """Calendar id -> name, for the calendars listed now and the last name of those gone."""
@@ -237,9 +242,17 @@ class State:
         return names
 
     def calendars(self) -> list[CalendarRow]:
-        return [CalendarRow(r["id"], r["url"], r["name"], r["color"],
-                            tuple(x for x in (r["components"] or "").split(",") if x), bool(r["writable"]))
-                for r in self._rows("SELECT * FROM calendars ORDER BY name")]
+        return [
+            CalendarRow(
+                r["id"],
+                r["url"],
+                r["name"],
+                r["color"],
+                tuple(x for x in (r["components"] or "").split(",") if x),
+                bool(r["writable"]),
+            )
+            for r in self._rows("SELECT * FROM calendars ORDER BY name")
+        ]
 
     # --- mirrors -----------------------------------------------------------------------
 
@@ -260,11 +273,21 @@ class State:
                 db.execute(f"DELETE FROM {table} WHERE calendar_id = ?", (calendar_id,))
 
     def mirror_items(self, calendar_id: str) -> dict[str, MirrorEntry]:
-        return {r["href"]: MirrorEntry(r["href"], r["etag"], r["uid"], r["local_href"])
-                for r in self._rows("SELECT * FROM mirror_items WHERE calendar_id = ?", (calendar_id,))}
+        return {
+            r["href"]: MirrorEntry(r["href"], r["etag"], r["uid"], r["local_href"])
+            for r in self._rows("SELECT * FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
+        }
 
-    def apply_mirror_map(self, calendar_id: str, upserts: list[MirrorEntry], deletes: list[str],
-                         skipped: dict[str, str], *, replace: bool, **mirror_fields: Any) -> None:
+    def apply_mirror_map(
+        self,
+        calendar_id: str,
+        upserts: list[MirrorEntry],
+        deletes: list[str],
+        skipped: dict[str, str],
+        *,
+        replace: bool,
+        **mirror_fields: Any,
+    ) -> None:
         """Record what one sync pass did, and its new token, in one transaction."""
         now = time.time()
         with self.transaction() as db:
@@ -279,26 +302,34 @@ class State:
                     "INSERT INTO mirror_items (calendar_id, href, etag, uid, local_href) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (calendar_id, href) DO UPDATE SET etag = excluded.etag, uid = excluded.uid, "
                     "local_href = excluded.local_href",
-                    [(calendar_id, e.href, e.etag, e.uid, e.local_href) for e in upserts])
-                db.conn.executemany("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
-                               [(calendar_id, e.href) for e in upserts])
+                    [(calendar_id, e.href, e.etag, e.uid, e.local_href) for e in upserts],
+                )
+                db.conn.executemany(
+                    "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
+                    [(calendar_id, e.href) for e in upserts],
+                )
             if skipped:
                 db.table("skipped_items").upsert_all(
-                    [{"calendar_id": calendar_id, "href": h, "reason": r, "seen_at": now}
-                     for h, r in skipped.items()], pk=("calendar_id", "href"))
-            count = db.execute("SELECT COUNT(*) FROM mirror_items WHERE calendar_id = ?",
-                               (calendar_id,)).fetchone()[0]
-            nskipped = db.execute("SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?",
-                                  (calendar_id,)).fetchone()[0]
-            db.table("mirrors").upsert({"calendar_id": calendar_id, "item_count": count, "skipped": nskipped,
-                                  **mirror_fields}, pk="calendar_id")
+                    [{"calendar_id": calendar_id, "href": h, "reason": r, "seen_at": now} for h, r in skipped.items()],
+                    pk=("calendar_id", "href"),
+                )
+            count = db.execute("SELECT COUNT(*) FROM mirror_items WHERE calendar_id = ?", (calendar_id,)).fetchone()[0]
+            nskipped = db.execute(
+                "SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?", (calendar_id,)
+            ).fetchone()[0]
+            db.table("mirrors").upsert(
+                {"calendar_id": calendar_id, "item_count": count, "skipped": nskipped, **mirror_fields},
+                pk="calendar_id",
+            )
 
     def refetch_items(self, calendar_id: str, hrefs: list[str]) -> None:
         """Forget these items' ETags and the token, so the next pass lists everything and
         fetches exactly them again (their local copies were lost)."""
         with self.transaction() as db:
-            db.conn.executemany("UPDATE mirror_items SET etag = '' WHERE calendar_id = ? AND href = ?",
-                                [(calendar_id, href) for href in hrefs])
+            db.conn.executemany(
+                "UPDATE mirror_items SET etag = '' WHERE calendar_id = ? AND href = ?",
+                [(calendar_id, href) for href in hrefs],
+            )
             db.execute("UPDATE mirrors SET sync_token = NULL WHERE calendar_id = ?", (calendar_id,))
 
     def refetch_mirror(self, calendar_id: str) -> None:
@@ -352,7 +383,8 @@ class State:
                 "ELSE next_attempt END, "
                 "enqueued_at = CASE WHEN state IN ('done', 'failed') THEN excluded.enqueued_at "
                 "ELSE enqueued_at END, last_error = NULL, updated_at = excluded.updated_at",
-                (collection, uid, now, now, now))
+                (collection, uid, now, now, now),
+            )
 
     def recover_in_flight(self) -> int:
         """Rows a crash left in flight are pending again: their write may or may not have landed,
@@ -362,43 +394,71 @@ class State:
 
     def claim(self, now: float, limit: int = 1) -> list[OutboxRow]:
         with self.transaction() as db:
-            rows = [dict(r) for r in db.query(
-                "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt <= ? "
-                "ORDER BY next_attempt, enqueued_at LIMIT ?", (now, limit))]
+            rows = [
+                dict(r)
+                for r in db.query(
+                    "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt <= ? "
+                    "ORDER BY next_attempt, enqueued_at LIMIT ?",
+                    (now, limit),
+                )
+            ]
             for r in rows:
-                db.execute("UPDATE outbox SET state = 'in_flight', updated_at = ? WHERE collection = ? "
-                           "AND uid = ?", (now, r["collection"], r["uid"]))
-        return [OutboxRow(r["uid"], r["collection"], r["seq"], "in_flight", r["attempts"], r["next_attempt"],
-                          r["last_error"], r["enqueued_at"]) for r in rows]
+                db.execute(
+                    "UPDATE outbox SET state = 'in_flight', updated_at = ? WHERE collection = ? AND uid = ?",
+                    (now, r["collection"], r["uid"]),
+                )
+        return [
+            OutboxRow(
+                r["uid"],
+                r["collection"],
+                r["seq"],
+                "in_flight",
+                r["attempts"],
+                r["next_attempt"],
+                r["last_error"],
+                r["enqueued_at"],
+            )
+            for r in rows
+        ]
 
     def finish(self, row: OutboxRow, *, now: float | None = None) -> bool:
         """Mark done unless a newer edit arrived; returns whether it was marked done."""
         now = time.time() if now is None else now
         with self.transaction() as db:
-            cur = db.execute("UPDATE outbox SET state = 'done', attempts = attempts + 1, last_error = NULL, "
-                             "updated_at = ? WHERE collection = ? AND uid = ? AND seq = ?",
-                             (now, row.collection, row.uid, row.seq))
+            cur = db.execute(
+                "UPDATE outbox SET state = 'done', attempts = attempts + 1, last_error = NULL, "
+                "updated_at = ? WHERE collection = ? AND uid = ? AND seq = ?",
+                (now, row.collection, row.uid, row.seq),
+            )
             if cur.rowcount == 0:
-                db.execute("UPDATE outbox SET state = 'pending' WHERE collection = ? AND uid = ? "
-                           "AND state = 'in_flight'", (row.collection, row.uid))
+                db.execute(
+                    "UPDATE outbox SET state = 'pending' WHERE collection = ? AND uid = ? AND state = 'in_flight'",
+                    (row.collection, row.uid),
+                )
             return bool(cur.rowcount)
 
     def retry_later(self, row: OutboxRow, next_attempt: float, error: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt = ?, "
-                       "last_error = ?, updated_at = ? WHERE collection = ? AND uid = ?",
-                       (next_attempt, error, time.time(), row.collection, row.uid))
+            db.execute(
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, next_attempt = ?, "
+                "last_error = ?, updated_at = ? WHERE collection = ? AND uid = ?",
+                (next_attempt, error, time.time(), row.collection, row.uid),
+            )
 
     def fail(self, row: OutboxRow, reason: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE outbox SET state = CASE WHEN seq = ? THEN 'failed' ELSE 'pending' END, "
-                       "attempts = attempts + 1, last_error = ?, updated_at = ? WHERE collection = ? AND uid = ?",
-                       (row.seq, reason, time.time(), row.collection, row.uid))
+            db.execute(
+                "UPDATE outbox SET state = CASE WHEN seq = ? THEN 'failed' ELSE 'pending' END, "
+                "attempts = attempts + 1, last_error = ?, updated_at = ? WHERE collection = ? AND uid = ?",
+                (row.seq, reason, time.time(), row.collection, row.uid),
+            )
 
     def requeue_failed(self) -> int:
         with self.transaction() as db:
-            return db.execute("UPDATE outbox SET state = 'pending', attempts = 0, next_attempt = 0, "
-                              "last_error = NULL WHERE state = 'failed'").rowcount
+            return db.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt = 0, "
+                "last_error = NULL WHERE state = 'failed'"
+            ).rowcount
 
     def hold_pending_until(self, when: float) -> None:
         """Push back every due row, e.g. after a 503 with Retry-After for the whole account."""
@@ -413,10 +473,19 @@ class State:
 
     def outbox(self, states: tuple[str, ...] = ("pending", "in_flight", "failed")) -> list[OutboxRow]:
         marks = ",".join("?" for _ in states)
-        return [OutboxRow(r["uid"], r["collection"], r["seq"], r["state"], r["attempts"], r["next_attempt"],
-                          r["last_error"], r["enqueued_at"])
-                for r in self._rows(f"SELECT * FROM outbox WHERE state IN ({marks}) ORDER BY enqueued_at",
-                                    states)]
+        return [
+            OutboxRow(
+                r["uid"],
+                r["collection"],
+                r["seq"],
+                r["state"],
+                r["attempts"],
+                r["next_attempt"],
+                r["last_error"],
+                r["enqueued_at"],
+            )
+            for r in self._rows(f"SELECT * FROM outbox WHERE state IN ({marks}) ORDER BY enqueued_at", states)
+        ]
 
     def next_due(self) -> float | None:
         rows = self._rows("SELECT MIN(next_attempt) AS t FROM outbox WHERE state = 'pending'")
@@ -431,13 +500,13 @@ class State:
 
     def events(self, limit: int = 10, levels: tuple[str, ...] = ("warning", "error")) -> list[dict[str, Any]]:
         marks = ",".join("?" for _ in levels)
-        return self._rows(f"SELECT * FROM events WHERE level IN ({marks}) ORDER BY id DESC LIMIT ?",
-                          (*levels, limit))
+        return self._rows(f"SELECT * FROM events WHERE level IN ({marks}) ORDER BY id DESC LIMIT ?", (*levels, limit))
 
     def add_guard_warning(self, uid: str, summary: str, start: str, end: str) -> None:
         with self.transaction() as db:
-            db.table("guard_warnings").upsert({"uid": uid, "summary": summary, "start": start, "end": end,
-                                         "ts": time.time()}, pk="uid")
+            db.table("guard_warnings").upsert(
+                {"uid": uid, "summary": summary, "start": start, "end": end, "ts": time.time()}, pk="uid"
+            )
 
     def guard_warnings(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM guard_warnings ORDER BY ts DESC")

@@ -9,6 +9,7 @@ from typing import Any
 from calmirror import control, health
 from calmirror.config import Settings
 from calmirror.home import Home
+from calmirror.local.layout import mirror_name
 from calmirror.state import State
 
 
@@ -23,21 +24,27 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
     mirrors = []
     for row in state.mirrors():
         cal_id = row["calendar_id"]
-        mirrors.append({
-            "id": cal_id, "name": names.get(cal_id, cal_id), "local_collection": f"icloud-{row.get('slug')}",
-            "items": row.get("item_count") or 0, "skipped": row.get("skipped") or 0,
-            "last_sync": row.get("last_sync"), "last_sync_age_s": _age(row.get("last_sync"), now),
-            "held_empty": bool(row.get("held_empty")), "last_error": row.get("last_error"),
-            "details": settings.calendar(cal_id).details,
-        })
+        mirrors.append(
+            {
+                "id": cal_id,
+                "name": names.get(cal_id, cal_id),
+                "local_collection": mirror_name(str(row.get("slug"))),
+                "items": row.get("item_count") or 0,
+                "skipped": row.get("skipped") or 0,
+                "last_sync": row.get("last_sync"),
+                "last_sync_age_s": _age(row.get("last_sync"), now),
+                "held_empty": bool(row.get("held_empty")),
+                "last_error": row.get("last_error"),
+                "details": settings.calendar(cal_id).details,
+            }
+        )
     pending = state.outbox(("pending", "in_flight"))
     failed = state.outbox(("failed",))
     return {
         "local_url": state.get_meta("local_url"),
         "daemon_running": control.read_pid(home.pid_file) is not None,
         "account": acct.apple_id if acct else None,
-        "connection": health.describe(state, now) if acct else {"state": "not connected",
-                                                                   "text": "not connected"},
+        "connection": health.describe(state, now) if acct else {"state": "not connected", "text": "not connected"},
         "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
         "outbox": {
@@ -45,12 +52,16 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
             "oldest_pending_age_s": _age(min((r.enqueued_at for r in pending), default=None), now),
             "failed": [{"uid": r.uid, "reason": r.last_error, "attempts": r.attempts} for r in failed],
             "last_push": state.get_meta("last_push"),
-            "retrying": [{"uid": r.uid, "attempts": r.attempts, "last_error": r.last_error}
-                         for r in pending if r.attempts],
+            "retrying": [
+                {"uid": r.uid, "attempts": r.attempts, "last_error": r.last_error} for r in pending if r.attempts
+            ],
         },
         "guard": {"mode": settings.availability.guard, "warnings": state.guard_warnings()},
-        "skipped_items": [{"calendar": names.get(r["calendar_id"], r["calendar_id"]), "href": r["href"],
-                           "reason": r["reason"]} for r in state.skipped_items()][:50],
-        "recent_errors": [{"ts": e["ts"], "kind": e["kind"], "level": e["level"], "message": e["message"]}
-                          for e in state.events(10)],
+        "skipped_items": [
+            {"calendar": names.get(r["calendar_id"], r["calendar_id"]), "href": r["href"], "reason": r["reason"]}
+            for r in state.skipped_items()
+        ][:50],
+        "recent_errors": [
+            {"ts": e["ts"], "kind": e["kind"], "level": e["level"], "message": e["message"]} for e in state.events(10)
+        ],
     }

@@ -25,11 +25,28 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,150}\.ics$")
 _SAFE_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,100}$")
 
 # Busy-only copies keep exactly what availability needs and nothing personal.
-BUSY_KEEP = frozenset({
-    "UID", "DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID",
-    "TRANSP", "STATUS", "DTSTAMP", "SEQUENCE", "CREATED", "LAST-MODIFIED", "CLASS",
-    "X-MICROSOFT-CDO-BUSYSTATUS", MARKER,
-})
+BUSY_KEEP = frozenset(
+    {
+        "UID",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "EXRULE",
+        "RECURRENCE-ID",
+        "TRANSP",
+        "STATUS",
+        "DTSTAMP",
+        "SEQUENCE",
+        "CREATED",
+        "LAST-MODIFIED",
+        "CLASS",
+        "X-MICROSOFT-CDO-BUSYSTATUS",
+        MARKER,
+    }
+)
 
 
 def unfold(text: str) -> str:
@@ -40,7 +57,7 @@ def extract_uid(text: str) -> str | None:
     """The first UID; the whole text is unfolded only when that line is folded (rare), as
     unfolding every fetched event cost more than the rest of its planning."""
     match = _UID.search(text)
-    if match is not None and text[match.end():match.end() + 3].lstrip("\r\n")[:1] not in (" ", "\t"):
+    if match is not None and text[match.end() : match.end() + 3].lstrip("\r\n")[:1] not in (" ", "\t"):
         return match.group(1).strip() or None
     match = _UID.search(unfold(text))
     return match.group(1).strip() or None if match else None
@@ -83,8 +100,11 @@ def check_event_resource(text: str, href: str) -> str:
 
 def mark_mirrored(text: str, source: str) -> str:
     """Tag every VEVENT so nothing downstream mistakes a mirrored event for an appointment."""
-    return _BEGIN_VEVENT.sub(lambda m: f"{m.group(0).rstrip(chr(13))}\r\n{MARKER}:{source}\r", text) \
-        if "\r\n" in text else _BEGIN_VEVENT.sub(lambda m: f"{m.group(0)}\n{MARKER}:{source}", text)
+    return (
+        _BEGIN_VEVENT.sub(lambda m: f"{m.group(0).rstrip(chr(13))}\r\n{MARKER}:{source}\r", text)
+        if "\r\n" in text
+        else _BEGIN_VEVENT.sub(lambda m: f"{m.group(0)}\n{MARKER}:{source}", text)
+    )
 
 
 def _parse(text: str, href: str) -> icalendar.Calendar:

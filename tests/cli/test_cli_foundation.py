@@ -32,13 +32,18 @@ def connect(cli: Cli, emu: Emulator, password: str = APP_PASSWORD) -> subprocess
 
 
 def test_connect_lists_calendars_with_what_each_can_do(cli: Cli, emu: Emulator, home: Path) -> None:
-    result = cli("connect", "--apple-id", APPLE_ID, "--password-stdin", "--server", emu.url, "--json",
-                 input=APP_PASSWORD + "\n")
+    result = cli(
+        "connect", "--apple-id", APPLE_ID, "--password-stdin", "--server", emu.url, "--json", input=APP_PASSWORD + "\n"
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     usable = {c["name"]: c["usable_as"] for c in data["calendars"]}
-    assert usable == {"Home": "linkable", "Work": "linkable", "Family": "conflict only",
-                      "Reminders": "unusable (reminders)"}
+    assert usable == {
+        "Home": "linkable",
+        "Work": "linkable",
+        "Family": "conflict only",
+        "Reminders": "unusable (reminders)",
+    }
     secret = home / "secrets" / "icloud-password"
     assert secret.read_text().strip() == APP_PASSWORD
     assert secret.stat().st_mode & 0o777 == 0o600 and (home / "secrets").stat().st_mode & 0o777 == 0o700
@@ -70,8 +75,15 @@ def test_connecting_twice_is_refused(cli: Cli, emu: Emulator) -> None:
 
 
 def test_unreachable_server_gives_one_line(cli: Cli) -> None:
-    result = cli("connect", "--apple-id", APPLE_ID, "--password-stdin", "--server", "http://127.0.0.1:9/",
-                 input=APP_PASSWORD + "\n")
+    result = cli(
+        "connect",
+        "--apple-id",
+        APPLE_ID,
+        "--password-stdin",
+        "--server",
+        "http://127.0.0.1:9/",
+        input=APP_PASSWORD + "\n",
+    )
     assert result.returncode == 4
     assert "check the network" in one_clean_line(result)
 
@@ -91,11 +103,14 @@ def test_account_with_no_event_calendar_is_refused(cli: Cli, emu: Emulator) -> N
 
 def test_link_and_conflicts_refuse_what_cannot_work(cli: Cli, emu: Emulator) -> None:
     connect(cli, emu)
-    cases = {("link", "Family"): "read-only", ("link", "Reminders"): "reminders",
-             ("link", "Nope"): "no such iCloud calendar",
-             ("link", "webcal://p01-calendars.icloud.com/published/2/abc"): "subscription",
-             ("conflicts", "add", "https://example.com/holidays.ics"): "subscription",
-             ("conflicts", "add", "Reminders"): "reminders"}
+    cases = {
+        ("link", "Family"): "read-only",
+        ("link", "Reminders"): "reminders",
+        ("link", "Nope"): "no such iCloud calendar",
+        ("link", "webcal://p01-calendars.icloud.com/published/2/abc"): "subscription",
+        ("conflicts", "add", "https://example.com/holidays.ics"): "subscription",
+        ("conflicts", "add", "Reminders"): "reminders",
+    }
     for args, fragment in cases.items():
         result = cli(*args)
         assert result.returncode == 2, args
@@ -144,8 +159,7 @@ def test_run_serves_the_local_calendar_and_stops_cleanly(cli: Cli, home: Path) -
         listing = requests.request("PROPFIND", f"{base}{auth[0]}/", auth=auth, headers={"Depth": "1"}, timeout=10)
         assert listing.status_code == 207
         assert "Appointments" in listing.text and "Blocked slots" in listing.text
-        assert requests.request("PROPFIND", f"{base}{auth[0]}/", auth=(auth[0], "wrong"),
-                                timeout=10).status_code == 401
+        assert requests.request("PROPFIND", f"{base}{auth[0]}/", auth=(auth[0], "wrong"), timeout=10).status_code == 401
         status = json.loads(cli("status", "--json").stdout)
         assert status["daemon_running"] and status["local_url"] == base
     finally:
@@ -173,8 +187,13 @@ def test_disconnect_forgets_the_secret_and_keeps_appointments(cli: Cli, emu: Emu
     acct = credentials.local_account(resolve(home))
     server = LocalServer(home / "store", port=0, username=acct.username, password=acct.password)
     url = server.start()
-    requests.put(f"{url}{acct.username}/appointments/keep.ics", data=event("keep-1").encode(),
-                 auth=(acct.username, acct.password), headers={"Content-Type": "text/calendar"}, timeout=10)
+    requests.put(
+        f"{url}{acct.username}/appointments/keep.ics",
+        data=event("keep-1").encode(),
+        auth=(acct.username, acct.password),
+        headers={"Content-Type": "text/calendar"},
+        timeout=10,
+    )
     server.stop()
     result = cli("disconnect")
     assert result.returncode == 0 and "Disconnected" in result.stdout
@@ -187,23 +206,59 @@ def test_disconnect_forgets_the_secret_and_keeps_appointments(cli: Cli, emu: Emu
 def test_help_lists_every_command(cli: Cli) -> None:
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("connect", "calendars", "link", "conflicts", "sync", "run", "status", "availability",
-                    "local-account", "disconnect", "demo", "emulator", "outbox"):
+    for command in (
+        "connect",
+        "calendars",
+        "link",
+        "conflicts",
+        "sync",
+        "run",
+        "status",
+        "availability",
+        "local-account",
+        "disconnect",
+        "demo",
+        "emulator",
+        "outbox",
+    ):
         assert command in result.stdout
 
 
 def test_emulator_serve_runs_in_the_foreground(tmp_path: Path) -> None:
     env = {**os.environ, "PW": APP_PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-m", "calmirror", "emulator", "serve", "--apple-id", APPLE_ID,
-                             "--password-env", "PW", "--port", "0", "--data", str(tmp_path / "emu")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "calmirror",
+            "emulator",
+            "serve",
+            "--apple-id",
+            APPLE_ID,
+            "--password-env",
+            "PW",
+            "--port",
+            "0",
+            "--data",
+            str(tmp_path / "emu"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         url = first.split("serving on ", 1)[1].strip()
-        answer = requests.request("PROPFIND", url, auth=(APPLE_ID, APP_PASSWORD), headers={"Depth": "0"},
-                                  data='<?xml version="1.0"?><propfind xmlns="DAV:"><prop>'
-                                       "<current-user-principal/></prop></propfind>", timeout=10)
+        answer = requests.request(
+            "PROPFIND",
+            url,
+            auth=(APPLE_ID, APP_PASSWORD),
+            headers={"Depth": "0"},
+            data='<?xml version="1.0"?><propfind xmlns="DAV:"><prop><current-user-principal/></prop></propfind>',
+            timeout=10,
+        )
         assert answer.status_code == 207 and "/principal/" in answer.text
         assert requests.request("PROPFIND", url, auth=(APPLE_ID, "nope"), timeout=10).status_code == 401
     finally:

@@ -12,33 +12,61 @@ from pathlib import Path
 
 import requests
 
-from calmirror.busy import from_vfreebusy
+from calmirror.availability.sources import from_vfreebusy
 from calmirror.emulator import Emulator
 from tests.helpers import Running, connected_home, event, start_daemon, wait_for
 
-FREEBUSY = ('<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            '<C:time-range start="20261201T000000Z" end="20261215T000000Z"/></C:free-busy-query>')
+FREEBUSY = (
+    '<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<C:time-range start="20261201T000000Z" end="20261215T000000Z"/></C:free-busy-query>'
+)
 
 
 def daemon_with(tmp_path: Path, emu: Emulator, guard: str) -> Running:
-    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
-                          extra_config=f"\n[availability]\nguard = \"{guard}\"\n")
+    home = connected_home(
+        tmp_path, emu, conflicts=("Work", "Home"), extra_config=f'\n[availability]\nguard = "{guard}"\n'
+    )
     return start_daemon(home)
 
 
 def cli_busy(home: Path, *extra: str) -> list[tuple[datetime, datetime]]:
     env = {**os.environ, "CALMIRROR_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-m", "calmirror", "availability", "--from", "2026-12-01T00:00",
-                          "--to", "2026-12-15T00:00", "--tz", "UTC", "--json", *extra], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "calmirror",
+            "availability",
+            "--from",
+            "2026-12-01T00:00",
+            "--to",
+            "2026-12-15T00:00",
+            "--tz",
+            "UTC",
+            "--json",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
-    return [(datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
-            for i in json.loads(out.stdout)["intervals"]]
+    return [
+        (datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
+        for i in json.loads(out.stdout)["intervals"]
+    ]
 
 
 def report_busy(run: Running, collection: str) -> list[tuple[datetime, datetime]]:
-    answer = requests.request("REPORT", run.href(collection, ""), data=FREEBUSY, auth=run.auth, timeout=30,
-                              headers={"Depth": "1", "Content-Type": "application/xml"})
+    answer = requests.request(
+        "REPORT",
+        run.href(collection, ""),
+        data=FREEBUSY,
+        auth=run.auth,
+        timeout=30,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+    )
     assert answer.status_code == 200, answer.text[:300]
     return from_vfreebusy(answer.content)
 
@@ -46,8 +74,12 @@ def report_busy(run: Running, collection: str) -> list[tuple[datetime, datetime]
 def test_free_busy_report_agrees_with_the_cli(tmp_path: Path, emu: Emulator) -> None:
     run = daemon_with(tmp_path, emu, "off")
     try:
-        assert run.put("a.ics", event("appt-fb", "Client call", start="20261203T090000Z",
-                                      end="20261203T100000Z")).status_code == 201
+        assert (
+            run.put(
+                "a.ics", event("appt-fb", "Client call", start="20261203T090000Z", end="20261203T100000Z")
+            ).status_code
+            == 201
+        )
         cli = cli_busy(run.home.data_dir, "--no-daemon")  # the engine in a fresh process, not the server
         assert cli_busy(run.home.data_dir) == cli  # and the CLI asking the running daemon
         assert cli, "the sample calendars have busy time in the first half of December"
@@ -64,8 +96,12 @@ def test_guard_reject_answers_409_with_a_reason(tmp_path: Path, emu: Emulator) -
         # Work's partner check-in is busy 2026-12-08 16:00-17:00Z
         clash = run.put("clash.ics", event("clash-1", "Overlaps", start="20261208T163000Z", end="20261208T170000Z"))
         assert clash.status_code == 409 and "busy" in clash.text
-        assert run.put("free.ics", event("free-1", "Free time", start="20261208T180000Z",
-                                         end="20261208T183000Z")).status_code == 201
+        assert (
+            run.put(
+                "free.ics", event("free-1", "Free time", start="20261208T180000Z", end="20261208T183000Z")
+            ).status_code
+            == 201
+        )
         assert requests.get(run.href("appointments", "clash.ics"), auth=run.auth, timeout=10).status_code == 404
         assert wait_for(lambda: any("UID:free-1" in b for b in emu.items(emu.calendar_id("Work")).values()), 3)
         assert not any("UID:clash-1" in b for b in emu.items(emu.calendar_id("Work")).values())
@@ -76,12 +112,20 @@ def test_guard_reject_answers_409_with_a_reason(tmp_path: Path, emu: Emulator) -
 def test_guard_warn_accepts_and_status_reports_it(tmp_path: Path, emu: Emulator) -> None:
     run = daemon_with(tmp_path, emu, "warn")
     try:
-        answer = run.put("clash.ics", event("clash-2", "Double booked", start="20261208T160000Z",
-                                            end="20261208T163000Z"))
+        answer = run.put(
+            "clash.ics", event("clash-2", "Double booked", start="20261208T160000Z", end="20261208T163000Z")
+        )
         assert answer.status_code == 201
         env = {**os.environ, "CALMIRROR_HOME": str(run.home.data_dir)}
-        status = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
-                                           capture_output=True, text=True, timeout=60).stdout)
+        status = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "calmirror", "status", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
+        )
         assert [w["uid"] for w in status["guard"]["warnings"]] == ["clash-2"]
     finally:
         run.stop()

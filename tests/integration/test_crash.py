@@ -53,9 +53,14 @@ class Writer(threading.Thread):
     def _send(self, method: str, uid: str, body: str | None = None) -> None:
         while True:
             try:
-                answer = requests.request(method, f"{self.base}{uid}.ics", auth=self.auth, timeout=5,
-                                          data=body.encode() if body else None,
-                                          headers={"Content-Type": "text/calendar"} if body else {})
+                answer = requests.request(
+                    method,
+                    f"{self.base}{uid}.ics",
+                    auth=self.auth,
+                    timeout=5,
+                    data=body.encode() if body else None,
+                    headers={"Content-Type": "text/calendar"} if body else {},
+                )
                 if answer.status_code < 500 and answer.status_code != 401:
                     return
             except requests.RequestException:
@@ -65,16 +70,22 @@ class Writer(threading.Thread):
     def run(self) -> None:
         for n in range(self.count):
             uid = f"crash-{n}"
-            self._send("PUT", uid, event(uid, f"{uid} v1", start=f"202612{1 + n % 28:02d}T090000Z",
-                                         end=f"202612{1 + n % 28:02d}T093000Z"))
+            self._send(
+                "PUT",
+                uid,
+                event(uid, f"{uid} v1", start=f"202612{1 + n % 28:02d}T090000Z", end=f"202612{1 + n % 28:02d}T093000Z"),
+            )
             self.expected[uid] = f"{uid} v1"
             roll = self.rng.random()
             target = f"crash-{self.rng.randrange(n + 1)}"
             if roll < 0.4 and self.expected.get(target):
                 version = f"{target} v{self.rng.randrange(2, 99)}"
                 day = 1 + int(target.split("-")[1]) % 28
-                self._send("PUT", target, event(target, version, start=f"202612{day:02d}T090000Z",
-                                                end=f"202612{day:02d}T093000Z"))
+                self._send(
+                    "PUT",
+                    target,
+                    event(target, version, start=f"202612{day:02d}T090000Z", end=f"202612{day:02d}T093000Z"),
+                )
                 self.expected[target] = version
             elif roll < 0.55 and self.expected.get(target):
                 self._send("DELETE", target)
@@ -101,14 +112,20 @@ class RemoteEditor(threading.Thread):
             elif roll < 0.4:
                 name = f"late{added}.ics"
                 added += 1
-                self.emu.put_item(self.cal_id, name, event(name[:-4], f"Added {added}", start="20270106T100000Z",
-                                                           end="20270106T110000Z"))
+                self.emu.put_item(
+                    self.cal_id,
+                    name,
+                    event(name[:-4], f"Added {added}", start="20270106T100000Z", end="20270106T110000Z"),
+                )
                 self.names.append(name)
             else:
                 name = self.rng.choice(self.names)
                 uid = name[:-4]
-                self.emu.put_item(self.cal_id, name, event(uid, f"Edited {self.changes}", start="20270105T100000Z",
-                                                           end="20270105T110000Z"))
+                self.emu.put_item(
+                    self.cal_id,
+                    name,
+                    event(uid, f"Edited {self.changes}", start="20270105T100000Z", end="20270105T110000Z"),
+                )
             self.changes += 1
 
 
@@ -119,22 +136,36 @@ def without_marker(text: str) -> str:
 def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: int) -> dict[str, float]:
     with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
         home_id = emu.calendar_id("Home")
-        emu.bulk_load(home_id, [(f"m{i}.ics", event(f"m{i}", f"Mirrored {i}", start="20270105T100000Z",
-                                                      end="20270105T110000Z")) for i in range(mirrored)])
+        emu.bulk_load(
+            home_id,
+            [
+                (f"m{i}.ics", event(f"m{i}", f"Mirrored {i}", start="20270105T100000Z", end="20270105T110000Z"))
+                for i in range(mirrored)
+            ],
+        )
         port = free_port()
-        home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
-                              extra_config="")
-        home.config_file.write_text(home.config_file.read_text().replace("port = 0", f"port = {port}")
-                                    + "\n[sync]\ninterval = 5\n[push]\nmax_backoff = 2\n")
+        home = connected_home(tmp_path, emu, conflicts=("Work", "Home"), extra_config="")
+        home.config_file.write_text(
+            home.config_file.read_text().replace("port = 0", f"port = {port}")
+            + "\n[sync]\ninterval = 5\n[push]\nmax_backoff = 2\n"
+        )
         env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
         acct = credentials.local_account(home)
 
         def spawn() -> subprocess.Popen[bytes]:
-            return subprocess.Popen([sys.executable, "-m", "calmirror", "run"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return subprocess.Popen(
+                [sys.executable, "-m", "calmirror", "run"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
-        writer = Writer(f"http://127.0.0.1:{port}/{acct.username}/appointments/", (acct.username, acct.password),
-                        appointments, seed=7)
+        writer = Writer(
+            f"http://127.0.0.1:{port}/{acct.username}/appointments/",
+            (acct.username, acct.password),
+            appointments,
+            seed=7,
+        )
         editor = RemoteEditor(emu, home_id, [f"m{i}.ics" for i in range(mirrored)], seed=13)
         proc = spawn()
         writer.start()
@@ -153,6 +184,7 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
         editor.stop.set()
         editor.join()
         try:
+
             def converged() -> bool:
                 bodies = list(emu.items(emu.calendar_id("Work")).values())
                 for uid, summary in writer.expected.items():
@@ -165,23 +197,35 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
 
             assert wait_for(converged, timeout=60, every=0.5), "iCloud did not converge to the local appointments"
             subprocess.run([sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, timeout=120)
-            status = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
-                                               capture_output=True, text=True, timeout=60).stdout)
+            status = json.loads(
+                subprocess.run(
+                    [sys.executable, "-m", "calmirror", "status", "--json"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                ).stdout
+            )
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
             remote = emu.items(home_id)
             mirrors = {m["name"]: m["items"] for m in status["mirrors"]}
             assert mirrors["Home"] == len(remote)
             local = LocalStore(home.store_dir, acct.username).items("icloud-home")
-            assert sorted(map(without_marker, local.values())) == sorted(remote.values()), \
+            assert sorted(map(without_marker, local.values())) == sorted(remote.values()), (
                 "the mirror differs from its iCloud calendar"
+            )
             survivors = [u for u, s in writer.expected.items() if s]
             work_items = len(emu.items(emu.calendar_id("Work")))
             assert work_items == 16 + len(survivors)  # the sample events plus each survivor once
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)
-        return {"kills": kills, "appointments": appointments, "remote_changes": editor.changes,
-                "seconds": time.monotonic() - started}
+        return {
+            "kills": kills,
+            "appointments": appointments,
+            "remote_changes": editor.changes,
+            "seconds": time.monotonic() - started,
+        }
 
 
 def test_sigkill_during_writes_loses_and_doubles_nothing(tmp_path: Path) -> None:

@@ -18,8 +18,10 @@ from calmirror.emulator import Emulator, LoggedRequest
 APPLE_ID = "me@example.com"
 PASSWORD = "abcd-efgh-ijkl-mnop"
 DSID = "10000001"
-CAL_XMLNS = ('xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" '
-             'xmlns:cs="http://calendarserver.org/ns/" xmlns:ic="http://apple.com/ns/ical/"')
+CAL_XMLNS = (
+    'xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" '
+    'xmlns:cs="http://calendarserver.org/ns/" xmlns:ic="http://apple.com/ns/ical/"'
+)
 SHORT_ETAG = re.compile(r'^"[0-9a-z]{8}"$')
 
 
@@ -29,18 +31,30 @@ def propfind_body(*props: str) -> str:
 
 
 def sync_body(token: str = "") -> str:
-    return (f"<d:sync-collection {CAL_XMLNS}><d:sync-token>{token}</d:sync-token>"
-            "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>")
+    return (
+        f"<d:sync-collection {CAL_XMLNS}><d:sync-token>{token}</d:sync-token>"
+        "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
+    )
 
 
 def multiget_body(*hrefs: str) -> str:
-    return (f"<c:calendar-multiget {CAL_XMLNS}><d:prop><d:getetag/><c:calendar-data/></d:prop>"
-            + "".join(f"<d:href>{h}</d:href>" for h in hrefs) + "</c:calendar-multiget>")
+    return (
+        f"<c:calendar-multiget {CAL_XMLNS}><d:prop><d:getetag/><c:calendar-data/></d:prop>"
+        + "".join(f"<d:href>{h}</d:href>" for h in hrefs)
+        + "</c:calendar-multiget>"
+    )
 
 
 def event(uid: str, *, end: bool = True, summary: str = "Test") -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//calmirror//tests//EN", "BEGIN:VEVENT", f"UID:{uid}",
-             "DTSTAMP:20261201T000000Z", "DTSTART:20261210T100000Z"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//calmirror//tests//EN",
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20261201T000000Z",
+        "DTSTART:20261210T100000Z",
+    ]
     if end:
         lines.append("DTEND:20261210T110000Z")
     lines += [f"SUMMARY:{summary}", "END:VEVENT", "END:VCALENDAR"]
@@ -72,8 +86,9 @@ class Client:
         hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
         if body is not None and "Content-Type" not in hdrs:
             hdrs["Content-Type"] = "application/xml; charset=utf-8"
-        return self.session.request(method, url, data=body.encode() if body else None, headers=hdrs,
-                                    allow_redirects=False, timeout=30)
+        return self.session.request(
+            method, url, data=body.encode() if body else None, headers=hdrs, allow_redirects=False, timeout=30
+        )
 
     def propfind(self, url: str, *props: str, depth: str = "0") -> requests.Response:
         return self.request("PROPFIND", url, propfind_body(*props), Depth=depth)
@@ -119,8 +134,9 @@ def test_front_names_the_principal_without_redirect(shared: Emulator, path: str)
 
 @pytest.mark.parametrize("host", ["url", "partition_url"])
 def test_principal_points_to_absolute_home_on_partition(shared: Emulator, host: str) -> None:
-    r = Client(shared).propfind(getattr(shared, host) + f"{DSID}/principal/", "c:calendar-home-set",
-                                "d:displayname", "d:unknown-thing")
+    r = Client(shared).propfind(
+        getattr(shared, host) + f"{DSID}/principal/", "c:calendar-home-set", "d:displayname", "d:unknown-thing"
+    )
     assert r.status_code == 207
     home = re.search(r"<calendar-home-set[^>]*><href[^>]*>([^<]+)</href>", r.text)
     assert home and home.group(1) == f"{shared.partition_url}{DSID}/calendars/"
@@ -129,7 +145,7 @@ def test_principal_points_to_absolute_home_on_partition(shared: Emulator, host: 
 
 def test_allprop_is_a_404_propstat_and_depth1_principal_is_400(shared: Emulator) -> None:
     client = Client(shared)
-    allprop = f'<d:propfind {CAL_XMLNS}><d:allprop/></d:propfind>'
+    allprop = f"<d:propfind {CAL_XMLNS}><d:allprop/></d:propfind>"
     r = client.request("PROPFIND", shared.calendar_url("home"), allprop, Depth="0")
     assert r.status_code == 207 and "404 Not Found" in r.text and "200 OK" not in r.text
     r = client.propfind(shared.url + f"{DSID}/principal/", "d:displayname", depth="1")
@@ -140,13 +156,14 @@ def test_allprop_is_a_404_propstat_and_depth1_principal_is_400(shared: Emulator)
 
 
 @pytest.mark.parametrize("auth", [None, (APPLE_ID, "wxyz-wxyz-wxyz-wxyz"), ("other@example.com", PASSWORD)])
-def test_bad_credentials_get_bare_401_with_two_challenges(shared: Emulator,
-                                                         auth: tuple[str, str] | None) -> None:
+def test_bad_credentials_get_bare_401_with_two_challenges(shared: Emulator, auth: tuple[str, str] | None) -> None:
     r = requests.request("PROPFIND", shared.url, auth=auth, headers={"Depth": "0"}, timeout=10)
     assert r.status_code == 401
     assert r.content == b""
     assert r.raw.headers.getlist("WWW-Authenticate") == [
-        'Basic realm="MMCalDav"', 'X-MobileMe-AuthToken realm="MMCalDav"']
+        'Basic realm="MMCalDav"',
+        'X-MobileMe-AuthToken realm="MMCalDav"',
+    ]
 
 
 def test_set_password_revokes_the_old_one(emu: Emulator) -> None:
@@ -160,9 +177,14 @@ def test_set_password_revokes_the_old_one(emu: Emulator) -> None:
 
 
 def test_home_listing_has_calendars_and_special_collections(shared: Emulator) -> None:
-    r = Client(shared).propfind(shared.calendar_url("home").rsplit("home/", 1)[0], "d:resourcetype",
-                                "d:displayname", "c:supported-calendar-component-set", "ic:calendar-color",
-                                depth="1")
+    r = Client(shared).propfind(
+        shared.calendar_url("home").rsplit("home/", 1)[0],
+        "d:resourcetype",
+        "d:displayname",
+        "c:supported-calendar-component-set",
+        "ic:calendar-color",
+        depth="1",
+    )
     assert r.status_code == 207
     found = responses(r.text)
     home = f"/{DSID}/calendars/"
@@ -198,9 +220,12 @@ def test_family_is_read_only(emu: Emulator) -> None:
     client = Client(emu)
     family, work = emu.calendar_id("Family"), emu.calendar_id("Work")
     privileges = {
-        cal: re.findall(r"<privilege><(?:\w+:)?([\w-]+) ?/></privilege>",
-                        client.propfind(emu.calendar_url(cal), "d:current-user-privilege-set").text)
-        for cal in (family, work)}
+        cal: re.findall(
+            r"<privilege><(?:\w+:)?([\w-]+) ?/></privilege>",
+            client.propfind(emu.calendar_url(cal), "d:current-user-privilege-set").text,
+        )
+        for cal in (family, work)
+    }
     assert "read" in privileges[family] and not {"write", "write-content", "all"} & set(privileges[family])
     assert "write" in privileges[work]
     name = next(iter(emu.items(family))).rsplit("/", 1)[-1]
@@ -237,8 +262,9 @@ def test_sync_collection_lists_hrefs_and_etags_then_only_changes(emu: Emulator) 
     assert first.status_code == 207
     listed = responses(first.text)
     assert set(listed) == set(emu.items(home))
-    assert all("calendar-data" not in block and SHORT_ETAG.match(text_of("getetag", block) or "")
-               for block in listed.values())
+    assert all(
+        "calendar-data" not in block and SHORT_ETAG.match(text_of("getetag", block) or "") for block in listed.values()
+    )
     token = text_of("sync-token", first.text)
     assert token and token == client.ctag_and_token(home)[1]
     gone = next(iter(listed)).rsplit("/", 1)[-1]
@@ -248,8 +274,7 @@ def test_sync_collection_lists_hrefs_and_etags_then_only_changes(emu: Emulator) 
     changed = responses(second.text)
     assert set(changed) == {emu.store.calendar_path(home) + gone, emu.store.calendar_path(home) + "added.ics"}
     assert "404 Not Found" in changed[emu.store.calendar_path(home) + gone]
-    assert text_of("getetag", changed[emu.store.calendar_path(home) + "added.ics"]) == emu.item_etag(
-        home, "added.ics")
+    assert text_of("getetag", changed[emu.store.calendar_path(home) + "added.ics"]) == emu.item_etag(home, "added.ics")
     third = client.sync(home, text_of("sync-token", second.text) or "")
     assert responses(third.text) == {}
 
@@ -285,8 +310,7 @@ def test_invalid_and_invalidated_tokens(emu: Emulator) -> None:
 def test_multiget_reports_vanished_href_as_404(shared: Emulator) -> None:
     hrefs = list(shared.items("home"))[:3]
     missing = shared.store.calendar_path("home") + "vanished.ics"
-    r = Client(shared).request("REPORT", shared.calendar_url("home"), multiget_body(*hrefs, missing),
-                               Depth="1")
+    r = Client(shared).request("REPORT", shared.calendar_url("home"), multiget_body(*hrefs, missing), Depth="1")
     assert r.status_code == 207
     found = responses(r.text)
     assert "404 Not Found" in found[missing]
@@ -297,14 +321,17 @@ def test_multiget_reports_vanished_href_as_404(shared: Emulator) -> None:
 
 def test_calendar_query_without_time_range_also_returns_the_collection(shared: Emulator) -> None:
     client, url = Client(shared), shared.calendar_url("home")
-    filt = ('<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">{}</c:comp-filter>'
-            "</c:comp-filter></c:filter>")
-    query = f'<c:calendar-query {CAL_XMLNS}><d:prop><d:getetag/></d:prop>{filt}</c:calendar-query>'
+    filt = (
+        '<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">{}</c:comp-filter>'
+        "</c:comp-filter></c:filter>"
+    )
+    query = f"<c:calendar-query {CAL_XMLNS}><d:prop><d:getetag/></d:prop>{filt}</c:calendar-query>"
     plain = responses(client.request("REPORT", url, query.format(""), Depth="1").text)
     collection = shared.store.calendar_path("home")
     assert collection in plain and set(plain) - {collection} == set(shared.items("home"))
-    ranged = client.request("REPORT", url, query.format(
-        '<c:time-range start="20261207T000000Z" end="20261208T000000Z"/>'), Depth="1")
+    ranged = client.request(
+        "REPORT", url, query.format('<c:time-range start="20261207T000000Z" end="20261208T000000Z"/>'), Depth="1"
+    )
     assert ranged.status_code == 207
     in_range = responses(ranged.text)
     assert collection not in in_range
@@ -312,8 +339,10 @@ def test_calendar_query_without_time_range_also_returns_the_collection(shared: E
 
 
 def test_free_busy_query_is_refused(shared: Emulator) -> None:
-    body = (f'<c:free-busy-query {CAL_XMLNS}><c:time-range start="20261201T000000Z" end="20261231T000000Z"/>'
-            "</c:free-busy-query>")
+    body = (
+        f'<c:free-busy-query {CAL_XMLNS}><c:time-range start="20261201T000000Z" end="20261231T000000Z"/>'
+        "</c:free-busy-query>"
+    )
     assert Client(shared).request("REPORT", shared.calendar_url("home"), body, Depth="1").status_code == 400
 
 
@@ -328,8 +357,10 @@ def test_short_etags_agree_across_put_get_propfind_report(emu: Emulator) -> None
     href = emu.store.calendar_path(work) + "e.ics"
     get = client.request("GET", url)
     propfind = text_of("getetag", client.propfind(url, "d:getetag").text)
-    report = text_of("getetag", responses(client.request("REPORT", emu.calendar_url(work),
-                                                         multiget_body(href), Depth="1").text)[href])
+    report = text_of(
+        "getetag",
+        responses(client.request("REPORT", emu.calendar_url(work), multiget_body(href), Depth="1").text)[href],
+    )
     synced = text_of("getetag", responses(client.sync(work).text)[href])
     assert put.headers["ETag"] == get.headers["ETag"] == propfind == report == synced
     assert synced == emu.item_etag(work, "e.ics")
@@ -361,8 +392,7 @@ def test_concurrent_if_match_writes_have_one_winner(emu: Emulator) -> None:
     statuses: list[int] = []
 
     def writer(n: int) -> None:
-        statuses.append(Client(emu).put(work, "race.ics", event("RACE-1", summary=f"w{n}"),
-                                        If_Match=etag).status_code)
+        statuses.append(Client(emu).put(work, "race.ics", event("RACE-1", summary=f"w{n}"), If_Match=etag).status_code)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
     for thread in threads:
@@ -401,8 +431,10 @@ def test_put_needs_text_calendar_and_the_right_component(emu: Emulator) -> None:
 
 
 def test_proppatch_of_resourcetype_is_refused(emu: Emulator) -> None:
-    body = (f'<d:propertyupdate {CAL_XMLNS}><d:set><d:prop><d:resourcetype><d:collection/></d:resourcetype>'
-            "<d:displayname>Oops</d:displayname></d:prop></d:set></d:propertyupdate>")
+    body = (
+        f"<d:propertyupdate {CAL_XMLNS}><d:set><d:prop><d:resourcetype><d:collection/></d:resourcetype>"
+        "<d:displayname>Oops</d:displayname></d:prop></d:set></d:propertyupdate>"
+    )
     assert Client(emu).request("PROPPATCH", emu.calendar_url("home"), body).status_code == 403
     assert Client(emu).put("home", "still.ics", event("STILL-1")).status_code == 201
 
@@ -472,8 +504,12 @@ def test_request_log_counts_hosts_bytes_and_skips_icloud_side_edits(emu: Emulato
     log = emu.requests
     assert all(isinstance(e, LoggedRequest) for e in log)
     assert [(e.method, e.host, e.status) for e in log] == [
-        ("PROPFIND", "front", 207), ("PROPFIND", "front", 207), ("REPORT", "partition", 207),
-        ("PUT", "partition", 201), ("PROPFIND", "front", 401)]
+        ("PROPFIND", "front", 207),
+        ("PROPFIND", "front", 207),
+        ("REPORT", "partition", 207),
+        ("PUT", "partition", 201),
+        ("PROPFIND", "front", 401),
+    ]
     put = log[3]
     assert put.path == emu.store.calendar_path(work) + "log.ics"
     assert put.request_bytes == len(event("LOG-1").encode()) and put.response_bytes == 0
@@ -497,8 +533,7 @@ def test_icloud_side_edits_calendars_and_bulk_load(tmp_path: object) -> None:
         assert len(responses(client.sync(cal).text)) == 300
         href = emu.put_item(cal, "one.ics", event("ONE-1"))
         assert href == f"/{DSID}/calendars/{cal}/one.ics" and href in emu.items(cal)
-        assert client.request("GET", emu.calendar_url(cal) + "one.ics").headers["ETag"] == emu.item_etag(
-            cal, "one.ics")
+        assert client.request("GET", emu.calendar_url(cal) + "one.ics").headers["ETag"] == emu.item_etag(cal, "one.ics")
         emu.delete_item(cal, "one.ics")
         with pytest.raises(KeyError):
             emu.item_etag(cal, "one.ics")

@@ -40,8 +40,9 @@ def remote_uids(emu: Emulator) -> list[str]:
 
 
 def write_corpus(tmp_path: Path, emu: Emulator, cases: list[Case]) -> None:
-    home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
-                          extra_config="\n[push]\nmax_backoff = 1\n[sync]\ninterval = 3600\n")
+    home = connected_home(
+        tmp_path, emu, conflicts=("Work", "Home"), extra_config="\n[push]\nmax_backoff = 1\n[sync]\ninterval = 3600\n"
+    )
     with daemon_running(home) as run:
         check_corpus(run, emu, cases)
 
@@ -51,8 +52,13 @@ def check_corpus(run: Running, emu: Emulator, cases: list[Case]) -> None:
     slowest = 0.0
     for case in cases:
         started = time.monotonic()
-        answer = requests.put(run.href("appointments", f"{case.name}.ics"), data=case.body, auth=run.auth,
-                              headers={"Content-Type": "text/calendar"}, timeout=PUT_DEADLINE_S)
+        answer = requests.put(
+            run.href("appointments", f"{case.name}.ics"),
+            data=case.body,
+            auth=run.auth,
+            headers={"Content-Type": "text/calendar"},
+            timeout=PUT_DEADLINE_S,
+        )
         slowest = max(slowest, time.monotonic() - started)
         answers[case.name] = answer.status_code
         assert answer.status_code < 500, (case.name, answer.status_code, answer.text[:200])
@@ -119,8 +125,9 @@ def test_a_quarantined_appointment_shows_in_status_with_its_reason(tmp_path: Pat
         assert wait_for(lambda: len(state.outbox(("failed",))) == 2, 10)
         state.close()
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
-    done = subprocess.run([sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert "2 failed" in done.stdout
     assert "mirror marker" in done.stdout and "no VEVENT" in done.stdout
 
@@ -179,8 +186,14 @@ def test_every_broken_config_gives_one_line_naming_file_and_key(tmp_path: Path) 
     for (text, key, fragment), home, result in zip(cases, homes, results, strict=True):
         lines = [line for line in result["stderr"].splitlines() if line.strip()]
         line = lines[0] if lines else ""
-        ok = (result["code"] == 2 and len(lines) == 1 and f"{home}/config.toml" in line and fragment in line
-              and (key is None or f": {key}:" in line) and "Traceback" not in result["stderr"])
+        ok = (
+            result["code"] == 2
+            and len(lines) == 1
+            and f"{home}/config.toml" in line
+            and fragment in line
+            and (key is None or f": {key}:" in line)
+            and "Traceback" not in result["stderr"]
+        )
         if not ok:
             problems.append((text, result))
     assert not problems, problems
@@ -191,8 +204,9 @@ def test_a_broken_config_stops_the_daemon_before_it_serves(tmp_path: Path) -> No
     home.mkdir(mode=0o700)
     (home / "config.toml").write_text("[server]\nport = 0\n[sync]\ninterval = 1\n", encoding="utf-8")
     env = {**os.environ, "CALMIRROR_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-m", "calmirror", "run"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "calmirror", "run"], env=env, capture_output=True, text=True, timeout=60
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert str(home / "config.toml") in lines[0] and "sync.interval" in lines[0]

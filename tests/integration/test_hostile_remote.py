@@ -42,8 +42,9 @@ WRAPPER = (
 
 
 def calendars() -> list[FakeCalendar]:
-    clean = FakeCalendar("CLEAN", "Clean", {f"clean-{n}.ics": good_event(n).replace("good-", "clean-")
-                                            for n in range(30)})
+    clean = FakeCalendar(
+        "CLEAN", "Clean", {f"clean-{n}.ics": good_event(n).replace("good-", "clean-") for n in range(30)}
+    )
     evil = {f"e{n}.ics": good_event(n).replace("good-", "evil-") for n in range(3)}
     return [
         corpus_calendar("HOSTILE", "Hostile"),
@@ -71,8 +72,9 @@ def connected(root: Path, server: CorpusServer) -> Home:
 
 def run_cli(home: Home, *args: str, timeout: float = SYNC_DEADLINE_S) -> tuple[subprocess.CompletedProcess[str], int]:
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
-    done = subprocess.run([sys.executable, "-c", WRAPPER, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
     match = re.search(r"MAXRSS_KB=(\d+)", done.stderr)
     assert match, done.stderr[-2000:]
     return done, int(match.group(1)) // 1024
@@ -87,15 +89,31 @@ def mirrored(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
         started = time.monotonic()
         done, peak_mb = run_cli(home, "sync", "--json")
         seconds = time.monotonic() - started
-        yield {"home": home, "server": server, "done": done, "peak_mb": peak_mb, "seconds": seconds,
-               "reports": {r["calendar_id"]: r for r in json.loads(done.stdout)["calendars"]}}
+        yield {
+            "home": home,
+            "server": server,
+            "done": done,
+            "peak_mb": peak_mb,
+            "seconds": seconds,
+            "reports": {r["calendar_id"]: r for r in json.loads(done.stdout)["calendars"]},
+        }
 
 
 def test_the_corpus_is_big_enough() -> None:
     assert len(CORPUS) >= 30
-    assert {"no-uid", "broken-folding", "invalid-date-month-13", "unknown-tzid", "five-mb-description",
-            "nested-5000", "rrule-count-1e9", "rrule-secondly-forever", "binary-garbage", "vtodo-only",
-            "xxe-file"} <= {case.name for case in CORPUS}
+    assert {
+        "no-uid",
+        "broken-folding",
+        "invalid-date-month-13",
+        "unknown-tzid",
+        "five-mb-description",
+        "nested-5000",
+        "rrule-count-1e9",
+        "rrule-secondly-forever",
+        "binary-garbage",
+        "vtodo-only",
+        "xxe-file",
+    } <= {case.name for case in CORPUS}
 
 
 def test_sync_finishes_in_bounded_time_and_memory_without_a_crash(mirrored: dict) -> None:  # type: ignore[type-arg]
@@ -107,8 +125,10 @@ def test_sync_finishes_in_bounded_time_and_memory_without_a_crash(mirrored: dict
 
 
 @pytest.mark.parametrize("calendar_id", ["HOSTILE", "HOSTILE-BUSY"])
-def test_each_bad_item_is_skipped_with_its_reason_and_the_rest_is_mirrored(mirrored: dict,  # type: ignore[type-arg]
-                                                                           calendar_id: str) -> None:
+def test_each_bad_item_is_skipped_with_its_reason_and_the_rest_is_mirrored(
+    mirrored: dict,  # type: ignore[type-arg]
+    calendar_id: str,
+) -> None:
     report = mirrored["reports"][calendar_id]
     assert report["error"] is None
     home: Home = mirrored["home"]
@@ -204,13 +224,21 @@ def test_the_local_server_answers_queries_over_the_hostile_mirror(mirrored: dict
     slug = state.mirror("HOSTILE")["slug"]  # type: ignore[index]
     state.close()
     try:
-        query = ('<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
-                 '<d:prop><d:getetag/></d:prop><c:filter><c:comp-filter name="VCALENDAR">'
-                 '<c:comp-filter name="VEVENT"><c:time-range start="20270301T000000Z" end="20270308T000000Z"/>'
-                 "</c:comp-filter></c:comp-filter></c:filter></c:calendar-query>")
+        query = (
+            '<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
+            '<d:prop><d:getetag/></d:prop><c:filter><c:comp-filter name="VCALENDAR">'
+            '<c:comp-filter name="VEVENT"><c:time-range start="20270301T000000Z" end="20270308T000000Z"/>'
+            "</c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"
+        )
         started = time.monotonic()
-        answer = requests.request("REPORT", f"{url}{acct.username}/icloud-{slug}/", data=query,
-                                  auth=(acct.username, acct.password), headers={"Depth": "1"}, timeout=60)
+        answer = requests.request(
+            "REPORT",
+            f"{url}{acct.username}/icloud-{slug}/",
+            data=query,
+            auth=(acct.username, acct.password),
+            headers={"Depth": "1"},
+            timeout=60,
+        )
         took = time.monotonic() - started
         assert answer.status_code == 207
         assert "good-" in answer.text or ".ics" in answer.text
@@ -223,8 +251,9 @@ def test_the_local_server_answers_queries_over_the_hostile_mirror(mirrored: dict
 def test_availability_over_the_hostile_mirror_is_bounded(mirrored: dict) -> None:  # type: ignore[type-arg]
     """A year of busy time over mirrors holding FREQ=SECONDLY forever (31 million occurrences)."""
     started = time.monotonic()
-    done, peak = run_cli(mirrored["home"], "availability", "--from", "2027-01-01", "--to", "2027-12-31",
-                         "--json", timeout=120)
+    done, peak = run_cli(
+        mirrored["home"], "availability", "--from", "2027-01-01", "--to", "2027-12-31", "--json", timeout=120
+    )
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-2000:]
     intervals = json.loads(done.stdout)["intervals"]

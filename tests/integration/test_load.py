@@ -36,12 +36,16 @@ from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_fo
 CLIENTS = 20
 P99_LIMIT_S = 5.0  # a sanity bound on 2 cores; the measured figure is printed and kept in RELIABILITY.md
 
-QUERY = ('<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-         '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
-         '<C:time-range start="20270101T000000Z" end="20270201T000000Z"/></C:comp-filter></C:comp-filter>'
-         "</C:filter></C:calendar-query>")
-FREEBUSY = ('<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            '<C:time-range start="20270101T000000Z" end="20270108T000000Z"/></C:free-busy-query>')
+QUERY = (
+    '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+    '<C:time-range start="20270101T000000Z" end="20270201T000000Z"/></C:comp-filter></C:comp-filter>'
+    "</C:filter></C:calendar-query>"
+)
+FREEBUSY = (
+    '<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<C:time-range start="20270101T000000Z" end="20270108T000000Z"/></C:free-busy-query>'
+)
 PROPFIND = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
 
 
@@ -62,12 +66,20 @@ class Client(threading.Thread):
         self.mine: dict[str, str] = {}  # uid -> latest summary of this client's live appointments
         self.created = 0
 
-    def call(self, kind: str, method: str, url: str, ok: tuple[int, ...], body: str | None = None,
-             headers: dict[str, str] | None = None) -> int:
+    def call(
+        self,
+        kind: str,
+        method: str,
+        url: str,
+        ok: tuple[int, ...],
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
         started = time.monotonic()
         try:
-            answer = requests.request(method, url, data=body.encode() if body else None, auth=self.auth,
-                                      headers=headers or {}, timeout=30)
+            answer = requests.request(
+                method, url, data=body.encode() if body else None, auth=self.auth, headers=headers or {}, timeout=30
+            )
             code = answer.status_code
         except requests.RequestException as exc:
             with self.tally.lock:
@@ -95,14 +107,29 @@ class Client(threading.Thread):
                 uid = f"load-{self.n}-{self.created}"
                 self.created += 1
                 summary = f"{uid} v1"
-                if self.call("create", "PUT", f"{appointments}{uid}.ics", (201,), self.appointment(uid, summary),
-                             {"Content-Type": "text/calendar", "If-None-Match": "*"}) == 201:
+                if (
+                    self.call(
+                        "create",
+                        "PUT",
+                        f"{appointments}{uid}.ics",
+                        (201,),
+                        self.appointment(uid, summary),
+                        {"Content-Type": "text/calendar", "If-None-Match": "*"},
+                    )
+                    == 201
+                ):
                     self.record(uid, summary)
             elif roll < 0.45:
                 uid = self.rng.choice(sorted(self.mine))
                 summary = f"{uid} v{self.rng.randrange(2, 1000)}"
-                if self.call("update", "PUT", f"{appointments}{uid}.ics", (201, 204),
-                             self.appointment(uid, summary), {"Content-Type": "text/calendar"}) in (201, 204):
+                if self.call(
+                    "update",
+                    "PUT",
+                    f"{appointments}{uid}.ics",
+                    (201, 204),
+                    self.appointment(uid, summary),
+                    {"Content-Type": "text/calendar"},
+                ) in (201, 204):
                     self.record(uid, summary)
             elif roll < 0.50:
                 uid = self.rng.choice(sorted(self.mine))
@@ -143,8 +170,11 @@ class ICloudWeather(threading.Thread):
         tick = 0
         while not self.stop.wait(0.5):
             tick += 1
-            self.emu.put_item(home, f"weather-{tick}.ics", event(f"weather-{tick}", f"Added in iCloud {tick}",
-                                                                start="20270110T100000Z", end="20270110T110000Z"))
+            self.emu.put_item(
+                home,
+                f"weather-{tick}.ics",
+                event(f"weather-{tick}", f"Added in iCloud {tick}", start="20270110T100000Z", end="20270110T110000Z"),
+            )
             self.edits += 1
             if tick % 4 == 0:
                 self.emu.faults.fail(count=1, status=503, retry_after=1)
@@ -198,14 +228,17 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
     with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
-        home = connected_home(tmp_path, emu, conflicts=("Work", "Home"),
-                              extra_config="\n[sync]\ninterval = 5\n[push]\nmax_backoff = 2\n")
+        home = connected_home(
+            tmp_path, emu, conflicts=("Work", "Home"), extra_config="\n[sync]\ninterval = 5\n[push]\nmax_backoff = 2\n"
+        )
         env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
         log = tmp_path / "daemon.log"
         with log.open("wb") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "calmirror", "run"], env=env, stdout=sink,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "calmirror", "run"], env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
         try:
+
             def local_url() -> str | None:
                 """The URL once the daemon serves and its first mirror pass filled both mirrors (the URL
                 and the pid file appear before that pass, with the mirrors still empty)."""
@@ -223,8 +256,9 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
             stop = threading.Event()
             weather = ICloudWeather(emu, proc.pid, stop)
             started = time.monotonic()
-            clients = [Client(n, base, (acct.username, acct.password), started + seconds, tally)
-                       for n in range(CLIENTS)]
+            clients = [
+                Client(n, base, (acct.username, acct.password), started + seconds, tally) for n in range(CLIENTS)
+            ]
             weather.start()
             for client in clients:
                 client.start()
@@ -267,8 +301,15 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
                 return row.get("item_count") == len(emu.items(home_cal)) and not row.get("last_error")
 
             assert wait_for(mirror_matches, 30, every=0.5)
-            status = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
-                                               capture_output=True, text=True, timeout=60).stdout)
+            status = json.loads(
+                subprocess.run(
+                    [sys.executable, "-m", "calmirror", "status", "--json"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                ).stdout
+            )
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -279,15 +320,22 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
     everything = [t for values in tally.latencies.values() for t in values]
     injected_503 = sum(1 for r in emu.requests if r.status == 503)
     figures = {
-        "seconds": round(elapsed, 1), "clients": CLIENTS, "requests": len(everything),
+        "seconds": round(elapsed, 1),
+        "clients": CLIENTS,
+        "requests": len(everything),
         "requests_per_s": round(len(everything) / elapsed, 1),
         "writes_acknowledged": sum(len(tally.latencies[k]) for k in ("create", "update", "delete")),
-        "appointments": len(tally.expected), "icloud_503s": injected_503, "icloud_edits": weather.edits,
-        "p50_ms": round(percentile(everything, 0.50) * 1000), "p95_ms": round(percentile(everything, 0.95) * 1000),
-        "p99_ms": round(percentile(everything, 0.99) * 1000), "max_ms": round(max(everything) * 1000),
+        "appointments": len(tally.expected),
+        "icloud_503s": injected_503,
+        "icloud_edits": weather.edits,
+        "p50_ms": round(percentile(everything, 0.50) * 1000),
+        "p95_ms": round(percentile(everything, 0.95) * 1000),
+        "p99_ms": round(percentile(everything, 0.99) * 1000),
+        "max_ms": round(max(everything) * 1000),
         "converged_after_s": round(converge_s, 1),
-        **{f"p99_{kind}_ms": round(percentile(values, 0.99) * 1000)
-           for kind, values in sorted(tally.latencies.items())},
+        **{
+            f"p99_{kind}_ms": round(percentile(values, 0.99) * 1000) for kind, values in sorted(tally.latencies.items())
+        },
     }
     print(f"\nLOAD: {json.dumps(figures)}")
     if tally.server_errors and known_local_bugs():
@@ -316,8 +364,11 @@ def _bug(fragment: str) -> bool:
     return any(fragment in bug for bug in known_local_bugs())
 
 
-@pytest.mark.xfail(condition=_bug("listen backlog"), strict=False,
-                   reason="local/server.py keeps socketserver's listen backlog of 5: set request_queue_size = 128")
+@pytest.mark.xfail(
+    condition=_bug("listen backlog"),
+    strict=False,
+    reason="local/server.py keeps socketserver's listen backlog of 5: set request_queue_size = 128",
+)
 def test_a_burst_of_clients_is_never_dropped(tmp_path: Path) -> None:
     """40 clients connecting at the same instant, 8 times: every one gets an answer."""
     from calmirror.local.server import LocalServer
@@ -329,8 +380,15 @@ def test_a_burst_of_clients_is_never_dropped(tmp_path: Path) -> None:
 
     def put(name: str) -> None:
         try:
-            codes.append(requests.put(f"{url}u/appointments/{name}.ics", data=event(name).encode(), auth=("u", "p"),
-                                      headers={"Content-Type": "text/calendar"}, timeout=30).status_code)
+            codes.append(
+                requests.put(
+                    f"{url}u/appointments/{name}.ics",
+                    data=event(name).encode(),
+                    auth=("u", "p"),
+                    headers={"Content-Type": "text/calendar"},
+                    timeout=30,
+                ).status_code
+            )
         except requests.RequestException as exc:
             failures.append(repr(exc))
 
@@ -347,9 +405,11 @@ def test_a_burst_of_clients_is_never_dropped(tmp_path: Path) -> None:
     assert codes == [201] * 320
 
 
-@pytest.mark.xfail(condition=_bug("staging"), strict=False,
-                   reason="local/bulk.py stages under Radicale's own .Radicale.tmp- prefix and removes readers' temp "
-                          "folders")
+@pytest.mark.xfail(
+    condition=_bug("staging"),
+    strict=False,
+    reason="local/bulk.py stages under Radicale's own .Radicale.tmp- prefix and removes readers' temp folders",
+)
 def test_mirror_writes_while_clients_read_give_no_5xx(tmp_path: Path) -> None:
     """Whole-mirror rewrites and item deletes (what a mirror pass does) while clients PROPFIND and
     REPORT the same mirror: every answer is 207."""
@@ -366,8 +426,14 @@ def test_mirror_writes_while_clients_read_give_no_5xx(tmp_path: Path) -> None:
 
     def read(method: str) -> None:
         while not stop.is_set():
-            answer = requests.request(method, f"{url}u/icloud-home/", auth=("u", "p"), headers={"Depth": "1"},
-                                      data=PROPFIND if method == "PROPFIND" else QUERY, timeout=30)
+            answer = requests.request(
+                method,
+                f"{url}u/icloud-home/",
+                auth=("u", "p"),
+                headers={"Depth": "1"},
+                data=PROPFIND if method == "PROPFIND" else QUERY,
+                timeout=30,
+            )
             answers.append((method, answer.status_code))
 
     readers = [threading.Thread(target=read, args=(m,)) for m in ("PROPFIND", "REPORT") * 3]

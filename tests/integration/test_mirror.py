@@ -84,7 +84,8 @@ def test_remote_create_update_delete_are_mirrored(tmp_path: Path, emu: Emulator)
     local = local_copies(engine, "work")
     assert any("Version two" in t for t in local.values())
     assert {t.split("UID:")[1].split("\r\n")[0] for t in local.values()} == {
-        t.split("UID:")[1].split("\r\n")[0] for t in emu.items(work).values()}
+        t.split("UID:")[1].split("\r\n")[0] for t in emu.items(work).values()
+    }
 
 
 @pytest.mark.parametrize("mode", ["403", "full"])
@@ -202,10 +203,14 @@ def test_mirror_collection_has_display_name_and_colour(tmp_path: Path, emu: Emul
         import requests
 
         answer = requests.request(
-            "PROPFIND", f"{url}{acct.username}/icloud-work/", auth=(acct.username, acct.password),
-            headers={"Depth": "0"}, timeout=10,
+            "PROPFIND",
+            f"{url}{acct.username}/icloud-work/",
+            auth=(acct.username, acct.password),
+            headers={"Depth": "0"},
+            timeout=10,
             data='<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:A="http://apple.com/ns/ical/">'
-                 "<D:prop><D:displayname/><A:calendar-color/></D:prop></D:propfind>")
+            "<D:prop><D:displayname/><A:calendar-color/></D:prop></D:propfind>",
+        )
     finally:
         server.stop()
     work = next(c for c in engine.state.calendars() if c.name == "Work")

@@ -61,18 +61,26 @@ def test_every_write_on_a_mirror_is_refused(running: Running, method: str) -> No
     mirror = f"{running.url}{running.auth[0]}/icloud-home/"
     items = requests.request("PROPFIND", mirror, auth=running.auth, headers={"Depth": "1"}, timeout=10)
     assert items.status_code == 207
-    target = {"PUT": mirror + "new.ics", "MKCOL": mirror + "sub/", "MKCALENDAR": mirror + "sub/"}.get(
-        method, mirror)
-    headers = {"Destination": f"{running.url}{running.auth[0]}/appointments/moved.ics"} \
-        if method in ("MOVE", "COPY") else {}
-    data = event("x", "x") if method == "PUT" else (
-        '<?xml version="1.0"?><propertyupdate xmlns="DAV:"><set><prop><displayname>Mine</displayname>'
-        "</prop></set></propertyupdate>" if method == "PROPPATCH" else None)
+    target = {"PUT": mirror + "new.ics", "MKCOL": mirror + "sub/", "MKCALENDAR": mirror + "sub/"}.get(method, mirror)
+    headers = (
+        {"Destination": f"{running.url}{running.auth[0]}/appointments/moved.ics"} if method in ("MOVE", "COPY") else {}
+    )
+    data = (
+        event("x", "x")
+        if method == "PUT"
+        else (
+            '<?xml version="1.0"?><propertyupdate xmlns="DAV:"><set><prop><displayname>Mine</displayname>'
+            "</prop></set></propertyupdate>"
+            if method == "PROPPATCH"
+            else None
+        )
+    )
     answer = requests.request(method, target, data=data, auth=running.auth, headers=headers, timeout=10)
     assert answer.status_code == 403
     after = requests.request("PROPFIND", mirror, auth=running.auth, headers={"Depth": "1"}, timeout=10)
-    assert after.text.count("<response") == items.text.count("<response") or \
-        after.text.count("response>") == items.text.count("response>")
+    assert after.text.count("<response") == items.text.count("<response") or after.text.count(
+        "response>"
+    ) == items.text.count("response>")
 
 
 def test_pushed_appointment_does_not_come_back_through_the_linked_mirror(running: Running, emu: Emulator) -> None:
@@ -144,10 +152,20 @@ def test_changes_made_while_the_daemon_was_down_are_pushed_at_start(tmp_path: Pa
     bare = LocalServer(home.store_dir, port=0, username=acct.username, password=acct.password)
     url = bare.start()
     base = f"{url}{acct.username}/appointments/"
-    requests.put(base + "kept.ics", data=event("down-1", "Edited while down").encode(), auth=run.auth,
-                 headers={"Content-Type": "text/calendar"}, timeout=10)
-    requests.put(base + "new.ics", data=event("down-3", "Created while down").encode(), auth=run.auth,
-                 headers={"Content-Type": "text/calendar"}, timeout=10)
+    requests.put(
+        base + "kept.ics",
+        data=event("down-1", "Edited while down").encode(),
+        auth=run.auth,
+        headers={"Content-Type": "text/calendar"},
+        timeout=10,
+    )
+    requests.put(
+        base + "new.ics",
+        data=event("down-3", "Created while down").encode(),
+        auth=run.auth,
+        headers={"Content-Type": "text/calendar"},
+        timeout=10,
+    )
     requests.delete(base + "gone.ics", auth=run.auth, timeout=10)
     bare.stop()
     with daemon_running(home):
@@ -157,7 +175,8 @@ def test_changes_made_while_the_daemon_was_down_are_pushed_at_start(tmp_path: Pa
 
 
 def test_after_relinking_old_appointments_stay_and_new_ones_go_to_the_new_calendar(
-        running: Running, emu: Emulator) -> None:
+    running: Running, emu: Emulator
+) -> None:
     from calmirror import config_edit
 
     running.put("old.ics", event("old-1", "Old v1"))
@@ -184,8 +203,9 @@ def test_failed_rows_can_be_retried(running: Running, emu: Emulator, tmp_path: P
     emu.delete_item(home_cal, "clash.ics")
     env = {**os.environ, "CALMIRROR_HOME": str(running.home.data_dir)}
     running.release_pid_file()  # this daemon runs in the test's own process: it must not be signalled
-    result = subprocess.run([sys.executable, "-m", "calmirror", "outbox", "retry"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "calmirror", "outbox", "retry"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert "Re-queued 1" in result.stdout
     running.daemon.push_wake.set()  # what the CLI's SIGUSR1 does to a daemon in its own process
     assert wait_for(lambda: bool(remote_with(emu, "Work", "UID:clash-1")), 5)

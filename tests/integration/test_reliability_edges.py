@@ -38,8 +38,9 @@ from calmirror.state import State
 from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, engine_for, event, start_daemon, wait_for
 
 AUTH = ("u", "p")
-PROPFIND_ETAGS = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><D:getcontenttype/>'
-                  "</D:prop></D:propfind>")
+PROPFIND_ETAGS = (
+    '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><D:getcontenttype/></D:prop></D:propfind>'
+)
 QUIET = "\n[sync]\ninterval = 3600\n[push]\nmax_backoff = 1\n"  # the mirror runs only when a test wakes it
 ICS = {"Content-Type": "text/calendar"}
 
@@ -60,8 +61,12 @@ def listings_against_writes(url: str, items: int, seconds: float) -> tuple[list[
     events, for `seconds`; returns the status codes of the listings and of the writes."""
     calendar = f"{url}u/appointments/"
     for n in range(items):
-        assert requests.put(f"{calendar}k{n}.ics", data=event(f"k{n}").encode(), auth=AUTH, headers=ICS,
-                            timeout=10).status_code == 201
+        assert (
+            requests.put(
+                f"{calendar}k{n}.ics", data=event(f"k{n}").encode(), auth=AUTH, headers=ICS, timeout=10
+            ).status_code
+            == 201
+        )
     stop = threading.Event()
     reads: list[int] = []
     writes: list[int] = []
@@ -69,20 +74,25 @@ def listings_against_writes(url: str, items: int, seconds: float) -> tuple[list[
     def read() -> None:
         with requests.Session() as session:
             while not stop.is_set():
-                reads.append(session.request("PROPFIND", calendar, auth=AUTH, headers={"Depth": "1"},
-                                             data=PROPFIND_ETAGS, timeout=30).status_code)
+                reads.append(
+                    session.request(
+                        "PROPFIND", calendar, auth=AUTH, headers={"Depth": "1"}, data=PROPFIND_ETAGS, timeout=30
+                    ).status_code
+                )
 
     def write(w: int) -> None:
         n = 0
         while not stop.is_set():
             n += 1
             name = f"{calendar}w{w}-{n}.ics"
-            writes.append(requests.put(name, data=event(f"w{w}-{n}").encode(), auth=AUTH, headers=ICS,
-                                       timeout=30).status_code)
+            writes.append(
+                requests.put(name, data=event(f"w{w}-{n}").encode(), auth=AUTH, headers=ICS, timeout=30).status_code
+            )
             writes.append(requests.delete(name, auth=AUTH, timeout=30).status_code)
 
     threads = [threading.Thread(target=read) for _ in range(4)] + [
-        threading.Thread(target=write, args=(w,)) for w in range(3)]
+        threading.Thread(target=write, args=(w,)) for w in range(3)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(seconds)
@@ -110,8 +120,9 @@ def test_writes_are_not_starved_by_back_to_back_listings(local: tuple[LocalServe
     assert len(writes) * 4 >= len(reads), f"writes starved: {len(writes)} writes against {len(reads)} listings"
 
 
-def test_a_propfind_is_answered_while_a_write_waits_for_the_store_lock(tmp_path: Path,
-                                                                      local: tuple[LocalServer, str]) -> None:
+def test_a_propfind_is_answered_while_a_write_waits_for_the_store_lock(
+    tmp_path: Path, local: tuple[LocalServer, str]
+) -> None:
     """The PROPFIND takes the shared lock and Radicale takes it again inside: with a writer queued
     for the exclusive lock in between, the nested shared lock must still be granted (flock does
     not queue readers behind a waiting writer), or the server deadlocks."""
@@ -125,8 +136,9 @@ def test_a_propfind_is_answered_while_a_write_waits_for_the_store_lock(tmp_path:
         time.sleep(0.3)
         assert writer.is_alive(), "the write should be waiting for the reader"
         started = time.monotonic()
-        answer = requests.request("PROPFIND", f"{url}u/appointments/", auth=AUTH, headers={"Depth": "1"},
-                                  data=PROPFIND_ETAGS, timeout=10)
+        answer = requests.request(
+            "PROPFIND", f"{url}u/appointments/", auth=AUTH, headers={"Depth": "1"}, data=PROPFIND_ETAGS, timeout=10
+        )
         assert answer.status_code == 207 and time.monotonic() - started < 5
     writer.join(10)
     assert not writer.is_alive()
@@ -135,37 +147,82 @@ def test_a_propfind_is_answered_while_a_write_waits_for_the_store_lock(tmp_path:
 
 # --- 2. refused writes say why ------------------------------------------------------------------
 
-VTODO = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:t\r\n"
-         "DTSTAMP:20261101T000000Z\r\nEND:VTODO\r\nEND:VCALENDAR\r\n")
+VTODO = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTODO\r\nUID:t\r\n"
+    "DTSTAMP:20261101T000000Z\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
 VCARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Someone\r\nEND:VCARD\r\n"
-PROPPATCH = ('<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>x'
-             "</D:displayname></D:prop></D:set></D:propertyupdate>")
+PROPPATCH = (
+    '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>x'
+    "</D:displayname></D:prop></D:set></D:propertyupdate>"
+)
 
 # (what, method, path under the user, body, headers, status, a fragment of the one line)
 REFUSED: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
     ("not iCalendar", "PUT", "appointments/g.ics", b"hello", ICS, 400, "not valid iCalendar"),
     ("a vCard", "PUT", "appointments/c.ics", VCARD.encode(), ICS, 400, "'VCARD' not supported"),
-    ("no UID", "PUT", "appointments/n.ics", event("x").replace("UID:x\r\n", "").encode(), ICS, 400,
-     "without UID"),
-    ("a bad date", "PUT", "appointments/d.ics", event("d", start="2026XX01T100000Z").encode(), ICS, 400,
-     "not valid iCalendar"),
-    ("If-None-Match on an existing event", "PUT", "appointments/ok.ics", event("ok").encode(),
-     {**ICS, "If-None-Match": "*"}, 412, "already exists"),
-    ("a stale If-Match", "PUT", "appointments/ok.ics", event("ok").encode(), {**ICS, "If-Match": '"old"'}, 412,
-     "changed or was deleted since you read it"),
+    ("no UID", "PUT", "appointments/n.ics", event("x").replace("UID:x\r\n", "").encode(), ICS, 400, "without UID"),
+    (
+        "a bad date",
+        "PUT",
+        "appointments/d.ics",
+        event("d", start="2026XX01T100000Z").encode(),
+        ICS,
+        400,
+        "not valid iCalendar",
+    ),
+    (
+        "If-None-Match on an existing event",
+        "PUT",
+        "appointments/ok.ics",
+        event("ok").encode(),
+        {**ICS, "If-None-Match": "*"},
+        412,
+        "already exists",
+    ),
+    (
+        "a stale If-Match",
+        "PUT",
+        "appointments/ok.ics",
+        event("ok").encode(),
+        {**ICS, "If-Match": '"old"'},
+        412,
+        "changed or was deleted since you read it",
+    ),
     ("into a mirror", "PUT", "icloud-home/x.ics", event("x").encode(), ICS, 403, "read-only"),
     ("into no calendar", "PUT", "nope/x.ics", event("x").encode(), ICS, 403, "nothing can be written at"),
     ("a whole calendar", "PUT", "appointments/", event("x").encode(), ICS, 403, "whole calendar cannot be uploaded"),
-    ("a double booking", "PUT", "appointments/clash.ics", event("clash", "Clash").encode(), ICS, 409,
-     "overlaps busy time"),
+    (
+        "a double booking",
+        "PUT",
+        "appointments/clash.ics",
+        event("clash", "Clash").encode(),
+        ICS,
+        409,
+        "overlaps busy time",
+    ),
     ("deleting a calendar", "DELETE", "appointments/", b"", {}, 403, "whole calendar cannot be deleted"),
     ("deleting nothing", "DELETE", "appointments/missing.ics", b"", {}, 404, "no event at this URL"),
-    ("deleting with a stale If-Match", "DELETE", "appointments/ok.ics", b"", {"If-Match": '"old"'}, 412,
-     "changed since you read it"),
+    (
+        "deleting with a stale If-Match",
+        "DELETE",
+        "appointments/ok.ics",
+        b"",
+        {"If-Match": '"old"'},
+        412,
+        "changed since you read it",
+    ),
     ("a new calendar", "MKCALENDAR", "newcal/", b"", {}, 403, "new calendars cannot be created"),
     ("properties of the principal", "PROPPATCH", "", PROPPATCH.encode(), {}, 403, "cannot be changed"),
-    ("COPY", "COPY", "appointments/ok.ics", b"", {"Destination": "/u/appointments/copy.ics"}, 405,
-     "COPY is not supported"),
+    (
+        "COPY",
+        "COPY",
+        "appointments/ok.ics",
+        b"",
+        {"Destination": "/u/appointments/copy.ics"},
+        405,
+        "COPY is not supported",
+    ),
 ]
 
 
@@ -173,22 +230,33 @@ REFUSED: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server with an event, a mirror, and a guard that refuses anything called "Clash"."""
     root = tmp_path_factory.mktemp("refusals")
-    server = LocalServer(root / "store", port=0, username="u", password="p",
-                         guard=lambda _, body: "overlaps busy time 10:00–11:00 UTC; choose a free time"
-                         if b"SUMMARY:Clash" in body else None)
+    server = LocalServer(
+        root / "store",
+        port=0,
+        username="u",
+        password="p",
+        guard=lambda _, body: (
+            "overlaps busy time 10:00–11:00 UTC; choose a free time" if b"SUMMARY:Clash" in body else None
+        ),
+    )
     url = server.start()
     LocalStore(root / "store", "u").ensure_mirror("home", "Home", None)
-    assert requests.put(f"{url}u/appointments/ok.ics", data=event("ok").encode(), auth=AUTH, headers=ICS,
-                        timeout=10).status_code == 201
+    assert (
+        requests.put(
+            f"{url}u/appointments/ok.ics", data=event("ok").encode(), auth=AUTH, headers=ICS, timeout=10
+        ).status_code
+        == 201
+    )
     yield url
     server.stop()
 
 
-@pytest.mark.parametrize(("what", "method", "path", "body", "headers", "code", "fragment"), REFUSED,
-                         ids=[case[0] for case in REFUSED])
-def test_a_refused_write_answers_one_line_saying_why(guarded: str, what: str, method: str, path: str,
-                                                     body: bytes, headers: dict[str, str], code: int,
-                                                     fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("what", "method", "path", "body", "headers", "code", "fragment"), REFUSED, ids=[case[0] for case in REFUSED]
+)
+def test_a_refused_write_answers_one_line_saying_why(
+    guarded: str, what: str, method: str, path: str, body: bytes, headers: dict[str, str], code: int, fragment: str
+) -> None:
     answer = requests.request(method, f"{guarded}u/{path}", data=body, auth=AUTH, headers=headers, timeout=10)
     assert answer.status_code == code, answer.text
     assert answer.headers["Content-Type"].startswith("text/plain")
@@ -200,8 +268,9 @@ def test_a_refused_write_answers_one_line_saying_why(guarded: str, what: str, me
 
 def test_a_uid_clash_keeps_the_caldav_precondition_clients_parse(guarded: str) -> None:
     """RFC 4791's `no-uid-conflict` is machine-readable and clients act on it: left as it is."""
-    answer = requests.put(f"{guarded}u/appointments/other.ics", data=event("ok").encode(), auth=AUTH,
-                          headers=ICS, timeout=10)
+    answer = requests.put(
+        f"{guarded}u/appointments/other.ics", data=event("ok").encode(), auth=AUTH, headers=ICS, timeout=10
+    )
     assert answer.status_code == 409 and "no-uid-conflict" in answer.text
 
 
@@ -222,11 +291,17 @@ def test_mirrors_exist_empty_from_the_moment_the_server_serves(tmp_path: Path, e
         url, acct = published_url(home), credentials.local_account(home)
         auth = (acct.username, acct.password)
         for mirror in ("icloud-work", "icloud-home"):
-            listing = requests.request("PROPFIND", f"{url}{acct.username}/{mirror}/", auth=auth,
-                                       headers={"Depth": "1"}, timeout=10)
+            listing = requests.request(
+                "PROPFIND", f"{url}{acct.username}/{mirror}/", auth=auth, headers={"Depth": "1"}, timeout=10
+            )
             assert listing.status_code == 207, (mirror, listing.status_code)
-        put = requests.put(f"{url}{acct.username}/appointments/early.ics", data=event("early").encode(),
-                           auth=auth, headers=ICS, timeout=10)
+        put = requests.put(
+            f"{url}{acct.username}/appointments/early.ics",
+            data=event("early").encode(),
+            auth=auth,
+            headers=ICS,
+            timeout=10,
+        )
         assert put.status_code == 201
         assert not ready.is_set(), "the first pass ended before the checks: they proved nothing"
         assert ready.wait(30)
@@ -292,8 +367,9 @@ def outbox(run: Running) -> dict[str, Any]:
         state.close()
 
 
-def test_an_edit_whose_calendar_was_deleted_is_created_in_the_linked_calendar(linked_work: Running,
-                                                                              emu: Emulator) -> None:
+def test_an_edit_whose_calendar_was_deleted_is_created_in_the_linked_calendar(
+    linked_work: Running, emu: Emulator
+) -> None:
     run = linked_work
     assert run.put("a.ics", event("moved-1", "Booked")).status_code == 201
     assert wait_for(lambda: len(copies(emu, "Work", "moved-1")) == 1, 10)
@@ -321,8 +397,7 @@ def test_an_edit_whose_calendar_was_deleted_is_created_in_the_linked_calendar(li
     assert len(copies(emu, "Home", "moved-1")) == 1
 
 
-def test_an_edit_waits_with_a_reason_while_the_linked_calendar_is_gone_too(linked_work: Running,
-                                                                           emu: Emulator) -> None:
+def test_an_edit_waits_with_a_reason_while_the_linked_calendar_is_gone_too(linked_work: Running, emu: Emulator) -> None:
     run = linked_work
     assert run.put("a.ics", event("held-1", "Booked")).status_code == 201
     assert wait_for(lambda: len(copies(emu, "Work", "held-1")) == 1, 10)
@@ -359,16 +434,33 @@ def test_status_names_a_calendar_deleted_in_icloud_by_its_last_name(tmp_path: Pa
     finally:
         engine.state.close()
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir), "COLUMNS": "200"}
-    shown = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
-                                      capture_output=True, text=True, timeout=60, check=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "calmirror", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
     mirrors = {m["id"]: m for m in shown["mirrors"]}
     assert mirrors[work_id]["name"] == "Work" and mirrors[home_id]["name"] == "Home"
     assert "no longer exists" in mirrors[work_id]["last_error"]
     assert shown["linked"] == {"id": home_id, "name": "Home"}
     assert all(work_id not in e["message"].split(":", 1)[0] for e in shown["recent_errors"]), shown["recent_errors"]
-    text = subprocess.run([sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True,
-                          timeout=60, check=True).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert "Linked calendar: Home" in text
-    listed = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "conflicts", "list", "--json"],
-                                       env=env, capture_output=True, text=True, timeout=60, check=True).stdout)
+    listed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "calmirror", "conflicts", "list", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
     assert {r["id"]: r["name"] for r in listed} == {work_id: "Work", home_id: "Home"}

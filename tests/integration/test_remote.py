@@ -38,10 +38,19 @@ PASSWORD = "abcd-efgh-ijkl-mnop"
 
 
 def event(uid: str, summary: str = "Booked", end: bool = True) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//calmirror//test//EN", "BEGIN:VEVENT",
-             f"UID:{uid}", "DTSTAMP:20261101T090000Z", "DTSTART:20261201T100000Z",
-             *(["DTEND:20261201T110000Z"] if end else []), f"SUMMARY:{summary}", "END:VEVENT",
-             "END:VCALENDAR"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//calmirror//test//EN",
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20261101T090000Z",
+        "DTSTART:20261201T100000Z",
+        *(["DTEND:20261201T110000Z"] if end else []),
+        f"SUMMARY:{summary}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -82,14 +91,15 @@ def sent_headers(client: ICloudClient) -> list[tuple[str, dict[str, str]]]:
 # --- discovery and listing -------------------------------------------------------------
 
 
-def test_discovery_goes_from_the_front_host_to_the_partition_home(emu: Emulator,
-                                                                   client: ICloudClient) -> None:
+def test_discovery_goes_from_the_front_host_to_the_partition_home(emu: Emulator, client: ICloudClient) -> None:
     start = time.time()
     account = client.discover()
     assert account.principal_url == f"{emu.url}{emu.dsid}/principal/"
     assert account.home_url == f"{emu.partition_url}{emu.dsid}/calendars/"
     assert [(r.method, r.path, r.host) for r in logged_since(emu, start, 2)] == [
-        ("PROPFIND", "/", "front"), ("PROPFIND", f"/{emu.dsid}/principal/", "front")]
+        ("PROPFIND", "/", "front"),
+        ("PROPFIND", f"/{emu.dsid}/principal/", "front"),
+    ]
 
 
 def test_discovery_falls_back_to_well_known(emu: Emulator) -> None:
@@ -98,11 +108,13 @@ def test_discovery_falls_back_to_well_known(emu: Emulator) -> None:
         account = remote.discover()
     assert account.home_url == f"{emu.partition_url}{emu.dsid}/calendars/"
     assert [r.path for r in logged_since(emu, start, 3)] == [
-        "/no/such/place/", "/.well-known/caldav", f"/{emu.dsid}/principal/"]
+        "/no/such/place/",
+        "/.well-known/caldav",
+        f"/{emu.dsid}/principal/",
+    ]
 
 
-def test_calendars_are_typed_and_exclude_the_home_and_scheduling_boxes(emu: Emulator,
-                                                                       client: ICloudClient) -> None:
+def test_calendars_are_typed_and_exclude_the_home_and_scheduling_boxes(emu: Emulator, client: ICloudClient) -> None:
     account = client.discover()
     start = time.time()
     found = client.list_calendars(account.home_url)
@@ -123,8 +135,7 @@ def test_calendars_are_typed_and_exclude_the_home_and_scheduling_boxes(emu: Emul
 # --- sync and fetch --------------------------------------------------------------------
 
 
-def test_initial_sync_of_250_items_is_one_report_and_three_multigets(emu: Emulator,
-                                                                     client: ICloudClient) -> None:
+def test_initial_sync_of_250_items_is_one_report_and_three_multigets(emu: Emulator, client: ICloudClient) -> None:
     cal_id = emu.create_calendar("Big")
     emu.bulk_load(cal_id, [(f"item-{n}.ics", event(f"big-{n}", f"n{n}")) for n in range(250)])
     url = calendars(client)["Big"].url
@@ -141,8 +152,7 @@ def test_initial_sync_of_250_items_is_one_report_and_three_multigets(emu: Emulat
     assert client.get(sample.href).body == sample.body  # fetched body reads like the GET
 
 
-def test_incremental_sync_reports_changes_and_deletions_with_stable_hrefs(emu: Emulator,
-                                                                          client: ICloudClient) -> None:
+def test_incremental_sync_reports_changes_and_deletions_with_stable_hrefs(emu: Emulator, client: ICloudClient) -> None:
     work = calendars(client)["Work"]
     first = client.sync(work.url, None)
     gone = next(iter(first.changed))
@@ -167,8 +177,7 @@ def test_multiget_reports_a_vanished_href_as_missing(emu: Emulator, client: IClo
     assert sorted(item.href for item in items) == sorted(listed[1:])
 
 
-def test_fetch_accepts_paths_and_other_spellings_and_answers_canonically(emu: Emulator,
-                                                                          client: ICloudClient) -> None:
+def test_fetch_accepts_paths_and_other_spellings_and_answers_canonically(emu: Emulator, client: ICloudClient) -> None:
     work = calendars(client)["Work"]
     emu.put_item(work.id, "a@b.ics", event("a@b"))
     path = work.url.split(emu.partition_url.rstrip("/"), 1)[1]
@@ -188,8 +197,7 @@ def test_odd_item_names_round_trip_create_sync_fetch(client: ICloudClient) -> No
     assert not missing and {item.href: item.etag for item in items} == etags
 
 
-def test_stale_token_is_invalid_sync_token_and_a_tokenless_sync_recovers(emu: Emulator,
-                                                                         client: ICloudClient) -> None:
+def test_stale_token_is_invalid_sync_token_and_a_tokenless_sync_recovers(emu: Emulator, client: ICloudClient) -> None:
     work = calendars(client)["Work"]
     token = client.sync(work.url, None).token
     emu.invalidate_sync_tokens(mode="403")
@@ -199,8 +207,7 @@ def test_stale_token_is_invalid_sync_token_and_a_tokenless_sync_recovers(emu: Em
     assert again.full and again.changed
 
 
-def test_stale_token_answered_with_a_full_listing_is_not_claimed_full(emu: Emulator,
-                                                                      client: ICloudClient) -> None:
+def test_stale_token_answered_with_a_full_listing_is_not_claimed_full(emu: Emulator, client: ICloudClient) -> None:
     work = calendars(client)["Work"]
     first = client.sync(work.url, None)
     emu.invalidate_sync_tokens(mode="full")
@@ -330,8 +337,7 @@ def test_connection_reset_is_unreachable(emu: Emulator, client: ICloudClient) ->
 
 def test_slow_answer_times_out_as_unreachable(emu: Emulator) -> None:
     emu.faults.delay(1.5, method="PROPFIND")
-    with ICloudClient(emu.url, APPLE_ID, PASSWORD, timeout=(2.0, 0.3)) as remote, \
-            pytest.raises(Unreachable) as caught:
+    with ICloudClient(emu.url, APPLE_ID, PASSWORD, timeout=(2.0, 0.3)) as remote, pytest.raises(Unreachable) as caught:
         remote.discover()
     assert "timed out" in str(caught.value)
 
@@ -340,8 +346,7 @@ def test_refused_connection_is_unreachable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with ICloudClient(f"http://127.0.0.1:{port}/", APPLE_ID, PASSWORD) as remote, \
-            pytest.raises(Unreachable) as caught:
+    with ICloudClient(f"http://127.0.0.1:{port}/", APPLE_ID, PASSWORD) as remote, pytest.raises(Unreachable) as caught:
         remote.discover()
     assert "connection refused" in str(caught.value)
 
@@ -444,8 +449,7 @@ def test_create_without_etag_header_asks_once_by_propfind(fake: Fake) -> None:
 <getetag>"late1"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat></response></multistatus>""")
     with ICloudClient(fake.url, APPLE_ID, PASSWORD) as remote:
         assert remote.create("/c/x.ics", event("x")) == '"late1"'
-    assert [(method, path) for method, path, _ in fake.seen] == [
-        ("PUT", "/c/x.ics"), ("PROPFIND", "/c/x.ics")]
+    assert [(method, path) for method, path, _ in fake.seen] == [("PUT", "/c/x.ics"), ("PROPFIND", "/c/x.ics")]
 
 
 def test_discovery_does_not_follow_a_redirect_to_another_host(fake: Fake) -> None:

@@ -75,19 +75,31 @@ class Faulty:
     def serves_locally(self, limit_s: float = 2.0) -> bool:
         """A client can read and write at once, whatever iCloud is doing."""
         started = time.monotonic()
-        listing = requests.request("PROPFIND", f"{self.run.url}{self.run.auth[0]}/", auth=self.run.auth,
-                                   headers={"Depth": "1"}, timeout=limit_s)
+        listing = requests.request(
+            "PROPFIND",
+            f"{self.run.url}{self.run.auth[0]}/",
+            auth=self.run.auth,
+            headers={"Depth": "1"},
+            timeout=limit_s,
+        )
         probe = f"probe-{time.monotonic_ns()}"
         put = self.run.put(f"{probe}.ics", event(probe, "Probe"), collection="blocked")
         got = requests.get(self.run.href("blocked", f"{probe}.ics"), auth=self.run.auth, timeout=limit_s)
-        return (listing.status_code == 207 and put.status_code == 201 and got.status_code == 200
-                and time.monotonic() - started < limit_s)
+        return (
+            listing.status_code == 207
+            and put.status_code == 201
+            and got.status_code == 200
+            and time.monotonic() - started < limit_s
+        )
 
     def mirror_matches(self, calendar: str, slug: str) -> bool:
-        remote = {b.split("UID:", 1)[1].split("\r\n", 1)[0]
-                  for b in self.emu.items(self.emu.calendar_id(calendar)).values()}
-        local = {b.split("UID:", 1)[1].split("\r\n", 1)[0]
-                 for b in self.run.daemon.engine.store.items(f"icloud-{slug}").values()}
+        remote = {
+            b.split("UID:", 1)[1].split("\r\n", 1)[0] for b in self.emu.items(self.emu.calendar_id(calendar)).values()
+        }
+        local = {
+            b.split("UID:", 1)[1].split("\r\n", 1)[0]
+            for b in self.run.daemon.engine.store.items(f"icloud-{slug}").values()
+        }
         appointments = set(self.run.daemon.state.appointments())
         return local == remote - appointments
 
@@ -162,8 +174,13 @@ def test_500s_are_retried_with_backoff_and_reported(faulty: Faulty, emu: Emulato
     report = faulty.mirror_now()
     errors = " ".join(r.error or "" for r in report.values())
     assert "500" in errors
-    assert wait_for(lambda: any("500" in (r["last_error"] or "") for r in faulty.status()["outbox"]["retrying"])
-                    or faulty.pushed("five-1", "Through 500s"), 5)
+    assert wait_for(
+        lambda: (
+            any("500" in (r["last_error"] or "") for r in faulty.status()["outbox"]["retrying"])
+            or faulty.pushed("five-1", "Through 500s")
+        ),
+        5,
+    )
     assert faulty.serves_locally()
     assert wait_for(lambda: faulty.pushed("five-1", "Through 500s"), 15)
     puts = [r.status for r in emu.requests if r.method == "PUT"]
@@ -182,8 +199,9 @@ def test_connection_resets_are_retried_and_reported(faulty: Faulty, emu: Emulato
     assert any("connection" in (m["last_error"] or "") for m in faulty.status()["mirrors"])
     assert faulty.run.put("r.ics", event("reset-1", "Through resets")).status_code == 201
     assert faulty.serves_locally()
-    assert wait_for(lambda: faulty.status()["connection"]["state"] == "unreachable"
-                    or faulty.pushed("reset-1", "Through resets"), 5)
+    assert wait_for(
+        lambda: faulty.status()["connection"]["state"] == "unreachable" or faulty.pushed("reset-1", "Through resets"), 5
+    )
     assert wait_for(lambda: faulty.pushed("reset-1", "Through resets"), 15)
     assert [r.status for r in emu.requests if r.method == "PUT"] == [0, 0, 201]
     faulty.mirror_now()
@@ -195,13 +213,15 @@ def test_connection_resets_are_retried_and_reported(faulty: Faulty, emu: Emulato
 
 
 def test_an_answer_slower_than_the_timeout_is_abandoned_and_retried_without_doubling(
-        tmp_path: Path, emu: Emulator) -> None:
+    tmp_path: Path, emu: Emulator
+) -> None:
     f = daemon(tmp_path, emu, extra="[icloud]\ntimeout = 1.5\n")
     try:
         emu.faults.delay(4, count=1, method="PUT")  # the server still writes after the client gave up
         assert f.run.put("s.ics", event("slow-1", "Slow one")).status_code == 201
-        assert wait_for(lambda: any("timed out" in (r["last_error"] or "")
-                                    for r in f.status()["outbox"]["retrying"]), 5)
+        assert wait_for(
+            lambda: any("timed out" in (r["last_error"] or "") for r in f.status()["outbox"]["retrying"]), 5
+        )
         assert f.serves_locally()
         emu.faults.delay(4, count=1, method="REPORT")
         started = time.monotonic()
@@ -274,8 +294,9 @@ def test_a_truncated_listing_fails_the_pass_and_the_next_one_converges(tmp_path:
 
 
 @pytest.mark.parametrize("mode", ["403", "full"])
-def test_an_invalid_sync_token_leads_to_a_full_resync_that_status_reports(faulty: Faulty, emu: Emulator,
-                                                                         mode: str) -> None:
+def test_an_invalid_sync_token_leads_to_a_full_resync_that_status_reports(
+    faulty: Faulty, emu: Emulator, mode: str
+) -> None:
     home_cal = emu.calendar_id("Home")
     emu.invalidate_sync_tokens(mode)
     emu.put_item(home_cal, "new.ics", event("token-1", "After the reset"))
@@ -315,15 +336,18 @@ def test_a_deleted_conflict_calendar_keeps_its_mirror_and_says_so(faulty: Faulty
     assert all(m["last_error"] is None for m in faulty.status()["mirrors"])
 
 
-def test_a_deleted_linked_calendar_holds_appointments_until_another_is_linked(faulty: Faulty,
-                                                                            emu: Emulator) -> None:
+def test_a_deleted_linked_calendar_holds_appointments_until_another_is_linked(faulty: Faulty, emu: Emulator) -> None:
     assert faulty.run.put("old.ics", event("linked-old", "Pushed before")).status_code == 201
     assert wait_for(lambda: faulty.pushed("linked-old", "Pushed before"), 5)
     emu.delete_calendar(emu.calendar_id("Work"))
     assert faulty.run.put("new.ics", event("linked-new", "Pushed after")).status_code == 201
-    assert wait_for(lambda: any(r["uid"] == "linked-new" and r["last_error"]
-                                for r in faulty.status()["outbox"]["retrying"] + faulty.status()["outbox"]["failed"]),
-                    10)
+    assert wait_for(
+        lambda: any(
+            r["uid"] == "linked-new" and r["last_error"]
+            for r in faulty.status()["outbox"]["retrying"] + faulty.status()["outbox"]["failed"]
+        ),
+        10,
+    )
     assert faulty.serves_locally()
     # the user links another calendar: waiting appointments go there
     config_edit.set_linked(faulty.run.home.config_file, emu.calendar_id("Home"), also_conflict=True)
@@ -359,8 +383,9 @@ def test_a_read_only_linked_calendar_fails_rows_with_a_reason_until_retried(faul
     finally:
         state.close()
     faulty.run.daemon.push_wake.set()
-    assert wait_for(lambda: faulty.pushed("ro-1", "Edited while read-only")
-                    and faulty.pushed("ro-2", "New while read-only"), 10)
+    assert wait_for(
+        lambda: faulty.pushed("ro-1", "Edited while read-only") and faulty.pushed("ro-2", "New while read-only"), 10
+    )
     assert faulty.status()["outbox"]["failed"] == []
 
 
@@ -380,8 +405,11 @@ def test_a_revoked_password_stops_all_traffic_until_reconnect(faulty: Faulty, em
     time.sleep(1.5)
     assert after(emu, refused + 0.001) == []
     env = {**os.environ, "CALMIRROR_HOME": str(faulty.run.home.data_dir)}
-    shown = json.loads(subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env,
-                                      capture_output=True, text=True, timeout=60).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "calmirror", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+        ).stdout
+    )
     assert shown["connection"]["state"] == "auth_failed" and "reconnect" in shown["connection"]["text"]
     assert shown["outbox"]["depth"] == 2
     assert APP_PASSWORD not in json.dumps(shown) and new_password not in json.dumps(shown)

@@ -85,7 +85,7 @@ def listening_addresses(port: int) -> set[str]:
                 if len(address) == 8:
                     found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]))
                 else:
-                    words = [bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, 32, 8)]
+                    words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, 32, 8)]
                     found.add(socket.inet_ntop(socket.AF_INET6, b"".join(words)))
     return found
 
@@ -110,8 +110,7 @@ def test_a_non_loopback_address_needs_the_explicit_opt_in(tmp_path: Path) -> Non
 
     with pytest.raises(CalmirrorError, match="allow_non_loopback"):
         config.load(home.config_file)
-    home.config_file.write_text("[server]\nhost = '0.0.0.0'\nport = 0\nallow_non_loopback = true\n",
-                                encoding="utf-8")
+    home.config_file.write_text("[server]\nhost = '0.0.0.0'\nport = 0\nallow_non_loopback = true\n", encoding="utf-8")
     ready: list[str] = []
     daemon = Daemon(home, config.load(home.config_file), on_ready=ready.append)
     import threading
@@ -135,19 +134,32 @@ def test_every_request_without_the_right_login_is_401_and_learns_nothing(running
     user, password = running.auth
     base = f"{running.url}{user}/"
     assert running.put("secret.ics", event("secret-1", "Secret meeting with Bob")).status_code == 201
-    freebusy = ('<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
-                '<C:time-range start="20261201T000000Z" end="20261202T000000Z"/></C:free-busy-query>')
-    query = ('<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-             '<D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter>'
-             "</C:calendar-query>")
+    freebusy = (
+        '<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<C:time-range start="20261201T000000Z" end="20261202T000000Z"/></C:free-busy-query>'
+    )
+    query = (
+        '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter>'
+        "</C:calendar-query>"
+    )
     targets: list[tuple[str, str, str | None]] = [
-        ("PROPFIND", running.url, None), ("PROPFIND", base, None), ("PROPFIND", base + "appointments/", None),
-        ("GET", base + "appointments/secret.ics", None), ("GET", base + "icloud-home/", None),
-        ("REPORT", base + "appointments/", query), ("REPORT", base + "appointments/", freebusy),
-        ("REPORT", base + "icloud-work/", query), ("PUT", base + "appointments/x.ics", event("x", "Intruder")),
-        ("PUT", base + "blocked/x.ics", event("y", "Intruder")), ("DELETE", base + "appointments/secret.ics", None),
-        ("PROPPATCH", base + "appointments/", '<propertyupdate xmlns="DAV:"><set><prop><displayname>Pwned'
-                                              "</displayname></prop></set></propertyupdate>"),
+        ("PROPFIND", running.url, None),
+        ("PROPFIND", base, None),
+        ("PROPFIND", base + "appointments/", None),
+        ("GET", base + "appointments/secret.ics", None),
+        ("GET", base + "icloud-home/", None),
+        ("REPORT", base + "appointments/", query),
+        ("REPORT", base + "appointments/", freebusy),
+        ("REPORT", base + "icloud-work/", query),
+        ("PUT", base + "appointments/x.ics", event("x", "Intruder")),
+        ("PUT", base + "blocked/x.ics", event("y", "Intruder")),
+        ("DELETE", base + "appointments/secret.ics", None),
+        (
+            "PROPPATCH",
+            base + "appointments/",
+            '<propertyupdate xmlns="DAV:"><set><prop><displayname>Pwned</displayname></prop></set></propertyupdate>',
+        ),
         ("MKCALENDAR", base + "evil/", None),
         ("MOVE", base + "appointments/secret.ics", None),
     ]
@@ -190,28 +202,47 @@ def test_no_spelling_of_a_mirror_path_lets_a_write_through(running: Running) -> 
     before = store.etags("icloud-home")
     item = next(iter(before))
     spellings = [
-        f"/{user}/icloud-home/new.ics", f"/{user}//icloud-home/new.ics", f"/{user}/./icloud-home/new.ics",
-        f"/{user}/appointments/../icloud-home/new.ics", f"/{user}/icloud%2Dhome/new.ics",
-        f"/{user}/icloud-home/{item}", f"/{user}/icloud-home/%2e%2e/icloud-home/new.ics",
-        f"//{user}/icloud-home/new.ics", f"/{user}/icloud-home/new.ics?x=1",
+        f"/{user}/icloud-home/new.ics",
+        f"/{user}//icloud-home/new.ics",
+        f"/{user}/./icloud-home/new.ics",
+        f"/{user}/appointments/../icloud-home/new.ics",
+        f"/{user}/icloud%2Dhome/new.ics",
+        f"/{user}/icloud-home/{item}",
+        f"/{user}/icloud-home/%2e%2e/icloud-home/new.ics",
+        f"//{user}/icloud-home/new.ics",
+        f"/{user}/icloud-home/new.ics?x=1",
     ]
     answers = {}
     for path in spellings:
         target = running.url.rstrip("/") + path
-        answers[f"PUT {path}"] = requests.put(target, data=event("intruder", "Intruder").encode(), auth=running.auth,
-                                              headers={"Content-Type": "text/calendar"}, timeout=10).status_code
+        answers[f"PUT {path}"] = requests.put(
+            target,
+            data=event("intruder", "Intruder").encode(),
+            auth=running.auth,
+            headers={"Content-Type": "text/calendar"},
+            timeout=10,
+        ).status_code
         answers[f"DELETE {path}"] = requests.delete(target, auth=running.auth, timeout=10).status_code
     assert running.put("mine.ics", event("mine-1", "Mine")).status_code == 201
-    for destination in (f"/{user}/icloud-home/moved.ics", f"/{user}/icloud%2Dhome/moved.ics",
-                        f"/{user}/appointments/../icloud-home/moved.ics",
-                        f"http://evil.example{running.url[running.url.index('/', 8):]}{user}/icloud-home/m.ics"):
+    for destination in (
+        f"/{user}/icloud-home/moved.ics",
+        f"/{user}/icloud%2Dhome/moved.ics",
+        f"/{user}/appointments/../icloud-home/moved.ics",
+        f"http://evil.example{running.url[running.url.index('/', 8) :]}{user}/icloud-home/m.ics",
+    ):
         answers[f"MOVE -> {destination}"] = requests.request(
-            "MOVE", running.href("appointments", "mine.ics"), auth=running.auth, timeout=10,
-            headers={"Destination": destination if destination.startswith("http") else running.url.rstrip("/")
-                     + destination}).status_code
+            "MOVE",
+            running.href("appointments", "mine.ics"),
+            auth=running.auth,
+            timeout=10,
+            headers={
+                "Destination": destination if destination.startswith("http") else running.url.rstrip("/") + destination
+            },
+        ).status_code
     for method in ("PROPPATCH", "MKCOL", "MKCALENDAR", "DELETE", "POST", "LOCK", "ACL"):
-        answers[f"{method} collection"] = requests.request(method, f"{running.url}{user}/icloud-home/",
-                                                           auth=running.auth, timeout=10).status_code
+        answers[f"{method} collection"] = requests.request(
+            method, f"{running.url}{user}/icloud-home/", auth=running.auth, timeout=10
+        ).status_code
     allowed = [(what, code) for what, code in answers.items() if code < 400]
     assert not allowed, allowed
     assert store.etags("icloud-home") == before
@@ -223,8 +254,9 @@ def test_no_spelling_of_a_mirror_path_lets_a_write_through(running: Running) -> 
 
 def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CALMIRROR_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "calmirror", *args], env=env, capture_output=True, text=True,
-                          input=stdin, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "calmirror", *args], env=env, capture_output=True, text=True, input=stdin, timeout=120
+    )
 
 
 def meta(home: Path, key: str) -> Any:
@@ -262,8 +294,19 @@ def daemon_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     home = tmp_path_factory.mktemp("secure") / "home"
     seen: dict[str, bytes] = {}
     with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
-        assert cli(home, "connect", "--apple-id", APPLE_ID, "--password-stdin", "--server", emu.url,
-                   stdin=APP_PASSWORD + "\n").returncode == 0
+        assert (
+            cli(
+                home,
+                "connect",
+                "--apple-id",
+                APPLE_ID,
+                "--password-stdin",
+                "--server",
+                emu.url,
+                stdin=APP_PASSWORD + "\n",
+            ).returncode
+            == 0
+        )
         assert cli(home, "link", "Work").returncode == 0
         assert cli(home, "conflicts", "add", "Home").returncode == 0
         with (home / "config.toml").open("a", encoding="utf-8") as handle:
@@ -271,8 +314,9 @@ def daemon_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         log = home.parent / "daemon.log"
         env = {**os.environ, "CALMIRROR_HOME": str(home)}
         with log.open("wb") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "calmirror", "--verbose", "run"], env=env,
-                                    stdout=sink, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "calmirror", "--verbose", "run"], env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
         try:
             assert wait_for(lambda: (home / "daemon.pid").exists() and bool(meta(home, "local_url")), 30, every=0.1)
             account = json.loads(cli(home, "local-account", "--json").stdout)
@@ -280,8 +324,9 @@ def daemon_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             base = f"{account['url']}{auth[0]}/appointments/"
 
             def put(name: str, body: str, login: tuple[str, str] = auth) -> int:
-                return requests.put(base + name, data=body.encode(), auth=login, timeout=30,
-                                    headers={"Content-Type": "text/calendar"}).status_code
+                return requests.put(
+                    base + name, data=body.encode(), auth=login, timeout=30, headers={"Content-Type": "text/calendar"}
+                ).status_code
 
             assert put("a.ics", event("sec-1", "Pushed")) == 201
             assert wait_for(lambda: any("UID:sec-1" in b for b in emu.items(emu.calendar_id("Work")).values()), 10)
@@ -296,9 +341,17 @@ def daemon_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             emu.set_password(NEW_ICLOUD_PASSWORD)  # revoked in iCloud: 401s from now on
             assert put("d.ics", event("sec-3", "After the revocation")) == 201
             assert wait_for(lambda: (meta(home, "health") or {}).get("state") == "auth_failed", 15, every=0.1)
-            commands = [("status",), ("status", "--json"), ("sync", "--json"), ("outbox", "list", "--json"),
-                        ("calendars", "--json", "--cached"), ("conflicts", "list", "--json"), ("doctor", "--json"),
-                        ("availability", "--from", "2026-12-01", "--to", "2026-12-02", "--json"), ("sync",)]
+            commands = [
+                ("status",),
+                ("status", "--json"),
+                ("sync", "--json"),
+                ("outbox", "list", "--json"),
+                ("calendars", "--json", "--cached"),
+                ("conflicts", "list", "--json"),
+                ("doctor", "--json"),
+                ("availability", "--from", "2026-12-01", "--to", "2026-12-02", "--json"),
+                ("sync",),
+            ]
             with ThreadPoolExecutor(max_workers=3) as pool:
                 for args, done in zip(commands, pool.map(lambda a: cli(home, *a), commands), strict=True):
                     seen[f"calmirror {' '.join(args)}"] = (done.stdout + done.stderr).encode()
@@ -343,8 +396,11 @@ def test_config_state_and_secret_files_are_0600_and_folders_0700(daemon_home: di
         assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
     for name in (".", "secrets", "store"):
         assert stat.S_IMODE((home / name).stat().st_mode) == 0o700, name
-    loose = [(str(p.relative_to(home)), oct(stat.S_IMODE(p.lstat().st_mode))) for p in [home, *home.rglob("*")]
-             if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077]
+    loose = [
+        (str(p.relative_to(home)), oct(stat.S_IMODE(p.lstat().st_mode)))
+        for p in [home, *home.rglob("*")]
+        if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077
+    ]
     assert not loose, loose
 
 
@@ -381,34 +437,52 @@ def test_children_get_no_secret(tmp_path: Path, emu: Emulator, monkeypatch: pyte
 # --- XML with external entities -----------------------------------------------------------------
 
 XXE_BODIES = {
-    "external entity": ('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-                        '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname>&xxe;</d:displayname></d:prop>'
-                        "</d:propfind>"),
-    "external DTD": ('<?xml version="1.0"?><!DOCTYPE d SYSTEM "http://127.0.0.1:9/evil.dtd">'
-                     '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>'),
-    "parameter entity": ('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>'
-                         '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>'),
-    "billion laughs": ('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
-                       + "".join(f'<!ENTITY {chr(98 + n)} "{("&" + chr(97 + n) + ";") * 10}">' for n in range(9))
-                       + ']><d:propfind xmlns:d="DAV:"><d:prop><d:displayname>&j;</d:displayname></d:prop>'
-                         "</d:propfind>"),
+    "external entity": (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname>&xxe;</d:displayname></d:prop>'
+        "</d:propfind>"
+    ),
+    "external DTD": (
+        '<?xml version="1.0"?><!DOCTYPE d SYSTEM "http://127.0.0.1:9/evil.dtd">'
+        '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>'
+    ),
+    "parameter entity": (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>'
+        '<d:propfind xmlns:d="DAV:"><d:prop><d:displayname/></d:prop></d:propfind>'
+    ),
+    "billion laughs": (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+        + "".join(f'<!ENTITY {chr(98 + n)} "{("&" + chr(97 + n) + ";") * 10}">' for n in range(9))
+        + ']><d:propfind xmlns:d="DAV:"><d:prop><d:displayname>&j;</d:displayname></d:prop>'
+        "</d:propfind>"
+    ),
 }
 
 
 def test_the_local_server_refuses_xml_entities_for_every_xml_method(running: Running) -> None:
     base = f"{running.url}{running.auth[0]}/"
     passwd = Path("/etc/passwd").read_text(errors="replace").splitlines()[0]
-    targets = (("PROPFIND", base), ("PROPFIND", base + "icloud-home/"), ("REPORT", base + "appointments/"),
-               ("PROPPATCH", base + "appointments/"), ("MKCALENDAR", base + "new/"), ("MKCOL", base + "new/"))
-    jobs = [(kind, method, target, login) for kind in XXE_BODIES for method, target in targets
-            for login in (running.auth, None)]
+    targets = (
+        ("PROPFIND", base),
+        ("PROPFIND", base + "icloud-home/"),
+        ("REPORT", base + "appointments/"),
+        ("PROPPATCH", base + "appointments/"),
+        ("MKCALENDAR", base + "new/"),
+        ("MKCOL", base + "new/"),
+    )
+    jobs = [
+        (kind, method, target, login)
+        for kind in XXE_BODIES
+        for method, target in targets
+        for login in (running.auth, None)
+    ]
 
-    def attempt(job: tuple[str, str, str, tuple[str, str] | None]) -> tuple[tuple[str, str, str, bool], int, str,
-                                                                            float]:
+    def attempt(
+        job: tuple[str, str, str, tuple[str, str] | None],
+    ) -> tuple[tuple[str, str, str, bool], int, str, float]:
         kind, method, target, login = job
         started = time.monotonic()
-        answer = requests.request(method, target, data=XXE_BODIES[kind], auth=login, headers={"Depth": "0"},
-                                  timeout=30)
+        answer = requests.request(method, target, data=XXE_BODIES[kind], auth=login, headers={"Depth": "0"}, timeout=30)
         return (kind, method, target, login is None), answer.status_code, answer.text, time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=24) as pool:  # the anonymous ones each wait ~1 s for their 401
@@ -434,8 +508,9 @@ def test_the_client_refuses_xml_entities_in_discovery_and_in_a_sync_answer(tmp_p
         state = State(home.state_db)
         try:
             server._resp = evil_discovery  # type: ignore[method-assign]
-            server._ms = (lambda inner, prolog="", extra="", _ms=server._ms:  # type: ignore[method-assign]
-                          _ms(inner, prolog=XXE_DTD.format(base=server.url), extra=extra))
+            server._ms = lambda inner, prolog="", extra="", _ms=server._ms: (  # type: ignore[method-assign]
+                _ms(inner, prolog=XXE_DTD.format(base=server.url), extra=extra)
+            )
             with pytest.raises(BadRemoteData, match="DOCTYPE"):
                 connect(home, config.load(home.config_file), state, APPLE_ID, APP_PASSWORD, server.url)
             assert state.account() is None

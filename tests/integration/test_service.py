@@ -26,14 +26,16 @@ ROOT = Path(__file__).parents[2]
 
 def spawn(home: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "CALMIRROR_HOME": str(home), **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-m", "calmirror", "run"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "calmirror", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def status(home: Path) -> dict[str, object]:
     env = {**os.environ, "CALMIRROR_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-m", "calmirror", "status", "--json"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "calmirror", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -69,9 +71,13 @@ def test_sigterm_during_a_push_finishes_the_write_and_exits_in_time(tmp_path: Pa
         url = str(status(home.data_dir)["local_url"])
         acct = credentials.local_account(home)
         emu.faults.delay(2.0, count=1, method="PUT")
-        answer = requests.put(f"{url}{acct.username}/appointments/slow.ics", data=event("slow-1").encode(),
-                              auth=(acct.username, acct.password), headers={"Content-Type": "text/calendar"},
-                              timeout=10)
+        answer = requests.put(
+            f"{url}{acct.username}/appointments/slow.ics",
+            data=event("slow-1").encode(),
+            auth=(acct.username, acct.password),
+            headers={"Content-Type": "text/calendar"},
+            timeout=10,
+        )
         assert answer.status_code == 201
         time.sleep(0.6)  # the push is now waiting on the slow iCloud answer
         started = time.monotonic()
@@ -115,26 +121,49 @@ def test_sighup_reloads_conflict_calendars_and_privacy(tmp_path: Path, emu: Emul
         assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
         url = str(status(home.data_dir)["local_url"])
         # `conflicts add` edits the config and sends SIGHUP to the running daemon
-        subprocess.run([sys.executable, "-m", "calmirror", "conflicts", "add", "Home"], env=env, check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "calmirror", "conflicts", "add", "Home"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         assert wait_for(lambda: {m["name"] for m in status(home.data_dir)["mirrors"]} == {"Work", "Home"}, 15)  # type: ignore[index]
-        subprocess.run([sys.executable, "-m", "calmirror", "privacy", "Home", "busy"], env=env, check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "calmirror", "privacy", "Home", "busy"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         acct = credentials.local_account(home)
 
         def home_is_busy_only() -> bool:
-            listing = requests.request("REPORT", f"{url}{acct.username}/icloud-home/", auth=(acct.username,
-                                       acct.password), headers={"Depth": "1", "Content-Type": "application/xml"},
-                                       data='<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" '
-                                       'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/>'
-                                       '</D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter>'
-                                       "</C:calendar-query>", timeout=10).text
+            listing = requests.request(
+                "REPORT",
+                f"{url}{acct.username}/icloud-home/",
+                auth=(acct.username, acct.password),
+                headers={"Depth": "1", "Content-Type": "application/xml"},
+                data='<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" '
+                'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/>'
+                '</D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter>'
+                "</C:calendar-query>",
+                timeout=10,
+            ).text
             return "SUMMARY:Busy" in listing and "Dentist" not in listing and "Zahnarzt" not in listing
 
         assert wait_for(home_is_busy_only, 15)
         # the local server kept serving throughout
-        assert requests.request("PROPFIND", f"{url}{acct.username}/", auth=(acct.username, acct.password),
-                                headers={"Depth": "0"}, timeout=10).status_code == 207
+        assert (
+            requests.request(
+                "PROPFIND",
+                f"{url}{acct.username}/",
+                auth=(acct.username, acct.password),
+                headers={"Depth": "0"},
+                timeout=10,
+            ).status_code
+            == 207
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
@@ -159,14 +188,16 @@ def test_journald_lines_carry_priorities_and_no_timestamps(tmp_path: Path) -> No
 def test_doctor_reports_each_check(tmp_path: Path, emu: Emulator) -> None:
     home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
-    result = subprocess.run([sys.executable, "-m", "calmirror", "doctor", "--json"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "calmirror", "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert {"config", "disk", "local store", "watcher", "systemd", "credentials", "iCloud", "daemon"} <= set(checks)
     assert checks["iCloud"]["ok"] and checks["credentials"]["ok"]
     emu.set_password("zzzz-zzzz-zzzz-zzzz")
-    result = subprocess.run([sys.executable, "-m", "calmirror", "doctor"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "calmirror", "doctor"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "problem  iCloud: the password was refused" in result.stdout
     assert APP_PASSWORD not in result.stdout + result.stderr
@@ -174,8 +205,13 @@ def test_doctor_reports_each_check(tmp_path: Path, emu: Emulator) -> None:
 
 def test_demo_runs_headless(tmp_path: Path) -> None:
     env = {**os.environ, "CALMIRROR_HOME": str(tmp_path / "unused")}
-    result = subprocess.run([sys.executable, "-m", "calmirror", "demo", "--seconds", "2"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "calmirror", "demo", "--seconds", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "mirrored iCloud calendar" in out and "reached the linked iCloud calendar" in out
@@ -186,8 +222,9 @@ def test_demo_runs_headless(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_system_unit_is_hardened_and_verifies(tmp_path: Path) -> None:
     unit = ROOT / "systemd" / "calmirror.service"
-    score = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True,
-                           text=True, timeout=60)
+    score = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60
+    )
     match = re.search(r"Overall exposure level for calmirror\.service: (\d+\.\d+)", score.stdout + score.stderr)
     assert match and float(match.group(1)) <= 2.0, score.stdout[-500:]
     executable = shutil.which("calmirror") or str(Path(sys.executable).with_name("calmirror"))
@@ -196,9 +233,19 @@ def test_system_unit_is_hardened_and_verifies(tmp_path: Path) -> None:
     verify = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0 and verify.stdout.strip() == "" and verify.stderr.strip() == "", verify.stderr
     text = unit.read_text()
-    for needed in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "LoadCredential=icloud-password",
-                   "ProtectSystem=strict", "ProtectHome=", "PrivateTmp=yes", "NoNewPrivileges=yes",
-                   "RestrictAddressFamilies=", "SystemCallFilter=@system-service", "CapabilityBoundingSet="):
+    for needed in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "LoadCredential=icloud-password",
+        "ProtectSystem=strict",
+        "ProtectHome=",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+        "CapabilityBoundingSet=",
+    ):
         assert needed in text
     user_text = (ROOT / "systemd" / "calmirror.user.service").read_text()
     assert "Type=notify" in user_text and "WatchdogSec=" in user_text
@@ -212,8 +259,9 @@ def test_sync_now_wakes_the_running_daemon(tmp_path: Path, emu: Emulator) -> Non
     try:
         assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
         emu.put_item(emu.calendar_id("Work"), "fresh.ics", event("fresh-1", "Just added in iCloud"))
-        result = subprocess.run([sys.executable, "-m", "calmirror", "sync", "--now"], env=env, capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "calmirror", "sync", "--now"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert "Asked the running daemon" in result.stdout
         assert wait_for(lambda: status(home.data_dir)["mirrors"][0]["items"] == 17, 10)  # type: ignore[index]
     finally:

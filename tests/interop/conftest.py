@@ -45,8 +45,13 @@ def emulator_writes(emu: Emulator) -> list[tuple[str, str, int]]:
 def private_env(root: Path) -> dict[str, str]:
     """An environment whose home and XDG folders are all under `root`, never the real ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
-    folders = {"HOME": "home", "XDG_CONFIG_HOME": "config", "XDG_DATA_HOME": "data",
-               "XDG_CACHE_HOME": "cache", "XDG_STATE_HOME": "state"}
+    folders = {
+        "HOME": "home",
+        "XDG_CONFIG_HOME": "config",
+        "XDG_DATA_HOME": "data",
+        "XDG_CACHE_HOME": "cache",
+        "XDG_STATE_HOME": "state",
+    }
     for var, sub in folders.items():
         path = root / sub
         path.mkdir(parents=True, exist_ok=True)

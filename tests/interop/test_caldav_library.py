@@ -40,8 +40,9 @@ def running(tmp_path_factory: pytest.TempPathFactory, emu: Emulator) -> Iterator
 def principal(running: Running) -> Iterator[caldav.Principal]:
     # auth_type="basic" saves the unauthenticated probe, which Radicale answers 401 after a
     # deliberate one-second delay; a client without it works too, one second slower.
-    with caldav.DAVClient(url=running.url, username=running.auth[0], password=running.auth[1],
-                          auth_type="basic", timeout=30) as client:
+    with caldav.DAVClient(
+        url=running.url, username=running.auth[0], password=running.auth[1], auth_type="basic", timeout=30
+    ) as client:
         yield client.principal()
 
 
@@ -91,18 +92,23 @@ def test_discovery_lists_appointments_blocked_and_read_only_mirrors(principal: c
 def test_mirrored_events_are_listed_and_searchable(principal: caldav.Principal, emu: Emulator) -> None:
     home = by_name(principal)["icloud-home"]
     assert uids([e.data for e in home.events()]) == uids(remote(emu, "Home"))
-    found = home.search(start=datetime(2026, 12, 1, tzinfo=UTC), end=datetime(2026, 12, 10, tzinfo=UTC),
-                        event=True, expand=True)
+    found = home.search(
+        start=datetime(2026, 12, 1, tzinfo=UTC), end=datetime(2026, 12, 10, tzinfo=UTC), event=True, expand=True
+    )
     summaries = {str(e.icalendar_component["summary"]) for e in found}
     assert {"Dentist – Dr. Łukasiewicz", "Mum's birthday 🎂", "Piano lesson 🎹"} <= summaries
 
 
-def test_appointment_round_trip_reaches_the_linked_icloud_calendar(principal: caldav.Principal,
-                                                                   emu: Emulator, new_writes: Writes) -> None:
+def test_appointment_round_trip_reaches_the_linked_icloud_calendar(
+    principal: caldav.Principal, emu: Emulator, new_writes: Writes
+) -> None:
     appointments = by_name(principal)["appointments"]
-    created = appointments.add_event(dtstart=datetime(2026, 12, 3, 10, tzinfo=UTC),
-                                     dtend=datetime(2026, 12, 3, 11, tzinfo=UTC),
-                                     summary="Booked via python-caldav", uid="caldav-lib-appt-1")
+    created = appointments.add_event(
+        dtstart=datetime(2026, 12, 3, 10, tzinfo=UTC),
+        dtend=datetime(2026, 12, 3, 11, tzinfo=UTC),
+        summary="Booked via python-caldav",
+        uid="caldav-lib-appt-1",
+    )
 
     def in_work(text: str) -> bool:
         return any("UID:caldav-lib-appt-1" in b and text in b for b in remote(emu, "Work"))
@@ -119,12 +125,16 @@ def test_appointment_round_trip_reaches_the_linked_icloud_calendar(principal: ca
     created.delete()
     assert wait_for(lambda: not any("caldav-lib-appt-1" in b for b in remote(emu, "Work")), 5)
     writes = [(method, status) for method, _, status in new_writes()]
-    assert writes == [("PUT", 201), ("PUT", 204), ("DELETE", 204)] or \
-        writes == [("PUT", 201), ("PUT", 204), ("DELETE", 200)]
+    assert writes == [("PUT", 201), ("PUT", 204), ("DELETE", 204)] or writes == [
+        ("PUT", 201),
+        ("PUT", 204),
+        ("DELETE", 200),
+    ]
 
 
-def test_changing_a_mirror_is_refused_and_nothing_reaches_icloud(principal: caldav.Principal,
-                                                                 emu: Emulator, new_writes: Writes) -> None:
+def test_changing_a_mirror_is_refused_and_nothing_reaches_icloud(
+    principal: caldav.Principal, emu: Emulator, new_writes: Writes
+) -> None:
     home = by_name(principal)["icloud-home"]
     before = {str(e.url): e.data for e in home.events()}
     dentist = next(e for e in home.events() if "Dentist" in e.data)
@@ -134,13 +144,20 @@ def test_changing_a_mirror_is_refused_and_nothing_reaches_icloud(principal: cald
     with pytest.raises(error.AuthorizationError):
         dentist.delete()
     with pytest.raises(error.AuthorizationError):
-        home.add_event(dtstart=datetime(2026, 12, 3, 12, tzinfo=UTC), dtend=datetime(2026, 12, 3, 13, tzinfo=UTC),
-                       summary="New on a mirror", uid="caldav-lib-on-mirror")
+        home.add_event(
+            dtstart=datetime(2026, 12, 3, 12, tzinfo=UTC),
+            dtend=datetime(2026, 12, 3, 13, tzinfo=UTC),
+            summary="New on a mirror",
+            uid="caldav-lib-on-mirror",
+        )
     with pytest.raises(error.DAVError):
         home.set_properties([dav.DisplayName("Renamed mirror")])
 
     assert {str(e.url): e.data for e in home.events()} == before
     assert home.get_display_name() == "iCloud · Home"
     assert new_writes() == []
-    assert not any("Changed through a mirror" in b or "caldav-lib-on-mirror" in b
-                   for cal in ("Home", "Work") for b in remote(emu, cal))
+    assert not any(
+        "Changed through a mirror" in b or "caldav-lib-on-mirror" in b
+        for cal in ("Home", "Work")
+        for b in remote(emu, cal)
+    )

@@ -67,7 +67,7 @@ BY_DESIGN: dict[str, str] = {
     "url.encode-at.literal.collection": _NEEDS_SCRATCH,
     "url.encode-at.identity": "its calendar-path half " + _NEEDS_SCRATCH,
     "save.duplicate-uid.cross-calendar": "needs a second calendar the tester creates: not probed "
-                                         "(iCloud refuses one UID in two calendars anyway)",
+    "(iCloud refuses one UID in two calendars anyway)",
 }
 #: Regressions against plain Radicale, reported to the lead; remove an entry once fixed.
 KNOWN_BUGS: dict[str, str] = {}
@@ -106,18 +106,38 @@ def plain_radicale(store: Path, user: str, password: str, log: Path) -> Iterator
     users = store.parent / "users"
     users.write_text(f"{user}:{password}\n", encoding="utf-8")
     port = free_port()
-    args = [sys.executable, "-m", "radicale", "--config", "", "--server-hosts", f"127.0.0.1:{port}",
-            "--auth-type", "htpasswd", "--auth-htpasswd-filename", str(users),
-            "--auth-htpasswd-encryption", "plain", "--rights-type", "owner_only",
-            "--storage-filesystem-folder", str(store)]
+    args = [
+        sys.executable,
+        "-m",
+        "radicale",
+        "--config",
+        "",
+        "--server-hosts",
+        f"127.0.0.1:{port}",
+        "--auth-type",
+        "htpasswd",
+        "--auth-htpasswd-filename",
+        str(users),
+        "--auth-htpasswd-encryption",
+        "plain",
+        "--rights-type",
+        "owner_only",
+        "--storage-filesystem-folder",
+        str(store),
+    ]
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
+
         def answers() -> bool:
             try:
-                return requests.request("PROPFIND", f"{url}{user}/", auth=(user, password), timeout=5,
-                                        headers={"Depth": "0"}).status_code == 207
+                return (
+                    requests.request(
+                        "PROPFIND", f"{url}{user}/", auth=(user, password), timeout=5, headers={"Depth": "0"}
+                    ).status_code
+                    == 207
+                )
             except requests.ConnectionError:
                 return False
 
@@ -134,8 +154,23 @@ def plain_radicale(store: Path, user: str, password: str, log: Path) -> Iterator
 
 def run_tester(tester: str, label: str, url: str, auth: tuple[str, str], *args: str) -> Run:
     started = time.monotonic()
-    done = subprocess.run([tester, "--caldav-url", url, "--caldav-username", auth[0], "--caldav-password", auth[1],
-                           "--format", "hints", *args], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            tester,
+            "--caldav-url",
+            url,
+            "--caldav-username",
+            auth[0],
+            "--caldav-password",
+            auth[1],
+            "--format",
+            "hints",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     run = Run(label, seconds=time.monotonic() - started, returncode=done.returncode, stderr=done.stderr)
     if done.returncode == 0:
         run.features = ast.literal_eval(done.stdout)
@@ -145,8 +180,11 @@ def run_tester(tester: str, label: str, url: str, auth: tuple[str, str], *args: 
 def mirror_files(store: Path) -> dict[str, bytes]:
     """Every file of every mirror collection (items and collection properties), by relative path."""
     root = store / "collection-root"
-    return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.glob("*/icloud-*/**/*")) if p.is_file() and ".Radicale.cache" not in p.parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.glob("*/icloud-*/**/*"))
+        if p.is_file() and ".Radicale.cache" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -162,16 +200,26 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
             already = len(emulator_writes(emu))
             runs: dict[str, Run] = {}
             with plain_radicale(root / "plain" / "store", *running.auth, log=root / "plain" / "radicale.log") as plain:
+
                 def calmirror_side() -> None:
-                    runs["calmirror_blocked"] = run_tester(tester, "calmirror", running.url, running.auth,
-                                                           "--caldav-calendar", TEST_CALENDAR)
+                    runs["calmirror_blocked"] = run_tester(
+                        tester, "calmirror", running.url, running.auth, "--caldav-calendar", TEST_CALENDAR
+                    )
                     checks = [a for check in MIRROR_CHECKS for a in ("--run-checks", check)]
-                    runs["calmirror_mirror"] = run_tester(tester, "calmirror mirror", running.url, running.auth,
-                                                          "--caldav-calendar", MIRROR_CALENDAR, *checks)
+                    runs["calmirror_mirror"] = run_tester(
+                        tester,
+                        "calmirror mirror",
+                        running.url,
+                        running.auth,
+                        "--caldav-calendar",
+                        MIRROR_CALENDAR,
+                        *checks,
+                    )
 
                 def plain_side() -> None:
-                    runs["plain_blocked"] = run_tester(tester, "Radicale", plain, running.auth,
-                                                       "--caldav-calendar", TEST_CALENDAR)
+                    runs["plain_blocked"] = run_tester(
+                        tester, "Radicale", plain, running.auth, "--caldav-calendar", TEST_CALENDAR
+                    )
                     runs["plain_own"] = run_tester(tester, "Radicale own calendars", plain, running.auth)
 
                 threads = [threading.Thread(target=calmirror_side), threading.Thread(target=plain_side)]
@@ -179,9 +227,16 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
                     thread.start()
                 for thread in threads:
                     thread.join()
-            yield Results(runs["plain_own"], runs["plain_blocked"], runs["calmirror_blocked"],
-                          runs["calmirror_mirror"], emulator_writes(emu)[already:], before, mirror_files(store),
-                          versions())
+            yield Results(
+                runs["plain_own"],
+                runs["plain_blocked"],
+                runs["calmirror_blocked"],
+                runs["calmirror_mirror"],
+                emulator_writes(emu)[already:],
+                before,
+                mirror_files(store),
+                versions(),
+            )
         finally:
             running.stop()
 
@@ -199,8 +254,11 @@ def support(run: Run, feature: str) -> str:
 
 def differences(r: Results) -> dict[str, tuple[str, str]]:
     features = set(r.plain_blocked.features) | set(r.calmirror_blocked.features)
-    return {f: (support(r.plain_blocked, f), support(r.calmirror_blocked, f)) for f in sorted(features)
-            if support(r.plain_blocked, f) != support(r.calmirror_blocked, f)}
+    return {
+        f: (support(r.plain_blocked, f), support(r.calmirror_blocked, f))
+        for f in sorted(features)
+        if support(r.plain_blocked, f) != support(r.calmirror_blocked, f)
+    }
 
 
 def test_every_run_of_the_tester_finished(results: Results) -> None:
@@ -246,6 +304,7 @@ def test_the_tester_left_mirrors_and_icloud_untouched(results: Results) -> None:
 
 # --- the recorded report -------------------------------------------------------------------------
 
+
 def _verdict(feature: str, plain: str, ours: str) -> str:
     if feature in KNOWN_BUGS:
         return "**regression** (bug reported)"
@@ -281,12 +340,12 @@ def render_report(r: Results) -> str:
         "",
         f"- **Radicale, own**: plain Radicale; the tester creates its own scratch calendars "
         f"({r.plain_own.seconds:.0f} s).",
-        f"- **Radicale, blocked**: plain Radicale, `--caldav-calendar \"{TEST_CALENDAR}\"` "
+        f'- **Radicale, blocked**: plain Radicale, `--caldav-calendar "{TEST_CALENDAR}"` '
         f"({r.plain_blocked.seconds:.0f} s).",
         f"- **calmirror, blocked**: calmirror, the same calendar ({r.calmirror_blocked.seconds:.0f} s). calmirror "
         "refuses MKCALENDAR, so a calendar has to be named; `blocked/` is the writable one that is never "
         "pushed to iCloud.",
-        f"- **calmirror, mirror**: calmirror with the mirror `icloud-home/` (\"{MIRROR_CALENDAR}\") as the test "
+        f'- **calmirror, mirror**: calmirror with the mirror `icloud-home/` ("{MIRROR_CALENDAR}") as the test '
         f"calendar, checks {', '.join(MIRROR_CHECKS)} only ({r.calmirror_mirror.seconds:.0f} s); "
         "`·` = not probed by those checks.",
         "",
@@ -299,15 +358,20 @@ def render_report(r: Results) -> str:
     diff = differences(r)
     regressions = [f for f in diff if f in KNOWN_BUGS]
     other = [f for f in diff if f not in KNOWN_BUGS and f not in BY_DESIGN]
-    lines.append(f"- {len(features)} features graded; on the same calendar calmirror and plain Radicale agree on "
-                 f"{len(features) - len(diff)} of them.")
-    lines.append(f"- Different by design ({len([f for f in diff if f in BY_DESIGN])}): calendar creation and "
-                 "the probes that need a scratch calendar. " + _NO_MKCALENDAR + ".")
+    lines.append(
+        f"- {len(features)} features graded; on the same calendar calmirror and plain Radicale agree on "
+        f"{len(features) - len(diff)} of them."
+    )
+    lines.append(
+        f"- Different by design ({len([f for f in diff if f in BY_DESIGN])}): calendar creation and "
+        "the probes that need a scratch calendar. " + _NO_MKCALENDAR + "."
+    )
     for feature in regressions:
         lines.append(f"- **Regression** `{feature}`: {KNOWN_BUGS[feature]}.")
     for feature in other:
-        lines.append(f"- **Unexplained difference** `{feature}`: Radicale {diff[feature][0]}, calmirror "
-                     f"{diff[feature][1]}.")
+        lines.append(
+            f"- **Unexplained difference** `{feature}`: Radicale {diff[feature][0]}, calmirror {diff[feature][1]}."
+        )
     lines += [
         "- The mirror is graded read-only: PROPPATCH of colour/order `unsupported`, saving an event",
         "  `ungraceful` (403), display name `Forbidden`, every save-load feature `unknown` (nothing could be",
@@ -328,9 +392,13 @@ def render_report(r: Results) -> str:
         lines.append(f"| `{f}` | {own} | {plain} | {ours} | {mirror} | {_verdict(f, plain, ours)} |")
     lines += ["", "## The tester's notes where the two differ", ""]
     for f, (plain, ours) in diff.items():
-        notes = [f"{who} **{grade}**" + (f" ({note})" if note else "")
-                 for who, grade, note in (("Radicale", plain, _behaviour(r.plain_blocked, f)),
-                                          ("calmirror", ours, _behaviour(r.calmirror_blocked, f)))]
+        notes = [
+            f"{who} **{grade}**" + (f" ({note})" if note else "")
+            for who, grade, note in (
+                ("Radicale", plain, _behaviour(r.plain_blocked, f)),
+                ("calmirror", ours, _behaviour(r.calmirror_blocked, f)),
+            )
+        ]
         lines.append(f"- `{f}`: " + "; ".join(notes))
     lines += ["", "## The tester's notes on the mirror", ""]
     for f in sorted(r.calmirror_mirror.features):

@@ -45,22 +45,28 @@ class Desktop:
         """The obvious set-up (one pair, every collection the server has), or the recommended one:
         a second pair for the mirrors whose server side is `read_only`, so local edits are reverted."""
         url, (user, password) = self.running.url, self.running.auth
-        remote = f'type = "caldav"\nurl = {json.dumps(url)}\nusername = {json.dumps(user)}\n' \
-                 f'password = {json.dumps(password)}\n'
+        remote = (
+            f'type = "caldav"\nurl = {json.dumps(url)}\nusername = {json.dumps(user)}\n'
+            f"password = {json.dumps(password)}\n"
+        )
         local = f'type = "filesystem"\npath = {json.dumps(str(self.calendars) + "/")}\nfileext = ".ics"\n'
-        text = f'[general]\nstatus_path = {json.dumps(str(self.root / "status") + "/")}\n\n'
+        text = f"[general]\nstatus_path = {json.dumps(str(self.root / 'status') + '/')}\n\n"
         if not mirrors_read_only:
-            text += ('[pair calmirror]\na = "local"\nb = "server"\ncollections = ["from b"]\n'
-                     'conflict_resolution = "b wins"\n\n'
-                     f'[storage local]\n{local}\n[storage server]\n{remote}')
+            text += (
+                '[pair calmirror]\na = "local"\nb = "server"\ncollections = ["from b"]\n'
+                'conflict_resolution = "b wins"\n\n'
+                f"[storage local]\n{local}\n[storage server]\n{remote}"
+            )
         else:
-            text += ('[pair calmirror]\na = "local"\nb = "server"\ncollections = ["appointments", "blocked"]\n'
-                     'conflict_resolution = "b wins"\n\n'
-                     '[pair mirrors]\na = "local"\nb = "server_mirrors"\n'
-                     'collections = ["icloud-home", "icloud-work"]\nconflict_resolution = "b wins"\n'
-                     'partial_sync = "revert"\n\n'
-                     f'[storage local]\n{local}\n[storage server]\n{remote}\n'
-                     f'[storage server_mirrors]\n{remote}read_only = true\n')
+            text += (
+                '[pair calmirror]\na = "local"\nb = "server"\ncollections = ["appointments", "blocked"]\n'
+                'conflict_resolution = "b wins"\n\n'
+                '[pair mirrors]\na = "local"\nb = "server_mirrors"\n'
+                'collections = ["icloud-home", "icloud-work"]\nconflict_resolution = "b wins"\n'
+                'partial_sync = "revert"\n\n'
+                f"[storage local]\n{local}\n[storage server]\n{remote}\n"
+                f"[storage server_mirrors]\n{remote}read_only = true\n"
+            )
         folder = self.root / "config" / "vdirsyncer"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config").write_text(text, encoding="utf-8")
@@ -69,20 +75,24 @@ class Desktop:
         calendars = "".join(
             f"[[{name}]]\npath = {self.calendars / name}/\ntype = calendar\n"
             + ("readonly = True\n" if name.startswith("icloud-") else "")
-            for name in COLLECTIONS)
-        text = (f"[calendars]\n{calendars}\n"
-                "[locale]\ntimeformat = %H:%M\ndateformat = %Y-%m-%d\nlongdateformat = %Y-%m-%d\n"
-                "datetimeformat = %Y-%m-%d %H:%M\nlongdatetimeformat = %Y-%m-%d %H:%M\n"
-                "local_timezone = UTC\ndefault_timezone = UTC\nfirstweekday = 0\n\n"
-                "[default]\ndefault_calendar = appointments\n\n"
-                f"[sqlite]\npath = {self.root / 'khal.db'}\n")
+            for name in COLLECTIONS
+        )
+        text = (
+            f"[calendars]\n{calendars}\n"
+            "[locale]\ntimeformat = %H:%M\ndateformat = %Y-%m-%d\nlongdateformat = %Y-%m-%d\n"
+            "datetimeformat = %Y-%m-%d %H:%M\nlongdatetimeformat = %Y-%m-%d %H:%M\n"
+            "local_timezone = UTC\ndefault_timezone = UTC\nfirstweekday = 0\n\n"
+            "[default]\ndefault_calendar = appointments\n\n"
+            f"[sqlite]\npath = {self.root / 'khal.db'}\n"
+        )
         folder = self.root / "config" / "khal"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config").write_text(text, encoding="utf-8")
 
     def run(self, tool: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([tool, *args], input=input, capture_output=True, text=True, timeout=120,
-                              env=self.env, cwd=self.root)
+        return subprocess.run(
+            [tool, *args], input=input, capture_output=True, text=True, timeout=120, env=self.env, cwd=self.root
+        )
 
     def vdir(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.run(self.vdirsyncer, *args, input=input)
@@ -105,8 +115,9 @@ class Desktop:
     def server_item(self, collection: str, text: str) -> tuple[str, str]:
         """(href, body) of the one item of `collection` on the server whose body holds `text`."""
         auth = self.running.auth
-        listing = requests.request("PROPFIND", self.running.collection_url(collection), auth=auth, timeout=10,
-                                   headers={"Depth": "1"})
+        listing = requests.request(
+            "PROPFIND", self.running.collection_url(collection), auth=auth, timeout=10, headers={"Depth": "1"}
+        )
         hrefs = [h.split("</")[0] for h in listing.text.split("href>")[1::2] if h.endswith(".ics</")]
         for href in hrefs:
             body = requests.get(f"{self.running.url.rstrip('/')}{href}", auth=auth, timeout=10).text
@@ -138,8 +149,9 @@ def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desk
     assert "Team sync [icloud-work]" in listed.stdout
     assert "Mum's birthday 🎂 [icloud-home]" in listed.stdout
 
-    made = desktop.khal_("new", "-a", "appointments", "2026-12-03", "10:00", "11:00", "Booked via khal",
-                         "::", "Made by the interop test")
+    made = desktop.khal_(
+        "new", "-a", "appointments", "2026-12-03", "10:00", "11:00", "Booked via khal", "::", "Made by the interop test"
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     created = desktop.local_file("appointments", "Booked via khal")
     uid = next(line[4:] for line in created.read_text("utf-8").splitlines() if line.startswith("UID:"))
@@ -147,8 +159,7 @@ def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desk
     synced = desktop.vdir("sync")
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert "to server/appointments" in synced.stdout + synced.stderr
-    assert wait_for(lambda: any(f"UID:{uid}" in b and "Booked via khal" in b
-                                for b in remote_bodies(emu, "Work")), 5)
+    assert wait_for(lambda: any(f"UID:{uid}" in b and "Booked via khal" in b for b in remote_bodies(emu, "Work")), 5)
     assert not any(uid in b for b in remote_bodies(emu, "Home"))
 
     after = desktop.khal_("list", "--format", "{start} {title} [{calendar}]", "2026-12-03", "1d")
@@ -157,19 +168,21 @@ def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desk
     assert again.returncode == 0 and "Copying" not in again.stdout + again.stderr
 
 
-def test_editing_a_mirrored_event_through_vdirsyncer_is_refused_cleanly(desktop: Desktop,
-                                                                       emu: Emulator) -> None:
+def test_editing_a_mirrored_event_through_vdirsyncer_is_refused_cleanly(desktop: Desktop, emu: Emulator) -> None:
     desktop.discover_and_sync()
     href, server_before = desktop.server_item("icloud-home", "Dentist")
     icloud_before = remote_bodies(emu, "Home")
     mirrored = desktop.local_file("icloud-home", "Dentist")
-    mirrored.write_text(mirrored.read_text("utf-8").replace("SUMMARY:Dentist", "SUMMARY:Edited Dentist"),
-                        encoding="utf-8")
+    mirrored.write_text(
+        mirrored.read_text("utf-8").replace("SUMMARY:Dentist", "SUMMARY:Edited Dentist"), encoding="utf-8"
+    )
     # a change elsewhere in the same sync still goes through
     (desktop.calendars / "blocked" / "lunch.ics").write_text(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//interop//EN\r\nBEGIN:VEVENT\r\nUID:interop-lunch\r\n"
         "DTSTAMP:20261101T000000Z\r\nDTSTART:20261204T120000Z\r\nDTEND:20261204T130000Z\r\n"
-        "SUMMARY:Lunch (blocked)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", encoding="utf-8")
+        "SUMMARY:Lunch (blocked)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        encoding="utf-8",
+    )
 
     refused = desktop.vdir("sync")
     output = refused.stdout + refused.stderr

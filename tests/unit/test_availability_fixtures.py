@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calmirror import availability as av
+from calmirror.availability import engine as av
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
 UTC = dt.UTC
@@ -28,9 +28,7 @@ def iv(start: str, end: str) -> tuple[dt.datetime, dt.datetime]:
     return z(start), z(end)
 
 
-def weekly(
-    first: str, times: tuple[str, str], count: int, skip: tuple[str, ...] = ()
-) -> list[tuple[str, str]]:
+def weekly(first: str, times: tuple[str, str], count: int, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """Dates a week apart, as hand-checkable (start, end) strings; used only for long runs."""
     day = dt.date.fromisoformat(first)
     out = []

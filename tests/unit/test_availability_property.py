@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calmirror import availability as av
-from calmirror import expansion
+from calmirror.availability import engine as av
+from calmirror.availability import expansion
 from tests import ical
 
 UTC = dt.UTC
@@ -65,8 +65,9 @@ def events(draw: st.DrawFn) -> Ev:
         exdates=frozenset(draw(st.sets(st.integers(0, count - 1), max_size=3))) if step else frozenset(),
         exdate_in_utc=draw(st.booleans()),
         moved=moved if step else None,
-        move_by=dt.timedelta(days=move_days * draw(st.integers(-2, 2)), minutes=0 if form == "date" else
-                             15 * draw(st.integers(-8, 96))),
+        move_by=dt.timedelta(
+            days=move_days * draw(st.integers(-2, 2)), minutes=0 if form == "date" else 15 * draw(st.integers(-8, 96))
+        ),
         moved_transparent=draw(st.booleans()),
     )
 
@@ -105,9 +106,14 @@ def to_ics(evs: list[Ev]) -> str:
         if ev.moved is not None:
             original = _occurrence_wall(ev, ev.moved)
             start = original + ev.move_by
-            override = [*common, _value(ev, original, "RECURRENCE-ID"), _value(ev, start, "DTSTART"),
-                        _value(ev, start + ev.length, "DTEND"), "SEQUENCE:1",
-                        "TRANSP:TRANSPARENT" if ev.moved_transparent else "TRANSP:OPAQUE"]
+            override = [
+                *common,
+                _value(ev, original, "RECURRENCE-ID"),
+                _value(ev, start, "DTSTART"),
+                _value(ev, start + ev.length, "DTEND"),
+                "SEQUENCE:1",
+                "TRANSP:TRANSPARENT" if ev.moved_transparent else "TRANSP:OPAQUE",
+            ]
             if ev.status:
                 override.append(f"STATUS:{ev.status}")
             vevents.append(override)
@@ -122,8 +128,9 @@ def _utc(ev: Ev, wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
-def reference(evs: list[Ev], start: dt.datetime, end: dt.datetime, zone: ZoneInfo, allday: bool,
-              tentative: bool) -> list[tuple[dt.datetime, dt.datetime]]:
+def reference(
+    evs: list[Ev], start: dt.datetime, end: dt.datetime, zone: ZoneInfo, allday: bool, tentative: bool
+) -> list[tuple[dt.datetime, dt.datetime]]:
     """Naive expansion: step whole days, drop EXDATEs, apply the override, judge, merge, clip."""
     spans = []
     for ev in evs:
@@ -181,14 +188,27 @@ def test_engine_agrees_with_naive_reference(
 
 # --- fast-forwarding must be invisible -------------------------------------------------------------
 
-RULES = st.sampled_from([
-    "FREQ=DAILY", "FREQ=DAILY;INTERVAL=3", "FREQ=WEEKLY", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH",
-    "FREQ=WEEKLY;BYDAY=TU;WKST=SU;INTERVAL=3", "FREQ=MONTHLY", "FREQ=MONTHLY;BYMONTHDAY=-1",
-    "FREQ=MONTHLY;BYDAY=2TU", "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", "FREQ=YEARLY",
-    "FREQ=YEARLY;BYMONTH=2,12;BYDAY=-1FR", "FREQ=HOURLY;INTERVAL=5", "FREQ=HOURLY;BYHOUR=9,17",
-    "FREQ=MINUTELY;INTERVAL=90;BYDAY=SA", "FREQ=DAILY;BYMONTH=12;BYDAY=MO,FR",
-    "FREQ=DAILY;BYHOUR=8,12;BYMINUTE=0,30", "FREQ=WEEKLY;BYMONTHDAY=1,15",
-])
+RULES = st.sampled_from(
+    [
+        "FREQ=DAILY",
+        "FREQ=DAILY;INTERVAL=3",
+        "FREQ=WEEKLY",
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH",
+        "FREQ=WEEKLY;BYDAY=TU;WKST=SU;INTERVAL=3",
+        "FREQ=MONTHLY",
+        "FREQ=MONTHLY;BYMONTHDAY=-1",
+        "FREQ=MONTHLY;BYDAY=2TU",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "FREQ=YEARLY",
+        "FREQ=YEARLY;BYMONTH=2,12;BYDAY=-1FR",
+        "FREQ=HOURLY;INTERVAL=5",
+        "FREQ=HOURLY;BYHOUR=9,17",
+        "FREQ=MINUTELY;INTERVAL=90;BYDAY=SA",
+        "FREQ=DAILY;BYMONTH=12;BYDAY=MO,FR",
+        "FREQ=DAILY;BYHOUR=8,12;BYMINUTE=0,30",
+        "FREQ=WEEKLY;BYMONTHDAY=1,15",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -202,14 +222,19 @@ RULES = st.sampled_from([
     window=windows,
 )
 def test_fast_forward_gives_the_same_answer_as_walking_from_dtstart(
-    rule: str, years_back: int, day: int, minute: int, count: int | None, form: str,
+    rule: str,
+    years_back: int,
+    day: int,
+    minute: int,
+    count: int | None,
+    form: str,
     window: tuple[dt.datetime, dt.datetime],
 ) -> None:
     start = dt.datetime(2027 - years_back, 1, 1) + dt.timedelta(days=day - 1, minutes=15 * minute)
-    ev = Ev(form, start, dt.timedelta(minutes=45), 0, 1, "", False, frozenset(), False, None, dt.timedelta(0),
-            False)
-    text = to_ics([ev]).replace("TRANSP:OPAQUE", f"TRANSP:OPAQUE\r\nRRULE:{rule}" + (
-        f";COUNT={count}" if count else ""))
+    ev = Ev(form, start, dt.timedelta(minutes=45), 0, 1, "", False, frozenset(), False, None, dt.timedelta(0), False)
+    text = to_ics([ev]).replace(
+        "TRANSP:OPAQUE", f"TRANSP:OPAQUE\r\nRRULE:{rule}" + (f";COUNT={count}" if count else "")
+    )
     rules = av.Rules(BERLIN)
     fast = av.busy_intervals([av.Source("s", [av.parse_calendar(text)])], *window, rules)
     with pytest.MonkeyPatch.context() as patch:
@@ -218,8 +243,16 @@ def test_fast_forward_gives_the_same_answer_as_walking_from_dtstart(
     assert fast == walked
 
 
-@pytest.mark.parametrize("rule", ["FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=2000", "FREQ=HOURLY;INTERVAL=7",
-                                  "FREQ=MONTHLY;BYDAY=-1FR", "FREQ=MINUTELY;INTERVAL=45;BYHOUR=9,10"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY",
+        "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=2000",
+        "FREQ=HOURLY;INTERVAL=7",
+        "FREQ=MONTHLY;BYDAY=-1FR",
+        "FREQ=MINUTELY;INTERVAL=45;BYHOUR=9,10",
+    ],
+)
 def test_one_calendar_asked_about_sliding_windows_stays_exact(rule: str) -> None:
     """The rebased series is reused between nearby windows; reuse must not leak answers."""
     text = (

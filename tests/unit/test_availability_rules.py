@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calmirror import availability as av
+from calmirror.availability import engine as av
 from tests import ical
 
 UTC = dt.UTC
@@ -76,8 +76,11 @@ def test_transp_status_and_outlook_busystatus(extra: str, expected: list[object]
 
 
 def test_tentative_is_configurable() -> None:
-    for extra in ("STATUS:TENTATIVE", "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE",
-                  "ATTENDEE;PARTSTAT=TENTATIVE:mailto:me@example.com"):
+    for extra in (
+        "STATUS:TENTATIVE",
+        "X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE",
+        "ATTENDEE;PARTSTAT=TENTATIVE:mailto:me@example.com",
+    ):
         assert busy(f"{ONE_HOUR}\n{extra}") == THE_HOUR
         assert busy(f"{ONE_HOUR}\n{extra}", tentative_busy=False) == []
 
@@ -94,10 +97,11 @@ def test_tentative_is_configurable() -> None:
         ("ATTENDEE:mailto:me@example.com", THE_HOUR),  # PARTSTAT defaults to NEEDS-ACTION
         ("ATTENDEE;PARTSTAT=ACCEPTED:mailto:me@example.com", THE_HOUR),
         # invited twice (Apple ID and alias): an acceptance on either keeps the time busy
-        ("ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com\n"
-         "ATTENDEE;PARTSTAT=ACCEPTED:mailto:me@alias.example", THE_HOUR),
-        ("ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com\n"
-         "ATTENDEE;PARTSTAT=DECLINED:mailto:me@alias.example", []),
+        (
+            "ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com\nATTENDEE;PARTSTAT=ACCEPTED:mailto:me@alias.example",
+            THE_HOUR,
+        ),
+        ("ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com\nATTENDEE;PARTSTAT=DECLINED:mailto:me@alias.example", []),
     ],
 )
 def test_only_the_users_own_decline_frees_time(attendees: str, expected: list[object]) -> None:
@@ -166,17 +170,18 @@ TZNAME:KZT
 END:STANDARD
 END:VTIMEZONE"""
     event = (
-        "DTSTART;TZID=\"Kanzlei Zeit (GMT+03:00)\":20261207T100000\n"
-        "DTEND;TZID=\"Kanzlei Zeit (GMT+03:00)\":20261207T110000\n"
+        'DTSTART;TZID="Kanzlei Zeit (GMT+03:00)":20261207T100000\n'
+        'DTEND;TZID="Kanzlei Zeit (GMT+03:00)":20261207T110000\n'
         "RRULE:FREQ=WEEKLY;COUNT=2"
     )
-    assert busy(event, head=head) == [iv("2026-12-07 07:00", "2026-12-07 08:00"),
-                                      iv("2026-12-14 07:00", "2026-12-14 08:00")]
+    assert busy(event, head=head) == [
+        iv("2026-12-07 07:00", "2026-12-07 08:00"),
+        iv("2026-12-14 07:00", "2026-12-14 08:00"),
+    ]
 
 
 def test_windows_zone_names_resolve() -> None:
-    event = ("DTSTART;TZID=W. Europe Standard Time:20261207T100000\n"
-             "DTEND;TZID=W. Europe Standard Time:20261207T110000")
+    event = "DTSTART;TZID=W. Europe Standard Time:20261207T100000\nDTEND;TZID=W. Europe Standard Time:20261207T110000"
     assert busy(event) == [iv("2026-12-07 09:00", "2026-12-07 10:00")]
 
 
@@ -184,8 +189,7 @@ def test_windows_zone_names_resolve() -> None:
 
 
 def test_bysetpos_last_workday_of_the_month() -> None:
-    event = ("DTSTART:20261030T150000Z\nDTEND:20261030T160000Z\n"
-             "RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1")
+    event = "DTSTART:20261030T150000Z\nDTEND:20261030T160000Z\nRRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1"
     assert busy(event, window=("2026-11-01 00:00", "2027-02-01 00:00")) == [
         iv("2026-11-30 15:00", "2026-11-30 16:00"),  # Monday
         iv("2026-12-31 15:00", "2026-12-31 16:00"),  # Thursday
@@ -209,8 +213,7 @@ RDATE;VALUE=PERIOD:20261220T120000Z/PT3H"""
 
 def test_exdate_on_an_all_day_series() -> None:
     event = "UID:a\nDTSTART;VALUE=DATE:20261207\nRRULE:FREQ=DAILY;COUNT=3\nEXDATE;VALUE=DATE:20261208"
-    assert busy(event) == [iv("2026-12-07 00:00", "2026-12-08 00:00"),
-                           iv("2026-12-09 00:00", "2026-12-10 00:00")]
+    assert busy(event) == [iv("2026-12-07 00:00", "2026-12-08 00:00"), iv("2026-12-09 00:00", "2026-12-10 00:00")]
 
 
 SERIES = "UID:s\nDTSTART:20261201T100000Z\nDTEND:20261201T110000Z\nRRULE:FREQ=WEEKLY;COUNT=5"
@@ -218,12 +221,16 @@ SERIES = "UID:s\nDTSTART:20261201T100000Z\nDTEND:20261201T110000Z\nRRULE:FREQ=WE
 
 def test_overrides_move_cancel_free_and_decline_single_instances() -> None:
     moved = "UID:s\nRECURRENCE-ID:20261208T100000Z\nDTSTART:20261209T150000Z\nDTEND:20261209T160000Z"
-    cancelled = ("UID:s\nRECURRENCE-ID:20261215T100000Z\nDTSTART:20261215T100000Z\n"
-                 "DTEND:20261215T110000Z\nSTATUS:CANCELLED")
-    freed = ("UID:s\nRECURRENCE-ID:20261222T100000Z\nDTSTART:20261222T100000Z\n"
-             "DTEND:20261222T110000Z\nTRANSP:TRANSPARENT")
-    declined = ("UID:s\nRECURRENCE-ID:20261229T100000Z\nDTSTART:20261229T100000Z\nDTEND:20261229T110000Z\n"
-                "ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com")
+    cancelled = (
+        "UID:s\nRECURRENCE-ID:20261215T100000Z\nDTSTART:20261215T100000Z\nDTEND:20261215T110000Z\nSTATUS:CANCELLED"
+    )
+    freed = (
+        "UID:s\nRECURRENCE-ID:20261222T100000Z\nDTSTART:20261222T100000Z\nDTEND:20261222T110000Z\nTRANSP:TRANSPARENT"
+    )
+    declined = (
+        "UID:s\nRECURRENCE-ID:20261229T100000Z\nDTSTART:20261229T100000Z\nDTEND:20261229T110000Z\n"
+        "ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com"
+    )
     assert busy(SERIES, moved, cancelled, freed, declined) == [
         iv("2026-12-01 10:00", "2026-12-01 11:00"),
         iv("2026-12-09 15:00", "2026-12-09 16:00"),
@@ -242,8 +249,9 @@ def test_override_moved_into_and_out_of_the_window() -> None:
 
 
 def test_this_and_future_override_moves_the_rest_of_the_series() -> None:
-    later = ("UID:s\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261215T100000Z\n"
-             "DTSTART:20261215T140000Z\nDTEND:20261215T150000Z")
+    later = (
+        "UID:s\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261215T100000Z\nDTSTART:20261215T140000Z\nDTEND:20261215T150000Z"
+    )
     assert busy(SERIES, later) == [
         iv("2026-12-01 10:00", "2026-12-01 11:00"),
         iv("2026-12-08 10:00", "2026-12-08 11:00"),
@@ -259,15 +267,18 @@ def test_override_without_its_master_still_counts() -> None:
 
 
 def test_old_open_ended_series_is_fast_forwarded_exactly() -> None:
-    daily = ("DTSTART;TZID=Europe/Berlin:19950102T083000\nDTEND;TZID=Europe/Berlin:19950102T090000\n"
-             "RRULE:FREQ=DAILY")
+    daily = "DTSTART;TZID=Europe/Berlin:19950102T083000\nDTEND;TZID=Europe/Berlin:19950102T090000\nRRULE:FREQ=DAILY"
     got = busy(daily, head=BERLIN_TZ, window=("2026-12-01 00:00", "2026-12-04 00:00"))
     assert got == [iv(f"2026-12-0{d} 07:30", f"2026-12-0{d} 08:00") for d in (1, 2, 3)]
-    weekly = ("DTSTART;TZID=Europe/Berlin:19900105T170000\nDTEND;TZID=Europe/Berlin:19900105T180000\n"
-              "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=FR;WKST=MO")
+    weekly = (
+        "DTSTART;TZID=Europe/Berlin:19900105T170000\nDTEND;TZID=Europe/Berlin:19900105T180000\n"
+        "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=FR;WKST=MO"
+    )
     # 2026-12-04 is 1990-01-05 + 1926 weeks (even), so the fortnightly Fridays are 4 and 18
-    assert busy(weekly, head=BERLIN_TZ) == [iv("2026-12-04 16:00", "2026-12-04 17:00"),
-                                            iv("2026-12-18 16:00", "2026-12-18 17:00")]
+    assert busy(weekly, head=BERLIN_TZ) == [
+        iv("2026-12-04 16:00", "2026-12-04 17:00"),
+        iv("2026-12-18 16:00", "2026-12-18 17:00"),
+    ]
 
 
 def test_old_count_rule_with_filters_uses_checkpoints() -> None:
@@ -310,8 +321,9 @@ def test_secondly_with_a_billion_count_is_capped_and_conservative(start: str) ->
 
 def test_capped_rest_is_marked_approximate() -> None:
     cal = av.parse_calendar(ics("DTSTART:20261215T090000Z\nDTEND:20261215T090001Z\nRRULE:FREQ=SECONDLY"))
-    found = av.busy_occurrences([av.Source("s", [cal])], z("2026-12-15 00:00"), z("2026-12-16 00:00"),
-                                av.Rules(ZoneInfo("UTC")))
+    found = av.busy_occurrences(
+        [av.Source("s", [cal])], z("2026-12-15 00:00"), z("2026-12-16 00:00"), av.Rules(ZoneInfo("UTC"))
+    )
     assert found[-1].approximate and found[-1].end == z("2026-12-16 00:00")
     assert not any(o.approximate for o in found[:-1])
 
@@ -362,9 +374,12 @@ def test_rules_that_never_match_leave_only_dtstart_and_do_not_hang(rule: str) ->
 
 
 def test_a_malformed_event_is_skipped_and_reported_the_rest_kept() -> None:
-    text = ics("UID:bad\nDTSTART:not-a-date\nDTEND:20261207T110000Z", f"UID:good\n{ONE_HOUR}",
-               "UID:badrule\nDTSTART:20261208T100000Z\nDTEND:20261208T110000Z\nRRULE:FREQ=MINUTELY;BYHOUR=25",
-               "UID:nostart\nSUMMARY:no DTSTART at all")
+    text = ics(
+        "UID:bad\nDTSTART:not-a-date\nDTEND:20261207T110000Z",
+        f"UID:good\n{ONE_HOUR}",
+        "UID:badrule\nDTSTART:20261208T100000Z\nDTEND:20261208T110000Z\nRRULE:FREQ=MINUTELY;BYHOUR=25",
+        "UID:nostart\nSUMMARY:no DTSTART at all",
+    )
     src = [av.Source("s", [av.parse_calendar(text)])]
     rules = av.Rules(ZoneInfo("UTC"))
     assert av.busy_intervals(src, z("2026-12-01 00:00"), z("2027-01-01 00:00"), rules) == THE_HOUR
@@ -382,8 +397,10 @@ def test_non_gregorian_calendar_is_reported_not_misread() -> None:
     assert reported[0].reason == "non-Gregorian CALSCALE"
 
 
-@pytest.mark.parametrize("text", [b"", b"   ", b"hello", b"\xff\xfe\x00", b"BEGIN:VEVENT\r\nEND:VEVENT\r\n",
-                                  b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n"])
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"   ", b"hello", b"\xff\xfe\x00", b"BEGIN:VEVENT\r\nEND:VEVENT\r\n", b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n"],
+)
 def test_parse_calendar_refuses_junk_with_a_short_value_error(text: bytes) -> None:
     with pytest.raises(ValueError) as error:
         av.parse_calendar(text)
@@ -410,8 +427,12 @@ def test_window_must_be_aware_and_non_empty() -> None:
 def test_windows_in_other_zones_mean_the_same_instants() -> None:
     src = [av.Source("s", [av.parse_calendar(ics(ONE_HOUR))])]
     berlin = ZoneInfo("Europe/Berlin")
-    got = av.busy_intervals(src, dt.datetime(2026, 12, 7, 11, 30, tzinfo=berlin),
-                            dt.datetime(2026, 12, 7, 12, 0, tzinfo=berlin), av.Rules(berlin))
+    got = av.busy_intervals(
+        src,
+        dt.datetime(2026, 12, 7, 11, 30, tzinfo=berlin),
+        dt.datetime(2026, 12, 7, 12, 0, tzinfo=berlin),
+        av.Rules(berlin),
+    )
     assert got == [iv("2026-12-07 10:30", "2026-12-07 11:00")]
     assert all(a.tzinfo is UTC and b.tzinfo is UTC for a, b in got)
 
@@ -456,9 +477,14 @@ def test_overlaps_of_an_open_ended_recurring_candidate() -> None:
 
 def test_to_vfreebusy_is_an_rfc5545_reply() -> None:
     text = av.to_vfreebusy(
-        [iv("2026-12-07 10:00", "2026-12-07 11:00"), iv("2026-12-07 10:30", "2026-12-07 12:00"),
-         (z("2026-12-07 13:00"), z("2026-12-07 13:00") + dt.timedelta(microseconds=1))],
-        z("2026-12-07 00:00"), z("2026-12-08 00:00"), dtstamp=z("2026-11-30 12:00"),
+        [
+            iv("2026-12-07 10:00", "2026-12-07 11:00"),
+            iv("2026-12-07 10:30", "2026-12-07 12:00"),
+            (z("2026-12-07 13:00"), z("2026-12-07 13:00") + dt.timedelta(microseconds=1)),
+        ],
+        z("2026-12-07 00:00"),
+        z("2026-12-08 00:00"),
+        dtstamp=z("2026-11-30 12:00"),
     )
     assert text == (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror//availability//EN\r\n"
@@ -489,8 +515,10 @@ def test_concurrent_queries_agree() -> None:
     ]
     sources = [av.Source("s", [av.parse_calendar(ics(e)) for e in events])]
     rules = av.Rules(ZoneInfo("Europe/Berlin"))
-    windows = [(z("2026-12-01 00:00") + dt.timedelta(days=13 * k), z("2026-12-31 00:00") + dt.timedelta(days=13 * k))
-               for k in range(24)]
+    windows = [
+        (z("2026-12-01 00:00") + dt.timedelta(days=13 * k), z("2026-12-31 00:00") + dt.timedelta(days=13 * k))
+        for k in range(24)
+    ]
     av.clear_cache()
     serial = [av.busy_intervals(sources, *w, rules) for w in windows * 3]
     for _ in range(8):  # the dateutil lock race needs a few rounds to show (it did, as a hang)
@@ -510,7 +538,7 @@ def test_a_new_parse_of_a_changed_resource_is_seen() -> None:
 
 
 def test_guard_candidates_do_not_push_real_sources_out_of_the_memo() -> None:
-    from calmirror import busy_index
+    from calmirror.availability import index as busy_index
 
     av.clear_cache()
     rules = av.Rules(ZoneInfo("UTC"), ME)

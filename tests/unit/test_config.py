@@ -31,8 +31,9 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(("text", "key", "fragment"), BROKEN)
-def test_broken_config_names_file_key_and_what_is_allowed(tmp_path: Path, text: str, key: str | None,
-                                                          fragment: str) -> None:
+def test_broken_config_names_file_key_and_what_is_allowed(
+    tmp_path: Path, text: str, key: str | None, fragment: str
+) -> None:
     file = tmp_path / "config.toml"
     file.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
@@ -64,9 +65,28 @@ def test_example_config_loads_and_documents_every_option() -> None:
     setting = re.compile(r"^# (\[[a-z.]+\]|[a-z_]+ = .*)$")
     uncommented = "\n".join(line[2:] if setting.match(line) else line for line in text.splitlines())
     config.parse(example, __import__("tomllib").loads(uncommented))
-    for key in ("port", "allow_non_loopback", "max_body_mb", "server", "linked", "conflicts", "timeout",
-                "credential", "interval", "jitter", "batch", "cancel", "max_backoff", "timezone", "aliases",
-                "tentative_busy", "allday_busy", "guard", "details", "log_level"):
+    for key in (
+        "port",
+        "allow_non_loopback",
+        "max_body_mb",
+        "server",
+        "linked",
+        "conflicts",
+        "timeout",
+        "credential",
+        "interval",
+        "jitter",
+        "batch",
+        "cancel",
+        "max_backoff",
+        "timezone",
+        "aliases",
+        "tentative_busy",
+        "allday_busy",
+        "guard",
+        "details",
+        "log_level",
+    ):
         assert f"{key} =" in text, key
 
 

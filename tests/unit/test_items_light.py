@@ -72,7 +72,8 @@ def test_light_and_full_agree_on_the_hostile_corpus(case: hostile_corpus.Case) -
 
 ZONES = st.sampled_from([None, "UTC", *VTIMEZONES])
 MOMENTS = st.datetimes(min_value=dt.datetime(1999, 1, 1), max_value=dt.datetime(2040, 12, 31)).map(
-    lambda moment: moment.replace(microsecond=0))
+    lambda moment: moment.replace(microsecond=0)
+)
 
 
 @st.composite
@@ -91,8 +92,17 @@ def events(draw: st.DrawFn) -> str:
         else:
             step = dt.timedelta(days=max(1, length // 86400)) if all_day else dt.timedelta(seconds=length)
             lines.append(f"DTEND{stamp(start + step, zone)}")
-    rule = draw(st.sampled_from([None, "FREQ=WEEKLY", "FREQ=DAILY;COUNT=5", "FREQ=WEEKLY;UNTIL=20410101T000000Z",
-                                 "FREQ=MONTHLY;BYDAY=1MO;COUNT=12"]))
+    rule = draw(
+        st.sampled_from(
+            [
+                None,
+                "FREQ=WEEKLY",
+                "FREQ=DAILY;COUNT=5",
+                "FREQ=WEEKLY;UNTIL=20410101T000000Z",
+                "FREQ=MONTHLY;BYDAY=1MO;COUNT=12",
+            ]
+        )
+    )
     if rule:
         lines.append(f"RRULE:{rule}")
     if draw(st.booleans()):
@@ -100,8 +110,14 @@ def events(draw: st.DrawFn) -> str:
     overrides = []
     if rule and draw(st.booleans()):
         moved = start + dt.timedelta(days=7)
-        overrides.append(["UID:prop@example.com", "DTSTAMP:20260101T000000Z", f"RECURRENCE-ID{stamp(moved, zone)}",
-                          f"DTSTART{stamp(moved + dt.timedelta(hours=1) if not all_day else moved, zone)}"])
+        overrides.append(
+            [
+                "UID:prop@example.com",
+                "DTSTAMP:20260101T000000Z",
+                f"RECURRENCE-ID{stamp(moved, zone)}",
+                f"DTSTART{stamp(moved + dt.timedelta(hours=1) if not all_day else moved, zone)}",
+            ]
+        )
     head = VTIMEZONES.get(zone or "", []) if draw(st.booleans()) or zone not in (None, "UTC") else []
     return vcalendar(lines, *overrides, head=head)
 

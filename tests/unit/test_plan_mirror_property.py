@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calmirror.model import MirrorEntry
 from calmirror.plan import MirrorPolicy, hrefs_to_fetch, plan_mirror
-from calmirror.state import MirrorEntry
 from calmirror.transform import local_name, mark_mirrored
 
 BASE = "https://p01-caldav.example/1/calendars/work/"
@@ -17,9 +17,11 @@ BASE = "https://p01-caldav.example/1/calendars/work/"
 
 def body(uid: str, version: int, bad: bool) -> str:
     uid_line = "" if bad else f"UID:{uid}\r\n"
-    return (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n{uid_line}"
-            f"DTSTAMP:20261101T000000Z\r\nDTSTART:20261201T{version % 24:02d}0000Z\r\n"
-            f"DTEND:20261201T{version % 24:02d}3000Z\r\nSUMMARY:v{version}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    return (
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n{uid_line}"
+        f"DTSTAMP:20261101T000000Z\r\nDTSTART:20261201T{version % 24:02d}0000Z\r\n"
+        f"DTEND:20261201T{version % 24:02d}3000Z\r\nSUMMARY:v{version}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Mirror:
         for i in range(0, len(wanted), 2):
             if fail_after is not None and i // 2 >= fail_after:
                 return  # a 503 in the middle: the token is not saved
-            chunk = wanted[i:i + 2]
+            chunk = wanted[i : i + 2]
             fetched = {h: remote.items[h] for h in chunk if h in remote.items}
             missing = [h for h in chunk if h not in remote.items]
             self.apply(plan_mirror(self.known, changed, [], False, fetched, missing, policy))
@@ -120,7 +122,8 @@ def test_mirror_converges_to_remote(history: list[tuple[str, int | None, bool]])
     mirror.sync(remote, policy, fail_after=None)
     assert mirror.local == expected(remote)
     assert {h: e.etag for h, e in mirror.known.items()} == {
-        h: e for h, (e, b) in remote.items.items() if "\r\nUID:" in b}
+        h: e for h, (e, b) in remote.items.items() if "\r\nUID:" in b
+    }
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+from calmirror.model import Appointment
 from calmirror.plan import plan_push
-from calmirror.state import Appointment
 from calmirror.transform import MARKER
 
 LINKED = "https://p01-caldav.example/1/calendars/WORK/"
-EVENT = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//crm//EN\r\nBEGIN:VEVENT\r\nUID:appt-1\r\n"
-         "DTSTAMP:20261101T000000Z\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\n{extra}"
-         "SUMMARY:Consultation\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//crm//EN\r\nBEGIN:VEVENT\r\nUID:appt-1\r\n"
+    "DTSTAMP:20261101T000000Z\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\n{extra}"
+    "SUMMARY:Consultation\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
 
 
 def appt(**kw: object) -> Appointment:
-    base = dict(uid="appt-1", local_href="a.ics", local_etag="h1", remote_calendar=LINKED,
-                remote_href=LINKED + "appt-1.ics", remote_etag='"e1"', pushed_etag="h0")
+    base = dict(
+        uid="appt-1",
+        local_href="a.ics",
+        local_etag="h1",
+        remote_calendar=LINKED,
+        remote_href=LINKED + "appt-1.ics",
+        remote_etag='"e1"',
+        pushed_etag="h0",
+    )
     base.update(kw)
     return Appointment(**base)  # type: ignore[arg-type]
 
 
 def test_new_appointment_is_created_at_a_url_derived_from_its_uid() -> None:
-    action = plan_push("appt-1", EVENT.format(extra=""), "h1", appt(remote_href=None, remote_etag=None,
-                                                                     pushed_etag=None), LINKED, "delete")
+    action = plan_push(
+        "appt-1",
+        EVENT.format(extra=""),
+        "h1",
+        appt(remote_href=None, remote_etag=None, pushed_etag=None),
+        LINKED,
+        "delete",
+    )
     assert action.kind == "create" and action.href == LINKED + "appt-1.ics"
 
 

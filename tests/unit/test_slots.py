@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calmirror import slots
+from calmirror.availability import slots
 from calmirror.errors import UserError
 
 UTC = dt.UTC
@@ -49,8 +49,9 @@ def test_parse_time(text: str, expected: dt.datetime) -> None:
     assert got == expected and got.tzinfo is UTC
 
 
-@pytest.mark.parametrize("text", ["", "tomorrow", "2026-13-01", "2026-12-32", "2026-12-01T25:00", "12/01/2026",
-                                  "2026-12-01T09:00+25:00"])
+@pytest.mark.parametrize(
+    "text", ["", "tomorrow", "2026-13-01", "2026-12-32", "2026-12-01T25:00", "12/01/2026", "2026-12-01T09:00+25:00"]
+)
 def test_parse_time_refuses_with_one_line(text: str) -> None:
     with pytest.raises(UserError) as error:
         slots.parse_time(text, BERLIN, "--from")
@@ -78,8 +79,16 @@ def test_parse_zone() -> None:
 
 @pytest.mark.parametrize(
     ("text", "minutes"),
-    [("30m", 30), ("1h", 60), ("1h30m", 90), ("1h 30m", 90), ("90min", 90), ("2H", 120), ("45 minutes", 45),
-     ("24h", 1440)],
+    [
+        ("30m", 30),
+        ("1h", 60),
+        ("1h30m", 90),
+        ("1h 30m", 90),
+        ("90min", 90),
+        ("2H", 120),
+        ("45 minutes", 45),
+        ("24h", 1440),
+    ],
 )
 def test_parse_length(text: str, minutes: int) -> None:
     assert slots.parse_length(text) == dt.timedelta(minutes=minutes)
@@ -148,16 +157,25 @@ def test_grid_step_is_gcd_of_length_and_an_hour() -> None:
 def test_slots_are_back_to_back_on_clock_boundaries() -> None:
     busy = [iv("2026-12-07 10:07", "2026-12-07 10:50")]
     found = slots.free_slots(busy, z("2026-12-07 09:10"), z("2026-12-07 12:00"), dt.timedelta(minutes=30), UTC)
-    assert found == [iv("2026-12-07 09:30", "2026-12-07 10:00"), iv("2026-12-07 11:00", "2026-12-07 11:30"),
-                     iv("2026-12-07 11:30", "2026-12-07 12:00")]
+    assert found == [
+        iv("2026-12-07 09:30", "2026-12-07 10:00"),
+        iv("2026-12-07 11:00", "2026-12-07 11:30"),
+        iv("2026-12-07 11:30", "2026-12-07 12:00"),
+    ]
 
 
 def test_ninety_minute_slots_start_on_half_hours_and_45_on_quarters() -> None:
     window = (z("2026-12-07 09:10"), z("2026-12-07 14:00"))
-    assert starts(slots.free_slots([], *window, dt.timedelta(minutes=90), UTC)) == ["Mon 09:30", "Mon 11:00",
-                                                                                     "Mon 12:30"]
-    assert starts(slots.free_slots([], *window, dt.timedelta(minutes=45), UTC))[:3] == ["Mon 09:15", "Mon 10:00",
-                                                                                         "Mon 10:45"]
+    assert starts(slots.free_slots([], *window, dt.timedelta(minutes=90), UTC)) == [
+        "Mon 09:30",
+        "Mon 11:00",
+        "Mon 12:30",
+    ]
+    assert starts(slots.free_slots([], *window, dt.timedelta(minutes=45), UTC))[:3] == [
+        "Mon 09:15",
+        "Mon 10:00",
+        "Mon 10:45",
+    ]
 
 
 def test_alignment_follows_local_clock_in_half_hour_zones() -> None:
@@ -169,35 +187,61 @@ def test_alignment_follows_local_clock_in_half_hour_zones() -> None:
 def test_within_hours_and_weekdays_in_the_local_zone() -> None:
     # Fri 2026-12-11 .. Tue 2026-12-15, Berlin (UTC+1), 09:00-11:00 on mon-fri only
     busy = [iv("2026-12-14 08:30", "2026-12-14 09:00")]  # Mon 09:30-10:00 local
-    found = slots.free_slots(busy, z("2026-12-11 00:00"), z("2026-12-16 00:00"), dt.timedelta(minutes=30), BERLIN,
-                             (dt.time(9), dt.time(11)), frozenset(range(5)))
+    found = slots.free_slots(
+        busy,
+        z("2026-12-11 00:00"),
+        z("2026-12-16 00:00"),
+        dt.timedelta(minutes=30),
+        BERLIN,
+        (dt.time(9), dt.time(11)),
+        frozenset(range(5)),
+    )
     assert starts(found, BERLIN) == [
-        "Fri 09:00", "Fri 09:30", "Fri 10:00", "Fri 10:30",
-        "Mon 09:00", "Mon 10:00", "Mon 10:30",
-        "Tue 09:00", "Tue 09:30", "Tue 10:00", "Tue 10:30",
+        "Fri 09:00",
+        "Fri 09:30",
+        "Fri 10:00",
+        "Fri 10:30",
+        "Mon 09:00",
+        "Mon 10:00",
+        "Mon 10:30",
+        "Tue 09:00",
+        "Tue 09:30",
+        "Tue 10:00",
+        "Tue 10:30",
     ]
 
 
 def test_days_without_hours_means_whole_days() -> None:
-    found = slots.free_slots([], z("2026-12-11 00:00"), z("2026-12-15 00:00"), dt.timedelta(hours=24), UTC,
-                             None, frozenset({5, 6}))
+    found = slots.free_slots(
+        [], z("2026-12-11 00:00"), z("2026-12-15 00:00"), dt.timedelta(hours=24), UTC, None, frozenset({5, 6})
+    )
     assert found == [iv("2026-12-12 00:00", "2026-12-13 00:00"), iv("2026-12-13 00:00", "2026-12-14 00:00")]
 
 
 def test_overnight_hours_belong_to_the_day_they_start() -> None:
-    found = slots.free_slots([], z("2026-12-11 00:00"), z("2026-12-14 00:00"), dt.timedelta(hours=4), UTC,
-                             (dt.time(22), dt.time(6)), frozenset({4}))  # Friday night only
+    found = slots.free_slots(
+        [],
+        z("2026-12-11 00:00"),
+        z("2026-12-14 00:00"),
+        dt.timedelta(hours=4),
+        UTC,
+        (dt.time(22), dt.time(6)),
+        frozenset({4}),
+    )  # Friday night only
     assert found == [iv("2026-12-11 22:00", "2026-12-12 02:00"), iv("2026-12-12 02:00", "2026-12-12 06:00")]
 
 
 def test_hours_on_a_dst_day_are_local_hours() -> None:
     # 2027-03-28: Berlin moves from UTC+1 to UTC+2; 09:00-12:00 local is 07:00-10:00Z
-    found = slots.free_slots([], z("2027-03-27 00:00"), z("2027-03-29 00:00"), dt.timedelta(hours=1), BERLIN,
-                             (dt.time(9), dt.time(12)))
+    found = slots.free_slots(
+        [], z("2027-03-27 00:00"), z("2027-03-29 00:00"), dt.timedelta(hours=1), BERLIN, (dt.time(9), dt.time(12))
+    )
     assert found == [
-        iv("2027-03-27 08:00", "2027-03-27 09:00"), iv("2027-03-27 09:00", "2027-03-27 10:00"),
+        iv("2027-03-27 08:00", "2027-03-27 09:00"),
+        iv("2027-03-27 09:00", "2027-03-27 10:00"),
         iv("2027-03-27 10:00", "2027-03-27 11:00"),
-        iv("2027-03-28 07:00", "2027-03-28 08:00"), iv("2027-03-28 08:00", "2027-03-28 09:00"),
+        iv("2027-03-28 07:00", "2027-03-28 08:00"),
+        iv("2027-03-28 08:00", "2027-03-28 09:00"),
         iv("2027-03-28 09:00", "2027-03-28 10:00"),
     ]
 
@@ -217,13 +261,17 @@ def test_lord_howe_half_hour_dst_shift_realigns() -> None:
 
 
 def test_nothing_fits_and_overlapping_unsorted_busy() -> None:
-    busy = [iv("2026-12-07 10:30", "2026-12-07 11:00"), iv("2026-12-07 09:00", "2026-12-07 10:45"),
-            iv("2026-12-07 11:20", "2026-12-07 12:00")]
+    busy = [
+        iv("2026-12-07 10:30", "2026-12-07 11:00"),
+        iv("2026-12-07 09:00", "2026-12-07 10:45"),
+        iv("2026-12-07 11:20", "2026-12-07 12:00"),
+    ]
     window = (z("2026-12-07 09:00"), z("2026-12-07 12:00"))
     assert slots.free_slots(busy, *window, dt.timedelta(minutes=30), UTC) == []
     assert slots.free_intervals(busy, *window) == [iv("2026-12-07 11:00", "2026-12-07 11:20")]
-    assert slots.free_slots(busy, *window, dt.timedelta(minutes=20), UTC) == [iv("2026-12-07 11:00",
-                                                                                 "2026-12-07 11:20")]
+    assert slots.free_slots(busy, *window, dt.timedelta(minutes=20), UTC) == [
+        iv("2026-12-07 11:00", "2026-12-07 11:20")
+    ]
 
 
 def test_free_slots_never_overlap_busy_time() -> None:

@@ -66,13 +66,17 @@ def test_processes_opening_a_new_state_at_once_all_succeed(tmp_path: Path) -> No
     before it ran in one IMMEDIATE transaction, about one start in four failed with
     "database is locked"."""
     path = tmp_path / "state.sqlite"
-    code = ("import sys, time; from pathlib import Path; from calmirror.state import State; "
-            "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); State(Path(sys.argv[2])).close()")
+    code = (
+        "import sys, time; from pathlib import Path; from calmirror.state import State; "
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); State(Path(sys.argv[2])).close()"
+    )
     for _ in range(4):
         for leftover in tmp_path.iterdir():
             leftover.unlink()
         start = str(time.time() + 1.5)  # every child is imported and waiting by then
-        children = [subprocess.Popen([sys.executable, "-c", code, start, str(path)], stderr=subprocess.PIPE,
-                                     text=True) for _ in range(6)]
+        children = [
+            subprocess.Popen([sys.executable, "-c", code, start, str(path)], stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
         failures = [child.communicate()[1] for child in children if child.wait(60) != 0]
         assert not failures, failures[0][-500:]

@@ -67,12 +67,15 @@ def test_busy_copy_keeps_recurrence_status_and_overrides() -> None:
     assert any(str(e.get("STATUS")) == "CANCELLED" and "RECURRENCE-ID" in e for e in events)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("garbage\x00\x01", "binary data, not iCalendar"),
-    ("<html>nope</html>", "not an iCalendar object"),
-    ("BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nUID:a\r\nEND:VTODO\r\nEND:VCALENDAR\r\n", "no VEVENT"),
-    ("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20261201T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", "no UID"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("garbage\x00\x01", "binary data, not iCalendar"),
+        ("<html>nope</html>", "not an iCalendar object"),
+        ("BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nUID:a\r\nEND:VTODO\r\nEND:VCALENDAR\r\n", "no VEVENT"),
+        ("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:20261201T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", "no UID"),
+    ],
+)
 def test_bad_items_are_refused_with_a_reason(text: str, reason: str) -> None:
     with pytest.raises(BadItem) as caught:
         check_event_resource(text, "https://h/x.ics")
@@ -87,17 +90,22 @@ def test_folded_uid_is_read_whole() -> None:
 def test_names_are_stable_and_safe() -> None:
     assert local_name("https://h/1/calendars/work/ABC-1.ics") == "ABC-1.ics"
     weird = local_name("https://h/1/calendars/work/a%20b%2F..%2Fc.ics")
-    assert weird.endswith(".ics") and "/" not in weird and weird == local_name(
-        "https://h/1/calendars/work/a%20b%2F..%2Fc.ics")
+    assert (
+        weird.endswith(".ics")
+        and "/" not in weird
+        and weird == local_name("https://h/1/calendars/work/a%20b%2F..%2Fc.ics")
+    )
     assert remote_name("8B1F-22@example.com") == "8B1F-22@example.com.ics"
     assert "/" not in remote_name("a/b c") and remote_name("a/b c") == remote_name("a/b c")
 
 
 def test_icloud_body_adds_dtend_schedule_agent_and_drops_method() -> None:
-    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//crm//EN\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
-            "UID:appt-1\r\nDTSTAMP:20261101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20261201T100000\r\n"
-            "SUMMARY:Consultation\r\nATTENDEE;CN=Client:mailto:client@example.org\r\nEND:VEVENT\r\n"
-            "END:VCALENDAR\r\n")
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//crm//EN\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n"
+        "UID:appt-1\r\nDTSTAMP:20261101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20261201T100000\r\n"
+        "SUMMARY:Consultation\r\nATTENDEE;CN=Client:mailto:client@example.org\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
     out = icloud_body(text, "a.ics")
     cal = icalendar.Calendar.from_ical(out)
     event = next(iter(cal.walk("VEVENT")))
@@ -108,8 +116,10 @@ def test_icloud_body_adds_dtend_schedule_agent_and_drops_method() -> None:
 
 
 def test_icloud_body_all_day_without_end_gets_one_day() -> None:
-    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//crm//EN\r\nBEGIN:VEVENT\r\nUID:d\r\n"
-            "DTSTAMP:20261101T000000Z\r\nDTSTART;VALUE=DATE:20261201\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//crm//EN\r\nBEGIN:VEVENT\r\nUID:d\r\n"
+        "DTSTAMP:20261101T000000Z\r\nDTSTART;VALUE=DATE:20261201\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     event = next(iter(icalendar.Calendar.from_ical(icloud_body(text, "d.ics")).walk("VEVENT")))
     assert (event["DTEND"].dt - event["DTSTART"].dt).days == 1
 

@@ -13,11 +13,13 @@ from calmirror import account, control, credentials, logs
 from calmirror.cli.context import console, ctx_of, err_console, print_json
 from calmirror.config import ICLOUD_SERVER
 from calmirror.errors import UserError
-from calmirror.state import CalendarRow
+from calmirror.model import CalendarRow
 
-APP_PASSWORD_HELP = ("iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
-                     "password: make one at https://account.apple.com -> Sign-In and Security -> "
-                     "App-Specific Passwords")
+APP_PASSWORD_HELP = (
+    "iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
+    "password: make one at https://account.apple.com -> Sign-In and Security -> "
+    "App-Specific Passwords"
+)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -33,10 +35,23 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def calendar_payload(cal: CalendarRow, role: str) -> dict[str, object]:
-    usable = ("linkable" if cal.is_event_calendar and cal.writable
-              else "conflict only" if cal.is_event_calendar else "unusable (reminders)")
-    return {"name": cal.name, "id": cal.id, "url": cal.url, "components": list(cal.components),
-            "writable": cal.writable, "role": role, "usable_as": usable, "color": cal.color}
+    usable = (
+        "linkable"
+        if cal.is_event_calendar and cal.writable
+        else "conflict only"
+        if cal.is_event_calendar
+        else "unusable (reminders)"
+    )
+    return {
+        "name": cal.name,
+        "id": cal.id,
+        "url": cal.url,
+        "components": list(cal.components),
+        "writable": cal.writable,
+        "role": role,
+        "usable_as": usable,
+        "color": cal.color,
+    }
 
 
 def print_calendars(rows: list[dict[str, object]]) -> None:
@@ -44,8 +59,14 @@ def print_calendars(rows: list[dict[str, object]]) -> None:
     for col in ("Name", "Id", "Types", "Access", "Can be", "Role"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["name"]), str(r["id"]), ",".join(r["components"]),  # type: ignore[arg-type]
-                      "read-write" if r["writable"] else "read-only", str(r["usable_as"]), str(r["role"]))
+        table.add_row(
+            str(r["name"]),
+            str(r["id"]),
+            ",".join(r["components"]),  # type: ignore[arg-type]
+            "read-write" if r["writable"] else "read-only",
+            str(r["usable_as"]),
+            str(r["role"]),
+        )
     console.print(table)
 
 
@@ -54,8 +75,9 @@ def register(app: typer.Typer) -> None:
     def connect(
         ctx: typer.Context,
         apple_id: Annotated[str, typer.Option("--apple-id", help="Your Apple ID (e-mail).")],
-        password_stdin: Annotated[bool, typer.Option("--password-stdin",
-                                                     help="Read the app-specific password from stdin.")] = False,
+        password_stdin: Annotated[
+            bool, typer.Option("--password-stdin", help="Read the app-specific password from stdin.")
+        ] = False,
         server: Annotated[str, typer.Option("--server", help="CalDAV server.")] = ICLOUD_SERVER,
         json_out: Annotated[bool, typer.Option("--json", help="Print the calendars as JSON.")] = False,
     ) -> None:
@@ -66,8 +88,10 @@ def register(app: typer.Typer) -> None:
         password = _read_password(password_stdin)
         logs.redact(password)
         if not credentials.looks_like_app_password(password):
-            err_console.print("warning: this does not look like an app-specific password "
-                              "(xxxx-xxxx-xxxx-xxxx); trying anyway. " + APP_PASSWORD_HELP)
+            err_console.print(
+                "warning: this does not look like an app-specific password "
+                "(xxxx-xxxx-xxxx-xxxx); trying anyway. " + APP_PASSWORD_HELP
+            )
         calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server)
         rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
@@ -76,8 +100,10 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"Connected {apple_id}. Calendars:")
         print_calendars(rows)
-        console.print("Next: `calmirror link CALENDAR` picks where appointments go; "
-                      "`calmirror conflicts add CALENDAR…` picks what blocks your time.")
+        console.print(
+            "Next: `calmirror link CALENDAR` picks where appointments go; "
+            "`calmirror conflicts add CALENDAR…` picks what blocks your time."
+        )
 
     @app.command()
     def disconnect(ctx: typer.Context) -> None:
@@ -121,9 +147,15 @@ def register(app: typer.Typer) -> None:
         c = ctx_of(ctx)
         acct = credentials.local_account(c.home)
         url = c.state.get_meta("local_url") or f"http://{c.settings.server.host}:{c.settings.server.port}/"
-        data = {"url": url, "username": acct.username, "password": acct.password,
-                "calendars": {"appointments": f"{url}{acct.username}/appointments/",
-                              "blocked": f"{url}{acct.username}/blocked/"}}
+        data = {
+            "url": url,
+            "username": acct.username,
+            "password": acct.password,
+            "calendars": {
+                "appointments": f"{url}{acct.username}/appointments/",
+                "blocked": f"{url}{acct.username}/blocked/",
+            },
+        }
         if json_out:
             print_json(data)
             return

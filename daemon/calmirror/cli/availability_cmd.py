@@ -26,23 +26,25 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         start: Annotated[str, typer.Option("--from", help="Start: 2026-12-01 or 2026-12-01T09:00.")],
         end: Annotated[str, typer.Option("--to", help="End (exclusive).")],
-        tz: Annotated[str | None, typer.Option("--tz", help="Zone for input and output "
-                                               "(default: availability.timezone).")] = None,
-        slot: Annotated[str | None, typer.Option("--slots", help="Print free slots of this length "
-                                                 "(30m, 1h, 1h30m) instead of busy time.")] = None,
-        within: Annotated[str | None, typer.Option("--within", help="Daily hours for slots, "
-                                                   "e.g. 09:00-17:00.")] = None,
+        tz: Annotated[
+            str | None, typer.Option("--tz", help="Zone for input and output (default: availability.timezone).")
+        ] = None,
+        slot: Annotated[
+            str | None,
+            typer.Option("--slots", help="Print free slots of this length (30m, 1h, 1h30m) instead of busy time."),
+        ] = None,
+        within: Annotated[str | None, typer.Option("--within", help="Daily hours for slots, e.g. 09:00-17:00.")] = None,
         days: Annotated[str | None, typer.Option("--days", help="Weekdays for slots, e.g. mon-fri.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-        in_process: Annotated[bool, typer.Option("--no-daemon", help="Compute here even when the daemon runs "
-                                                 "(slower: parses every calendar).")] = False,
+        in_process: Annotated[
+            bool,
+            typer.Option("--no-daemon", help="Compute here even when the daemon runs (slower: parses every calendar)."),
+        ] = False,
     ) -> None:
         """Busy time (or free slots) across appointments, blocked slots and every iCloud mirror."""
-        from calmirror import (
-            control,
-            slots,  # heavy imports only for this command
-        )
-        from calmirror.busy import BusySources, ask_daemon
+        from calmirror import control  # heavy imports only for this command
+        from calmirror.availability import slots
+        from calmirror.availability.sources import BusySources, ask_daemon
         from calmirror.credentials import local_account
         from calmirror.local.store import LocalStore
 
@@ -66,13 +68,11 @@ def register(app: typer.Typer) -> None:
             store.ensure_base()
             busy = BusySources(store, c.state, c.settings).busy(window_start, window_end)
         if length is None:
-            rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()}
-                    for s, e in busy]
+            rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()} for s, e in busy]
             title = "Busy"
         else:
             free = slots.free_slots(busy, window_start, window_end, length, zone, hours, weekdays)
-            rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()}
-                    for s, e in free]
+            rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()} for s, e in free]
             title = f"Free {slot} slots"
         if json_out:
             print_json({"timezone": str(zone), "kind": "busy" if length is None else "free", "intervals": rows})

@@ -10,11 +10,11 @@ from rich.table import Table
 
 from calmirror import account, config_edit, control
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
+from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror
 
-conflicts_app = typer.Typer(help="Choose the iCloud calendars whose events block your time.",
-                            no_args_is_help=True)
+conflicts_app = typer.Typer(help="Choose the iCloud calendars whose events block your time.", no_args_is_help=True)
 
 
 def _reload_daemon(c: Ctx) -> None:
@@ -39,8 +39,9 @@ def register(app: typer.Typer) -> None:
     def link(
         ctx: typer.Context,
         calendar: Annotated[str, typer.Argument(help="Calendar name or id.")],
-        no_conflict: Annotated[bool, typer.Option("--no-conflict", help="Do not also mirror it as a "
-                                                  "conflict calendar.")] = False,
+        no_conflict: Annotated[
+            bool, typer.Option("--no-conflict", help="Do not also mirror it as a conflict calendar.")
+        ] = False,
     ) -> None:
         """Make CALENDAR the linked iCloud calendar that receives your appointments."""
         c = ctx_of(ctx)
@@ -49,11 +50,12 @@ def register(app: typer.Typer) -> None:
         previous = c.settings.icloud.linked
         c._settings = config_edit.set_linked(c.home.config_file, cal.id, also_conflict=not no_conflict)
         _reload_daemon(c)
-        console.print(f"Linked calendar: {cal.name} ({cal.id})"
-                      + ("" if no_conflict else "; also a conflict calendar"))
+        console.print(f"Linked calendar: {cal.name} ({cal.id})" + ("" if no_conflict else "; also a conflict calendar"))
         if previous and previous != cal.id:
-            console.print("Appointments pushed before stay in the previous linked calendar and keep being "
-                          "updated there; new ones go to this one.")
+            console.print(
+                "Appointments pushed before stay in the previous linked calendar and keep being "
+                "updated there; new ones go to this one."
+            )
 
     @conflicts_app.command("add")
     def conflicts_add(
@@ -97,10 +99,16 @@ def register(app: typer.Typer) -> None:
         rows = []
         for cal_id in c.settings.icloud.conflicts:
             mirror = c.state.mirror(cal_id) or {}
-            rows.append({"id": cal_id, "name": names.get(cal_id, cal_id),
-                         "linked": cal_id == c.settings.icloud.linked,
-                         "local_collection": f"icloud-{mirror['slug']}" if mirror.get("slug") else None,
-                         "details": c.settings.calendar(cal_id).details, "items": mirror.get("item_count", 0)})
+            rows.append(
+                {
+                    "id": cal_id,
+                    "name": names.get(cal_id, cal_id),
+                    "linked": cal_id == c.settings.icloud.linked,
+                    "local_collection": mirror_name(mirror["slug"]) if mirror.get("slug") else None,
+                    "details": c.settings.calendar(cal_id).details,
+                    "items": mirror.get("item_count", 0),
+                }
+            )
         if json_out:
             print_json(rows)
             return
@@ -108,8 +116,14 @@ def register(app: typer.Typer) -> None:
         for col in ("Name", "Id", "Local calendar", "Details", "Items", "Linked"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["name"], r["id"], r["local_collection"] or "(not synced yet)", r["details"],
-                          str(r["items"]), "yes" if r["linked"] else "")
+            table.add_row(
+                r["name"],
+                r["id"],
+                r["local_collection"] or "(not synced yet)",
+                r["details"],
+                str(r["items"]),
+                "yes" if r["linked"] else "",
+            )
         console.print(table)
 
     @app.command()

@@ -40,10 +40,12 @@ def _free(port: int) -> bool:
 def _appointment(uid: str) -> str:
     start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=15, minute=0, second=0, microsecond=0)
     fmt = "%Y%m%dT%H%M%SZ"
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror//demo//EN\r\nBEGIN:VEVENT\r\n"
-            f"UID:{uid}\r\nDTSTAMP:{datetime.now(UTC).strftime(fmt)}\r\nDTSTART:{start.strftime(fmt)}\r\n"
-            f"DTEND:{(start + timedelta(minutes=45)).strftime(fmt)}\r\nSUMMARY:Demo consultation\r\n"
-            "END:VEVENT\r\nEND:VCALENDAR\r\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror//demo//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:{datetime.now(UTC).strftime(fmt)}\r\nDTSTART:{start.strftime(fmt)}\r\n"
+        f"DTEND:{(start + timedelta(minutes=45)).strftime(fmt)}\r\nSUMMARY:Demo consultation\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
 
 
 def _prepare(home: Home, emu_url: str, port: int) -> None:
@@ -55,8 +57,7 @@ def _prepare(home: Home, emu_url: str, port: int) -> None:
         calendars = account.connect(home, settings, state, DEMO_APPLE_ID, DEMO_PASSWORD, emu_url)
         by_name = {c.name: c for c in calendars}
         config_edit.set_linked(home.config_file, by_name["Work"].id, also_conflict=True)
-        config_edit.set_conflicts(home.config_file, [by_name["Work"].id, by_name["Home"].id,
-                                                     by_name["Family"].id])
+        config_edit.set_conflicts(home.config_file, [by_name["Work"].id, by_name["Home"].id, by_name["Family"].id])
     finally:
         state.close()
 
@@ -66,21 +67,27 @@ def _round_trip(home: Home, url: str, emu: object, work_id: str, show: bool) -> 
     state = State(home.state_db)
     try:
         for m in state.mirrors():
-            console.print(f"  mirrored iCloud calendar -> {url}{acct.username}/icloud-{m['slug']}/ "
-                          f"({m['item_count']} events)")
+            console.print(
+                f"  mirrored iCloud calendar -> {url}{acct.username}/icloud-{m['slug']}/ ({m['item_count']} events)"
+            )
     finally:
         state.close()
     uid = f"demo-{uuid.uuid4()}"
     started = time.monotonic()
-    answer = requests.put(f"{url}{acct.username}/appointments/{uid}.ics", data=_appointment(uid).encode(),
-                          auth=(acct.username, acct.password),
-                          headers={"Content-Type": "text/calendar; charset=utf-8"}, timeout=10)
+    answer = requests.put(
+        f"{url}{acct.username}/appointments/{uid}.ics",
+        data=_appointment(uid).encode(),
+        auth=(acct.username, acct.password),
+        headers={"Content-Type": "text/calendar; charset=utf-8"},
+        timeout=10,
+    )
     console.print(f"  wrote an appointment into {url}{acct.username}/appointments/ -> HTTP {answer.status_code}")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(uid in body for body in emu.items(work_id).values()):  # type: ignore[attr-defined]
-            console.print(f"  ...and it reached the linked iCloud calendar (Work) in "
-                          f"{(time.monotonic() - started) * 1000:.0f} ms")
+            console.print(
+                f"  ...and it reached the linked iCloud calendar (Work) in {(time.monotonic() - started) * 1000:.0f} ms"
+            )
             break
         time.sleep(0.05)
     else:
@@ -95,8 +102,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         ctx: typer.Context,
-        seconds: Annotated[float | None, typer.Option("--seconds", help="Stop after this many seconds "
-                                                      "(default: run until Ctrl-C).")] = None,
+        seconds: Annotated[
+            float | None, typer.Option("--seconds", help="Stop after this many seconds (default: run until Ctrl-C).")
+        ] = None,
     ) -> None:
         """Run calmirror against the bundled iCloud emulator: mirror, push, then serve."""
         from calmirror.emulator import Emulator
@@ -105,13 +113,13 @@ def register(app: typer.Typer) -> None:
         logs.setup("warning", c.verbose)
         with tempfile.TemporaryDirectory(prefix="calmirror-demo-") as tmp:
             home = Home(config_file=Path(tmp) / "config.toml", data_dir=Path(tmp))
-            console.print("Starting the bundled iCloud emulator (sample calendars Home, Work, Family, "
-                          "Reminders)...")
+            console.print("Starting the bundled iCloud emulator (sample calendars Home, Work, Family, Reminders)...")
             with Emulator(apple_id=DEMO_APPLE_ID, password=DEMO_PASSWORD, seed="sample") as emu:
                 port = 5232 if _free(5232) else 0
                 _prepare(home, emu.url, port)
-                console.print(f"Connected {DEMO_APPLE_ID}; linked calendar: Work; conflict calendars: "
-                              "Work, Home, Family")
+                console.print(
+                    f"Connected {DEMO_APPLE_ID}; linked calendar: Work; conflict calendars: Work, Home, Family"
+                )
                 daemon = Daemon(home, config.load(home.config_file))
                 work_id = emu.calendar_id("Work")
 
@@ -122,6 +130,7 @@ def register(app: typer.Typer) -> None:
                         if seconds is not None:
                             time.sleep(max(0.0, seconds))
                             daemon.stop()
+
                     threading.Thread(target=script, name="demo", daemon=True).start()
 
                 daemon.on_ready = ready

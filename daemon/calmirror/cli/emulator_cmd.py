@@ -32,15 +32,15 @@ def _group() -> None:
 def _password(password: str | None, password_env: str | None, password_stdin: bool) -> str:
     given = [source for source in (password is not None, password_env is not None, password_stdin) if source]
     if len(given) != 1:
-        raise typer.BadParameter("give exactly one of --password, --password-env or --password-stdin",
-                                 param_hint="password")
+        raise typer.BadParameter(
+            "give exactly one of --password, --password-env or --password-stdin", param_hint="password"
+        )
     if password is not None:
         return password
     if password_env is not None:
         value = os.environ.get(password_env)
         if not value:
-            raise typer.BadParameter(f"environment variable {password_env} is not set",
-                                     param_hint="--password-env")
+            raise typer.BadParameter(f"environment variable {password_env} is not set", param_hint="--password-env")
         return value
     value = sys.stdin.readline().strip()
     if not value:
@@ -51,20 +51,30 @@ def _password(password: str | None, password_env: str | None, password_stdin: bo
 @app.command()
 def serve(
     apple_id: Annotated[str, typer.Option("--apple-id", help="Apple ID the emulator accepts.")],
-    password: Annotated[str | None, typer.Option(
-        "--password", help="App-specific password it accepts (visible to other local users; "
-        "prefer --password-env).")] = None,
-    password_env: Annotated[str | None, typer.Option("--password-env", metavar="VAR",
-                                                     help="Read the password from this environment "
-                                                     "variable.")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from the "
-                                                 "first line of stdin.")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password", help="App-specific password it accepts (visible to other local users; prefer --password-env)."
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", metavar="VAR", help="Read the password from this environment variable."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
     port: Annotated[int, typer.Option("--port", help="Front port on 127.0.0.1 (0: any free port).")] = 0,
-    data: Annotated[Path | None, typer.Option("--data", help="Keep the store in this folder (reused "
-                                              "if it already holds an account; default: a temporary "
-                                              "folder removed on exit).")] = None,
-    empty: Annotated[bool, typer.Option("--empty", help="Start with the four calendars but no "
-                                        "events.")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Keep the store in this folder (reused "
+            "if it already holds an account; default: a temporary "
+            "folder removed on exit).",
+        ),
+    ] = None,
+    empty: Annotated[bool, typer.Option("--empty", help="Start with the four calendars but no events.")] = False,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM, printing the URL to connect to."""
     from calmirror.emulator import Emulator
@@ -73,8 +83,13 @@ def serve(
     if data is not None:
         data.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-    emu = Emulator(apple_id=apple_id, password=secret, data_dir=str(data) if data else None,
-                   port=port, seed="empty" if empty else "sample")
+    emu = Emulator(
+        apple_id=apple_id,
+        password=secret,
+        data_dir=str(data) if data else None,
+        port=port,
+        seed="empty" if empty else "sample",
+    )
     try:
         emu.start()
     except OSError as exc:
@@ -96,6 +111,7 @@ def serve(
 def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
+
     return handler
 
 

@@ -43,12 +43,14 @@ def guarded(main: Callable[[], T], verbose: Callable[[], bool]) -> T:
         if error.errno == 28:
             sys.stderr.write("calmirror: the disk is full; free some space and try again (nothing was lost)\n")
         else:
-            sys.stderr.write(f"calmirror: {error.strerror or error}"
-                             f"{': ' + str(error.filename) if error.filename else ''}\n")
+            sys.stderr.write(
+                f"calmirror: {error.strerror or error}{': ' + str(error.filename) if error.filename else ''}\n"
+            )
         raise SystemExit(5) from None
     except Exception as error:
         if verbose():
             log.exception("internal error")
-        sys.stderr.write(f"calmirror: internal error ({type(error).__name__}); run with --verbose for details "
-                         "and report it\n")
+        sys.stderr.write(
+            f"calmirror: internal error ({type(error).__name__}); run with --verbose for details and report it\n"
+        )
         raise SystemExit(EXIT_INTERNAL) from None

@@ -31,11 +31,14 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    home_dir: Annotated[Path | None, typer.Option("--home", help="Keep config, state, store and secrets "
-                                                  "in this folder (or set CALMIRROR_HOME).")] = None,
+    home_dir: Annotated[
+        Path | None,
+        typer.Option("--home", help="Keep config, state, store and secrets in this folder (or set CALMIRROR_HOME)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     os.umask(0o077)  # calendars, state and secrets are private: every file we create is 0600
     ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)

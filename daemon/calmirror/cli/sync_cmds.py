@@ -33,8 +33,10 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
         now: Annotated[bool, typer.Option("--now", help="Ask the running daemon to sync at once.")] = False,
-        accept_empty: Annotated[list[str] | None, typer.Option(
-            "--accept-empty", help="Apply an emptied iCloud calendar to its mirror (repeatable).")] = None,
+        accept_empty: Annotated[
+            list[str] | None,
+            typer.Option("--accept-empty", help="Apply an emptied iCloud calendar to its mirror (repeatable)."),
+        ] = None,
     ) -> None:
         """One pass: mirror every conflict calendar and push waiting appointments."""
         c = ctx_of(ctx)
@@ -45,8 +47,10 @@ def register(app: typer.Typer) -> None:
             account.find_calendar(c.state, "")  # raises NotConnected
         accepted = frozenset(account.find_calendar(c.state, n).id for n in accept_empty or [])
         if not c.settings.icloud.conflicts and not c.settings.icloud.linked:
-            raise UserError("no conflict or linked calendar chosen; run `calmirror link CALENDAR` or "
-                            "`calmirror conflicts add CALENDAR`")
+            raise UserError(
+                "no conflict or linked calendar chosen; run `calmirror link CALENDAR` or "
+                "`calmirror conflicts add CALENDAR`"
+            )
         engine = Engine(c.home, c.settings, c.state)
         client = engine.client()
         try:
@@ -56,15 +60,16 @@ def register(app: typer.Typer) -> None:
             client.close()
         failed = [r for r in reports if r.error]
         if json_out:
-            print_json({"calendars": [r.as_dict() for r in reports],
-                        "pushed": [p.__dict__ for p in pushes]})
+            print_json({"calendars": [r.as_dict() for r in reports], "pushed": [p.__dict__ for p in pushes]})
         else:
             for r in reports:
                 console.print(r.summary())
             if pushes:
                 ok = sum(1 for p in pushes if p.ok)
-                console.print(f"Pushed {ok} appointment change(s) to iCloud"
-                              + (f", {len(pushes) - ok} to retry" if ok < len(pushes) else ""))
+                console.print(
+                    f"Pushed {ok} appointment change(s) to iCloud"
+                    + (f", {len(pushes) - ok} to retry" if ok < len(pushes) else "")
+                )
         if failed:
             raise typer.Exit(4)
 
@@ -96,9 +101,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show appointments waiting for iCloud or failed."""
         c = ctx_of(ctx)
-        rows: list[dict[str, Any]] = [{"uid": r.uid, "state": r.state, "attempts": r.attempts,
-                                       "next_attempt": r.next_attempt, "last_error": r.last_error}
-                                      for r in c.state.outbox()]
+        rows: list[dict[str, Any]] = [
+            {
+                "uid": r.uid,
+                "state": r.state,
+                "attempts": r.attempts,
+                "next_attempt": r.next_attempt,
+                "last_error": r.last_error,
+            }
+            for r in c.state.outbox()
+        ]
         if json_out:
             print_json(rows)
             return
@@ -115,8 +127,14 @@ def register(app: typer.Typer) -> None:
 def _with_progress(engine: Engine, client: Any, accepted: frozenset[str], show: bool) -> list[Any]:
     if not show:
         return engine.mirror_pass(client, accept_empty=accepted)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(name: str, done: int, total: int) -> None:
@@ -130,8 +148,10 @@ def _with_progress(engine: Engine, client: Any, accepted: frozenset[str], show: 
 
 
 def _print_status(d: dict[str, Any]) -> None:
-    console.print(f"Local calendar: {d['local_url'] or 'not started yet'}"
-                  f" ({'daemon running' if d['daemon_running'] else 'daemon not running'})")
+    console.print(
+        f"Local calendar: {d['local_url'] or 'not started yet'}"
+        f" ({'daemon running' if d['daemon_running'] else 'daemon not running'})"
+    )
     console.print(f"iCloud: {d['account'] or 'not connected'}: {d['connection']['text']}")
     if d["linked"]["id"]:
         console.print(f"Linked calendar: {d['linked']['name'] or d['linked']['id']}")
@@ -141,14 +161,22 @@ def _print_status(d: dict[str, Any]) -> None:
             table.add_column(col)
         for m in d["mirrors"]:
             problem = "emptied in iCloud; mirror kept" if m["held_empty"] else (m["last_error"] or "")
-            table.add_row(m["name"], m["local_collection"], str(m["items"]), str(m["skipped"]),
-                          _fmt_age(m["last_sync_age_s"]), problem)
+            table.add_row(
+                m["name"],
+                m["local_collection"],
+                str(m["items"]),
+                str(m["skipped"]),
+                _fmt_age(m["last_sync_age_s"]),
+                problem,
+            )
         console.print(table)
     o = d["outbox"]
     oldest = f", oldest waiting {_fmt_age(o['oldest_pending_age_s'])}" if o["depth"] else ""
     last = o["last_push"]
-    console.print(f"Outbox: {o['depth']} waiting{oldest}, {len(o['failed'])} failed; last push "
-                  f"{_fmt_age(time.time() - last['ts']) if last else 'never'}")
+    console.print(
+        f"Outbox: {o['depth']} waiting{oldest}, {len(o['failed'])} failed; last push "
+        f"{_fmt_age(time.time() - last['ts']) if last else 'never'}"
+    )
     for f in o["failed"]:
         console.print(f"  failed {f['uid']}: {f['reason']}")
     for w in d["guard"]["warnings"]:

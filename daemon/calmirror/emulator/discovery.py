@@ -30,8 +30,7 @@ def principal_answer(principal_path: str, home_url: str, apple_id: str, props: l
         clark(DAV, "resourcetype"): xmlbits.element(clark(DAV, "principal"))
         + xmlbits.element(clark(DAV, "collection")),
         clark(CALDAV, "calendar-home-set"): xmlbits.href(home_url),
-        clark(CALDAV, "calendar-user-address-set"): xmlbits.href(f"mailto:{apple_id}")
-        + xmlbits.href(principal_path),
+        clark(CALDAV, "calendar-user-address-set"): xmlbits.href(f"mailto:{apple_id}") + xmlbits.href(principal_path),
         clark(CALDAV, "schedule-inbox-URL"): xmlbits.href(home_url + "inbox/"),
         clark(CALDAV, "schedule-outbox-URL"): xmlbits.href(home_url + "outbox/"),
     }
@@ -41,8 +40,10 @@ def principal_answer(principal_path: str, home_url: str, apple_id: str, props: l
 def allprop_answer(request_path: str) -> bytes:
     """iCloud does not support allprop: one response whose propstat is a bare 404."""
     return xmlbits.multistatus(
-        "<response>" + xmlbits.href(request_path)
-        + "<propstat><prop/><status>HTTP/1.1 404 Not Found</status></propstat></response>")
+        "<response>"
+        + xmlbits.href(request_path)
+        + "<propstat><prop/><status>HTTP/1.1 404 Not Found</status></propstat></response>"
+    )
 
 
 def _answer(target: str, known: dict[str, str], props: list[str]) -> bytes:

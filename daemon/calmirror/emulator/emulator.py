@@ -27,9 +27,17 @@ _LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"
 
 
 class Emulator:
-    def __init__(self, apple_id: str = "me@example.com", password: str = "abcd-efgh-ijkl-mnop",
-                 data_dir: str | None = None, port: int = 0, seed: str = "sample", *,
-                 dsid: str = "10000001", partition_port: int = 0) -> None:
+    def __init__(
+        self,
+        apple_id: str = "me@example.com",
+        password: str = "abcd-efgh-ijkl-mnop",
+        data_dir: str | None = None,
+        port: int = 0,
+        seed: str = "sample",
+        *,
+        dsid: str = "10000001",
+        partition_port: int = 0,
+    ) -> None:
         if seed not in seeding.SEEDS:
             raise ValueError(f"seed must be one of {seeding.SEEDS}, not {seed!r}")
         if not dsid.isdigit():
@@ -88,8 +96,9 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _bind_partition(self, context: ListenerContext) -> int:
@@ -161,8 +170,14 @@ class Emulator:
         prepared = [(name, prepare_item(text, path)) for name, text in items]
         self.store.write_items(cal_id, prepared)
 
-    def create_calendar(self, name: str, cal_id: str | None = None, components: Iterable[str] = ("VEVENT",),
-                        writable: bool = True, color: str = "#FF2968FF") -> str:
+    def create_calendar(
+        self,
+        name: str,
+        cal_id: str | None = None,
+        components: Iterable[str] = ("VEVENT",),
+        writable: bool = True,
+        color: str = "#FF2968FF",
+    ) -> str:
         new_id = cal_id or str(uuid.uuid4()).upper()
         self.store.create_calendar(CalendarInfo(new_id, name, tuple(components), writable, color))
         return new_id

@@ -43,14 +43,30 @@ class Faults:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
 
-    def fail(self, count: int = 1, status: int = 503, retry_after: int | None = 120,
-             method: str | None = None, path_contains: str | None = None,
-             truncate_body: bool = False) -> None:
-        self._add(Fault("fail", count, method, path_contains, status=status,
-                        retry_after=retry_after, truncate_body=truncate_body))
+    def fail(
+        self,
+        count: int = 1,
+        status: int = 503,
+        retry_after: int | None = 120,
+        method: str | None = None,
+        path_contains: str | None = None,
+        truncate_body: bool = False,
+    ) -> None:
+        self._add(
+            Fault(
+                "fail",
+                count,
+                method,
+                path_contains,
+                status=status,
+                retry_after=retry_after,
+                truncate_body=truncate_body,
+            )
+        )
 
-    def delay(self, seconds: float, count: int = 1, method: str | None = None,
-              path_contains: str | None = None) -> None:
+    def delay(
+        self, seconds: float, count: int = 1, method: str | None = None, path_contains: str | None = None
+    ) -> None:
         self._add(Fault("delay", count, method, path_contains, seconds=seconds))
 
     def reset(self, count: int = 1, method: str | None = None, path_contains: str | None = None) -> None:

@@ -61,8 +61,11 @@ class Credentials:
             return False
         with self._lock:
             expected = self._password
-        return bool(sep) and login.casefold() == self.apple_id.casefold() and hmac.compare_digest(
-            password.encode(), expected.encode())
+        return (
+            bool(sep)
+            and login.casefold() == self.apple_id.casefold()
+            and hmac.compare_digest(password.encode(), expected.encode())
+        )
 
 
 class ICloudLayer:
@@ -130,8 +133,7 @@ class ICloudLayer:
 
     def _discovery(self, request: Request, *, root: bool) -> Reply:
         if request.method == "OPTIONS":
-            return empty_reply(200, ("DAV", "1, 2, access-control, calendar-access"),
-                               ("Allow", "OPTIONS, PROPFIND"))
+            return empty_reply(200, ("DAV", "1, 2, access-control, calendar-access"), ("Allow", "OPTIONS, PROPFIND"))
         if request.method != "PROPFIND":
             return empty_reply(405 if root else 403, ("Allow", "OPTIONS, PROPFIND"))
         if not root and request.depth != "0":
@@ -146,8 +148,9 @@ class ICloudLayer:
         if root:
             return xml_reply(207, discovery.root_answer(target, self.store.principal_path, props))
         home = self.partition_url.rstrip("/") + self.store.home_path
-        return xml_reply(207, discovery.principal_answer(
-            self.store.principal_path, home, self.credentials.apple_id, props))
+        return xml_reply(
+            207, discovery.principal_answer(self.store.principal_path, home, self.credentials.apple_id, props)
+        )
 
     def _propfind(self, request: Request) -> Reply:
         root = xmlbits.parse(request.body)
@@ -165,11 +168,12 @@ class ICloudLayer:
         reply = self._radicale_call(request, rewrite=False)
         if reply.status == 207:
             reply.body = self._rewriter.multistatus(
-                reply.body, ctag_from_sync_token=wants_ctag, keep_sync_token=sync_token in props)
+                reply.body, ctag_from_sync_token=wants_ctag, keep_sync_token=sync_token in props
+            )
         return reply
 
     def _ctag_answer(self, cal_id: str, path: str, props: list[str]) -> Reply:
-        """"Has this calendar changed?" polls, answered without Radicale re-reading every item."""
+        """ "Has this calendar changed?" polls, answered without Radicale re-reading every item."""
         token = self.tokens.encode(self.store.sync_token(cal_id))
         return xml_reply(207, xmlbits.multistatus(xmlbits.response(path, dict.fromkeys(props, token), [])))
 
@@ -193,7 +197,7 @@ class ICloudLayer:
         home = self.store.home_path
         if not path.startswith(home):
             return None
-        cal_id = path[len(home):].rstrip("/")
+        cal_id = path[len(home) :].rstrip("/")
         return cal_id if "/" not in cal_id and self.store.calendar(cal_id) is not None else None
 
     def _fast_sync(self, cal_id: str, plan: ReportPlan) -> Reply:
@@ -280,5 +284,4 @@ def _sets_resourcetype(body: bytes) -> bool:
     root = xmlbits.parse(body)
     if root is None:
         return False
-    return any(prop.tag == clark(DAV, "resourcetype")
-               for prop in root.iter() if prop.tag == clark(DAV, "resourcetype"))
+    return any(prop.tag == clark(DAV, "resourcetype") for prop in root.iter() if prop.tag == clark(DAV, "resourcetype"))

@@ -48,8 +48,9 @@ class AccountRights(BaseRights):
     clients cannot write to, as on iCloud.
     """
 
-    def __init__(self, configuration: radicale.config.Configuration, dsid: str,
-                 calendar_access: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, configuration: radicale.config.Configuration, dsid: str, calendar_access: Callable[[str], str | None]
+    ) -> None:
         super().__init__(configuration)
         self._dsid = dsid
         self._calendar_access = calendar_access
@@ -66,33 +67,41 @@ class AccountRights(BaseRights):
         return ""
 
 
-def build_configuration(folder: str, dsid: str,
-                        calendar_access: Callable[[str], str | None]) -> radicale.config.Configuration:
+def build_configuration(
+    folder: str, dsid: str, calendar_access: Callable[[str], str | None]
+) -> radicale.config.Configuration:
     """Defaults only (never /etc or ~/.config), then the emulator's settings."""
     configuration = radicale.config.load([])
 
     def rights_factory(cfg: radicale.config.Configuration) -> AccountRights:
         return AccountRights(cfg, dsid, calendar_access)
 
-    configuration.update({
-        "auth": {"type": "remote_user"},
-        "rights": {"type": rights_factory, "permit_delete_collection": "False",
-                   "permit_overwrite_collection": "False"},
-        "storage": {
-            "type": FastStorage,
-            "filesystem_folder": folder,
-            "use_cache_subfolder_for_item": "True",
-            "use_cache_subfolder_for_history": "True",
-            "use_cache_subfolder_for_synctoken": "True",
-            "_filesystem_fsync": "False",
+    configuration.update(
+        {
+            "auth": {"type": "remote_user"},
+            "rights": {
+                "type": rights_factory,
+                "permit_delete_collection": "False",
+                "permit_overwrite_collection": "False",
+            },
+            "storage": {
+                "type": FastStorage,
+                "filesystem_folder": folder,
+                "use_cache_subfolder_for_item": "True",
+                "use_cache_subfolder_for_history": "True",
+                "use_cache_subfolder_for_synctoken": "True",
+                "_filesystem_fsync": "False",
+            },
+            "reporting": {"max_expand_occurrence": "1000000"},
+            "server": {"max_vevent_rrule_occurrence": "100000"},
+            "web": {"type": "none"},
+            "hook": {"type": "none"},
+            "sharing": {"type": "none"},
+            "logging": {"mask_passwords": "True"},
         },
-        "reporting": {"max_expand_occurrence": "1000000"},
-        "server": {"max_vevent_rrule_occurrence": "100000"},
-        "web": {"type": "none"},
-        "hook": {"type": "none"},
-        "sharing": {"type": "none"},
-        "logging": {"mask_passwords": "True"},
-    }, "calmirror-emulator", privileged=True)
+        "calmirror-emulator",
+        privileged=True,
+    )
     quiet_radicale_logger()
     return configuration
 

@@ -45,8 +45,11 @@ def prepare_report(request: Request, tokens: TokenCodec, *, drop_token: bool = F
         return ReportPlan(reply=empty_reply(400))
     if root.tag == clark(DAV, "sync-collection"):
         return _sync_collection(request, root, tokens, drop_token)
-    if (root.tag == clark(CALDAV, "calendar-query") and request.path.endswith("/")
-            and root.find(".//" + clark(CALDAV, "time-range")) is None):
+    if (
+        root.tag == clark(CALDAV, "calendar-query")
+        and request.path.endswith("/")
+        and root.find(".//" + clark(CALDAV, "time-range")) is None
+    ):
         return ReportPlan(add_collection_response=_collection_response(request.path, root))
     return ReportPlan()
 
@@ -82,16 +85,23 @@ def sync_answer(token: str, collection_path: str, changes: list[tuple[str, str |
     and the opaque token already in place.
     """
     base = quote(collection_path)
-    parts = [b"<?xml version='1.0' encoding='utf-8'?>\n<multistatus xmlns=\"DAV:\"><sync-token>",
-             token.encode(), b"</sync-token>"]
+    parts = [
+        b"<?xml version='1.0' encoding='utf-8'?>\n<multistatus xmlns=\"DAV:\"><sync-token>",
+        token.encode(),
+        b"</sync-token>",
+    ]
     for name, etag in changes:
         href = (base + quote(name)).encode()
         if etag is None:
-            parts.append(b"<response><href>" + href + b"</href><status>HTTP/1.1 404 Not Found</status>"
-                         b"</response>")
+            parts.append(b"<response><href>" + href + b"</href><status>HTTP/1.1 404 Not Found</status></response>")
         else:
-            parts.append(b"<response><href>" + href + b"</href><propstat><prop><getetag>"
-                         + short_etag(etag).encode() + b"</getetag></prop><status>HTTP/1.1 200 OK"
-                         b"</status></propstat></response>")
+            parts.append(
+                b"<response><href>"
+                + href
+                + b"</href><propstat><prop><getetag>"
+                + short_etag(etag).encode()
+                + b"</getetag></prop><status>HTTP/1.1 200 OK"
+                b"</status></propstat></response>"
+            )
     parts.append(b"</multistatus>")
     return b"".join(parts)

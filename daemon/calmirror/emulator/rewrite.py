@@ -26,18 +26,17 @@ class Rewriter:
         self._radicale_principal = f"<href>/{dsid}/</href>".encode()
         self._icloud_principal = f"<href>/{dsid}/principal/</href>".encode()
 
-    def multistatus(self, body: bytes, *, ctag_from_sync_token: bool = False,
-                    keep_sync_token: bool = True) -> bytes:
+    def multistatus(self, body: bytes, *, ctag_from_sync_token: bool = False, keep_sync_token: bool = True) -> bytes:
         """Short ETags, opaque tokens, iCloud principal hrefs.
 
         With ``ctag_from_sync_token`` (a PROPFIND that asked for getctag, which the
         layer turned into a sync-token request), each sync-token becomes a getctag
         carrying the same string, and is kept beside it only if it was asked for.
         """
-        body = _GETETAG.sub(lambda m: b"<getetag>" + short_etag(m.group(1).decode()).encode()
-                            + b"</getetag>", body)
-        body = _SYNC_TOKEN.sub(lambda m: b"<sync-token>" + self._tokens.encode_hex(
-            m.group(1).decode()).encode() + b"</sync-token>", body)
+        body = _GETETAG.sub(lambda m: b"<getetag>" + short_etag(m.group(1).decode()).encode() + b"</getetag>", body)
+        body = _SYNC_TOKEN.sub(
+            lambda m: b"<sync-token>" + self._tokens.encode_hex(m.group(1).decode()).encode() + b"</sync-token>", body
+        )
         body = body.replace(self._radicale_principal, self._icloud_principal)
         if ctag_from_sync_token:
             body = _PROP_SYNC_TOKEN.sub(lambda m: _ctag(m, keep_sync_token), body)
@@ -58,4 +57,4 @@ def prepend_response(body: bytes, response: bytes) -> bytes:
     match = _MULTISTATUS_OPEN.search(body)
     if match is None:
         return body
-    return body[:match.end()] + response + body[match.end():]
+    return body[: match.end()] + response + body[match.end() :]

@@ -39,11 +39,11 @@ def sample_items(calendar_name: str) -> list[tuple[str, str]]:
     """(item name, iCalendar text) for one seeded calendar."""
     if calendar_name in ("Home", "Work"):
         folder = resources.files("calmirror.emulator").joinpath("sample", calendar_name)
-        return sorted((entry.name, entry.read_text(encoding="utf-8"))
-                      for entry in folder.iterdir() if entry.name.endswith(".ics"))
+        return sorted(
+            (entry.name, entry.read_text(encoding="utf-8")) for entry in folder.iterdir() if entry.name.endswith(".ics")
+        )
     if calendar_name == "Family":
-        return [(f"{uid}.ics", _event(uid, summary, start, end))
-                for uid, summary, start, end in _FAMILY_EVENTS]
+        return [(f"{uid}.ics", _event(uid, summary, start, end)) for uid, summary, start, end in _FAMILY_EVENTS]
     if calendar_name == "Reminders":
         return [(f"{uid}.ics", _todo(uid, summary, due)) for uid, summary, due in _REMINDERS]
     return []
@@ -63,26 +63,56 @@ def _hex_id(apple_id: str, name: str) -> str:
 
 def _event(uid: str, summary: str, start: str, end: str) -> str:
     lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//macOS 15.2//EN", "CALSCALE:GREGORIAN",
-        "BEGIN:VTIMEZONE", "TZID:Europe/Berlin",
-        "BEGIN:DAYLIGHT", "TZOFFSETFROM:+0100", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
-        "DTSTART:19810329T020000", "TZNAME:CEST", "TZOFFSETTO:+0200", "END:DAYLIGHT",
-        "BEGIN:STANDARD", "TZOFFSETFROM:+0200", "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
-        "DTSTART:19961027T030000", "TZNAME:CET", "TZOFFSETTO:+0100", "END:STANDARD",
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Apple Inc.//macOS 15.2//EN",
+        "CALSCALE:GREGORIAN",
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/Berlin",
+        "BEGIN:DAYLIGHT",
+        "TZOFFSETFROM:+0100",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+        "DTSTART:19810329T020000",
+        "TZNAME:CEST",
+        "TZOFFSETTO:+0200",
+        "END:DAYLIGHT",
+        "BEGIN:STANDARD",
+        "TZOFFSETFROM:+0200",
+        "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+        "DTSTART:19961027T030000",
+        "TZNAME:CET",
+        "TZOFFSETTO:+0100",
+        "END:STANDARD",
         "END:VTIMEZONE",
-        "BEGIN:VEVENT", "CREATED:20261101T090000Z", f"UID:{uid}",
-        f"DTEND;TZID=Europe/Berlin:{end}", "TRANSP:OPAQUE", f"SUMMARY:{summary}",
-        f"DTSTART;TZID=Europe/Berlin:{start}", "DTSTAMP:20261101T090000Z", "SEQUENCE:0",
-        "END:VEVENT", "END:VCALENDAR",
+        "BEGIN:VEVENT",
+        "CREATED:20261101T090000Z",
+        f"UID:{uid}",
+        f"DTEND;TZID=Europe/Berlin:{end}",
+        "TRANSP:OPAQUE",
+        f"SUMMARY:{summary}",
+        f"DTSTART;TZID=Europe/Berlin:{start}",
+        "DTSTAMP:20261101T090000Z",
+        "SEQUENCE:0",
+        "END:VEVENT",
+        "END:VCALENDAR",
     ]
     return "\r\n".join(lines) + "\r\n"
 
 
 def _todo(uid: str, summary: str, due: str) -> str:
     lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//iOS 18.2//EN",
-        "BEGIN:VTODO", "CREATED:20261101T090000Z", f"UID:{uid}", f"SUMMARY:{summary}",
-        f"DUE:{due}", "STATUS:NEEDS-ACTION", "DTSTAMP:20261101T090000Z", "SEQUENCE:0",
-        "END:VTODO", "END:VCALENDAR",
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Apple Inc.//iOS 18.2//EN",
+        "BEGIN:VTODO",
+        "CREATED:20261101T090000Z",
+        f"UID:{uid}",
+        f"SUMMARY:{summary}",
+        f"DUE:{due}",
+        "STATUS:NEEDS-ACTION",
+        "DTSTAMP:20261101T090000Z",
+        "SEQUENCE:0",
+        "END:VTODO",
+        "END:VCALENDAR",
     ]
     return "\r\n".join(lines) + "\r\n"

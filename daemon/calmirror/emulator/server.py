@@ -103,8 +103,18 @@ class _Handler(WSGIRequestHandler):
         def log(status: int, request_bytes: int, response_bytes: int) -> None:
             # Logged before the answer leaves, so a client that has its answer
             # always finds the entry.
-            context.log.add(LoggedRequest(self.command, path, status, context.host_label, request_bytes,
-                                          response_bytes, time.monotonic() - started, wall))
+            context.log.add(
+                LoggedRequest(
+                    self.command,
+                    path,
+                    status,
+                    context.host_label,
+                    request_bytes,
+                    response_bytes,
+                    time.monotonic() - started,
+                    wall,
+                )
+            )
 
         armed = context.faults.take(self.command, path)
         if armed.delay is not None:
@@ -121,8 +131,7 @@ class _Handler(WSGIRequestHandler):
         def logging_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             seen = {"status": 0}
 
-            def recording_start_response(status: str, headers: list[tuple[str, str]],
-                                         exc_info: Any = None) -> Any:
+            def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
                 seen["status"] = int(status.split(" ", 1)[0])
                 return start_response(status, headers, exc_info)
 
@@ -130,8 +139,9 @@ class _Handler(WSGIRequestHandler):
             log(seen["status"], request_bytes, sum(len(chunk) for chunk in chunks))
             return chunks
 
-        handler = ServerHandler(self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(),
-                                self.get_environ(), multithread=True)
+        handler = ServerHandler(
+            self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(), self.get_environ(), multithread=True
+        )
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.run(logging_app)
 
@@ -141,12 +151,17 @@ class _Handler(WSGIRequestHandler):
 
     def _send_failure(self, fault: Fault, request_bytes: int, log: Callable[[int, int, int], None]) -> None:
         """An HTML error page like Apple's edge servers send; optionally cut off midway."""
-        body = (f"<html><head><title>{fault.status}</title></head><body><h1>{fault.status} "
-                "Service Unavailable</h1><p>The server is temporarily unable to service your "
-                "request. Please try again later.</p></body></html>\n").encode()
-        head = [f"HTTP/1.1 {fault.status} {'Service Unavailable' if fault.status == 503 else 'Error'}",
-                "Content-Type: text/html; charset=utf-8", f"Content-Length: {len(body)}",
-                "Connection: close"]
+        body = (
+            f"<html><head><title>{fault.status}</title></head><body><h1>{fault.status} "
+            "Service Unavailable</h1><p>The server is temporarily unable to service your "
+            "request. Please try again later.</p></body></html>\n"
+        ).encode()
+        head = [
+            f"HTTP/1.1 {fault.status} {'Service Unavailable' if fault.status == 503 else 'Error'}",
+            "Content-Type: text/html; charset=utf-8",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
         if fault.retry_after is not None:
             head.append(f"Retry-After: {fault.retry_after}")
         sent = body[: len(body) // 3] if fault.truncate_body else body
@@ -180,8 +195,9 @@ class Listener:
 
     def start(self, name: str) -> None:
         for index, server in enumerate(self._servers):
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                      name=f"{name}-{index}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{name}-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 

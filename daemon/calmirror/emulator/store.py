@@ -51,9 +51,11 @@ def prepare_item(text: str, collection_path: str) -> radicale_item.Item:
     try:
         components = radicale_item.read_components(normalized)
         radicale_item.check_and_sanitize_items(
-            components, max_vevent_rrule_occurrence=MAX_RRULE_OCCURRENCE, tag="VCALENDAR")
-        item = radicale_item.Item(collection_path=collection_path.strip("/"),
-                                  vobject_item=components[0], text=normalized)
+            components, max_vevent_rrule_occurrence=MAX_RRULE_OCCURRENCE, tag="VCALENDAR"
+        )
+        item = radicale_item.Item(
+            collection_path=collection_path.strip("/"), vobject_item=components[0], text=normalized
+        )
         item.prepare()
     except (ValueError, RuntimeError, AttributeError, LookupError) as exc:
         raise InvalidObject(str(exc)) from exc
@@ -120,8 +122,11 @@ class Store:
 
     def _ensure_layout(self) -> None:
         with self.lock, self._locked("w"):
-            for path in (f"/{self.dsid}/", self.home_path,
-                         *(self.home_path + name + "/" for name in SPECIAL_COLLECTIONS)):
+            for path in (
+                f"/{self.dsid}/",
+                self.home_path,
+                *(self.home_path + name + "/" for name in SPECIAL_COLLECTIONS),
+            ):
                 if next(iter(self.storage.discover(path)), None) is None:
                     self.storage.create_collection(path)
 
@@ -151,8 +156,12 @@ class Store:
         return self._calendars.get(cal_id)
 
     def create_calendar(self, info: CalendarInfo) -> None:
-        props = {"tag": "VCALENDAR", NAME_KEY: info.name, COMPONENTS_KEY: ",".join(info.components),
-                 COLOR_KEY: info.color}
+        props = {
+            "tag": "VCALENDAR",
+            NAME_KEY: info.name,
+            COMPONENTS_KEY: ",".join(info.components),
+            COLOR_KEY: info.color,
+        }
         if not info.writable:
             props[READ_ONLY_KEY] = "1"
         with self.lock, self._locked("w"):
@@ -194,11 +203,12 @@ class Store:
 
     def items(self, cal_id: str) -> dict[str, str]:
         with self._locked("r"):
-            return {self.calendar_path(cal_id) + str(item.href): item.serialize()
-                    for item in self._collection(cal_id).get_all()}
+            return {
+                self.calendar_path(cal_id) + str(item.href): item.serialize()
+                for item in self._collection(cal_id).get_all()
+            }
 
-    def write_items(self, cal_id: str,
-                    items: Iterable[tuple[str, radicale_item.Item]]) -> list[tuple[str, bool]]:
+    def write_items(self, cal_id: str, items: Iterable[tuple[str, radicale_item.Item]]) -> list[tuple[str, bool]]:
         """Store prepared items under one storage lock; (long etag, created) for each."""
         results = []
         with self.lock, self._locked("w"):
@@ -273,5 +283,10 @@ class Store:
 def _info_from_meta(cal_id: str, meta: Mapping[str, str]) -> CalendarInfo:
     props = dict(meta)
     components = tuple(c for c in str(props.get(COMPONENTS_KEY, "VEVENT")).split(",") if c)
-    return CalendarInfo(cal_id=cal_id, name=str(props.get(NAME_KEY, cal_id)), components=components,
-                        writable=READ_ONLY_KEY not in props, color=str(props.get(COLOR_KEY, "")))
+    return CalendarInfo(
+        cal_id=cal_id,
+        name=str(props.get(NAME_KEY, cal_id)),
+        components=components,
+        writable=READ_ONLY_KEY not in props,
+        color=str(props.get(COLOR_KEY, "")),
+    )

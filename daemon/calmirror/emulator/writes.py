@@ -23,7 +23,7 @@ def split_item_path(store: Store, path: str) -> tuple[str, str] | None:
     prefix = store.home_path
     if not path.startswith(prefix):
         return None
-    rest = path[len(prefix):]
+    rest = path[len(prefix) :]
     cal_id, sep, name = rest.partition("/")
     if not sep or not cal_id or not name or "/" in name:
         return None
@@ -56,12 +56,13 @@ def put(store: Store, request: Request) -> Reply:
         refusal = _check_put_preconditions(store, request, cal_id, name, item)
         if refusal is not None:
             return refusal
-        (etag, created), = store.write_items(cal_id, [(name, item)])
+        ((etag, created),) = store.write_items(cal_id, [(name, item)])
     return empty_reply(201 if created else 204, ("ETag", short_etag(etag)))
 
 
-def _check_put_preconditions(store: Store, request: Request, cal_id: str, name: str,
-                             item: radicale_item.Item) -> Reply | None:
+def _check_put_preconditions(
+    store: Store, request: Request, cal_id: str, name: str, item: radicale_item.Item
+) -> Reply | None:
     current = store.get_item(cal_id, name)
     if_match = request.header("If-Match").strip()
     if if_match == "*":
@@ -77,13 +78,19 @@ def _check_put_preconditions(store: Store, request: Request, cal_id: str, name: 
         return xml_reply(409, xmlbits.error(clark(CALDAV, "no-uid-conflict")))
     for other_cal, other_name in store.uid_locations(item.uid):
         if other_cal != cal_id:
-            return xml_reply(403, xmlbits.error(
-                clark(CALDAV, "no-uid-conflict"),
-                xmlbits.href(store.calendar_path(other_cal) + other_name)))
+            return xml_reply(
+                403,
+                xmlbits.error(
+                    clark(CALDAV, "no-uid-conflict"), xmlbits.href(store.calendar_path(other_cal) + other_name)
+                ),
+            )
         if other_name != name:
-            return xml_reply(409, xmlbits.error(
-                clark(CALDAV, "no-uid-conflict"),
-                xmlbits.href(store.calendar_path(other_cal) + other_name)))
+            return xml_reply(
+                409,
+                xmlbits.error(
+                    clark(CALDAV, "no-uid-conflict"), xmlbits.href(store.calendar_path(other_cal) + other_name)
+                ),
+            )
     return None
 
 

@@ -57,11 +57,15 @@ def href(text: str) -> str:
 def response(target: str, found: dict[str, str], missing: list[str]) -> str:
     """One DAV:response with a 200 propstat for ``found`` and a 404 one for ``missing``."""
     parts = [href(target)]
-    for status, props in ((200, [element(tag, inner) for tag, inner in found.items()]),
-                          (404, [element(tag) for tag in missing])):
+    for status, props in (
+        (200, [element(tag, inner) for tag, inner in found.items()]),
+        (404, [element(tag) for tag in missing]),
+    ):
         if props:
-            parts.append("<propstat><prop>" + "".join(props) + "</prop>"
-                         f"<status>HTTP/1.1 {status} {STATUS_TEXT[status]}</status></propstat>")
+            parts.append(
+                "<propstat><prop>" + "".join(props) + "</prop>"
+                f"<status>HTTP/1.1 {status} {STATUS_TEXT[status]}</status></propstat>"
+            )
     return "<response>" + "".join(parts) + "</response>"
 
 

@@ -116,8 +116,10 @@ def _write_texts(folder: str, items: Sequence[PreparedItem], encoding: str) -> N
 
 def _write_caches(folder: str, items: Sequence[PreparedItem], encoding: str) -> None:
     for prepared in items:
-        _write_bytes(os.path.join(folder, prepared.href),
-                     pickle.dumps(_cache_entry(prepared, encoding), protocol=pickle.HIGHEST_PROTOCOL))
+        _write_bytes(
+            os.path.join(folder, prepared.href),
+            pickle.dumps(_cache_entry(prepared, encoding), protocol=pickle.HIGHEST_PROTOCOL),
+        )
 
 
 def _write_bytes(path: str, data: bytes) -> None:
@@ -125,7 +127,7 @@ def _write_bytes(path: str, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
@@ -172,8 +174,10 @@ def _stage_missing_history(history_folder: str, staged: str, items: Sequence[Pre
             continue
         seed = binascii.hexlify(os.urandom(16)).decode("ascii")
         history_etag = radicale_item.get_etag(seed + "/" + prepared.etag).strip('"')
-        _write_bytes(os.path.join(staged, prepared.href),
-                     pickle.dumps([prepared.etag, history_etag], protocol=pickle.HIGHEST_PROTOCOL))
+        _write_bytes(
+            os.path.join(staged, prepared.href),
+            pickle.dumps([prepared.etag, history_etag], protocol=pickle.HIGHEST_PROTOCOL),
+        )
         seeded.append(prepared.href)
     return seeded
 

@@ -130,8 +130,9 @@ class CheckPool:
     def __enter__(self) -> CheckPool:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
     def submit(self, pairs: Sequence[tuple[str, str]]) -> Future[Checked]:
@@ -140,7 +141,7 @@ class CheckPool:
     def check_all(self, pairs: Sequence[tuple[str, str]]) -> Checked:
         """Every object, split evenly over the workers, in order."""
         size = -(-len(pairs) // self.size) if pairs else 1
-        futures = [self.submit(pairs[start:start + size]) for start in range(0, len(pairs), size)]
+        futures = [self.submit(pairs[start : start + size]) for start in range(0, len(pairs), size)]
         return [result for future in futures for result in future.result()]
 
     def _check(self, pairs: list[tuple[str, str]]) -> Checked:

@@ -30,7 +30,6 @@ from radicale import pathutils
 log = logging.getLogger("calmirror.local")
 
 
-
 @dataclass(frozen=True)
 class PreparedItem:
     """A checked object with everything Radicale caches about it, ready to store."""
@@ -80,8 +79,10 @@ class Limits:
     @classmethod
     def of(cls, configuration: Any) -> Limits:
         """The limits a Radicale configuration sets."""
-        return cls(max_resource_size=configuration.get("server", "max_resource_size"),
-                   max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"))
+        return cls(
+            max_resource_size=configuration.get("server", "max_resource_size"),
+            max_rrule_occurrence=configuration.get("server", "max_vevent_rrule_occurrence"),
+        )
 
 
 def check_href(href: str) -> str | None:
@@ -203,11 +204,15 @@ def _sanitizer_view(components: Sequence[Any]) -> str:
     parts = []
     for component in components[0].components() if components else ():
         contents = component.contents
-        parts.append(repr([
-            component.name,
-            [(d.value, d.params) for d in contents.get("duration", [])],
-            [(list(d.value), d.params) for key in ("exdate", "rdate") for d in contents.get(key, [])],
-        ]))
+        parts.append(
+            repr(
+                [
+                    component.name,
+                    [(d.value, d.params) for d in contents.get("duration", [])],
+                    [(list(d.value), d.params) for key in ("exdate", "rdate") for d in contents.get(key, [])],
+                ]
+            )
+        )
     return "\n".join(parts)
 
 

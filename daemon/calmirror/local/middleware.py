@@ -171,8 +171,11 @@ class Middleware:
         if method in WRITE_METHODS:
             for target in (path, destination):
                 if target is not None and _is_mirror_path(target):
-                    raise Refusal(HTTPStatus.FORBIDDEN, "mirrored iCloud calendars are read-only; change the "
-                                  "event in iCloud, or PUT appointments into appointments/")
+                    raise Refusal(
+                        HTTPStatus.FORBIDDEN,
+                        "mirrored iCloud calendars are read-only; change the "
+                        "event in iCloud, or PUT appointments into appointments/",
+                    )
         body = _read_body(environ, length) if length else b""
         if method in XML_METHODS and body.strip():
             answer = self._xml_request(method, path, body, start_response)

@@ -30,8 +30,7 @@ _REREAD = "fetch it again (GET or PROPFIND) and retry with its current ETag"
 _LIMIT = 200
 
 
-def explain(method: str, status: int, parts: list[str], headers: Mapping[str, str], body: bytes,
-            limits: Limits) -> str:
+def explain(method: str, status: int, parts: list[str], headers: Mapping[str, str], body: bytes, limits: Limits) -> str:
     """The line for a write `method` on the path `parts` that Radicale answered `status`."""
     if method == "PUT":
         reason = _put(status, parts, headers, body, limits)
@@ -59,8 +58,10 @@ def _put(status: int, parts: list[str], headers: Mapping[str, str], body: bytes,
         if len(body) > limits.max_resource_size:
             return f"the event is larger than the limit of {limits.max_resource_size} bytes; make it smaller"
         if headers.get("if-none-match", "").strip() == "*":
-            return "an event already exists at this URL (If-None-Match: *); choose another name, or update it " \
-                   "with its ETag"
+            return (
+                "an event already exists at this URL (If-None-Match: *); choose another name, or update it "
+                "with its ETag"
+            )
         return f"the event changed or was deleted since you read it (If-Match did not match); {_REREAD}"
     return _fallback(status)
 
@@ -150,8 +151,8 @@ def _diagnose(body: bytes, limits: Limits) -> str:
         return f"not valid iCalendar ({error})"
     try:
         radicale_item.check_and_sanitize_items(
-            components, is_collection=False, tag="VCALENDAR",
-            max_vevent_rrule_occurrence=limits.max_rrule_occurrence)
+            components, is_collection=False, tag="VCALENDAR", max_vevent_rrule_occurrence=limits.max_rrule_occurrence
+        )
         item = radicale_item.Item(collection_path="calmirror", vobject_item=components[0])
         item.prepare()
     except Exception as error:

@@ -202,8 +202,11 @@ class LocalStore:
         with self._locked("r"):
             self._require(name)
             with os.scandir(self.collection_dir(name)) as entries:
-                return {entry.name for entry in entries
-                        if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name)}
+                return {
+                    entry.name
+                    for entry in entries
+                    if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name)
+                }
 
     def apply_mirror(
         self, slug: str, upserts: Sequence[tuple[str, str]], deletes: Sequence[str]

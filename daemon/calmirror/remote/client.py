@@ -53,8 +53,15 @@ class CrossHostRedirect(RemoteError):
 class ICloudClient:
     """One account's CalDAV conversation. Not thread-safe: one client per thread."""
 
-    def __init__(self, server_url: str, apple_id: str, password: str, *,
-                 timeout: tuple[float, float] = (10.0, 60.0), user_agent: str = "calmirror/0.1") -> None:
+    def __init__(
+        self,
+        server_url: str,
+        apple_id: str,
+        password: str,
+        *,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        user_agent: str = "calmirror/0.1",
+    ) -> None:
         self.server_url = hrefs.canonical_url(server_url)
         self._http = Http(apple_id, password, timeout=timeout, user_agent=user_agent)
         self._home_origin: str | None = None
@@ -77,8 +84,11 @@ class ICloudClient:
         answered, status = self._propfind_following(principal, dav.propfind("c:calendar-home-set"))
         home_href = _first(status, lambda r: r.child_href(dav.HOME_SET))
         if home_href is None:
-            raise BadRemoteData(f"{where('PROPFIND', principal)}: no calendar-home-set for the principal",
-                                url=safe_url(principal), status=207)
+            raise BadRemoteData(
+                f"{where('PROPFIND', principal)}: no calendar-home-set for the principal",
+                url=safe_url(principal),
+                status=207,
+            )
         home = hrefs.as_collection(hrefs.resolve(answered, home_href))
         self._home_origin = hrefs.origin_of(home)
         return Account(principal_url=principal, home_url=home)
@@ -100,24 +110,30 @@ class ICloudClient:
                 return hrefs.resolve(answered, principal)
         if first is not None:  # the answer for the URL the user gave says most
             raise first
-        raise BadRemoteData(f"PROPFIND {hrefs.path_of(self.server_url)}: the server names no "
-                            "current-user-principal; is this a CalDAV server URL?", url=self.server_url)
+        raise BadRemoteData(
+            f"PROPFIND {hrefs.path_of(self.server_url)}: the server names no "
+            "current-user-principal; is this a CalDAV server URL?",
+            url=self.server_url,
+        )
 
     def _propfind_following(self, url: str, body: str) -> tuple[str, dav.Multistatus]:
         """Depth-0 PROPFIND that follows same-host redirects (the method kept); returns the
         URL that answered, against which relative hrefs in the answer resolve."""
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._http.request("PROPFIND", url, body=body, headers=_xml_headers("0"),
-                                          ok=(207, *REDIRECTS))
+            response = self._http.request("PROPFIND", url, body=body, headers=_xml_headers("0"), ok=(207, *REDIRECTS))
             if response.status_code not in REDIRECTS:
-                return url, dav.parse_multistatus(require_xml("PROPFIND", url, response),
-                                                  where=where("PROPFIND", url), url=safe_url(url))
+                return url, dav.parse_multistatus(
+                    require_xml("PROPFIND", url, response), where=where("PROPFIND", url), url=safe_url(url)
+                )
             target = hrefs.resolve(url, response.headers.get("Location", ""))
             if not _same_host(url, target):
                 raise CrossHostRedirect(
                     f"{where('PROPFIND', url)}: {response.status_code} redirect to another host "
                     f"({urlsplit(target).hostname}); calmirror does not send the Apple ID there: use that "
-                    "server URL instead", url=safe_url(url), status=response.status_code)
+                    "server URL instead",
+                    url=safe_url(url),
+                    status=response.status_code,
+                )
             url = target
         raise RemoteError(f"{where('PROPFIND', url)}: too many redirects", url=safe_url(url))
 
@@ -159,8 +175,9 @@ class ICloudClient:
         url = hrefs.as_collection(hrefs.canonical_url(calendar_url))
         status = self._multistatus("REPORT", url, dav.sync_collection(token), depth="0", sync=True)
         if status.sync_token is None:
-            raise BadRemoteData(f"{where('REPORT', url)}: sync answer without a sync-token",
-                                url=safe_url(url), status=207)
+            raise BadRemoteData(
+                f"{where('REPORT', url)}: sync answer without a sync-token", url=safe_url(url), status=207
+            )
         changed: dict[str, str] = {}
         deleted: list[str] = []
         truncated = False
@@ -175,11 +192,20 @@ class ICloudClient:
                 if href.endswith("/"):  # a sub-collection is not an item
                     continue
                 changed[href] = response.text(dav.GETETAG) or ""
-        return SyncChanges(token=status.sync_token, changed=changed, deleted=deleted,
-                           full=token is None and not truncated, truncated=truncated)
+        return SyncChanges(
+            token=status.sync_token,
+            changed=changed,
+            deleted=deleted,
+            full=token is None and not truncated,
+            truncated=truncated,
+        )
 
-    def fetch(self, calendar_url: str, hrefs_wanted: Sequence[str], batch: int = 100,
-              ) -> tuple[list[FetchedItem], list[str]]:
+    def fetch(
+        self,
+        calendar_url: str,
+        hrefs_wanted: Sequence[str],
+        batch: int = 100,
+    ) -> tuple[list[FetchedItem], list[str]]:
         """calendar-multiget in batches of `batch`: ceil(len/batch) REPORTs.
 
         Returns the items and the hrefs the server answered 404 for. An href the server
@@ -193,7 +219,7 @@ class ICloudClient:
         items: list[FetchedItem] = []
         missing: list[str] = []
         for start in range(0, len(wanted), batch):
-            chunk = wanted[start:start + batch]
+            chunk = wanted[start : start + batch]
             got, gone = self._multiget(url, chunk)
             items.extend(got)
             missing.extend(gone)
@@ -215,9 +241,12 @@ class ICloudClient:
                 answered[href] = FetchedItem(href, response.text(dav.GETETAG) or "", _raw_text(response))
         unanswered = [href for href in chunk if href not in answered]
         if unanswered:
-            raise BadRemoteData(f"{where('REPORT', url)}: the multiget answer left out {len(unanswered)} of "
-                                f"{len(chunk)} hrefs (first: {hrefs.path_of(unanswered[0])})",
-                                url=safe_url(url), status=207)
+            raise BadRemoteData(
+                f"{where('REPORT', url)}: the multiget answer left out {len(unanswered)} of "
+                f"{len(chunk)} hrefs (first: {hrefs.path_of(unanswered[0])})",
+                url=safe_url(url),
+                status=207,
+            )
         items = [item for href in chunk if (item := answered[href]) is not None]
         return items, [href for href in chunk if answered[href] is None]
 
@@ -249,8 +278,9 @@ class ICloudClient:
         self._http.request("DELETE", url, headers=headers, ok=(200, 202, 204))
 
     def _put(self, url: str, body: str, condition: dict[str, str]) -> str:
-        response = self._http.request("PUT", url, body=body, headers={"Content-Type": ICS, **condition},
-                                      ok=(200, 201, 204))
+        response = self._http.request(
+            "PUT", url, body=body, headers={"Content-Type": ICS, **condition}, ok=(200, 201, 204)
+        )
         return response.headers.get("ETag") or self._etag_of(url)
 
     def _etag_of(self, url: str) -> str:
@@ -258,8 +288,9 @@ class ICloudClient:
         status = self._multistatus("PROPFIND", url, dav.propfind("d:getetag"), depth="0")
         etag = _first(status, lambda r: r.text(dav.GETETAG))
         if etag is None:
-            raise BadRemoteData(f"{where('PROPFIND', url)}: the server gave no ETag for the item",
-                                url=safe_url(url), status=207)
+            raise BadRemoteData(
+                f"{where('PROPFIND', url)}: the server gave no ETag for the item", url=safe_url(url), status=207
+            )
         return etag
 
     def _item_url(self, href: str) -> str:
@@ -272,12 +303,9 @@ class ICloudClient:
 
     # --- plumbing ----------------------------------------------------------------------
 
-    def _multistatus(self, method: str, url: str, body: str, *, depth: str,
-                     sync: bool = False) -> dav.Multistatus:
-        response = self._http.request(method, url, body=body, headers=_xml_headers(depth), ok=(207,),
-                                      sync=sync)
-        return dav.parse_multistatus(require_xml(method, url, response), where=where(method, url),
-                                     url=safe_url(url))
+    def _multistatus(self, method: str, url: str, body: str, *, depth: str, sync: bool = False) -> dav.Multistatus:
+        response = self._http.request(method, url, body=body, headers=_xml_headers(depth), ok=(207,), sync=sync)
+        return dav.parse_multistatus(require_xml(method, url, response), where=where(method, url), url=safe_url(url))
 
 
 def _xml_headers(depth: str) -> dict[str, str]:
@@ -302,8 +330,7 @@ def _same_host(one: str, other: str) -> bool:
 def _if_match(etag: str) -> str:
     etag = etag.strip()
     if not etag or etag == "*":
-        raise ValueError("an update or conditional delete needs the item's real ETag, never '*' "
-                         "(ICLOUD.md #23)")
+        raise ValueError("an update or conditional delete needs the item's real ETag, never '*' (ICLOUD.md #23)")
     return etag if etag.startswith(('"', "W/")) else f'"{etag}"'
 
 

@@ -36,8 +36,9 @@ def canonical_url(url: str) -> str:
     """The canonical form of an absolute http(s) URL (see the module docstring)."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise RemoteError(f"{_show(url)}: not an http(s) CalDAV URL (a webcal:// subscription cannot "
-                          "be used)", url=_show(url))
+        raise RemoteError(
+            f"{_show(url)}: not an http(s) CalDAV URL (a webcal:// subscription cannot be used)", url=_show(url)
+        )
     host = parts.hostname.lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"

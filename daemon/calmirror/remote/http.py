@@ -88,8 +88,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
-def error_for_status(method: str, url: str, response: requests.Response, *, body: bytes = b"",
-                     sync: bool = False) -> RemoteError:
+def error_for_status(
+    method: str, url: str, response: requests.Response, *, body: bytes = b"", sync: bool = False
+) -> RemoteError:
     """The typed error for a status we did not expect; `sync` marks a sync-collection REPORT,
     whose 403 with `DAV:valid-sync-token` means "start again without a token"."""
     status = response.status_code
@@ -103,8 +104,7 @@ def error_for_status(method: str, url: str, response: requests.Response, *, body
     if status >= 500:
         return Unavailable(f"{what}{_reason(response)}", url=clean, status=status)
     if sync and status in (400, 403, 409, 412) and b"valid-sync-token" in body:
-        return InvalidSyncToken(f"{what}: the server no longer knows our sync token", url=clean,
-                                status=status)
+        return InvalidSyncToken(f"{what}: the server no longer knows our sync token", url=clean, status=status)
     if status == 403:
         writing = method in ("PUT", "DELETE")
         hint = " (read-only calendar, or the UID exists in another calendar)" if writing else ""
@@ -112,15 +112,18 @@ def error_for_status(method: str, url: str, response: requests.Response, *, body
     if status == 404:
         return NotFound(f"{what} Not Found", url=clean, status=status)
     if status == 409:
-        return Conflict(f"{what} Conflict (the calendar does not exist, or the item clashes with it)",
-                        url=clean, status=status)
+        return Conflict(
+            f"{what} Conflict (the calendar does not exist, or the item clashes with it)", url=clean, status=status
+        )
     if status == 412:
-        return PreconditionFailed(f"{what} Precondition Failed (the item changed since we read it, or "
-                                  "already exists)", url=clean, status=status)
+        return PreconditionFailed(
+            f"{what} Precondition Failed (the item changed since we read it, or already exists)",
+            url=clean,
+            status=status,
+        )
     if status in REDIRECTS:
         target = urlsplit(response.headers.get("Location", "")).path or "?"
-        return RemoteError(f"{what}: the server redirected to {target}; use that URL instead",
-                           url=clean, status=status)
+        return RemoteError(f"{what}: the server redirected to {target}; use that URL instead", url=clean, status=status)
     return RemoteError(f"{what}{_reason(response)}", url=clean, status=status)
 
 
@@ -145,8 +148,9 @@ def error_for_exception(method: str, url: str, exc: requests.RequestException) -
         return Unreachable(f"{what}: timed out waiting for the answer", url=clean)
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
         return Unreachable(f"{what}: the answer was cut off", url=clean)
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
-                  | requests.exceptions.InvalidSchema):
+    if isinstance(
+        exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema | requests.exceptions.InvalidSchema
+    ):
         return RemoteError(f"{what}: not a usable http(s) URL", url=clean)
     return Unreachable(f"{what}: {_connection_reason(exc)}", url=clean)
 
@@ -189,8 +193,7 @@ class Http:
     """A `requests.Session` with Basic auth, keep-alive, fixed timeouts and no implicit
     redirects. Not thread-safe (neither is `requests.Session`): one client per thread."""
 
-    def __init__(self, username: str, password: str, *, timeout: tuple[float, float],
-                 user_agent: str) -> None:
+    def __init__(self, username: str, password: str, *, timeout: tuple[float, float], user_agent: str) -> None:
         self.timeout = timeout
         self.session = requests.Session()
         self.session.auth = (username, password)
@@ -201,9 +204,16 @@ class Http:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def request(self, method: str, url: str, *, body: str | bytes | None = None,
-                headers: Mapping[str, str] | None = None, ok: Iterable[int] = (200,),
-                sync: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Iterable[int] = (200,),
+        sync: bool = False,
+    ) -> requests.Response:
         """Send one request; a status in `ok` returns with its body read in full, any other
         status raises the typed error. A 429/5xx body is never read: iCloud's are HTML,
         sometimes cut off, and reading a cut-off body would hide the status behind a
@@ -211,8 +221,15 @@ class Http:
         data = body.encode("utf-8") if isinstance(body, str) else body
         started = time.monotonic()
         try:
-            response = self.session.request(method, url, data=data, headers=dict(headers or {}),
-                                            timeout=self.timeout, allow_redirects=False, stream=True)
+            response = self.session.request(
+                method,
+                url,
+                data=data,
+                headers=dict(headers or {}),
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
         except requests.RequestException as exc:
             raise self._failed(method, url, exc, started) from None
         status = response.status_code
@@ -226,11 +243,11 @@ class Http:
         except requests.RequestException as exc:
             response.close()
             if status == 207:  # a multistatus cut off mid-way is unusable data, not silence
-                raise BadRemoteData(f"{where(method, url)}: 207 answer cut off before its end",
-                                    url=safe_url(url), status=status) from None
+                raise BadRemoteData(
+                    f"{where(method, url)}: 207 answer cut off before its end", url=safe_url(url), status=status
+                ) from None
             raise self._failed(method, url, exc, started) from None
-        log.debug("%s -> %d in %.2f s (%d bytes)", where(method, url), status, time.monotonic() - started,
-                  size)
+        log.debug("%s -> %d in %.2f s (%d bytes)", where(method, url), status, time.monotonic() - started, size)
         return response
 
     @staticmethod
@@ -246,8 +263,11 @@ class Http:
 def require_xml(method: str, url: str, response: requests.Response) -> bytes:
     """The body of a 207, or BadRemoteData when there is none to parse."""
     if not response.content:
-        raise BadRemoteData(f"{where(method, url)}: {response.status_code} with an empty body",
-                            url=safe_url(url), status=response.status_code)
+        raise BadRemoteData(
+            f"{where(method, url)}: {response.status_code} with an empty body",
+            url=safe_url(url),
+            status=response.status_code,
+        )
     return response.content
 
 

@@ -53,23 +53,32 @@ def propfind(*props: str) -> str:
 
 
 CALENDAR_PROPS = propfind(
-    "d:resourcetype", "d:displayname", "d:current-user-privilege-set", "d:sync-token",
-    "c:supported-calendar-component-set", "cs:getctag", "a:calendar-color",
+    "d:resourcetype",
+    "d:displayname",
+    "d:current-user-privilege-set",
+    "d:sync-token",
+    "c:supported-calendar-component-set",
+    "cs:getctag",
+    "a:calendar-color",
 )
 
 
 def sync_collection(token: str | None) -> str:
     """RFC 6578 sync-collection, level 1, ETags only: bodies come from a multiget."""
     token_xml = f"<d:sync-token>{escape(token)}</d:sync-token>" if token else "<d:sync-token/>"
-    return (f"{_PROLOG}<d:sync-collection {_NAMESPACES}>{token_xml}<d:sync-level>1</d:sync-level>"
-            "<d:prop><d:getetag/></d:prop></d:sync-collection>")
+    return (
+        f"{_PROLOG}<d:sync-collection {_NAMESPACES}>{token_xml}<d:sync-level>1</d:sync-level>"
+        "<d:prop><d:getetag/></d:prop></d:sync-collection>"
+    )
 
 
 def calendar_multiget(paths: Iterable[str]) -> str:
     """RFC 4791 calendar-multiget for already percent-encoded absolute paths."""
     hrefs = "".join(f"<d:href>{escape(path)}</d:href>" for path in paths)
-    return (f"{_PROLOG}<c:calendar-multiget {_NAMESPACES}><d:prop><d:getetag/><c:calendar-data/></d:prop>"
-            f"{hrefs}</c:calendar-multiget>")
+    return (
+        f"{_PROLOG}<c:calendar-multiget {_NAMESPACES}><d:prop><d:getetag/><c:calendar-data/></d:prop>"
+        f"{hrefs}</c:calendar-multiget>"
+    )
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -109,8 +118,15 @@ class Multistatus:
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
-                           dtd_validation=False, remove_comments=True, remove_pis=True)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        load_dtd=False,
+        dtd_validation=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 def parse_multistatus(body: bytes, *, where: str = "", url: str = "") -> Multistatus:
@@ -120,8 +136,7 @@ def parse_multistatus(body: bytes, *, where: str = "", url: str = "") -> Multist
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
-        raise BadRemoteData(f"{prefix}unreadable XML in the answer ({_short(exc)})", url=url,
-                            status=207) from None
+        raise BadRemoteData(f"{prefix}unreadable XML in the answer ({_short(exc)})", url=url, status=207) from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise BadRemoteData(f"{prefix}the answer declares a DOCTYPE/entities; refused", url=url, status=207)

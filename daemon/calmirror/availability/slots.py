@@ -20,10 +20,10 @@ import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from calmirror.availability.intervals import Interval, intersect
 from calmirror.errors import UserError
 
 UTC = dt.UTC
-Interval = tuple[dt.datetime, dt.datetime]
 
 MAX_LENGTH = dt.timedelta(hours=24)
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -200,20 +200,6 @@ def allowed_intervals(
     return out
 
 
-def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
 def grid_step(length: dt.timedelta) -> dt.timedelta:
     """The clock boundary slots start on: gcd(length, 1 hour), at least one second."""
     seconds = math.gcd(int(length.total_seconds()), 3600)
@@ -253,7 +239,7 @@ def free_slots(
     if length <= dt.timedelta(0):
         raise ValueError("slot length must be positive")
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    stretches = _intersect(free_intervals(busy, start, end), allowed_intervals(start, end, tz, within, days))
+    stretches = intersect(free_intervals(busy, start, end), allowed_intervals(start, end, tz, within, days))
     step = grid_step(length)
     slots: list[Interval] = []
     for lo, hi in stretches:

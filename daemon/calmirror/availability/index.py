@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import icalendar
 
-from calmirror.recurrence import CompiledCalendar, CompiledSeries, Single, compile_calendar
+from calmirror.availability.recurrence import CompiledCalendar, CompiledSeries, Single, compile_calendar
 
 INDEXES_KEPT = 16
 SHORT = dt.timedelta(days=10)  # singles spanning less (margins for floating times included) are bisected

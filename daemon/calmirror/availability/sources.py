@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from calmirror import availability
+from calmirror.availability import engine
 from calmirror.config import Settings
+from calmirror.local.layout import APPOINTMENTS, BLOCKED, is_mirror, mirror_name
 from calmirror.local.store import LocalStore
-from calmirror.state import APPOINTMENTS, State
+from calmirror.state import State
 
 log = logging.getLogger("calmirror.busy")
-BLOCKED = "blocked"
 MIRROR_RECHECK_S = 60.0  # mirrors written by another process (`calmirror sync`) are seen within this
 
 
@@ -43,11 +43,11 @@ class BusySources:
         which costs a scan of the whole collection in Radicale (about a second at 10,000 items)."""
         self._dirty.add(collection)
 
-    def rules(self) -> availability.Rules:
+    def rules(self) -> engine.Rules:
         acct = self.state.account()
         me = {acct.apple_id.lower()} if acct else set()
         a = self.settings.availability
-        return availability.Rules(tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy)
+        return engine.Rules(tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy)
 
     def collections(self) -> list[tuple[str, str, bool]]:
         """(collection, source name, all-day events busy) for every source of busy time."""
@@ -55,13 +55,12 @@ class BusySources:
         out = [(APPOINTMENTS, "appointments", a.allday_busy), (BLOCKED, "blocked", a.allday_busy)]
         for row in self.state.mirrors():
             per = self.settings.calendar(row["calendar_id"]).allday_busy
-            out.append((f"icloud-{row['slug']}", f"icloud-{row['slug']}",
-                        a.allday_busy if per is None else per))
+            out.append((mirror_name(row["slug"]), mirror_name(row["slug"]), a.allday_busy if per is None else per))
         return out
 
     def _refresh(self, collection: str) -> dict[str, Any]:
         cached = self._cache.setdefault(collection, _Cached())
-        mirror = collection.startswith("icloud-")
+        mirror = is_mirror(collection)
         fresh = time.monotonic() - cached.checked_at < MIRROR_RECHECK_S
         if mirror and cached.token is not None and fresh and collection not in self._dirty:
             return cached.calendars
@@ -82,7 +81,7 @@ class BusySources:
                 cached.calendars.pop(href, None)
                 continue
             try:
-                cached.calendars[href] = availability.parse_calendar(text)
+                cached.calendars[href] = engine.parse_calendar(text)
             except ValueError as exc:
                 log.debug("busy: %s/%s skipped: %s", collection, href, exc)
                 cached.calendars.pop(href, None)
@@ -94,7 +93,7 @@ class BusySources:
         that waits for 10,000 mirrored events to be read."""
         self.sources()
 
-    def sources(self, *, skip_uid: str | None = None, wait: float = -1) -> list[availability.Source] | None:
+    def sources(self, *, skip_uid: str | None = None, wait: float = -1) -> list[engine.Source] | None:
         """The parsed sources; None when `wait` seconds pass while another thread is still parsing."""
         exclude = self.state.appointment_uids()
         if not self._lock.acquire(timeout=wait):
@@ -103,22 +102,23 @@ class BusySources:
             result = []
             for collection, name, allday in self.collections():
                 calendars = list(self._refresh(collection).values())
-                mirror = collection.startswith("icloud-")
+                mirror = is_mirror(collection)
                 uids = exclude if mirror else frozenset()
                 if skip_uid:
                     uids = frozenset(uids | {skip_uid})
-                result.append(availability.Source(name=name, calendars=calendars, allday_busy=allday,
-                                                  exclude_uids=uids))
+                result.append(engine.Source(name=name, calendars=calendars, allday_busy=allday, exclude_uids=uids))
             return result
         finally:
             self._lock.release()
 
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        return availability.busy_intervals(self.sources() or [], start, end, self.rules())
+        return engine.busy_intervals(self.sources() or [], start, end, self.rules())
 
 
-FREEBUSY_QUERY = ('<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
-                  '<C:time-range start="{start}" end="{end}"/></C:free-busy-query>')
+FREEBUSY_QUERY = (
+    '<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<C:time-range start="{start}" end="{end}"/></C:free-busy-query>'
+)
 
 
 def from_vfreebusy(text: bytes | str) -> list[tuple[datetime, datetime]]:
@@ -138,8 +138,9 @@ def from_vfreebusy(text: bytes | str) -> list[tuple[datetime, datetime]]:
     return sorted(busy)
 
 
-def ask_daemon(url: str, username: str, password: str, start: datetime, end: datetime,
-               timeout: float = 30.0) -> list[tuple[datetime, datetime]] | None:
+def ask_daemon(
+    url: str, username: str, password: str, start: datetime, end: datetime, timeout: float = 30.0
+) -> list[tuple[datetime, datetime]] | None:
     """The running daemon keeps every calendar parsed; asking it is milliseconds where a cold
     process parses 10,000 events for seconds. None when it cannot answer."""
     import requests
@@ -147,8 +148,14 @@ def ask_daemon(url: str, username: str, password: str, start: datetime, end: dat
     fmt = "%Y%m%dT%H%M%SZ"
     body = FREEBUSY_QUERY.format(start=start.astimezone(UTC).strftime(fmt), end=end.astimezone(UTC).strftime(fmt))
     try:
-        answer = requests.request("REPORT", f"{url}{username}/{APPOINTMENTS}/", data=body, auth=(username, password),
-                                  headers={"Depth": "1", "Content-Type": "application/xml"}, timeout=timeout)
+        answer = requests.request(
+            "REPORT",
+            f"{url}{username}/{APPOINTMENTS}/",
+            data=body,
+            auth=(username, password),
+            headers={"Depth": "1", "Content-Type": "application/xml"},
+            timeout=timeout,
+        )
         if answer.status_code != 200:
             return None
         return from_vfreebusy(answer.content)

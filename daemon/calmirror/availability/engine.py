@@ -7,14 +7,14 @@ database: the daemon, the CLI and the double-booking guard hand in what they hav
 Why it is shaped this way:
 
 * Each `icalendar.Calendar` is compiled once and each source indexed once
-  (`calmirror.busy_index`), so asking about many windows over the same 10,000 mirrored
+  (`availability.busy_index`), so asking about many windows over the same 10,000 mirrored
   events does not redo that work. Calendars handed in must not be mutated afterwards:
   a changed resource is a new parse, hence a new object. `clear_cache()` exists for
   benchmarks and tests.
 * Single events are bounded and converted here directly; only series go through
-  recurring-ical-events (`calmirror.recurrence` compiles them, `calmirror.expansion`
-  walks them with bounded work, `calmirror.rrule_bounds` holds the rule arithmetic).
-* The busy rules themselves live in `calmirror.busy_rules`: nothing cached depends on
+  recurring-ical-events (`availability.recurrence` compiles them, `availability.expansion`
+  walks them with bounded work, `availability.rrule_bounds` holds the rule arithmetic).
+* The busy rules themselves live in `availability.busy_rules`: nothing cached depends on
   the query's `Rules`, so one corpus serves any configuration.
 """
 
@@ -27,13 +27,13 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from calmirror.busy_index import SourceIndex, clear_cache, index
-from calmirror.busy_rules import EventInfo, is_busy, normalise_address
-from calmirror.expansion import occurrences
-from calmirror.recurrence import reason, to_utc
+from calmirror.availability.expansion import occurrences
+from calmirror.availability.index import SourceIndex, clear_cache, index
+from calmirror.availability.intervals import Interval, intersect, merge
+from calmirror.availability.recurrence import reason, to_utc
+from calmirror.availability.rules import EventInfo, is_busy, normalise_address
 
 UTC = dt.UTC
-Interval = tuple[dt.datetime, dt.datetime]
 
 __all__ = [
     "BusyOccurrence",
@@ -180,9 +180,13 @@ def _walk_one(
                 problems.append(Skipped(source.name, series.uid, reason(exc)))
             continue
         for span in spans:
-            if span.start < we and span.end > ws and span.start < span.end and (
-                source.allday_busy or not span.all_day
-            ) and is_busy(span.info, rules.me, rules.tentative_busy):
+            if (
+                span.start < we
+                and span.end > ws
+                and span.start < span.end
+                and (source.allday_busy or not span.all_day)
+                and is_busy(span.info, rules.me, rules.tentative_busy)
+            ):
                 yield span.start, span.end, source, series.uid, span.info, span.all_day, span.approximate
 
 
@@ -195,26 +199,10 @@ def _check_window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt
     return ws, we
 
 
-def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sort and merge; touching intervals merge too, as back-to-back meetings leave no gap."""
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
 # --- public queries -----------------------------------------------------------------------------
 
 
-def busy_intervals(
-    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules
-) -> list[Interval]:
+def busy_intervals(sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules) -> list[Interval]:
     """Merged, sorted busy intervals in UTC, clipped to [start, end)."""
     ws, we = _check_window(start, end)
     return merge((max(h[0], ws), min(h[1], we)) for h in _walk(sources, (ws, we), rules, None))
@@ -233,28 +221,12 @@ def busy_occurrences(
     return found
 
 
-def skipped(
-    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules
-) -> list[Skipped]:
+def skipped(sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules) -> list[Skipped]:
     """What a query over this window had to leave out, for the log or `calmirror doctor`."""
     problems: list[Skipped] = []
     for _ in _walk(sources, _check_window(start, end), rules, problems):
         pass
     return problems
-
-
-def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if start < end:
-            out.append((start, end))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 def overlaps(
@@ -283,11 +255,9 @@ def overlaps(
     wanted = merge(h[:2] for h in _walk_one(Source("candidate", [candidate]), found, (lo, hi), rules, None))
     if not wanted:
         return []
-    others = [
-        Source(s.name, s.calendars, s.allday_busy, s.exclude_uids | own) for s in sources
-    ]
+    others = [Source(s.name, s.calendars, s.allday_busy, s.exclude_uids | own) for s in sources]
     busy = busy_intervals(others, wanted[0][0], wanted[-1][1], rules)
-    return _intersect(busy, wanted)
+    return intersect(busy, wanted)
 
 
 def _stamp(value: dt.datetime, up: bool) -> str:
@@ -324,4 +294,3 @@ def to_vfreebusy(
         lines.append(f"FREEBUSY;FBTYPE=BUSY:{_stamp(a, False)}/{_stamp(b, True)}")
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]
     return "\r\n".join(lines) + "\r\n"
-

@@ -10,9 +10,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from calmirror import availability
-from calmirror.busy import BusySources
-from calmirror.state import APPOINTMENTS, State
+from calmirror.availability import engine
+from calmirror.availability.sources import BusySources
+from calmirror.local.layout import APPOINTMENTS
+from calmirror.state import State
 
 log = logging.getLogger("calmirror.guard")
 GUARD_WAIT_S = 5.0
@@ -24,7 +25,7 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
         if current == "off" or collection != APPOINTMENTS:
             return None
         try:
-            cal = availability.parse_calendar(body)
+            cal = engine.parse_calendar(body)
         except ValueError:
             return None  # Radicale answers malformed bodies itself
         events = list(cal.walk("VEVENT"))
@@ -36,7 +37,7 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
         if sources is None:  # calendars still being read at start-up: never keep a client waiting
             log.warning("double-booking check skipped for %s: calendars still loading", uid)
             return None
-        hits = availability.overlaps(cal, sources, busy.rules())
+        hits = engine.overlaps(cal, sources, busy.rules())
         if not hits:
             state.clear_guard_warning(uid)
             return None
@@ -54,6 +55,6 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
 
 def make_freebusy(busy: BusySources) -> Callable[[str, datetime, datetime], str]:
     def freebusy(collection_path: str, start: datetime, end: datetime) -> str:
-        return availability.to_vfreebusy(busy.busy(start, end), start, end, dtstamp=datetime.now(UTC))
+        return engine.to_vfreebusy(busy.busy(start, end), start, end, dtstamp=datetime.now(UTC))
 
     return freebusy

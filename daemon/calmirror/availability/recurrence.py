@@ -7,9 +7,9 @@ occurrence of a window. Here each calendar is compiled once so that queries stay
 
 * VEVENTs are grouped by UID; lone events become `Single`s handled without the library;
 * rules that can never match are reduced to their DTSTART and filtered sub-daily rules
-  are rewritten as DAILY ones (`calmirror.rrule_bounds`);
+  are rewritten as DAILY ones (`availability.rrule_bounds`);
 * each series learns its UTC extent, so a query skips a finished series untouched, and
-  COUNT rules with filters are enumerated once for checkpoints `calmirror.expansion` can
+  COUNT rules with filters are enumerated once for checkpoints `availability.expansion` can
   fast-forward to;
 * the rule walker is lazy and capped: at most `MAX_OCCURRENCES` occurrences of a rule per
   query. The rest of the series is then returned as one busy stretch marked approximate:
@@ -34,8 +34,8 @@ from recurring_ical_events import EventAdapter, Occurrence, Series
 from recurring_ical_events.constants import NEGATIVE_RRULE_COUNT_REGEX
 from recurring_ical_events.util import compare_greater, convert_to_datetime
 
-from calmirror import rrule_bounds as rb
-from calmirror.busy_rules import EventInfo, event_info
+from calmirror.availability import rrule_bounds as rb
+from calmirror.availability.rules import EventInfo, event_info
 
 Time = dt.date | dt.datetime
 UTC = dt.UTC
@@ -390,5 +390,3 @@ def _set_extent(cs: CompiledSeries, longest: dt.timedelta, move: dt.timedelta) -
     if cs.last_start is not None:
         ends.append(cs.last_start)
     cs.hi = max(bound(v, True) for v in ends) + longest + move
-
-

@@ -3,7 +3,7 @@
 dateutil walks a rule period by period from DTSTART. That is fine for a weekly meeting,
 but its cost is set by the number of *periods* walked, not occurrences returned:
 FREQ=SECONDLY;BYHOUR=9 inspects 86,400 periods a day to return 3,600, and a rule whose
-filters never match walks to the year 9999. These helpers let `calmirror.recurrence`
+filters never match walks to the year 9999. These helpers let `availability.recurrence`
 decide, before asking dateutil anything, how far it would walk and how to avoid it:
 
 * `rule_info` estimates occurrences per period (an upper bound) so walks can be budgeted;

@@ -1,6 +1,6 @@
 """Query-time expansion: which series object to walk for a window, and walking it.
 
-The compiled series of `calmirror.recurrence` are walked as they are when the window is
+The compiled series of `availability.recurrence` are walked as they are when the window is
 close to DTSTART. Far from it, the master is rebased onto a later DTSTART on the rule's
 own period lattice (COUNT reduced by exactly what was skipped, or via checkpoints of a
 COUNT rule enumerated at compile time), so the work follows the window, not the history.
@@ -16,8 +16,8 @@ from typing import Any
 from icalendar.prop import vDDDTypes, vRecur
 from recurring_ical_events.util import convert_to_datetime
 
-from calmirror import rrule_bounds as rb
-from calmirror.recurrence import (
+from calmirror.availability import rrule_bounds as rb
+from calmirror.availability.recurrence import (
     UTC,
     Adapter,
     Block,
@@ -165,9 +165,9 @@ def _rest_of(cs: CompiledSeries, at: dt.datetime, span: tuple[Time, Time], seen:
 def _blockable(cs: CompiledSeries) -> bool:
     if cs.blockable is None:
         start = cs.start0
-        cs.blockable = start is None or sum(
-            rb.steps(r, start, start + BLOCK, counted=False) for r in cs.rules
-        ) <= BLOCK_LIMIT
+        cs.blockable = (
+            start is None or sum(rb.steps(r, start, start + BLOCK, counted=False) for r in cs.rules) <= BLOCK_LIMIT
+        )
     return cs.blockable
 
 

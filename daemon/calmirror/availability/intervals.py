@@ -1,0 +1,37 @@
+"""Half-open UTC intervals: the one currency of the availability engine and the slot finder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+Interval = tuple[dt.datetime, dt.datetime]
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sort and merge; touching intervals merge too, as back-to-back meetings leave no gap."""
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    """The overlap of two sorted, merged lists, in one linear walk."""
+    out: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo < hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
