@@ -35,6 +35,7 @@ from recurring_ical_events.constants import NEGATIVE_RRULE_COUNT_REGEX
 from recurring_ical_events.util import compare_greater, convert_to_datetime
 
 from calmirror.availability import rrule_bounds as rb
+from calmirror.availability import zones
 from calmirror.availability.rules import EventInfo, event_info
 
 Time = dt.date | dt.datetime
@@ -236,7 +237,7 @@ def compile_calendar(calendar: icalendar.Calendar) -> CompiledCalendar:
     """Group VEVENTs by UID and prepare each group; a bad group is skipped, not fatal."""
     if str(calendar.get("CALSCALE", "GREGORIAN")).upper() != "GREGORIAN":
         return CompiledCalendar((), (), (("", "non-Gregorian CALSCALE"),))
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = zones.localise(calendar)
     try:
         calendar = x_wr_timezone.to_standard(calendar)
     except Exception as exc:  # a bad X-WR-TIMEZONE must not hide the events themselves
