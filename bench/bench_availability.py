@@ -34,11 +34,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.ical (tests.helpers would swell the RSS)
-
-from tests import ical
 
 from calmirror.availability import engine as av
+from calmirror.testing import ical  # light: calmirror.testing.homes would swell the RSS
 
 UTC = dt.UTC
 GOAL_MS = 50.0

@@ -32,11 +32,11 @@ import time
 import common
 import requests
 from common import PlainRadicale, Report, Row
-from tests.helpers import connected_home, engine_for
 
 from calmirror import credentials
 from calmirror.availability import engine as availability
 from calmirror.availability.sources import BusySources
+from calmirror.testing.homes import connected_home, engine_for
 
 GOAL_MS = 50.0
 DAYS = 30

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import common
 from common import ChildResult, PlainRadicale, Report, Row, fmt
-from tests.helpers import connected_home
 
 from calmirror.emulator import Emulator
 from calmirror.home import Home
+from calmirror.testing.homes import connected_home
 
 VDIRSYNCER_PEER = "vdirsyncer"
 CHILD_TIMEOUT_S = 900.0
@@ -152,7 +152,7 @@ password = "bench"
 
 def child_mirror(home_dir: str) -> int:
     """Run in a child process: one mirror pass over the home's conflict calendars, JSON on stdout."""
-    from tests.helpers import engine_for
+    from calmirror.testing.homes import engine_for
 
     home = Home(config_file=Path(home_dir) / "config.toml", data_dir=Path(home_dir))
     started = time.perf_counter()

@@ -1,4 +1,8 @@
-"""Small helpers for tests that drive real servers, and the in-thread daemon harness."""
+"""Small helpers for tests that drive real servers, and the in-thread daemon harness.
+
+The builders the benchmarks share (the test account, `event()`, connected homes) live in
+`calmirror.testing` and are re-exported here, so a test has one place to import from.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,28 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 
-from calmirror import config, config_edit, credentials
-from calmirror.account import connect
+from calmirror import config, credentials
 from calmirror.daemon import Daemon
-from calmirror.engine import Engine
 from calmirror.home import Home
 from calmirror.state import State
+from calmirror.testing import APP_PASSWORD, APPLE_ID
+from calmirror.testing.homes import connected_home, engine_for
+from calmirror.testing.ical import event
 
-APPLE_ID = "me@example.com"
-APP_PASSWORD = "abcd-efgh-ijkl-mnop"
-
-
-def event(
-    uid: str,
-    summary: str = "Meeting",
-    start: str = "20261201T100000Z",
-    end: str | None = "20261201T110000Z",
-    extra: str = "",
-) -> str:
-    end_line = f"DTEND:{end}\r\n" if end else ""
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{start}\r\n{end_line}SUMMARY:{summary}\r\n"
-        f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
+__all__ = [
+    "APPLE_ID",
+    "APP_PASSWORD",
+    "Running",
+    "connected_home",
+    "daemon_running",
+    "engine_for",
+    "event",
+    "start_daemon",
+    "wait_for",
+]
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.02) -> bool:
@@ -44,34 +42,6 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.
             return True
         time.sleep(every)
     return check()
-
-
-def connected_home(
-    root: Path,
-    emu: object,
-    *,
-    linked: str | None = "Work",
-    conflicts: tuple[str, ...] = ("Work",),
-    extra_config: str = "",
-) -> Home:
-    """A home connected to the emulator with a linked calendar and conflict calendars chosen."""
-    home = Home(config_file=root / "config.toml", data_dir=root)
-    home.ensure()
-    home.config_file.write_text("[server]\nport = 0\n" + extra_config, encoding="utf-8")
-    state = State(home.state_db)
-    try:
-        calendars = connect(home, config.load(home.config_file), state, APPLE_ID, APP_PASSWORD, emu.url)  # type: ignore[attr-defined]
-    finally:
-        state.close()
-    ids = {c.name: c.id for c in calendars}
-    if linked:
-        config_edit.set_linked(home.config_file, ids[linked], also_conflict=False)
-    config_edit.set_conflicts(home.config_file, [ids[n] for n in conflicts])
-    return home
-
-
-def engine_for(home: Home) -> Engine:
-    return Engine(home, config.load(home.config_file), State(home.state_db))
 
 
 # --- the daemon in a thread of the test process ----------------------------------------------

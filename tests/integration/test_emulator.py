@@ -14,9 +14,10 @@ import pytest
 import requests
 
 from calmirror.emulator import Emulator, LoggedRequest
+from calmirror.testing import APP_PASSWORD as PASSWORD
+from calmirror.testing import APPLE_ID
+from calmirror.testing.ical import event
 
-APPLE_ID = "me@example.com"
-PASSWORD = "abcd-efgh-ijkl-mnop"
 DSID = "10000001"
 CAL_XMLNS = (
     'xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" '
@@ -43,22 +44,6 @@ def multiget_body(*hrefs: str) -> str:
         + "".join(f"<d:href>{h}</d:href>" for h in hrefs)
         + "</c:calendar-multiget>"
     )
-
-
-def event(uid: str, *, end: bool = True, summary: str = "Test") -> str:
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//calmirror//tests//EN",
-        "BEGIN:VEVENT",
-        f"UID:{uid}",
-        "DTSTAMP:20261201T000000Z",
-        "DTSTART:20261210T100000Z",
-    ]
-    if end:
-        lines.append("DTEND:20261210T110000Z")
-    lines += [f"SUMMARY:{summary}", "END:VEVENT", "END:VCALENDAR"]
-    return "\r\n".join(lines) + "\r\n"
 
 
 def responses(text: str) -> dict[str, str]:
@@ -404,8 +389,8 @@ def test_concurrent_if_match_writes_have_one_winner(emu: Emulator) -> None:
 
 def test_event_without_end_is_404_but_duration_is_fine(emu: Emulator) -> None:
     client, work = Client(emu), emu.calendar_id("Work")
-    assert client.put(work, "noend.ics", event("NOEND-1", end=False)).status_code == 404
-    with_duration = event("DUR-1", end=False).replace("SUMMARY", "DURATION:PT30M\r\nSUMMARY")
+    assert client.put(work, "noend.ics", event("NOEND-1", end=None)).status_code == 404
+    with_duration = event("DUR-1", end=None, duration="PT30M")
     assert client.put(work, "dur.ics", with_duration).status_code == 201
     assert "noend.ics" not in "".join(emu.items(work))
 

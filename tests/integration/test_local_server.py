@@ -15,18 +15,11 @@ import requests
 
 from calmirror.errors import LocalServerError
 from calmirror.local import AddressInUse, LocalServer, LocalStore, NonLoopbackHost
+from calmirror.testing.ical import event
 
 USER = "calmirror"
 PASSWORD = "local-secret-1"
 DAV = "{DAV:}"
-
-
-def event(uid: str, summary: str = "Meeting", start: str = "20250105T100000Z") -> str:
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\n"
-        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:{start}\r\n"
-        f"DURATION:PT1H\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
 
 
 @pytest.fixture
@@ -426,7 +419,14 @@ def test_free_busy_report_needs_authentication(server: LocalServer) -> None:
 
 
 def test_free_busy_report_without_callable_is_radicales(server: LocalServer, http: requests.Session) -> None:
-    assert put(http, url(server, f"/{USER}/appointments/fb.ics"), event("fb")).status_code == 201
+    assert (
+        put(
+            http,
+            url(server, f"/{USER}/appointments/fb.ics"),
+            event("fb", start="20250105T100000Z", end="20250105T110000Z"),
+        ).status_code
+        == 201
+    )
     answer = http.request("REPORT", url(server, f"/{USER}/appointments/"), data=FREE_BUSY_QUERY)
     assert answer.status_code == 200
     assert "FREEBUSY" in answer.text

@@ -14,19 +14,16 @@ import requests
 
 from calmirror.local import CollectionMissing, LocalServer, LocalStore, StoreError, bulk
 from calmirror.local.store import MIRROR_DISPLAYNAME_PREFIX
+from calmirror.testing.ical import event
 
 USER = "calmirror"
 PASSWORD = "local-secret-1"
 DAV = "{DAV:}"
 
 
-def event(uid: str, summary: str = "Busy", hour: int = 10, component: str = "VEVENT") -> str:
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\n"
-        f"BEGIN:{component}\r\nUID:{uid}\r\nDTSTAMP:20250101T000000Z\r\n"
-        f"DTSTART:20250105T{hour % 24:02d}0000Z\r\nDURATION:PT30M\r\nSUMMARY:{summary}\r\n"
-        f"END:{component}\r\nEND:VCALENDAR\r\n"
-    )
+def at(hour: int) -> str:
+    """A start on one day, so many events in a test are told apart by their hour."""
+    return f"20261201T{hour % 24:02d}0000Z"
 
 
 @pytest.fixture
@@ -177,10 +174,10 @@ def test_a_refused_replacement_keeps_its_old_uid_claimed(work: LocalStore) -> No
 
 
 def test_large_batches_rebuild_the_mirror_and_keep_sync_tokens(work: LocalStore) -> None:
-    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", hour=i)) for i in range(300)], [])
+    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", start=at(i), duration="PT30M")) for i in range(300)], [])
     before = work.changes("icloud-work", None)
     assert before.full and len(before.changed) == 300
-    upserts = [(f"e{i}.ics", event(f"e{i}", "Moved", hour=i)) for i in range(0, 200)]
+    upserts = [(f"e{i}.ics", event(f"e{i}", "Moved", start=at(i), duration="PT30M")) for i in range(0, 200)]
     upserts += [(f"n{i}.ics", event(f"n{i}")) for i in range(50)]
     deletes = [f"e{i}.ics" for i in range(250, 300)]
     assert work.apply_mirror("work", upserts, deletes) == []
@@ -190,7 +187,7 @@ def test_large_batches_rebuild_the_mirror_and_keep_sync_tokens(work: LocalStore)
     reopened = LocalStore(work.store_dir, USER)
     items = reopened.items("icloud-work")
     assert len(items) == 300
-    assert "SUMMARY:Moved" in items["e5.ics"] and "SUMMARY:Busy" in items["e220.ics"]
+    assert "SUMMARY:Moved" in items["e5.ics"] and "SUMMARY:Meeting" in items["e220.ics"]
     assert reopened.changes("icloud-work", after.token).changed == []
 
 
@@ -242,7 +239,7 @@ REPORT_ALL = (
     '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
     "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
     '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
-    '<C:time-range start="20250101T000000Z" end="20260101T000000Z"/>'
+    '<C:time-range start="20260101T000000Z" end="20270101T000000Z"/>'
     "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
 )
 
@@ -256,7 +253,9 @@ def cpu_seconds() -> float:
 def test_a_client_reads_a_10000_event_mirror_in_one_report(server: LocalServer) -> None:
     store = LocalStore(server.store_dir, USER)
     store.ensure_mirror("big", "Big", None)
-    events = [(f"ev-{i}.ics", event(f"ev-{i}@icloud", f"Event {i}", hour=i)) for i in range(10_000)]
+    events = [
+        (f"ev-{i}.ics", event(f"ev-{i}@icloud", f"Event {i}", start=at(i), duration="PT30M")) for i in range(10_000)
+    ]
     began, cpu_began = time.perf_counter(), cpu_seconds()
     assert store.apply_mirror("big", events, []) == []
     applied, applied_cpu = time.perf_counter() - began, cpu_seconds() - cpu_began
@@ -309,10 +308,10 @@ def sync_collection(server: LocalServer, http: requests.Session, token: str) -> 
 def test_a_clients_sync_token_survives_a_big_batch(server: LocalServer, http: requests.Session) -> None:
     store = LocalStore(server.store_dir, USER)
     store.ensure_mirror("work", "Work", None)
-    store.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", hour=i)) for i in range(100)], [])
+    store.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", start=at(i), duration="PT30M")) for i in range(100)], [])
     token, first = sync_collection(server, http, "")
     assert len(first) == 100
-    upserts = [(f"e{i}.ics", event(f"e{i}", "Moved", hour=i)) for i in range(60)]
+    upserts = [(f"e{i}.ics", event(f"e{i}", "Moved", start=at(i), duration="PT30M")) for i in range(60)]
     assert store.apply_mirror("work", upserts, ["e99.ics"]) == []
     token, delta = sync_collection(server, http, token)
     assert delta == {**{f"e{i}.ics": "here" for i in range(60)}, "e99.ics": "gone"}

@@ -32,26 +32,9 @@ from calmirror.errors import (
 )
 from calmirror.remote import ICloudClient, RemoteCalendar, canonical_url
 from calmirror.remote.http import parse_retry_after
-
-APPLE_ID = "me@example.com"
-PASSWORD = "abcd-efgh-ijkl-mnop"
-
-
-def event(uid: str, summary: str = "Booked", end: bool = True) -> str:
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//calmirror//test//EN",
-        "BEGIN:VEVENT",
-        f"UID:{uid}",
-        "DTSTAMP:20261101T090000Z",
-        "DTSTART:20261201T100000Z",
-        *(["DTEND:20261201T110000Z"] if end else []),
-        f"SUMMARY:{summary}",
-        "END:VEVENT",
-        "END:VCALENDAR",
-    ]
-    return "\r\n".join(lines) + "\r\n"
+from calmirror.testing import APP_PASSWORD as PASSWORD
+from calmirror.testing import APPLE_ID
+from calmirror.testing.ical import event
 
 
 @pytest.fixture
@@ -279,7 +262,7 @@ def test_icloud_refusals_become_typed_errors(emu: Emulator, client: ICloudClient
     with pytest.raises(Forbidden):  # same UID in a second calendar (#21)
         client.create(cals["Home"].url + "dup.ics", event("dup"))
     with pytest.raises(NotFound):  # no DTEND nor DURATION (#20)
-        client.create(cals["Work"].url + "open.ics", event("open", end=False))
+        client.create(cals["Work"].url + "open.ics", event("open", end=None))
 
 
 # --- failures --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from calmirror.availability import engine as av
 from calmirror.availability import expansion
-from tests import ical
+from calmirror.testing import ical
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from calmirror.local.items import Limits, PreparedItem, _prepare_full, prepare_one, split_timezones
 from calmirror.local.radicale_config import build_configuration
+from calmirror.testing.ical import VTIMEZONES, stamp, vcalendar
 from tests import hostile_corpus
-from tests.ical import VTIMEZONES, stamp, vcalendar
 
 
 def _store_limits() -> Limits:

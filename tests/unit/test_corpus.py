@@ -7,28 +7,23 @@ every published figure.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import icalendar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import common  # bench/ is not a package: it was put on the path just above
+from calmirror.testing import corpus
 
 
 def test_generator_is_deterministic_and_has_the_promised_mix() -> None:
-    first = common.generate_events(200, seed=7)
-    assert first == common.generate_events(200, seed=7)
-    assert first != common.generate_events(200, seed=8)
-    mix = common.mix_of(first)
+    first = corpus.generate_events(200, seed=7)
+    assert first == corpus.generate_events(200, seed=7)
+    assert first != corpus.generate_events(200, seed=8)
+    mix = corpus.mix_of(first)
     assert (mix.single, mix.weekly, mix.allday) == (160, 30, 10)
     assert mix.vevents > mix.total  # weekly series carry RECURRENCE-ID overrides in the same resource
     assert len({name for name, _ in first}) == 200
 
 
 def test_generated_resources_are_valid_icalendar_with_their_timezones() -> None:
-    for _name, text in common.generate_events(60, seed=3):
+    for _name, text in corpus.generate_events(60, seed=3):
         cal = icalendar.Calendar.from_ical(text)
         events = cal.walk("VEVENT")
         assert len({str(e["UID"]) for e in events}) == 1
@@ -38,9 +33,3 @@ def test_generated_resources_are_valid_icalendar_with_their_timezones() -> None:
             assert tzid is None or tzid in zones
             assert "DTEND" in event
         assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))
-
-
-def test_percentile_is_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 201)]
-    assert common.percentile(values, 0.5) in (100.0, 101.0)
-    assert common.percentile(values, 0.99) == 198.0

@@ -1,9 +1,9 @@
-"""iCalendar text for tests and benchmarks: VTIMEZONE blocks, date-time values, whole VCALENDARs.
+"""iCalendar text for tests and benchmarks: VTIMEZONE blocks, date-time values, whole VCALENDARs,
+and the one `event()` builder.
 
-One copy for the availability tests, the availability benchmark and the benchmark corpus, so
-the zones and line endings they feed the engine cannot drift apart. Deliberately not part of
-`tests.helpers` and importing nothing of calmirror: `bench/bench_availability.py` reports its
-own peak RSS, and `tests.helpers` pulls in the whole daemon (about 34 MiB more).
+One copy for the tests, the availability benchmark and the benchmark corpus, so the zones and
+line endings they feed calmirror cannot drift apart. Imports nothing of calmirror:
+`bench/bench_availability.py` reports its own peak RSS, and the daemon is about 34 MiB more.
 """
 
 from __future__ import annotations
@@ -90,3 +90,26 @@ def vcalendar_lines(
 def vcalendar(*vevents: Sequence[str], head: Sequence[str] = (), prodid: str = "-//calmirror tests//EN") -> str:
     """A VCALENDAR resource with CRLF after every line, as CalDAV servers send it."""
     return "".join(line + "\r\n" for line in vcalendar_lines(*vevents, head=head, prodid=prodid))
+
+
+def event(
+    uid: str,
+    summary: str = "Meeting",
+    start: str = "20261201T100000Z",
+    end: str | None = "20261201T110000Z",
+    *,
+    duration: str | None = None,
+    component: str = "VEVENT",
+    extra: str = "",
+) -> str:
+    """One UTC event (or `component`) as a whole resource. `end=None` leaves DTEND out (with
+    `duration`, DURATION stands in its place); `extra` is property lines, each ending in CRLF."""
+    lines = [f"UID:{uid}", "DTSTAMP:20261101T000000Z", f"DTSTART:{start}"]
+    if duration or end:
+        lines.append(f"DURATION:{duration}" if duration else f"DTEND:{end}")
+    lines.append(f"SUMMARY:{summary}")
+    body = "".join(line + "\r\n" for line in lines) + extra
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\n"
+        f"BEGIN:{component}\r\n{body}END:{component}\r\nEND:VCALENDAR\r\n"
+    )

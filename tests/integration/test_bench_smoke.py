@@ -1,0 +1,41 @@
+"""The benchmarks still run: each script as a user runs it, on a corpus small enough for the suite.
+
+`bench/` is not imported here (nor does it import the tests): a benchmark that breaks shows up
+as a FAILED row or a non-zero exit of the script itself, which is what these runs look for.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_bench(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_the_engine_only_availability_benchmark_runs_and_its_engines_agree() -> None:
+    done = run_bench("bench_availability.py", "--events", "40", "--runs", "3", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["events"] == 40 and result["busy_intervals_in_first_window"] > 0
+    assert result["engines"]["calmirror"]["median_ms"] > 0
+    assert all(result["agree_with_calmirror"].values())
+
+
+def test_every_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
+    table = tmp_path / "results.md"
+    done = run_bench("run_all.py", "--events", "12", "--no-vdirsyncer", "--push-count", "3", "--markdown", str(table))
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = table.read_text()
+    assert "FAILED" not in text, text
+    for bench in ("initial mirror", "idle re-sync", "push latency", "local serving", "availability, 30 days"):
+        assert f"| {bench} (12 events) |" in text
+    assert "3 of 3 arrived" in text
+    assert "| answers agree with Radicale | yes |" in text
