@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calmirror.local import CollectionMissing, LocalStore, layout
+from calmirror.testing.ical import APPLE_PRODID, vcalendar, vtimezone_for
 from tests.helpers import event
-from tests.ical import APPLE_PRODID, vcalendar, vtimezone_for
 
 USER = "calmirror"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "icloud"

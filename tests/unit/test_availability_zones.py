@@ -12,7 +12,7 @@ import pytest
 
 from calmirror.availability import engine as av
 from calmirror.availability import zones
-from tests import ical
+from calmirror.testing import ical
 
 UTC = dt.UTC
 WINDOW = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 8, 1, tzinfo=UTC))
