@@ -68,6 +68,7 @@ class AvailabilitySettings:
     tentative_busy: bool = True
     allday_busy: bool = True
     guard: str = "warn"  # "off" | "warn" | "reject"
+    travel_time: bool = True  # Apple's travel time (X-APPLE-TRAVEL-DURATION) blocks time too
 
     @property
     def zone(self) -> ZoneInfo:
@@ -237,6 +238,7 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
         tentative_busy=r.get("tentative_busy", bool, True),
         allday_busy=r.get("allday_busy", bool, True),
         guard=r.choice("guard", "warn", ("off", "warn", "reject")),
+        travel_time=r.get("travel_time", bool, True),
     )
     r.finish()
 

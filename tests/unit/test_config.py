@@ -22,6 +22,7 @@ BROKEN = [
     ("[availability]\ntimezone = 'Mars/Olympus'", "availability.timezone", "unknown time zone"),
     ("[availability]\nguard = 'maybe'", "availability.guard", "'off', 'warn', 'reject'"),
     ("[availability]\naliases = 'me@example.com'", "availability.aliases", "must be a list"),
+    ("[availability]\ntravel_time = 'yes'", "availability.travel_time", "true or false"),
     ("[icloud]\nserver = 'ftp://x'", "icloud.server", "http(s)://"),
     ("[icloud]\nconflicts = [1, 2]", "icloud.conflicts", "list of non-empty strings"),
     ("[calendars.home]\ndetails = 'some'", "calendars.home.details", "'full', 'busy'"),
@@ -57,6 +58,7 @@ def test_binary_config_is_refused(tmp_path: Path) -> None:
 def test_missing_file_means_defaults(tmp_path: Path) -> None:
     settings = config.load(tmp_path / "none.toml")
     assert settings.server.port == 5232 and settings.availability.guard == "warn"
+    assert settings.availability.travel_time is True
 
 
 def test_example_config_loads_and_documents_every_option() -> None:

@@ -60,6 +60,7 @@ class Rules:
     tz: ZoneInfo  # configured zone, for floating times and all-day dates
     me: frozenset[str] = frozenset()  # addresses of the user (Apple ID and aliases)
     tentative_busy: bool = True
+    travel_time: bool = True  # X-APPLE-TRAVEL-DURATION blocks the time before timed events
 
     def __post_init__(self) -> None:
         # Normalised here, once, so config spelling ("mailto:Me@Example.com") cannot
@@ -156,6 +157,7 @@ def _walk_one(
 ) -> Iterator[_Hit]:
     ws, we = window
     tz = rules.tz
+    travel = rules.travel_time
     exclude = source.exclude_uids
     if problems is not None:
         problems.extend(Skipped(source.name, uid, why) for uid, why in found.skipped)
@@ -166,6 +168,8 @@ def _walk_one(
         if (all_day and not source.allday_busy) or not is_busy(single.info, rules.me, rules.tentative_busy):
             continue
         start, end = to_utc(single.start, tz), to_utc(single.end, tz)
+        if start < end and travel and not all_day:
+            start -= single.info.travel  # a zero-length event needs no travel: nothing to reach
         if start < we and end > ws and start < end:
             yield start, end, source, single.uid, single.info, all_day, False
     for series in found.series:
@@ -173,21 +177,25 @@ def _walk_one(
             continue
         if series.uid in exclude:
             continue
+        ahead = series.travel if travel else dt.timedelta(0)
         try:
-            spans = occurrences(series, window, tz)
+            spans = occurrences(series, (ws, we + ahead), tz)
         except Exception as exc:  # TooDense, or data the library chokes on: skip this series only
             if problems is not None:
                 problems.append(Skipped(source.name, series.uid, reason(exc)))
             continue
         for span in spans:
+            start = span.start
+            if start < span.end and travel and not span.all_day:
+                start -= span.info.travel
             if (
-                span.start < we
+                start < we
                 and span.end > ws
-                and span.start < span.end
+                and start < span.end
                 and (source.allday_busy or not span.all_day)
                 and is_busy(span.info, rules.me, rules.tentative_busy)
             ):
-                yield span.start, span.end, source, series.uid, span.info, span.all_day, span.approximate
+                yield start, span.end, source, series.uid, span.info, span.all_day, span.approximate
 
 
 def _check_window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:

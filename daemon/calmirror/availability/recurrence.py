@@ -132,6 +132,7 @@ class CompiledSeries:
     start0: dt.datetime | None  # master DTSTART as naive wall time of its own zone
     duration: dt.timedelta
     lead: dt.timedelta  # how long before a window an occurrence may start and still reach it
+    travel: dt.timedelta = dt.timedelta(0)  # the longest travel time of master and overrides
     lo: dt.datetime = _NEVER
     hi: dt.datetime | None = None  # None: the rule never ends
     last_start: Time | None = None  # start of the last rule occurrence, when known
@@ -262,7 +263,8 @@ def compile_calendar(calendar: icalendar.Calendar) -> CompiledCalendar:
 def _compile_single(uid: str, component: icalendar.Component) -> Single:
     adapter = EventAdapter(component)
     start, end = adapter.start, adapter.end  # the library's DTEND/DURATION/all-day defaults
-    return Single(uid, event_info(component), start, end, bound(start, False), bound(end, True))
+    info = event_info(component)
+    return Single(uid, info, start, end, bound(start, False) - info.travel, bound(end, True))
 
 
 def _rrules(component: icalendar.Component) -> list[Any]:
@@ -284,7 +286,11 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
             continue
         daily = rb.daily_equivalent(parts, start0)
         changed = changed or daily is not None
-        kept.append(daily or parts)
+        parts = daily or parts
+        if rb.count_never_ends(parts, start0):  # "forever" written as COUNT=1000000000
+            parts = {k: v for k, v in parts.items() if k != "COUNT"}
+            changed = True
+        kept.append(parts)
     if changed:
         component = master.component.copy()
         component.pop("RRULE", None)
@@ -320,6 +326,7 @@ def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> Comp
         start0=wall(master.start) if master is not None else None,
         duration=master.duration if master is not None else dt.timedelta(0),
         lead=max(durations) + move,
+        travel=max(a.info.travel for a in (master, *mods) if a is not None),
     )
     if not _scan_rules(cs):  # the filters never meet the INTERVAL lattice: DTSTART only
         assert master is not None
@@ -384,7 +391,7 @@ def _set_extent(cs: CompiledSeries, longest: dt.timedelta, move: dt.timedelta) -
         rdates = list(cs.series.recurrence.rdates)
         starts.extend(rdates)
         ends.extend(rdates)
-    cs.lo = min(bound(v, False) for v in starts) - move
+    cs.lo = min(bound(v, False) for v in starts) - move - cs.travel
     if cs.rules and cs.last_start is None:
         cs.hi = None
         return

@@ -243,6 +243,22 @@ def period_length(rule: RuleInfo) -> dt.timedelta:
     return dt.timedelta(seconds=FIXED_SECONDS.get(rule.freq, 86400 * 366) * rule.interval)
 
 
+_LAST_WALL = dt.datetime(9999, 12, 31, 23, 59, 59)
+
+
+def count_never_ends(parts: dict[str, list[Any]], start0: dt.datetime) -> bool:
+    """True when the rule cannot produce COUNT occurrences before the year 9999 ends.
+
+    Such a COUNT (apps write "forever" as COUNT=1000000000) bounds nothing a calendar can
+    reach, and dropping it spares enumerating the rule to find where it would run out.
+    `steps` is an upper bound, so a COUNT that might bite is always kept.
+    """
+    if "COUNT" not in parts:
+        return False
+    info = rule_info(parts, start0)
+    return info.count is not None and steps(info, start0, _LAST_WALL, counted=False) < info.count
+
+
 def steps(rule: RuleInfo, a: dt.datetime, b: dt.datetime, counted: bool = True) -> int:
     """Upper bound of occurrences dateutil yields walking from a to b (COUNT aside if not `counted`)."""
     total = (max(periods(rule, a, b), 0) + 1) * rule.per_period

@@ -9,11 +9,13 @@ check in a 10,000-event query is a handful of attribute reads.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import icalendar
+from icalendar.prop import vDuration
 
 # PARTSTAT values ordered by how strongly they commit the user's time. When the user
 # appears on several ATTENDEE lines (Apple ID and an alias both invited), the strongest
@@ -43,6 +45,7 @@ class EventInfo:
     free_by_itself: bool  # TRANSP:TRANSPARENT, STATUS:CANCELLED or Outlook's BUSYSTATUS:FREE
     tentative: bool  # STATUS:TENTATIVE or Outlook's BUSYSTATUS:TENTATIVE
     attendees: tuple[tuple[frozenset[str], str], ...]  # (addresses, PARTSTAT)
+    travel: dt.timedelta = dt.timedelta(0)  # Apple's travel time before a timed occurrence
 
 
 def normalise_address(value: str) -> str:
@@ -69,6 +72,26 @@ def _attendee_lines(component: icalendar.Component) -> Iterable[Any]:
     return lines if isinstance(lines, list) else (lines,)
 
 
+def travel_time(component: icalendar.Component) -> dt.timedelta:
+    """Apple's X-APPLE-TRAVEL-DURATION: the time the user's devices block before the event.
+
+    Cal.com's Apple integration counts it busy, and so do we: a booking in that gap is one
+    the user cannot reach. Anything but a positive duration means none.
+    """
+    value: Any = component.get("X-APPLE-TRAVEL-DURATION")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        return dt.timedelta(0)
+    found = getattr(value, "dt", None)
+    if not isinstance(found, dt.timedelta):
+        try:
+            found = vDuration.from_ical(str(value).strip())
+        except ValueError:
+            return dt.timedelta(0)
+    return found if isinstance(found, dt.timedelta) and found > dt.timedelta(0) else dt.timedelta(0)
+
+
 def event_info(component: icalendar.Component) -> EventInfo:
     """Summarise a VEVENT once so that each of its occurrences is judged cheaply."""
     transp = _text(component, "TRANSP")
@@ -89,6 +112,7 @@ def event_info(component: icalendar.Component) -> EventInfo:
         free_by_itself=transp == "TRANSPARENT" or status == "CANCELLED" or ms_status == "FREE",
         tentative=status == "TENTATIVE" or ms_status == "TENTATIVE",
         attendees=tuple(attendees),
+        travel=travel_time(component),
     )
 
 

@@ -47,7 +47,9 @@ class BusySources:
         acct = self.state.account()
         me = {acct.apple_id.lower()} if acct else set()
         a = self.settings.availability
-        return engine.Rules(tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy)
+        return engine.Rules(
+            tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy, travel_time=a.travel_time
+        )
 
     def collections(self) -> list[tuple[str, str, bool]]:
         """(collection, source name, all-day events busy) for every source of busy time."""
