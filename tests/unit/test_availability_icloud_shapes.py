@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calmirror.availability import engine as av
-from tests import ical
+from calmirror.testing import ical
 
 UTC = dt.UTC
 ME = frozenset({"me@example.com"})
