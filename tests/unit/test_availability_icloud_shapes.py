@@ -328,3 +328,15 @@ def test_the_guard_sees_travel_time_of_both_sides() -> None:
     sources = [av.Source("s", [av.parse_calendar(stored)])]
     assert av.overlaps(candidate, sources, av.Rules(ZoneInfo("UTC"))) == [iv("2026-12-07 09:30", "2026-12-07 09:45")]
     assert av.overlaps(candidate, sources, av.Rules(ZoneInfo("UTC"), travel_time=False)) == []
+
+
+def test_a_count_no_bounded_walk_can_reach_is_counted_conservatively_not_skipped() -> None:
+    # 60 a day from 2020: COUNT=100000 runs out in mid 2024, further than the engine walks to
+    # find out; walking on without the COUNT can only add busy time, and says so.
+    text = count_rule("FREQ=MINUTELY;BYHOUR=9;COUNT=100000", "20200106T090000Z", "20200106T090100Z")
+    window = ("2026-12-07 00:00", "2026-12-08 00:00")
+    assert skipped(text, window) == []
+    assert busy(text, window=window) == [iv("2026-12-07 09:00", "2026-12-07 10:00")]
+    source = av.Source("s", [av.parse_calendar(text)])
+    found = av.busy_occurrences([source], z(window[0]), z(window[1]), av.Rules(ZoneInfo("UTC")))
+    assert found and all(o.approximate for o in found)

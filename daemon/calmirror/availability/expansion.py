@@ -4,7 +4,10 @@ The compiled series of `availability.recurrence` are walked as they are when the
 close to DTSTART. Far from it, the master is rebased onto a later DTSTART on the rule's
 own period lattice (COUNT reduced by exactly what was skipped, or via checkpoints of a
 COUNT rule enumerated at compile time), so the work follows the window, not the history.
-Series that no bounded walk can reach raise `TooDense` and are reported, not guessed.
+A COUNT rule no bounded walk can count to the window is walked without its COUNT (a
+superset, marked approximate: busy time is never lost). Only a few pathological shapes
+(several dense RRULEs, filtered sub-daily rules over millions of periods) raise `TooDense`
+and are reported.
 """
 
 from __future__ import annotations
@@ -69,19 +72,20 @@ def _rebased(cs: CompiledSeries, start: dt.datetime, count: int | None) -> tuple
     return kind([Adapter(component, cs.master.info), *cs.modifications]), cacheable
 
 
-def _choose_series(cs: CompiledSeries, first: dt.datetime, last: dt.datetime) -> Any:
-    """The series object to walk for a window given as naive wall times of the series' zone."""
+def _choose_series(cs: CompiledSeries, first: dt.datetime, last: dt.datetime) -> tuple[Any, bool]:
+    """The series object to walk for a window given as naive wall times of the series' zone,
+    and whether its occurrences are a conservative superset (marked approximate)."""
     if not cs.rules or cs.start0 is None or cs.master is None:
-        return cs.series
+        return cs.series, False
     if sum(rb.steps(r, cs.start0, last) for r in cs.rules) <= DIRECT_LIMIT:
-        return cs.series
+        return cs.series, False
     if len(cs.rules) > 1:  # no rebasing for several RRULEs (deprecated by RFC 5545 anyway)
         if sum(rb.steps(r, cs.start0, first) for r in cs.rules) > MAX_PREWINDOW:
             raise TooDense("several RRULEs too dense to expand")
-        return OneOffSeries([cs.master, *cs.modifications])
+        return OneOffSeries([cs.master, *cs.modifications]), False
     rule = cs.rules[0]
     target = first - cs.lead - rb.period_length(rule)
-    start, count = cs.start0, rule.count
+    start, count, rough = cs.start0, rule.count, False
     if target > cs.start0:
         snap = max(1, DIRECT_LIMIT // (4 * rule.per_period))  # reuse one rebase across nearby windows
         k = max(rb.periods(rule, cs.start0, target) - 1, 0) // snap * snap
@@ -90,25 +94,27 @@ def _choose_series(cs: CompiledSeries, first: dt.datetime, last: dt.datetime) ->
         elif rule.one_per_period:
             start, count = rb.lattice(rule, cs.start0, k), rule.count - k
             if count <= 0:  # every rule occurrence lies before the window
-                return _bare(cs)
+                return _bare(cs), False
         else:
             usable = [cp for cp in cs.checkpoints if cp[0] <= target]
             if usable:
                 start, done = usable[-1]
                 count = rule.count - done
             if not cs.scanned_all and rb.steps(rule, start, first) > MAX_PREWINDOW:
-                raise TooDense("COUNT rule too dense to reach this window")
+                # Where this COUNT runs out is beyond any bounded walk. Walking on without it
+                # can only add occurrences: busy time is never lost, and it is marked approximate.
+                start, count, rough = rb.lattice(rule, cs.start0, k), None, True
     if rule.filtered_subdaily and rb.periods(rule, start, last) > MAX_PERIODS:
         raise TooDense("sub-daily rule with filters spans too many periods in this window")
     if (start, count) == (cs.start0, rule.count):
-        return OneOffSeries([cs.master, *cs.modifications])
+        return OneOffSeries([cs.master, *cs.modifications]), rough
     key = (start, count)
     if cs.rebased is not None and cs.rebased[0] == key:
-        return cs.rebased[1]
+        return cs.rebased[1], rough
     series, cacheable = _rebased(cs, start, count)
     if cacheable:
         cs.rebased = (key, series)
-    return series
+    return series, rough
 
 
 def _bare(cs: CompiledSeries) -> Any:
@@ -138,13 +144,14 @@ def expand(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.t
         first = ws.astimezone(tz).replace(tzinfo=None) - widen
         last = we.astimezone(tz).replace(tzinfo=None) + widen
         span = (first, last)
-    series = _choose_series(cs, first, last)
+    series, rough = _choose_series(cs, first, last)
     seen: set[int] = set()
     try:
         for occurrence in series.between(*span):
             seen.add(id(occurrence.adapter))
             start = occurrence.start
-            yield Raw(occurrence.adapter.info, start, occurrence.end, not isinstance(start, dt.datetime))
+            approximate = rough and not occurrence.adapter.is_modification()
+            yield Raw(occurrence.adapter.info, start, occurrence.end, not isinstance(start, dt.datetime), approximate)
     except CapReached as cap:
         yield from _rest_of(cs, cap.at, span, seen)
 
