@@ -7,6 +7,7 @@ so a regression in recurrence handling shows up as a readable diff of times.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -146,6 +147,45 @@ EXPECTED_UTC: dict[str, list[tuple[str, str]]] = {
 }
 
 
+def daily(first: str, last: str, times: tuple[str, str]) -> list[tuple[str, str]]:
+    """Every day from first to last inclusive, as (start, end) strings."""
+    day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    out = []
+    while day <= end:
+        out.append((f"{day} {times[0]}", f"{day} {times[1]}"))
+        day += dt.timedelta(days=1)
+    return out
+
+
+EXPECTED_UTC.update(
+    {
+        "Work/invitation-two-occurrences-no-master-berlin.ics": [
+            ("2026-12-03 14:00", "2026-12-03 15:00"),
+            ("2026-12-23 08:30", "2026-12-23 09:30"),
+        ],
+        "Home/vitamins-daily-count-1e9-reminder-berlin.ics": [
+            *daily("2026-10-01", "2026-10-24", ("06:00", "06:05")),  # 08:00 CEST
+            *daily("2026-10-25", "2027-03-27", ("07:00", "07:05")),  # 08:00 CET
+            *daily("2027-03-28", "2027-03-31", ("06:00", "06:05")),  # 08:00 CEST again
+        ],
+        "Work/workshop-rdate-periods-berlin.ics": [
+            ("2026-12-01 08:00", "2026-12-01 09:00"),
+            ("2026-12-02 12:00", "2026-12-02 15:00"),
+            ("2026-12-03 08:00", "2026-12-03 08:30"),
+            ("2026-12-04 15:00", "2026-12-04 17:00"),
+        ],
+        "Work/exchange-customized-tz-plus3.ics": [("2026-12-09 07:00", "2026-12-09 08:00")],
+        "Work/exchange-customized-tz-us-eastern.ics": [
+            ("2027-03-09 14:00", "2027-03-09 15:00"),
+            ("2027-03-16 13:00", "2027-03-16 14:00"),
+        ],
+        "Work/outlook-windows-zone-with-vtimezone.ics": [("2026-12-11 13:00", "2026-12-11 14:00")],
+        "Work/outlook-windows-zone-no-vtimezone.ics": [("2026-12-14 18:00", "2026-12-14 19:00")],
+        "Home/dinner-travel-time-berlin.ics": [("2026-12-12 17:30", "2026-12-12 20:00")],
+    }
+)
+
+
 def test_every_fixture_has_an_expectation() -> None:
     files = {f"{p.parent.name}/{p.name}" for p in FIXTURES.glob("*/*.ics")}
     assert files == set(EXPECTED_UTC)
@@ -265,3 +305,31 @@ def test_vfreebusy_of_the_fixtures_has_one_line_per_interval() -> None:
     text = av.to_vfreebusy(av.busy_intervals(_all_sources(), *day, rules), *day)
     assert "FREEBUSY;FBTYPE=BUSY:20261208T140000Z/20261208T154500Z\r\n" in text
     assert text.count("FREEBUSY;") == 3
+
+
+# --- shapes Radicale refuses or misplaces -------------------------------------------------------
+
+
+def test_travel_time_can_be_switched_off() -> None:
+    dinner = source("Home", "dinner-travel-time-berlin.ics")
+    assert busy(dinner, travel_time=False) == [iv("2026-12-12 18:00", "2026-12-12 20:00")]
+
+
+@pytest.mark.parametrize("first", ["plus3", "us-eastern"])
+def test_two_customized_time_zones_in_one_source_in_either_order(first: str) -> None:
+    names = ["exchange-customized-tz-plus3.ics", "exchange-customized-tz-us-eastern.ics"]
+    if first != "plus3":
+        names.reverse()
+    av.clear_cache()
+    cals = [av.parse_calendar((FIXTURES / "Work" / n).read_bytes()) for n in names]
+    got = av.busy_intervals([av.Source("Work", cals)], *WINDOW, av.Rules(tz=ZoneInfo("UTC"), me=ME))
+    expected = [*EXPECTED_UTC[f"Work/{names[0]}"], *EXPECTED_UTC[f"Work/{names[1]}"]]
+    assert got == sorted(iv(a, b) for a, b in expected)
+
+
+def test_the_huge_count_reminder_is_answered_quickly() -> None:
+    vitamins = source("Home", "vitamins-daily-count-1e9-reminder-berlin.ics")
+    av.clear_cache()
+    started = time.perf_counter()
+    assert len(busy(vitamins)) == 182
+    assert time.perf_counter() - started < 0.5
