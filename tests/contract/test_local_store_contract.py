@@ -47,9 +47,24 @@ def apple_event(uid: str) -> str:
     )
 
 
+#: Valid iCloud shapes Radicale refuses verbatim (master-less overrides, COUNT over its limit,
+#: RDATE;VALUE=PERIOD): the mirror stores compatible copies of these, not the exact text.
+RADICALE_REFUSES = frozenset(
+    {
+        "invitation-two-occurrences-no-master-berlin.ics",
+        "vitamins-daily-count-1e9-reminder-berlin.ics",
+        "workshop-rdate-periods-berlin.ics",
+    }
+)
+
+
 def fixture_items() -> list[tuple[str, str]]:
-    """Every sample iCloud object, its bytes untouched (CRLF or not, folded as Apple folds)."""
-    return [(path.name, path.read_bytes().decode("utf-8")) for path in sorted(FIXTURES.glob("*/*.ics"))]
+    """Every sample iCloud object Radicale stores, its bytes untouched (CRLF or not, folded as Apple folds)."""
+    return [
+        (path.name, path.read_bytes().decode("utf-8"))
+        for path in sorted(FIXTURES.glob("*/*.ics"))
+        if path.name not in RADICALE_REFUSES
+    ]
 
 
 # --- mirrors exist once --------------------------------------------------------------------------
