@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from calmirror import __version__, home, logs
-from calmirror.cli import account_cmds, availability_cmd, calendar_cmds, demo_cmd, run_cmds, sync_cmds
+from calmirror.cli import account_cmds, availability_cmd, calendar_cmds, demo_cmd, run_cmds, sync_cmds, week_cmd
 from calmirror.cli.context import Ctx
 from calmirror.cli.errors import guarded
 
@@ -53,6 +53,7 @@ run_cmds.register(app)
 run_cmds.register_doctor(app)
 demo_cmd.register(app)
 availability_cmd.register(app)
+week_cmd.register(app)
 
 try:  # optional groups written alongside; absent ones simply do not appear
     from calmirror.cli import emulator_cmd
