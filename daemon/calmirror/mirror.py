@@ -13,8 +13,9 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
+from calmirror.availability import engine
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
 from calmirror.local.check_pool import WORTH_A_POOL, CheckPool
@@ -69,6 +70,16 @@ def slugify(name: str, taken: set[str], fallback: str) -> str:
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
     return slug
+
+
+def _unreadable(text: str) -> str | None:
+    """Why the engine cannot read an object the mirror refused, or None when its busy time
+    counts anyway (only objects that are not iCalendar at all are unreadable)."""
+    try:
+        engine.parse_calendar(text)
+    except engine.CalendarParseError as error:
+        return str(error)
+    return None
 
 
 def _has_work(plan: MirrorPlan) -> bool:
@@ -195,7 +206,7 @@ class Mirror:
         """
         files = self.store.mirror_item_names(slug)
         known = self.state.mirror_items(cal.id)
-        mapped = {entry.local_href: href for href, entry in known.items()}
+        mapped = {entry.local_href: href for href, entry in known.items() if entry.in_mirror}
         strays = sorted(files - mapped.keys())
         lost = sorted(href for local_href, href in mapped.items() if local_href not in files)
         if strays:
@@ -294,26 +305,47 @@ class Mirror:
         known: dict[str, MirrorEntry],
         report: SyncReport,
     ) -> None:
-        """After a batch is written: the map, the report and the caches follow it."""
+        """After a batch is written: the map, the report and the caches follow it.
+
+        An object the mirror refused is still recorded, with iCloud's exact text, as
+        withheld: busy time counts it even though clients of the mirror cannot see it."""
         self.on_change(mirror_name(slug))
         skipped = dict(plan.skipped)
         entries = []
+        stale = []  # local copies of an older version that the mirror refused to replace
+        dropped = []  # map entries of objects that turned unreadable
         for entry in plan.entries:
             if entry.local_href in refused:
-                skipped[entry.href] = refused[entry.local_href]
-                continue
+                old = known.get(entry.href)
+                if old is not None and old.in_mirror:
+                    stale.append(old.local_href)
+                unreadable = _unreadable(entry.body or "")
+                if unreadable:
+                    skipped[entry.href] = f"{refused[entry.local_href]} ({unreadable})"
+                    if old is not None:
+                        dropped.append(entry.href)
+                    continue
+                # No ETag: the next full listing tries it again, as it did when refusals were skipped.
+                entry = replace(entry, copy="withheld", reason=refused[entry.local_href], etag="")
             entries.append(entry)
             if entry.href in known:
                 report.updated += 1
             else:
                 report.added += 1
+        if stale:
+            self.store.apply_mirror(slug, [], stale)
+        for entry in entries:
+            if not entry.in_mirror:
+                log.warning("not in the local mirror (busy time still counts): %s: %s", entry.href, entry.reason)
         for href, reason in skipped.items():
             log.warning("skip %s: %s", href, reason)
         report.skipped += len(skipped)
         report.skipped_reasons.update(skipped)
         report.deleted += len(plan.gone)
-        self.state.apply_mirror_map(calendar_id, entries, [*plan.gone, *plan.unskipped], skipped, replace=False)
+        self.state.apply_mirror_map(
+            calendar_id, entries, [*plan.gone, *plan.unskipped, *dropped], skipped, replace=False
+        )
         for entry in entries:
-            known[entry.href] = entry
-        for href in plan.gone:
+            known[entry.href] = replace(entry, body=None)
+        for href in [*plan.gone, *dropped]:
             known.pop(href, None)

@@ -7,6 +7,14 @@ these types without pulling in SQLite, HTTP or Radicale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+#: What the local mirror holds for one iCloud resource. `exact`: iCloud's text (marked, and
+#: reduced to busy time when the calendar says so). `compatible`: a rewrite Radicale stores
+#: with the same busy time (`compat.py`). `withheld`: Radicale refused even that, so clients
+#: do not see it; busy time still counts it, from the exact text calmirror keeps.
+CopyKind = Literal["exact", "compatible", "withheld"]
+COPY_KINDS: tuple[CopyKind, ...] = ("exact", "compatible", "withheld")
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,36 @@ class CalendarRow:
 
 @dataclass(frozen=True)
 class MirrorEntry:
+    """One mirrored iCloud resource. `body` is iCloud's exact text; it is carried only on
+    the way into the state database (reading the map back leaves it out: a pass over
+    10,000 events must not hold every text)."""
+
     href: str
     etag: str
     uid: str
     local_href: str
+    copy: CopyKind = "exact"
+    reason: str = ""  # why the copy is not exact
+    body: str | None = None
+    horizon: str = ""  # the horizon a compatible copy was derived for (ISO date), else ""
+
+    @property
+    def in_mirror(self) -> bool:
+        """Whether the local mirror holds a file for it."""
+        return self.copy != "withheld"
+
+
+@dataclass(frozen=True)
+class MirrorTexts:
+    """What changed in one calendar's exact-text store since a generation (`State.mirror_texts_since`).
+
+    `present` is None when nothing changed (`generation` equals the one asked about);
+    otherwise it names every href holding text now and `texts` has those written since.
+    """
+
+    generation: int
+    texts: dict[str, str]
+    present: frozenset[str] | None
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def plan_mirror(
             continue
         local_href = known[href].local_href if href in known else local_name(href)
         plan.writes.append((local_href, copy))
-        plan.entries.append(MirrorEntry(href=href, etag=etag, uid=uid, local_href=local_href))
+        plan.entries.append(MirrorEntry(href=href, etag=etag, uid=uid, local_href=local_href, body=body))
     return plan
 
 

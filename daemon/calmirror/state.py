@@ -22,9 +22,16 @@ import sqlite_utils
 
 from calmirror.errors import LocalError
 from calmirror.local.layout import APPOINTMENTS
-from calmirror.model import Account, Appointment, CalendarRow, MirrorEntry, OutboxRow
+from calmirror.model import COPY_KINDS, Account, Appointment, CalendarRow, MirrorEntry, MirrorTexts, OutboxRow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Columns added in version 2 (the exact-text store), with the SQL type each gets when an
+# existing version-1 database is upgraded.
+_V2_COLUMNS = {
+    "mirror_items": {"body": "TEXT", "copy": "TEXT", "reason": "TEXT", "gen": "INTEGER", "horizon": "TEXT"},
+    "mirrors": {"generation": "INTEGER"},
+}
 
 
 def _create_schema(db: sqlite_utils.Database) -> None:
@@ -53,12 +60,27 @@ def _create_schema(db: sqlite_utils.Database) -> None:
             "item_count": int,
             "skipped": int,
             "held_empty": int,
+            "generation": int,
         },
         pk="calendar_id",
         if_not_exists=True,
     )
+    # `body` is iCloud's exact text of the resource: busy time is computed from it whether or
+    # not Radicale took it. `gen` is the calendar's `generation` when the row was written, so
+    # a cache asks only for what changed since it last looked.
     db.table("mirror_items").create(
-        {"calendar_id": str, "href": str, "etag": str, "uid": str, "local_href": str},
+        {
+            "calendar_id": str,
+            "href": str,
+            "etag": str,
+            "uid": str,
+            "local_href": str,
+            "body": str,
+            "copy": str,
+            "reason": str,
+            "gen": int,
+            "horizon": str,
+        },
         pk=("calendar_id", "href"),
         if_not_exists=True,
     )
@@ -107,6 +129,19 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+def _upgrade_from_1(db: sqlite_utils.Database) -> None:
+    """Version 1 kept no texts: add the columns, then forget every mirror's ETags and token so
+    the next pass fetches each resource once and fills the store (the map still knows the
+    local copies, so deletions in between are applied)."""
+    for table, columns in _V2_COLUMNS.items():
+        have = {column.name for column in db.table(table).columns}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    db.execute("UPDATE mirror_items SET etag = '', copy = 'exact', gen = 0")
+    db.execute("UPDATE mirrors SET sync_token = NULL, generation = 0")
+
+
 def _enable_wal(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
     """Switching a new database to WAL needs it to itself, and SQLite answers "locked" at once
     instead of waiting when another process is opening it at the same moment: retry."""
@@ -147,6 +182,10 @@ class State:
             # waiting for the busy timeout.
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if (
+                    conn.execute("PRAGMA user_version").fetchone()[0] == 1
+                ):  # read again: another process may have upgraded it
+                    _upgrade_from_1(self.db)
                 _create_schema(self.db)
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -273,9 +312,22 @@ class State:
                 db.execute(f"DELETE FROM {table} WHERE calendar_id = ?", (calendar_id,))
 
     def mirror_items(self, calendar_id: str) -> dict[str, MirrorEntry]:
+        """The item map, without the texts."""
         return {
-            r["href"]: MirrorEntry(r["href"], r["etag"], r["uid"], r["local_href"])
-            for r in self._rows("SELECT * FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
+            r["href"]: MirrorEntry(
+                r["href"],
+                r["etag"],
+                r["uid"],
+                r["local_href"],
+                r["copy"] or "exact",
+                r["reason"] or "",
+                None,
+                r["horizon"] or "",
+            )
+            for r in self._rows(
+                "SELECT href, etag, uid, local_href, copy, reason, horizon FROM mirror_items WHERE calendar_id = ?",
+                (calendar_id,),
+            )
         }
 
     def apply_mirror_map(
@@ -288,9 +340,17 @@ class State:
         replace: bool,
         **mirror_fields: Any,
     ) -> None:
-        """Record what one sync pass did, and its new token, in one transaction."""
+        """Record what one batch did, the exact texts it fetched, and the new token, in one
+        transaction; the calendar's generation moves on so caches of the texts see the change."""
         now = time.time()
         with self.transaction() as db:
+            # One counter for all calendars, so a mirror forgotten and added again never
+            # repeats a generation a cache may still hold.
+            row = db.execute("SELECT value FROM meta WHERE key = 'text_generation'").fetchone()
+            generation = (json.loads(row[0]) if row else 0) + 1
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('text_generation', ?)", (json.dumps(generation),)
+            )
             if replace:
                 db.execute("DELETE FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
                 db.execute("DELETE FROM skipped_items WHERE calendar_id = ?", (calendar_id,))
@@ -299,10 +359,26 @@ class State:
                 db.execute("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
             if upserts:
                 db.conn.executemany(
-                    "INSERT INTO mirror_items (calendar_id, href, etag, uid, local_href) VALUES (?, ?, ?, ?, ?) "
+                    "INSERT INTO mirror_items (calendar_id, href, etag, uid, local_href, body, copy, reason, gen, "
+                    "horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (calendar_id, href) DO UPDATE SET etag = excluded.etag, uid = excluded.uid, "
-                    "local_href = excluded.local_href",
-                    [(calendar_id, e.href, e.etag, e.uid, e.local_href) for e in upserts],
+                    "local_href = excluded.local_href, body = COALESCE(excluded.body, body), copy = excluded.copy, "
+                    "reason = excluded.reason, gen = excluded.gen, horizon = excluded.horizon",
+                    [
+                        (
+                            calendar_id,
+                            e.href,
+                            e.etag,
+                            e.uid,
+                            e.local_href,
+                            e.body,
+                            e.copy,
+                            e.reason,
+                            generation,
+                            e.horizon,
+                        )
+                        for e in upserts
+                    ],
                 )
                 db.conn.executemany(
                     "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
@@ -318,9 +394,71 @@ class State:
                 "SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?", (calendar_id,)
             ).fetchone()[0]
             db.table("mirrors").upsert(
-                {"calendar_id": calendar_id, "item_count": count, "skipped": nskipped, **mirror_fields},
+                {
+                    "calendar_id": calendar_id,
+                    "item_count": count,
+                    "skipped": nskipped,
+                    "generation": generation,
+                    **mirror_fields,
+                },
                 pk="calendar_id",
             )
+
+    # --- the exact-text store ----------------------------------------------------------
+
+    def mirror_texts(self, calendar_id: str) -> dict[str, str]:
+        """href -> iCloud's exact text of every resource of the calendar that has one
+        (whatever the local mirror holds for it)."""
+        return {
+            r["href"]: r["body"]
+            for r in self._rows(
+                "SELECT href, body FROM mirror_items WHERE calendar_id = ? AND body IS NOT NULL", (calendar_id,)
+            )
+        }
+
+    def mirror_generation(self, calendar_id: str) -> int:
+        """Moves on with every batch recorded for the calendar; 0 for an unknown calendar."""
+        rows = self._rows("SELECT generation FROM mirrors WHERE calendar_id = ?", (calendar_id,))
+        return int(rows[0]["generation"] or 0) if rows else 0
+
+    def mirror_texts_since(self, calendar_id: str, generation: int | None) -> MirrorTexts:
+        """What a cache holding the texts of `generation` (None: nothing) must change.
+
+        Costs one indexed query when nothing changed, and otherwise a listing of hrefs plus
+        the texts written since: a warm cache re-parses only changed resources.
+        """
+        with self._lock:
+            now = self.mirror_generation(calendar_id)
+            if generation is not None and now == generation:
+                return MirrorTexts(now, {}, None)
+            since = -1 if generation is None or generation > now else generation
+            present: set[str] = set()
+            texts: dict[str, str] = {}
+            for row in self.db.execute(
+                "SELECT href, gen, CASE WHEN gen > ? THEN body END FROM mirror_items "
+                "WHERE calendar_id = ? AND body IS NOT NULL",
+                (since, calendar_id),
+            ):
+                present.add(row[0])
+                if row[2] is not None:
+                    texts[row[0]] = row[2]
+            return MirrorTexts(now, texts, frozenset(present))
+
+    def copy_counts(self, calendar_id: str) -> dict[str, dict[str, int]]:
+        """How many resources the mirror holds in each form, and why: kind -> reason -> count
+        (reason "" for exact copies). Unreadable ones are the skipped items."""
+        counts: dict[str, dict[str, int]] = {kind: {} for kind in (*COPY_KINDS, "unreadable")}
+        for r in self._rows(
+            "SELECT COALESCE(copy, 'exact') AS kind, COALESCE(reason, '') AS reason, COUNT(*) AS n "
+            "FROM mirror_items WHERE calendar_id = ? GROUP BY kind, reason",
+            (calendar_id,),
+        ):
+            counts.setdefault(r["kind"], {})[r["reason"]] = r["n"]
+        for r in self._rows(
+            "SELECT reason, COUNT(*) AS n FROM skipped_items WHERE calendar_id = ? GROUP BY reason", (calendar_id,)
+        ):
+            counts["unreadable"][r["reason"] or "unreadable"] = r["n"]
+        return counts
 
     def refetch_items(self, calendar_id: str, hrefs: list[str]) -> None:
         """Forget these items' ETags and the token, so the next pass lists everything and

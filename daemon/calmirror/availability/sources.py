@@ -1,34 +1,37 @@
-"""Feeding the pure availability engine from the local store.
+"""Feeding the pure availability engine: appointments and blocked time from the local store,
+mirrors from calmirror's own exact-text store.
 
-Sources are `appointments/`, `blocked/` and every mirror. Parsed calendars are cached per
-item and refreshed through each collection's sync token, so the double-booking guard on a
-client's PUT and a free-busy REPORT re-parse only what changed, not 10,000 events.
+A mirror's busy time comes from iCloud's exact text of each resource, kept in the state
+database, not from the Radicale collection: Radicale may hold a compatible copy, or
+nothing at all for an object it refused, and busy time must not depend on that. Parsed
+calendars are cached per item; `appointments/` and `blocked/` are refreshed through their
+sync tokens, mirrors through the calendar's generation in the state database (one
+indexed query when nothing changed), so the double-booking guard on a client's PUT and a
+free-busy REPORT re-parse only what changed, not 10,000 events.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from calmirror.availability import engine
 from calmirror.config import Settings
-from calmirror.local.layout import APPOINTMENTS, BLOCKED, is_mirror, mirror_name
+from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.state import State
 
 log = logging.getLogger("calmirror.busy")
-MIRROR_RECHECK_S = 60.0  # mirrors written by another process (`calmirror sync`) are seen within this
 
 
 @dataclass
 class _Cached:
-    token: str | None = None
+    token: str | None = None  # a local collection's sync token
+    generation: int | None = None  # a mirror's generation in the exact-text store
     calendars: dict[str, Any] = field(default_factory=dict)  # href -> icalendar.Calendar
-    checked_at: float = 0.0
 
 
 class BusySources:
@@ -36,12 +39,10 @@ class BusySources:
         self.store, self.state, self.settings = store, state, settings
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
-        self._dirty: set[str] = set()
 
     def mark_changed(self, collection: str) -> None:
-        """Called by the mirror writer in this process: only then is a mirror asked for changes,
-        which costs a scan of the whole collection in Radicale (about a second at 10,000 items)."""
-        self._dirty.add(collection)
+        """Called by the mirror writer in this process. Nothing to do: a mirror's generation in
+        the state database already says it changed, also when another process wrote it."""
 
     def rules(self) -> engine.Rules:
         acct = self.state.account()
@@ -51,23 +52,49 @@ class BusySources:
             tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy, travel_time=a.travel_time
         )
 
-    def collections(self) -> list[tuple[str, str, bool]]:
-        """(collection, source name, all-day events busy) for every source of busy time."""
+    def collections(self) -> list[tuple[str, str, bool, str | None]]:
+        """(collection, source name, all-day events busy, iCloud calendar id of a mirror) for
+        every source of busy time."""
         a = self.settings.availability
-        out = [(APPOINTMENTS, "appointments", a.allday_busy), (BLOCKED, "blocked", a.allday_busy)]
+        out: list[tuple[str, str, bool, str | None]] = [
+            (APPOINTMENTS, "appointments", a.allday_busy, None),
+            (BLOCKED, "blocked", a.allday_busy, None),
+        ]
         for row in self.state.mirrors():
             per = self.settings.calendar(row["calendar_id"]).allday_busy
-            out.append((mirror_name(row["slug"]), mirror_name(row["slug"]), a.allday_busy if per is None else per))
+            name = mirror_name(row["slug"])
+            out.append((name, name, a.allday_busy if per is None else per, row["calendar_id"]))
         return out
+
+    def _refresh_mirror(self, collection: str, calendar_id: str) -> dict[str, Any]:
+        """The parsed exact texts of one mirrored calendar, re-parsing only what changed."""
+        cached = self._cache.setdefault(f"mirror of {calendar_id}", _Cached())
+        try:
+            change = self.state.mirror_texts_since(calendar_id, cached.generation)
+        except Exception as exc:
+            log.debug("busy: texts of %s unreadable: %s", collection, exc)
+            return cached.calendars
+        if change.present is None:
+            return cached.calendars
+        for href in [href for href in cached.calendars if href not in change.present]:
+            del cached.calendars[href]
+        self._parse_into(cached, collection, dict(change.texts))
+        cached.generation = change.generation
+        return cached.calendars
+
+    def _parse_into(self, cached: _Cached, collection: str, texts: dict[str, str | None]) -> None:
+        for href, text in texts.items():
+            if text is None:
+                cached.calendars.pop(href, None)
+                continue
+            try:
+                cached.calendars[href] = engine.parse_calendar(text)
+            except ValueError as exc:
+                log.debug("busy: %s/%s skipped: %s", collection, href, exc)
+                cached.calendars.pop(href, None)
 
     def _refresh(self, collection: str) -> dict[str, Any]:
         cached = self._cache.setdefault(collection, _Cached())
-        mirror = is_mirror(collection)
-        fresh = time.monotonic() - cached.checked_at < MIRROR_RECHECK_S
-        if mirror and cached.token is not None and fresh and collection not in self._dirty:
-            return cached.calendars
-        self._dirty.discard(collection)
-        cached.checked_at = time.monotonic()
         try:
             token, changed, full = self.store.changes(collection, cached.token)
             if full or cached.token is None:
@@ -78,15 +105,7 @@ class BusySources:
         except Exception as exc:
             log.debug("busy: %s unreadable: %s", collection, exc)
             return {}
-        for href, text in texts.items():
-            if text is None:
-                cached.calendars.pop(href, None)
-                continue
-            try:
-                cached.calendars[href] = engine.parse_calendar(text)
-            except ValueError as exc:
-                log.debug("busy: %s/%s skipped: %s", collection, href, exc)
-                cached.calendars.pop(href, None)
+        self._parse_into(cached, collection, texts)
         cached.token = token
         return cached.calendars
 
@@ -102,9 +121,10 @@ class BusySources:
             return None
         try:
             result = []
-            for collection, name, allday in self.collections():
-                calendars = list(self._refresh(collection).values())
-                mirror = is_mirror(collection)
+            for collection, name, allday, calendar_id in self.collections():
+                mirror = calendar_id is not None
+                parsed = self._refresh_mirror(collection, calendar_id) if calendar_id else self._refresh(collection)
+                calendars = list(parsed.values())
                 uids = exclude if mirror else frozenset()
                 if skip_uid:
                     uids = frozenset(uids | {skip_uid})

@@ -1,0 +1,70 @@
+"""Busy time comes from iCloud's exact text, whatever the local mirror could store.
+
+A plain CalDAV server on loopback (`CorpusServer`) serves the objects verbatim, a real
+mirror pass writes them into the real local store, and busy time is read back through
+`BusySources`, which the guard, the free-busy REPORT and `availability` share.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from calmirror import config, config_edit
+from calmirror.account import connect
+from calmirror.availability.sources import BusySources
+from calmirror.engine import Engine
+from calmirror.home import Home
+from calmirror.state import State
+from tests.helpers import APP_PASSWORD, APPLE_ID, event
+from tests.hostile_corpus import CorpusServer, FakeCalendar
+
+DAILY_FOREVER = event(
+    "daily-forever", "Stand-up", "20261201T090000Z", "20261201T093000Z", extra="RRULE:FREQ=DAILY;COUNT=1000000000\r\n"
+)
+GARBAGE = "<html><body>502 Bad Gateway</body></html>"
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+def connected(root: Path, server: CorpusServer, calendar_id: str) -> Home:
+    home = Home(config_file=root / "config.toml", data_dir=root)
+    home.ensure()
+    home.config_file.write_text("[server]\nport = 0\n", encoding="utf-8")
+    state = State(home.state_db)
+    try:
+        connect(home, config.load(home.config_file), state, APPLE_ID, APP_PASSWORD, server.url)
+    finally:
+        state.close()
+    config_edit.set_conflicts(home.config_file, [calendar_id])
+    return home
+
+
+def test_an_object_the_mirror_refuses_still_counts_from_its_exact_text(tmp_path: Path) -> None:
+    items: dict[str, object] = {
+        "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
+        "daily.ics": DAILY_FOREVER,
+        "junk.ics": GARBAGE,
+    }
+    with CorpusServer(APPLE_ID, APP_PASSWORD, [FakeCalendar("SHAPES", "Shapes", items)]) as server:  # type: ignore[arg-type]
+        home = connected(tmp_path, server, "SHAPES")
+        engine = Engine(home, config.load(home.config_file), State(home.state_db))
+        client = engine.client()
+        try:
+            (report,) = engine.mirror_pass(client)
+        finally:
+            client.close()
+    state = engine.state
+    texts = {href.rsplit("/", 1)[-1]: text for href, text in state.mirror_texts("SHAPES").items()}
+    assert texts == {"plain.ics": items["plain.ics"], "daily.ics": DAILY_FOREVER}  # byte for byte
+    counts = state.copy_counts("SHAPES")
+    assert counts["exact"] == {"": 1}
+    assert sum(counts["compatible"].values()) + sum(counts["withheld"].values()) == 1
+    assert list(counts["unreadable"].values()) == [1]
+    assert report.skipped == 1 and report.added == 2
+
+    busy = BusySources(engine.store, state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
+    assert busy == [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
+    state.close()

@@ -1,0 +1,92 @@
+"""The exact-text store in the state database: texts per batch, generations, counts, and the
+upgrade of a version-1 database (real SQLite files)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from calmirror.model import MirrorEntry
+from calmirror.state import SCHEMA_VERSION, State
+from tests.helpers import event
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE mirrors (calendar_id TEXT PRIMARY KEY, slug TEXT, sync_token TEXT, last_sync FLOAT,
+  last_attempt FLOAT, last_error TEXT, item_count INTEGER, skipped INTEGER, held_empty INTEGER);
+CREATE TABLE mirror_items (calendar_id TEXT, href TEXT, etag TEXT, uid TEXT, local_href TEXT,
+  PRIMARY KEY (calendar_id, href));
+INSERT INTO mirrors VALUES ('WORK', 'work', 'token-7', 1.0, 1.0, NULL, 1, 0, 0);
+INSERT INTO mirror_items VALUES ('WORK', 'https://p/c/a.ics', '"e1"', 'a', 'a.ics');
+PRAGMA user_version = 1;
+"""
+
+
+def entry(name: str, body: str | None, **kw: str) -> MirrorEntry:
+    return MirrorEntry(f"https://p/c/{name}.ics", f'"{name}"', name, f"{name}.ics", body=body, **kw)  # type: ignore[arg-type]
+
+
+def test_a_version_1_database_is_upgraded_and_refetched(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+    state = State(path)
+    try:
+        assert state.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        known = state.mirror_items("WORK")
+        # the map still knows the local copy (deletions keep working), but every item is fetched again
+        assert known["https://p/c/a.ics"].local_href == "a.ics" and known["https://p/c/a.ics"].etag == ""
+        assert (state.mirror("WORK") or {})["sync_token"] is None
+        assert state.mirror_texts("WORK") == {}
+        state.apply_mirror_map("WORK", [entry("a", event("a"))], [], {}, replace=False)
+        assert state.mirror_texts("WORK") == {"https://p/c/a.ics": event("a")}
+    finally:
+        state.close()
+    State(path).close()  # opening an upgraded database again changes nothing
+
+
+def test_texts_are_kept_byte_for_byte_whatever_the_mirror_holds(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    try:
+        odd = event("b").replace("SUMMARY:Meeting", "SUMMARY:caf\u00e9 \u2603\r\n X-FOLDED") + "\r\n"
+        state.apply_mirror_map(
+            "WORK",
+            [entry("a", event("a")), entry("b", odd, copy="withheld", reason="refused by Radicale: x")],
+            [],
+            {"https://p/c/junk.ics": "not an iCalendar object"},
+            replace=False,
+        )
+        assert state.mirror_texts("WORK") == {"https://p/c/a.ics": event("a"), "https://p/c/b.ics": odd}
+        known = state.mirror_items("WORK")
+        assert known["https://p/c/b.ics"].copy == "withheld" and not known["https://p/c/b.ics"].in_mirror
+        assert known["https://p/c/a.ics"].body is None  # the map is read without the texts
+        assert state.copy_counts("WORK") == {
+            "exact": {"": 1},
+            "compatible": {},
+            "withheld": {"refused by Radicale: x": 1},
+            "unreadable": {"not an iCalendar object": 1},
+        }
+    finally:
+        state.close()
+
+
+def test_a_cache_is_told_only_what_changed_since_its_generation(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    try:
+        assert state.mirror_texts_since("WORK", None).present == frozenset()
+        state.apply_mirror_map("WORK", [entry("a", "A1"), entry("b", "B1")], [], {}, replace=False)
+        first = state.mirror_texts_since("WORK", None)
+        assert first.texts == {"https://p/c/a.ics": "A1", "https://p/c/b.ics": "B1"}
+        assert state.mirror_texts_since("WORK", first.generation).present is None  # nothing changed
+        state.apply_mirror_map("WORK", [entry("b", "B2"), entry("c", "C1")], ["https://p/c/a.ics"], {}, replace=False)
+        second = state.mirror_texts_since("WORK", first.generation)
+        assert second.generation > first.generation
+        assert second.texts == {"https://p/c/b.ics": "B2", "https://p/c/c.ics": "C1"}
+        assert second.present == {"https://p/c/b.ics", "https://p/c/c.ics"}
+        # a cache from before a forgotten mirror (generation higher than now) gets everything
+        state.forget_mirror("WORK")
+        state.apply_mirror_map("WORK", [entry("d", "D1")], [], {}, replace=False)
+        assert state.mirror_texts_since("WORK", second.generation).texts == {"https://p/c/d.ics": "D1"}
+    finally:
+        state.close()
