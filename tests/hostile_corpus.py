@@ -20,6 +20,15 @@ calmirror must do with it; the corpus is generated here rather than kept as file
     "deep"     the item's calendar-data is wrapped in 10,000 nested elements
     "cut"      the answer stops in the middle of this item
 
+`kind` says what the item is to the availability engine:
+    "hostile"     broken, hostile or not an event: nothing it says may block time
+    "must-count"  valid iCalendar, only extreme (a COUNT of a billion, a secondly rule, 100,000
+                  RDATEs, an unknown TZID): its busy time must count, within time and memory
+                  bounds. `expect_busy` gives the merged UTC busy intervals in `BUSY_WINDOW`
+                  (configured zone UTC), worked out by hand beside `MUST_COUNT` below.
+A "must-count" item may still have `remote == "skip"` while the mirror cannot store it in
+Radicale; its busy time counts all the same.
+
 The fake server (`CorpusServer`) answers only what calmirror's client sends: discovery
 (PROPFIND on /, the principal and the home), sync-collection and calendar-multiget
 REPORTs. It records every request so a test can prove an external DTD was never fetched.
@@ -32,7 +41,7 @@ import contextlib
 import random
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,6 +95,8 @@ class Case:
     uid: str | None = None  # the UID a client would see, when there is one
     why: str = ""
     busy: str | None = None  # the remote outcome in a busy-only mirror, when it differs
+    kind: str = "hostile"  # "hostile" | "must-count"
+    expect_busy: tuple[tuple[str, str], ...] = ()  # for "must-count": UTC busy in BUSY_WINDOW
 
     def remote_in(self, details: str) -> str:
         """A busy-only mirror rebuilds each event from its times alone (icalendar, lenient), so
@@ -115,6 +126,33 @@ def _nested(depth: int) -> str:
 
 def _vtimezone(tzid: str, inner: str) -> str:
     return f"BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\n{inner}END:VTIMEZONE\r\n"
+
+
+#: The window (UTC) in which `Case.expect_busy` is given: most items start 2027-03-01 10:00Z.
+BUSY_WINDOW = ("2027-03-01 00:00", "2027-03-03 00:00")
+
+#: Valid but extreme items, moved here from "hostile": their busy time in BUSY_WINDOW.
+MUST_COUNT: dict[str, tuple[tuple[str, str], ...]] = {
+    # DAILY 10:00-11:00, COUNT=1e9: every day
+    "rrule-count-1e9": (("2027-03-01 10:00", "2027-03-01 11:00"), ("2027-03-02 10:00", "2027-03-02 11:00")),
+    # every second from 10:00, each an hour long: busy without a gap to the window's end
+    "rrule-secondly-count-1e9": (("2027-03-01 10:00", "2027-03-03 00:00"),),
+    "rrule-secondly-until-9999": (("2027-03-01 10:00", "2027-03-03 00:00"),),
+    # every second from 10:00, each one second long: the same, back to back
+    "rrule-secondly-forever": (("2027-03-01 10:00", "2027-03-03 00:00"),),
+    # each minute of 09:00-10:59 on Mondays and Wednesdays from Mon 10:00, an hour each
+    "rrule-minutely-byday": (("2027-03-01 10:00", "2027-03-01 11:59"),),
+    # 30 February never comes: DTSTART alone
+    "rrule-never-matches": (("2027-03-01 10:00", "2027-03-01 11:00"),),
+    # no RDATE of the 100,000 falls on 1 or 2 March (n = 2 mod 12 never meets n = 0 or 1 mod 28)
+    "hundred-thousand-rdates": (("2027-03-01 10:00", "2027-03-01 11:00"),),
+    # DAILY 10:00, the first 2,000 days moved to 12:00
+    "many-overrides": (("2027-03-01 12:00", "2027-03-01 13:00"), ("2027-03-02 12:00", "2027-03-02 13:00")),
+    # yearly on 1 January 00:00 since the year 1: nothing in March
+    "year-one": (),
+    # no such zone and no VTIMEZONE: wall time in the configured zone (UTC here)
+    "unknown-tzid": (("2027-03-01 10:00", "2027-03-01 11:00"),),
+}
 
 
 def build() -> list[Case]:
@@ -601,7 +639,7 @@ def build() -> list[Case]:
         xml="cut",
         why="the multiget answer stops in the middle of this item",
     )
-    return c
+    return [replace(x, kind="must-count", expect_busy=MUST_COUNT[x.name]) if x.name in MUST_COUNT else x for x in c]
 
 
 CORPUS = build()

@@ -161,7 +161,9 @@ def _rest_of(cs: CompiledSeries, at: dt.datetime, span: tuple[Time, Time], seen:
     assert cs.master is not None
     end = convert_to_datetime(span[1], at.tzinfo)
     if cs.last_start is not None:
-        end = min(end, convert_to_datetime(cs.last_start, at.tzinfo) + cs.duration)
+        last = convert_to_datetime(cs.last_start, at.tzinfo)
+        if last < end:  # (a last start near 9999-12-31 plus the duration would overflow)
+            end = min(end, last + cs.duration)
     if cs.duration > dt.timedelta(0) and end > at:
         yield Raw(cs.master.info, at, end, cs.kind == "date", approximate=True)
     for mod in cs.modifications:

@@ -216,7 +216,10 @@ def bound(value: Time, upper: bool) -> dt.datetime:
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         return value.astimezone(UTC)
     naive = value if isinstance(value, dt.datetime) else dt.datetime(value.year, value.month, value.day)
-    return naive.replace(tzinfo=UTC) + (_MARGIN if upper else -_MARGIN)
+    try:
+        return naive.replace(tzinfo=UTC) + (_MARGIN if upper else -_MARGIN)
+    except OverflowError:  # within two days of year 1 or 9999: the end of time will do
+        return dt.datetime.max.replace(tzinfo=UTC) if upper else _NEVER
 
 
 def wall(value: Time) -> dt.datetime:
@@ -397,4 +400,7 @@ def _set_extent(cs: CompiledSeries, longest: dt.timedelta, move: dt.timedelta) -
         return
     if cs.last_start is not None:
         ends.append(cs.last_start)
-    cs.hi = max(bound(v, True) for v in ends) + longest + move
+    try:
+        cs.hi = max(bound(v, True) for v in ends) + longest + move
+    except OverflowError:  # a rule running to 9999-12-31 (UNTIL=99991231T235959Z): it never ends
+        cs.hi = None
