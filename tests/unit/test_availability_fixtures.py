@@ -330,6 +330,6 @@ def test_two_customized_time_zones_in_one_source_in_either_order(first: str) -> 
 def test_the_huge_count_reminder_is_answered_quickly() -> None:
     vitamins = source("Home", "vitamins-daily-count-1e9-reminder-berlin.ics")
     av.clear_cache()
-    started = time.perf_counter()
+    started = time.process_time()
     assert len(busy(vitamins)) == 182
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5

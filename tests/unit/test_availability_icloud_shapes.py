@@ -108,13 +108,18 @@ def count_rule(rule: str, start: str = "20260105T090000Z", end: str = "20260105T
 
 def test_daily_count_of_a_billion_over_a_year_is_exact_fast_and_small() -> None:
     text = count_rule("FREQ=DAILY;COUNT=1000000000")
+    year = ("2026-06-01 00:00", "2027-06-01 00:00")
+    av.clear_cache()
+    started = time.process_time()  # CPU time: the bound is the engine's work, not the machine's load
+    result = busy(text, window=year)
+    took = time.process_time() - started
     av.clear_cache()
     tracemalloc.start()
-    started = time.perf_counter()
-    result = busy(text, window=("2026-06-01 00:00", "2027-06-01 00:00"))
-    took = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    try:
+        busy(text, window=year)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     day = dt.date(2026, 6, 1)
     assert result == [
         (dt.datetime.combine(day + dt.timedelta(n), dt.time(9, tzinfo=UTC)),
@@ -174,11 +179,11 @@ def test_huge_count_variants_count_fully_and_fast(
     rule: str, window: tuple[str, str], expected: list[tuple[dt.datetime, dt.datetime]]
 ) -> None:
     av.clear_cache()
-    started = time.perf_counter()
+    started = time.process_time()
     text = count_rule(rule)
     assert busy(text, window=window) == expected
     assert skipped(text, window) == []
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.parametrize("start", ["19900101T090000Z", "20260105T090000Z"])

@@ -43,9 +43,9 @@ def test_must_count_items_over_a_year_stay_within_bounds(case: hostile_corpus.Ca
     calendar = av.parse_calendar(case.body)
     rules = av.Rules(ZoneInfo("UTC"))
     av.clear_cache()
-    started = time.perf_counter()
+    started = time.process_time()
     busy = av.busy_intervals([av.Source(case.name, [calendar])], *YEAR, rules)
-    took = time.perf_counter() - started
+    took = time.process_time() - started
     assert took < 3.0, took
     assert busy or case.name == "year-one"
     # memory of a cold 30-day query, traced apart (tracing slows the walk tenfold)
@@ -62,7 +62,7 @@ def test_must_count_items_over_a_year_stay_within_bounds(case: hostile_corpus.Ca
 def test_a_daily_billion_count_over_a_year_in_under_half_a_second() -> None:
     calendar = av.parse_calendar(hostile_corpus.BY_NAME["rrule-count-1e9"].body)
     av.clear_cache()
-    started = time.perf_counter()
+    started = time.process_time()
     busy = av.busy_intervals([av.Source("c", [calendar])], *YEAR, av.Rules(ZoneInfo("UTC")))
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert len(busy) == 306  # 2027-03-01 .. 2027-12-31, one a day
