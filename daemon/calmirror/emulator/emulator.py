@@ -19,8 +19,9 @@ from types import TracebackType
 from calmirror.emulator import seed as seeding
 from calmirror.emulator.faults import Faults
 from calmirror.emulator.layer import Credentials, ICloudLayer
+from calmirror.emulator.objects import prepare_item, prepare_unchecked
 from calmirror.emulator.server import Listener, ListenerContext, LoggedRequest, RequestLog, localhost_families
-from calmirror.emulator.store import CalendarInfo, Store, prepare_item
+from calmirror.emulator.store import CalendarInfo, Store
 from calmirror.emulator.tokens import TokenCodec, short_etag
 
 _LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
@@ -146,8 +147,12 @@ class Emulator:
 
     # --- iCloud-side edits ------------------------------------------------------------
 
-    def put_item(self, cal_id: str, name: str, ics_text: str) -> str:
-        item = prepare_item(ics_text, self.store.calendar_path(cal_id))
+    def put_item(self, cal_id: str, name: str, ics_text: str, *, unchecked: bool = False) -> str:
+        """Store ``ics_text`` as another Apple device would: kept exactly (CRLF aside), even
+        what Radicale refuses. Raises InvalidObject for text that is not a calendar object,
+        unless ``unchecked`` (bytes that got into the account some other way)."""
+        path = self.store.calendar_path(cal_id)
+        item = prepare_unchecked(ics_text, name, path) if unchecked else prepare_item(ics_text, path)
         self.store.write_items(cal_id, [(name, item)])
         return self.store.calendar_path(cal_id) + name
 

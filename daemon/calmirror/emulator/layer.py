@@ -21,7 +21,7 @@ from typing import Any
 import radicale
 from defusedxml import DefusedXmlException
 
-from calmirror.emulator import discovery, writes, xmlbits
+from calmirror.emulator import discovery, objects, writes, xmlbits
 from calmirror.emulator.messages import Reply, Request, empty_reply, xml_reply
 from calmirror.emulator.reports import ReportPlan, prepare_report, stale_token_reply, sync_answer
 from calmirror.emulator.rewrite import Rewriter, prepend_response
@@ -122,6 +122,8 @@ class ICloudLayer:
         except (ET.ParseError, DefusedXmlException):
             return empty_reply(400)
         reply = self._radicale_call(request)
+        if method == "GET" and reply.status == 200:
+            reply.body = objects.opened_bytes(reply.body)
         if method == "MOVE" and reply.status < 300:
             self.store.rescan()
         return reply

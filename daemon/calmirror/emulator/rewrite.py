@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from calmirror.emulator.objects import open_calendar_data
 from calmirror.emulator.tokens import TokenCodec, short_etag
 
 _GETETAG = re.compile(rb'<getetag>"([0-9a-f]{64})"</getetag>')
@@ -27,7 +28,7 @@ class Rewriter:
         self._icloud_principal = f"<href>/{dsid}/principal/</href>".encode()
 
     def multistatus(self, body: bytes, *, ctag_from_sync_token: bool = False, keep_sync_token: bool = True) -> bytes:
-        """Short ETags, opaque tokens, iCloud principal hrefs.
+        """Short ETags, opaque tokens, iCloud principal hrefs, exact texts out of envelopes.
 
         With ``ctag_from_sync_token`` (a PROPFIND that asked for getctag, which the
         layer turned into a sync-token request), each sync-token becomes a getctag
@@ -38,6 +39,7 @@ class Rewriter:
             lambda m: b"<sync-token>" + self._tokens.encode_hex(m.group(1).decode()).encode() + b"</sync-token>", body
         )
         body = body.replace(self._radicale_principal, self._icloud_principal)
+        body = open_calendar_data(body)
         if ctag_from_sync_token:
             body = _PROP_SYNC_TOKEN.sub(lambda m: _ctag(m, keep_sync_token), body)
         return body

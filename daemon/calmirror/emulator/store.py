@@ -1,5 +1,8 @@
 """The emulator's Radicale store: calendars of one account, items, and a UID index.
 
+Items are kept as their exact text; what Radicale refuses is kept in an envelope
+(see `objects`).
+
 All writes go through the storage API (never Radicale's HTTP PUT, which is O(n) per
 item) under one lock, so HTTP writes, "iCloud-side" edits and bulk loads can all
 check-and-write atomically and keep the account-wide UID index exact.
@@ -16,14 +19,16 @@ import radicale.item as radicale_item
 import radicale.storage
 from radicale.storage import BaseCollection
 
+from calmirror.emulator.objects import InvalidObject, opened, prepare_item
 from calmirror.emulator.radicale_setup import build_configuration
+
+__all__ = ["CalendarInfo", "InvalidObject", "Store", "prepare_item"]
 
 SPECIAL_COLLECTIONS = ("inbox", "outbox", "notification")
 READ_ONLY_KEY = "{http://calmirror.invalid/ns/emulator}read-only"
 COMPONENTS_KEY = "C:supported-calendar-component-set"
 COLOR_KEY = "ICAL:calendar-color"
 NAME_KEY = "D:displayname"
-MAX_RRULE_OCCURRENCE = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,35 +38,6 @@ class CalendarInfo:
     components: tuple[str, ...]
     writable: bool
     color: str
-
-
-class InvalidObject(ValueError):
-    """An iCalendar body Radicale's own checks refuse (a PUT answers 400)."""
-
-
-def prepare_item(text: str, collection_path: str) -> radicale_item.Item:
-    """Parse and check ``text`` but keep it verbatim apart from CRLF line endings.
-
-    iCloud returns simple events unchanged except for line endings, so the stored
-    text is the client's, not vobject's re-serialisation.
-    """
-    normalized = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-    if not normalized.endswith("\r\n"):
-        normalized += "\r\n"
-    try:
-        components = radicale_item.read_components(normalized)
-        radicale_item.check_and_sanitize_items(
-            components, max_vevent_rrule_occurrence=MAX_RRULE_OCCURRENCE, tag="VCALENDAR"
-        )
-        item = radicale_item.Item(
-            collection_path=collection_path.strip("/"), vobject_item=components[0], text=normalized
-        )
-        item.prepare()
-    except (ValueError, RuntimeError, AttributeError, LookupError) as exc:
-        raise InvalidObject(str(exc)) from exc
-    except Exception as exc:  # vobject raises its own ParseError family
-        raise InvalidObject(str(exc)) from exc
-    return item
 
 
 class Store:
@@ -204,7 +180,7 @@ class Store:
     def items(self, cal_id: str) -> dict[str, str]:
         with self._locked("r"):
             return {
-                self.calendar_path(cal_id) + str(item.href): item.serialize()
+                self.calendar_path(cal_id) + str(item.href): opened(item.serialize())
                 for item in self._collection(cal_id).get_all()
             }
 

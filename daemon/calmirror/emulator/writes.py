@@ -13,7 +13,8 @@ from radicale import pathutils
 
 from calmirror.emulator import xmlbits
 from calmirror.emulator.messages import Reply, Request, empty_reply, xml_reply
-from calmirror.emulator.store import InvalidObject, Store, prepare_item
+from calmirror.emulator.objects import InvalidObject, event_without_end, prepare_item
+from calmirror.emulator.store import Store
 from calmirror.emulator.tokens import etag_matches, short_etag
 from calmirror.emulator.xmlbits import CALDAV, clark
 
@@ -50,7 +51,7 @@ def put(store: Store, request: Request) -> Reply:
         return empty_reply(400)
     if item.component_name not in calendar.components:
         return xml_reply(403, xmlbits.error(clark(CALDAV, "supported-calendar-component")))
-    if _event_without_end(item):
+    if event_without_end(item):
         return empty_reply(404)
     with store.lock:
         refusal = _check_put_preconditions(store, request, cal_id, name, item)
@@ -92,17 +93,6 @@ def _check_put_preconditions(
                 ),
             )
     return None
-
-
-def _event_without_end(item: radicale_item.Item) -> bool:
-    """A VEVENT with DTSTART but neither DTEND nor DURATION, which iCloud answers 404."""
-    for component in item.vobject_item.getChildren():
-        if component.name != "VEVENT":
-            continue
-        contents = component.contents
-        if "dtstart" in contents and "dtend" not in contents and "duration" not in contents:
-            return True
-    return False
 
 
 def delete(store: Store, request: Request) -> Reply:

@@ -1,0 +1,186 @@
+"""iCalendar resources iCloud holds that stricter stores (Radicale, vobject) refuse.
+
+Each is valid iCalendar that real iCloud stores and serves back unchanged apart from
+line endings (ICLOUD.md, "Data iCloud holds that other stores refuse").
+"""
+
+from __future__ import annotations
+
+
+def _ics(*lines: str) -> str:
+    return "\r\n".join(lines) + "\r\n"
+
+
+_CUSTOM_ZONE_PLUS_ONE = (
+    "BEGIN:VTIMEZONE",
+    "TZID:Customized Time Zone",
+    "BEGIN:STANDARD",
+    "DTSTART:16010101T030000",
+    "TZOFFSETFROM:+0200",
+    "TZOFFSETTO:+0100",
+    "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10",
+    "END:STANDARD",
+    "BEGIN:DAYLIGHT",
+    "DTSTART:16010101T020000",
+    "TZOFFSETFROM:+0100",
+    "TZOFFSETTO:+0200",
+    "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3",
+    "END:DAYLIGHT",
+    "END:VTIMEZONE",
+)
+
+_CUSTOM_ZONE_MINUS_FIVE = (
+    "BEGIN:VTIMEZONE",
+    "TZID:Customized Time Zone",
+    "BEGIN:STANDARD",
+    "DTSTART:16010101T020000",
+    "TZOFFSETFROM:-0400",
+    "TZOFFSETTO:-0500",
+    "RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11",
+    "END:STANDARD",
+    "BEGIN:DAYLIGHT",
+    "DTSTART:16010101T020000",
+    "TZOFFSETFROM:-0500",
+    "TZOFFSETTO:-0400",
+    "RRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3",
+    "END:DAYLIGHT",
+    "END:VTIMEZONE",
+)
+
+OVERRIDES_WITHOUT_MASTER = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Apple Inc.//iPhone OS 18.1//EN",
+    "BEGIN:VEVENT",
+    "UID:series-owned-by-someone-else@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "RECURRENCE-ID:20261208T090000Z",
+    "DTSTART:20261208T090000Z",
+    "DTEND:20261208T100000Z",
+    "SUMMARY:Standup (invited to this one)",
+    "END:VEVENT",
+    "BEGIN:VEVENT",
+    "UID:series-owned-by-someone-else@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "RECURRENCE-ID:20261215T090000Z",
+    "DTSTART:20261215T110000Z",
+    "DTEND:20261215T120000Z",
+    "SUMMARY:Standup (moved, invited to this one)",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+HUGE_COUNT = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Example Corp.//Reminders 2.0//EN",
+    "BEGIN:VEVENT",
+    "UID:forever-daily@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART:20261201T073000Z",
+    "DTEND:20261201T074500Z",
+    "RRULE:FREQ=DAILY;COUNT=1000000000",
+    "SUMMARY:Take the pills",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+RDATE_PERIOD = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Example Corp.//Planner//EN",
+    "BEGIN:VEVENT",
+    "UID:rdate-period@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART:20261203T140000Z",
+    "DTEND:20261203T150000Z",
+    "RDATE;VALUE=PERIOD:20261205T100000Z/20261205T113000Z,20261207T160000Z/PT2H",
+    "SUMMARY:Workshop sessions",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+CUSTOM_ZONE_BERLIN_LIKE = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:Microsoft Exchange Server 2010",
+    "METHOD:REQUEST",
+    *_CUSTOM_ZONE_PLUS_ONE,
+    "BEGIN:VEVENT",
+    "UID:040000008200E00074C5B7101A82E00800000000-berlin",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART;TZID=Customized Time Zone:20261209T100000",
+    "DTEND;TZID=Customized Time Zone:20261209T110000",
+    "SUMMARY:Review with the Berlin office",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+CUSTOM_ZONE_NEW_YORK_LIKE = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:Microsoft Exchange Server 2010",
+    "METHOD:REQUEST",
+    *_CUSTOM_ZONE_MINUS_FIVE,
+    "BEGIN:VEVENT",
+    "UID:040000008200E00074C5B7101A82E00800000000-newyork",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART;TZID=Customized Time Zone:20261209T100000",
+    "DTEND;TZID=Customized Time Zone:20261209T110000",
+    "SUMMARY:Review with the New York office",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+WINDOWS_ZONE_WITH_VTIMEZONE = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN",
+    "BEGIN:VTIMEZONE",
+    "TZID:W. Europe Standard Time",
+    "BEGIN:STANDARD",
+    "DTSTART:16011028T030000",
+    "TZOFFSETFROM:+0200",
+    "TZOFFSETTO:+0100",
+    "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10",
+    "END:STANDARD",
+    "BEGIN:DAYLIGHT",
+    "DTSTART:16010325T020000",
+    "TZOFFSETFROM:+0100",
+    "TZOFFSETTO:+0200",
+    "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3",
+    "END:DAYLIGHT",
+    "END:VTIMEZONE",
+    "BEGIN:VEVENT",
+    "UID:outlook-with-zone@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART;TZID=W. Europe Standard Time:20261210T090000",
+    "DTEND;TZID=W. Europe Standard Time:20261210T093000",
+    "SUMMARY:Outlook meeting (zone defined)",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+WINDOWS_ZONE_WITHOUT_VTIMEZONE = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN",
+    "BEGIN:VEVENT",
+    "UID:outlook-without-zone@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART;TZID=W. Europe Standard Time:20261211T090000",
+    "DTEND;TZID=W. Europe Standard Time:20261211T093000",
+    "SUMMARY:Outlook meeting (zone by name only)",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+SHAPES: dict[str, str] = {
+    "overrides-without-master": OVERRIDES_WITHOUT_MASTER,
+    "huge-count": HUGE_COUNT,
+    "rdate-period": RDATE_PERIOD,
+    "custom-zone-berlin-like": CUSTOM_ZONE_BERLIN_LIKE,
+    "custom-zone-new-york-like": CUSTOM_ZONE_NEW_YORK_LIKE,
+    "windows-zone-with-vtimezone": WINDOWS_ZONE_WITH_VTIMEZONE,
+    "windows-zone-without-vtimezone": WINDOWS_ZONE_WITHOUT_VTIMEZONE,
+}
