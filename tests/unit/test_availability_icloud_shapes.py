@@ -345,3 +345,23 @@ def test_a_count_no_bounded_walk_can_reach_is_counted_conservatively_not_skipped
     source = av.Source("s", [av.parse_calendar(text)])
     found = av.busy_occurrences([source], z(window[0]), z(window[1]), av.Rules(ZoneInfo("UTC")))
     assert found and all(o.approximate for o in found)
+
+
+def test_a_utc_time_never_matches_another_occurrences_wall_time() -> None:
+    # 10:00 and 11:00 Berlin each day; 11:00 Berlin is 10:00 UTC, the other one's wall time.
+    series = [
+        "UID:x", "DTSTAMP:20261101T000000Z", "DTSTART;TZID=Europe/Berlin:20261201T100000", "DURATION:PT30M",
+        "RRULE:FREQ=DAILY;COUNT=4;BYHOUR=10,11",
+    ]  # fmt: skip
+    moved = [
+        "UID:x", "DTSTAMP:20261101T000000Z", "RECURRENCE-ID;TZID=Europe/Berlin:20261201T110000",
+        "DTSTART;TZID=Europe/Berlin:20261201T150000", "DURATION:PT30M",
+    ]  # fmt: skip
+    assert busy(cal(series, moved, head=BERLIN), window=("2026-12-01 00:00", "2026-12-02 00:00")) == [
+        iv("2026-12-01 09:00", "2026-12-01 09:30"),  # the 10:00 instance stays
+        iv("2026-12-01 14:00", "2026-12-01 14:30"),  # the 11:00 instance, moved to 15:00
+    ]
+    excluded = cal([*series, "EXDATE;TZID=Europe/Berlin:20261202T110000"], head=BERLIN)
+    assert busy(excluded, window=("2026-12-02 00:00", "2026-12-03 00:00")) == [
+        iv("2026-12-02 09:00", "2026-12-02 09:30")
+    ]

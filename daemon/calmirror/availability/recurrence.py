@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import icalendar
+import recurring_ical_events.adapters.component as _ric_adapters
+import recurring_ical_events.series.rrule as _ric_rrule
 import x_wr_timezone
 from dateutil.rrule import rrulestr as dateutil_rrulestr
 from icalendar.prop import vRecur
 from recurring_ical_events import EventAdapter, Occurrence, Series
 from recurring_ical_events.constants import NEGATIVE_RRULE_COUNT_REGEX
-from recurring_ical_events.util import compare_greater, convert_to_datetime
+from recurring_ical_events.util import compare_greater, convert_to_datetime, to_recurrence_ids
 
 from calmirror.availability import rrule_bounds as rb
 from calmirror.availability import zones
@@ -46,6 +48,25 @@ COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to
 CHECKPOINT_EVERY = 250  # occurrences between fast-forward points of a scanned COUNT rule
 _MARGIN = dt.timedelta(days=2)  # covers any UTC offset (-12..+14) when bounding floating times
 _NEVER = dt.datetime.min.replace(tzinfo=UTC)
+
+
+def _recurrence_ids(time: Time) -> tuple[Any, ...]:
+    """recurring-ical-events' recurrence ids, with the wall-time form kept apart from the UTC one.
+
+    The library identifies an occurrence, an EXDATE and a RECURRENCE-ID by (UTC as naive,
+    wall time as naive) and matches on any common member, so a UTC time could match another
+    occurrence's wall time: in Berlin, a series at 10:00 and 11:00 whose 11:00 instance
+    is moved (RECURRENCE-ID 11:00, i.e. 10:00 UTC) also replaced the 10:00 instance, and an
+    EXDATE 11:00 also removed it. Busy time was lost. Tagging the wall form keeps UTC
+    matching UTC and wall time matching wall time. (calmirror is the library's only user
+    in the process; availability imports it nowhere else.)
+    """
+    ids = to_recurrence_ids(time)
+    return (ids[0], ("wall", ids[1])) if len(ids) == 2 else ids
+
+
+_ric_rrule.to_recurrence_ids = _recurrence_ids  # type: ignore[assignment]
+_ric_adapters.to_recurrence_ids = _recurrence_ids  # type: ignore[assignment]
 
 
 class CapReached(Exception):
