@@ -57,6 +57,14 @@ class Daemon:
 
     def run(self) -> int:
         self.home.ensure()
+        self._lock = control.HomeLock(self.home.lock_file, self.home.pid_file, self.home.data_dir)
+        self._lock.acquire()  # before anything touches the state or the store
+        try:
+            return self._run_locked()
+        finally:
+            self._lock.release()
+
+    def _run_locked(self) -> int:
         self.state = State(self.home.state_db)
         recovered = self.state.recover_in_flight()
         if recovered:
@@ -86,7 +94,7 @@ class Daemon:
         self.engine.prepare_mirrors()
         self.url = self.server.start()
         self.state.set_meta("local_url", self.url)
-        control.write_pid(self.home.pid_file)
+        control.write_record(self.home.pid_file, self.url)
         self._install_signals()
         try:
             self.engine.detector.reconcile()
@@ -150,7 +158,7 @@ class Daemon:
         if watcher:
             watcher.stop()
         self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
-        control.remove_pid(self.home.pid_file)
+        control.remove_record(self.home.pid_file)
         self.state.close()
         log.info("calmirror stopped")
 

@@ -133,6 +133,27 @@ class LocalError(CalmirrorError):
     exit_code = 5
 
 
+class AlreadyRunning(LocalError):
+    """Another daemon holds this home's lock."""
+
+    def __init__(self, home: str, pid: int | None, url: str) -> None:
+        detail = ", ".join(x for x in (f"pid {pid}" if pid else "", f"URL {url}" if url else "") if x)
+        super().__init__(f"calmirror is already running for {home}" + (f" ({detail})" if detail else ""))
+        self.home = home
+        self.pid = pid
+        self.url = url
+
+
+class HomeMissing(UserError):
+    """A read-only command was pointed at a home that does not exist; it is not created."""
+
+    def __init__(self, home: str) -> None:
+        super().__init__(
+            f"{home} does not exist; run `calmirror connect` or `calmirror run` to set it up, or check --home"
+        )
+        self.home = home
+
+
 class LocalServerError(LocalError):
     """The local Radicale server could not start or be reached."""
 

@@ -42,6 +42,10 @@ class Home:
     def pid_file(self) -> Path:
         return self.data_dir / "daemon.pid"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / "daemon.lock"
+
     def ensure(self) -> None:
         """Create the folders with private permissions, or explain why that is impossible."""
         for folder in (self.config_file.parent, self.data_dir, self.secrets_dir, self.store_dir):
