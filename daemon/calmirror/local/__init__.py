@@ -6,6 +6,10 @@ writes the read-only iCloud mirrors and reads any collection; the watcher
 (`AppointmentWatcher`) says when a client changed `appointments/`.
 """
 
+from calmirror.local import vobject_speed
+
+vobject_speed.install()  # before anything below parses an object
+
 from calmirror.local.errors import AddressInUse, CollectionMissing, NonLoopbackHost, StoreError
 from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
 from calmirror.local.server import LocalServer

@@ -160,7 +160,12 @@ class Middleware:
             raise Refusal(HTTPStatus.BAD_REQUEST, "invalid Content-Length")
         length = int(raw)
         if length > self.max_body_bytes:
-            raise Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {self.max_body_bytes} bytes")
+            limit_mb = self.max_body_bytes / (1024 * 1024)
+            raise Refusal(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the request body ({length} bytes) is over the limit of {limit_mb:g} MB; "
+                "raise server.max_body_mb in config.toml to accept it",
+            )
         return length
 
     def _authenticated(

@@ -1,0 +1,136 @@
+"""vobject made linear in the size of an object, with byte-identical results.
+
+Radicale reads and re-serializes every PUT with vobject 0.9.9, which has three hot spots
+on one long property (an 8.7 MB DESCRIPTION took 17.7 s, most of it in the first):
+
+- `getLogicalLines` copies the whole logical line on every folded physical line, to see
+  whether it ends a quoted-printable line: quadratic in the property's length;
+- `foldOneLine` folds character by character, converting each one twice;
+- `stringToTextValues` walks a TEXT value one character at a time even when it holds no
+  escape and no separator.
+
+The replacements below keep each function's contract and output exactly (a unit test
+compares them with the originals on generated input); `install()` is idempotent and runs
+when the local package is imported, before anything parses an object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import vobject.base
+import vobject.icalendar
+import vobject.vcard
+
+_QP = "quoted-printable"
+_ORIGINAL = {
+    "getLogicalLines": vobject.base.getLogicalLines,
+    "foldOneLine": vobject.base.foldOneLine,
+    "stringToTextValues": vobject.icalendar.stringToTextValues,
+}
+
+
+def get_logical_lines(fp: IO[str], allowQP: bool = True) -> Iterator[tuple[str, int]]:  # noqa: N803 - vobject's name
+    """vobject's `getLogicalLines`, keeping the parts of a logical line in a list and the
+    quoted-printable test on its last characters only."""
+    if not allowQP:
+        yield from _ORIGINAL["getLogicalLines"](fp, allowQP)
+        return
+    quoted_printable = False
+    parts: list[str] = []
+    size = 0
+    seen_qp = False  # 'quoted-printable' occurs in the logical line so far (case-insensitive)
+    tail = ""  # its last len(_QP) - 1 characters, lowered, for a match across parts
+    line_number = 0
+    start_number = 0
+
+    def add(piece: str) -> None:
+        nonlocal size, seen_qp, tail
+        parts.append(piece)
+        size += len(piece)
+        if not seen_qp:
+            window = tail + piece.lower()
+            seen_qp = _QP in window
+            tail = window[-(len(_QP) - 1) :]
+
+    def reset() -> None:
+        nonlocal size, seen_qp, tail
+        parts.clear()
+        size, seen_qp, tail = 0, False, ""
+
+    while True:
+        line = fp.readline()
+        if line == "":
+            break
+        line = line.rstrip("\r\n")
+        line_number += 1
+        if line.rstrip() == "":
+            if size > 0:
+                yield "".join(parts), start_number
+            start_number = line_number
+            reset()
+            quoted_printable = False
+            continue
+        if quoted_printable:
+            add("\n")
+            add(line)
+            quoted_printable = False
+        elif line[0] in " \t":
+            add(line[1:])
+        elif size > 0:
+            yield "".join(parts), start_number
+            start_number = line_number
+            reset()
+            add(line)
+        else:
+            reset()
+            add(line)
+        last = next((p for p in reversed(parts) if p), "")
+        if last.endswith("=") and seen_qp:
+            quoted_printable = True
+    if size > 0:
+        yield "".join(parts), start_number
+
+
+def fold_one_line(outbuf: Any, input: str, lineLength: int = 75) -> None:  # noqa: A002, N803 - vobject's names
+    """vobject's `foldOneLine`: lines of at most `lineLength` UTF-8 bytes, continuation
+    lines starting with a space, never splitting a character."""
+    if len(input) < lineLength:
+        folded = input
+    else:
+        data = input.encode("utf-8")
+        pieces: list[bytes] = []
+        start, budget = 0, lineLength
+        while start < len(data):
+            end = min(start + budget, len(data))
+            while end < len(data) and (data[end] & 0xC0) == 0x80:
+                end -= 1  # back off to the start of the character that would not fit
+            pieces.append(data[start:end])
+            start, budget = end, lineLength - 1
+        folded = b"\r\n ".join(pieces).decode("utf-8")
+    try:
+        outbuf.write(bytes(folded + "\r\n", "UTF-8"))
+    except Exception:
+        outbuf.write(folded + "\r\n")
+
+
+def string_to_text_values(
+    s: str,
+    listSeparator: str = ",",  # noqa: N803 - vobject's names
+    charList: str | None = None,  # noqa: N803
+    strict: bool = False,
+) -> list[str]:
+    """vobject's `stringToTextValues`, answering at once for a value with nothing to unescape or split."""
+    if "\\" not in s and listSeparator not in s:
+        return [s]
+    result: list[str] = _ORIGINAL["stringToTextValues"](s, listSeparator, charList, strict)
+    return result
+
+
+def install() -> None:
+    vobject.base.getLogicalLines = get_logical_lines
+    vobject.base.foldOneLine = fold_one_line
+    vobject.icalendar.foldOneLine = fold_one_line
+    vobject.icalendar.stringToTextValues = string_to_text_values
+    vobject.vcard.stringToTextValues = string_to_text_values
