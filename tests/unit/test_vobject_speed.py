@@ -38,4 +38,3 @@ def test_folding_matches_vobject(text: str, width: int) -> None:
 def test_text_values_match_vobject(text: str, separator: str) -> None:
     expected = _ORIGINAL["stringToTextValues"](text, separator)
     assert vobject_speed.string_to_text_values(text, separator) == expected
-

@@ -7,14 +7,13 @@ writes the read-only iCloud mirrors and reads any collection; the watcher
 """
 
 from calmirror.local import vobject_speed
-
-vobject_speed.install()  # before anything below parses an object
-
 from calmirror.local.errors import AddressInUse, CollectionMissing, NonLoopbackHost, StoreError
 from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
 from calmirror.local.server import LocalServer
 from calmirror.local.store import ChangeSet, LocalStore
 from calmirror.local.watcher import AppointmentWatcher
+
+vobject_speed.install()  # before anything parses an object
 
 __all__ = [
     "APPOINTMENTS",

@@ -31,7 +31,7 @@ _ORIGINAL = {
 }
 
 
-def get_logical_lines(fp: IO[str], allowQP: bool = True) -> Iterator[tuple[str, int]]:  # noqa: N803 - vobject's name
+def get_logical_lines(fp: IO[str], allowQP: bool = True) -> Iterator[tuple[str, int]]:
     """vobject's `getLogicalLines`, keeping the parts of a logical line in a list and the
     quoted-printable test on its last characters only."""
     if not allowQP:
@@ -93,7 +93,7 @@ def get_logical_lines(fp: IO[str], allowQP: bool = True) -> Iterator[tuple[str, 
         yield "".join(parts), start_number
 
 
-def fold_one_line(outbuf: Any, input: str, lineLength: int = 75) -> None:  # noqa: A002, N803 - vobject's names
+def fold_one_line(outbuf: Any, input: str, lineLength: int = 75) -> None:
     """vobject's `foldOneLine`: lines of at most `lineLength` UTF-8 bytes, continuation
     lines starting with a space, never splitting a character."""
     if len(input) < lineLength:
@@ -117,8 +117,8 @@ def fold_one_line(outbuf: Any, input: str, lineLength: int = 75) -> None:  # noq
 
 def string_to_text_values(
     s: str,
-    listSeparator: str = ",",  # noqa: N803 - vobject's names
-    charList: str | None = None,  # noqa: N803
+    listSeparator: str = ",",
+    charList: str | None = None,
     strict: bool = False,
 ) -> list[str]:
     """vobject's `stringToTextValues`, answering at once for a value with nothing to unescape or split."""
