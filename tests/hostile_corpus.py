@@ -304,7 +304,7 @@ def build() -> list[Case]:
         "end-before-start",
         cal(vevent("hostile-end-before-start", start="DTSTART:20270301T110000Z", end="DTEND:20270301T090000Z")),
         "keep",
-        "pushed",
+        "refused",
         why="DTEND two hours before DTSTART",
     )
     add(
@@ -319,7 +319,7 @@ def build() -> list[Case]:
         "negative-duration",
         cal(vevent("hostile-negative-duration", end="DURATION:-PT1H")),
         "keep",
-        "pushed",
+        "refused",
         why="DURATION of minus one hour",
     )
     add(
@@ -346,7 +346,7 @@ def build() -> list[Case]:
             )
         ),
         "keep",
-        "pushed",
+        "refused",
         why="TZID with no VTIMEZONE and no IANA zone of that name",
     )
     add(
@@ -557,7 +557,7 @@ def build() -> list[Case]:
         "vtodo-only",
         cal(vevent("hostile-vtodo-only").replace("VEVENT", "VTODO")),
         "skip",
-        "quarantined",
+        "refused",
         "no vevent",
         why="a task in an event calendar",
     )
@@ -565,7 +565,7 @@ def build() -> list[Case]:
         "vjournal-only",
         cal(vevent("hostile-vjournal-only").replace("VEVENT", "VJOURNAL")),
         "skip",
-        "quarantined",
+        "refused",
         "no vevent",
         why="a journal entry in an event calendar",
     )

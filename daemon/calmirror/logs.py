@@ -44,6 +44,33 @@ class _Scrubbing(logging.Formatter):
         return text
 
 
+class _FromLibraries(logging.Filter):
+    """Records sent to the root logger by libraries (vobject reports an unknown TZID with a
+    bare `logging.error`): named after the library and shown as debug detail, as they add
+    nothing to the reason calmirror gives for the same object."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verbose = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "root":
+            return True
+        record.name = _library_of(record.pathname)
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self.verbose
+
+
+def _library_of(pathname: str) -> str:
+    parts = pathname.replace("\\", "/").split("/")
+    if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    return "library"
+
+
+_FROM_LIBRARIES = _FromLibraries()
+
+
 def setup(level: str = "info", verbose: bool = False) -> None:
     journal = bool(os.environ.get("JOURNAL_STREAM"))
     handler = logging.StreamHandler(sys.stderr)
@@ -56,6 +83,11 @@ def setup(level: str = "info", verbose: bool = False) -> None:
     radicale.handlers[:] = [handler]
     radicale.propagate = False
     radicale.setLevel(logging.INFO if verbose else logging.ERROR)
+    top = logging.getLogger()
+    top.handlers[:] = [handler]
+    _FROM_LIBRARIES.verbose = verbose
+    if _FROM_LIBRARIES not in top.filters:
+        top.addFilter(_FROM_LIBRARIES)
     for noisy in ("urllib3", "requests"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # watchdog logs an error when an observer stops while an event is in flight: harmless noise.

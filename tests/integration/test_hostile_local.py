@@ -120,16 +120,16 @@ def test_a_quarantined_appointment_shows_in_status_with_its_reason(tmp_path: Pat
     home = connected_home(tmp_path, emu, conflicts=("Work",), extra_config="\n[push]\nmax_backoff = 1\n")
     with daemon_running(home) as run:
         assert run.put("m.ics", BY_NAME["marker-injection"].text).status_code == 201
-        assert run.put("t.ics", BY_NAME["vtodo-only"].text).status_code == 201
+        assert run.put("t.ics", BY_NAME["vtodo-only"].text).status_code == 403  # refused: events only
         state = run.state()
-        assert wait_for(lambda: len(state.outbox(("failed",))) == 2, 10)
+        assert wait_for(lambda: len(state.outbox(("failed",))) == 1, 10)
         state.close()
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
     done = subprocess.run(
         [sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert "2 failed" in done.stdout
-    assert "mirror marker" in done.stdout and "no VEVENT" in done.stdout
+    assert "1 failed" in done.stdout
+    assert "mirror marker" in done.stdout
 
 
 # --- broken config files through the CLI ----------------------------------------------------

@@ -38,10 +38,11 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlparse
+from xml.sax.saxutils import escape
 
 from radicale import pathutils
 
-from calmirror.local import davxml, layout, refusals
+from calmirror.local import davxml, layout, refusals, suspect
 from calmirror.local.auth import Credentials
 from calmirror.local.fairness import WritersFirst
 from calmirror.local.items import Limits
@@ -79,10 +80,11 @@ _PROXY_HEADERS = (
 class Refusal(Exception):
     """An answer the middleware gives instead of Radicale."""
 
-    def __init__(self, status: HTTPStatus, text: str) -> None:
+    def __init__(self, status: HTTPStatus, text: str, condition: str | None = None) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+        self.condition = condition  # a CalDAV precondition: the answer is a `DAV:error` body
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class Middleware:
                 return self.app(environ, start_response)
             return self._authenticated(method, environ, start_response, length)
         except Refusal as refusal:
+            if refusal.condition is not None:
+                return _respond_condition(start_response, refusal.status, refusal.condition, refusal.text)
             return _respond(start_response, refusal.status, refusal.text)
 
     # --- checks ---------------------------------------------------------------------------
@@ -186,8 +190,16 @@ class Middleware:
             answer = self._xml_request(method, path, body, start_response)
             if answer is not None:
                 return answer
-        if method == "PUT" and layout.is_item_path(path) and self._own_collection(path) == layout.APPOINTMENTS:
-            self._check_guard(body)
+        own = self._own_collection(path)
+        if method == "PROPPATCH" and own is not None and own not in layout.WRITABLE and not layout.is_mirror(own):
+            raise Refusal(HTTPStatus.NOT_FOUND, f"there is no calendar {own}/ to change")
+        if method == "PUT" and layout.is_item_path(path) and own in layout.WRITABLE:
+            found = suspect.check(body, own, self.limits.max_rrule_occurrence)
+            if found is not None:
+                log.info("refused a write into %s/: %s", own, found.reason)
+                raise Refusal(HTTPStatus.FORBIDDEN, found.reason, condition=found.condition)
+            if own == layout.APPOINTMENTS:
+                self._check_guard(body)
         if method == "MOVE" and destination is not None:
             self._check_move_guard(environ, path, destination)
         reply = self._radicale(method, environ)
@@ -359,5 +371,20 @@ def _respond(
     start_response(
         f"{status.value} {status.phrase}",
         [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]
+
+
+def _respond_condition(start_response: StartResponse, status: HTTPStatus, condition: str, text: str) -> list[bytes]:
+    """A CalDAV precondition (RFC 4791 §1.3) clients can act on, with the line a person reads."""
+    line = escape(" ".join(text.split()))
+    payload = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<D:error xmlns:D="DAV:" xmlns:C="{davxml.CALDAV}"><C:{condition}/>'
+        f"<D:responsedescription>{line}</D:responsedescription></D:error>\n"
+    ).encode()
+    start_response(
+        f"{status.value} {status.phrase}",
+        [("Content-Type", "application/xml; charset=utf-8"), ("Content-Length", str(len(payload)))],
     )
     return [payload]
