@@ -6,6 +6,7 @@ daemon both call it so there is one definition of "connected".
 
 from __future__ import annotations
 
+import difflib
 import time
 
 from calmirror import credentials
@@ -113,7 +114,10 @@ def find_calendar(state: State, name_or_id: str) -> CalendarRow:
             raise CalendarChoiceError(
                 name_or_id, "several calendars have this name; use the id from `calmirror calendars`"
             )
-    raise CalendarChoiceError(name_or_id, "no such iCloud calendar; `calmirror calendars` lists them")
+    close = difflib.get_close_matches(name_or_id.lower(), [c.name.lower() for c in calendars], n=1, cutoff=0.6)
+    suggestion = next((c.name for c in calendars if close and c.name.lower() == close[0]), None)
+    hint = f"did you mean {suggestion!r}? " if suggestion else ""
+    raise CalendarChoiceError(name_or_id, f"no such iCloud calendar; {hint}`calmirror calendars` lists them")
 
 
 def check_linkable(cal: CalendarRow) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from calmirror.errors import LocalError
+from calmirror.errors import LocalError, UserError
 
 ENV_HOME = "CALMIRROR_HOME"
 
@@ -56,6 +56,9 @@ def resolve(home: str | Path | None = None) -> Home:
     chosen = home if home is not None else os.environ.get(ENV_HOME) or None
     if chosen:
         root = Path(chosen).expanduser().absolute()
+        if root.exists() and not root.is_dir():
+            source = "--home" if home is not None else ENV_HOME
+            raise UserError(f"{root} is a file; {source} needs a folder (it is created if missing)")
         return Home(config_file=root / "config.toml", data_dir=root)
     config_dir = Path(platformdirs.user_config_dir("calmirror", appauthor=False))
     data_dir = Path(platformdirs.user_data_dir("calmirror", appauthor=False))

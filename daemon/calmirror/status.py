@@ -44,7 +44,9 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
         "local_url": state.get_meta("local_url"),
         "daemon_running": control.read_pid(home.pid_file) is not None,
         "account": acct.apple_id if acct else None,
-        "connection": health.describe(state, now) if acct else {"state": "not connected", "text": "not connected"},
+        "connection": health.describe(state, now)
+        if acct
+        else {"state": "not connected", "text": "run `calmirror connect --apple-id EMAIL`"},
         "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
         "outbox": {

@@ -145,6 +145,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the URL and login any CalDAV client can use for the local calendar."""
         c = ctx_of(ctx)
+        c.require_home()
         acct = credentials.local_account(c.home)
         url = c.state.get_meta("local_url") or f"http://{c.settings.server.host}:{c.settings.server.port}/"
         data = {

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from calmirror import account, config_edit, control
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
+from calmirror.errors import CalendarChoiceError, UserError
 from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror
@@ -134,11 +135,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Choose how much of a conflict calendar is copied locally (full or busy)."""
         c = ctx_of(ctx)
-        cal = account.find_calendar(c.state, calendar)
         if details not in ("full", "busy"):
-            from calmirror.errors import UserError
-
             raise UserError(f"details must be 'full' or 'busy', not {details!r}")
+        cal = account.find_calendar(c.state, calendar)
+        if cal.id not in c.settings.icloud.conflicts:
+            raise CalendarChoiceError(
+                cal.name,
+                "is not a conflict calendar, so nothing of it is copied; "
+                f"run `calmirror conflicts add {cal.name!r}` first",
+            )
         c._settings = config_edit.set_calendar_details(c.home.config_file, cal.id, details)
         c.state.refetch_mirror(cal.id)  # every copy is rewritten at the next pass
         _reload_daemon(c)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from calmirror import config, home
+from calmirror.errors import HomeMissing
 from calmirror.state import State
 
 console = Console(highlight=False, soft_wrap=True)
@@ -41,6 +42,11 @@ class Ctx:
             self.home.ensure()
             self._state = State(self.home.state_db)
         return self._state
+
+    def require_home(self) -> None:
+        """For read-only commands: a home that does not exist is reported, never created."""
+        if not self.home.data_dir.exists():
+            raise HomeMissing(str(self.home.data_dir))
 
     def close(self) -> None:
         if self._state is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from calmirror import __version__, home, logs
 from calmirror.cli import account_cmds, availability_cmd, calendar_cmds, demo_cmd, run_cmds, sync_cmds, week_cmd
@@ -16,10 +17,19 @@ from calmirror.cli.errors import guarded
 app = typer.Typer(
     name="calmirror",
     help="Keep a local CalDAV system calendar and Apple iCloud Calendar in step.",
-    no_args_is_help=True,
+    invoke_without_command=True,  # bare `calmirror` prints the help (exit 0) in `main`
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _flags_without_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value, so help shows no type for it (typer prints `<bool>`)."""
+    return None if option.is_flag else _typed_display(option, ctx)
+
+
+_typed_display = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]
 
 
 def _version(value: bool) -> None:
@@ -40,6 +50,9 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
     os.umask(0o077)  # calendars, state and secrets are private: every file we create is 0600
     ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)
     logs.setup("warning", verbose)  # commands print their own summaries; `run` logs at info

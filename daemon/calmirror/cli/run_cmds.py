@@ -31,6 +31,7 @@ def register_doctor(app: typer.Typer) -> None:
         from calmirror.doctor import run_checks
 
         c = ctx_of(ctx)
+        c.require_home()
         checks = run_checks(c.home, progress=None if json_out else lambda check: console.print(check.line()))
         if json_out:
             print_json([{"check": k.name, "ok": k.ok, "detail": k.detail} for k in checks])

@@ -41,7 +41,10 @@ def register(app: typer.Typer) -> None:
         """One pass: mirror every conflict calendar and push waiting appointments."""
         c = ctx_of(ctx)
         if now and control.signal_daemon(c.home.pid_file, signal.SIGUSR1):
-            console.print("Asked the running daemon to sync now.")
+            if json_out:
+                print_json({"asked_daemon": True, "pid": control.read_pid(c.home.pid_file)})
+            else:
+                console.print("Asked the running daemon to sync now.")
             return
         if c.state.account() is None:
             account.find_calendar(c.state, "")  # raises NotConnected
@@ -80,6 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Local URL, iCloud connection, mirrors, outbox, guard warnings and recent errors."""
         c = ctx_of(ctx)
+        c.require_home()
         data = status.gather(c.home, c.settings, c.state)
         if json_out:
             print_json(data)
@@ -152,7 +156,10 @@ def _print_status(d: dict[str, Any]) -> None:
         f"Local calendar: {d['local_url'] or 'not started yet'}"
         f" ({'daemon running' if d['daemon_running'] else 'daemon not running'})"
     )
-    console.print(f"iCloud: {d['account'] or 'not connected'}: {d['connection']['text']}")
+    if d["account"]:
+        console.print(f"iCloud: {d['account']}: {d['connection']['text']}")
+    else:
+        console.print(f"iCloud: not connected; {d['connection']['text']}")
     if d["linked"]["id"]:
         console.print(f"Linked calendar: {d['linked']['name'] or d['linked']['id']}")
     if d["mirrors"]:

@@ -1,0 +1,89 @@
+"""What a new user meets in the first week: help, typos, missing homes, JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from calmirror.emulator import Emulator
+from tests.cli.test_cli_foundation import connect, one_clean_line
+from tests.conftest import Cli
+from tests.helpers import wait_for
+
+
+def test_bare_calmirror_prints_help_and_succeeds(cli: Cli) -> None:
+    result = cli()
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "availability" in result.stdout and not result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["sync"], ["status"], ["calendars"], ["demo"], ["availability"], ["run"]])
+def test_help_shows_no_type_for_flags(cli: Cli, command: list[str]) -> None:
+    result = cli(*command, "--help")
+    assert result.returncode == 0
+    assert "<bool>" not in result.stdout and "--help" in result.stdout
+
+
+def test_a_mistyped_calendar_suggests_the_closest_name(cli: Cli, emu: Emulator) -> None:
+    assert connect(cli, emu).returncode == 0
+    result = cli("link", "Wrok")
+    assert result.returncode == 2
+    assert "did you mean 'Work'?" in one_clean_line(result)
+    far = cli("conflicts", "add", "Zzzzzz")
+    assert far.returncode == 2 and "did you mean" not in one_clean_line(far)
+
+
+def test_privacy_refuses_a_calendar_that_is_not_a_conflict_calendar(cli: Cli, emu: Emulator, home: Path) -> None:
+    assert connect(cli, emu).returncode == 0
+    assert cli("conflicts", "add", "Work").returncode == 0
+    result = cli("privacy", "Home", "busy")
+    assert result.returncode == 2 and "is not a conflict calendar" in one_clean_line(result)
+    assert "Home" not in (home / "config.toml").read_text().split("[calendars", 1)[-1]
+    assert cli("privacy", "Work", "busy").returncode == 0
+
+
+def test_status_when_not_connected_says_what_to_do(cli: Cli, home: Path) -> None:
+    result = cli("status")
+    assert result.returncode == 0
+    assert "not connected: not connected" not in result.stdout
+    assert "iCloud: not connected; run `calmirror connect --apple-id EMAIL`" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["status"], ["doctor"], ["local-account"], ["status", "--json"]])
+def test_read_only_commands_do_not_create_a_missing_home(cli: Cli, tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "never-made"
+    result = cli("--home", str(missing), *command)
+    assert result.returncode == 2
+    assert f"{missing} does not exist" in one_clean_line(result)
+    assert not missing.exists()
+
+
+def test_home_that_is_a_file_gives_one_line(cli: Cli, tmp_path: Path) -> None:
+    a_file = tmp_path / "calmirror-home"
+    a_file.write_text("")
+    for args in (["--home", str(a_file), "status"], ["--home", str(a_file), "run"]):
+        result = cli(*args)
+        assert result.returncode == 2
+        assert f"{a_file} is a file; --home needs a folder" in one_clean_line(result)
+    by_env = cli("status", env={"CALMIRROR_HOME": str(a_file)})
+    assert by_env.returncode == 2 and "CALMIRROR_HOME needs a folder" in one_clean_line(by_env)
+
+
+def test_sync_now_json_prints_json(cli: Cli, home: Path) -> None:
+    (home / "config.toml").write_text("[server]\nport = 0\n")
+    env = {**os.environ, "CALMIRROR_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "calmirror", "run"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: json.loads(cli("status", "--json").stdout)["daemon_running"], 20)
+        result = cli("sync", "--now", "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"asked_daemon": True, "pid": proc.pid}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
