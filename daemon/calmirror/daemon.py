@@ -31,6 +31,8 @@ from calmirror.state import State
 
 log = logging.getLogger("calmirror.daemon")
 STOP_GRACE_S = 8.0
+NOT_CONNECTED_EVERY_S = 60.0
+NOT_CONNECTED = "not connected: run `calmirror connect --apple-id EMAIL`"
 
 
 class Daemon:
@@ -51,6 +53,8 @@ class Daemon:
         self._inbox: SignalInbox | None = None
         self._client_generation = 0
         self.url = ""
+        self.not_connected_every = NOT_CONNECTED_EVERY_S
+        self._said_not_connected: float | None = None  # monotonic time of the last warning
         self.hooks: list[Callable[[Engine], None]] = []  # extra wiring (availability guard, free-busy)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -113,6 +117,7 @@ class Daemon:
             self.push_wake.set()
             self.notifier.send("READY=1", f"STATUS=Serving {self.url}")
             log.info("calmirror serving %s", self.url)
+            self._say_if_not_connected()
             if self.on_ready:
                 self.on_ready(self.url)
             self._main_loop(threads)
@@ -141,8 +146,25 @@ class Daemon:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self._reload()
+            self._say_if_not_connected()
             if all(t.is_alive() for t in threads):
                 self.notifier.send("WATCHDOG=1")
+
+    def _say_if_not_connected(self) -> None:
+        """With no account the daemon still serves local calendars; a warning a minute (and
+        systemd's STATUS) says why nothing reaches iCloud, so a service set up without
+        `connect` is not silently useless."""
+        now = time.monotonic()
+        if self.state.account() is not None:
+            if self._said_not_connected is not None:
+                self._said_not_connected = None
+                self.notifier.send(f"STATUS=Serving {self.url}")
+            return
+        if self._said_not_connected is not None and now - self._said_not_connected < self.not_connected_every:
+            return
+        self._said_not_connected = now
+        log.warning("%s; serving local calendars only on %s", NOT_CONNECTED, self.url)
+        self.notifier.send(f"STATUS=Serving {self.url}; {NOT_CONNECTED}")
 
     def _shutdown(self) -> None:
         self.notifier.send("STOPPING=1")
