@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from calmirror.emulator import Emulator
 from tests.cli.test_cli_foundation import connect, one_clean_line
 from tests.conftest import Cli
-from tests.helpers import wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, wait_for
 
 
 def test_bare_calmirror_prints_help_and_succeeds(cli: Cli) -> None:
@@ -87,3 +89,58 @@ def test_sync_now_json_prints_json(cli: Cli, home: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
+
+
+def test_demo_books_a_free_slot_and_says_what_it_does(tmp_path: Path) -> None:
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 5232))  # the demo's usual port is taken (or was already)
+        holder.listen(1)
+    except OSError:
+        pass
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "calmirror", "demo", "--seconds", "2"],
+            env={**os.environ, "CALMIRROR_HOME": str(tmp_path / "unused")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 0, result.stderr
+    said = result.stdout + result.stderr
+    assert "reached the linked iCloud calendar" in said and "a free slot" in said
+    assert "double booking" not in said.lower() and "overlaps busy time" not in said
+    assert "Press Ctrl-C" not in said and "The demo stops in 2 s." in said
+    assert "port 5232 is in use, so the demo took a free port" in said
+
+
+def test_emulator_serve_seeds_generated_events(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "calmirror", "emulator", "serve"),
+            *("--apple-id", APPLE_ID, "--password-env", "PW", "--port", "0", "--events", "120"),
+        ],
+        env={**os.environ, "PW": APP_PASSWORD},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        work_url = next(line.split(": ", 1)[1].strip() for line in lines if line.strip().startswith("Work"))
+        listing = requests.request(
+            "PROPFIND",
+            work_url,
+            auth=(APPLE_ID, APP_PASSWORD),
+            headers={"Depth": "1"},
+            data='<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+            timeout=30,
+        )
+        assert listing.status_code == 207
+        assert listing.text.count("GENERATED-") == 120
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0

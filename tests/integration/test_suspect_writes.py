@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from calmirror.emulator import Emulator
 from calmirror.local import LocalServer
+from tests.helpers import Running, wait_for
 
 USER = "calmirror"
 PASSWORD = "local-secret-1"
@@ -204,3 +206,20 @@ def test_two_custom_zones_with_one_name_are_each_stored_with_their_own_definitio
     for name, offset, other in (("cz-1.ics", "+0100", "-0500"), ("cz-2.ics", "-0500", "+0100")):
         stored = requests.get(f"{server.url}{USER}/blocked/{name}", auth=(USER, PASSWORD), timeout=10).text
         assert f"TZOFFSETTO:{offset}" in stored and other not in stored
+
+
+def test_custom_zones_sharing_a_name_are_pushed_each_with_its_own_definition(running: Running, emu: Emulator) -> None:
+    zone = "Customized Time Zone"
+    span = (f"DTSTART;TZID={zone}:20261202T100000", f"DTEND;TZID={zone}:20261202T110000")
+    offsets = {"cz-push-1": "+0100", "cz-push-2": "-0500"}
+    for uid, offset in offsets.items():
+        assert running.put(f"{uid}.ics", calendar(vtimezone(zone, offset), vevent(uid, *span))).status_code == 201
+    work = emu.calendar_id("Work")
+
+    def remote() -> dict[str, str]:
+        return {uid: body for body in emu.items(work).values() for uid in offsets if f"UID:{uid}" in body}
+
+    assert wait_for(lambda: len(remote()) == 2, 20)
+    for uid, body in remote().items():
+        other = next(o for u, o in offsets.items() if u != uid)
+        assert f"TZOFFSETTO:{offsets[uid]}" in body and other not in body

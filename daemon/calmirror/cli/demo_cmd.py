@@ -19,6 +19,7 @@ import requests
 import typer
 
 from calmirror import account, config, config_edit, credentials, logs
+from calmirror.availability import slots
 from calmirror.cli.context import console, ctx_of
 from calmirror.daemon import Daemon
 from calmirror.home import Home
@@ -26,6 +27,8 @@ from calmirror.state import State
 
 DEMO_APPLE_ID = "demo@example.com"
 DEMO_PASSWORD = "abcd-efgh-ijkl-mnop"  # the emulator's fake app-specific password
+DEMO_PORT = 5232
+DEMO_LENGTH = timedelta(minutes=45)
 
 
 def _free(port: int) -> bool:
@@ -37,15 +40,36 @@ def _free(port: int) -> bool:
     return True
 
 
-def _appointment(uid: str) -> str:
-    start = (datetime.now(UTC) + timedelta(days=1)).replace(hour=15, minute=0, second=0, microsecond=0)
+def _appointment(uid: str, start: datetime, end: datetime) -> str:
     fmt = "%Y%m%dT%H%M%SZ"
     return (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror//demo//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:{datetime.now(UTC).strftime(fmt)}\r\nDTSTART:{start.strftime(fmt)}\r\n"
-        f"DTEND:{(start + timedelta(minutes=45)).strftime(fmt)}\r\nSUMMARY:Demo consultation\r\n"
+        f"UID:{uid}\r\nDTSTAMP:{datetime.now(UTC).strftime(fmt)}\r\nDTSTART:{start.astimezone(UTC).strftime(fmt)}\r\n"
+        f"DTEND:{end.astimezone(UTC).strftime(fmt)}\r\nSUMMARY:Demo consultation\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
+
+
+def _free_slot(daemon: Daemon) -> tuple[datetime, datetime]:
+    """The first free 45 minutes on a weekday from tomorrow, 09:00-17:00, as the availability
+    engine sees every calendar: the demo's own appointment must not double-book anyone."""
+    zone = daemon.settings.availability.zone
+    day = datetime.now(zone).date() + timedelta(days=1)
+    start = datetime.combine(day, datetime.min.time(), zone)
+    end = start + timedelta(days=21)
+    free = slots.free_slots(
+        daemon.busy.busy(start, end),
+        start,
+        end,
+        DEMO_LENGTH,
+        zone,
+        slots.parse_within("09:00-17:00"),
+        slots.parse_days("mon-fri"),
+    )
+    if free:
+        return free[0]
+    fallback = start.replace(hour=15)  # a calendar full for three weeks: any time will clash
+    return fallback, fallback + DEMO_LENGTH
 
 
 def _prepare(home: Home, emu_url: str, port: int) -> None:
@@ -62,7 +86,7 @@ def _prepare(home: Home, emu_url: str, port: int) -> None:
         state.close()
 
 
-def _round_trip(home: Home, url: str, emu: object, work_id: str, show: bool) -> None:
+def _round_trip(home: Home, url: str, emu: object, work_id: str, slot: tuple[datetime, datetime], show: str) -> None:
     acct = credentials.local_account(home)
     state = State(home.state_db)
     try:
@@ -76,12 +100,16 @@ def _round_trip(home: Home, url: str, emu: object, work_id: str, show: bool) -> 
     started = time.monotonic()
     answer = requests.put(
         f"{url}{acct.username}/appointments/{uid}.ics",
-        data=_appointment(uid).encode(),
+        data=_appointment(uid, *slot).encode(),
         auth=(acct.username, acct.password),
         headers={"Content-Type": "text/calendar; charset=utf-8"},
         timeout=10,
     )
-    console.print(f"  wrote an appointment into {url}{acct.username}/appointments/ -> HTTP {answer.status_code}")
+    when = slot[0].astimezone().strftime("%a %d %b %H:%M")
+    console.print(
+        f"  wrote an appointment ({when}, a free slot) into {url}{acct.username}/appointments/ "
+        f"-> HTTP {answer.status_code}"
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if any(uid in body for body in emu.items(work_id).values()):  # type: ignore[attr-defined]
@@ -92,10 +120,9 @@ def _round_trip(home: Home, url: str, emu: object, work_id: str, show: bool) -> 
         time.sleep(0.05)
     else:
         console.print("  the appointment has not reached iCloud yet; see `calmirror status`")
-    if show:
-        console.print("\nPoint any CalDAV client at the local calendar:")
-        console.print(f"  URL:      {url}\n  Username: {acct.username}\n  Password: {acct.password}")
-        console.print("Press Ctrl-C to stop.")
+    console.print("\nPoint any CalDAV client at the local calendar:")
+    console.print(f"  URL:      {url}\n  Username: {acct.username}\n  Password: {acct.password}")
+    console.print(show)
 
 
 def register(app: typer.Typer) -> None:
@@ -115,7 +142,7 @@ def register(app: typer.Typer) -> None:
             home = Home(config_file=Path(tmp) / "config.toml", data_dir=Path(tmp))
             console.print("Starting the bundled iCloud emulator (sample calendars Home, Work, Family, Reminders)...")
             with Emulator(apple_id=DEMO_APPLE_ID, password=DEMO_PASSWORD, seed="sample") as emu:
-                port = 5232 if _free(5232) else 0
+                port = DEMO_PORT if _free(DEMO_PORT) else 0
                 _prepare(home, emu.url, port)
                 console.print(
                     f"Connected {DEMO_APPLE_ID}; linked calendar: Work; conflict calendars: Work, Home, Family"
@@ -126,7 +153,10 @@ def register(app: typer.Typer) -> None:
                 def ready(url: str) -> None:
                     def script() -> None:
                         console.print(f"Local system calendar serving on {url}")
-                        _round_trip(home, url, emu, work_id, show=True)
+                        if port != DEMO_PORT:
+                            console.print(f"  (port {DEMO_PORT} is in use, so the demo took a free port)")
+                        until = "Press Ctrl-C to stop." if seconds is None else f"The demo stops in {seconds:g} s."
+                        _round_trip(home, url, emu, work_id, _free_slot(daemon), until)
                         if seconds is not None:
                             time.sleep(max(0.0, seconds))
                             daemon.stop()

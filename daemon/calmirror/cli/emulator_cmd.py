@@ -75,6 +75,10 @@ def serve(
         ),
     ] = None,
     empty: Annotated[bool, typer.Option("--empty", help="Start with the four calendars but no events.")] = False,
+    events: Annotated[
+        int,
+        typer.Option("--events", min=0, help="Also put this many generated events into Work, from today on."),
+    ] = 0,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM, printing the URL to connect to."""
     from calmirror.emulator import Emulator
@@ -95,6 +99,12 @@ def serve(
     except OSError as exc:
         typer.echo(f"cannot start the emulator: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if events:
+        from datetime import date
+
+        from calmirror.emulator.seed import generated_items
+
+        emu.bulk_load(emu.calendar_id("Work"), generated_items(events, date.today()))
     previous = signal.signal(signal.SIGTERM, _stopper(stop))
     try:
         _announce(emu)

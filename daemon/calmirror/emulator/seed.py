@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import date, timedelta
 from importlib import resources
 
 from calmirror.emulator.store import CalendarInfo
@@ -47,6 +48,35 @@ def sample_items(calendar_name: str) -> list[tuple[str, str]]:
     if calendar_name == "Reminders":
         return [(f"{uid}.ics", _todo(uid, summary, due)) for uid, summary, due in _REMINDERS]
     return []
+
+
+def generated_items(count: int, first_day: date) -> list[tuple[str, str]]:
+    """`count` ordinary events for trials and benchmarks: weekdays from `first_day`, between
+    09:00 and 18:00 Berlin time, 30 to 120 minutes long, in a fixed pseudo-random pattern
+    (the same count always gives the same calendar), some days full and some free."""
+    items = []
+    day, moment = first_day, 9 * 60
+    for index in range(count):
+        length = 30 * (1 + (index * 7) % 4)
+        moment += 30 * ((index * 5) % 3)  # a gap of 0, 30 or 60 minutes before the next one
+        if moment + length > 18 * 60 or ((index * 11) % 9 == 0 and moment > 9 * 60):
+            day, moment = _next_weekday(day), 9 * 60
+        while day.weekday() >= 5:
+            day = _next_weekday(day)
+        start = f"{day:%Y%m%d}T{moment // 60:02d}{moment % 60:02d}00"
+        end_minutes = moment + length
+        end = f"{day:%Y%m%d}T{end_minutes // 60:02d}{end_minutes % 60:02d}00"
+        uid = f"GENERATED-{index:06d}"
+        items.append((f"{uid}.ics", _event(uid, f"Generated meeting {index + 1}", start, end)))
+        moment = end_minutes
+    return items
+
+
+def _next_weekday(day: date) -> date:
+    day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
 
 
 def new_calendar_id(apple_id: str, name: str) -> str:
