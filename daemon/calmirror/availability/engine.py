@@ -14,8 +14,11 @@ Why it is shaped this way:
 * Single events are bounded and converted here directly; only series go through
   recurring-ical-events (`availability.recurrence` compiles them, `availability.expansion`
   walks them with bounded work, `availability.rrule_bounds` holds the rule arithmetic).
-* The busy rules themselves live in `availability.busy_rules`: nothing cached depends on
-  the query's `Rules`, so one corpus serves any configuration.
+* The busy rules themselves live in `availability.rules`: nothing cached depends on
+  the query's `Rules`, so one corpus serves any configuration. Travel time is applied
+  here, per occurrence, for the same reason (`Rules.travel_time` switches it).
+* Zones are resolved per object when a calendar is compiled (`availability.zones`), never
+  through icalendar's process-wide map of TZIDs.
 """
 
 from __future__ import annotations

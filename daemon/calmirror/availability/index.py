@@ -13,7 +13,9 @@ from a query's rules or window:
   kept; each holds its calendars alive, which is what makes the identity key safe.
 
 Calendars handed in must not be mutated afterwards: a changed resource is a new parse,
-hence a new object, hence new entries.
+hence a new object, hence new entries. Nothing here is keyed by a TZID: compiling resolves
+each calendar's zones from its own VTIMEZONEs (`availability.zones`), so two objects that
+both define `Customized Time Zone` keep their own definitions however long they are cached.
 """
 
 from __future__ import annotations
