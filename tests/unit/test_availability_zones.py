@@ -180,3 +180,11 @@ def test_iana_names_and_globally_unique_prefixes() -> None:
     assert zones.iana_name(CUSTOM) is None
     assert zones.windows_name("W. Europe Standard Time") == "Europe/Berlin"
     assert zones.is_custom("Eastern Standard Time") and not zones.is_custom("UTC")
+
+
+def test_custom_tzids_with_colons_in_a_quoted_name() -> None:
+    name = "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna"
+    text = exchange("quoted", "+0100", "+0200", tzid=name).replace(f"TZID={name}:", f'TZID="{name}":')
+    assert zones.custom_tzids(text) == {name}
+    assert zones.custom_tzids(icalendar.Calendar.from_ical(text)) == {name}
+    assert busy_of(text)[0] == (z("2026-12-07 09:00"), z("2026-12-07 10:00"))

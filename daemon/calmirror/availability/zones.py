@@ -115,10 +115,22 @@ def custom_tzids(source: icalendar.Calendar | str | bytes) -> set[str]:
             elif upper.startswith("END:VTIMEZONE"):
                 depth -= 1
             elif depth and upper.startswith("TZID") and upper[4:5] in (":", ";"):
-                defined.add(line.split(":", 1)[1].strip())
-            for match in _TZID_PARAM.finditer(line.split(":", 1)[0] + ":"):
+                defined.add(line[len(_name_and_params(line)) :].strip())
+            for match in _TZID_PARAM.finditer(_name_and_params(line)):
                 used.add(match.group(1).strip('"'))
     return {t for t in defined if is_custom(t)} | {t for t in used if windows_name(t) is not None}
+
+
+def _name_and_params(line: str) -> str:
+    """A content line up to and including the colon that starts its value (colons inside
+    quoted parameter values, as in Outlook's `TZID="(UTC+01:00) Amsterdam, Berlin"`, do not count)."""
+    quoted = False
+    for n, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == ":" and not quoted:
+            return line[: n + 1]
+    return line
 
 
 def _used_tzids(events: Iterable[icalendar.Component]) -> Iterator[str]:
