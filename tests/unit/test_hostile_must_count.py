@@ -66,3 +66,10 @@ def test_a_daily_billion_count_over_a_year_in_under_half_a_second() -> None:
     busy = av.busy_intervals([av.Source("c", [calendar])], *YEAR, av.Rules(ZoneInfo("UTC")))
     assert time.process_time() - started < 0.5
     assert len(busy) == 306  # 2027-03-01 .. 2027-12-31, one a day
+
+
+def test_the_guard_checks_a_series_from_the_year_one_without_overflowing() -> None:
+    candidate = av.parse_calendar(hostile_corpus.BY_NAME["year-one"].body)
+    stored = av.parse_calendar(hostile_corpus.BY_NAME["rrule-count-1e9"].body)
+    # checked for a year after its first occurrence (the year 1): nothing stored is there
+    assert av.overlaps(candidate, [av.Source("s", [stored])], av.Rules(ZoneInfo("UTC"))) == []

@@ -32,7 +32,7 @@ import icalendar
 
 from calmirror.availability.expansion import occurrences
 from calmirror.availability.index import SourceIndex, clear_cache, index
-from calmirror.availability.intervals import Interval, intersect, merge
+from calmirror.availability.intervals import Interval, intersect, merge, shift
 from calmirror.availability.recurrence import reason, to_utc
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
 
@@ -182,7 +182,7 @@ def _walk_one(
             continue
         ahead = series.travel if travel else dt.timedelta(0)
         try:
-            spans = occurrences(series, (ws, we + ahead), tz)
+            spans = occurrences(series, (ws, shift(we, ahead)), tz)
         except Exception as exc:  # TooDense, or data the library chokes on: skip this series only
             if problems is not None:
                 problems.append(Skipped(source.name, series.uid, reason(exc)))
@@ -262,7 +262,7 @@ def overlaps(
     lo = min(b[0] for b in bounds)
     his = [b[1] for b in bounds]
     hi = max(h for h in his if h is not None) if all(h is not None for h in his) else None
-    hi = min(hi, lo + horizon) if hi is not None else lo + horizon
+    hi = min(hi, shift(lo, horizon)) if hi is not None else shift(lo, horizon)
     wanted = merge(h[:2] for h in _walk_one(Source("candidate", [candidate]), found, (lo, hi), rules, None))
     if not wanted:
         return []

@@ -20,6 +20,7 @@ from icalendar.prop import vDDDTypes, vRecur
 from recurring_ical_events.util import convert_to_datetime
 
 from calmirror.availability import rrule_bounds as rb
+from calmirror.availability.intervals import shift
 from calmirror.availability.recurrence import (
     UTC,
     Adapter,
@@ -203,8 +204,8 @@ def occurrences(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz:
             key = (number, None if cs.kind == "aware" else tz)
             block = cs.blocks.get(key)
             if block is None:
-                start = _EPOCH + number * BLOCK
-                block = Block.of([_span(raw, tz) for raw in expand(cs, (start, start + BLOCK), tz)])
+                start = shift(_EPOCH, number * BLOCK)
+                block = Block.of([_span(raw, tz) for raw in expand(cs, (start, shift(start, BLOCK)), tz)])
                 cs.blocks[key] = block
                 while len(cs.blocks) > BLOCKS_KEPT:
                     del cs.blocks[next(iter(cs.blocks))]

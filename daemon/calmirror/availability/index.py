@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import icalendar
 
+from calmirror.availability.intervals import shift
 from calmirror.availability.recurrence import CompiledCalendar, CompiledSeries, Single, compile_calendar
 
 INDEXES_KEPT = 16
@@ -76,7 +77,7 @@ class SourceIndex:
 
     def singles(self, start: dt.datetime, end: dt.datetime) -> list[Single]:
         """Singles whose bounds touch [start, end): a bisected slice plus the long ones."""
-        first = bisect.bisect_left(self.starts, start - SHORT)
+        first = bisect.bisect_left(self.starts, shift(start, -SHORT))
         last = bisect.bisect_left(self.starts, end)
         return [s for s in self.short[first:last] if s.hi > start] + [
             s for s in self.long if s.lo < end and s.hi > start

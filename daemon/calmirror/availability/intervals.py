@@ -6,6 +6,17 @@ import datetime as dt
 from collections.abc import Iterable
 
 Interval = tuple[dt.datetime, dt.datetime]
+_FIRST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def shift(instant: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """`instant + delta`, held at the ends of time: windows and events near the years 1 and
+    9999 (valid data: a yearly series from the year 1) must not raise OverflowError."""
+    try:
+        return instant + delta
+    except OverflowError:
+        return _LAST if delta > dt.timedelta(0) else _FIRST
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
