@@ -185,3 +185,21 @@ def test_a_missing_item_is_not_found(client: ICloudClient, calendar: str) -> Non
     with pytest.raises(NotFound) as raised:
         client.get(item(calendar, "never-written"))
     assert raised.value.status == 404
+
+
+def test_the_ctag_moves_with_every_write(client: ICloudClient, calendar: str) -> None:
+    client.discover()
+    before = client.get_ctag(calendar)
+    assert before
+    client.create(item(calendar, "c"), event("c"))
+    after = client.get_ctag(calendar)
+    assert after
+    assert after != before
+    assert client.get_ctag(calendar) == after  # reading changes nothing
+
+
+def test_a_missing_calendar_is_not_found(client: ICloudClient, calendar: str) -> None:
+    client.discover()
+    gone = calendar.rstrip("/") + "-never-made/"
+    with pytest.raises(NotFound):
+        client.sync(gone, None)
