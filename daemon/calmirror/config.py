@@ -89,11 +89,6 @@ class Settings:
     def calendar(self, calendar_id: str) -> CalendarSettings:
         return self.calendars.get(calendar_id, CalendarSettings())
 
-    @property
-    def mirrored(self) -> tuple[str, ...]:
-        """Conflict calendars, in file order; the linked one is listed there by `link`."""
-        return self.icloud.conflicts
-
 
 class _Reader:
     """Reads one table, remembering the dotted key path for error messages."""

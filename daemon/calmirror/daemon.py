@@ -55,7 +55,6 @@ class Daemon:
         self.url = ""
         self.not_connected_every = NOT_CONNECTED_EVERY_S
         self._said_not_connected: float | None = None  # monotonic time of the last warning
-        self.hooks: list[Callable[[Engine], None]] = []  # extra wiring (availability guard, free-busy)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -91,8 +90,6 @@ class Daemon:
         self.engine.mirror.on_change = self.busy.mark_changed
         self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
         self.server.freebusy = make_freebusy(self.busy)
-        for hook in self.hooks:
-            hook(self.engine)
         # Served before the first mirror pass, so local appointments work at once; every known
         # mirror exists by then (empty until the pass fills it), so none answers 404 meanwhile.
         self.engine.prepare_mirrors()

@@ -10,7 +10,16 @@ import typer
 import typer.core
 
 from calmirror import __version__, home, logs
-from calmirror.cli import account_cmds, availability_cmd, calendar_cmds, demo_cmd, run_cmds, sync_cmds, week_cmd
+from calmirror.cli import (
+    account_cmds,
+    availability_cmd,
+    calendar_cmds,
+    demo_cmd,
+    emulator_cmd,
+    run_cmds,
+    sync_cmds,
+    week_cmd,
+)
 from calmirror.cli.context import Ctx
 from calmirror.cli.errors import guarded
 
@@ -67,13 +76,7 @@ run_cmds.register_doctor(app)
 demo_cmd.register(app)
 availability_cmd.register(app)
 week_cmd.register(app)
-
-try:  # optional groups written alongside; absent ones simply do not appear
-    from calmirror.cli import emulator_cmd
-
-    app.add_typer(emulator_cmd.app, name="emulator", help="Run the bundled iCloud emulator.")
-except ImportError:  # pragma: no cover
-    pass
+app.add_typer(emulator_cmd.app, name="emulator", help="Run the bundled iCloud emulator.")
 
 
 def run() -> None:

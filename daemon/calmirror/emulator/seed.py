@@ -79,10 +79,6 @@ def _next_weekday(day: date) -> date:
     return day
 
 
-def new_calendar_id(apple_id: str, name: str) -> str:
-    return _uuid_id(apple_id, name)
-
-
 def _uuid_id(apple_id: str, name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"calmirror-emulator:{apple_id.lower()}:{name}")).upper()
 

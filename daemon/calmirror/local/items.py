@@ -42,18 +42,6 @@ class PreparedItem:
     component_name: str
     time_range: tuple[int, int]
 
-    def to_item(self, collection_path: str) -> radicale_item.Item:
-        return radicale_item.Item(
-            collection_path=collection_path,
-            href=self.href,
-            text=self.text,
-            etag=self.etag,
-            uid=self.uid,
-            name=self.name,
-            component_name=self.component_name,
-            time_range=self.time_range,
-        )
-
     @classmethod
     def from_item(cls, item: radicale_item.Item) -> PreparedItem:
         assert item.href is not None

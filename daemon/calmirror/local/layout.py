@@ -45,11 +45,5 @@ def split_path(raw_path: str) -> list[str]:
     return stripped.split("/") if stripped else []
 
 
-def collection_of(raw_path: str) -> str | None:
-    """The collection name a path is in or names (`/u/appointments/x.ics` -> `appointments`)."""
-    parts = split_path(raw_path)
-    return parts[1] if len(parts) >= 2 else None
-
-
 def is_item_path(raw_path: str) -> bool:
     return len(split_path(raw_path)) == 3

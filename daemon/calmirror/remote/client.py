@@ -1,10 +1,13 @@
 """`ICloudClient`: the only code that talks to iCloud (or any CalDAV server standing in).
 
-Raw CalDAV over one `requests.Session` rather than python-caldav, because its sync
-silently falls back to a full fetch on any error (a 503 included, ICLOUD.md #18), and
-because the mirror's request budget (one sync REPORT + ceil(N/100) multigets) must be
-exact. Every method issues a fixed, documented number of requests and never retries:
-retry and back-off decisions belong to the caller, which knows the Retry-After it got.
+Raw CalDAV over one `requests.Session` rather than python-caldav (3.6), because the
+mirror's request budget (one sync REPORT + ceil(N/100) multigets) must be exact and every
+failure must arrive typed. python-caldav's silent fallback from a failed sync to a full fetch
+(a 503 included, ICLOUD.md #18) can be switched off, but its `sync()`, `load()` and
+`save(no_overwrite=True)` still add requests of their own, its multiget is not batched, and
+a redirect to another host drops the request body and surfaces as an authentication error.
+Every method here issues a fixed, documented number of requests and never retries: retry
+and back-off decisions belong to the caller, which knows the Retry-After it got.
 
 Hrefs: every method accepts absolute URLs or absolute paths; paths are placed on the
 host of the calendar (for `fetch`) or of the account's home as learnt by `discover` or
