@@ -9,10 +9,10 @@ a crash between the two cannot hide a change.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 
+from calmirror.digest import content_hash
 from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
 from calmirror.state import State
@@ -20,10 +20,6 @@ from calmirror.transform import extract_uid
 
 log = logging.getLogger("calmirror.detect")
 TOKEN_KEY = "appointments_sync_token"
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 class ChangeDetector:

@@ -13,7 +13,7 @@ import time
 from calmirror import account, credentials
 from calmirror.config import Settings
 from calmirror.detect import ChangeDetector
-from calmirror.errors import AuthFailed, NotFound, RemoteError
+from calmirror.errors import PASSWORD_REFUSED_CONNECT, AuthFailed, NotFound, RemoteError
 from calmirror.health import Health
 from calmirror.home import Home
 from calmirror.local.store import LocalStore
@@ -115,11 +115,7 @@ class Engine:
             self.health.failed(exc)
             # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
             name = self.state.calendar_names().get(calendar_id, calendar_id)
-            message = (
-                exc.message
-                if not isinstance(exc, AuthFailed)
-                else "iCloud refused the password: reconnect required (`calmirror connect`)"
-            )
+            message = exc.message if not isinstance(exc, AuthFailed) else PASSWORD_REFUSED_CONNECT
             self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
             self.state.record_event("error", "mirror", f"{name}: {message}")
             log.error("sync %s failed: %s", name, message)

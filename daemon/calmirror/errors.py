@@ -78,6 +78,13 @@ class AuthFailed(RemoteError):
     exit_code = 3
 
 
+#: What the daemon records and logs when iCloud refuses the password (the outbox row, the
+#: mirror's last error, the event log), composed here so every place says the same thing.
+PASSWORD_REFUSED = "iCloud refused the password: reconnect required"
+PASSWORD_REFUSED_CONNECT = f"{PASSWORD_REFUSED} (`calmirror connect`)"
+PASSWORD_REFUSED_RUN_CONNECT = "iCloud refused the password; run `calmirror connect` again"
+
+
 class Unavailable(RemoteError):
     """503/429 or another transient server failure; `retry_after` in seconds when the server said."""
 

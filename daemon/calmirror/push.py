@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from calmirror import account
 from calmirror.config import Settings
-from calmirror.detect import content_hash
+from calmirror.digest import content_hash
 from calmirror.errors import (
+    PASSWORD_REFUSED,
+    PASSWORD_REFUSED_RUN_CONNECT,
     AuthFailed,
     BadRemoteData,
     CalmirrorError,
@@ -109,11 +111,9 @@ class Pusher:
             action = self._carry_out(client, row.uid, action, local_etag, plan)
         except AuthFailed as exc:
             self.health.failed(exc)
-            self.state.retry_later(row, time.time(), "iCloud refused the password: reconnect required")
-            self.state.record_event(
-                "error", "push", f"{row.uid}: iCloud refused the password; run `calmirror connect` again"
-            )
-            log.error("push stopped: iCloud refused the password; run `calmirror connect` again")
+            self.state.retry_later(row, time.time(), PASSWORD_REFUSED)
+            self.state.record_event("error", "push", f"{row.uid}: {PASSWORD_REFUSED_RUN_CONNECT}")
+            log.error("push stopped: %s", PASSWORD_REFUSED_RUN_CONNECT)
             return PushResult(row.uid, action.kind, False, "auth failed")
         except (Unavailable, Unreachable, BadRemoteData) as exc:
             self.health.failed(exc)
