@@ -191,7 +191,7 @@ def test_the_ctag_moves_with_every_write(client: ICloudClient, calendar: str) ->
     client.discover()
     before = client.get_ctag(calendar)
     assert before
-    client.create(item(calendar, "c"), event("c"))
+    client.create(item(calendar, "ctag"), event("ctag"))  # UIDs differ across tests: iCloud refuses one UID twice
     after = client.get_ctag(calendar)
     assert after
     assert after != before
