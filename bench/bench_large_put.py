@@ -26,9 +26,6 @@ from calmirror.emulator import Emulator
 from calmirror.home import Home
 from calmirror.state import State
 
-APPLE_ID = "bench@example.com"
-PASSWORD = "abcd-efgh-ijkl-mnop"
-
 
 def big_appointment(uid: str, size: int) -> str:
     head = (
@@ -49,13 +46,18 @@ def main() -> None:
     parser.add_argument("--sizes-mb", default="1,2,4,8.7")
     args = parser.parse_args()
     sizes = [float(s) for s in args.sizes_mb.split(",")]
-    with common.temp_dir() as root, Emulator(apple_id=APPLE_ID, password=PASSWORD, seed="sample") as emu:
+    with (
+        common.temp_dir() as root,
+        Emulator(apple_id=common.APPLE_ID, password=common.APP_PASSWORD, seed="sample") as emu,
+    ):
         home = Home(config_file=root / "config.toml", data_dir=root)
         home.ensure()
         home.config_file.write_text("[server]\nport = 0\n", encoding="utf-8")
         state = State(home.state_db)
         try:
-            calendars = account.connect(home, config.load(home.config_file), state, APPLE_ID, PASSWORD, emu.url)
+            calendars = account.connect(
+                home, config.load(home.config_file), state, common.APPLE_ID, common.APP_PASSWORD, emu.url
+            )
         finally:
             state.close()
         work = next(c for c in calendars if c.name == "Work")

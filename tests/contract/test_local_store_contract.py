@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calmirror.local import CollectionMissing, LocalStore, layout
+from calmirror.testing import LOCAL_USER as USER
 from calmirror.testing.ical import APPLE_PRODID, vcalendar, vtimezone_for
 from tests.helpers import event
 
-USER = "calmirror"
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "icloud"
 WORK = layout.mirror_name("work")
 

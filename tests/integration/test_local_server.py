@@ -15,10 +15,10 @@ import requests
 
 from calmirror.errors import LocalServerError
 from calmirror.local import AddressInUse, LocalServer, LocalStore, NonLoopbackHost
+from calmirror.testing import LOCAL_PASSWORD as PASSWORD
+from calmirror.testing import LOCAL_USER as USER
 from calmirror.testing.ical import event
 
-USER = "calmirror"
-PASSWORD = "local-secret-1"
 DAV = "{DAV:}"
 
 

@@ -14,10 +14,10 @@ import requests
 
 from calmirror.local import CollectionMissing, LocalServer, LocalStore, StoreError, bulk
 from calmirror.local.store import MIRROR_DISPLAYNAME_PREFIX
+from calmirror.testing import LOCAL_PASSWORD as PASSWORD
+from calmirror.testing import LOCAL_USER as USER
 from calmirror.testing.ical import event
 
-USER = "calmirror"
-PASSWORD = "local-secret-1"
 DAV = "{DAV:}"
 
 

@@ -13,10 +13,10 @@ import requests
 
 from calmirror.emulator import Emulator
 from calmirror.local import LocalServer
+from calmirror.testing import LOCAL_PASSWORD as PASSWORD
+from calmirror.testing import LOCAL_USER as USER
 from tests.helpers import Running, wait_for
 
-USER = "calmirror"
-PASSWORD = "local-secret-1"
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 DAV = "{DAV:}"
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from calmirror.local import AppointmentWatcher, LocalServer, LocalStore, StoreError
+from calmirror.testing import LOCAL_PASSWORD as PASSWORD
+from calmirror.testing import LOCAL_USER as USER
 
-USER = "calmirror"
-PASSWORD = "local-secret-1"
 EVENT = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror tests//EN\r\nBEGIN:VEVENT\r\n"
     "UID:watched\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250105T100000Z\r\nDURATION:PT1H\r\n"

@@ -11,3 +11,6 @@ from __future__ import annotations
 #: The one test account: the emulator is started with it, homes connect with it.
 APPLE_ID = "me@example.com"
 APP_PASSWORD = "abcd-efgh-ijkl-mnop"
+#: The one login for a local server a test starts itself (a daemon makes its own).
+LOCAL_USER = "calmirror"
+LOCAL_PASSWORD = "local-secret-1"
