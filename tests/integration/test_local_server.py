@@ -283,6 +283,7 @@ def test_body_over_the_limit_is_413(tmp_path: Path, http: requests.Session) -> N
         big = event("big", "x" * 3000)
         answer = put(http, url(srv, f"/{USER}/appointments/big.ics"), big)
         assert answer.status_code == 413
+        assert "raise server.max_body_mb in config.toml" in answer.text and "\n" not in answer.text.strip()
         assert put(http, url(srv, f"/{USER}/appointments/small.ics"), event("small")).status_code == 201
 
 
