@@ -104,8 +104,12 @@ def fold_one_line(outbuf: Any, input: str, lineLength: int = 75) -> None:
         start, budget = 0, lineLength
         while start < len(data):
             end = min(start + budget, len(data))
-            while end < len(data) and (data[end] & 0xC0) == 0x80:
+            while end < len(data) and end > start and (data[end] & 0xC0) == 0x80:
                 end -= 1  # back off to the start of the character that would not fit
+            if end == start:  # one character wider than a line: it goes alone, as vobject does
+                end += 1
+                while end < len(data) and (data[end] & 0xC0) == 0x80:
+                    end += 1
             pieces.append(data[start:end])
             start, budget = end, lineLength - 1
         folded = b"\r\n ".join(pieces).decode("utf-8")
