@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Callable
 
 from calmirror import credentials
 from calmirror.config import Settings
@@ -101,12 +102,13 @@ def find_calendar(state: State, name_or_id: str) -> CalendarRow:
     calendars = state.calendars()
     if not calendars and state.account() is None:
         raise NotConnected()
-    for match in (
+    matchers: tuple[Callable[[CalendarRow], bool], ...] = (
         lambda c: c.id == name_or_id,
         lambda c: c.url.rstrip("/") == name_or_id.rstrip("/"),
         lambda c: c.name == name_or_id,
         lambda c: c.name.lower() == name_or_id.lower(),
-    ):
+    )
+    for match in matchers:
         hits = [c for c in calendars if match(c)]
         if len(hits) == 1:
             return hits[0]

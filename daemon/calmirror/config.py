@@ -112,7 +112,7 @@ class _Reader:
         problem = check(value) if check else None
         if problem:
             raise self.fail(key, problem)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
         return self.get(key, str, default, lambda v: None if v in allowed else _one_of(allowed, v))

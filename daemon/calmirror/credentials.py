@@ -16,6 +16,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, cast
 
 from calmirror.errors import CredentialsError
 from calmirror.home import Home, write_private
@@ -90,15 +91,23 @@ def forget_icloud_password(home: Home, apple_id: str, backend: str = "file") -> 
     (home.secrets_dir / ICLOUD_FILE).unlink(missing_ok=True)
 
 
-def _keyring():  # type: ignore[no-untyped-def]
+class _Keyring(Protocol):
+    """The three calls made of the optional `keyring` package (it is not a dependency)."""
+
+    def get_password(self, service_name: str, username: str) -> str | None: ...
+    def set_password(self, service_name: str, username: str, password: str) -> None: ...
+    def delete_password(self, service_name: str, username: str) -> None: ...
+
+
+def _keyring() -> _Keyring:
     try:
-        import keyring  # type: ignore[import-not-found]
+        import keyring
     except ImportError:
         raise CredentialsError(
             "icloud.credential is 'keyring' but the keyring package is not installed; "
             'pip install keyring, or use credential = "file"'
         ) from None
-    return keyring
+    return cast(_Keyring, keyring)
 
 
 def local_account(home: Home) -> LocalAccount:

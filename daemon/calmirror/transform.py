@@ -117,6 +117,11 @@ def _parse(text: str, href: str) -> icalendar.Calendar:
     return cal
 
 
+def _text(cal: icalendar.Calendar) -> str:
+    body: bytes = cal.to_ical()  # icalendar leaves to_ical's return unannotated
+    return body.decode("utf-8")
+
+
 def _declined_by(event: icalendar.cal.Component, me: frozenset[str]) -> bool:
     attendees = event.get("ATTENDEE", [])
     if not isinstance(attendees, list):
@@ -145,7 +150,7 @@ def busy_only(text: str, href: str, me: frozenset[str]) -> str:
         if declined:
             component.pop("TRANSP", None)
             component.add("TRANSP", "TRANSPARENT")
-    return cal.to_ical().decode("utf-8")
+    return _text(cal)
 
 
 def mirror_copy(text: str, href: str, source: str, details: str, me: frozenset[str]) -> tuple[str, str]:
@@ -186,7 +191,7 @@ def icloud_body(text: str, href: str, *, cancelled: bool = False) -> str:
             event.add("STATUS", "CANCELLED")
     with contextlib.suppress(Exception):
         cal.add_missing_timezones()
-    return cal.to_ical().decode("utf-8")
+    return _text(cal)
 
 
 def is_cancelled(text: str) -> bool:

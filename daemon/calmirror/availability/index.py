@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -61,7 +62,7 @@ def compiled(calendar: icalendar.Calendar) -> CompiledCalendar:
         if entry is not None and entry[0]() is calendar:
             return entry[1]
         result = compile_calendar(calendar)
-        ref = weakref.ref(calendar, lambda r, key=key: _forget(key, r))  # type: ignore[misc]
+        ref = weakref.ref(calendar, functools.partial(_forget, key))
         _compiled[key] = (ref, result)
         return result
 

@@ -65,8 +65,8 @@ def _recurrence_ids(time: Time) -> tuple[Any, ...]:
     return (ids[0], ("wall", ids[1])) if len(ids) == 2 else ids
 
 
-_ric_rrule.to_recurrence_ids = _recurrence_ids  # type: ignore[assignment]
-_ric_adapters.to_recurrence_ids = _recurrence_ids  # type: ignore[assignment]
+_ric_rrule.to_recurrence_ids = _recurrence_ids
+_ric_adapters.to_recurrence_ids = _recurrence_ids
 
 
 class CapReached(Exception):
@@ -75,7 +75,7 @@ class CapReached(Exception):
         self.at = at
 
 
-class Adapter(EventAdapter):  # type: ignore[misc]
+class Adapter(EventAdapter):  # type: ignore[misc]  # the library ships no types
     """The library's VEVENT adapter, carrying our busy summary of the component."""
 
     def __init__(self, component: icalendar.Component, info: EventInfo) -> None:
@@ -84,20 +84,21 @@ class Adapter(EventAdapter):  # type: ignore[misc]
         self.info = info
 
 
-class _Occurrence(Occurrence):  # type: ignore[misc]
+class _Occurrence(Occurrence):  # type: ignore[misc]  # the library ships no types
     def __init__(self, adapter: Adapter, start: Time | None = None, end: Time | None = None) -> None:
         super().__init__(adapter, start, end)
         self.adapter = adapter
 
 
-class _BoundedRules(Series.RecurrenceRules):  # type: ignore[misc]
+class _BoundedRules(Series.RecurrenceRules):  # type: ignore[misc]  # the library ships no types
     """Lazy, capped rule walking; the library's version builds whole-window lists."""
 
     cache = True
 
     def rrulestr(self, rule_string: str) -> Any:
         rule_string = NEGATIVE_RRULE_COUNT_REGEX.sub("", rule_string)
-        rule = dateutil_rrulestr(rule_string, dtstart=self.start, cache=self.cache)
+        # The library reads `string` and `until` off the rule, attributes dateutil's types lack.
+        rule: Any = dateutil_rrulestr(rule_string, dtstart=self.start, cache=self.cache)
         rule.string = rule_string
         rule.until = self._get_rrule_until(rule)
         return rule
@@ -119,7 +120,7 @@ class _UncachedRules(_BoundedRules):
     cache = False
 
 
-class CachedSeries(Series):  # type: ignore[misc]
+class CachedSeries(Series):  # type: ignore[misc]  # the library ships no types
     RecurrenceRules = _BoundedRules
 
     def occurrence(self, adapter: Adapter, start: Time | None = None, end: Time | None = None) -> Occurrence:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import typer
 from rich.table import Table
@@ -34,7 +34,20 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def calendar_payload(cal: CalendarRow, role: str) -> dict[str, object]:
+class CalendarPayload(TypedDict):
+    """One calendar as `calendars --json` prints it and the table shows it."""
+
+    name: str
+    id: str
+    url: str
+    components: list[str]
+    writable: bool
+    role: str
+    usable_as: str
+    color: str | None
+
+
+def calendar_payload(cal: CalendarRow, role: str) -> CalendarPayload:
     usable = (
         "linkable"
         if cal.is_event_calendar and cal.writable
@@ -54,18 +67,18 @@ def calendar_payload(cal: CalendarRow, role: str) -> dict[str, object]:
     }
 
 
-def print_calendars(rows: list[dict[str, object]]) -> None:
+def print_calendars(rows: list[CalendarPayload]) -> None:
     table = Table(show_lines=False)
     for col in ("Name", "Id", "Types", "Access", "Can be", "Role"):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r["name"]),
-            str(r["id"]),
-            ",".join(r["components"]),  # type: ignore[arg-type]
+            r["name"],
+            r["id"],
+            ",".join(r["components"]),
             "read-write" if r["writable"] else "read-only",
-            str(r["usable_as"]),
-            str(r["role"]),
+            r["usable_as"],
+            r["role"],
         )
     console.print(table)
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import requests
 import typer
@@ -24,6 +24,9 @@ from calmirror.cli.context import console, ctx_of
 from calmirror.daemon import Daemon
 from calmirror.home import Home
 from calmirror.state import State
+
+if TYPE_CHECKING:
+    from calmirror.emulator import Emulator
 
 DEMO_APPLE_ID = "demo@example.com"
 DEMO_PASSWORD = "abcd-efgh-ijkl-mnop"  # the emulator's fake app-specific password
@@ -86,7 +89,7 @@ def _prepare(home: Home, emu_url: str, port: int) -> None:
         state.close()
 
 
-def _round_trip(home: Home, url: str, emu: object, work_id: str, slot: tuple[datetime, datetime], show: str) -> None:
+def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[datetime, datetime], show: str) -> None:
     acct = credentials.local_account(home)
     state = State(home.state_db)
     try:
@@ -112,7 +115,7 @@ def _round_trip(home: Home, url: str, emu: object, work_id: str, slot: tuple[dat
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if any(uid in body for body in emu.items(work_id).values()):  # type: ignore[attr-defined]
+        if any(uid in body for body in emu.items(work_id).values()):
             console.print(
                 f"  ...and it reached the linked iCloud calendar (Work) in {(time.monotonic() - started) * 1000:.0f} ms"
             )

@@ -38,7 +38,7 @@ def _flags_without_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
 
 
 _typed_display = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]
+typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]  # a patch of typer
 
 
 def _version(value: bool) -> None:

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import radicale
+import radicale.app
 from defusedxml import DefusedXmlException
 
 from calmirror.emulator import discovery, objects, writes, xmlbits
@@ -76,7 +76,7 @@ class ICloudLayer:
         self.credentials = credentials
         self.tokens = tokens
         self.partition_url = ""  # set once the partition listener is bound
-        self._radicale = radicale.Application(store.configuration)
+        self._radicale = radicale.app.Application(store.configuration)
         self._rewriter = Rewriter(store.dsid, tokens)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -278,7 +278,8 @@ def _ctag_as_sync_token(root: ET.Element) -> bytes:
             prop.remove(child)
     if prop.find(clark(DAV, "sync-token")) is None:
         ET.SubElement(prop, clark(DAV, "sync-token"))
-    return ET.tostring(root, encoding="utf-8")
+    body: bytes = ET.tostring(root, encoding="utf-8")
+    return body
 
 
 def _sets_resourcetype(body: bytes) -> bool:

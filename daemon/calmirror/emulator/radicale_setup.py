@@ -29,7 +29,7 @@ class FastCollection(multifilesystem.Collection):
     def _clean_history(self) -> None:
         return None
 
-    @contextlib.contextmanager  # type: ignore[override]
+    @contextlib.contextmanager
     def _atomic_write(self, path: str, mode: str = "w", newline: str | None = None) -> Iterator[IO[Any]]:
         encoding = None if "b" in mode else self._encoding
         with open(path, mode, newline=newline, encoding=encoding) as target:

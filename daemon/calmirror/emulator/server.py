@@ -142,7 +142,7 @@ class _Handler(WSGIRequestHandler):
         handler = ServerHandler(
             self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(), self.get_environ(), multithread=True
         )
-        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref reads it; typeshed omits it
         handler.run(logging_app)
 
     def _drain_body(self) -> bytes:

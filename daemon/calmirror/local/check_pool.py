@@ -64,7 +64,8 @@ def read_frame(stream: IO[bytes]) -> object | None:
     payload = stream.read(size)
     if len(payload) != size:
         raise EOFError("cut-off frame")
-    return pickle.loads(payload)
+    message: object = pickle.loads(payload)
+    return message
 
 
 class _Worker:

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import radicale
+import radicale.app
 import radicale.server
 import radicale.storage
 
@@ -240,7 +240,7 @@ class LocalServer:
             self.store_dir, host=self.host, port=port, auth_type=AuthFactory(self.credentials)
         )
         try:
-            self._middleware.app = radicale.Application(configuration)
+            self._middleware.app = radicale.app.Application(configuration)
             storage = radicale.storage.load(configuration)  # the same flock as the app's and LocalStore's
         except (OSError, RuntimeError, ValueError) as error:
             raise LocalServerError(f"Radicale cannot start on {self.store_dir}: {error}") from error

@@ -346,7 +346,7 @@ def _raw_text(response: dav.DavResponse) -> str:
     """calendar-data as iCalendar text. XML parsing turns the CRLFs iCloud sends into LF
     (XML 1.0 §2.11); put them back so a fetched body reads like the same item's GET."""
     element = response.props[dav.CALENDAR_DATA]
-    text = "".join(element.itertext())
+    text = dav.text_of(element)
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 

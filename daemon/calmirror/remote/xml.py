@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -28,6 +29,12 @@ _NAMESPACES = f'xmlns:d="{DAV}" xmlns:c="{CALDAV}" xmlns:cs="{CS}" xmlns:a="{APP
 
 def clark(namespace: str, name: str) -> str:
     return f"{{{namespace}}}{name}"
+
+
+def text_of(element: etree._Element) -> str:
+    """All text inside `element`. A parsed document only ever yields str here; the stubs
+    also allow bytes, which the filter drops."""
+    return "".join(part for part in element.itertext() if isinstance(part, str))
 
 
 GETETAG = clark(DAV, "getetag")
@@ -97,7 +104,7 @@ class DavResponse:
         element = self.props.get(name)
         if element is None:
             return None
-        value = "".join(element.itertext()).strip()
+        value = text_of(element).strip()
         return value or None
 
     def child_href(self, name: str) -> str | None:
@@ -137,8 +144,8 @@ def parse_multistatus(body: bytes, *, where: str = "", url: str = "") -> Multist
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
         raise BadRemoteData(f"{prefix}unreadable XML in the answer ({_short(exc)})", url=url, status=207) from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = root.getroottree().docinfo  # lxml-stubs lack DocInfo.doctype
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise BadRemoteData(f"{prefix}the answer declares a DOCTYPE/entities; refused", url=url, status=207)
     if root.tag != clark(DAV, "multistatus"):
         raise BadRemoteData(f"{prefix}the answer is not a DAV multistatus", url=url, status=207)
