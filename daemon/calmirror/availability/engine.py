@@ -171,7 +171,7 @@ def _walk_one(
         if (all_day and not source.allday_busy) or not is_busy(single.info, rules.me, rules.tentative_busy):
             continue
         start, end = to_utc(single.start, tz), to_utc(single.end, tz)
-        if start < end and travel and not all_day:
+        if travel and single.info.travel and not all_day and start < end:
             start -= single.info.travel  # a zero-length event needs no travel: nothing to reach
         if start < we and end > ws and start < end:
             yield start, end, source, single.uid, single.info, all_day, False
@@ -189,7 +189,7 @@ def _walk_one(
             continue
         for span in spans:
             start = span.start
-            if start < span.end and travel and not span.all_day:
+            if travel and span.info.travel and not span.all_day and start < span.end:
                 start -= span.info.travel
             if (
                 start < we
