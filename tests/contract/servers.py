@@ -57,9 +57,6 @@ class Server:
     new_calendar: Callable[[str], str]
     quirks: Quirks = field(default_factory=Quirks)
 
-    def auth(self) -> tuple[str, str]:
-        return (self.username, self.password)
-
 
 def free_port() -> int:
     with socket.socket() as probe:
