@@ -66,7 +66,7 @@ def connect(
 def client_for(home: Home, settings: Settings, state: State) -> ICloudClient:
     account = state.account()
     if account is None:
-        raise NotConnected()
+        raise NotConnected
     password = credentials.load_icloud_password(home, account.apple_id, settings.icloud.credential)
     return ICloudClient(account.server, account.apple_id, password, timeout=(10.0, settings.icloud.timeout))
 
@@ -74,7 +74,7 @@ def client_for(home: Home, settings: Settings, state: State) -> ICloudClient:
 def refresh_calendars(client: ICloudClient, state: State) -> list[CalendarRow]:
     account = state.account()
     if account is None:
-        raise NotConnected()
+        raise NotConnected
     calendars = [to_row(c) for c in client.list_calendars(account.home_url)]
     state.set_calendars(calendars)
     return calendars
@@ -101,7 +101,7 @@ def find_calendar(state: State, name_or_id: str) -> CalendarRow:
         raise CalendarChoiceError(name_or_id, SUBSCRIPTION_HINT)
     calendars = state.calendars()
     if not calendars and state.account() is None:
-        raise NotConnected()
+        raise NotConnected
     matchers: tuple[Callable[[CalendarRow], bool], ...] = (
         lambda c: c.id == name_or_id,
         lambda c: c.url.rstrip("/") == name_or_id.rstrip("/"),

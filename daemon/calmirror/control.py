@@ -76,7 +76,7 @@ def write_record(path: Path, url: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(f"{os.getpid()}\n{url}\n", encoding="utf-8")
     tmp.chmod(0o600)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def read_record(path: Path) -> Record | None:

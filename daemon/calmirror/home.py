@@ -87,7 +87,7 @@ def write_private(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        tmp.replace(path)
     except PermissionError:
         raise LocalError(f"{path}: permission denied") from None
     except OSError as exc:

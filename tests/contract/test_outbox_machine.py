@@ -251,7 +251,7 @@ class OutboxMachine(RuleBasedStateMachine):
             self.daemon.state.retry_pending_now()
             self.daemon.pusher.drain(self.daemon.client)
         assert self.daemon.state.outbox(("pending", "in_flight", "failed")) == []
-        remote = [text for text in self.emu.items(self.cal_id).values()]
+        remote = list(self.emu.items(self.cal_id).values())
         copies = Counter(field(text, "UID") for text in remote)
         assert copies == Counter(self.live.keys()), "every live appointment exactly once, nothing deleted"
         latest = {field(text, "UID"): field(text, "SUMMARY") for text in remote}

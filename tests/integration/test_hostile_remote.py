@@ -14,7 +14,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -81,7 +83,7 @@ def run_cli(home: Home, *args: str, timeout: float = SYNC_DEADLINE_S) -> tuple[s
 
 
 @pytest.fixture(scope="module")
-def mirrored(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One sync of every hostile calendar, shared by the tests below (it is the slow part)."""
     root = tmp_path_factory.mktemp("hostile-remote")
     with CorpusServer(APPLE_ID, APP_PASSWORD, calendars()) as server:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import icalendar
 import pytest
@@ -11,16 +12,17 @@ import pytest
 from calmirror import config_edit
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
+from calmirror.mirror import SyncReport
 from calmirror.transform import MARKER
 from tests.helpers import connected_home, engine_for, event
 
 REMOTE_WRITES = {"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY", "POST"}
 
 
-def sync(engine: Engine, **kw: object):  # type: ignore[no-untyped-def]
+def sync(engine: Engine, **kw: Any) -> dict[str, SyncReport]:
     client = engine.client()
     try:
-        return {r.name: r for r in engine.mirror_pass(client, **kw)}  # type: ignore[arg-type]
+        return {r.name: r for r in engine.mirror_pass(client, **kw)}
     finally:
         client.close()
 

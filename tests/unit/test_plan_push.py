@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from calmirror.model import Appointment
 from calmirror.plan import plan_push
 from calmirror.transform import MARKER
@@ -15,17 +17,16 @@ EVENT = (
 
 
 def appt(**kw: object) -> Appointment:
-    base = dict(
-        uid="appt-1",
-        local_href="a.ics",
-        local_etag="h1",
-        remote_calendar=LINKED,
-        remote_href=LINKED + "appt-1.ics",
-        remote_etag='"e1"',
-        pushed_etag="h0",
-    )
-    base.update(kw)
-    return Appointment(**base)  # type: ignore[arg-type]
+    base: dict[str, Any] = {
+        "uid": "appt-1",
+        "local_href": "a.ics",
+        "local_etag": "h1",
+        "remote_calendar": LINKED,
+        "remote_href": LINKED + "appt-1.ics",
+        "remote_etag": '"e1"',
+        "pushed_etag": "h0",
+    }
+    return Appointment(**(base | kw))
 
 
 def test_new_appointment_is_created_at_a_url_derived_from_its_uid() -> None:

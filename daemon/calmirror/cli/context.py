@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -60,5 +59,5 @@ def ctx_of(typer_ctx: typer.Context) -> Ctx:
     return obj
 
 
-def print_json(data: Any) -> None:
+def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import typer.core
@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 
-def _flags_without_type(option: typer.core.TyperOption, ctx: Any) -> str | None:
+def _flags_without_type(option: typer.core.TyperOption, ctx: typer.Context) -> str | None:
     """A flag takes no value, so help shows no type for it (typer prints `<bool>`)."""
     return None if option.is_flag else _typed_display(option, ctx)
 
@@ -44,7 +44,7 @@ typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[m
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"calmirror {__version__}")
-        raise typer.Exit()
+        raise typer.Exit
 
 
 @app.callback()

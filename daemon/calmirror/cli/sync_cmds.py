@@ -14,6 +14,7 @@ from calmirror import account, control, status
 from calmirror.cli.context import console, ctx_of, print_json
 from calmirror.engine import Engine
 from calmirror.errors import UserError
+from calmirror.remote import ICloudClient
 
 outbox_app = typer.Typer(help="Inspect and retry appointments waiting to reach iCloud.", no_args_is_help=True)
 
@@ -128,7 +129,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(outbox_app, name="outbox")
 
 
-def _with_progress(engine: Engine, client: Any, accepted: frozenset[str], show: bool) -> list[Any]:
+def _with_progress(engine: Engine, client: ICloudClient, accepted: frozenset[str], show: bool) -> list[Any]:
     if not show:
         return engine.mirror_pass(client, accept_empty=accepted)
     with Progress(

@@ -16,10 +16,13 @@ import logging
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import radicale.app
 from defusedxml import DefusedXmlException
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
 
 from calmirror.emulator import discovery, objects, writes, xmlbits
 from calmirror.emulator.messages import Reply, Request, empty_reply, xml_reply
@@ -229,7 +232,7 @@ class ICloudLayer:
         environ["CONTENT_LENGTH"] = str(len(request.body))
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None) -> None:
             captured["status"] = int(status.split(" ", 1)[0])
             captured["headers"] = headers
 

@@ -15,9 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+from wsgiref.types import StartResponse
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
 
 from calmirror.emulator.faults import Fault, Faults
 
@@ -67,7 +71,7 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], context: ListenerContext, family: int = socket.AF_INET):
+    def __init__(self, address: tuple[str, int], context: ListenerContext, family: int = socket.AF_INET) -> None:
         self.address_family = family
         self.context = context
         super().__init__(address, _Handler)
@@ -86,7 +90,7 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 class _Handler(WSGIRequestHandler):
     server: ThreadingWSGIServer
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         return None
 
     def handle(self) -> None:
@@ -128,10 +132,12 @@ class _Handler(WSGIRequestHandler):
             self._run_app(context.app, int(self.headers.get("Content-Length") or 0), log)
 
     def _run_app(self, app: WSGIApp, request_bytes: int, log: Callable[[int, int, int], None]) -> None:
-        def logging_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def logging_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             seen = {"status": 0}
 
-            def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            def recording_start_response(
+                status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+            ) -> Callable[[bytes], object]:
                 seen["status"] = int(status.split(" ", 1)[0])
                 return start_response(status, headers, exc_info)
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from radicale import config as radicale_config
 from radicale import item as radicale_item
 from radicale import pathutils
 
@@ -65,7 +66,7 @@ class Limits:
     component: str = "VEVENT"
 
     @classmethod
-    def of(cls, configuration: Any) -> Limits:
+    def of(cls, configuration: radicale_config.Configuration) -> Limits:
         """The limits a Radicale configuration sets."""
         return cls(
             max_resource_size=configuration.get("server", "max_resource_size"),

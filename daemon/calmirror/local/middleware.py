@@ -36,11 +36,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from xml.sax.saxutils import escape
 
 from radicale import pathutils
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
 
 from calmirror.local import davxml, layout, refusals, suspect
 from calmirror.local.auth import Credentials
@@ -219,7 +222,9 @@ class Middleware:
         captured: list[Any] = []
         written: list[bytes] = []
 
-        def capture(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def capture(
+            status_line: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
             captured[:] = [status_line, list(headers)]
             return written.append
 

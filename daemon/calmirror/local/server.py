@@ -45,6 +45,8 @@ from calmirror.local.store import LocalStore
 
 log = logging.getLogger("calmirror.local")
 
+Request = socket.socket | tuple[bytes, socket.socket]  # what socketserver hands a handler
+
 READY_TIMEOUT_S = 10.0
 
 
@@ -77,7 +79,7 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
         request.settimeout(self._request_timeout)
         return request, client_address
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def process_request(self, request: Request, client_address: tuple[str, int]) -> None:
         with self._idle:
             self._active += 1
         try:
@@ -86,7 +88,7 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
             self._finished()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(self, request: Request, client_address: tuple[str, int]) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -101,7 +103,7 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
         with self._idle:
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: Request, client_address: tuple[str, int]) -> None:
         log.debug("request from %s failed", client_address, exc_info=True)
 
 

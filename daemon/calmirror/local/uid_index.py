@@ -12,7 +12,6 @@ folder instead would cost O(n) per batch again.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ class _Entry:
 
 
 def _stamp(folder: Path) -> tuple[int, int]:
-    found = os.stat(folder)
+    found = folder.stat()
     return found.st_ino, found.st_mtime_ns
 
 

@@ -29,7 +29,7 @@ _RELEVANT = frozenset({"created", "deleted", "moved", "modified"})
 
 def is_item_name(path: str | bytes) -> bool:
     """Item files are the only non-dot files in a collection folder."""
-    name = os.path.basename(os.fsdecode(path))
+    name = Path(os.fsdecode(path)).name
     return bool(name) and not name.startswith(".")
 
 
