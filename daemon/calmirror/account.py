@@ -63,6 +63,24 @@ def connect(
     return calendars
 
 
+def reconnect(home: Home, settings: Settings, state: State, password: str) -> list[CalendarRow]:
+    """A new app-specific password for the Apple ID already connected (the old one was revoked):
+    checked like `connect`, then stored; mirrors and appointments stay as they are."""
+    existing = state.account()
+    if existing is None:
+        raise NotConnected()
+    client = ICloudClient(existing.server, existing.apple_id, password, timeout=(10.0, settings.icloud.timeout))
+    try:
+        client.discover()
+        calendars = [to_row(c) for c in client.list_calendars(existing.home_url)]
+    finally:
+        client.close()
+    credentials.store_icloud_password(home, existing.apple_id, password, settings.icloud.credential)
+    state.set_calendars(calendars)
+    state.set_meta("health", {"state": "ok", "since": time.time(), "not_before": 0})
+    return calendars
+
+
 def client_for(home: Home, settings: Settings, state: State) -> ICloudClient:
     account = state.account()
     if account is None:

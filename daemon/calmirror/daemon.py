@@ -28,6 +28,7 @@ from calmirror.remote import ICloudClient
 from calmirror.sdnotify import Notifier
 from calmirror.signal_inbox import SignalInbox
 from calmirror.state import State
+from calmirror.web.app import page_for
 
 log = logging.getLogger("calmirror.daemon")
 STOP_GRACE_S = 8.0
@@ -90,6 +91,7 @@ class Daemon:
         self.engine.mirror.on_change = self.busy.mark_changed
         self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
         self.server.freebusy = make_freebusy(self.busy)
+        self.server.web = page_for(self)  # the page under /.calmirror/
         # Served before the first mirror pass, so local appointments work at once; every known
         # mirror exists by then (empty until the pass fills it), so none answers 404 meanwhile.
         self.engine.prepare_mirrors()

@@ -39,9 +39,11 @@ from calmirror.local.middleware import (
     Middleware,
     OnChange,
     StartResponse,
+    WSGIApp,
 )
 from calmirror.local.radicale_config import build_configuration
 from calmirror.local.store import LocalStore
+from calmirror.web.front import front
 
 log = logging.getLogger("calmirror.local")
 
@@ -167,6 +169,7 @@ class LocalServer:
             freebusy=freebusy,
             fairness=gate_for(self.store_dir),
         )
+        self.web: WSGIApp | None = None  # the page under /.calmirror/, set by the daemon
         self._httpd: _ThreadedWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -210,7 +213,7 @@ class LocalServer:
             bound_host, bound_port = str(httpd.server_address[0]), int(httpd.server_address[1])
             shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
             self._prepare_radicale(bound_port)
-            httpd.set_app(self._middleware)
+            httpd.set_app(front(self._middleware, lambda: self.web, self.host, bound_host, bound_port))
             thread = threading.Thread(
                 target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="calmirror-http", daemon=True
             )

@@ -1,0 +1,177 @@
+"""The page over plain HTTP against the real daemon: Host refusal, headers, login, CSRF,
+validation next to the field, no secret rendered, and one week across page, CLI and availability."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import Cli
+from tests.helpers import APP_PASSWORD, Running, wait_for
+
+
+def page(run: Running, path: str = "") -> str:
+    return f"{run.url}.calmirror/{path}"
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found[1]
+
+
+def logged_in(run: Running) -> requests.Session:
+    """A browser-like session: the login form, its token, the cookie."""
+    session = requests.Session()
+    form = session.get(page(run, "login"), timeout=10)
+    answer = session.post(
+        page(run, "login"),
+        data={"csrf": csrf_of(form.text), "username": run.auth[0], "password": run.auth[1]},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303, answer.text
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/.calmirror/" in cookie
+    return session
+
+
+def test_a_foreign_host_is_refused_on_the_page_and_on_caldav(running: Running) -> None:
+    port = urlsplit(running.url).port
+    for method, url in (("GET", page(running, "login")), ("PROPFIND", running.collection_url("appointments"))):
+        refused = requests.request(
+            method, url, auth=running.auth, headers={"Host": f"rebound.example:{port}", "Depth": "0"}, timeout=10
+        )
+        assert refused.status_code == 421
+        assert refused.text.count("\n") == 1 and "own address" in refused.text
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+            fine = requests.request(method, url, auth=running.auth, headers={"Host": host, "Depth": "0"}, timeout=10)
+            assert fine.status_code in (200, 207), (host, fine.status_code)
+    wrong_port = requests.get(page(running, "login"), headers={"Host": "127.0.0.1:1"}, timeout=10)
+    assert wrong_port.status_code == 421
+
+
+def test_every_answer_forbids_framing_caching_and_foreign_content(running: Running) -> None:
+    for answer in (
+        requests.get(page(running, "login"), timeout=10),
+        requests.get(page(running, "week"), auth=running.auth, timeout=10),
+        requests.get(page(running, "outbox"), auth=running.auth, timeout=10),
+    ):
+        assert answer.status_code == 200
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Cache-Control"] == "no-store"
+        csp = answer.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+        assert "<script" not in answer.text and "style=" not in answer.text
+
+
+def test_without_login_the_page_sends_you_to_log_in(running: Running) -> None:
+    answer = requests.get(page(running, "week"), allow_redirects=False, timeout=10)
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/.calmirror/login")
+    assert requests.get(page(running, "week.json"), timeout=10).status_code == 401
+    wrong = requests.get(page(running, "week"), auth=(running.auth[0], "nope"), allow_redirects=False, timeout=10)
+    assert wrong.status_code == 303
+
+
+def test_a_wrong_login_is_shown_next_to_the_password(running: Running) -> None:
+    session = requests.Session()
+    form = session.get(page(running, "login"), timeout=10)
+    answer = session.post(
+        page(running, "login"),
+        data={"csrf": csrf_of(form.text), "username": running.auth[0], "password": "wrong"},
+        timeout=10,
+    )
+    assert answer.status_code == 401
+    assert re.search(r'id="password"[^>]*>\s*<p class="error" id="password-error">wrong username', answer.text)
+    assert "Set-Cookie" not in answer.headers
+
+
+def test_posts_without_the_csrf_token_are_refused(running: Running) -> None:
+    session = logged_in(running)
+    for data in ({}, {"csrf": "0" * 64}):
+        refused = session.post(page(running, "outbox/retry"), data=data, allow_redirects=False, timeout=10)
+        assert refused.status_code == 403 and "CSRF" in refused.text
+    basic = requests.post(page(running, "outbox/retry"), auth=running.auth, allow_redirects=False, timeout=10)
+    assert basic.status_code == 403
+    token = csrf_of(session.get(page(running, "outbox"), timeout=10).text)
+    done = session.post(page(running, "outbox/retry"), data={"csrf": token}, allow_redirects=False, timeout=10)
+    assert done.status_code == 303
+
+
+def test_the_calendars_form_refuses_what_the_cli_refuses_in_its_words(running: Running, cli_for: Cli) -> None:
+    session = logged_in(running)
+    html = session.get(page(running, "calendars"), timeout=10).text
+    state = running.state()
+    try:
+        ids = {c.name: c.id for c in state.calendars()}
+    finally:
+        state.close()
+    answer = session.post(
+        page(running, "calendars"),
+        data={"csrf": csrf_of(html), "linked": ids["Family"], "conflict": [ids["Work"], ids["Reminders"]]},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    said = cli_for("link", "Family")
+    assert said.returncode == 2
+    cli_words = said.stderr.strip().removeprefix("calmirror: ")
+    assert cli_words and cli_words in answer.text.replace("&#39;", "'")
+    assert re.search(r'aria-label="Link Family"[^>]*>\s*<p class="error"', answer.text)
+    assert re.search(
+        r'aria-label="Reminders blocks time"[^>]*>\s*<p class="error"[^>]*>Reminders: holds reminders', answer.text
+    )
+    assert running.daemon.settings.icloud.linked == ids["Work"]  # nothing changed
+
+
+def test_week_form_errors_sit_next_to_their_field(running: Running) -> None:
+    answer = requests.get(
+        page(running, "week"),
+        params={"start": "someday", "slot": "0m", "within": "9-17"},
+        auth=running.auth,
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert re.search(r'id="start"[^>]*>\s*<p class="error" id="start-error">', answer.text)
+    assert re.search(r'id="slot"[^>]*>\s*<p class="error" id="slot-error">', answer.text)
+    assert "within-error" not in answer.text  # 9-17 is fine
+
+
+def test_no_secret_is_rendered(running: Running) -> None:
+    session = logged_in(running)
+    pages = [session.get(page(running, p), timeout=10).text for p in ("connection", "calendars", "outbox", "week")]
+    for html in pages:
+        assert APP_PASSWORD not in html and running.auth[1] not in html
+    token = csrf_of(pages[0])
+    wrong = session.post(
+        page(running, "connection/reconnect"), data={"csrf": token, "new_password": "wxyz-wxyz-wxyz-wxyz"}, timeout=10
+    )
+    assert wrong.status_code == 400 and "wxyz-wxyz-wxyz-wxyz" not in wrong.text
+    assert re.search(
+        r'id="new_password"[^>]*>\s*<p class="error" id="new_password-error">[^<]*app-specific', wrong.text
+    )
+
+
+def test_page_cli_and_availability_show_one_week(running: Running, cli_for: Cli) -> None:
+    assert wait_for(lambda: all(m.get("last_sync") for m in running.state().mirrors()), 20)
+    params = {"start": "2026-12-07", "slot": "30m", "within": "09:00-17:00"}
+    served = requests.get(page(running, "week.json"), params=params, auth=running.auth, timeout=30).json()
+    html = requests.get(page(running, "week"), params=params, auth=running.auth, timeout=30).text
+    terminal = json.loads(cli_for("week", "2026-12-07", "--json").stdout)
+    alone = json.loads(cli_for("week", "2026-12-07", "--json", "--no-daemon").stdout)
+    busy = json.loads(cli_for("availability", "--from", "2026-12-07", "--to", "2026-12-14", "--json").stdout)
+    assert served == terminal == alone
+    assert served["busy"] == busy["intervals"] and len(busy["intervals"]) > 5
+    shown = re.findall(r'class="block[^"]*"\s+data-source="[^"]+" data-start="([^"]+)" data-end="([^"]+)"', html)
+    events = [(e["start"], e["end"]) for d in served["days"] for e in d["events"] if not e["all_day"]]
+    assert shown and shown == events
+    assert "Dentist" in html and "Advent check-in" in html
+
+
+@pytest.fixture
+def cli_for(running: Running) -> Cli:
+    """The CLI on the running daemon's home (it asks that daemon; nothing here signals it)."""
+    return Cli(running.home.data_dir)
