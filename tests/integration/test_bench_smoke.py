@@ -39,3 +39,10 @@ def test_every_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
         assert f"| {bench} (12 events) |" in text
     assert "3 of 3 arrived" in text
     assert "| answers agree with Radicale | yes |" in text
+
+
+def test_the_week_page_benchmark_runs() -> None:
+    done = run_bench("bench_week_page.py", "--events", "30", "--runs", "2", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["events"] == 30 and result["median_ms"] > 0

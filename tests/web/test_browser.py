@@ -1,0 +1,166 @@
+"""The page in a real browser (Playwright driving the distribution's Chromium) against the real
+daemon and the iCloud emulator: a first-time set-up, then an appointment, a failed push and its
+retry, a wrong password and a form without its CSRF token.
+
+The tests share one daemon and run in file order: each starts where the previous one left the
+account. Screenshots of the week page go to `artifacts/` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from calmirror.emulator import Emulator
+from calmirror.home import Home
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, daemon_running, event, wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None  # type: ignore[assignment]
+if CHROMIUM is None or sync_playwright is None:
+    pytest.skip(
+        "browser tests need Chromium: `apt-get install chromium` and `pip install playwright` enable them",
+        allow_module_level=True,
+    )
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+WEEK = "week?start=2026-12-07"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@dataclass
+class World:
+    emu: Emulator
+    run: Running
+    page: Page
+
+    def go(self, path: str) -> None:
+        self.page.goto(f"{self.run.url}.calmirror/{path}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def world(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A daemon on a home never connected to iCloud, and a browser page for it."""
+    root = tmp_path_factory.mktemp("browser") / "calmirror"
+    home = Home(config_file=root / "config.toml", data_dir=root)
+    home.ensure()
+    home.config_file.write_text("[server]\nport = 0\n", encoding="utf-8")
+    with (
+        Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu,
+        daemon_running(home) as run,
+    ):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(10_000)
+        yield World(emu, run, context.new_page())
+        context.close()
+
+
+def test_first_time_setup_wrong_password_then_link_conflicts_and_the_week(world: World) -> None:
+    page = world.page
+    world.go("")
+    expect(page).to_have_url(f"{world.run.url}.calmirror/login")
+    page.fill("#username", world.run.auth[0])
+    page.fill("#password", world.run.auth[1])
+    page.click("button:has-text('Log in')")
+    expect(page.locator("h1")).to_have_text("Connection")
+
+    page.fill("#apple_id", APPLE_ID)
+    page.fill("#password", "wxyz-wxyz-wxyz-wxyz")
+    page.click("summary:has-text('Server')")
+    page.fill("#server", world.emu.url)
+    page.click("button:has-text('Connect')")
+    error = page.locator("#password + #password-error")  # right under the field it is about
+    expect(error).to_contain_text("app-specific password")
+    expect(page.locator("#apple_id")).to_have_value(APPLE_ID)
+    assert "wxyz-wxyz-wxyz-wxyz" not in page.content()
+
+    page.fill("#password", APP_PASSWORD)
+    page.click("button:has-text('Connect')")
+    expect(page.locator("h1")).to_have_text("Calendars")
+    page.get_by_label("Link Work").check()
+    page.get_by_label("Home blocks time").check()
+    page.get_by_label("Details copied from Home").select_option("busy")
+    page.click("button:has-text('Save')")
+    expect(page.locator(".done")).to_contain_text("Saved")
+
+    world.go(WEEK)
+    for _ in range(100):
+        if (
+            page.locator(".block", has_text="Advent check-in").count()
+            and page.locator('.block[data-source="icloud-home"]').count()
+        ):
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    monday = page.locator('.day[data-date="2026-12-07"]')
+    expect(monday.locator(".block", has_text="Advent check-in")).to_contain_text("Work")
+    expect(monday.locator(".block", has_text="Home")).to_contain_text("Busy")  # busy only: no title
+    assert "Dentist" not in page.content()
+    expect(monday.locator(".free li").first).to_have_text("free 09:30–17:00")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "week-after-setup.png"), full_page=True)
+
+
+def test_an_appointment_written_over_caldav_appears_in_the_week(world: World) -> None:
+    put = world.run.put("call.ics", event("browser-appt-1", "Call with Dana", "20261208T100000Z", "20261208T110000Z"))
+    assert put.status_code == 201
+    world.go(WEEK)
+    block = world.page.locator('.day[data-date="2026-12-08"] .block', has_text="Call with Dana")
+    expect(block).to_contain_text("Appointments")
+    expect(block).to_contain_text("10:00")
+    world.page.screenshot(path=str(ARTIFACTS / "week-with-appointment.png"), full_page=True)
+
+
+def test_a_failed_push_shows_its_reason_and_retry_delivers_it(world: World) -> None:
+    emu = world.emu
+    home_cal = emu.calendar_id("Home")
+    emu.put_item(home_cal, "clash.ics", event("browser-clash-1", "In Home"))
+    world.run.put("clash.ics", event("browser-clash-1", "Local clash", "20261209T100000Z", "20261209T110000Z"))
+    state = world.run.state()
+    try:
+        assert wait_for(lambda: bool(state.outbox(("failed",))), 10)
+    finally:
+        state.close()
+    world.go("outbox")
+    row = world.page.locator("#outbox tr.failed", has_text="browser-clash-1")
+    expect(row.locator(".reason")).to_contain_text("another iCloud calendar")
+    emu.delete_item(home_cal, "clash.ics")
+    world.page.click("button:has-text('Retry failed appointments')")
+    expect(world.page.locator(".done")).to_contain_text("queued again")
+
+    def delivered() -> bool:
+        return any("UID:browser-clash-1" in body for body in emu.items(emu.calendar_id("Work")).values())
+
+    assert wait_for(delivered, 10)
+    for _ in range(50):
+        world.go("outbox")
+        if world.page.locator("#outbox-empty").count():
+            break
+        world.page.wait_for_timeout(200)
+    expect(world.page.locator("#outbox-empty")).to_be_visible()
+
+
+def test_a_form_without_its_csrf_token_is_refused(world: World) -> None:
+    url = f"{world.run.url}.calmirror/outbox/retry"
+    refused = world.page.request.post(url, form={"csrf": ""}, max_redirects=0)
+    assert refused.status == 403 and "CSRF" in refused.text()
+    world.go("outbox")
+    token = world.page.locator("form[action$='outbox/retry'] input[name=csrf], form[action$='logout'] input[name=csrf]")
+    accepted = world.page.request.post(url, form={"csrf": token.first.input_value()}, max_redirects=0)
+    assert accepted.status == 303
