@@ -84,7 +84,8 @@ def main() -> None:
     print(
         f"week page over {args.events} mirrored events ({result['blocks_per_week']} blocks a week): "
         f"median {result['median_ms']} ms, p95 {result['p95_ms']} ms over {args.runs} requests "
-        f"(first request {result['first_request_ms']} ms; goal < {GOAL_MS:.0f} ms); mirroring took {result['mirror_s']} s"
+        f"(first request {result['first_request_ms']} ms; goal < {GOAL_MS:.0f} ms); "
+        f"mirroring took {result['mirror_s']} s"
     )
 
 
