@@ -175,3 +175,37 @@ def test_page_cli_and_availability_show_one_week(running: Running, cli_for: Cli)
 def cli_for(running: Running) -> Cli:
     """The CLI on the running daemon's home (it asks that daemon; nothing here signals it)."""
     return Cli(running.home.data_dir)
+
+
+def test_the_busy_feed_is_off_until_enabled_serves_no_titles_and_rotates(running: Running, cli_for: Cli) -> None:
+    import datetime as dt
+
+    from calmirror.web import feed
+
+    assert wait_for(lambda: all(m.get("last_sync") for m in running.state().mirrors()), 20)
+    assert cli_for("feed", "url").returncode == 2
+    url = cli_for("feed", "enable").stdout.strip()
+    assert url.startswith(f"{running.url}.calmirror/feed/") and url.endswith(".ics")
+    assert cli_for("feed", "url").stdout.strip() == url == cli_for("feed", "enable").stdout.strip()
+    served = requests.get(url, timeout=30)
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("text/calendar")
+    start, end = feed.window(dt.datetime.now(dt.UTC))
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    busy = json.loads(
+        cli_for(
+            "availability", "--from", start.strftime(fmt), "--to", end.strftime(fmt), "--tz", "UTC", "--json"
+        ).stdout
+    )
+    assert served.text.count("BEGIN:VEVENT") == len(busy["intervals"])
+    assert served.text.count("SUMMARY:") == served.text.count("SUMMARY:Busy")
+    for title in ("Dentist", "Advent", "Team sync", "ATTENDEE", "LOCATION"):
+        assert title not in served.text
+    port = urlsplit(running.url).port
+    assert requests.get(url, headers={"Host": f"feed.example:{port}"}, timeout=10).status_code == 421
+
+    rotated = cli_for("feed", "rotate").stdout.strip()
+    assert rotated != url
+    assert requests.get(url, timeout=10).status_code == 404
+    assert requests.get(rotated, timeout=10).status_code == 200
+    assert cli_for("feed", "disable").returncode == 0
+    assert requests.get(rotated, timeout=10).status_code == 404

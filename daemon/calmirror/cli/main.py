@@ -16,6 +16,7 @@ from calmirror.cli import (
     calendar_cmds,
     demo_cmd,
     emulator_cmd,
+    feed_cmd,
     run_cmds,
     sync_cmds,
     week_cmd,
@@ -77,6 +78,7 @@ demo_cmd.register(app)
 availability_cmd.register(app)
 week_cmd.register(app)
 app.add_typer(emulator_cmd.app, name="emulator", help="Run the bundled iCloud emulator.")
+app.add_typer(feed_cmd.app, name="feed")
 
 
 def run() -> None:

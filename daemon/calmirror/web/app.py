@@ -26,7 +26,7 @@ from calmirror.errors import ConfigError, UserError
 from calmirror.home import Home
 from calmirror.local.auth import Credentials
 from calmirror.state import State
-from calmirror.web import actions
+from calmirror.web import actions, feed
 from calmirror.web.data import source_labels, week_for
 from calmirror.web.front import PREFIX
 from calmirror.web.http import (
@@ -102,6 +102,8 @@ class WebApp:
     def handle(self, request: Request) -> Response:
         if request.path == "login":
             return self.login(request)
+        if request.path.startswith(feed.PATH) and request.method == "GET":
+            return self.feed(request)  # the unguessable URL is its own key: no login
         if request.path == "style.css" and request.method == "GET":
             return self.routes[("GET", "style.css")](request)
         request.session = self._who(request)
@@ -142,6 +144,15 @@ class WebApp:
 
     def settings(self) -> Settings:
         return self.backend.settings()
+
+    def feed(self, request: Request) -> Response:
+        name = request.path[len(feed.PATH) :]
+        if not name.endswith(".ics") or not feed.matches(self.backend.state, name[: -len(".ics")]):
+            return text(HTTPStatus.NOT_FOUND, "no such page")
+        now = dt.datetime.now(dt.UTC)
+        start, end = feed.window(now)
+        body = feed.render(self.backend.busy.busy(start, end), now)
+        return Response(body=body.encode(), content_type="text/calendar; charset=utf-8")
 
     # --- login ---------------------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+"""feed enable|disable|rotate|url: the busy-only ICS feed at an unguessable local URL."""
+
+from __future__ import annotations
+
+import typer
+
+from calmirror.cli.context import Ctx, console, ctx_of
+from calmirror.errors import UserError
+from calmirror.web import feed
+
+app = typer.Typer(
+    help="A busy-only ICS feed (no titles) at an unguessable local URL; off until enabled.", no_args_is_help=True
+)
+
+
+def _url(c: Ctx, token: str) -> str:
+    base = c.state.get_meta("local_url") or f"http://{c.settings.server.host}:{c.settings.server.port}/"
+    return feed.url(base, token)
+
+
+@app.command()
+def enable(ctx: typer.Context) -> None:
+    """Turn the feed on and print its URL (the same URL as before if it was on)."""
+    c = ctx_of(ctx)
+    console.print(_url(c, feed.enable(c.state)))
+
+
+@app.command()
+def disable(ctx: typer.Context) -> None:
+    """Turn the feed off; its URL answers 404 at once."""
+    c = ctx_of(ctx)
+    console.print("The feed is off." if feed.disable(c.state) else "The feed was already off.")
+
+
+@app.command()
+def rotate(ctx: typer.Context) -> None:
+    """Give the feed a new URL; the old one answers 404 at once."""
+    c = ctx_of(ctx)
+    console.print(_url(c, feed.rotate(c.state)))
+
+
+@app.command()
+def url(ctx: typer.Context) -> None:
+    """Print the feed's URL."""
+    c = ctx_of(ctx)
+    token = feed.token(c.state)
+    if token is None:
+        raise UserError("the feed is off; `calmirror feed enable` turns it on")
+    console.print(_url(c, token))
