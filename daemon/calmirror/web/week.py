@@ -165,7 +165,8 @@ def build_week(
     zone = rules.tz
     ws, we = window(first, zone, days)
     occurrences = engine.busy_occurrences(sources, ws, we, rules)
-    busy = engine.busy_intervals(sources, ws, we, rules)
+    # What `engine.busy_intervals` computes (the same walk, clipped and merged), without walking twice.
+    busy = merge((max(o.start, ws), min(o.end, we)) for o in occurrences)
     blocks = [_block(o, _label_for(o.source, labels), zone) for o in occurrences]
     out: list[Day] = []
     for offset in range(days):
