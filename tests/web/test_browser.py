@@ -138,7 +138,7 @@ def test_a_failed_push_shows_its_reason_and_retry_delivers_it(world: World) -> N
     finally:
         state.close()
     world.go("outbox")
-    row = world.page.locator("#outbox tr.failed", has_text="browser-clash-1")
+    row = world.page.locator("#outbox tr.failed", has_text="Local clash")
     expect(row.locator(".reason")).to_contain_text("another iCloud calendar")
     emu.delete_item(home_cal, "clash.ics")
     world.page.click("button:has-text('Retry failed appointments')")

@@ -19,12 +19,13 @@ from typing import Any
 import jinja2
 
 from calmirror import config, status
-from calmirror.availability import slots
+from calmirror.availability import engine, slots
 from calmirror.availability.sources import BusySources
 from calmirror.config import ICLOUD_SERVER, Settings
 from calmirror.errors import ConfigError, UserError
 from calmirror.home import Home
 from calmirror.local.auth import Credentials
+from calmirror.local.layout import APPOINTMENTS
 from calmirror.state import State
 from calmirror.web import actions, feed
 from calmirror.web.data import source_labels, week_for
@@ -332,10 +333,27 @@ class WebApp:
             "outbox.html",
             status=data,
             rows=self.backend.state.outbox(),
+            titles=self._titles([r.uid for r in self.backend.state.outbox()]),
             counts=counts,
             health=_health_line(data["connection"]),
             when=_when,
         )
+
+    def _titles(self, uids: list[str]) -> dict[str, str]:
+        """Each waiting appointment's title, read from the local store (the outbox keeps UIDs only)."""
+        titles: dict[str, str] = {}
+        for uid in uids[:200]:
+            appointment = self.backend.state.appointment(uid)
+            text = None
+            if appointment is not None and appointment.local_href:
+                text = self.backend.busy.store.item(APPOINTMENTS, appointment.local_href)
+            try:
+                events = engine.parse_calendar(text).walk("VEVENT") if text else []
+            except engine.CalendarParseError:
+                events = []
+            if events:
+                titles[uid] = str(events[0].get("SUMMARY", ""))
+        return titles
 
     def retry(self, request: Request) -> Response:
         actions.retry_failed(self.backend)
