@@ -139,7 +139,8 @@ def choose_calendars(backend: Backend, choice: Choice) -> Errors:
     if list(dict.fromkeys(conflicts)) != list(settings.icloud.conflicts):
         config_edit.set_conflicts(file, conflicts)
     for cal_id, details in choice.details.items():
-        if details != settings.calendar(cal_id).details:
+        # As `calmirror privacy`: only a conflict calendar has copies whose details can be chosen.
+        if cal_id in conflicts and details != settings.calendar(cal_id).details:
             config_edit.set_calendar_details(file, cal_id, details)
             state.refetch_mirror(cal_id)  # every copy is rewritten at the next pass
     backend.reload()
