@@ -8,22 +8,33 @@ their ETag and not fetched again.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import cast
 
 from calmirror.availability import engine
+from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
-from calmirror.local.check_pool import WORTH_A_POOL, CheckPool
 from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
-from calmirror.mirror_writer import BatchWriter
+from calmirror.local.writer import Batch, Written
 from calmirror.model import CalendarRow, MirrorEntry
-from calmirror.plan import MirrorPlan, MirrorPolicy, hrefs_to_fetch, looks_like_full_listing, plan_mirror
+from calmirror.plan import (
+    MirrorPlan,
+    MirrorPolicy,
+    fallback_entry,
+    horizon_due,
+    hrefs_to_fetch,
+    looks_like_full_listing,
+    plan_batch,
+    plan_removals,
+)
 from calmirror.remote import FetchedItem, ICloudClient
 from calmirror.state import State
 
@@ -45,6 +56,9 @@ class SyncReport:
     held_empty: bool = False
     error: str | None = None
     skipped_reasons: dict[str, str] = field(default_factory=dict)
+    # after the pass: exact / compatible / withheld / unreadable counts and their reasons
+    copies: dict[str, int] = field(default_factory=dict)
+    copy_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -57,9 +71,11 @@ class SyncReport:
                 f"{self.name}: iCloud lists no events; the mirror was kept "
                 f'(run `calmirror sync --accept-empty "{self.name}"` if that is right)'
             )
-        return (
+        line = (
             f"{self.name}: {self.added} added, {self.updated} updated, {self.deleted} deleted, {self.skipped} skipped"
         )
+        shown = [f"{self.copies[k]} {k}" for k in ("compatible", "withheld", "unreadable") if self.copies.get(k)]
+        return line + (f" ({', '.join(shown)})" if shown else "")
 
 
 def slugify(name: str, taken: set[str], fallback: str) -> str:
@@ -136,6 +152,8 @@ class Mirror:
             exclude_hrefs=frozenset(a.remote_href for a in appointments.values() if a.remote_href),
             skipped_hrefs=frozenset(r["href"] for r in self.state.skipped_items(cal.id)),
             accept_empty=accept_empty,
+            horizon=horizon_for(datetime.date.today()),
+            max_occurrences=self.store.limits.max_rrule_occurrence,
         )
 
     def sync_calendar(
@@ -169,7 +187,9 @@ class Mirror:
         report.full = changes.full or token is None or stale
         policy = self.policy(cal, accept_empty)
 
-        removal = plan_mirror(known, changes.changed, changes.deleted, report.full, {}, [], policy)
+        removal = plan_removals(
+            known, changed=changes.changed, deleted=changes.deleted, full=report.full, policy=policy
+        )
         if removal.held_empty:
             report.held_empty = True
             self.state.update_mirror(cal.id, held_empty=1, last_error="iCloud lists no events; mirror kept")
@@ -179,6 +199,7 @@ class Mirror:
         wanted = hrefs_to_fetch(known, changes.changed, policy)
         unreadable = self._fetch_all(client, cal, slug, wanted, changes.changed, known, policy, report, progress)
         self._apply(cal.id, slug, removal, known, report)
+        self._rederive(cal.id, slug, known, policy, report)
         problem = None
         if unreadable:
             # Keep the old token: the next pass lists these items again and retries them, so an
@@ -192,6 +213,9 @@ class Mirror:
             held_empty=0,
             last_error=problem,
         )
+        counts = self.state.copy_counts(cal.id)
+        report.copies = {kind: sum(by_reason.values()) for kind, by_reason in counts.items()}
+        report.copy_reasons = {kind: by_reason for kind, by_reason in counts.items() if by_reason and kind != "exact"}
         log.info("sync %s", report.summary())
         return report
 
@@ -240,34 +264,75 @@ class Mirror:
         repeated pass does not fetch it again."""
         size = self.settings.sync.batch
         unreadable: dict[str, str] = {}
-        pool = CheckPool(self.store.limits) if len(wanted) >= WORTH_A_POOL else None
-        writer = BatchWriter(self.store, slug, pool)
-        try:
-            for start in range(0, len(wanted), size):
-                if progress:
-                    progress(cal.name, start, len(wanted))
-                items, missing, refused = self._fetch(client, cal.url, wanted[start : start + size])
-                fetched = {item.href: (item.etag, item.body) for item in items}
-                plan = plan_mirror(known, listed, [], False, fetched, missing, policy)
-                plan.skipped.update(refused)
-                unreadable.update(refused)
-                if _has_work(plan):
-                    for done, refused_locally in writer.submit(plan):
-                        self._record(cal.id, slug, done, refused_locally, known, report)
-            for done, refused_locally in writer.drain():
-                self._record(cal.id, slug, done, refused_locally, known, report)
-        except BaseException:
-            self._checked.discard(cal.id)  # a batch may be half written: compare again next time
-            for done, refused_locally in writer.settle():
-                self._record(cal.id, slug, done, refused_locally, known, report)
-            raise
-        finally:
-            writer.close()
-            if pool is not None:
-                pool.close()
+        with self.store.mirror_writer(slug, len(wanted)) as writer:
+            try:
+                for start in range(0, len(wanted), size):
+                    if progress:
+                        progress(cal.name, start, len(wanted))
+                    items, missing, refused = self._fetch(client, cal.url, wanted[start : start + size])
+                    fetched = {item.href: (item.etag, item.body) for item in items}
+                    plan = plan_batch(known, listed=listed, fetched=fetched, missing=missing, policy=policy)
+                    plan.skipped.update(refused)
+                    unreadable.update(refused)
+                    if _has_work(plan):
+                        for written in writer.submit(self._batch(plan, policy)):
+                            self._record_written(cal.id, slug, written, known, report)
+                for written in writer.drain():
+                    self._record_written(cal.id, slug, written, known, report)
+            except BaseException:
+                self._checked.discard(cal.id)  # a batch may be half written: compare again next time
+                for written in writer.settle():
+                    self._record_written(cal.id, slug, written, known, report)
+                raise
         if progress:
             progress(cal.name, len(wanted), len(wanted))
         return unreadable
+
+    @staticmethod
+    def _batch(plan: MirrorPlan, policy: MirrorPolicy) -> Batch:
+        """The local side of a plan; an exact text Radicale refuses is tried again as its
+        compatible copy (`compat.py`), made from the exact text in the writer's thread."""
+        entries = {entry.local_href: entry for entry in plan.entries}
+        swapped: dict[str, MirrorEntry] = {}
+
+        def fallback(local_href: str, refused: str) -> str | None:
+            entry = entries.get(local_href)
+            made = fallback_entry(entry, policy, refused) if entry is not None else None
+            if made is None:
+                return None
+            swapped[local_href] = made[0]
+            return made[1]
+
+        return Batch(plan.writes, plan.local_deletes, tag=(plan, swapped), fallback=fallback)
+
+    def _record_written(
+        self, calendar_id: str, slug: str, written: Written, known: dict[str, MirrorEntry], report: SyncReport
+    ) -> None:
+        plan, swapped = cast(tuple[MirrorPlan, dict[str, MirrorEntry]], written.batch.tag)
+        if swapped:
+            entries = [swapped.get(e.local_href, e) if e.local_href in written.fell_back else e for e in plan.entries]
+            plan = replace(plan, entries=entries)
+        self._record(calendar_id, slug, plan, written.refused, known, report)
+
+    def _rederive(
+        self, calendar_id: str, slug: str, known: dict[str, MirrorEntry], policy: MirrorPolicy, report: SyncReport
+    ) -> None:
+        """Compatible copies bounded at an older horizon are derived again from the exact
+        text calmirror keeps (no request to iCloud), so they keep reaching years ahead."""
+        if policy.horizon is None:
+            return
+        due = horizon_due(known, policy.horizon)
+        if not due:
+            return
+        texts = self.state.mirror_texts(calendar_id)
+        fetched = {href: (known[href].etag, texts[href]) for href in due if href in texts}
+        plan = plan_batch(known, listed={}, fetched=fetched, missing=[], policy=replace(policy, accept_empty=True))
+        counted = (report.added, report.updated)
+        with self.store.mirror_writer(slug, len(fetched)) as writer:
+            for written in [*writer.submit(self._batch(plan, policy)), *writer.drain()]:
+                self._record_written(calendar_id, slug, written, known, report)
+        report.added, report.updated = counted  # nothing changed in iCloud
+        log.info("%s: %d compatible copies moved to the horizon %s", calendar_id, len(fetched), policy.horizon)
 
     def _fetch(
         self,

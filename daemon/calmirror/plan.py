@@ -8,12 +8,14 @@ appointments seen again) are visible in one place.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from calmirror import compat
 from calmirror.errors import BadItem
+from calmirror.hrefs import same_resource
 from calmirror.model import Appointment, MirrorEntry
 from calmirror.transform import (
     has_marker,
@@ -36,6 +38,8 @@ class MirrorPolicy:
     exclude_hrefs: frozenset[str] = frozenset()
     skipped_hrefs: frozenset[str] = frozenset()  # bad items known to exist remotely (not mirrored)
     accept_empty: bool = False
+    horizon: dt.date | None = None  # of compatible copies (`compat.horizon_for`); None: exact copies only
+    max_occurrences: int = 10_000  # Radicale's occurrence limit, which compatible copies stay under
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,36 @@ def hrefs_to_fetch(
     ]
 
 
-def plan_mirror(
+def plan_removals(
+    known: Mapping[str, MirrorEntry],
+    *,
+    changed: Mapping[str, str],
+    deleted: Sequence[str],
+    full: bool,
+    policy: MirrorPolicy,
+) -> MirrorPlan:
+    """What one remote listing removes from the mirror (or `held_empty`: the safety rail).
+
+    `changed` is href -> etag from the listing; on a full listing everything known but not
+    listed is gone.
+    """
+    return _plan(known, changed, deleted, full, {}, (), policy)
+
+
+def plan_batch(
+    known: Mapping[str, MirrorEntry],
+    *,
+    listed: Mapping[str, str],
+    fetched: Mapping[str, tuple[str, str]],
+    missing: Sequence[str],
+    policy: MirrorPolicy,
+) -> MirrorPlan:
+    """How the mirror follows one fetched batch: `fetched` is href -> (etag, body) of what
+    was downloaded, `missing` the hrefs that vanished between listing and fetch."""
+    return _plan(known, listed, (), False, fetched, missing, policy)
+
+
+def _plan(
     known: Mapping[str, MirrorEntry],
     changed: Mapping[str, str],
     deleted: Sequence[str],
@@ -99,12 +132,6 @@ def plan_mirror(
     missing: Sequence[str],
     policy: MirrorPolicy,
 ) -> MirrorPlan:
-    """Decide how the local mirror follows one remote listing.
-
-    `changed` is href -> etag from the listing; `fetched` is href -> (etag, body) for the
-    hrefs we downloaded; `missing` are hrefs that vanished between listing and fetch. On a
-    full listing everything known but not listed is gone.
-    """
     plan = MirrorPlan()
     named_gone = set(deleted) | set(missing)
     gone = {href for href in named_gone if href in known}
@@ -131,7 +158,7 @@ def plan_mirror(
         if href in gone or href in policy.exclude_hrefs:
             continue
         try:
-            uid, copy = mirror_copy(body, href, policy.source, policy.details, policy.me)
+            uid, copy, made = mirror_write(body, href, policy)
         except BadItem as bad:
             plan.skipped[href] = bad.reason
             if href in known:  # a once-good item turned bad: do not keep a stale copy
@@ -145,8 +172,57 @@ def plan_mirror(
             continue
         local_href = known[href].local_href if href in known else local_name(href)
         plan.writes.append((local_href, copy))
-        plan.entries.append(MirrorEntry(href=href, etag=etag, uid=uid, local_href=local_href, body=body))
+        entry = MirrorEntry(href=href, etag=etag, uid=uid, local_href=local_href, body=body)
+        if made is not None:
+            entry = _compatible_entry(entry, made)
+        plan.entries.append(entry)
     return plan
+
+
+def mirror_write(
+    body: str, href: str, policy: MirrorPolicy, *, refused: str | None = None
+) -> tuple[str, str, compat.Compatible | None]:
+    """(uid, local text, the compatible copy it was made from or None) of one remote object.
+
+    Without `refused` the exact text is used unless it defines a custom time zone (which
+    Radicale would take but place by another object's rules): a cheap text look for 10,000
+    ordinary events. With `refused` (Radicale's reason for the exact text), the compatible
+    copy or BadItem. Privacy and the marker apply to either, in `mirror_copy`.
+    """
+    made = None
+    if policy.horizon is not None and (refused is not None or compat.has_custom_zones(body)):
+        made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
+    if refused is not None and made is None:
+        raise BadItem(href, refused)
+    uid, copy = mirror_copy(made.text if made else body, href, policy.source, policy.details, policy.me)
+    return uid, copy, made
+
+
+def _compatible_entry(entry: MirrorEntry, made: compat.Compatible) -> MirrorEntry:
+    return MirrorEntry(
+        entry.href, entry.etag, entry.uid, entry.local_href, "compatible", made.reason, entry.body, made.horizon
+    )
+
+
+def fallback_entry(entry: MirrorEntry, policy: MirrorPolicy, refused: str) -> tuple[MirrorEntry, str] | None:
+    """The entry and local text of the compatible copy, for an exact text Radicale refused
+    (`refused`); None when there is none (the object is then withheld, its busy time kept)."""
+    if entry.body is None or entry.copy != "exact":
+        return None
+    try:
+        _, copy, made = mirror_write(entry.body, entry.href, policy, refused=refused)
+    except BadItem:
+        return None
+    return (_compatible_entry(entry, made), copy) if made is not None else None
+
+
+def horizon_due(known: Mapping[str, MirrorEntry], horizon: dt.date) -> list[str]:
+    """Hrefs of compatible copies derived for an older horizon: they are derived again from
+    the exact text, so a bounded rule keeps reaching five years ahead."""
+    mark = horizon.isoformat()
+    return sorted(
+        href for href, entry in known.items() if entry.copy == "compatible" and entry.horizon and entry.horizon < mark
+    )
 
 
 # --- push --------------------------------------------------------------------------------
@@ -233,8 +309,4 @@ def _calendar_of(appt: Appointment | None, remote_href: str) -> str:
 def _listed(url: str, calendars: frozenset[str]) -> bool:
     """Whether the calendar at `url` is among `calendars`, by path: hosts differ in form
     (the partition host, with or without its port) but a calendar's path does not."""
-    return _path(url) in {_path(calendar) for calendar in calendars}
-
-
-def _path(url: str) -> str:
-    return urlsplit(url).path.rstrip("/") + "/"
+    return any(same_resource(url, calendar) for calendar in calendars)

@@ -17,6 +17,24 @@ def _age(ts: float | None, now: float) -> float | None:
     return None if not ts else round(now - ts, 1)
 
 
+def copies_of(state: State, calendar_id: str) -> dict[str, Any]:
+    """What the mirror holds for a calendar, honestly: how many objects are exact copies,
+    compatible copies and withheld (busy time counted, not shown to clients), by reason,
+    and how many are unreadable (not iCalendar at all: their busy time is unknown)."""
+    counts = state.copy_counts(calendar_id)
+    unreadable = sum(counts["unreadable"].values())
+    return {
+        "copies": {
+            "exact": sum(counts["exact"].values()),
+            "compatible": sum(counts["compatible"].values()),
+            "withheld": sum(counts["withheld"].values()),
+            "unreadable": unreadable,
+        },
+        "copy_reasons": {kind: counts[kind] for kind in ("compatible", "withheld", "unreadable") if counts[kind]},
+        "availability_incomplete": unreadable > 0,
+    }
+
+
 def gather(home: Home, settings: Settings, state: State, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     acct = state.account()
@@ -36,6 +54,7 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
                 "held_empty": bool(row.get("held_empty")),
                 "last_error": row.get("last_error"),
                 "details": settings.calendar(cal_id).details,
+                **copies_of(state, cal_id),
             }
         )
     pending = state.outbox(("pending", "in_flight"))

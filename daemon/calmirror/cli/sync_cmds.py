@@ -152,6 +152,26 @@ def _with_progress(engine: Engine, client: ICloudClient, accepted: frozenset[str
         return engine.mirror_pass(client, accept_empty=accepted, progress=progress)
 
 
+_KIND_WORDS = {
+    "compatible": "compatible copies (same busy time, stored in a form the local server takes)",
+    "withheld": "not shown to local clients (the local server refused them; their busy time counts)",
+    "unreadable": "unreadable (not iCalendar)",
+}
+
+
+def _print_copy_reasons(mirrors: list[dict[str, Any]]) -> None:
+    for m in mirrors:
+        for kind, reasons in m["copy_reasons"].items():
+            console.print(f"{m['name']}: {m['copies'][kind]} {_KIND_WORDS[kind]}:")
+            for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+                console.print(f"  {count} × {reason}")
+        if m["availability_incomplete"]:
+            console.print(
+                f"Warning: availability for {m['name']} may be incomplete: {m['copies']['unreadable']} "
+                "object(s) in iCloud could not be read"
+            )
+
+
 def _print_status(d: dict[str, Any]) -> None:
     console.print(
         f"Local calendar: {d['local_url'] or 'not started yet'}"
@@ -165,19 +185,23 @@ def _print_status(d: dict[str, Any]) -> None:
         console.print(f"Linked calendar: {d['linked']['name'] or d['linked']['id']}")
     if d["mirrors"]:
         table = Table(title="Mirrors")
-        for col in ("Calendar", "Local", "Items", "Skipped", "Last sync", "Problem"):
+        for col in ("Calendar", "Local", "Exact", "Compatible", "Withheld", "Unreadable", "Last sync", "Problem"):
             table.add_column(col)
         for m in d["mirrors"]:
             problem = "emptied in iCloud; mirror kept" if m["held_empty"] else (m["last_error"] or "")
+            copies = m["copies"]
             table.add_row(
                 m["name"],
                 m["local_collection"],
-                str(m["items"]),
-                str(m["skipped"]),
+                str(copies["exact"]),
+                str(copies["compatible"]),
+                str(copies["withheld"]),
+                str(copies["unreadable"]),
                 _fmt_age(m["last_sync_age_s"]),
                 problem,
             )
         console.print(table)
+        _print_copy_reasons(d["mirrors"])
     o = d["outbox"]
     oldest = f", oldest waiting {_fmt_age(o['oldest_pending_age_s'])}" if o["depth"] else ""
     last = o["last_push"]

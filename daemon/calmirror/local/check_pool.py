@@ -47,6 +47,22 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
+def pool_for(count: int, limits: Limits) -> CheckPool | None:
+    """The one place that decides whether checking `count` objects is worth worker processes."""
+    return CheckPool(limits) if count >= WORTH_A_POOL and default_workers() >= 2 else None
+
+
+def check_many(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[tuple[str, PreparedItem | str]]:
+    """Check every object, in order; big batches in worker processes, one per core."""
+    pool = pool_for(len(pairs), limits)
+    if pool is None:
+        results = prepare_chunk(pairs, limits)
+    else:
+        with pool:
+            results = pool.check_all(pairs)
+    return [(href, result) for (href, _), result in zip(pairs, results, strict=True)]
+
+
 def write_frame(stream: IO[bytes], value: object) -> None:
     payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_FRAME.pack(len(payload)) + payload)

@@ -234,15 +234,3 @@ def _short(reason: str, limit: int = 160) -> str:
 
 def prepare_chunk(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[PreparedItem | str]:
     return [prepare_one(href, ics, limits) for href, ics in pairs]
-
-
-def prepare_many(pairs: Sequence[tuple[str, str]], limits: Limits) -> list[tuple[str, PreparedItem | str]]:
-    """Prepare every object, in order; big batches in worker processes, one per core."""
-    from calmirror.local.check_pool import WORTH_A_POOL, CheckPool, default_workers
-
-    if len(pairs) >= WORTH_A_POOL and default_workers() >= 2:
-        with CheckPool(limits) as pool:
-            results = pool.check_all(pairs)
-    else:
-        results = prepare_chunk(pairs, limits)
-    return [(href, result) for (href, _), result in zip(pairs, results, strict=True)]

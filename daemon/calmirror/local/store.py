@@ -23,10 +23,12 @@ from radicale import pathutils
 from radicale.storage import multifilesystem
 
 from calmirror.local import batch, bulk, fairness, layout
+from calmirror.local.check_pool import check_many, pool_for
 from calmirror.local.errors import CollectionMissing, StoreError
-from calmirror.local.items import Limits, PreparedItem, prepare_many
+from calmirror.local.items import Limits, PreparedItem
 from calmirror.local.radicale_config import build_configuration
 from calmirror.local.uid_index import UidIndex
+from calmirror.local.writer import BatchWriter
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
 _LOCK_ACTOR = "calmirror"
@@ -216,9 +218,22 @@ class LocalStore:
 
     def check(self, upserts: Sequence[tuple[str, str]]) -> list[tuple[str, PreparedItem | str]]:
         """Check objects for a mirror without taking the lock (the slow, CPU-bound part;
-        big batches in worker processes). A caller with its own `CheckPool` may use it
-        instead and hand the results to `write_checked`."""
-        return prepare_many(upserts, self._limits)
+        big batches in worker processes)."""
+        return check_many(upserts, self._limits)
+
+    @contextmanager
+    def mirror_writer(self, slug: str, expected: int) -> Iterator[BatchWriter]:
+        """The writer of one mirror pass of about `expected` objects: batches are checked
+        (in worker processes when that pays) and written behind the caller's next fetch."""
+        self._mirror(slug)
+        pool = pool_for(expected, self._limits)
+        writer = BatchWriter(self, slug, pool)
+        try:
+            yield writer
+        finally:
+            writer.close()
+            if pool is not None:
+                pool.close()
 
     @property
     def limits(self) -> Limits:

@@ -22,6 +22,19 @@ import functools
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 from calmirror.errors import RemoteError
+from calmirror.hrefs import as_collection, last_segment, origin_of, path_of, same_resource
+
+__all__ = [
+    "as_collection",
+    "canonical_path",
+    "canonical_url",
+    "last_segment",
+    "origin_of",
+    "path_of",
+    "rebase",
+    "resolve",
+    "same_resource",
+]
 
 _PCHAR_SAFE = "!$&'()*+,=:@~"
 
@@ -63,30 +76,6 @@ def rebase(origin_url: str, href: str) -> str:
     path = urlsplit(urljoin(origin_url, href.strip())).path or "/"
     parts = urlsplit(canonical_url(origin_url))
     return urlunsplit((parts.scheme, parts.netloc, canonical_path(path), "", ""))
-
-
-def path_of(url: str) -> str:
-    return urlsplit(url).path or "/"
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def as_collection(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
-
-
-def same_resource(one: str, other: str) -> bool:
-    """True when two canonical URLs name the same resource, ignoring a trailing slash."""
-    return path_of(one).rstrip("/") == path_of(other).rstrip("/")
-
-
-def last_segment(url: str) -> str:
-    """The decoded last path segment: a calendar's id (`home`, a UUID, 64 hex)."""
-    segment = path_of(url).rstrip("/").rsplit("/", 1)[-1]
-    return unquote_to_bytes(segment).decode("utf-8", errors="replace")
 
 
 def _show(url: str) -> str:
