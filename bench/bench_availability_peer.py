@@ -131,7 +131,7 @@ def run(report: Report, size: int, label: str, *, warm_runs: int = 41, peer_runs
 
         print(f"[availability] {label}: Radicale free-busy REPORT, {peer_runs} windows", flush=True)
         acct = credentials.local_account(home)
-        slug = engine.state.mirrors()[0]["slug"]
+        slug = engine.state.mirrors()[0].slug
         engine.state.close()
         peer_cold = float("nan")
         peer_warm: list[float] = []

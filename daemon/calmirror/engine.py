@@ -120,7 +120,7 @@ class Engine:
             self.state.record_event("error", "mirror", f"{name}: {message}")
             log.error("sync %s failed: %s", name, message)
             return SyncReport(
-                calendar_id, name, (self.state.mirror(calendar_id) or {}).get("slug") or "", error=message
+                calendar_id, name, getattr(self.state.mirror(calendar_id), "slug", None) or "", error=message
             )
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:

@@ -113,27 +113,27 @@ class Mirror:
     def ensure_mirror(self, cal: CalendarRow) -> str:
         """The local slug of a conflict calendar, creating its collection when new."""
         row = self.state.mirror(cal.id)
-        taken = {r["slug"] for r in self.state.mirrors() if r["calendar_id"] != cal.id}
-        slug = row["slug"] if row and row.get("slug") else slugify(cal.name, taken, cal.id)
+        taken = {r.slug for r in self.state.mirrors() if r.calendar_id != cal.id and r.slug}
+        slug = row.slug if row and row.slug else slugify(cal.name, taken, cal.id)
         existed = slug in set(self.store.list_mirrors())
         self.store.ensure_mirror(slug, cal.name, cal.color)  # creates it, or follows a rename or new colour
-        if not existed and row and row.get("sync_token"):
+        if not existed and row and row.sync_token:
             # The local copy was lost (store wiped): start again from a full listing.
             self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)
-        if not row or row.get("slug") != slug:
+        if not row or row.slug != slug:
             self.state.update_mirror(cal.id, slug=slug)
         return slug
 
     def remove(self, calendar_id: str) -> None:
         row = self.state.mirror(calendar_id)
-        if row and row.get("slug"):
-            self.store.delete_mirror(row["slug"])
+        if row and row.slug:
+            self.store.delete_mirror(row.slug)
         self.state.forget_mirror(calendar_id)
 
     def prune(self) -> list[str]:
         """Drop mirrors of calendars that are no longer conflict calendars."""
         wanted = set(self.settings.icloud.conflicts)
-        removed = [r["calendar_id"] for r in self.state.mirrors() if r["calendar_id"] not in wanted]
+        removed = [r.calendar_id for r in self.state.mirrors() if r.calendar_id not in wanted]
         for calendar_id in removed:
             self.remove(calendar_id)
         return removed
@@ -165,7 +165,8 @@ class Mirror:
         if cal.id not in self._checked:
             self._match_map(cal, slug)
             self._checked.add(cal.id)
-        token = (self.state.mirror(cal.id) or {}).get("sync_token")
+        row = self.state.mirror(cal.id)
+        token = row.sync_token if row else None
         try:
             changes = client.sync(cal.url, token)
         except InvalidSyncToken:

@@ -62,6 +62,22 @@ class MirrorEntry:
 
 
 @dataclass(frozen=True)
+class MirrorRow:
+    """One mirrored iCloud calendar as the state database records it."""
+
+    calendar_id: str
+    slug: str | None = None
+    sync_token: str | None = None
+    last_sync: float | None = None
+    last_attempt: float | None = None
+    last_error: str | None = None
+    item_count: int = 0
+    skipped: int = 0  # unreadable objects
+    held_empty: bool = False
+    generation: int = 0
+
+
+@dataclass(frozen=True)
 class MirrorTexts:
     """What changed in one calendar's exact-text store since a generation (`State.mirror_texts_since`).
 

@@ -22,7 +22,16 @@ import sqlite_utils
 
 from calmirror.errors import LocalError
 from calmirror.local.layout import APPOINTMENTS
-from calmirror.model import COPY_KINDS, Account, Appointment, CalendarRow, MirrorEntry, MirrorTexts, OutboxRow
+from calmirror.model import (
+    COPY_KINDS,
+    Account,
+    Appointment,
+    CalendarRow,
+    MirrorEntry,
+    MirrorRow,
+    MirrorTexts,
+    OutboxRow,
+)
 
 SCHEMA_VERSION = 2
 
@@ -140,6 +149,21 @@ def _upgrade_from_1(db: sqlite_utils.Database) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
     db.execute("UPDATE mirror_items SET etag = '', copy = 'exact', gen = 0")
     db.execute("UPDATE mirrors SET sync_token = NULL, generation = 0")
+
+
+def _mirror_row(r: dict[str, Any]) -> MirrorRow:
+    return MirrorRow(
+        calendar_id=r["calendar_id"],
+        slug=r["slug"],
+        sync_token=r["sync_token"],
+        last_sync=r["last_sync"],
+        last_attempt=r["last_attempt"],
+        last_error=r["last_error"],
+        item_count=r["item_count"] or 0,
+        skipped=r["skipped"] or 0,
+        held_empty=bool(r["held_empty"]),
+        generation=r["generation"] or 0,
+    )
 
 
 def _enable_wal(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
@@ -295,12 +319,12 @@ class State:
 
     # --- mirrors -----------------------------------------------------------------------
 
-    def mirror(self, calendar_id: str) -> dict[str, Any] | None:
+    def mirror(self, calendar_id: str) -> MirrorRow | None:
         rows = self._rows("SELECT * FROM mirrors WHERE calendar_id = ?", (calendar_id,))
-        return rows[0] if rows else None
+        return _mirror_row(rows[0]) if rows else None
 
-    def mirrors(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM mirrors ORDER BY slug")
+    def mirrors(self) -> list[MirrorRow]:
+        return [_mirror_row(r) for r in self._rows("SELECT * FROM mirrors ORDER BY slug")]
 
     def update_mirror(self, calendar_id: str, **fields: Any) -> None:
         with self.transaction() as db:

@@ -41,18 +41,18 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
     names = state.calendar_names()  # includes calendars deleted in iCloud, by their last name
     mirrors = []
     for row in state.mirrors():
-        cal_id = row["calendar_id"]
+        cal_id = row.calendar_id
         mirrors.append(
             {
                 "id": cal_id,
                 "name": names.get(cal_id, cal_id),
-                "local_collection": mirror_name(str(row.get("slug"))),
-                "items": row.get("item_count") or 0,
-                "skipped": row.get("skipped") or 0,
-                "last_sync": row.get("last_sync"),
-                "last_sync_age_s": _age(row.get("last_sync"), now),
-                "held_empty": bool(row.get("held_empty")),
-                "last_error": row.get("last_error"),
+                "local_collection": mirror_name(str(row.slug)),
+                "items": row.item_count,
+                "skipped": row.skipped,
+                "last_sync": row.last_sync,
+                "last_sync_age_s": _age(row.last_sync, now),
+                "held_empty": row.held_empty,
+                "last_error": row.last_error,
                 "details": settings.calendar(cal_id).details,
                 **copies_of(state, cal_id),
             }

@@ -142,7 +142,7 @@ def test_each_bad_item_is_skipped_with_its_reason_and_the_rest_is_mirrored(
         skipped = {r["href"].rsplit("/", 1)[-1]: r["reason"] for r in state.skipped_items(calendar_id)}
         entries = {href.rsplit("/", 1)[-1]: e for href, e in state.mirror_items(calendar_id).items()}
         texts = state.mirror_texts(calendar_id)
-        slug = state.mirror(calendar_id)["slug"]  # type: ignore[index]
+        slug = state.mirror(calendar_id).slug  # type: ignore[union-attr]
     finally:
         state.close()
     from calmirror.credentials import local_account
@@ -240,7 +240,7 @@ def test_the_local_server_answers_queries_over_the_hostile_mirror(mirrored: dict
     server = LocalServer(home.store_dir, port=0, username=acct.username, password=acct.password)
     url = server.start()
     state = State(home.state_db)
-    slug = state.mirror("HOSTILE")["slug"]  # type: ignore[index]
+    slug = state.mirror("HOSTILE").slug  # type: ignore[union-attr]
     state.close()
     try:
         query = (

@@ -244,7 +244,7 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
                 and the pid file appear before that pass, with the mirrors still empty)."""
                 state = State(home.state_db)
                 try:
-                    synced = len([m for m in state.mirrors() if m.get("last_sync")]) == 2
+                    synced = len([m for m in state.mirrors() if m.last_sync]) == 2
                     return state.get_meta("local_url") if home.pid_file.exists() and synced else None
                 finally:
                     state.close()
@@ -295,10 +295,10 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
             def mirror_matches() -> bool:
                 state = State(home.state_db)
                 try:
-                    row = state.mirror(home_cal) or {}
+                    row = state.mirror(home_cal)
                 finally:
                     state.close()
-                return row.get("item_count") == len(emu.items(home_cal)) and not row.get("last_error")
+                return row is not None and row.item_count == len(emu.items(home_cal)) and not row.last_error
 
             assert wait_for(mirror_matches, 30, every=0.5)
             status = json.loads(

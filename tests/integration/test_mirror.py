@@ -148,7 +148,7 @@ def test_an_emptied_calendar_keeps_its_mirror_until_accepted(tmp_path: Path, emu
         emu.delete_item(home_id, href.rsplit("/", 1)[-1])
     report = sync(engine)["Home"]
     assert report.held_empty and len(local_copies(engine, "home")) == 9
-    assert engine.state.mirror(home_id)["held_empty"] == 1  # type: ignore[index]
+    assert engine.state.mirror(home_id).held_empty  # type: ignore[union-attr]
     report = sync(engine, accept_empty=frozenset({home_id}))["Home"]
     assert report.deleted == 9 and local_copies(engine, "home") == {}
 
@@ -177,7 +177,7 @@ def test_bad_remote_items_are_skipped_with_a_reason_and_the_rest_syncs(tmp_path:
     report = sync(engine)["Work"]
     assert report.added == 16 and report.skipped == 1
     assert "no VEVENT" in next(iter(report.skipped_reasons.values()))
-    assert engine.state.mirror(work)["skipped"] == 1  # type: ignore[index]
+    assert engine.state.mirror(work).skipped == 1  # type: ignore[union-attr]
 
 
 def test_removing_a_conflict_calendar_removes_its_mirror(tmp_path: Path, emu: Emulator) -> None:

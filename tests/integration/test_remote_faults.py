@@ -284,7 +284,7 @@ def test_a_truncated_listing_fails_the_pass_and_the_next_one_converges(tmp_path:
             calendar.evil_listing = None
             report = engine.mirror_pass(client)[0]
             assert report.error is None and report.added == 25
-            assert engine.state.mirror("CUT")["last_error"] is None  # type: ignore[index]
+            assert engine.state.mirror("CUT").last_error is None  # type: ignore[union-attr]
         finally:
             client.close()
             engine.state.close()

@@ -37,7 +37,7 @@ def test_a_version_1_database_is_upgraded_and_refetched(tmp_path: Path) -> None:
         known = state.mirror_items("WORK")
         # the map still knows the local copy (deletions keep working), but every item is fetched again
         assert known["https://p/c/a.ics"].local_href == "a.ics" and known["https://p/c/a.ics"].etag == ""
-        assert (state.mirror("WORK") or {})["sync_token"] is None
+        assert state.mirror("WORK").sync_token is None  # type: ignore[union-attr]
         assert state.mirror_texts("WORK") == {}
         state.apply_mirror_map("WORK", [entry("a", event("a"))], [], {}, replace=False)
         assert state.mirror_texts("WORK") == {"https://p/c/a.ics": event("a")}

@@ -61,9 +61,9 @@ class BusySources:
             (BLOCKED, "blocked", a.allday_busy, None),
         ]
         for row in self.state.mirrors():
-            per = self.settings.calendar(row["calendar_id"]).allday_busy
-            name = mirror_name(row["slug"])
-            out.append((name, name, a.allday_busy if per is None else per, row["calendar_id"]))
+            per = self.settings.calendar(row.calendar_id).allday_busy
+            name = mirror_name(str(row.slug))
+            out.append((name, name, a.allday_busy if per is None else per, row.calendar_id))
         return out
 
     def _refresh_mirror(self, collection: str, calendar_id: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -97,17 +97,17 @@ def register(app: typer.Typer) -> None:
         """Show the conflict calendars and their local mirrors."""
         c = ctx_of(ctx)
         names = c.state.calendar_names()  # a calendar deleted in iCloud keeps its last name
-        rows = []
+        rows: list[dict[str, Any]] = []
         for cal_id in c.settings.icloud.conflicts:
-            mirror = c.state.mirror(cal_id) or {}
+            mirror = c.state.mirror(cal_id)
             rows.append(
                 {
                     "id": cal_id,
                     "name": names.get(cal_id, cal_id),
                     "linked": cal_id == c.settings.icloud.linked,
-                    "local_collection": mirror_name(mirror["slug"]) if mirror.get("slug") else None,
+                    "local_collection": mirror_name(mirror.slug) if mirror and mirror.slug else None,
                     "details": c.settings.calendar(cal_id).details,
-                    "items": mirror.get("item_count", 0),
+                    "items": mirror.item_count if mirror else 0,
                 }
             )
         if json_out:

@@ -95,7 +95,7 @@ def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[d
     try:
         for m in state.mirrors():
             console.print(
-                f"  mirrored iCloud calendar -> {url}{acct.username}/icloud-{m['slug']}/ ({m['item_count']} events)"
+                f"  mirrored iCloud calendar -> {url}{acct.username}/icloud-{m.slug}/ ({m.item_count} events)"
             )
     finally:
         state.close()

@@ -38,9 +38,9 @@ def source_labels(state: State, settings: Settings) -> dict[str, SourceLabel]:
     calendars = {c.id: c for c in state.calendars()}
     names = state.calendar_names()
     for row in state.mirrors():
-        cal_id = str(row["calendar_id"])
+        cal_id = row.calendar_id
         cal = calendars.get(cal_id)
-        labels[mirror_name(str(row["slug"]))] = SourceLabel(
+        labels[mirror_name(str(row.slug))] = SourceLabel(
             name=names.get(cal_id, cal_id),
             kind="mirror",
             color=safe_color(cal.color if cal else None),
