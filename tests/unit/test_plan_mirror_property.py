@@ -128,7 +128,7 @@ class World:
         row = self.state.mirror(self.cal_id)
         if row is None:  # never synced: no mirror yet
             return {}
-        return self.store.items(mirror_name(row["slug"]))
+        return self.store.items(mirror_name(str(row.slug)))
 
     def run(self, history: list[Op]) -> None:
         for op, arg in history:
