@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from calmirror import compat
 from calmirror.errors import BadItem
-from calmirror.hrefs import same_resource
+from calmirror.hrefs import path_of
 from calmirror.model import Appointment, MirrorEntry
 from calmirror.transform import (
     has_marker,
@@ -309,4 +309,8 @@ def _calendar_of(appt: Appointment | None, remote_href: str) -> str:
 def _listed(url: str, calendars: frozenset[str]) -> bool:
     """Whether the calendar at `url` is among `calendars`, by path: hosts differ in form
     (the partition host, with or without its port) but a calendar's path does not."""
-    return any(same_resource(url, calendar) for calendar in calendars)
+    return _path(url) in {_path(calendar) for calendar in calendars}
+
+
+def _path(url: str) -> str:
+    return path_of(url).rstrip("/") + "/"
