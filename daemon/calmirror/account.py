@@ -68,7 +68,7 @@ def reconnect(home: Home, settings: Settings, state: State, password: str) -> li
     checked like `connect`, then stored; mirrors and appointments stay as they are."""
     existing = state.account()
     if existing is None:
-        raise NotConnected()
+        raise NotConnected
     client = ICloudClient(existing.server, existing.apple_id, password, timeout=(10.0, settings.icloud.timeout))
     try:
         client.discover()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -44,6 +44,9 @@ from calmirror.web.http import (
     text,
 )
 from calmirror.web.week import DATE_HINT, BadDate, parse_day, to_json
+
+if TYPE_CHECKING:  # the daemon imports this module
+    from calmirror.daemon import Daemon
 
 log = logging.getLogger("calmirror.web")
 BASE = PREFIX + "/"
@@ -131,7 +134,7 @@ class WebApp:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def render(self, request: Request, name: str, code: HTTPStatus = HTTPStatus.OK, **values: Any) -> Response:
+    def render(self, request: Request, name: str, code: HTTPStatus = HTTPStatus.OK, **values: object) -> Response:
         done = DONE.get(request.arg("done"))
         page = self.templates.get_template(name).render(
             base=BASE,
@@ -252,7 +255,9 @@ class WebApp:
         )
         return Response(body=json.dumps(to_json(week)).encode(), content_type="application/json")
 
-    def calendars(self, request: Request, errors: dict[str, str] | None = None, form: Any = None) -> Response:
+    def calendars(
+        self, request: Request, errors: dict[str, str] | None = None, form: actions.Choice | None = None
+    ) -> Response:
         settings = self.settings()
         rows = self.backend.state.calendars()
         mirrors = {m["calendar_id"]: m for m in self.backend.state.mirrors()}
@@ -386,7 +391,7 @@ class DaemonBackend:
     read from the file on each request so a page right after a change shows it, while the
     daemon takes the same file up at its next reload."""
 
-    def __init__(self, daemon: Any) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.home: Home = daemon.home
         self.state: State = daemon.state
@@ -396,7 +401,7 @@ class DaemonBackend:
         try:
             return config.load(self.home.config_file)
         except ConfigError:
-            return self.daemon.settings  # type: ignore[no-any-return]
+            return self.daemon.settings
 
     def reload(self) -> None:
         self.daemon.reload_requested.set()
@@ -405,6 +410,6 @@ class DaemonBackend:
         self.daemon.push_wake.set()
 
 
-def page_for(daemon: Any) -> WebApp:
+def page_for(daemon: Daemon) -> WebApp:
     """The page for a daemon whose server, state and busy sources exist."""
     return WebApp(DaemonBackend(daemon), daemon.server.credentials)

@@ -95,7 +95,7 @@ def _read_form(environ: Environ) -> dict[str, list[str]]:
     raw = str(environ.get("CONTENT_LENGTH") or "0").strip()
     length = int(raw) if raw.isdigit() else 0
     if length > MAX_FORM_BYTES:
-        raise FormTooLarge()
+        raise FormTooLarge
     kind = str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
     body = environ["wsgi.input"].read(length) if length else b""
     if kind != "application/x-www-form-urlencoded":
