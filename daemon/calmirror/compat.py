@@ -273,7 +273,7 @@ class _Resource:
             return False  # has a master, or one lone override (Radicale takes that as its own master)
         first = overrides[0]
         rid = first.get("RECURRENCE-ID") or ""
-        master = [line for line in first.without("RECURRENCE-ID", "DTSTART", "DTEND", "DURATION", "RANGE")]
+        master = list(first.without("RECURRENCE-ID", "DTSTART", "DTEND", "DURATION", "RANGE"))
         master.append("DTSTART" + _params(rid).replace(";RANGE=THISANDFUTURE", "") + ":" + _value(rid))
         for other in overrides[1:]:
             other_rid = other.get("RECURRENCE-ID") or ""

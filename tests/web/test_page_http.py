@@ -156,7 +156,7 @@ def test_no_secret_is_rendered(running: Running) -> None:
 
 
 def test_page_cli_and_availability_show_one_week(running: Running, cli_for: Cli) -> None:
-    assert wait_for(lambda: all(m.get("last_sync") for m in running.state().mirrors()), 20)
+    assert wait_for(lambda: all(m.last_sync for m in running.state().mirrors()), 20)
     params = {"start": "2026-12-07", "slot": "30m", "within": "09:00-17:00"}
     served = requests.get(page(running, "week.json"), params=params, auth=running.auth, timeout=30).json()
     html = requests.get(page(running, "week"), params=params, auth=running.auth, timeout=30).text
@@ -182,7 +182,7 @@ def test_the_busy_feed_is_off_until_enabled_serves_no_titles_and_rotates(running
 
     from calmirror.web import feed
 
-    assert wait_for(lambda: all(m.get("last_sync") for m in running.state().mirrors()), 20)
+    assert wait_for(lambda: all(m.last_sync for m in running.state().mirrors()), 20)
     assert cli_for("feed", "url").returncode == 2
     url = cli_for("feed", "enable").stdout.strip()
     assert url.startswith(f"{running.url}.calmirror/feed/") and url.endswith(".ics")

@@ -260,7 +260,7 @@ class WebApp:
     ) -> Response:
         settings = self.settings()
         rows = self.backend.state.calendars()
-        mirrors = {m["calendar_id"]: m for m in self.backend.state.mirrors()}
+        mirrors = {m.calendar_id: m for m in self.backend.state.mirrors()}
         choice = form or actions.Choice(
             settings.icloud.linked or "",
             tuple(settings.icloud.conflicts),
@@ -332,7 +332,7 @@ class WebApp:
     def outbox(self, request: Request) -> Response:
         settings = self.settings()
         data = status.gather(self.backend.home, settings, self.backend.state)
-        counts = {m["calendar_id"]: m for m in self.backend.state.mirrors()}
+        counts = {m["id"]: m["copies"] for m in data["mirrors"]}
         return self.render(
             request,
             "outbox.html",
