@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from calmirror import account, config, control, credentials
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
+from calmirror.local import loopback
 from calmirror.state import State
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
@@ -153,11 +152,10 @@ def check_daemon(home: Home, state: State) -> Check:
     if control.read_pid(home.pid_file) is None:
         return Check("daemon", True, "not running (start it with `calmirror run` or systemd)")
     url = state.get_meta("local_url")
-    try:
-        answer = requests.request("OPTIONS", url, timeout=5)
-    except requests.RequestException:
+    answer = loopback.ask("OPTIONS", str(url), timeout=5)
+    if answer is None:
         return Check("daemon", False, f"running but {url} does not answer; see the log")
-    return Check("daemon", answer.status_code < 500, f"running, {url} answers")
+    return Check("daemon", answer.status < 500, f"running, {url} answers")
 
 
 def check_unit() -> Check:

@@ -165,21 +165,21 @@ def ask_daemon(
 ) -> list[tuple[datetime, datetime]] | None:
     """The running daemon keeps every calendar parsed; asking it is milliseconds where a cold
     process parses 10,000 events for seconds. None when it cannot answer."""
-    import requests
+    from calmirror.local import loopback
 
     fmt = "%Y%m%dT%H%M%SZ"
     body = FREEBUSY_QUERY.format(start=start.astimezone(UTC).strftime(fmt), end=end.astimezone(UTC).strftime(fmt))
+    answer = loopback.ask(
+        "REPORT",
+        f"{url}{username}/{APPOINTMENTS}/",
+        body=body.encode(),
+        auth=(username, password),
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        timeout=timeout,
+    )
+    if answer is None or answer.status != 200:
+        return None
     try:
-        answer = requests.request(
-            "REPORT",
-            f"{url}{username}/{APPOINTMENTS}/",
-            data=body,
-            auth=(username, password),
-            headers={"Depth": "1", "Content-Type": "application/xml"},
-            timeout=timeout,
-        )
-        if answer.status_code != 200:
-            return None
-        return from_vfreebusy(answer.content)
-    except (requests.RequestException, ValueError):
+        return from_vfreebusy(answer.body)
+    except ValueError:
         return None

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import requests
 import typer
 
 from calmirror import account, config, config_edit, credentials, logs
@@ -23,6 +22,7 @@ from calmirror.availability import slots
 from calmirror.cli.context import console, ctx_of
 from calmirror.daemon import Daemon
 from calmirror.home import Home
+from calmirror.local import loopback
 from calmirror.state import State
 
 if TYPE_CHECKING:
@@ -101,9 +101,10 @@ def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[d
         state.close()
     uid = f"demo-{uuid.uuid4()}"
     started = time.monotonic()
-    answer = requests.put(
+    answer = loopback.ask(
+        "PUT",
         f"{url}{acct.username}/appointments/{uid}.ics",
-        data=_appointment(uid, *slot).encode(),
+        body=_appointment(uid, *slot).encode(),
         auth=(acct.username, acct.password),
         headers={"Content-Type": "text/calendar; charset=utf-8"},
         timeout=10,
@@ -111,7 +112,7 @@ def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[d
     when = slot[0].astimezone().strftime("%a %d %b %H:%M")
     console.print(
         f"  wrote an appointment ({when}, a free slot) into {url}{acct.username}/appointments/ "
-        f"-> HTTP {answer.status_code}"
+        f"-> {f'HTTP {answer.status}' if answer else 'no answer'}"
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

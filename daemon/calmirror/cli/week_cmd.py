@@ -73,22 +73,22 @@ def _ask_daemon(c: Ctx, first: dt.date, slot: str, within: str) -> dict[str, Any
     url = c.state.get_meta("local_url")
     if not url or control.read_pid(c.home.pid_file) is None:
         return None
-    import requests
-
     from calmirror.credentials import local_account
+    from calmirror.local import loopback
 
     acct = local_account(c.home)
+    answer = loopback.ask(
+        "GET",
+        f"{url}.calmirror/week.json",
+        params={"start": first.isoformat(), "slot": slot, "within": within},
+        auth=(acct.username, acct.password),
+        timeout=30,
+    )
+    if answer is None or answer.status != 200:
+        return None
     try:
-        answer = requests.get(
-            f"{url}.calmirror/week.json",
-            params={"start": first.isoformat(), "slot": slot, "within": within},
-            auth=(acct.username, acct.password),
-            timeout=30,
-        )
-        if answer.status_code != 200:
-            return None
         data = answer.json()
-    except (requests.RequestException, ValueError):
+    except ValueError:
         return None
     return data if isinstance(data, dict) and "days" in data else None
 
