@@ -332,14 +332,12 @@ class WebApp:
     def outbox(self, request: Request) -> Response:
         settings = self.settings()
         data = status.gather(self.backend.home, settings, self.backend.state)
-        counts = {m["id"]: m["copies"] for m in data["mirrors"]}
         return self.render(
             request,
             "outbox.html",
             status=data,
             rows=self.backend.state.outbox(),
             titles=self._titles([r.uid for r in self.backend.state.outbox()]),
-            counts=counts,
             health=_health_line(data["connection"]),
             when=_when,
         )
