@@ -12,10 +12,11 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calmirror.errors import ConfigError
+from calmirror.model import LINKED_MODES, LinkedMode
 
 ICLOUD_SERVER = "https://caldav.icloud.com/"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -59,6 +60,7 @@ class SyncSettings:
 class PushSettings:
     cancel: str = "delete"  # "delete" | "mark-cancelled"
     max_backoff: float = 300.0
+    linked: LinkedMode = "two-way"  # what a change made in iCloud to a pushed appointment does
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
     push = PushSettings(
         cancel=r.choice("cancel", "delete", ("delete", "mark-cancelled")),
         max_backoff=r.get("max_backoff", float, 300.0, _positive),
+        linked=cast(LinkedMode, r.choice("linked", "two-way", LINKED_MODES)),
     )
     r.finish()
 

@@ -100,6 +100,7 @@ class Daemon:
         control.write_record(self.home.pid_file, self.url)
         self._install_signals()
         try:
+            self.engine.linked.resume()  # before the detector could take a half-written change for a client's
             self.engine.detector.reconcile()
             self.watcher = AppointmentWatcher(
                 self.engine.store.collection_dir(APPOINTMENTS), on_change=self.push_wake.set

@@ -23,9 +23,11 @@ TOKEN_KEY = "appointments_sync_token"
 
 
 class ChangeDetector:
-    def __init__(self, state: State, store: LocalStore) -> None:
+    def __init__(self, state: State, store: LocalStore, lock: threading.RLock | None = None) -> None:
         self.state, self.store = state, store
-        self._lock = threading.Lock()
+        # Shared with the pusher and the linked follower: a change iCloud made that is being
+        # written into appointments/ is recorded before a scan can take it for a client's.
+        self._lock = lock or threading.RLock()
 
     def scan(self) -> int:
         """Enqueue what changed since the last scan; returns how many rows were enqueued."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 
 from calmirror import account, credentials
@@ -16,6 +17,7 @@ from calmirror.detect import ChangeDetector
 from calmirror.errors import PASSWORD_REFUSED_CONNECT, AuthFailed, NotFound, RemoteError
 from calmirror.health import Health
 from calmirror.home import Home
+from calmirror.linked import LinkedFollower
 from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror, Progress, SyncReport
 from calmirror.model import CalendarRow
@@ -33,14 +35,19 @@ class Engine:
         self.store = LocalStore(home.store_dir, self.local_account.username)
         self.store.ensure_base()
         self.health = Health(state)
+        # One appointment is never pushed, scanned and brought in from iCloud at once.
+        self.lock = threading.RLock()
+        self.linked = LinkedFollower(state, self.store, settings, self.lock)
         self.mirror = Mirror(state, self.store, settings)
-        self.pusher = Pusher(state, self.store, settings, self.health)
-        self.detector = ChangeDetector(state, self.store)
+        self.mirror.follower = self.linked
+        self.pusher = Pusher(state, self.store, settings, self.health, self.lock)
+        self.detector = ChangeDetector(state, self.store, self.lock)
 
     def reload(self, settings: Settings) -> None:
         self.settings = settings
         self.mirror.settings = settings
         self.pusher.settings = settings
+        self.linked.settings = settings
 
     def prepare_mirrors(self) -> None:
         """Create the local mirror of every conflict calendar already known (empty until a pass
@@ -124,6 +131,7 @@ class Engine:
             )
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:
+        self.linked.resume()
         self.detector.scan()
         return self.pusher.drain(client)
 

@@ -21,6 +21,7 @@ from calmirror.availability import engine
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
+from calmirror.linked import LinkedFollower
 from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
@@ -107,6 +108,7 @@ class Mirror:
         self.state, self.store, self.settings = state, store, settings
         self._checked: set[str] = set()  # calendars whose mirror this process compared with the map
         self.on_change: Callable[[str], None] = lambda collection: None  # tells caches a mirror changed
+        self.follower: LinkedFollower | None = None  # what iCloud does to pushed appointments here
 
     # --- which calendars ---------------------------------------------------------------
 
@@ -201,6 +203,8 @@ class Mirror:
         unreadable = self._fetch_all(client, cal, slug, wanted, changes.changed, known, policy, report, progress)
         self._apply(cal.id, slug, removal, known, report)
         self._rederive(cal.id, slug, known, policy, report)
+        if self.follower is not None:
+            self.follower.follow(client, cal, changes.changed, changes.deleted, report.full)
         problem = None
         if unreadable:
             # Keep the old token: the next pass lists these items again and retries them, so an

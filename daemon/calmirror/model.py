@@ -106,8 +106,69 @@ class OutboxRow:
     uid: str
     collection: str
     seq: int
-    state: str
+    state: OutboxState
     attempts: int
     next_attempt: float
     last_error: str | None
     enqueued_at: float
+
+
+#: What one push does in iCloud. `cancel` keeps the event there with STATUS:CANCELLED (a
+#: local deletion under `[push] cancel = "mark-cancelled"`); `hold` waits for the user.
+PushKind = Literal["create", "update", "cancel", "delete", "forget", "nothing", "refuse", "hold"]
+
+#: An outbox row's life: `pending` until claimed, `in_flight` while pushed, then `done`, or
+#: `failed` when only the user can fix it (`calmirror retry`).
+OutboxState = Literal["pending", "in_flight", "done", "failed"]
+OUTBOX_STATES: tuple[OutboxState, ...] = ("pending", "in_flight", "done", "failed")
+
+#: `[push] linked`: whether changes made in iCloud to pushed appointments flow back into
+#: `appointments/` ("two-way") or are only counted and listed ("one-way").
+LinkedMode = Literal["two-way", "one-way"]
+LINKED_MODES: tuple[LinkedMode, ...] = ("two-way", "one-way")
+
+
+@dataclass(frozen=True)
+class RemoteVersion:
+    """iCloud's version of a pushed appointment that differs from the last agreed one.
+
+    `body` None: deleted in iCloud. `applying`: the text being written into `appointments/`
+    (two-way), kept until the write is recorded so a crash in between is finished at the
+    next start instead of being pushed back.
+    """
+
+    uid: str
+    calendar_id: str
+    href: str
+    etag: str
+    body: str | None
+    seen_at: float
+    applying: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True)
+class VersionConflict:
+    """Both sides changed a pushed appointment since they last agreed; the local version won
+    in iCloud, and iCloud's (`remote_body`, None when it was deleted there) is kept here."""
+
+    id: int
+    uid: str
+    local_body: str
+    remote_body: str | None
+    reason: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One line of `status`'s recent problems."""
+
+    id: int
+    ts: float
+    level: str
+    kind: str
+    message: str

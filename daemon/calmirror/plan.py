@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from calmirror import compat
 from calmirror.errors import BadItem
 from calmirror.hrefs import path_of
-from calmirror.model import Appointment, MirrorEntry
+from calmirror.model import Appointment, MirrorEntry, PushKind
 from calmirror.transform import (
     has_marker,
     icloud_body,
@@ -233,7 +233,7 @@ LINKED_GONE = "the linked iCloud calendar no longer exists; link another with `c
 
 @dataclass(frozen=True)
 class PushAction:
-    kind: str  # "create" | "update" | "delete" | "forget" | "nothing" | "refuse" | "hold"
+    kind: PushKind
     href: str | None = None
     body: str | None = None
     etag: str | None = None
@@ -271,7 +271,7 @@ def plan_push(
         if not remote:
             return PushAction("forget")
         if cancel_mode == "mark-cancelled" and appt and appt.pushed_etag:
-            return PushAction("update", href=remote, etag=remote_etag, reason="cancel", body=None, forget_after=True)
+            return PushAction("cancel", href=remote, etag=remote_etag, forget_after=True)
         return PushAction("delete", href=remote, etag=remote_etag, forget_after=True)
 
     if has_marker(local_body):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from calmirror.errors import (
 from calmirror.health import Health
 from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
-from calmirror.model import OutboxRow
+from calmirror.model import OutboxRow, PushKind
 from calmirror.plan import PushAction, plan_push
 from calmirror.remote import ICloudClient
 from calmirror.state import State
@@ -47,7 +48,7 @@ log = logging.getLogger("calmirror.push")
 @dataclass(frozen=True)
 class PushResult:
     uid: str
-    action: str
+    action: PushKind
     ok: bool
     detail: str = ""
 
@@ -59,8 +60,18 @@ def backoff(attempts: int, cap: float, rng: random.Random | None = None) -> floa
 
 
 class Pusher:
-    def __init__(self, state: State, store: LocalStore, settings: Settings, health: Health) -> None:
+    def __init__(
+        self,
+        state: State,
+        store: LocalStore,
+        settings: Settings,
+        health: Health,
+        lock: threading.RLock | None = None,
+    ) -> None:
         self.state, self.store, self.settings, self.health = state, store, settings, health
+        # Shared with the change detector and the linked follower (`linked.py`): one
+        # appointment is never pushed while iCloud's change to it is being brought in.
+        self.lock = lock or threading.RLock()
 
     def linked_url(self) -> str | None:
         linked = self.settings.icloud.linked
@@ -87,6 +98,10 @@ class Pusher:
         return results
 
     def push_row(self, client: ICloudClient, row: OutboxRow) -> PushResult:
+        with self.lock:
+            return self._push_row(client, row)
+
+    def _push_row(self, client: ICloudClient, row: OutboxRow) -> PushResult:
         appt = self.state.appointment(row.uid)
         local_href = appt.local_href if appt else None
         body = self.store.item(APPOINTMENTS, local_href) if local_href else None
@@ -184,7 +199,7 @@ class Pusher:
             self._execute(client, uid, action, local_etag)
             return action
         except (Conflict, NotFound) as exc:
-            if action.kind not in ("create", "update") or action.body is None:
+            if action.kind not in ("create", "update"):
                 raise
             replanned = plan(self._calendar_urls(client, exc))
             if replanned == action:
@@ -218,26 +233,24 @@ class Pusher:
             assert action.href and action.body
             etag = self._create(client, action.href, action.body)
             linked = self.linked_url()
-            self.state.update_appointment(
+            self.state.agree(
                 uid, remote_calendar=linked, remote_href=action.href, remote_etag=etag, pushed_etag=local_etag
             )
-        elif action.kind == "update" and action.body is None:  # cancel a deleted appointment
+        elif action.kind == "cancel":  # a local deletion under cancel = "mark-cancelled"
             assert action.href
             self._mark_cancelled(client, action.href)
             self.state.forget_appointment(uid)
         elif action.kind == "update":
             assert action.href and action.body
-            etag = self._update(client, action.href, action.body, action.etag)
-            self.state.update_appointment(uid, remote_href=action.href, remote_etag=etag, pushed_etag=local_etag)
+            etag = self._update(client, uid, action.href, action.body, action.etag)
+            self.state.agree(uid, remote_href=action.href, remote_etag=etag, pushed_etag=local_etag)
         elif action.kind == "delete":
             assert action.href
             self._delete(client, action.href, action.etag)
             if action.forget_after:
                 self.state.forget_appointment(uid)
             else:
-                self.state.update_appointment(
-                    uid, remote_calendar=None, remote_href=None, remote_etag=None, pushed_etag=local_etag
-                )
+                self.state.agree(uid, remote_calendar=None, remote_href=None, remote_etag=None, pushed_etag=local_etag)
 
     def _create(self, client: ICloudClient, href: str, body: str) -> str:
         try:
@@ -248,7 +261,10 @@ class Pusher:
             log.info("create %s found an existing copy (earlier attempt); updating it", href)
             return client.update(href, body, current.etag)
 
-    def _update(self, client: ICloudClient, href: str, body: str, etag: str | None) -> str:
+    def _update(self, client: ICloudClient, uid: str, href: str, body: str, etag: str | None) -> str:
+        """Write the local version over the one we last saw. When iCloud holds another one
+        (412) or none (404), both sides changed since they last agreed: the local change is
+        pushed, and iCloud's version is kept as a conflict that `status` lists."""
         try:
             if etag is None:
                 etag = client.get(href).etag
@@ -257,15 +273,26 @@ class Pusher:
             try:
                 current = client.get(href)
             except NotFound:  # If-Match on a vanished object answers 412, not 404
-                return self._recreate(client, href, body)
-            log.warning("412 on %s: iCloud had another version; re-applied the local one", href)
-            self.state.record_event("warning", "push", f"{href}: changed in iCloud; local version re-applied")
+                return self._recreate(client, uid, href, body)
+            if current.body != body:  # not our own earlier write whose answer was lost
+                log.warning("412 on %s: changed in iCloud and locally; local version pushed, iCloud's kept", href)
+                self.state.add_conflict(uid, body, current.body, "changed in iCloud and locally; local version pushed")
+                self.state.record_event(
+                    "warning",
+                    "push",
+                    f"{uid}: changed in iCloud and locally; the local version was pushed and iCloud's is kept "
+                    "(`calmirror status --json`)",
+                )
             return client.update(href, body, current.etag)
         except NotFound:
-            return self._recreate(client, href, body)
+            return self._recreate(client, uid, href, body)
 
-    def _recreate(self, client: ICloudClient, href: str, body: str) -> str:
+    def _recreate(self, client: ICloudClient, uid: str, href: str, body: str) -> str:
         log.info("%s vanished from iCloud; recreating it", href)
+        self.state.add_conflict(uid, body, None, "deleted in iCloud and changed locally; created again")
+        self.state.record_event(
+            "warning", "push", f"{uid}: deleted in iCloud but changed locally; created again from the local version"
+        )
         return self._create(client, href, body)
 
     def _delete(self, client: ICloudClient, href: str, etag: str | None) -> None:

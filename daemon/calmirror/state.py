@@ -27,13 +27,17 @@ from calmirror.model import (
     Account,
     Appointment,
     CalendarRow,
+    EventRow,
     MirrorEntry,
     MirrorRow,
     MirrorTexts,
     OutboxRow,
+    OutboxState,
+    RemoteVersion,
+    VersionConflict,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Columns added in version 2 (the exact-text store), with the SQL type each gets when an
 # existing version-1 database is upgraded.
@@ -131,6 +135,27 @@ def _create_schema(db: sqlite_utils.Database) -> None:
     )
     db.table("guard_warnings").create(
         {"uid": str, "summary": str, "start": str, "end": str, "ts": float}, pk="uid", if_not_exists=True
+    )
+    # Version 3: iCloud's version of a pushed appointment while it differs from the last
+    # agreed one (busy time counts it; two-way brings it into appointments/), and the
+    # versions a conflict overrode, kept so that neither side's change is lost silently.
+    db.table("remote_versions").create(
+        {
+            "uid": str,
+            "calendar_id": str,
+            "href": str,
+            "etag": str,
+            "body": str,
+            "seen_at": float,
+            "applying": str,
+        },
+        pk="uid",
+        if_not_exists=True,
+    )
+    db.table("version_conflicts").create(
+        {"id": int, "uid": str, "local_body": str, "remote_body": str, "reason": str, "ts": float},
+        pk="id",
+        if_not_exists=True,
     )
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
@@ -277,6 +302,7 @@ class State:
                 "UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
                 "remote_etag = NULL, pushed_etag = NULL"
             )
+            db.execute("DELETE FROM remote_versions")
             db.execute("DELETE FROM meta WHERE key LIKE 'health%'")
 
     def set_calendars(self, calendars: list[CalendarRow]) -> None:
@@ -525,6 +551,58 @@ class State:
     def forget_appointment(self, uid: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM appointments WHERE uid = ?", (uid,))
+            db.execute("DELETE FROM remote_versions WHERE uid = ?", (uid,))
+
+    def agree(self, uid: str, **fields: Any) -> None:
+        """Both sides hold the same version again (a push landed, or iCloud's change was
+        brought into appointments/): record it and drop the differing iCloud version, in one
+        transaction."""
+        with self.transaction() as db:
+            db.table("appointments").upsert({"uid": uid, **fields}, pk="uid")
+            db.execute("DELETE FROM remote_versions WHERE uid = ?", (uid,))
+
+    # --- iCloud's versions of pushed appointments ----------------------------------------
+
+    def remote_version(self, uid: str) -> RemoteVersion | None:
+        rows = self._rows("SELECT * FROM remote_versions WHERE uid = ?", (uid,))
+        return RemoteVersion(**rows[0]) if rows else None
+
+    def remote_versions(self) -> list[RemoteVersion]:
+        return [RemoteVersion(**r) for r in self._rows("SELECT * FROM remote_versions ORDER BY seen_at")]
+
+    def differing_remote_versions(self) -> list[RemoteVersion]:
+        """iCloud's versions that still differ from what was last pushed or agreed (an ETag
+        equal to the recorded one is our own write, seen before its answer was recorded)."""
+        return [
+            RemoteVersion(**r)
+            for r in self._rows(
+                "SELECT v.* FROM remote_versions v JOIN appointments a ON a.uid = v.uid "
+                "WHERE a.remote_etag IS NULL OR a.remote_etag != v.etag ORDER BY v.seen_at"
+            )
+        ]
+
+    def set_remote_version(self, version: RemoteVersion) -> None:
+        with self.transaction() as db:
+            db.table("remote_versions").upsert(version.__dict__, pk="uid")
+
+    def drop_remote_version(self, uid: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM remote_versions WHERE uid = ?", (uid,))
+
+    def add_conflict(self, uid: str, local_body: str, remote_body: str | None, reason: str) -> None:
+        with self.transaction() as db:
+            db.table("version_conflicts").insert(
+                {"uid": uid, "local_body": local_body, "remote_body": remote_body, "reason": reason, "ts": time.time()}
+            )
+
+    def conflicts(self) -> list[VersionConflict]:
+        return [VersionConflict(**r) for r in self._rows("SELECT * FROM version_conflicts ORDER BY id DESC")]
+
+    def clear_conflicts(self, uid: str | None = None) -> int:
+        with self.transaction() as db:
+            if uid is None:
+                return db.execute("DELETE FROM version_conflicts").rowcount
+            return db.execute("DELETE FROM version_conflicts WHERE uid = ?", (uid,)).rowcount
 
     # --- outbox ------------------------------------------------------------------------
 
@@ -633,7 +711,7 @@ class State:
         with self.transaction() as db:
             return db.execute("UPDATE outbox SET next_attempt = 0 WHERE state = 'pending'").rowcount
 
-    def outbox(self, states: tuple[str, ...] = ("pending", "in_flight", "failed")) -> list[OutboxRow]:
+    def outbox(self, states: tuple[OutboxState, ...] = ("pending", "in_flight", "failed")) -> list[OutboxRow]:
         marks = ",".join("?" for _ in states)
         return [
             OutboxRow(
@@ -660,9 +738,14 @@ class State:
             db.table("events").insert({"ts": time.time(), "level": level, "kind": kind, "message": message})
             db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (keep,))
 
-    def events(self, limit: int = 10, levels: tuple[str, ...] = ("warning", "error")) -> list[dict[str, Any]]:
+    def events(self, limit: int = 10, levels: tuple[str, ...] = ("warning", "error")) -> list[EventRow]:
         marks = ",".join("?" for _ in levels)
-        return self._rows(f"SELECT * FROM events WHERE level IN ({marks}) ORDER BY id DESC LIMIT ?", (*levels, limit))
+        return [
+            EventRow(**r)
+            for r in self._rows(
+                f"SELECT * FROM events WHERE level IN ({marks}) ORDER BY id DESC LIMIT ?", (*levels, limit)
+            )
+        ]
 
     def add_guard_warning(self, uid: str, summary: str, start: str, end: str) -> None:
         with self.transaction() as db:

@@ -82,7 +82,25 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
             {"calendar": names.get(r["calendar_id"], r["calendar_id"]), "href": r["href"], "reason": r["reason"]}
             for r in state.skipped_items()
         ][:50],
+        "linked_changes": _linked_changes(settings, state),
         "recent_errors": [
-            {"ts": e["ts"], "kind": e["kind"], "level": e["level"], "message": e["message"]} for e in state.events(10)
+            {"ts": e.ts, "kind": e.kind, "level": e.level, "message": e.message} for e in state.events(10)
+        ],
+    }
+
+
+def _linked_changes(settings: Settings, state: State) -> dict[str, Any]:
+    """Pushed appointments whose iCloud version differs from the local one (listed, since in
+    one-way mode nothing else shows them), and the versions a change on both sides overrode,
+    with both texts: nothing is lost silently."""
+    return {
+        "mode": settings.push.linked,
+        "differing": [
+            {"uid": v.uid, "deleted_in_icloud": v.deleted, "seen_at": v.seen_at, "icloud_text": v.body}
+            for v in state.differing_remote_versions()
+        ],
+        "conflicts": [
+            {"uid": c.uid, "reason": c.reason, "ts": c.ts, "local_text": c.local_body, "icloud_text": c.remote_body}
+            for c in state.conflicts()[:50]
         ],
     }

@@ -199,3 +199,15 @@ def is_cancelled(text: str) -> bool:
     statuses = re.findall(r"^BEGIN:VEVENT\r?\n(.*?)^END:VEVENT", unfold(text), re.MULTILINE | re.DOTALL)
     masters = [block for block in statuses if not re.search(r"^RECURRENCE-ID", block, re.MULTILINE)]
     return bool(masters) and all(re.search(r"^STATUS:CANCELLED\r?$", b, re.MULTILINE) for b in masters)
+
+
+def mark_cancelled(text: str, href: str) -> str:
+    """The local appointment with every VEVENT STATUS:CANCELLED: what an appointment deleted
+    in iCloud becomes in `appointments/` (two-way), so the booking tool sees it called off
+    and its text stays there."""
+    cal = _parse(text, href)
+    for event in cal.walk("VEVENT"):
+        event.pop("STATUS", None)
+        event.add("STATUS", "CANCELLED")
+    body: bytes = cal.to_ical()  # icalendar leaves to_ical's return unannotated
+    return body.decode("utf-8")

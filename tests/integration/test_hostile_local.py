@@ -66,7 +66,7 @@ def check_corpus(run: Running, emu: Emulator, cases: list[Case]) -> None:
     try:
         assert wait_for(lambda: not state.outbox(("pending", "in_flight")), 90, every=0.2), state.outbox()
         failed = {row.uid: row.last_error for row in state.outbox(("failed",))}
-        events = " ".join(e["message"] for e in state.events(200))
+        events = " ".join(e.message for e in state.events(200))
     finally:
         state.close()
     uids = remote_uids(emu)

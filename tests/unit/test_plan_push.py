@@ -53,7 +53,7 @@ def test_unchanged_content_needs_nothing() -> None:
 def test_local_delete_deletes_or_cancels_remotely() -> None:
     assert plan_push("appt-1", None, None, appt(), LINKED, "delete").kind == "delete"
     cancel = plan_push("appt-1", None, None, appt(), LINKED, "mark-cancelled")
-    assert cancel.kind == "update" and cancel.body is None and cancel.forget_after
+    assert cancel.kind == "cancel" and cancel.body is None and cancel.forget_after
 
 
 def test_delete_of_a_never_pushed_appointment_is_forgotten() -> None:

@@ -33,7 +33,7 @@ def test_a_version_1_database_is_upgraded_and_refetched(tmp_path: Path) -> None:
     conn.close()
     state = State(path)
     try:
-        assert state.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert state.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         known = state.mirror_items("WORK")
         # the map still knows the local copy (deletions keep working), but every item is fetched again
         assert known["https://p/c/a.ics"].local_href == "a.ics" and known["https://p/c/a.ics"].etag == ""

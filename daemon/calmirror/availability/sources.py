@@ -25,6 +25,7 @@ from calmirror.local.store import LocalStore
 from calmirror.state import State
 
 log = logging.getLogger("calmirror.busy")
+PUSHED_IN_ICLOUD = "appointments as in iCloud"
 
 
 @dataclass
@@ -38,6 +39,7 @@ class BusySources:
     def __init__(self, store: LocalStore, state: State, settings: Settings) -> None:
         self.store, self.state, self.settings = store, state, settings
         self._cache: dict[str, _Cached] = {}
+        self._versions: dict[tuple[str, str], Any] = {}  # (uid, etag) -> iCloud's differing version, parsed
         self._lock = threading.Lock()
 
     def mark_changed(self, collection: str) -> None:
@@ -129,9 +131,35 @@ class BusySources:
                 if skip_uid:
                     uids = frozenset(uids | {skip_uid})
                 result.append(engine.Source(name=name, calendars=calendars, allday_busy=allday, exclude_uids=uids))
+            result.append(self._pushed_in_icloud(skip_uid))
             return result
         finally:
             self._lock.release()
+
+    def _pushed_in_icloud(self, skip_uid: str | None) -> engine.Source:
+        """iCloud's versions of pushed appointments that differ from the local ones: mirrors
+        leave pushed appointments out, and `appointments/` has the local version, so while
+        the two differ (moved on a phone, not yet brought in or overridden) both count."""
+        parsed: dict[tuple[str, str], Any] = {}
+        for version in self.state.differing_remote_versions():
+            key = (version.uid, version.etag)
+            if version.body is None:
+                continue
+            if key not in self._versions:
+                try:
+                    self._versions[key] = engine.parse_calendar(version.body)
+                except ValueError as exc:
+                    log.debug("busy: iCloud's version of %s skipped: %s", version.uid, exc)
+                    continue
+            parsed[key] = self._versions[key]
+        self._versions = parsed
+        a = self.settings.availability
+        return engine.Source(
+            name=PUSHED_IN_ICLOUD,
+            calendars=list(parsed.values()),
+            allday_busy=a.allday_busy,
+            exclude_uids=frozenset({skip_uid} if skip_uid else ()),
+        )
 
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         return engine.busy_intervals(self.sources() or [], start, end, self.rules())

@@ -213,5 +213,15 @@ def _print_status(d: dict[str, Any]) -> None:
         console.print(f"  failed {f['uid']}: {f['reason']}")
     for w in d["guard"]["warnings"]:
         console.print(f"Double booking: {w['summary']} ({w['start']} – {w['end']}) overlaps busy time")
+    linked = d["linked_changes"]
+    for v in linked["differing"]:
+        what = "deleted in iCloud" if v["deleted_in_icloud"] else "changed in iCloud"
+        hint = "; the local version stays (one-way)" if linked["mode"] == "one-way" else ""
+        console.print(f"Differs: appointment {v['uid']} was {what}{hint}")
+    for c in linked["conflicts"]:
+        console.print(
+            f"Conflict {time.strftime('%Y-%m-%d %H:%M', time.localtime(c['ts']))}: {c['uid']}: {c['reason']} "
+            "(both versions: `calmirror status --json`)"
+        )
     for e in d["recent_errors"][:5]:
         console.print(f"  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['ts']))} {e['kind']}: {e['message']}")

@@ -25,7 +25,7 @@ from radicale.storage import multifilesystem
 from calmirror.local import batch, bulk, fairness, layout
 from calmirror.local.check_pool import check_many, pool_for
 from calmirror.local.errors import CollectionMissing, StoreError
-from calmirror.local.items import Limits, PreparedItem
+from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.local.radicale_config import build_configuration
 from calmirror.local.uid_index import UidIndex
 from calmirror.local.writer import BatchWriter
@@ -267,6 +267,23 @@ class LocalStore:
             uids.update((item.href, item.uid) for item in plan.upserts)
             self._uids.written(name, self.collection_dir(name), uids)
         return rejected + plan.rejected
+
+    # --- appointments changed in iCloud -------------------------------------------------
+
+    def write_appointment(self, href: str, text: str) -> None:
+        """Store iCloud's change to a pushed appointment in `appointments/`, through the
+        storage API: not over HTTP, so no client write hook runs, and clients see it at their
+        next sync. The text is stored byte for byte (the caller records its hash first, so the
+        change detector finds nothing to push)."""
+        checked = prepare_one(href, text, self._limits)
+        if isinstance(checked, str):
+            raise StoreError(f"cannot store {layout.APPOINTMENTS}/{href}: {checked}")
+        with self._locked("w"):
+            collection = self._require(layout.APPOINTMENTS)
+            try:
+                bulk.write_items(self._storage, collection.path, [checked], [])
+            except (OSError, ValueError, RuntimeError) as error:
+                raise StoreError(f"cannot write {layout.APPOINTMENTS}/{href}: {error}") from error
 
     # --- reading any collection -----------------------------------------------------------
 

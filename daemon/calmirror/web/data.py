@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from calmirror.availability.sources import BusySources
+from calmirror.availability.sources import PUSHED_IN_ICLOUD, BusySources
 from calmirror.config import Settings
 from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
 from calmirror.state import State
@@ -34,6 +34,7 @@ def source_labels(state: State, settings: Settings) -> dict[str, SourceLabel]:
     labels = {
         APPOINTMENTS: SourceLabel("Appointments", "appointments", APPOINTMENTS_COLOR),
         BLOCKED: SourceLabel("Blocked", "blocked", BLOCKED_COLOR),
+        PUSHED_IN_ICLOUD: SourceLabel("Appointments (as changed in iCloud)", "appointments", APPOINTMENTS_COLOR),
     }
     calendars = {c.id: c for c in state.calendars()}
     names = state.calendar_names()
