@@ -95,7 +95,18 @@ class Engine:
                 continue
             report = self._sync_one(client, calendar_id, accept_empty, progress, refreshed)
             reports.append(report)
+        if only is None and not self.health.auth_failed and self.health.wait_time() <= 0:
+            self._follow_unmirrored(client)
         return reports
+
+    def _follow_unmirrored(self, client: ICloudClient) -> None:
+        """Pushed appointments in a calendar that is not mirrored are followed all the same."""
+        try:
+            self.linked.follow_unmirrored(client, self.state.calendars(), set(self.settings.icloud.conflicts))
+        except RemoteError as exc:
+            self.health.failed(exc)
+            self.state.record_event("error", "linked", f"following pushed appointments: {exc.message}")
+            log.error("following pushed appointments failed: %s", exc.message)
 
     def _sync_one(
         self,

@@ -21,9 +21,11 @@ from dataclasses import replace
 
 from calmirror.config import Settings
 from calmirror.digest import content_hash
+from calmirror.errors import InvalidSyncToken
 from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
 from calmirror.model import Appointment, CalendarRow, RemoteVersion
+from calmirror.plan_linked import folder_of as _folder
 from calmirror.plan_linked import plan_linked, pushed_here, seen_changes
 from calmirror.remote import ICloudClient
 from calmirror.state import State
@@ -70,6 +72,28 @@ class LinkedFollower:
                 log.info("%s %s in iCloud", version.uid, what)
         self.settle()
         return len(seen)
+
+    def follow_unmirrored(self, client: ICloudClient, calendars: list[CalendarRow], mirrored: set[str]) -> int:
+        """Follow calendars that hold pushed appointments but are not mirrored (linked with
+        `--no-conflict`, or linked before): one sync REPORT each, with a token of their own."""
+        holding = {
+            _folder(a.remote_calendar or a.remote_href.rsplit("/", 1)[0])
+            for a in self.state.appointments().values()
+            if a.remote_href
+        }
+        seen = 0
+        for cal in calendars:
+            if cal.id in mirrored or _folder(cal.url) not in holding:
+                continue
+            key = f"linked_token:{cal.id}"
+            token = self.state.get_meta(key)
+            try:
+                changes = client.sync(cal.url, token)
+            except InvalidSyncToken:
+                changes = client.sync(cal.url, None)
+            seen += self.follow(client, cal, changes.changed, changes.deleted, changes.full or token is None)
+            self.state.set_meta(key, changes.token)
+        return seen
 
     def resume(self) -> int:
         """At start, before the change detector looks: finish what a crash cut short."""

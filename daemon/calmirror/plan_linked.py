@@ -73,12 +73,12 @@ def plan_linked(
 def pushed_here(appointments: Iterable[Appointment], calendar_url: str) -> dict[str, Appointment]:
     """remote href -> appointment, for the appointments pushed to the calendar at `calendar_url`
     (compared by path: hosts differ in form, a calendar's path does not)."""
-    here = _folder(calendar_url)
+    here = folder_of(calendar_url)
     found: dict[str, Appointment] = {}
     for appt in appointments:
         if appt.remote_href:
             calendar = appt.remote_calendar or appt.remote_href.rsplit("/", 1)[0] + "/"
-            if _folder(calendar) == here:
+            if folder_of(calendar) == here:
                 found[appt.remote_href] = appt
     return found
 
@@ -111,5 +111,6 @@ def seen_changes(
     return sorted(fetch), sorted(gone)
 
 
-def _folder(url: str) -> str:
+def folder_of(url: str) -> str:
+    """A calendar's identity across host forms: the path of its folder."""
     return urlsplit(url).path.rstrip("/") + "/"

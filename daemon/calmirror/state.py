@@ -589,11 +589,13 @@ class State:
         with self.transaction() as db:
             db.execute("DELETE FROM remote_versions WHERE uid = ?", (uid,))
 
-    def add_conflict(self, uid: str, local_body: str, remote_body: str | None, reason: str) -> None:
+    def add_conflict(self, uid: str, local_body: str, remote_body: str | None, reason: str, keep: int = 200) -> None:
+        """Keep the version a change on both sides overrode; the oldest beyond `keep` go."""
         with self.transaction() as db:
             db.table("version_conflicts").insert(
                 {"uid": uid, "local_body": local_body, "remote_body": remote_body, "reason": reason, "ts": time.time()}
             )
+            db.execute("DELETE FROM version_conflicts WHERE id <= (SELECT MAX(id) FROM version_conflicts) - ?", (keep,))
 
     def conflicts(self) -> list[VersionConflict]:
         return [VersionConflict(**r) for r in self._rows("SELECT * FROM version_conflicts ORDER BY id DESC")]

@@ -228,3 +228,16 @@ def test_crash_while_bringing_a_change_in(tmp_path: Path, emu: Emulator, where: 
         assert wait_for(lambda: settled(again), 3)
         assert TWO in busy(again) and TEN not in busy(again)
     assert writes(emu) == before and len(in_icloud(emu, "crash-1")) == 1
+
+
+def test_a_linked_calendar_that_is_not_mirrored_is_followed_too(tmp_path: Path, emu: Emulator) -> None:
+    home = connected_home(tmp_path / "calmirror", emu, conflicts=("Home",))  # linked Work, not mirrored
+    with daemon_running(home) as run:
+        name = push(run, emu, "nm-1")
+        emu.put_item(emu.calendar_id("Work"), name, at_two("nm-1", "Call"))
+        before = writes(emu)
+        mirror_pass(run)
+        assert "DTSTART:20290717T140000Z" in local(run, "nm-1") and TWO in busy(run)
+        assert wait_for(lambda: settled(run), 3)
+        mirror_pass(run)
+        assert writes(emu) == before
