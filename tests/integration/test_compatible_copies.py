@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import requests
 
 from calmirror import status as status_mod
-from calmirror.compat import COMPAT_MARKER, COPY_OF
+from calmirror.compat import COMPAT_MARKER, COPY_OF, horizon_for
 from calmirror.emulator import Emulator
-from tests.helpers import Running, connected_home, daemon_running, wait_for
+from tests.helpers import Running, connected_home, daemon_running, engine_for, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
 SHAPES = {
@@ -100,3 +101,32 @@ def test_each_shape_is_found_by_time_range_queries_exactly_where_icloud_says(tmp
         assert words in reasons
     assert not mirror["availability_incomplete"]
     json.dumps(mirror)  # status --json can print it
+
+
+def test_copies_bounded_at_an_older_horizon_are_derived_again_without_asking_icloud(
+    tmp_path: Path, emu: Emulator
+) -> None:
+    cal_id = emu.create_calendar("Shapes")
+    emu.put_item(cal_id, "vitamins.ics", (FIXTURES / SHAPES["vitamins"]).read_text(encoding="utf-8"))
+    home = connected_home(tmp_path, emu, linked=None, conflicts=("Shapes",))
+    engine = engine_for(home)
+    try:
+        client = engine.client()
+        try:
+            engine.mirror_pass(client)
+            (entry,) = engine.state.mirror_items(cal_id).values()
+            assert entry.copy == "compatible" and entry.horizon == horizon_for(date.today()).isoformat()
+            with engine.state.transaction() as db:  # as if derived years ago
+                db.execute("UPDATE mirror_items SET horizon = '2020-01-01'")
+            engine.store.apply_mirror("shapes", [], [entry.local_href])  # an old copy's bytes gone too
+            emu.clear_requests()
+            engine.mirror_pass(client)
+        finally:
+            client.close()
+        (again,) = engine.state.mirror_items(cal_id).values()
+        assert again.horizon == entry.horizon and again.etag == entry.etag
+        assert [r.method for r in emu.requests if cal_id in r.path] == ["REPORT"]  # no multiget: from the kept text
+        text = engine.store.items("icloud-shapes")[entry.local_href]
+        assert f"UNTIL={int(entry.horizon[:4]) - 1}1231" in text.replace("\r\n ", "")
+    finally:
+        engine.state.close()
