@@ -27,7 +27,7 @@ from calmirror.home import Home
 from calmirror.local.auth import Credentials
 from calmirror.local.layout import APPOINTMENTS
 from calmirror.state import State
-from calmirror.web import actions, feed
+from calmirror.web import actions, blocks, feed
 from calmirror.web.data import source_labels, week_for
 from calmirror.web.front import PREFIX
 from calmirror.web.http import (
@@ -236,7 +236,15 @@ class WebApp:
             "next": (week.first + dt.timedelta(days=7)).isoformat(),
         }
         response = self.render(
-            request, "week.html", week=week, given=given, errors={}, classes=classes, shift=shift, zone=str(week.zone)
+            request,
+            "week.html",
+            week=week,
+            given=given,
+            errors={},
+            classes=classes,
+            shift=shift,
+            zone=str(week.zone),
+            timeline=blocks.timeline,
         )
         log.debug("week page in %.1f ms", (time.perf_counter() - started) * 1000)
         return response

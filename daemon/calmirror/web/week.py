@@ -167,14 +167,18 @@ def build_week(
     occurrences = engine.busy_occurrences(sources, ws, we, rules)
     # What `engine.busy_intervals` computes (the same walk, clipped and merged), without walking twice.
     busy = merge((max(o.start, ws), min(o.end, we)) for o in occurrences)
-    blocks = [_block(o, _label_for(o.source, labels), zone) for o in occurrences]
+    per_day: list[list[Block]] = [[] for _ in range(days)]
+    for o in occurrences:  # each block onto the local days it touches, in one pass
+        b = _block(o, _label_for(o.source, labels), zone)
+        last = (b.end - dt.timedelta(microseconds=1)).date() if b.end > b.start else b.start.date()
+        for index in range(max(0, (b.start.date() - first).days), min(days - 1, (last - first).days) + 1):
+            per_day[index].append(b)
     out: list[Day] = []
     for offset in range(days):
         day = first + dt.timedelta(days=offset)
         start, end = (b.astimezone(UTC) for b in day_bounds(day, zone))
-        on_day = tuple(b for b in blocks if b.start < end and b.end > start)
         free = merge(slots.free_slots(busy, start, end, slot, zone, hours))
-        out.append(Day(day, on_day, tuple((a.astimezone(zone), b.astimezone(zone)) for a, b in free)))
+        out.append(Day(day, tuple(per_day[offset]), tuple((a.astimezone(zone), b.astimezone(zone)) for a, b in free)))
     local_busy = tuple((a.astimezone(zone), b.astimezone(zone)) for a, b in busy)
     return Week(first, zone, tuple(out), local_busy, slot, hours, dict(labels))
 
