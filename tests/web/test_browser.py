@@ -98,6 +98,8 @@ def test_first_time_setup_wrong_password_then_link_conflicts_and_the_week(world:
     page.get_by_label("Details copied from Home").select_option("busy")
     page.click("button:has-text('Save')")
     expect(page.locator(".done")).to_contain_text("Saved")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "calendars.png"), full_page=True)
 
     world.go(WEEK)
     for _ in range(100):
@@ -140,6 +142,7 @@ def test_a_failed_push_shows_its_reason_and_retry_delivers_it(world: World) -> N
     world.go("outbox")
     row = world.page.locator("#outbox tr.failed", has_text="Local clash")
     expect(row.locator(".reason")).to_contain_text("another iCloud calendar")
+    world.page.screenshot(path=str(ARTIFACTS / "outbox-failed.png"), full_page=True)
     emu.delete_item(home_cal, "clash.ics")
     world.page.click("button:has-text('Retry failed appointments')")
     expect(world.page.locator(".done")).to_contain_text("queued again")
