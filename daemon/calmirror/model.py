@@ -100,6 +100,13 @@ class Appointment:
     remote_etag: str | None
     pushed_etag: str | None
 
+    @property
+    def create_unconfirmed(self) -> bool:
+        """A create was sent to `remote_href` but its answer never came: iCloud may hold the
+        appointment or not. The href is recorded before the PUT so that a later local
+        deletion still reaches the copy a lost answer hid."""
+        return self.remote_href is not None and self.remote_etag is None and self.pushed_etag is None
+
 
 @dataclass(frozen=True)
 class OutboxRow:

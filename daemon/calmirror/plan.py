@@ -289,6 +289,8 @@ def plan_push(
         body = icloud_body(local_body, local_href)
     except BadItem as bad:
         return PushAction("refuse", reason=bad.reason)
+    if remote and appt is not None and appt.create_unconfirmed:
+        return PushAction("create", href=remote, body=body)  # again, at the same href (412: overwrite)
     if remote:
         return PushAction("update", href=remote, etag=remote_etag, body=body)
     if not linked_url and linked_missing:

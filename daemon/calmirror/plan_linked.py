@@ -76,7 +76,7 @@ def pushed_here(appointments: Iterable[Appointment], calendar_url: str) -> dict[
     here = folder_of(calendar_url)
     found: dict[str, Appointment] = {}
     for appt in appointments:
-        if appt.remote_href:
+        if appt.remote_href and not appt.create_unconfirmed:  # its push settles it
             calendar = appt.remote_calendar or appt.remote_href.rsplit("/", 1)[0] + "/"
             if folder_of(calendar) == here:
                 found[appt.remote_href] = appt

@@ -231,8 +231,14 @@ class Pusher:
                 self.state.update_appointment(uid, pushed_etag=local_etag)
         elif action.kind == "create":
             assert action.href and action.body
-            etag = self._create(client, action.href, action.body)
             linked = self.linked_url()
+            if not (linked and action.href.startswith(linked.rstrip("/") + "/")):
+                linked = action.href.rsplit("/", 1)[0] + "/"  # an unconfirmed create, linked elsewhere since
+            # Durable intent: the href first, so a deletion after a lost answer still reaches it.
+            self.state.update_appointment(
+                uid, remote_calendar=linked, remote_href=action.href, remote_etag=None, pushed_etag=None
+            )
+            etag = self._create(client, action.href, action.body)
             self.state.agree(
                 uid, remote_calendar=linked, remote_href=action.href, remote_etag=etag, pushed_etag=local_etag
             )

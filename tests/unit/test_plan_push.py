@@ -75,3 +75,22 @@ def test_mirrored_events_are_never_pushed() -> None:
 def test_without_a_linked_calendar_new_appointments_wait_with_a_reason() -> None:
     action = plan_push("appt-1", EVENT.format(extra=""), "h1", None, None, "delete")
     assert action.kind == "refuse" and "calmirror link" in action.reason
+
+
+def test_a_create_whose_answer_was_lost_is_created_again_at_the_same_href() -> None:
+    """The href is recorded before the PUT; with no ETag back, the next try creates again
+    there (a 412 then means our own copy landed and is overwritten), never an update."""
+    unconfirmed = appt(remote_etag=None, pushed_etag=None)
+    action = plan_push("appt-1", EVENT.format(extra=""), "h1", unconfirmed, LINKED + "elsewhere/", "delete")
+    assert (action.kind, action.href) == ("create", LINKED + "appt-1.ics")
+
+
+def test_a_deletion_after_a_lost_create_answer_deletes_the_copy_it_may_have_left() -> None:
+    unconfirmed = appt(remote_etag=None, pushed_etag=None)
+    action = plan_push("appt-1", None, None, unconfirmed, LINKED, "delete")
+    assert (action.kind, action.href, action.etag, action.forget_after) == (
+        "delete",
+        LINKED + "appt-1.ics",
+        None,
+        True,
+    )
