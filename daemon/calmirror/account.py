@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from calmirror import credentials
 from calmirror.config import Settings
 from calmirror.errors import CalendarChoiceError, NotConnected, UserError
 from calmirror.home import Home
 from calmirror.model import Account, CalendarRow
-from calmirror.remote import ICloudClient, RemoteCalendar
+from calmirror.remote import ICloudClient
 from calmirror.state import State
 
 SUBSCRIPTION_HINT = (
@@ -28,12 +29,9 @@ SUBSCRIPTION_HINT = (
 class AlreadyConnected(UserError):
     def __init__(self, apple_id: str) -> None:
         super().__init__(
-            f"{apple_id} is already connected; run `calmirror disconnect` first (one connection per Apple ID)"
+            f"{apple_id} is already connected; `calmirror connect --again` checks it again, follows iCloud "
+            "to a new server and takes a new app-specific password, keeping links, conflicts and the outbox"
         )
-
-
-def to_row(cal: RemoteCalendar) -> CalendarRow:
-    return CalendarRow(cal.id, cal.url, cal.name, cal.color, tuple(cal.components), cal.writable)
 
 
 def connect(
@@ -49,7 +47,7 @@ def connect(
     client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
     try:
         found = client.discover()
-        calendars = [to_row(c) for c in client.list_calendars(found.home_url)]
+        calendars = client.list_calendars(found.home_url)
     finally:
         client.close()
     if not any(c.is_event_calendar for c in calendars):
@@ -63,22 +61,40 @@ def connect(
     return calendars
 
 
-def reconnect(home: Home, settings: Settings, state: State, password: str) -> list[CalendarRow]:
-    """A new app-specific password for the Apple ID already connected (the old one was revoked):
-    checked like `connect`, then stored; mirrors and appointments stay as they are."""
-    existing = state.account()
-    if existing is None:
+def reconnect(home: Home, settings: Settings, state: State, password: str | None) -> tuple[list[CalendarRow], bool]:
+    """Validate again and rediscover from the server URL, keeping links, conflicts and the
+    outbox; `password` replaces the stored one (None keeps it). Returns the calendars and
+    whether the home moved. Nothing is stored when any step fails."""
+    current = state.account()
+    if current is None:
         raise NotConnected
-    client = ICloudClient(existing.server, existing.apple_id, password, timeout=(10.0, settings.icloud.timeout))
+    secret = password or credentials.load_icloud_password(home, current.apple_id, settings.icloud.credential)
+    client = ICloudClient(current.server, current.apple_id, secret, timeout=(10.0, settings.icloud.timeout))
     try:
-        client.discover()
-        calendars = [to_row(c) for c in client.list_calendars(existing.home_url)]
+        found = client.discover()
+        calendars = client.list_calendars(found.home_url)
     finally:
         client.close()
-    credentials.store_icloud_password(home, existing.apple_id, password, settings.icloud.credential)
-    state.set_calendars(calendars)
+    if password is not None:
+        credentials.store_icloud_password(home, current.apple_id, password, settings.icloud.credential)
+    moved = found.home_url != current.home_url
+    state.move_home(replace(current, principal_url=found.principal_url, home_url=found.home_url), calendars)
     state.set_meta("health", {"state": "ok", "since": time.time(), "not_before": 0})
-    return calendars
+    return calendars, moved
+
+
+def rediscover(client: ICloudClient, state: State) -> bool:
+    """Ask the server URL (the front door) for the home again with `client`; when it names
+    another home, move the stored URLs there. Returns whether it moved."""
+    current = state.account()
+    if current is None:
+        raise NotConnected
+    found = client.discover()
+    if found.home_url == current.home_url:
+        return False
+    calendars = client.list_calendars(found.home_url)
+    state.move_home(replace(current, principal_url=found.principal_url, home_url=found.home_url), calendars)
+    return True
 
 
 def client_for(home: Home, settings: Settings, state: State) -> ICloudClient:
@@ -93,7 +109,7 @@ def refresh_calendars(client: ICloudClient, state: State) -> list[CalendarRow]:
     account = state.account()
     if account is None:
         raise NotConnected
-    calendars = [to_row(c) for c in client.list_calendars(account.home_url)]
+    calendars = client.list_calendars(account.home_url)
     state.set_calendars(calendars)
     return calendars
 

@@ -49,7 +49,7 @@ def _read_secret(path: Path) -> str:
             path.chmod(0o600)
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise CredentialsError(f"{path}: secret missing; run `calmirror connect` again") from None
+        raise CredentialsError(f"{path}: secret missing; run `calmirror connect --again`") from None
     except PermissionError:
         raise CredentialsError(f"{path}: cannot read the secret (permission denied)") from None
 
@@ -79,7 +79,7 @@ def load_icloud_password(home: Home, apple_id: str, backend: str = "file") -> st
     if backend == "keyring":
         value = _keyring().get_password(KEYRING_SERVICE, apple_id)
         if not value:
-            raise CredentialsError(f"no password for {apple_id} in the keyring; run `calmirror connect` again")
+            raise CredentialsError(f"no password for {apple_id} in the keyring; run `calmirror connect --again`")
         return str(value)
     return _read_secret(home.secrets_dir / ICLOUD_FILE)
 

@@ -18,6 +18,8 @@ from calmirror import account, config, control, credentials
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
 from calmirror.local import loopback
+from calmirror.reconnect import host_of
+from calmirror.remote import ICloudClient
 from calmirror.state import State
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
@@ -79,10 +81,10 @@ def check_icloud(home: Home, settings: config.Settings, state: State) -> Check:
         return Check(
             "iCloud",
             False,
-            "the password was refused (revoked?); make a new app-specific password and run `calmirror connect` again",
+            "the password was refused (revoked?); make a new app-specific password and run `calmirror connect --again`",
         )
     except RemoteError as exc:
-        return Check("iCloud", False, f"{exc.message}; check the network and `icloud.server`")
+        return Check("iCloud", False, _why_unreachable(client, state, exc))
     finally:
         client.close()
     missing = [c for c in settings.icloud.conflicts if c not in {cal.id for cal in calendars}]
@@ -95,6 +97,28 @@ def check_icloud(home: Home, settings: config.Settings, state: State) -> Check:
     if settings.icloud.linked and settings.icloud.linked not in {c.id for c in calendars if c.writable}:
         return Check("iCloud", False, "the linked calendar is gone or read-only; run `calmirror link CALENDAR`")
     return Check("iCloud", True, f"reachable, password accepted, {len(calendars)} calendars")
+
+
+def _why_unreachable(client: ICloudClient, state: State, failure: RemoteError) -> str:
+    """Blame the network only when the front door (the server URL) does not answer either:
+    the home lives on a partition host that iCloud can change (ICLOUD.md)."""
+    acct = state.account()
+    if acct is None:
+        return failure.message
+    try:
+        found = client.discover()
+    except RemoteError as unanswered:
+        return f"{unanswered.message}; check the network and `icloud.server`"
+    front = host_of(acct.server)
+    if found.home_url != acct.home_url:
+        return (
+            f"{failure.message}; {front} now keeps your calendars on {host_of(found.home_url)}: "
+            "the daemon follows it by itself, or run `calmirror connect --again`"
+        )
+    return (
+        f"{failure.message}; {front} answers, so your network is fine: iCloud's server for your "
+        f"calendars ({host_of(acct.home_url)}) has a problem; calmirror retries and asks {front} again"
+    )
 
 
 def check_store(home: Home) -> Check:

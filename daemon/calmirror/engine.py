@@ -6,7 +6,6 @@ Failures of one calendar never stop the others; what happened is recorded for
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror, Progress, SyncReport
 from calmirror.model import CalendarRow
 from calmirror.push import Pusher, PushResult
+from calmirror.reconnect import Healer
 from calmirror.remote import ICloudClient
 from calmirror.state import State
 
@@ -40,7 +40,8 @@ class Engine:
         self.linked = LinkedFollower(state, self.store, settings, self.lock)
         self.mirror = Mirror(state, self.store, settings)
         self.mirror.follower = self.linked
-        self.pusher = Pusher(state, self.store, settings, self.health, self.lock)
+        self.healer = Healer(state)
+        self.pusher = Pusher(state, self.store, settings, self.health, self.lock, healer=self.healer)
         self.detector = ChangeDetector(state, self.store, self.lock)
 
     def reload(self, settings: Settings) -> None:
@@ -115,6 +116,8 @@ class Engine:
         accept_empty: frozenset[str],
         progress: Progress | None,
         refreshed: list[bool],
+        *,
+        followed: bool = False,
     ) -> SyncReport:
         try:
             cal = self._calendar(client, calendar_id, refreshed)
@@ -124,12 +127,18 @@ class Engine:
             self.health.ok()
             return report
         except RemoteError as exc:
+            causes: list[RemoteError] = [exc]
             if isinstance(exc, NotFound) and not refreshed[0]:
                 refreshed[0] = True
-                with contextlib.suppress(RemoteError):
+                try:
                     account.refresh_calendars(client, self.state)
-                if all(c.id != calendar_id for c in self.state.calendars()):  # deleted in iCloud just now
-                    exc = NotFound(_gone(calendar_id), url=exc.url, status=exc.status)
+                except RemoteError as listing:  # the home itself may be gone from this host
+                    causes.append(listing)
+                if len(causes) == 1 and all(c.id != calendar_id for c in self.state.calendars()):
+                    exc = NotFound(_gone(calendar_id), url=exc.url, status=exc.status)  # deleted in iCloud just now
+            if not followed and not isinstance(exc, AuthFailed) and any(self.healer.heal(client, e) for e in causes):
+                refreshed[0] = True
+                return self._sync_one(client, calendar_id, accept_empty, progress, refreshed, followed=True)
             self.health.failed(exc)
             # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
             name = self.state.calendar_names().get(calendar_id, calendar_id)

@@ -81,8 +81,8 @@ class AuthFailed(RemoteError):
 #: What the daemon records and logs when iCloud refuses the password (the outbox row, the
 #: mirror's last error, the event log), composed here so every place says the same thing.
 PASSWORD_REFUSED = "iCloud refused the password: reconnect required"
-PASSWORD_REFUSED_CONNECT = f"{PASSWORD_REFUSED} (`calmirror connect`)"
-PASSWORD_REFUSED_RUN_CONNECT = "iCloud refused the password; run `calmirror connect` again"
+PASSWORD_REFUSED_CONNECT = f"{PASSWORD_REFUSED} (`calmirror connect --again`)"
+PASSWORD_REFUSED_RUN_CONNECT = "iCloud refused the password; run `calmirror connect --again`"
 
 
 class Unavailable(RemoteError):

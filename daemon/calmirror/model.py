@@ -6,8 +6,9 @@ these types without pulling in SQLite, HTTP or Radicale.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 #: What the local mirror holds for one iCloud resource. `exact`: iCloud's text (marked, and
 #: reduced to busy time when the calendar says so). `compatible`: a rewrite Radicale stores
@@ -26,14 +27,26 @@ class Account:
     connected_at: float
 
 
+ComponentKind = Literal["VEVENT", "VTODO", "VJOURNAL"]
+COMPONENT_KINDS: tuple[ComponentKind, ...] = get_args(ComponentKind)
+
+
+def component_kinds(names: Iterable[str]) -> tuple[ComponentKind, ...]:
+    """The calendar component kinds among `names`, in a fixed order; unknown names are dropped."""
+    wanted = {name.strip().upper() for name in names}
+    return tuple(kind for kind in COMPONENT_KINDS if kind in wanted)
+
+
 @dataclass(frozen=True)
 class CalendarRow:
-    id: str
-    url: str
-    name: str
-    color: str | None
-    components: tuple[str, ...]
-    writable: bool
+    """One iCloud calendar: what the remote lists and what the state keeps (the same type)."""
+
+    id: str  # decoded last path segment: "home", an uppercase UUID, 64 hex
+    url: str  # canonical absolute URL with a trailing slash
+    name: str  # displayname, or the id when the server gives none
+    color: str | None  # Apple calendar-color ("#FF2968FF")
+    components: tuple[ComponentKind, ...]  # all three when the server does not say
+    writable: bool  # write, write-content or all among the user's privileges (True when not reported)
 
     @property
     def is_event_calendar(self) -> bool:

@@ -38,6 +38,7 @@ from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
 from calmirror.model import OutboxRow, PushKind
 from calmirror.plan import PushAction, plan_push
+from calmirror.reconnect import Healer
 from calmirror.remote import ICloudClient
 from calmirror.state import State
 from calmirror.transform import icloud_body
@@ -67,11 +68,14 @@ class Pusher:
         settings: Settings,
         health: Health,
         lock: threading.RLock | None = None,
+        *,
+        healer: Healer | None = None,
     ) -> None:
         self.state, self.store, self.settings, self.health = state, store, settings, health
         # Shared with the change detector and the linked follower (`linked.py`): one
         # appointment is never pushed while iCloud's change to it is being brought in.
         self.lock = lock or threading.RLock()
+        self.healer = healer
 
     def linked_url(self) -> str | None:
         linked = self.settings.icloud.linked
@@ -113,7 +117,7 @@ class Pusher:
                 row.uid,
                 body,
                 local_etag,
-                appt,
+                self.state.appointment(row.uid),  # read again: a followed home move rewrites its href
                 linked,
                 self.settings.push.cancel,
                 local_href or "",
@@ -123,7 +127,7 @@ class Pusher:
 
         action = plan()
         try:
-            action = self._carry_out(client, row.uid, action, local_etag, plan)
+            action = self._carry_out_following(client, row.uid, action, local_etag, plan)
         except AuthFailed as exc:
             self.health.failed(exc)
             self.state.retry_later(row, time.time(), PASSWORD_REFUSED)
@@ -213,6 +217,26 @@ class Pusher:
                 )
             self._execute(client, uid, replanned, local_etag)
             return replanned
+
+    def _carry_out_following(
+        self,
+        client: ICloudClient,
+        uid: str,
+        action: PushAction,
+        local_etag: str | None,
+        plan: Callable[[frozenset[str] | None], PushAction],
+    ) -> PushAction:
+        """`_carry_out`, and once more, planned afresh, when iCloud moved the calendar home
+        (see `reconnect`). The first attempt either never reached iCloud or is found by the
+        conditional create's 412, so the appointment still arrives once."""
+        try:
+            return self._carry_out(client, uid, action, local_etag, plan)
+        except AuthFailed:
+            raise
+        except RemoteError as exc:
+            if self.healer is None or not self.healer.heal(client, exc):
+                raise
+        return self._carry_out(client, uid, plan(None), local_etag, plan)
 
     def _calendar_urls(self, client: ICloudClient, cause: RemoteError) -> frozenset[str]:
         """The URLs of the calendars iCloud lists now (also kept in the state for status)."""

@@ -35,6 +35,7 @@ from calmirror.model import (
     OutboxState,
     RemoteVersion,
     VersionConflict,
+    component_kinds,
 )
 
 SCHEMA_VERSION = 3
@@ -324,6 +325,29 @@ class State:
                 pk="id",
             )
 
+    def move_home(self, account: Account, calendars: list[CalendarRow]) -> None:
+        """Store a re-discovered account and its calendars; when the home moved, every stored
+        iCloud URL under the old home moves with it (mirror items, skipped items,
+        appointments, their iCloud versions), so nothing looks deleted and re-added. One
+        transaction."""
+        with self.transaction() as db:
+            current = self.account()
+            old, new = (current.home_url if current else ""), account.home_url
+            if old and old != new:
+                for table, column in (
+                    ("mirror_items", "href"),
+                    ("skipped_items", "href"),
+                    ("appointments", "remote_href"),
+                    ("appointments", "remote_calendar"),
+                    ("remote_versions", "href"),
+                ):
+                    db.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                        (new, len(old) + 1, len(old), old),
+                    )
+            db.table("account").upsert({"id": 1, **account.__dict__}, pk="id")
+            self.set_calendars(calendars)
+
     def calendar_names(self) -> dict[str, str]:
         """Calendar id -> name, for the calendars listed now and the last name of those gone."""
         names = {r["id"]: r["name"] for r in self._rows("SELECT id, name FROM calendar_names")}
@@ -337,7 +361,7 @@ class State:
                 r["url"],
                 r["name"],
                 r["color"],
-                tuple(x for x in (r["components"] or "").split(",") if x),
+                component_kinds((r["components"] or "").split(",")),
                 bool(r["writable"]),
             )
             for r in self._rows("SELECT * FROM calendars ORDER BY name")

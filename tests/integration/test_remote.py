@@ -30,7 +30,8 @@ from calmirror.errors import (
     Unavailable,
     Unreachable,
 )
-from calmirror.remote import ICloudClient, RemoteCalendar, canonical_url
+from calmirror.model import CalendarRow
+from calmirror.remote import ICloudClient, canonical_url
 from calmirror.remote.http import parse_retry_after
 from calmirror.testing import APP_PASSWORD as PASSWORD
 from calmirror.testing import APPLE_ID
@@ -43,7 +44,7 @@ def client(emu: Emulator) -> Iterator[ICloudClient]:
         yield remote
 
 
-def calendars(client: ICloudClient) -> dict[str, RemoteCalendar]:
+def calendars(client: ICloudClient) -> dict[str, CalendarRow]:
     return {cal.name: cal for cal in client.list_calendars(client.discover().home_url)}
 
 
@@ -112,7 +113,7 @@ def test_calendars_are_typed_and_exclude_the_home_and_scheduling_boxes(emu: Emul
     assert by_name["Work"].id == emu.calendar_id("Work")
     assert by_name["Work"].url == canonical_url(emu.calendar_url(emu.calendar_id("Work")))
     assert by_name["Work"].color and by_name["Work"].color.startswith("#")
-    assert by_name["Work"].ctag and by_name["Work"].ctag == by_name["Work"].sync_token  # ICLOUD.md #10
+    assert client.get_ctag(by_name["Work"].url) == client.sync(by_name["Work"].url, None).token  # ICLOUD.md #10
 
 
 # --- sync and fetch --------------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_ctag_is_one_propfind_and_changes_on_write(emu: Emulator, client: ICloud
     work = calendars(client)["Work"]
     start = time.time()
     before = client.get_ctag(work.url)
-    assert before == work.ctag and len(logged_since(emu, start, 1)) == 1
+    assert before and len(logged_since(emu, start, 1)) == 1
     emu.put_item(work.id, "ctag.ics", event("ctag"))
     assert client.get_ctag(work.url) not in (None, before)
 
@@ -275,7 +276,8 @@ def test_wrong_password_is_auth_failed_without_the_secret(emu: Emulator) -> None
     text = f"{caught.value} {caught.value.url} {caught.value!r}"
     basic = base64.b64encode(f"{APPLE_ID}:{secret}".encode()).decode()
     assert secret not in text and basic not in text and "Authorization" not in text
-    assert "app-specific password" in str(caught.value) and "PROPFIND /: 401" in str(caught.value)
+    front = emu.url.removeprefix("http://").rstrip("/")
+    assert "app-specific password" in str(caught.value) and f"PROPFIND {front}/: 401" in str(caught.value)
     assert caught.value.status == 401
 
 
@@ -315,7 +317,7 @@ def test_connection_reset_is_unreachable(emu: Emulator, client: ICloudClient) ->
     emu.faults.reset(1, method="REPORT")
     with pytest.raises(Unreachable) as caught:
         client.sync(work.url, None)
-    assert "REPORT /" in str(caught.value)
+    assert "REPORT localhost:" in str(caught.value)  # the host that failed is named
 
 
 def test_slow_answer_times_out_as_unreachable(emu: Emulator) -> None:

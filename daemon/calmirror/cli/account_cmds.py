@@ -10,10 +10,11 @@ import typer
 from rich.table import Table
 
 from calmirror import account, control, credentials, logs
-from calmirror.cli.context import console, ctx_of, err_console, print_json
+from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.config import ICLOUD_SERVER
 from calmirror.errors import UserError
 from calmirror.model import CalendarRow
+from calmirror.reconnect import host_of
 
 APP_PASSWORD_HELP = (
     "iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
@@ -87,7 +88,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def connect(
         ctx: typer.Context,
-        apple_id: Annotated[str, typer.Option("--apple-id", help="Your Apple ID (e-mail).")],
+        apple_id: Annotated[
+            str | None, typer.Option("--apple-id", help="Your Apple ID (e-mail); not needed with --again.")
+        ] = None,
+        again: Annotated[
+            bool,
+            typer.Option(
+                "--again",
+                help="Check the connected account again: rediscover its iCloud server, keep links, conflicts "
+                "and the outbox; with --password-stdin (or at the prompt) store a new app-specific password.",
+            ),
+        ] = False,
         password_stdin: Annotated[
             bool, typer.Option("--password-stdin", help="Read the app-specific password from stdin.")
         ] = False,
@@ -96,6 +107,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check an Apple ID and app-specific password against iCloud, store them, list calendars."""
         c = ctx_of(ctx)
+        if again:
+            _connect_again(c, password_stdin, json_out)
+            return
+        if apple_id is None:
+            raise UserError("give --apple-id EMAIL (or --again to check the connected account again)")
         if "@" not in apple_id:
             raise UserError(f"{apple_id!r} does not look like an Apple ID (an e-mail address)")
         password = _read_password(password_stdin)
@@ -117,6 +133,36 @@ def register(app: typer.Typer) -> None:
             "Next: `calmirror link CALENDAR` picks where appointments go; "
             "`calmirror conflicts add CALENDAR…` picks what blocks your time."
         )
+
+    def _connect_again(c: Ctx, password_stdin: bool, json_out: bool) -> None:
+        current = c.state.account()
+        if current is None:
+            raise UserError("no iCloud account is connected; run `calmirror connect --apple-id EMAIL`")
+        password: str | None = None
+        if password_stdin:
+            password = _read_password(True)
+        elif sys.stdin.isatty():
+            typed = typer.prompt(
+                "New app-specific password (Enter keeps the stored one)",
+                default="",
+                show_default=False,
+                hide_input=True,
+            ).strip()
+            password = typed or None
+        if password is not None:
+            logs.redact(password)
+        calendars, moved = account.reconnect(c.home, c.settings, c.state, password)
+        control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+        rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
+        after = c.state.account()
+        home_url = after.home_url if after else current.home_url
+        if json_out:
+            print_json({"apple_id": current.apple_id, "moved": moved, "home": home_url, "calendars": rows})
+            return
+        what = f"moved to {host_of(home_url)}" if moved else f"still on {host_of(home_url)}"
+        kept = "new password stored" if password is not None else "password unchanged"
+        console.print(f"Checked {current.apple_id} again: calendars {what}; {kept}. Links, conflicts and outbox kept.")
+        print_calendars(rows)
 
     @app.command()
     def disconnect(ctx: typer.Context) -> None:

@@ -65,6 +65,14 @@ def serve(
         bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
     ] = False,
     port: Annotated[int, typer.Option("--port", help="Front port on 127.0.0.1 (0: any free port).")] = 0,
+    partition_port: Annotated[
+        int,
+        typer.Option(
+            "--partition-port",
+            help="Partition host port on localhost (0: any free port). Restarting on another one "
+            "plays iCloud moving the account to another server.",
+        ),
+    ] = 0,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -93,6 +101,7 @@ def serve(
         data_dir=str(data) if data else None,
         port=port,
         seed="empty" if empty else "sample",
+        partition_port=partition_port,
     )
     try:
         emu.start()

@@ -20,7 +20,15 @@ from calmirror.emulator import seed as seeding
 from calmirror.emulator.faults import Faults
 from calmirror.emulator.layer import Credentials, ICloudLayer
 from calmirror.emulator.objects import prepare_item, prepare_unchecked
-from calmirror.emulator.server import Listener, ListenerContext, LoggedRequest, RequestLog, localhost_families
+from calmirror.emulator.server import (
+    Listener,
+    ListenerContext,
+    LoggedRequest,
+    PartitionFate,
+    RequestLog,
+    elsewhere,
+    localhost_families,
+)
 from calmirror.emulator.store import CalendarInfo, Store
 from calmirror.emulator.tokens import TokenCodec, short_etag
 
@@ -57,6 +65,8 @@ class Emulator:
         self._store: Store | None = None
         self._front = Listener()
         self._partition = Listener()
+        self._retired: list[Listener] = []  # partitions moved away from, still answering (see move_partition)
+        self._layer: ICloudLayer | None = None
         self.url = ""
         self.partition_url = ""
 
@@ -75,13 +85,15 @@ class Emulator:
             layer = ICloudLayer(store, self._credentials, self._tokens)
             front_context = ListenerContext(layer, "front", self.faults, self._log)
             front_port = self._front.bind("127.0.0.1", self._port, front_context)
-            partition_port = self._bind_partition(ListenerContext(layer, "partition", self.faults, self._log))
+            self._partition = self._bind_partition(ListenerContext(layer, "partition", self.faults, self._log))
+            partition_port = self._partition.port
         except BaseException:
             self.stop()
             raise
         self.url = f"http://127.0.0.1:{front_port}/"
         self.partition_url = f"http://localhost:{partition_port}/"
         layer.partition_url = self.partition_url
+        self._layer = layer
         self._front.start("emulator-front")
         self._partition.start("emulator-partition")
         return self
@@ -89,7 +101,11 @@ class Emulator:
     def stop(self) -> None:
         self._front.stop()
         self._partition.stop()
+        for retired in self._retired:
+            retired.stop()
+        self._retired.clear()
         self._store = None
+        self._layer = None
         if self._owns_data_dir and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
@@ -102,7 +118,31 @@ class Emulator:
     ) -> None:
         self.stop()
 
-    def _bind_partition(self, context: ListenerContext) -> int:
+    def move_partition(self, port: int = 0, *, old: PartitionFate = "closed") -> str:
+        """Serve the account from another partition port, as when iCloud moves an account to
+        another `pNN-caldav` host; the front door names the new home from now on.
+
+        The old port then refuses connections (`closed`), answers every request with a 301
+        to the same path on the new one (`redirect`), or 404 (`gone`). Returns the new
+        partition URL.
+        """
+        if self._layer is None:
+            raise RuntimeError("emulator not started")
+        layer = self._layer
+        previous, self._partition_port = self._partition, port
+        moved = self._bind_partition(ListenerContext(layer, "partition", self.faults, self._log))
+        self._partition = moved
+        self.partition_url = f"http://localhost:{moved.port}/"
+        layer.partition_url = self.partition_url
+        moved.start("emulator-partition")
+        if old == "closed":
+            previous.stop()
+        else:
+            previous.retarget(elsewhere(self.partition_url, old), "old-partition")
+            self._retired.append(previous)
+        return self.partition_url
+
+    def _bind_partition(self, context: ListenerContext) -> Listener:
         """Bind every address `localhost` resolves to, on one port, so any client reaches it."""
         families = localhost_families()
         last_error: OSError | None = None
@@ -118,8 +158,7 @@ class Emulator:
                 if self._partition_port:
                     break
                 continue
-            self._partition = listener
-            return port
+            return listener
         raise OSError(f"cannot bind the partition listener: {last_error}")
 
     def _seed_account(self, store: Store) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 from wsgiref.types import StartResponse
@@ -194,6 +194,17 @@ class Listener:
         self._servers: list[ThreadingWSGIServer] = []
         self._threads: list[threading.Thread] = []
 
+    @property
+    def port(self) -> int:
+        return int(self._servers[0].server_address[1])
+
+    def retarget(self, app: WSGIApp, label: str) -> None:
+        """Answer every later request with `app` instead (a partition host the account left),
+        logged under `label`."""
+        for server in self._servers:
+            server.context.app = app
+            server.context.host_label = label
+
     def bind(self, host: str, port: int, context: ListenerContext, family: int = socket.AF_INET) -> int:
         server = ThreadingWSGIServer((host, port), context, family)
         self._servers.append(server)
@@ -217,6 +228,28 @@ class Listener:
             thread.join(timeout=5)
         self._servers.clear()
         self._threads.clear()
+
+
+PartitionFate = Literal["closed", "redirect", "gone"]
+
+
+def elsewhere(new_base: str, fate: PartitionFate) -> WSGIApp:
+    """What a partition host says once the account lives on `new_base`: a 301 to the same
+    path there, or 404 for everything."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with contextlib.suppress(Exception):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > 0:
+                environ["wsgi.input"].read(length)
+        if fate == "redirect":
+            location = new_base.rstrip("/") + str(environ.get("PATH_INFO") or "/")
+            start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
+        else:
+            start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+
+    return app
 
 
 def localhost_families() -> list[int]:

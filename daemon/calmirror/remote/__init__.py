@@ -7,6 +7,6 @@ plain dataclasses below and never sees HTTP or XML.
 
 from calmirror.remote.client import ICloudClient
 from calmirror.remote.hrefs import canonical_url
-from calmirror.remote.models import Account, FetchedItem, RemoteCalendar, SyncChanges
+from calmirror.remote.models import Account, FetchedItem, SyncChanges
 
-__all__ = ["Account", "FetchedItem", "ICloudClient", "RemoteCalendar", "SyncChanges", "canonical_url"]
+__all__ = ["Account", "FetchedItem", "ICloudClient", "SyncChanges", "canonical_url"]

@@ -32,16 +32,16 @@ from calmirror.errors import (
     Unavailable,
     Unreachable,
 )
+from calmirror.model import COMPONENT_KINDS, CalendarRow, component_kinds
 from calmirror.remote import hrefs
 from calmirror.remote import xml as dav
 from calmirror.remote.http import REDIRECTS, Http, require_xml, safe_url, where
-from calmirror.remote.models import Account, FetchedItem, RemoteCalendar, SyncChanges
+from calmirror.remote.models import Account, FetchedItem, SyncChanges
 
 log = logging.getLogger("calmirror.remote")
 
 XML = "application/xml; charset=utf-8"
 ICS = "text/calendar; charset=utf-8"
-ALL_COMPONENTS = ("VEVENT", "VJOURNAL", "VTODO")
 WRITE_PRIVILEGES = frozenset({"write", "write-content", "all"})
 NOT_CALENDARS = frozenset({"inbox", "outbox", "notification", "notifications"})
 MAX_REDIRECTS = 3
@@ -142,7 +142,7 @@ class ICloudClient:
 
     # --- collections -------------------------------------------------------------------
 
-    def list_calendars(self, home_url: str) -> list[RemoteCalendar]:
+    def list_calendars(self, home_url: str) -> list[CalendarRow]:
         """One Depth-1 PROPFIND with explicit properties (iCloud has no allprop)."""
         home = hrefs.as_collection(hrefs.canonical_url(home_url))
         status = self._multistatus("PROPFIND", home, dav.CALENDAR_PROPS, depth="1")
@@ -350,17 +350,15 @@ def _raw_text(response: dav.DavResponse) -> str:
     return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
-def _calendar(url: str, response: dav.DavResponse) -> RemoteCalendar:
+def _calendar(url: str, response: dav.DavResponse) -> CalendarRow:
     calendar_id = hrefs.last_segment(url)
     privileges = dav.privileges(response)
     components = dav.component_names(response)
-    return RemoteCalendar(
+    return CalendarRow(
         id=calendar_id,
         url=url,
         name=response.text(dav.DISPLAYNAME) or calendar_id,
         color=response.text(dav.COLOR),
-        components=ALL_COMPONENTS if components is None else components,
+        components=COMPONENT_KINDS if components is None else component_kinds(components),
         writable=True if privileges is None else bool(privileges & WRITE_PRIVILEGES),
-        ctag=response.text(dav.GETCTAG),
-        sync_token=response.text(dav.SYNC_TOKEN),
     )

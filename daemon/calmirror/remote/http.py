@@ -40,7 +40,7 @@ log = logging.getLogger("calmirror.remote")
 
 AUTH_HELP = (
     "iCloud refused the Apple ID or app-specific password; make one at https://account.apple.com "
-    "→ Sign-In and Security → App-Specific Passwords, then run `calmirror connect` again"
+    "→ Sign-In and Security → App-Specific Passwords, then run `calmirror connect --again`"
 )
 
 # Redirects are never followed implicitly: requests turns a 302 PROPFIND into a GET and, when
@@ -50,9 +50,14 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def where(method: str, url: str) -> str:
-    """`PROPFIND /123/calendars/`: what a message may say about a request."""
-    path = urlsplit(url).path or "/"
-    return f"{method} {path}"
+    """`PROPFIND p72-caldav.icloud.com:443/123/calendars/`: what a message may say about a
+    request. The host is named because iCloud spreads an account over several (the front
+    door and a partition host) and the one that failed is what a user needs to know."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{method} {host}{parts.path or '/'}"
 
 
 def safe_url(url: str) -> str:

@@ -12,18 +12,6 @@ class Account:
 
 
 @dataclass(frozen=True)
-class RemoteCalendar:
-    id: str  # decoded last path segment: "home", an uppercase UUID, 64 hex
-    url: str  # canonical absolute URL with a trailing slash
-    name: str  # displayname, or the id when the server gives none
-    color: str | None  # Apple calendar-color ("#FF2968FF")
-    components: tuple[str, ...]  # ("VEVENT",) or ("VTODO",); all three when the server is silent
-    writable: bool  # write, write-content or all among the user's privileges (True when not reported)
-    ctag: str | None
-    sync_token: str | None
-
-
-@dataclass(frozen=True)
 class SyncChanges:
     token: str
     changed: dict[str, str]  # canonical href -> ETag

@@ -63,9 +63,7 @@ CALENDAR_PROPS = propfind(
     "d:resourcetype",
     "d:displayname",
     "d:current-user-privilege-set",
-    "d:sync-token",
     "c:supported-calendar-component-set",
-    "cs:getctag",
     "a:calendar-color",
 )
 
