@@ -334,6 +334,15 @@ class State:
             current = self.account()
             old, new = (current.home_url if current else ""), account.home_url
             if old and old != new:
+                # A new generation for every mirror, so caches of the texts (keyed by href)
+                # read them all again under the new hrefs instead of dropping the old ones.
+                row = db.execute("SELECT value FROM meta WHERE key = 'text_generation'").fetchone()
+                generation = (json.loads(row[0]) if row else 0) + 1
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('text_generation', ?)", (json.dumps(generation),)
+                )
+                db.execute("UPDATE mirror_items SET gen = ?", (generation,))
+                db.execute("UPDATE mirrors SET generation = ?", (generation,))
                 for table, column in (
                     ("mirror_items", "href"),
                     ("skipped_items", "href"),

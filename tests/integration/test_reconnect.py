@@ -68,6 +68,7 @@ def test_a_mirror_pass_follows_every_way_the_old_host_can_fail(
     engine = engine_for(home)
     with engine.client() as client:
         assert all(r.error is None for r in engine.mirror_pass(client))
+    generation = engine.state.mirror_generation(emu.calendar_id("Work"))
     new_url = emu.move_partition(old=fate)
     emu.put_item(emu.calendar_id("Home"), "new.ics", event("new-after-move", "Added in iCloud"))
     with engine.client() as client:
@@ -75,7 +76,10 @@ def test_a_mirror_pass_follows_every_way_the_old_host_can_fail(
     assert [r.error for r in reports] == [None, None]
     account = engine.state.account()
     assert account is not None and account.home_url.startswith(new_url)
-    home_items = engine.state.mirror_items(emu.calendar_id("Home"))
+    assert engine.state.mirror_generation(emu.calendar_id("Work")) > generation  # caches read the texts again
+    home_id = emu.calendar_id("Home")
+    home_items = engine.state.mirror_items(home_id)
+    assert set(engine.state.mirror_texts(home_id)) == set(home_items)  # the exact texts moved too
     assert any(e.uid == "new-after-move" for e in home_items.values())
     assert all(href.startswith(new_url) for href in home_items)
     # The old host saw only the request that failed (and, when it said 404, the listing of the
