@@ -50,7 +50,7 @@ def test_a_running_daemon_follows_the_move_and_delivers_a_waiting_appointment_on
         assert all(href.startswith(new_url) for href in state.mirror_items(work))
         appt = state.appointment("moved-1")
         assert appt is not None and (appt.remote_href or "").startswith(new_url)
-        events = [e["message"] for e in state.events(50, levels=("warning",))]
+        events = [e.message for e in state.events(50, levels=("warning",))]
         assert any(f"localhost:{old_port}" in m and f"localhost:{_port(new_url)}" in m for m in events)
 
     emu.put_item(work, "after-move.ics", event("after-move-1", "Added in iCloud"))
