@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RUFF = Path(sys.executable).with_name("ruff")
 LIBRARIES = ("radicale", "sqlite_utils", "requests", "lxml")
 OWNERS = {
     "daemon/calmirror/local/probe.py": {"radicale"},
@@ -29,7 +28,19 @@ def banned(path: str) -> set[str]:
     """The libraries ruff refuses in a module at `path` (the file need not exist)."""
     source = "".join(f"import {name}\n" for name in LIBRARIES)
     found = subprocess.run(
-        [str(RUFF), "check", "--select", "TID251", "--output-format", "concise", "--stdin-filename", path, "-"],
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "TID251",
+            "--output-format",
+            "concise",
+            "--stdin-filename",
+            path,
+            "-",
+        ],
         input=source,
         capture_output=True,
         text=True,
