@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from calmirror.availability.engine import merge
 from calmirror.availability.sources import from_vfreebusy
 from calmirror.emulator import Emulator
 from tests.helpers import Running, connected_home, event, start_daemon, wait_for
@@ -84,8 +85,29 @@ def test_free_busy_report_agrees_with_the_cli(tmp_path: Path, emu: Emulator) -> 
         assert cli_busy(run.home.data_dir) == cli  # and the CLI asking the running daemon
         assert cli, "the sample calendars have busy time in the first half of December"
         assert (datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC)) in cli
-        assert report_busy(run, "appointments") == cli
-        assert report_busy(run, "icloud-work") == cli
+        assert report_busy(run, "busy") == cli
+    finally:
+        run.stop()
+
+
+def test_free_busy_answers_for_the_collection_it_is_sent_to(tmp_path: Path, emu: Emulator) -> None:
+    """RFC 4791 §7.10: each calendar's own busy time; `busy/` has all of it together."""
+    run = daemon_with(tmp_path, emu, "off")
+    appointment = (datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC))
+    blocked = (datetime(2026, 12, 4, 12, tzinfo=UTC), datetime(2026, 12, 4, 13, tzinfo=UTC))
+    try:
+        assert run.put("a.ics", event("appt-own", "Call", start="20261203T090000Z", end="20261203T100000Z")).ok
+        lunch = event("blocked-own", "Lunch", start="20261204T120000Z", end="20261204T130000Z")
+        assert run.put("b.ics", lunch, collection="blocked").ok
+        combined = cli_busy(run.home.data_dir, "--no-daemon")
+        assert report_busy(run, "busy") == combined
+        assert report_busy(run, "appointments") == [appointment]
+        assert report_busy(run, "blocked") == [blocked]
+        work, home = report_busy(run, "icloud-work"), report_busy(run, "icloud-home")
+        assert work and home and work != home
+        assert blocked not in work and blocked not in home
+        assert work != combined and home != combined  # one mirror alone is not everything
+        assert merge([appointment, blocked, *work, *home]) == combined
     finally:
         run.stop()
 

@@ -169,6 +169,7 @@ def test_collections_have_their_display_names(server: LocalServer, http: request
     names = displaynames(http, server)
     assert names[f"/{USER}/appointments/"] == "Appointments"
     assert names[f"/{USER}/blocked/"] == "Blocked slots"
+    assert names[f"/{USER}/busy/"] == "Busy (all calendars)"
     assert names[f"/{USER}/icloud-work/"] == "iCloud · Work"
 
 
@@ -235,6 +236,34 @@ def test_every_write_method_on_a_mirror_is_refused(
         assert "read-only" in answer.text, name
     assert mirror_state(mirror, http, server) == before
     assert http.get(url(server, f"/{USER}/appointments/x.ics")).status_code == 404
+
+
+def test_every_write_method_on_busy_is_refused(server: LocalServer, http: requests.Session) -> None:
+    store = LocalStore(server.store_dir, USER)
+    assert store.apply_busy([("b.ics", event("busy-1", "Busy"))], []) == []
+    item, collection = url(server, f"/{USER}/busy/b.ics"), url(server, f"/{USER}/busy/")
+    appointment = url(server, f"/{USER}/appointments/m.ics")
+    assert put(http, appointment, event("m")).status_code == 201
+    attempts = {
+        "PUT new": lambda: put(http, url(server, f"/{USER}/busy/new.ics"), event("new")),
+        "PUT over": lambda: put(http, item, event("busy-1", "Mine")),
+        "DELETE item": lambda: http.delete(item),
+        "DELETE collection": lambda: http.delete(collection),
+        "PROPPATCH": lambda: http.request(
+            "PROPPATCH",
+            collection,
+            data='<propertyupdate xmlns="DAV:"><set><prop><displayname>x</displayname></prop></set></propertyupdate>',
+        ),
+        "MOVE in": lambda: http.request(
+            "MOVE", appointment, headers={"Destination": url(server, f"/{USER}/busy/m.ics")}
+        ),
+    }
+    for name, attempt in attempts.items():
+        answer = attempt()
+        assert answer.status_code == 403, name
+        assert "busy/ is calmirror's read-only summary" in answer.text, name
+    assert store.busy_item_names() == {"b.ics"}
+    assert http.get(appointment).status_code == 200
 
 
 def test_move_from_appointments_into_a_mirror_is_refused(
@@ -359,7 +388,7 @@ def test_move_from_blocked_into_appointments_is_guarded(server: LocalServer, htt
     assert http.get(source).status_code == 200
 
 
-def test_on_change_follows_successful_appointment_writes(server: LocalServer, http: requests.Session) -> None:
+def test_on_change_follows_successful_writes(server: LocalServer, http: requests.Session) -> None:
     calls: list[str] = []
     server.on_change = calls.append
     appointment = url(server, f"/{USER}/appointments/c.ics")
@@ -367,12 +396,13 @@ def test_on_change_follows_successful_appointment_writes(server: LocalServer, ht
     assert calls == ["appointments"]
     assert put(http, url(server, f"/{USER}/blocked/b.ics"), event("b")).status_code == 201
     assert http.get(appointment).status_code == 200
-    assert calls == ["appointments"]
+    assert calls == ["appointments", "blocked"]
     moved = url(server, f"/{USER}/blocked/c.ics")
     assert http.request("MOVE", appointment, headers={"Destination": moved}).status_code == 201
-    assert calls == ["appointments"] * 2
+    assert calls == ["appointments", "blocked"] * 2
     assert http.delete(url(server, f"/{USER}/appointments/missing.ics")).status_code == 404
-    assert calls == ["appointments"] * 2
+    assert http.delete(url(server, f"/{USER}/blocked/missing.ics")).status_code == 404
+    assert calls == ["appointments", "blocked"] * 2
 
 
 def test_a_failing_on_change_does_not_fail_the_request(server: LocalServer, http: requests.Session) -> None:

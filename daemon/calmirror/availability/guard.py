@@ -1,7 +1,7 @@
 """The double-booking guard and the free-busy answer of the local server.
 
-Both use the same busy set as `calmirror availability`, so a client, the CLI and the CRM
-never disagree about when the user is free.
+Both use the same busy rules as `calmirror availability`, and the guard and `busy/` the same
+combined busy set, so a client, the CLI and the CRM never disagree about when the user is free.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from calmirror.availability import engine
 from calmirror.availability.sources import BusySources
-from calmirror.local.layout import APPOINTMENTS
+from calmirror.local.layout import APPOINTMENTS, BUSY, split_path
 from calmirror.state import State
 
 log = logging.getLogger("calmirror.guard")
@@ -54,7 +54,13 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
 
 
 def make_freebusy(busy: BusySources) -> Callable[[str, datetime, datetime], str]:
+    """A free-busy REPORT answers for the collection it is sent to (RFC 4791 §7.10): its own
+    events, by the same busy rules; `busy/` answers for every source together."""
+
     def freebusy(collection_path: str, start: datetime, end: datetime) -> str:
-        return engine.to_vfreebusy(busy.busy(start, end), start, end, dtstamp=datetime.now(UTC))
+        parts = split_path(collection_path)
+        collection = parts[1] if len(parts) == 2 else ""
+        intervals = busy.busy(start, end) if collection == BUSY else busy.busy_in(collection, start, end)
+        return engine.to_vfreebusy(intervals, start, end, dtstamp=datetime.now(UTC))
 
     return freebusy

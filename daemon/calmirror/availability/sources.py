@@ -20,7 +20,7 @@ from typing import Any
 
 from calmirror.availability import engine
 from calmirror.config import Settings
-from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
+from calmirror.local.layout import APPOINTMENTS, BLOCKED, BUSY, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.state import State
 
@@ -117,20 +117,21 @@ class BusySources:
         self.sources()
 
     def sources(self, *, skip_uid: str | None = None, wait: float = -1) -> list[engine.Source] | None:
-        """The parsed sources; None when `wait` seconds pass while another thread is still parsing."""
+        """The parsed sources; None when `wait` seconds pass while another thread is still parsing.
+
+        Events of a mirror whose UID is a local appointment are left out: `appointments/`
+        holds the local version, and iCloud's counts separately while the two differ."""
         exclude = self.state.appointment_uids()
         if not self._lock.acquire(timeout=wait):
             return None
         try:
             result = []
             for collection, name, allday, calendar_id in self.collections():
-                mirror = calendar_id is not None
                 parsed = self._refresh_mirror(collection, calendar_id) if calendar_id else self._refresh(collection)
-                calendars = list(parsed.values())
-                uids = exclude if mirror else frozenset()
+                uids = exclude if calendar_id is not None else frozenset()
                 if skip_uid:
                     uids = frozenset(uids | {skip_uid})
-                result.append(engine.Source(name=name, calendars=calendars, allday_busy=allday, exclude_uids=uids))
+                result.append(engine.Source(name, list(parsed.values()), allday_busy=allday, exclude_uids=uids))
             result.append(self._pushed_in_icloud(skip_uid))
             return result
         finally:
@@ -161,8 +162,26 @@ class BusySources:
             exclude_uids=frozenset({skip_uid} if skip_uid else ()),
         )
 
+    def source_of(self, collection: str) -> engine.Source | None:
+        """One collection's own content as a source (None for a collection that holds no busy
+        time of its own). Unlike in `sources()`, a mirror keeps every event it holds: a
+        free-busy REPORT on a collection answers for exactly what that collection contains."""
+        for name, label, allday, calendar_id in self.collections():
+            if name != collection:
+                continue
+            with self._lock:
+                parsed = self._refresh_mirror(name, calendar_id) if calendar_id else self._refresh(name)
+                return engine.Source(label, list(parsed.values()), allday_busy=allday)
+        return None
+
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The combined busy time of every source: what `calmirror availability` shows."""
         return engine.busy_intervals(self.sources() or [], start, end, self.rules())
+
+    def busy_in(self, collection: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The busy time of one collection's own events, by the same rules."""
+        source = self.source_of(collection)
+        return engine.busy_intervals([source] if source else [], start, end, self.rules())
 
 
 FREEBUSY_QUERY = (
@@ -199,7 +218,7 @@ def ask_daemon(
     body = FREEBUSY_QUERY.format(start=start.astimezone(UTC).strftime(fmt), end=end.astimezone(UTC).strftime(fmt))
     answer = loopback.ask(
         "REPORT",
-        f"{url}{username}/{APPOINTMENTS}/",
+        f"{url}{username}/{BUSY}/",
         body=body.encode(),
         auth=(username, password),
         headers={"Depth": "1", "Content-Type": "application/xml"},

@@ -214,6 +214,7 @@ def register(app: typer.Typer) -> None:
             "calendars": {
                 "appointments": f"{url}{acct.username}/appointments/",
                 "blocked": f"{url}{acct.username}/blocked/",
+                "busy": f"{url}{acct.username}/busy/",
             },
         }
         if json_out:

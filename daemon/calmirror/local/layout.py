@@ -13,10 +13,13 @@ from radicale import pathutils
 
 APPOINTMENTS = "appointments"
 BLOCKED = "blocked"
+#: calmirror's own calendar of every busy block of every source, without titles: read-only.
+BUSY = "busy"
 MIRROR_PREFIX = "icloud-"
 
 APPOINTMENTS_DISPLAYNAME = "Appointments"
 BLOCKED_DISPLAYNAME = "Blocked slots"
+BUSY_DISPLAYNAME = "Busy (all calendars)"
 
 #: The collections a client may write into; everything else of the user is read-only.
 WRITABLE = frozenset({APPOINTMENTS, BLOCKED})
@@ -29,6 +32,11 @@ def mirror_name(slug: str) -> str:
 
 def is_mirror(name: str) -> bool:
     return name.startswith(MIRROR_PREFIX) and len(name) > len(MIRROR_PREFIX)
+
+
+def is_read_only(name: str) -> bool:
+    """Calendars only calmirror writes: the mirrors and `busy/`."""
+    return name == BUSY or is_mirror(name)
 
 
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

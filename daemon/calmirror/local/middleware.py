@@ -1,7 +1,7 @@
 """WSGI middleware in front of Radicale: the rules Radicale cannot express.
 
-- Mirrors are read-only for clients. The rights plugin already says so; refusing here too
-  means no write method ever reaches Radicale's code for a mirror, whatever its rights
+- Mirrors and `busy/` are read-only for clients. The rights plugin already says so; refusing
+  here too means no write method ever reaches Radicale's code for them, whatever its rights
   logic does with a request shape nobody tested (MOVE, COPY, MKCOL on a new name).
 - A PROPPATCH of a protected property is refused before Radicale sees it: Radicale 3.9
   half-applies a resourcetype change and leaves the calendar unusable (RADICALE.md).
@@ -9,7 +9,7 @@
   server) and XML bodies are parsed without DTDs or entities.
 - Three optional callables plug the daemon in: `guard` may refuse a new appointment (409),
   `freebusy` answers free-busy-query REPORTs, `on_change` is nudged after a change to
-  `appointments`. They may be set or replaced at any time.
+  `appointments` or `blocked`. They may be set or replaced at any time.
 - A PROPFIND runs wholly under Radicale's shared store lock (`read_lock`): Radicale 3.9
   releases the lock before it builds the answer (reading every item's file for its ETag),
   so a write in between (a client's DELETE, a mirror batch) made the answer a 500.
@@ -182,19 +182,16 @@ class Middleware:
         destination = _destination_path(environ) if method in ("MOVE", "COPY") else None
         if method in WRITE_METHODS:
             for target in (path, destination):
-                if target is not None and _is_mirror_path(target):
-                    raise Refusal(
-                        HTTPStatus.FORBIDDEN,
-                        "mirrored iCloud calendars are read-only; change the "
-                        "event in iCloud, or PUT appointments into appointments/",
-                    )
+                read_only = _read_only_refusal(target)
+                if read_only is not None:
+                    raise Refusal(HTTPStatus.FORBIDDEN, read_only)
         body = _read_body(environ, length) if length else b""
         if method in XML_METHODS and body.strip():
             answer = self._xml_request(method, path, body, start_response)
             if answer is not None:
                 return answer
         own = self._own_collection(path)
-        if method == "PROPPATCH" and own is not None and own not in layout.WRITABLE and not layout.is_mirror(own):
+        if method == "PROPPATCH" and own is not None and own not in layout.WRITABLE and not layout.is_read_only(own):
             raise Refusal(HTTPStatus.NOT_FOUND, f"there is no calendar {own}/ to change")
         if method == "PUT" and layout.is_item_path(path) and own in layout.WRITABLE:
             found = suspect.check(body, own, self.limits.max_rrule_occurrence)
@@ -213,8 +210,10 @@ class Middleware:
             return _respond(start_response, refused, reason)
         start_response(reply.status_line, reply.headers)
         touched = {self._own_collection(path), self._own_collection(destination)}
-        if method in CHANGE_METHODS and reply.code // 100 == 2 and layout.APPOINTMENTS in touched:
-            self._notify_change(layout.APPOINTMENTS)
+        if method in CHANGE_METHODS and reply.code // 100 == 2:
+            for collection in sorted(layout.WRITABLE):
+                if collection in touched:
+                    self._notify_change(collection)
         return reply.body
 
     def _radicale(self, method: str, environ: Environ) -> _Answer:
@@ -344,9 +343,22 @@ class Middleware:
         return len(parts) == 2 and parts[0] == self.credentials.username and "r" in collection_rights(parts[1])
 
 
-def _is_mirror_path(path: str) -> bool:
-    parts = layout.split_path(path)
-    return len(parts) >= 2 and layout.is_mirror(parts[1])
+def _read_only_refusal(path: str | None) -> str | None:
+    """Why a write to `path` is refused, when it is in a calendar only calmirror writes."""
+    parts = layout.split_path(path) if path is not None else []
+    if len(parts) < 2:
+        return None
+    if layout.is_mirror(parts[1]):
+        return (
+            "mirrored iCloud calendars are read-only; change the event in iCloud, "
+            "or PUT appointments into appointments/"
+        )
+    if parts[1] == layout.BUSY:
+        return (
+            "busy/ is calmirror's read-only summary of all busy time; PUT appointments into "
+            "appointments/ or blocked time into blocked/"
+        )
+    return None
 
 
 def _destination_path(environ: Environ) -> str | None:

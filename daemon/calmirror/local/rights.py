@@ -2,8 +2,8 @@
 
 Passed to Radicale as a class object (`[rights] type`), so no module name can be
 misspelled into a silent fallback. Only the authenticated user's own collections are
-reachable; the mirrors are read-only because a client write would be lost on the next
-mirror pass and must never be pushed anywhere.
+reachable; the mirrors and `busy/` are read-only because a client write would be lost on
+the next mirror pass (or busy refresh) and must never be pushed anywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def collection_rights(name: str) -> str:
     """Rights letters for one calendar of the user (`r`/`w` apply to calendars)."""
     if name in layout.WRITABLE:
         return "rw"
-    if layout.is_mirror(name):
+    if layout.is_read_only(name):
         return "r"
     return ""
 

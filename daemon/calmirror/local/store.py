@@ -123,7 +123,7 @@ class LocalStore:
     # --- the fixed collections ------------------------------------------------------------
 
     def ensure_base(self) -> None:
-        """Create the principal, `appointments` and `blocked` if missing; repair a lost tag.
+        """Create the principal, `appointments`, `blocked` and `busy` if missing; repair a lost tag.
 
         A client's PROPPATCH can drop a calendar's `tag` (RADICALE.md "Traps"); the server
         refuses that, and this puts it back should it ever happen anyway.
@@ -133,6 +133,7 @@ class LocalStore:
             for name, displayname in (
                 (layout.APPOINTMENTS, layout.APPOINTMENTS_DISPLAYNAME),
                 (layout.BLOCKED, layout.BLOCKED_DISPLAYNAME),
+                (layout.BUSY, layout.BUSY_DISPLAYNAME),
             ):
                 found = self._find(name)
                 if found is None:
@@ -200,7 +201,13 @@ class LocalStore:
 
     def mirror_item_names(self, slug: str) -> set[str]:
         """The hrefs of the mirror's items from its folder listing alone (no item is read)."""
-        name = self._mirror(slug)
+        return self._item_names(self._mirror(slug))
+
+    def busy_item_names(self) -> set[str]:
+        """The hrefs in `busy/`, from its folder listing alone."""
+        return self._item_names(layout.BUSY)
+
+    def _item_names(self, name: str) -> set[str]:
         with self._locked("r"):
             self._require(name)
             with os.scandir(self.collection_dir(name)) as entries:
@@ -248,7 +255,16 @@ class LocalStore:
         skipped and reported; the rest of the batch is applied. The cost is proportional
         to the batch, not to the mirror.
         """
-        name = self._mirror(slug)
+        return self._write_checked(self._mirror(slug), checked, deletes)
+
+    def apply_busy(self, upserts: Sequence[tuple[str, str]], deletes: Sequence[str]) -> list[tuple[str, str]]:
+        """Apply one change to `busy/` (calmirror's own read-only calendar, written like a
+        mirror, in time proportional to the change); returns the refused items with reasons."""
+        return self._write_checked(layout.BUSY, self.check(upserts), deletes)
+
+    def _write_checked(
+        self, name: str, checked: Sequence[tuple[str, PreparedItem | str]], deletes: Sequence[str]
+    ) -> list[tuple[str, str]]:
         rejected = [(href, result) for href, result in checked if isinstance(result, str)]
         valid = [result for _, result in checked if isinstance(result, PreparedItem)]
         with self._locked("w"):
