@@ -2,7 +2,8 @@
 
 Threads, each with one job: Radicale's request threads (clients), the push worker (wakes
 on every local change, drains the outbox), the mirror loop (every interval, or at once on
-SIGUSR1), and the main thread (signals, systemd watchdog). A stop lets the write in
+SIGUSR1), the `busy/` keeper (wakes on any change, debounced, and when its horizon moves),
+and the main thread (signals, systemd watchdog). A stop lets the write in
 flight finish for up to 8 s; anything cut short is retried at the next start.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from calmirror import config, control, logs
+from calmirror.availability.busy_calendar import BusyCalendar
 from calmirror.availability.guard import make_freebusy, make_guard
 from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
@@ -88,7 +90,8 @@ class Daemon:
         )
         self.server.on_change = self._local_change
         self.busy = BusySources(self.engine.store, self.state, self.settings)
-        self.engine.mirror.on_change = self.busy.mark_changed
+        self.busy_calendar = BusyCalendar(self.busy, self.engine.store)
+        self.engine.mirror.on_change = self._mirror_change
         self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
@@ -103,10 +106,11 @@ class Daemon:
             self.engine.linked.resume()  # before the detector could take a half-written change for a client's
             self.engine.detector.reconcile()
             self.watcher = AppointmentWatcher(
-                self.engine.store.collection_dir(APPOINTMENTS), on_change=self.push_wake.set
+                self.engine.store.collection_dir(APPOINTMENTS), on_change=lambda: self._local_change(APPOINTMENTS)
             )
             self.watcher.start()
             threading.Thread(target=self._guard(self.busy.warm), name="busy-warm", daemon=True).start()
+            threading.Thread(target=self._guard(self.busy_calendar.run), name="busy-calendar", daemon=True).start()
             self._first_mirror_pass()
             threads = [
                 threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
@@ -171,8 +175,11 @@ class Daemon:
         self.stopping.set()
         self.push_wake.set()
         self.mirror_wake.set()
+        busy_calendar = getattr(self, "busy_calendar", None)
+        if busy_calendar is not None:
+            busy_calendar.stop()
         deadline = time.monotonic() + STOP_GRACE_S
-        for name in ("push", "mirror"):
+        for name in ("push", "mirror", "busy-calendar"):
             for t in threading.enumerate():
                 if t.name == name:
                     t.join(max(0.0, deadline - time.monotonic()))
@@ -215,6 +222,7 @@ class Daemon:
         self.settings = settings
         self.engine.reload(settings)
         self.busy.settings = settings
+        self.busy_calendar.mark_changed()  # the busy rules may have changed
         self.engine.health.reset_auth()
         self.state.retry_pending_now()  # rows held for a calendar that is gone may have one now
         self._client_generation += 1
@@ -225,6 +233,11 @@ class Daemon:
     def _local_change(self, collection: str) -> None:
         if collection == APPOINTMENTS:
             self.push_wake.set()
+        self.busy_calendar.mark_changed(collection)
+
+    def _mirror_change(self, collection: str) -> None:
+        self.busy.mark_changed(collection)
+        self.busy_calendar.mark_changed(collection)
 
     # --- workers ---------------------------------------------------------------------------
 

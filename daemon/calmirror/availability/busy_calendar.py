@@ -1,0 +1,173 @@
+"""`busy/`: every busy block of every source in one read-only calendar, without titles.
+
+Many CRMs and booking tools can watch only one calendar for conflicts. `busy/` gives them
+all of the user's busy time there: one VEVENT (SUMMARY "Busy", nothing else of the event)
+per merged busy block of `appointments/`, `blocked/` and every mirror, computed by the same
+engine and rules as `calmirror availability`.
+
+Why it is shaped this way:
+
+* It covers a rolling horizon, `HORIZON_BACK` before today's UTC midnight to
+  `HORIZON_AHEAD` after it: a calendar of blocks cannot hold an endless series, and the
+  edges move once a day, so the blocks at them are rewritten at most daily. A block
+  crossing an edge is cut at it. Free-busy on `busy/` is not limited to the horizon: it
+  is answered by the engine, like `availability`.
+* A block's UID, href and whole text derive from its start and end alone (DTSTAMP
+  included), so an unchanged block keeps its ETag and a refresh is a set difference:
+  new blocks added, vanished ones deleted, nothing rewritten. Clients syncing `busy/`
+  (sync-collection) see only what really changed; a block that grows is a new block.
+* Refreshing is debounced: changes (a mirror batch, a client write) only wake the
+  keeper, which waits until changes pause for `DEBOUNCE_S` (at most `MAX_DELAY_S`) and
+  then recomputes once, so an initial mirror of 10,000 events is not followed by a
+  refresh per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from calmirror.availability.intervals import Interval
+from calmirror.availability.sources import BusySources
+from calmirror.local.store import LocalStore
+
+log = logging.getLogger("calmirror.busy")
+
+HORIZON_BACK = timedelta(days=30)
+HORIZON_AHEAD = timedelta(days=365)
+DEBOUNCE_S = 1.0
+MAX_DELAY_S = 10.0
+_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def horizon(now: datetime) -> tuple[datetime, datetime]:
+    """The window `busy/` covers at `now`: it moves at UTC midnight only."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - HORIZON_BACK, day + HORIZON_AHEAD
+
+
+def next_move(now: datetime) -> datetime:
+    """When the horizon moves next (the coming UTC midnight)."""
+    return horizon(now)[0] + HORIZON_BACK + timedelta(days=1)
+
+
+def _stamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(_STAMP)
+
+
+def _stamp_up(value: datetime) -> str:
+    """Whole seconds, rounded up at the end, so a block never shrinks."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value.strftime(_STAMP)
+
+
+def block_href(block: Interval) -> str:
+    return f"busy-{_stamp(block[0])}-{_stamp_up(block[1])}.ics"
+
+
+def block_text(block: Interval) -> str:
+    """The busy-only event of one block: no title, no place, no people."""
+    start, end = _stamp(block[0]), _stamp_up(block[1])
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//calmirror//busy//EN",
+        "BEGIN:VEVENT",
+        f"UID:busy-{start}-{end}@calmirror",
+        f"DTSTAMP:{start}",
+        f"DTSTART:{start}",
+        f"DTEND:{end}",
+        "SUMMARY:Busy",
+        "TRANSP:OPAQUE",
+        "CLASS:PRIVATE",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+@dataclass(frozen=True)
+class BusyChange:
+    """What one refresh does to `busy/`: items to write (href, text) and hrefs to delete."""
+
+    upserts: list[tuple[str, str]]
+    deletes: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.upserts and not self.deletes
+
+
+def plan_busy(blocks: Iterable[Interval], present: Iterable[str]) -> BusyChange:
+    """Pure: the change that makes a calendar holding `present` hrefs hold exactly `blocks`."""
+    wanted = {block_href(block): block for block in blocks}
+    have = set(present)
+    upserts = [(href, block_text(block)) for href, block in sorted(wanted.items()) if href not in have]
+    return BusyChange(upserts, sorted(have - wanted.keys()))
+
+
+class BusyCalendar:
+    """Keeps `busy/` equal to the merged busy blocks over the horizon, in its own thread."""
+
+    def __init__(
+        self,
+        busy: BusySources,
+        store: LocalStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        debounce_s: float = DEBOUNCE_S,
+        max_delay_s: float = MAX_DELAY_S,
+    ) -> None:
+        self.busy, self.store, self.clock = busy, store, clock
+        self.debounce_s, self.max_delay_s = debounce_s, max_delay_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.refreshed = 0  # how many refreshes ran, for status and tests
+
+    def mark_changed(self, collection: str = "") -> None:
+        """A source changed: refresh soon (debounced). Cheap; safe from any thread."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def refresh(self) -> BusyChange:
+        """Recompute the blocks and apply the difference to `busy/`."""
+        start, end = horizon(self.clock())
+        blocks = self.busy.busy(start, end)
+        change = plan_busy(blocks, self.store.busy_item_names())
+        if not change.empty:
+            refused = self.store.apply_busy(change.upserts, change.deletes)
+            for href, reason in refused:
+                log.warning("busy/: %s not written: %s", href, reason)
+            log.info("busy/: %d block(s) added, %d removed", len(change.upserts), len(change.deletes))
+        self.refreshed += 1
+        return change
+
+    def run(self) -> None:
+        """Refresh at once, then after every (debounced) change and whenever the horizon moves."""
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # a store or state hiccup: the next change or move retries
+                log.exception("busy/ could not be refreshed")
+            until_move = (next_move(self.clock()) - self.clock()).total_seconds()
+            self._wake.wait(max(1.0, until_move))
+            if self._stop.is_set():
+                return
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait until changes pause for `debounce_s`, but no longer than `max_delay_s`."""
+        deadline = time.monotonic() + self.max_delay_s
+        while self._wake.is_set() and not self._stop.is_set():
+            self._wake.clear()
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._wake.wait(min(self.debounce_s, left)):
+                return
