@@ -19,7 +19,10 @@ Why it is shaped this way:
 * Refreshing is debounced: changes (a mirror batch, a client write) only wake the
   keeper, which waits until changes pause for `DEBOUNCE_S` (at most `MAX_DELAY_S`) and
   then recomputes once, so an initial mirror of 10,000 events is not followed by a
-  refresh per batch.
+  refresh per batch. A refresh expands a whole year of every source, which takes
+  seconds on a large corpus and holds the interpreter meanwhile: the next one waits at
+  least `COOLDOWN_FACTOR` times as long as the last took, so the keeper never takes more
+  than a small share of the process from the clients it serves.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ HORIZON_BACK = timedelta(days=30)
 HORIZON_AHEAD = timedelta(days=365)
 DEBOUNCE_S = 1.0
 MAX_DELAY_S = 10.0
+COOLDOWN_FACTOR = 4.0
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -128,6 +132,7 @@ class BusyCalendar:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.refreshed = 0  # how many refreshes ran, for status and tests
+        self.last_cost_s = 0.0  # how long the last refresh took
 
     def mark_changed(self, collection: str = "") -> None:
         """A source changed: refresh soon (debounced). Cheap; safe from any thread."""
@@ -139,6 +144,7 @@ class BusyCalendar:
 
     def refresh(self) -> BusyChange:
         """Recompute the blocks and apply the difference to `busy/`."""
+        began = time.monotonic()
         start, end = horizon(self.clock())
         blocks = self.busy.busy(start, end)
         change = plan_busy(blocks, self.store.busy_item_names())
@@ -148,6 +154,7 @@ class BusyCalendar:
                 log.warning("busy/: %s not written: %s", href, reason)
             log.info("busy/: %d block(s) added, %d removed", len(change.upserts), len(change.deletes))
         self.refreshed += 1
+        self.last_cost_s = time.monotonic() - began
         return change
 
     def run(self) -> None:
@@ -158,6 +165,7 @@ class BusyCalendar:
             except Exception:  # a store or state hiccup: the next change or move retries
                 log.exception("busy/ could not be refreshed")
             until_move = (next_move(self.clock()) - self.clock()).total_seconds()
+            self._stop.wait(self.last_cost_s * COOLDOWN_FACTOR)
             self._wake.wait(max(1.0, until_move))
             if self._stop.is_set():
                 return
