@@ -15,7 +15,7 @@ OWNERS = {
     "daemon/calmirror/local/probe.py": {"radicale"},
     "daemon/calmirror/emulator/probe.py": {"radicale"},
     "daemon/calmirror/remote/probe.py": {"requests", "lxml"},
-    "daemon/calmirror/state.py": {"sqlite_utils", "radicale", "requests", "lxml"},  # a file-wide lift
+    "daemon/calmirror/state/probe.py": {"sqlite_utils"},
     "daemon/calmirror/probe.py": set(),
     "daemon/calmirror/availability/probe.py": set(),
     "daemon/calmirror/cli/probe.py": set(),

@@ -1,0 +1,223 @@
+"""Mirror tables: which iCloud resource is which local item, with iCloud's exact text."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from calmirror.model import (
+    COPY_KINDS,
+    MirrorEntry,
+    MirrorRow,
+    MirrorTexts,
+)
+from calmirror.state.base import StateBase
+
+
+def _mirror_row(r: dict[str, Any]) -> MirrorRow:
+    return MirrorRow(
+        calendar_id=r["calendar_id"],
+        slug=r["slug"],
+        sync_token=r["sync_token"],
+        last_sync=r["last_sync"],
+        last_attempt=r["last_attempt"],
+        last_error=r["last_error"],
+        item_count=r["item_count"] or 0,
+        skipped=r["skipped"] or 0,
+        held_empty=bool(r["held_empty"]),
+        generation=r["generation"] or 0,
+    )
+
+
+class MirrorTables(StateBase):
+    """The item maps of mirrors and calmirror's copy of iCloud's exact text of each resource."""
+
+    def mirror(self, calendar_id: str) -> MirrorRow | None:
+        rows = self._rows("SELECT * FROM mirrors WHERE calendar_id = ?", (calendar_id,))
+        return _mirror_row(rows[0]) if rows else None
+
+    def mirrors(self) -> list[MirrorRow]:
+        return [_mirror_row(r) for r in self._rows("SELECT * FROM mirrors ORDER BY slug")]
+
+    def update_mirror(self, calendar_id: str, **fields: Any) -> None:
+        with self.transaction() as db:
+            db.table("mirrors").upsert({"calendar_id": calendar_id, **fields}, pk="calendar_id")
+
+    def forget_mirror(self, calendar_id: str) -> None:
+        with self.transaction() as db:
+            for table in ("mirrors", "mirror_items", "skipped_items"):
+                db.execute(f"DELETE FROM {table} WHERE calendar_id = ?", (calendar_id,))
+
+    def mirror_items(self, calendar_id: str) -> dict[str, MirrorEntry]:
+        """The item map, without the texts."""
+        return {
+            r["href"]: MirrorEntry(
+                r["href"],
+                r["etag"],
+                r["uid"],
+                r["local_href"],
+                r["copy"] or "exact",
+                r["reason"] or "",
+                None,
+                r["horizon"] or "",
+            )
+            for r in self._rows(
+                "SELECT href, etag, uid, local_href, copy, reason, horizon FROM mirror_items WHERE calendar_id = ?",
+                (calendar_id,),
+            )
+        }
+
+    def apply_mirror_map(
+        self,
+        calendar_id: str,
+        upserts: list[MirrorEntry],
+        deletes: list[str],
+        skipped: dict[str, str],
+        *,
+        replace: bool,
+        **mirror_fields: Any,
+    ) -> None:
+        """Record what one batch did, the exact texts it fetched, and the new token, in one
+        transaction; the calendar's generation moves on so caches of the texts see the change."""
+        now = time.time()
+        with self.transaction() as db:
+            # One counter for all calendars, so a mirror forgotten and added again never
+            # repeats a generation a cache may still hold.
+            row = db.execute("SELECT value FROM meta WHERE key = 'text_generation'").fetchone()
+            generation = (json.loads(row[0]) if row else 0) + 1
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('text_generation', ?)", (json.dumps(generation),)
+            )
+            if replace:
+                db.execute("DELETE FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
+                db.execute("DELETE FROM skipped_items WHERE calendar_id = ?", (calendar_id,))
+            for href in deletes:
+                db.execute("DELETE FROM mirror_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
+                db.execute("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
+            if upserts:
+                db.conn.executemany(
+                    "INSERT INTO mirror_items (calendar_id, href, etag, uid, local_href, body, copy, reason, gen, "
+                    "horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (calendar_id, href) DO UPDATE SET etag = excluded.etag, uid = excluded.uid, "
+                    "local_href = excluded.local_href, body = COALESCE(excluded.body, body), copy = excluded.copy, "
+                    "reason = excluded.reason, gen = excluded.gen, horizon = excluded.horizon",
+                    [
+                        (
+                            calendar_id,
+                            e.href,
+                            e.etag,
+                            e.uid,
+                            e.local_href,
+                            e.body,
+                            e.copy,
+                            e.reason,
+                            generation,
+                            e.horizon,
+                        )
+                        for e in upserts
+                    ],
+                )
+                db.conn.executemany(
+                    "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
+                    [(calendar_id, e.href) for e in upserts],
+                )
+            if skipped:
+                db.table("skipped_items").upsert_all(
+                    [{"calendar_id": calendar_id, "href": h, "reason": r, "seen_at": now} for h, r in skipped.items()],
+                    pk=("calendar_id", "href"),
+                )
+            count = db.execute("SELECT COUNT(*) FROM mirror_items WHERE calendar_id = ?", (calendar_id,)).fetchone()[0]
+            nskipped = db.execute(
+                "SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?", (calendar_id,)
+            ).fetchone()[0]
+            db.table("mirrors").upsert(
+                {
+                    "calendar_id": calendar_id,
+                    "item_count": count,
+                    "skipped": nskipped,
+                    "generation": generation,
+                    **mirror_fields,
+                },
+                pk="calendar_id",
+            )
+
+    # --- the exact-text store ----------------------------------------------------------
+
+    def mirror_texts(self, calendar_id: str) -> dict[str, str]:
+        """href -> iCloud's exact text of every resource of the calendar that has one
+        (whatever the local mirror holds for it)."""
+        return {
+            r["href"]: r["body"]
+            for r in self._rows(
+                "SELECT href, body FROM mirror_items WHERE calendar_id = ? AND body IS NOT NULL", (calendar_id,)
+            )
+        }
+
+    def mirror_generation(self, calendar_id: str) -> int:
+        """Moves on with every batch recorded for the calendar; 0 for an unknown calendar."""
+        rows = self._rows("SELECT generation FROM mirrors WHERE calendar_id = ?", (calendar_id,))
+        return int(rows[0]["generation"] or 0) if rows else 0
+
+    def mirror_texts_since(self, calendar_id: str, generation: int | None) -> MirrorTexts:
+        """What a cache holding the texts of `generation` (None: nothing) must change.
+
+        Costs one indexed query when nothing changed, and otherwise a listing of hrefs plus
+        the texts written since: a warm cache re-parses only changed resources.
+        """
+        with self._lock:
+            now = self.mirror_generation(calendar_id)
+            if generation is not None and now == generation:
+                return MirrorTexts(now, {}, None)
+            since = -1 if generation is None or generation > now else generation
+            present: set[str] = set()
+            texts: dict[str, str] = {}
+            for row in self.db.execute(
+                "SELECT href, gen, CASE WHEN gen > ? THEN body END FROM mirror_items "
+                "WHERE calendar_id = ? AND body IS NOT NULL",
+                (since, calendar_id),
+            ):
+                present.add(row[0])
+                if row[2] is not None:
+                    texts[row[0]] = row[2]
+            return MirrorTexts(now, texts, frozenset(present))
+
+    def copy_counts(self, calendar_id: str) -> dict[str, dict[str, int]]:
+        """How many resources the mirror holds in each form, and why: kind -> reason -> count
+        (reason "" for exact copies). Unreadable ones are the skipped items."""
+        counts: dict[str, dict[str, int]] = {kind: {} for kind in (*COPY_KINDS, "unreadable")}
+        for r in self._rows(
+            "SELECT COALESCE(copy, 'exact') AS kind, COALESCE(reason, '') AS reason, COUNT(*) AS n "
+            "FROM mirror_items WHERE calendar_id = ? GROUP BY kind, reason",
+            (calendar_id,),
+        ):
+            counts.setdefault(r["kind"], {})[r["reason"]] = r["n"]
+        for r in self._rows(
+            "SELECT reason, COUNT(*) AS n FROM skipped_items WHERE calendar_id = ? GROUP BY reason", (calendar_id,)
+        ):
+            counts["unreadable"][r["reason"] or "unreadable"] = r["n"]
+        return counts
+
+    def refetch_items(self, calendar_id: str, hrefs: list[str]) -> None:
+        """Forget these items' ETags and the token, so the next pass lists everything and
+        fetches exactly them again (their local copies were lost)."""
+        with self.transaction() as db:
+            db.conn.executemany(
+                "UPDATE mirror_items SET etag = '' WHERE calendar_id = ? AND href = ?",
+                [(calendar_id, href) for href in hrefs],
+            )
+            db.execute("UPDATE mirrors SET sync_token = NULL WHERE calendar_id = ?", (calendar_id,))
+
+    def refetch_mirror(self, calendar_id: str) -> None:
+        """Forget ETags and token so the next pass fetches and rewrites every item, while the
+        map still knows which local copies exist (so remote deletions are still applied)."""
+        with self.transaction() as db:
+            db.execute("UPDATE mirror_items SET etag = '' WHERE calendar_id = ?", (calendar_id,))
+            db.execute("UPDATE mirrors SET sync_token = NULL WHERE calendar_id = ?", (calendar_id,))
+
+    def skipped_items(self, calendar_id: str | None = None) -> list[dict[str, Any]]:
+        if calendar_id is None:
+            return self._rows("SELECT * FROM skipped_items ORDER BY calendar_id, href")
+        return self._rows("SELECT * FROM skipped_items WHERE calendar_id = ? ORDER BY href", (calendar_id,))
+
+    # --- appointments ------------------------------------------------------------------

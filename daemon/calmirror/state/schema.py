@@ -1,0 +1,160 @@
+"""The state database's tables, their version and the upgrades between versions."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import sqlite_utils
+
+SCHEMA_VERSION = 3
+
+# Columns added in version 2 (the exact-text store), with the SQL type each gets when an
+# existing version-1 database is upgraded.
+_V2_COLUMNS = {
+    "mirror_items": {"body": "TEXT", "copy": "TEXT", "reason": "TEXT", "gen": "INTEGER", "horizon": "TEXT"},
+    "mirrors": {"generation": "INTEGER"},
+}
+
+
+def create_schema(db: sqlite_utils.Database) -> None:
+    db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    db.table("account").create(
+        {"id": int, "apple_id": str, "server": str, "principal_url": str, "home_url": str, "connected_at": float},
+        pk="id",
+        if_not_exists=True,
+    )
+    db.table("calendars").create(
+        {"id": str, "url": str, "name": str, "color": str, "components": str, "writable": int},
+        pk="id",
+        if_not_exists=True,
+    )
+    # The last name seen for every calendar ever listed: a calendar deleted in iCloud leaves
+    # `calendars`, but status still names its mirror and the appointments waiting for it.
+    db.table("calendar_names").create({"id": str, "name": str}, pk="id", if_not_exists=True)
+    db.table("mirrors").create(
+        {
+            "calendar_id": str,
+            "slug": str,
+            "sync_token": str,
+            "last_sync": float,
+            "last_attempt": float,
+            "last_error": str,
+            "item_count": int,
+            "skipped": int,
+            "held_empty": int,
+            "generation": int,
+        },
+        pk="calendar_id",
+        if_not_exists=True,
+    )
+    # `body` is iCloud's exact text of the resource: busy time is computed from it whether or
+    # not Radicale took it. `gen` is the calendar's `generation` when the row was written, so
+    # a cache asks only for what changed since it last looked.
+    db.table("mirror_items").create(
+        {
+            "calendar_id": str,
+            "href": str,
+            "etag": str,
+            "uid": str,
+            "local_href": str,
+            "body": str,
+            "copy": str,
+            "reason": str,
+            "gen": int,
+            "horizon": str,
+        },
+        pk=("calendar_id", "href"),
+        if_not_exists=True,
+    )
+    db.table("skipped_items").create(
+        {"calendar_id": str, "href": str, "reason": str, "seen_at": float},
+        pk=("calendar_id", "href"),
+        if_not_exists=True,
+    )
+    db.table("appointments").create(
+        {
+            "uid": str,
+            "local_href": str,
+            "local_etag": str,
+            "remote_calendar": str,
+            "remote_href": str,
+            "remote_etag": str,
+            "pushed_etag": str,
+        },
+        pk="uid",
+        if_not_exists=True,
+    )
+    db.table("outbox").create(
+        {
+            "collection": str,
+            "uid": str,
+            "seq": int,
+            "state": str,
+            "attempts": int,
+            "next_attempt": float,
+            "last_error": str,
+            "enqueued_at": float,
+            "updated_at": float,
+        },
+        pk=("collection", "uid"),
+        if_not_exists=True,
+    )
+    db.table("events").create(
+        {"id": int, "ts": float, "level": str, "kind": str, "message": str}, pk="id", if_not_exists=True
+    )
+    db.table("guard_warnings").create(
+        {"uid": str, "summary": str, "start": str, "end": str, "ts": float}, pk="uid", if_not_exists=True
+    )
+    # Version 3: iCloud's version of a pushed appointment while it differs from the last
+    # agreed one (busy time counts it; two-way brings it into appointments/), and the
+    # versions a conflict overrode, kept so that neither side's change is lost silently.
+    db.table("remote_versions").create(
+        {
+            "uid": str,
+            "calendar_id": str,
+            "href": str,
+            "etag": str,
+            "body": str,
+            "seen_at": float,
+            "applying": str,
+        },
+        pk="uid",
+        if_not_exists=True,
+    )
+    db.table("version_conflicts").create(
+        {"id": int, "uid": str, "local_body": str, "remote_body": str, "reason": str, "ts": float},
+        pk="id",
+        if_not_exists=True,
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
+    db.execute("CREATE INDEX IF NOT EXISTS appointments_local ON appointments(local_href)")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def upgrade_from_1(db: sqlite_utils.Database) -> None:
+    """Version 1 kept no texts: add the columns, then forget every mirror's ETags and token so
+    the next pass fetches each resource once and fills the store (the map still knows the
+    local copies, so deletions in between are applied)."""
+    for table, columns in _V2_COLUMNS.items():
+        have = {column.name for column in db.table(table).columns}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    db.execute("UPDATE mirror_items SET etag = '', copy = 'exact', gen = 0")
+    db.execute("UPDATE mirrors SET sync_token = NULL, generation = 0")
+
+
+def enable_wal(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
+    """Switching a new database to WAL needs it to itself, and SQLite answers "locked" at once
+    instead of waiting when another process is opening it at the same moment: retry."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
