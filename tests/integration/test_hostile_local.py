@@ -63,7 +63,18 @@ def check_corpus(run: Running, emu: Emulator, cases: list[Case]) -> None:
         answers[case.name] = answer.status_code
         assert answer.status_code < 500, (case.name, answer.status_code, answer.text[:200])
     state = run.state()
+    stored = [case.uid for case in cases if case.uid and answers[case.name] < 400]
+
+    def settled() -> bool:
+        """Every stored appointment has reached iCloud or failed with a reason. An empty outbox
+        alone is not enough: the detector may not have enqueued the last writes yet."""
+        if state.outbox(("pending", "in_flight")):
+            return False
+        done = {row.uid for row in state.outbox(("failed",))} | set(remote_uids(emu))
+        return all(uid in done for uid in stored)
+
     try:
+        wait_for(settled, 90, every=0.2)  # what is still missing then is reported case by case below
         assert wait_for(lambda: not state.outbox(("pending", "in_flight")), 90, every=0.2), state.outbox()
         failed = {row.uid: row.last_error for row in state.outbox(("failed",))}
         events = " ".join(e.message for e in state.events(200))
