@@ -3,32 +3,31 @@
 Server-rendered with Jinja2 (autoescape on) and no JavaScript. Reads go through the owners
 (the state database, `BusySources`, `status.gather`); forms go through `actions`, which are the
 CLI's own steps. Logged in with the local CalDAV account (a session cookie, or HTTP Basic).
+This module is what every page shares (routing, login, CSRF, rendering); each page lives in
+its own `*_page` module as functions of this app and the request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jinja2
 
-from calmirror import config, status
-from calmirror.availability import engine, slots
+from calmirror import config
 from calmirror.availability.sources import BusySources
-from calmirror.config import ICLOUD_SERVER, Settings
-from calmirror.errors import ConfigError, UserError
+from calmirror.config import Settings
+from calmirror.errors import ConfigError
 from calmirror.home import Home
 from calmirror.local.auth import Credentials
-from calmirror.local.layout import APPOINTMENTS
 from calmirror.state import State
-from calmirror.web import actions, blocks, feed
-from calmirror.web.data import source_labels, week_for
+from calmirror.web import actions, calendars_page, connection_page, feed, outbox_page, week_page
 from calmirror.web.front import PREFIX
 from calmirror.web.http import (
     Environ,
@@ -43,7 +42,6 @@ from calmirror.web.http import (
     session_cookie,
     text,
 )
-from calmirror.web.week import DATE_HINT, BadDate, parse_day, to_json
 
 if TYPE_CHECKING:  # the daemon imports this module
     from calmirror.daemon import Daemon
@@ -64,6 +62,7 @@ DONE = {  # what a finished action says; only these keys are ever shown, never t
 class WebApp:
     def __init__(self, backend: actions.Backend, credentials: Credentials) -> None:
         self.backend, self.credentials = backend, credentials
+        self.base = BASE
         self.sessions = Sessions()
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("calmirror.web", "templates"),
@@ -72,22 +71,25 @@ class WebApp:
             lstrip_blocks=True,
         )
         self.css = resources.files("calmirror.web").joinpath("static/style.css").read_bytes()
+        pages: dict[tuple[str, str], Callable[[WebApp, Request], Response]] = {
+            ("GET", "colours.css"): week_page.colours,
+            ("GET", "week"): week_page.week,
+            ("GET", "week.json"): week_page.week_json,
+            ("GET", "calendars"): calendars_page.calendars,
+            ("POST", "calendars"): calendars_page.save,
+            ("POST", "calendars/refresh"): calendars_page.refresh,
+            ("GET", "connection"): connection_page.connection,
+            ("POST", "connection/connect"): connection_page.connect,
+            ("POST", "connection/reconnect"): connection_page.reconnect,
+            ("POST", "connection/disconnect"): connection_page.disconnect,
+            ("GET", "outbox"): outbox_page.outbox,
+            ("POST", "outbox/retry"): outbox_page.retry,
+        }
         self.routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", ""): self.home_page,
             ("GET", "style.css"): lambda r: Response(body=self.css, content_type="text/css; charset=utf-8"),
-            ("GET", "colours.css"): self.colours,
-            ("GET", "week"): self.week,
-            ("GET", "week.json"): self.week_json,
-            ("GET", "calendars"): self.calendars,
-            ("POST", "calendars"): self.calendars_post,
-            ("POST", "calendars/refresh"): self.calendars_refresh,
-            ("GET", "connection"): self.connection,
-            ("POST", "connection/connect"): self.connect,
-            ("POST", "connection/reconnect"): self.reconnect,
-            ("POST", "connection/disconnect"): self.disconnect,
-            ("GET", "outbox"): self.outbox,
-            ("POST", "outbox/retry"): self.retry,
             ("POST", "logout"): self.logout,
+            **{key: functools.partial(page, self) for key, page in pages.items()},
         }
 
     # --- the WSGI entry ------------------------------------------------------------------
@@ -190,206 +192,6 @@ class WebApp:
 
     def home_page(self, request: Request) -> Response:
         return redirect(BASE + ("week" if self.backend.state.account() else "connection"))
-
-    def colours(self, request: Request) -> Response:
-        labels = source_labels(self.backend.state, self.settings())
-        rules = [f".src-{i} {{ --c: {label.color}; }}" for i, label in enumerate(labels.values())]
-        return Response(body="\n".join(rules).encode(), content_type="text/css; charset=utf-8")
-
-    def _week_query(self, request: Request) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
-        zone = self.settings().availability.zone
-        given = {
-            "start": request.arg("start", "today"),
-            "slot": request.arg("slot", "30m"),
-            "within": request.arg("within", "09:00-17:00"),
-        }
-        parsed: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        try:
-            parsed["first"] = parse_day(given["start"], dt.datetime.now(zone).date())
-        except BadDate:
-            errors["start"] = DATE_HINT
-        for key, parse in (("slot", slots.parse_length), ("within", slots.parse_within)):
-            try:
-                parsed[key] = parse(given[key])
-            except UserError as error:
-                errors[key] = error.message
-        return given, parsed, errors
-
-    def week(self, request: Request) -> Response:
-        given, parsed, errors = self._week_query(request)
-        if errors:
-            return self.render(request, "week.html", HTTPStatus.BAD_REQUEST, week=None, given=given, errors=errors)
-        started = time.perf_counter()
-        settings = self.settings()
-        week = week_for(
-            self.backend.busy,
-            self.backend.state,
-            settings,
-            parsed["first"],
-            slot=parsed["slot"],
-            hours=parsed["within"],
-        )
-        classes = {name: f"src-{i}" for i, name in enumerate(week.labels)}
-        shift = {
-            "prev": (week.first - dt.timedelta(days=7)).isoformat(),
-            "next": (week.first + dt.timedelta(days=7)).isoformat(),
-        }
-        response = self.render(
-            request,
-            "week.html",
-            week=week,
-            given=given,
-            errors={},
-            classes=classes,
-            shift=shift,
-            zone=str(week.zone),
-            timeline=blocks.timeline,
-        )
-        log.debug("week page in %.1f ms", (time.perf_counter() - started) * 1000)
-        return response
-
-    def week_json(self, request: Request) -> Response:
-        _given, parsed, errors = self._week_query(request)
-        if errors:
-            return Response(HTTPStatus.BAD_REQUEST, json.dumps({"errors": errors}).encode(), "application/json")
-        week = week_for(
-            self.backend.busy,
-            self.backend.state,
-            self.settings(),
-            parsed["first"],
-            slot=parsed["slot"],
-            hours=parsed["within"],
-        )
-        return Response(body=json.dumps(to_json(week)).encode(), content_type="application/json")
-
-    def calendars(
-        self, request: Request, errors: dict[str, str] | None = None, form: actions.Choice | None = None
-    ) -> Response:
-        settings = self.settings()
-        rows = self.backend.state.calendars()
-        mirrors = {m.calendar_id: m for m in self.backend.state.mirrors()}
-        choice = form or actions.Choice(
-            settings.icloud.linked or "",
-            tuple(settings.icloud.conflicts),
-            {c.id: settings.calendar(c.id).details for c in rows},
-        )
-        return self.render(
-            request,
-            "calendars.html",
-            HTTPStatus.BAD_REQUEST if errors else HTTPStatus.OK,
-            connected=self.backend.state.account() is not None,
-            calendars=rows,
-            mirrors=mirrors,
-            choice=choice,
-            errors=errors or {},
-        )
-
-    def calendars_post(self, request: Request) -> Response:
-        ids = [c.id for c in self.backend.state.calendars()]
-        choice = actions.Choice(
-            linked=request.field("linked"),
-            conflicts=tuple(dict.fromkeys(request.fields("conflict"))),
-            details={i: request.field(f"details-{i}") for i in ids if f"details-{i}" in request.form},
-        )
-        errors = actions.choose_calendars(self.backend, choice)
-        if errors:
-            return self.calendars(request, errors, choice)
-        return redirect(BASE + "calendars?done=calendars")
-
-    def calendars_refresh(self, request: Request) -> Response:
-        errors = actions.refresh_calendars(self.backend)
-        if errors:
-            return self.calendars(request, errors)
-        return redirect(BASE + "calendars?done=refreshed")
-
-    def connection(
-        self, request: Request, errors: dict[str, str] | None = None, apple_id: str = "", server: str = ""
-    ) -> Response:
-        settings = self.settings()
-        data = status.gather(self.backend.home, settings, self.backend.state)
-        return self.render(
-            request,
-            "connection.html",
-            HTTPStatus.BAD_REQUEST if errors else HTTPStatus.OK,
-            status=data,
-            health=_health_line(data["connection"]),
-            errors=errors or {},
-            apple_id=apple_id,
-            server=server or settings.icloud.server or ICLOUD_SERVER,
-        )
-
-    def connect(self, request: Request) -> Response:
-        apple_id, server = request.field("apple_id").strip(), request.field("server").strip() or ICLOUD_SERVER
-        password = request.field("password").strip()
-        errors = actions.connect(self.backend, apple_id, password, server)
-        if errors:
-            return self.connection(request, errors, apple_id, server)
-        return redirect(BASE + "calendars?done=connected")
-
-    def reconnect(self, request: Request) -> Response:
-        errors = actions.reconnect(self.backend, request.field("new_password").strip())
-        if errors:
-            return self.connection(request, errors)
-        return redirect(BASE + "connection?done=reconnected")
-
-    def disconnect(self, request: Request) -> Response:
-        actions.disconnect(self.backend)
-        return redirect(BASE + "connection?done=disconnected")
-
-    def outbox(self, request: Request) -> Response:
-        settings = self.settings()
-        data = status.gather(self.backend.home, settings, self.backend.state)
-        return self.render(
-            request,
-            "outbox.html",
-            status=data,
-            rows=self.backend.state.outbox(),
-            titles=self._titles([r.uid for r in self.backend.state.outbox()]),
-            health=_health_line(data["connection"]),
-            when=_when,
-        )
-
-    def _titles(self, uids: list[str]) -> dict[str, str]:
-        """Each waiting appointment's title, read from the local store (the outbox keeps UIDs only)."""
-        titles: dict[str, str] = {}
-        for uid in uids[:200]:
-            appointment = self.backend.state.appointment(uid)
-            text = None
-            if appointment is not None and appointment.local_href:
-                text = self.backend.busy.store.item(APPOINTMENTS, appointment.local_href)
-            try:
-                events = engine.parse_calendar(text).walk("VEVENT") if text else []
-            except engine.CalendarParseError:
-                events = []
-            if events:
-                titles[uid] = str(events[0].get("SUMMARY", ""))
-        return titles
-
-    def retry(self, request: Request) -> Response:
-        actions.retry_failed(self.backend)
-        return redirect(BASE + "outbox?done=retried")
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never"
-
-
-def _health_line(connection: dict[str, Any]) -> tuple[str, str]:
-    """(kind, words) for the connection state: ok, waiting until …, password refused."""
-    state = connection.get("state")
-    if state == "ok":
-        return "ok", "Connected: iCloud answers."
-    if state == "auth_failed":
-        return "bad", "Password refused: iCloud no longer accepts the app-specific password. Reconnect below."
-    if state == "unreachable":
-        until = float(connection.get("not_before") or 0)
-        if until > time.time():
-            return "wait", f"Waiting until {time.strftime('%H:%M:%S', time.localtime(until))}: iCloud asked to wait."
-        return "wait", "iCloud is not answering; retrying."
-    if state == "not connected":
-        return "none", "Not connected."
-    return "none", "Not checked yet."
 
 
 class DaemonBackend:
