@@ -1,7 +1,9 @@
-"""Connecting, refreshing and disconnecting the iCloud account.
+"""Connecting, refreshing and disconnecting the iCloud account, and choosing its calendars' roles.
 
-Glue between the remote client, the secret store and the state database; the CLI and the
-daemon both call it so there is one definition of "connected".
+Glue between the remote client, the secret store and the state database; the CLI, the daemon
+and the web page all call it so there is one definition of "connected". The checks of what
+a person typed (`check_apple_id`, `check_password`, `check_linkable`, `check_privacy`, …)
+live here too, raising the one message both the CLI and the page show.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from calmirror.config import Settings
 from calmirror.errors import CalendarChoiceError, NotConnected, UserError
 from calmirror.home import Home
 from calmirror.model import Account, CalendarRow
-from calmirror.remote import ICloudClient
+from calmirror.remote import ICloudClient, hrefs
 from calmirror.state import State
 
 SUBSCRIPTION_HINT = (
@@ -24,6 +26,37 @@ SUBSCRIPTION_HINT = (
     "of your account and cannot be iCloud conflict calendars. Name one of the calendars "
     "listed by `calmirror calendars`"
 )
+
+APP_PASSWORD_HELP = (
+    "iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
+    "password: make one at https://account.apple.com -> Sign-In and Security -> "
+    "App-Specific Passwords"
+)
+NOT_AN_APP_PASSWORD = (
+    "this does not look like an app-specific password (xxxx-xxxx-xxxx-xxxx); trying anyway. " + APP_PASSWORD_HELP
+)
+DETAILS = ("full", "busy")
+
+
+def check_apple_id(apple_id: str) -> None:
+    if "@" not in apple_id or len(apple_id) > 254 or any(c.isspace() for c in apple_id):
+        raise UserError(f"{apple_id!r} does not look like an Apple ID (an e-mail address)")
+
+
+def check_password(password: str) -> None:
+    """Refuses an empty password; a password of another shape is only warned about
+    (`password_warning`): iCloud decides, and its answer names the problem."""
+    if not password:
+        raise UserError("the password is empty; " + APP_PASSWORD_HELP)
+
+
+def password_warning(password: str) -> str | None:
+    return None if credentials.looks_like_app_password(password) else NOT_AN_APP_PASSWORD
+
+
+def check_server(server: str) -> None:
+    """The CalDAV server URL as the client will take it (its own words when it would not)."""
+    hrefs.canonical_url(server)
 
 
 class AlreadyConnected(UserError):
@@ -169,6 +202,20 @@ def check_linkable(cal: CalendarRow) -> None:
 def check_conflict(cal: CalendarRow) -> None:
     if not cal.is_event_calendar:
         raise CalendarChoiceError(cal.name, "holds reminders (VTODO), not events; it cannot block time")
+
+
+def check_details(details: str) -> None:
+    if details not in DETAILS:
+        raise UserError(f"details must be 'full' or 'busy', not {details!r}")
+
+
+def check_privacy(cal: CalendarRow, conflicts: tuple[str, ...] | list[str]) -> None:
+    """Only a conflict calendar is copied, so only its copies' details can be chosen."""
+    if cal.id not in conflicts:
+        raise CalendarChoiceError(
+            cal.name,
+            f"is not a conflict calendar, so nothing of it is copied; run `calmirror conflicts add {cal.name!r}` first",
+        )
 
 
 def role(settings: Settings, cal: CalendarRow) -> str:

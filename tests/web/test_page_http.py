@@ -3,15 +3,21 @@ validation next to the field, no secret rendered, and one week across page, CLI 
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from calmirror.emulator import Emulator
+from calmirror.home import Home
 from tests.conftest import Cli
-from tests.helpers import APP_PASSWORD, Running, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, daemon_running, wait_for
 
 
 def page(run: Running, path: str = "") -> str:
@@ -127,6 +133,83 @@ def test_the_calendars_form_refuses_what_the_cli_refuses_in_its_words(running: R
     assert running.daemon.settings.icloud.linked == ids["Work"]  # nothing changed
 
 
+def cli_words(said: subprocess.CompletedProcess[str]) -> str:
+    """What the CLI refused with: its last line, without the `calmirror: ` prefix."""
+    assert said.returncode != 0, said.stdout
+    return said.stderr.strip().splitlines()[-1].removeprefix("calmirror: ")
+
+
+def error_of(answer: requests.Response, field: str) -> str:
+    """The error shown next to `field`, as the browser shows it (unescaped)."""
+    found = re.search(rf'<p class="error" id="{field}-error">([^<]*)</p>', answer.text)
+    assert found, f"no error next to {field}"
+    return html.unescape(found[1])
+
+
+def test_privacy_and_subscriptions_are_refused_in_the_cli_words(running: Running, cli_for: Cli) -> None:
+    session = logged_in(running)
+    state = running.state()
+    try:
+        ids = {c.name: c.id for c in state.calendars()}
+    finally:
+        state.close()
+    webcal = "webcal://p01-calendars.icloud.com/published/2/holidays.ics"
+    form = session.get(page(running, "calendars"), timeout=10).text
+    answer = session.post(
+        page(running, "calendars"),
+        data={
+            "csrf": csrf_of(form),
+            "linked": ids["Work"],
+            "conflict": [ids["Work"], ids["Home"], webcal],
+            f"details-{ids['Family']}": "busy",  # Family is not a conflict calendar
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    rows = re.findall(r'<tr id="cal-(\d+)" data-calendar="([^"]+)"', answer.text)
+    family = next(index for index, name in rows if name == "Family")
+    assert error_of(answer, f"details-{family}") == cli_words(cli_for("privacy", "Family", "busy"))
+    assert error_of(answer, "conflicts") == cli_words(cli_for("conflicts", "add", webcal))
+    assert "Family" not in running.daemon.settings.icloud.conflicts  # nothing changed
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Running]:
+    """A daemon on a home never connected to iCloud: the page shows the connect form."""
+    root = tmp_path / "calmirror"
+    home = Home(config_file=root / "config.toml", data_dir=root)
+    home.ensure()
+    home.config_file.write_text("[server]\nport = 0\n", encoding="utf-8")
+    with daemon_running(home) as run:
+        yield run
+
+
+def test_the_connect_form_refuses_what_connect_refuses_in_its_words(fresh: Running, emu: Emulator) -> None:
+    cli = Cli(fresh.home.data_dir)
+    session = logged_in(fresh)
+    url = page(fresh, "connection/connect")
+    form = session.get(page(fresh, "connection"), timeout=10).text
+    typed = {"csrf": csrf_of(form), "apple_id": "nobody", "password": "", "server": "ftp://caldav.example/"}
+    answer = session.post(url, data=typed, timeout=10)
+    assert answer.status_code == 400
+    assert error_of(answer, "apple_id") == cli_words(cli("connect", "--apple-id", "nobody"))
+    empty = cli("connect", "--apple-id", APPLE_ID, "--password-stdin", input="\n")
+    assert error_of(answer, "password") == cli_words(empty)
+    ftp = cli("connect", "--apple-id", APPLE_ID, "--server", typed["server"], "--password-stdin", input="x\n")
+    assert error_of(answer, "server") == cli_words(ftp)
+
+    # A password of another shape: the CLI warns and tries; iCloud refuses; the page says both, in order.
+    wrong = {**typed, "apple_id": APPLE_ID, "password": "hunter2", "server": emu.url}
+    answer = session.post(url, data=wrong, timeout=30)
+    assert answer.status_code == 400 and "hunter2" not in answer.text
+    said = cli("connect", "--apple-id", APPLE_ID, "--server", emu.url, "--password-stdin", input="hunter2\n")
+    assert said.returncode == 3
+    lines = [line.removeprefix("calmirror: ") for line in said.stderr.strip().splitlines()]
+    assert lines[0].startswith("warning: this does not look like an app-specific password")
+    assert error_of(answer, "password").splitlines() == lines
+    assert fresh.state().account() is None
+
+
 def test_week_form_errors_sit_next_to_their_field(running: Running) -> None:
     answer = requests.get(
         page(running, "week"),
@@ -143,8 +226,8 @@ def test_week_form_errors_sit_next_to_their_field(running: Running) -> None:
 def test_no_secret_is_rendered(running: Running) -> None:
     session = logged_in(running)
     pages = [session.get(page(running, p), timeout=10).text for p in ("connection", "calendars", "outbox", "week")]
-    for html in pages:
-        assert APP_PASSWORD not in html and running.auth[1] not in html
+    for body in pages:
+        assert APP_PASSWORD not in body and running.auth[1] not in body
     token = csrf_of(pages[0])
     wrong = session.post(
         page(running, "connection/reconnect"), data={"csrf": token, "new_password": "wxyz-wxyz-wxyz-wxyz"}, timeout=10
@@ -153,6 +236,14 @@ def test_no_secret_is_rendered(running: Running) -> None:
     assert re.search(
         r'id="new_password"[^>]*>\s*<p class="error" id="new_password-error">[^<]*app-specific', wrong.text
     )
+    # Empty keeps the stored password and checks it again, as Enter at `connect --again`'s prompt.
+    again = session.post(
+        page(running, "connection/reconnect"),
+        data={"csrf": token, "new_password": ""},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert again.status_code == 303 and again.headers["Location"].endswith("connection?done=reconnected")
 
 
 def test_page_cli_and_availability_show_one_week(running: Running, cli_for: Cli) -> None:

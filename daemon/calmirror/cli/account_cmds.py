@@ -16,12 +16,6 @@ from calmirror.errors import UserError
 from calmirror.model import CalendarRow
 from calmirror.reconnect import host_of
 
-APP_PASSWORD_HELP = (
-    "iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
-    "password: make one at https://account.apple.com -> Sign-In and Security -> "
-    "App-Specific Passwords"
-)
-
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
@@ -30,8 +24,7 @@ def _read_password(from_stdin: bool) -> str:
         password = typer.prompt("App-specific password", hide_input=True).strip()
     else:
         raise UserError("no terminal to ask for the password; pipe it in with --password-stdin")
-    if not password:
-        raise UserError("the password is empty; " + APP_PASSWORD_HELP)
+    account.check_password(password)
     return password
 
 
@@ -112,15 +105,12 @@ def register(app: typer.Typer) -> None:
             return
         if apple_id is None:
             raise UserError("give --apple-id EMAIL (or --again to check the connected account again)")
-        if "@" not in apple_id:
-            raise UserError(f"{apple_id!r} does not look like an Apple ID (an e-mail address)")
+        account.check_apple_id(apple_id)
+        account.check_server(server)
         password = _read_password(password_stdin)
         logs.redact(password)
-        if not credentials.looks_like_app_password(password):
-            err_console.print(
-                "warning: this does not look like an app-specific password "
-                "(xxxx-xxxx-xxxx-xxxx); trying anyway. " + APP_PASSWORD_HELP
-            )
+        if warning := account.password_warning(password):
+            err_console.print(f"warning: {warning}")
         calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server)
         rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from calmirror import account, config_edit, control
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
-from calmirror.errors import CalendarChoiceError, UserError
 from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror
@@ -135,15 +134,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Choose how much of a conflict calendar is copied locally (full or busy)."""
         c = ctx_of(ctx)
-        if details not in ("full", "busy"):
-            raise UserError(f"details must be 'full' or 'busy', not {details!r}")
+        account.check_details(details)
         cal = account.find_calendar(c.state, calendar)
-        if cal.id not in c.settings.icloud.conflicts:
-            raise CalendarChoiceError(
-                cal.name,
-                "is not a conflict calendar, so nothing of it is copied; "
-                f"run `calmirror conflicts add {cal.name!r}` first",
-            )
+        account.check_privacy(cal, c.settings.icloud.conflicts)
         c._settings = config_edit.set_calendar_details(c.home.config_file, cal.id, details)
         c.state.refetch_mirror(cal.id)  # every copy is rewritten at the next pass
         _reload_daemon(c)

@@ -2,27 +2,29 @@
 
 Each action validates every field first and returns the errors by field name, so the page can
 show each one next to its field; nothing is changed unless every field is right. Messages
-come from the functions the CLI calls (`account.check_linkable`, `find_calendar`, the
-remote errors through `cli.errors.message_for`), so the page and the CLI refuse alike.
+come from the checks the CLI calls (`account.check_apple_id`, `check_password`,
+`check_linkable`, `check_privacy`, `find_calendar`, …, and the remote errors through
+`cli.errors.message_for`), so the page and the CLI refuse alike, in the same words.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from calmirror import account, config_edit, credentials, logs
+from calmirror import account, config_edit, logs
 from calmirror.availability.sources import BusySources
 from calmirror.cli.errors import message_for
 from calmirror.config import Settings
-from calmirror.errors import AuthFailed, CalendarChoiceError, CalmirrorError, RemoteError, UserError
+from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
+from calmirror.model import CalendarRow
 from calmirror.state import State
+from calmirror.web.http import errors_of
 
 log = logging.getLogger("calmirror.web")
-
-APP_PASSWORD_SHAPE = "an app-specific password looks like xxxx-xxxx-xxxx-xxxx"
 
 
 class Backend(Protocol):
@@ -51,30 +53,42 @@ class Choice:
     details: dict[str, str]
 
 
-def _check_server(server: str) -> str | None:
-    if not server.startswith(("https://", "http://")) or len(server) > 300 or any(c.isspace() for c in server):
-        return "give the CalDAV server as an https:// address (iCloud's is the default)"
+def _refusal(check: Callable[..., object], *args: object) -> str | None:
+    """The words a shared check (`account.check_*`) refuses `args` with, or None when it passes."""
+    try:
+        check(*args)
+    except CalmirrorError as error:  # the server URL's check is the remote client's own
+        return message_for(error)
     return None
 
 
+def _as_role(state: State, name_or_id: str, check: Callable[[CalendarRow], None]) -> None:
+    check(account.find_calendar(state, name_or_id))
+
+
+def _password_refused(error: AuthFailed, password: str) -> str:
+    """What the terminal shows when iCloud says no: the warning about the password's shape
+    (when it has another), then iCloud's refusal, a line each."""
+    warning = account.password_warning(password) if password else None
+    return "\n".join([f"warning: {warning}", message_for(error)] if warning else [message_for(error)])
+
+
 def connect(backend: Backend, apple_id: str, password: str, server: str) -> Errors:
-    errors: Errors = {}
-    if "@" not in apple_id or len(apple_id) > 254 or any(c.isspace() for c in apple_id):
-        errors["apple_id"] = "enter your Apple ID, the e-mail address you sign in to iCloud with"
-    if not password:
-        errors["password"] = f"enter an app-specific password; {APP_PASSWORD_SHAPE}"
-    elif len(password) > 200:
-        errors["password"] = APP_PASSWORD_SHAPE
-    if problem := _check_server(server):
-        errors["server"] = problem
+    """`calmirror connect`: the same checks and words, each under its field."""
+    errors = errors_of(
+        {
+            "apple_id": _refusal(account.check_apple_id, apple_id),
+            "password": _refusal(account.check_password, password),
+            "server": _refusal(account.check_server, server),
+        }
+    )
     if errors:
         return errors
     logs.redact(password)
-    settings = backend.settings()
     try:
-        account.connect(backend.home, settings, backend.state, apple_id, password, server)
+        account.connect(backend.home, backend.settings(), backend.state, apple_id, password, server)
     except AuthFailed as error:
-        return {"password": message_for(error)}
+        return {"password": _password_refused(error, password)}
     except RemoteError as error:
         return {"server": message_for(error)}
     except CalmirrorError as error:
@@ -84,13 +98,14 @@ def connect(backend: Backend, apple_id: str, password: str, server: str) -> Erro
 
 
 def reconnect(backend: Backend, password: str) -> Errors:
-    if not password:
-        return {"new_password": f"enter the new app-specific password; {APP_PASSWORD_SHAPE}"}
-    if len(password) > 200:
-        return {"new_password": APP_PASSWORD_SHAPE}
-    logs.redact(password)
+    """`calmirror connect --again`: check again and rediscover; an empty password keeps the
+    stored one, as Enter does at the CLI's prompt."""
+    if password:
+        logs.redact(password)
     try:
-        account.reconnect(backend.home, backend.settings(), backend.state, password)
+        account.reconnect(backend.home, backend.settings(), backend.state, password or None)
+    except AuthFailed as error:
+        return {"new_password": _password_refused(error, password)}
     except CalmirrorError as error:
         return {"new_password": message_for(error)}
     backend.reload()
@@ -103,44 +118,44 @@ def disconnect(backend: Backend) -> str | None:
     return apple_id
 
 
-def password_looks_wrong(password: str) -> bool:
-    return bool(password) and not credentials.looks_like_app_password(password)
-
-
 def choose_calendars(backend: Backend, choice: Choice) -> Errors:
-    """Link, conflicts and privacy in one go, refused field by field with the CLI's words."""
+    """Link, conflicts and privacy in one go, refused field by field with the CLI's words
+    (`link`, `conflicts add`, `privacy`); nothing changes unless every field is right."""
     state = backend.state
-    errors: Errors = {}
-    known = {c.id: c for c in state.calendars()}
-    if choice.linked:
-        try:
-            account.check_linkable(account.find_calendar(state, choice.linked))
-        except UserError as error:
-            errors[f"linked-{choice.linked}" if choice.linked in known else "linked"] = error.message
-    for cal_id in choice.conflicts:
-        try:
-            account.check_conflict(account.find_calendar(state, cal_id))
-        except CalendarChoiceError as error:
-            errors[f"conflict-{cal_id}" if cal_id in known else "conflicts"] = error.message
-    for cal_id, details in choice.details.items():
-        if cal_id not in known:
-            errors["conflicts"] = f"{cal_id}: no such iCloud calendar; refresh the list"
-        elif details not in ("full", "busy"):
-            errors[f"details-{cal_id}"] = f"details must be 'full' or 'busy', not {details!r}"
-    if errors:
-        return errors
     settings = backend.settings()
-    file = backend.home.config_file
+    known = {c.id: c for c in state.calendars()}
+    errors: Errors = {}
+
+    def refuse(field: str, problem: str | None) -> None:
+        if problem:
+            errors[field] = problem
+
+    if choice.linked:
+        where = f"linked-{choice.linked}" if choice.linked in known else "linked"
+        refuse(where, _refusal(_as_role, state, choice.linked, account.check_linkable))
+    for cal_id in choice.conflicts:
+        where = f"conflict-{cal_id}" if cal_id in known else "conflicts"
+        refuse(where, _refusal(_as_role, state, cal_id, account.check_conflict))
     conflicts = list(choice.conflicts)
     if choice.linked and choice.linked != settings.icloud.linked and choice.linked not in conflicts:
         conflicts.append(choice.linked)  # as `calmirror link`: the linked calendar blocks time too
+    for cal_id, details in choice.details.items():
+        if cal_id not in known:
+            refuse("conflicts", _refusal(account.find_calendar, state, cal_id))
+        elif details != settings.calendar(cal_id).details:  # what `calmirror privacy` would be asked
+            refuse(
+                f"details-{cal_id}",
+                _refusal(account.check_details, details) or _refusal(account.check_privacy, known[cal_id], conflicts),
+            )
+    if errors:
+        return errors
+    file = backend.home.config_file
     if choice.linked != (settings.icloud.linked or ""):
         config_edit.set_linked(file, choice.linked or None, also_conflict=False)
     if list(dict.fromkeys(conflicts)) != list(settings.icloud.conflicts):
         config_edit.set_conflicts(file, conflicts)
     for cal_id, details in choice.details.items():
-        # As `calmirror privacy`: only a conflict calendar has copies whose details can be chosen.
-        if cal_id in conflicts and details != settings.calendar(cal_id).details:
+        if details != settings.calendar(cal_id).details:  # a conflict calendar's, checked above
             config_edit.set_calendar_details(file, cal_id, details)
             state.refetch_mirror(cal_id)  # every copy is rewritten at the next pass
     backend.reload()
