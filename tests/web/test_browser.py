@@ -115,6 +115,11 @@ def test_first_time_setup_wrong_password_then_link_conflicts_and_the_week(world:
     expect(monday.locator(".block", has_text="Home")).to_contain_text("Busy")  # busy only: no title
     assert "Dentist" not in page.content()
     expect(monday.locator(".free li").first).to_have_text("free 09:30–17:00")
+    # The hour gutter: 24 labels, each on its hour's line in every day's timeline.
+    expect(page.locator(".hours span")).to_have_count(24)
+    label = page.locator(".hours span", has_text="07:00").bounding_box()
+    block = monday.locator(".block", has_text="Advent check-in").bounding_box()
+    assert label and block and abs(label["y"] + label["height"] / 2 - block["y"]) < 4, (label, block)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "week-after-setup.png"), full_page=True)
 
