@@ -6,11 +6,17 @@ The builders the benchmarks share (the test account, `event()`, connected homes)
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -31,6 +37,7 @@ __all__ = [
     "engine_for",
     "event",
     "start_daemon",
+    "status_json",
     "wait_for",
 ]
 
@@ -42,6 +49,19 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.
             return True
         time.sleep(every)
     return check()
+
+
+def status_json(home: Home | Path) -> dict[str, Any]:
+    """`calmirror status --json` for `home` (a Home or its data folder), run in a child process
+    exactly as a user runs it, parsed. A failing command fails the test with what it said."""
+    data_dir = home.data_dir if isinstance(home, Home) else home
+    env = {**os.environ, "CALMIRROR_HOME": str(data_dir), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "calmirror", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    shown: dict[str, Any] = json.loads(done.stdout)
+    return shown
 
 
 # --- the daemon in a thread of the test process ----------------------------------------------

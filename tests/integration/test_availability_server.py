@@ -15,7 +15,7 @@ import requests
 from calmirror.availability.engine import merge
 from calmirror.availability.sources import from_vfreebusy
 from calmirror.emulator import Emulator
-from tests.helpers import Running, connected_home, event, start_daemon, wait_for
+from tests.helpers import Running, connected_home, event, start_daemon, status_json, wait_for
 
 FREEBUSY = (
     '<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
@@ -138,16 +138,7 @@ def test_guard_warn_accepts_and_status_reports_it(tmp_path: Path, emu: Emulator)
             "clash.ics", event("clash-2", "Double booked", start="20261208T160000Z", end="20261208T163000Z")
         )
         assert answer.status_code == 201
-        env = {**os.environ, "CALMIRROR_HOME": str(run.home.data_dir)}
-        status = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "calmirror", "status", "--json"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            ).stdout
-        )
+        status = status_json(run.home)
         assert [w["uid"] for w in status["guard"]["warnings"]] == ["clash-2"]
     finally:
         run.stop()

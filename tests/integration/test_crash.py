@@ -9,7 +9,6 @@ at the end the local mirror must hold exactly iCloud's text of every event (plus
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -26,7 +25,7 @@ import requests
 from calmirror import credentials
 from calmirror.emulator import Emulator
 from calmirror.local import LocalStore
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, status_json, wait_for
 
 
 def serving(port: int) -> bool:
@@ -197,15 +196,7 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
 
             assert wait_for(converged, timeout=60, every=0.5), "iCloud did not converge to the local appointments"
             subprocess.run([sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, timeout=120)
-            status = json.loads(
-                subprocess.run(
-                    [sys.executable, "-m", "calmirror", "status", "--json"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                ).stdout
-            )
+            status = status_json(home)
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
             remote = emu.items(home_id)
             mirrors = {m["name"]: m["items"] for m in status["mirrors"]}

@@ -7,6 +7,7 @@ counts within one mirror pass, nothing is lost or duplicated, nothing is pushed 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import requests
 from calmirror import status
 from calmirror.availability.sources import ask_daemon
 from calmirror.emulator import Emulator
+from tests.conftest import Cli
 from tests.helpers import Running, connected_home, daemon_running, event, start_daemon, wait_for
 
 DAY = dt.datetime(2029, 7, 17, tzinfo=dt.UTC)  # nothing of the sample account that day
@@ -197,6 +199,13 @@ def test_one_way_local_edit_overrides_icloud_and_keeps_its_version(tmp_path: Pat
         assert report(run)["differing"] == []
         assert "20290717T140000Z" in report(run)["conflicts"][0]["icloud_text"]
         assert TEN in busy(run) and TWO not in busy(run)
+        # Looked at: `status` names it and how to forget it; forgetting keeps the appointment as it is.
+        cli = Cli(run.home.data_dir)
+        assert "Version conflict" in cli("status").stdout and "--clear-version-conflicts" in cli("status").stdout
+        cleared = cli("status", "--clear-version-conflicts", "--json")
+        assert json.loads(cleared.stdout) == {"cleared_version_conflicts": 1}
+        assert report(run)["conflicts"] == [] and "Version conflict" not in cli("status").stdout
+        assert "note" in local(run, "ow-1") and len(in_icloud(emu, "ow-1")) == 1
 
 
 @pytest.mark.parametrize("where", ["before the local write", "after the local write"])

@@ -31,7 +31,7 @@ from calmirror import credentials
 from calmirror.emulator import Emulator
 from calmirror.state import State
 from calmirror.transform import extract_uid
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, status_json, wait_for
 
 CLIENTS = 20
 P99_LIMIT_S = 5.0  # a sanity bound on 2 cores; the measured figure is printed and kept in RELIABILITY.md
@@ -301,15 +301,7 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
                 return row is not None and row.item_count == len(emu.items(home_cal)) and not row.last_error
 
             assert wait_for(mirror_matches, 30, every=0.5)
-            status = json.loads(
-                subprocess.run(
-                    [sys.executable, "-m", "calmirror", "status", "--json"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                ).stdout
-            )
+            status = status_json(home)
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -35,7 +35,17 @@ from calmirror.errors import Conflict, NotFound
 from calmirror.local.server import LocalServer
 from calmirror.local.store import LocalStore
 from calmirror.state import State
-from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, engine_for, event, start_daemon, wait_for
+from tests.helpers import (
+    APP_PASSWORD,
+    APPLE_ID,
+    Running,
+    connected_home,
+    engine_for,
+    event,
+    start_daemon,
+    status_json,
+    wait_for,
+)
 
 AUTH = ("u", "p")
 PROPFIND_ETAGS = (
@@ -433,17 +443,8 @@ def test_status_names_a_calendar_deleted_in_icloud_by_its_last_name(tmp_path: Pa
             engine.mirror_pass(client)  # a later pass, after the listing was refreshed without them
     finally:
         engine.state.close()
+    shown = status_json(home)
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir), "COLUMNS": "200"}
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "calmirror", "status", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
     mirrors = {m["id"]: m for m in shown["mirrors"]}
     assert mirrors[work_id]["name"] == "Work" and mirrors[home_id]["name"] == "Home"
     assert "no longer exists" in mirrors[work_id]["last_error"]

@@ -12,9 +12,6 @@ calendar made read-only, and the password revoked mid-run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +24,17 @@ import requests
 from calmirror import config, config_edit, credentials, status
 from calmirror.emulator import Emulator
 from calmirror.state import State
-from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, engine_for, event, start_daemon, wait_for
+from tests.helpers import (
+    APP_PASSWORD,
+    APPLE_ID,
+    Running,
+    connected_home,
+    engine_for,
+    event,
+    start_daemon,
+    status_json,
+    wait_for,
+)
 from tests.hostile_corpus import CorpusServer, FakeCalendar, good_event
 
 QUIET = "\n[sync]\ninterval = 3600\n[push]\nmax_backoff = 1\n"  # the mirror runs only when a test wakes it
@@ -406,12 +413,7 @@ def test_a_revoked_password_stops_all_traffic_until_reconnect(faulty: Faulty, em
     assert faulty.serves_locally()
     time.sleep(1.5)
     assert after(emu, refused + 0.001) == []
-    env = {**os.environ, "CALMIRROR_HOME": str(faulty.run.home.data_dir)}
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "calmirror", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
-        ).stdout
-    )
+    shown = status_json(faulty.run.home)
     assert shown["connection"]["state"] == "auth_failed" and "reconnect" in shown["connection"]["text"]
     assert shown["outbox"]["depth"] == 2
     assert APP_PASSWORD not in json.dumps(shown) and new_password not in json.dumps(shown)

@@ -17,7 +17,7 @@ import requests
 
 from calmirror import credentials
 from calmirror.emulator import Emulator
-from tests.helpers import APP_PASSWORD, connected_home, event, wait_for
+from tests.helpers import APP_PASSWORD, connected_home, event, status_json, wait_for
 
 ROOT = Path(__file__).parents[2]
 
@@ -27,14 +27,6 @@ def spawn(home: Path, extra_env: dict[str, str] | None = None) -> subprocess.Pop
     return subprocess.Popen(
         [sys.executable, "-m", "calmirror", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-
-
-def status(home: Path) -> dict[str, object]:
-    env = {**os.environ, "CALMIRROR_HOME": str(home)}
-    out = subprocess.run(
-        [sys.executable, "-m", "calmirror", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
-    )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def test_notify_ready_watchdog_stopping_in_order(tmp_path: Path, emu: Emulator) -> None:
@@ -49,7 +41,7 @@ def test_notify_ready_watchdog_stopping_in_order(tmp_path: Path, emu: Emulator) 
         while not any(m.startswith("WATCHDOG=1") for m in messages):
             messages.append(sock.recv(4096).decode())
         # READY only after the first mirror pass was attempted: the mirror exists already
-        assert status(home.data_dir)["mirrors"][0]["items"] == 16  # type: ignore[index]
+        assert status_json(home.data_dir)["mirrors"][0]["items"] == 16
         proc.send_signal(signal.SIGTERM)
         while not any(m.startswith("STOPPING=1") for m in messages):
             messages.append(sock.recv(4096).decode())
@@ -65,8 +57,8 @@ def test_sigterm_during_a_push_finishes_the_write_and_exits_in_time(tmp_path: Pa
     home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
     proc = spawn(home.data_dir)
     try:
-        assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
-        url = str(status(home.data_dir)["local_url"])
+        assert wait_for(lambda: bool(status_json(home.data_dir).get("daemon_running")), 20)
+        url = str(status_json(home.data_dir)["local_url"])
         acct = credentials.local_account(home)
         emu.faults.delay(2.0, count=1, method="PUT")
         answer = requests.put(
@@ -87,7 +79,7 @@ def test_sigterm_during_a_push_finishes_the_write_and_exits_in_time(tmp_path: Pa
             proc.kill()
     assert code == 0 and took < 10
     assert any("UID:slow-1" in b for b in emu.items(emu.calendar_id("Work")).values())
-    final = status(home.data_dir)
+    final = status_json(home.data_dir)
     assert final["outbox"]["depth"] == 0  # type: ignore[index]
 
 
@@ -99,7 +91,7 @@ def test_a_storm_of_signals_never_hangs_the_daemon(tmp_path: Path, emu: Emulator
     for burst in range(3):
         proc = spawn(home.data_dir)
         try:
-            assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
+            assert wait_for(lambda: bool(status_json(home.data_dir).get("daemon_running")), 20)
             for n in range(200):  # sync-now, reload and stop requests arriving together
                 proc.send_signal((signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR1)[n % 3])
             for _ in range(20):
@@ -116,8 +108,8 @@ def test_sighup_reloads_conflict_calendars_and_privacy(tmp_path: Path, emu: Emul
     proc = spawn(home.data_dir)
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
     try:
-        assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
-        url = str(status(home.data_dir)["local_url"])
+        assert wait_for(lambda: bool(status_json(home.data_dir).get("daemon_running")), 20)
+        url = str(status_json(home.data_dir)["local_url"])
         # `conflicts add` edits the config and sends SIGHUP to the running daemon
         subprocess.run(
             [sys.executable, "-m", "calmirror", "conflicts", "add", "Home"],
@@ -126,7 +118,7 @@ def test_sighup_reloads_conflict_calendars_and_privacy(tmp_path: Path, emu: Emul
             capture_output=True,
             timeout=60,
         )
-        assert wait_for(lambda: {m["name"] for m in status(home.data_dir)["mirrors"]} == {"Work", "Home"}, 15)  # type: ignore[index]
+        assert wait_for(lambda: {m["name"] for m in status_json(home.data_dir)["mirrors"]} == {"Work", "Home"}, 15)
         subprocess.run(
             [sys.executable, "-m", "calmirror", "privacy", "Home", "busy"],
             env=env,
@@ -173,7 +165,7 @@ def test_journald_lines_carry_priorities_and_no_timestamps(tmp_path: Path) -> No
     (home / "config.toml").write_text("[server]\nport = 0\n")
     proc = spawn(home, {"JOURNAL_STREAM": "8:12345"})
     try:
-        assert wait_for(lambda: bool(status(home).get("daemon_running")), 20)
+        assert wait_for(lambda: bool(status_json(home).get("daemon_running")), 20)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
@@ -223,13 +215,13 @@ def test_sync_now_wakes_the_running_daemon(tmp_path: Path, emu: Emulator) -> Non
     proc = spawn(home.data_dir)
     env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
     try:
-        assert wait_for(lambda: bool(status(home.data_dir).get("daemon_running")), 20)
+        assert wait_for(lambda: bool(status_json(home.data_dir).get("daemon_running")), 20)
         emu.put_item(emu.calendar_id("Work"), "fresh.ics", event("fresh-1", "Just added in iCloud"))
         result = subprocess.run(
             [sys.executable, "-m", "calmirror", "sync", "--now"], env=env, capture_output=True, text=True, timeout=60
         )
         assert "Asked the running daemon" in result.stdout
-        assert wait_for(lambda: status(home.data_dir)["mirrors"][0]["items"] == 17, 10)  # type: ignore[index]
+        assert wait_for(lambda: status_json(home.data_dir)["mirrors"][0]["items"] == 17, 10)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

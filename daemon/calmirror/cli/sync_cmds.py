@@ -81,10 +81,25 @@ def register(app: typer.Typer) -> None:
     def status_cmd(
         ctx: typer.Context,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        clear_version_conflicts: Annotated[
+            bool,
+            typer.Option(
+                "--clear-version-conflicts",
+                help="Forget the recorded version conflicts (appointments changed both here and in iCloud, "
+                "whose overridden versions status keeps) once you have looked at them.",
+            ),
+        ] = False,
     ) -> None:
         """Local URL, iCloud connection, mirrors, outbox, guard warnings and recent errors."""
         c = ctx_of(ctx)
         c.require_home()
+        if clear_version_conflicts:
+            cleared = c.state.clear_conflicts()
+            if json_out:
+                print_json({"cleared_version_conflicts": cleared})
+            else:
+                console.print(f"Forgot {cleared} version conflict(s); the appointments themselves are unchanged.")
+            return
         data = status.gather(c.home, c.settings, c.state)
         if json_out:
             print_json(data)
@@ -220,8 +235,8 @@ def _print_status(d: dict[str, Any]) -> None:
         console.print(f"Differs: appointment {v['uid']} was {what}{hint}")
     for c in linked["conflicts"]:
         console.print(
-            f"Conflict {time.strftime('%Y-%m-%d %H:%M', time.localtime(c['ts']))}: {c['uid']}: {c['reason']} "
-            "(both versions: `calmirror status --json`)"
+            f"Version conflict {time.strftime('%Y-%m-%d %H:%M', time.localtime(c['ts']))}: {c['uid']}: {c['reason']} "
+            "(both versions: `calmirror status --json`; `calmirror status --clear-version-conflicts` forgets them)"
         )
     for e in d["recent_errors"][:5]:
         console.print(f"  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['ts']))} {e['kind']}: {e['message']}")
