@@ -30,7 +30,6 @@ from calmirror.plan import (
     MirrorPlan,
     MirrorPolicy,
     fallback_entry,
-    horizon_due,
     hrefs_to_fetch,
     looks_like_full_listing,
     plan_batch,
@@ -38,6 +37,7 @@ from calmirror.plan import (
 )
 from calmirror.remote import FetchedItem, ICloudClient
 from calmirror.state import State
+from calmirror.state.mirror_view import KnownItems
 
 log = logging.getLogger("calmirror.mirror")
 
@@ -107,6 +107,7 @@ class Mirror:
     def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
         self.state, self.store, self.settings = state, store, settings
         self._checked: set[str] = set()  # calendars whose mirror this process compared with the map
+        self._dirty: set[str] = set()  # calendars this process began writing and has not finished
         self.on_change: Callable[[str], None] = lambda collection: None  # tells caches a mirror changed
         self.follower: LinkedFollower | None = None  # what iCloud does to pushed appointments here
 
@@ -165,7 +166,8 @@ class Mirror:
         report = SyncReport(cal.id, cal.name, slug)
         self.state.update_mirror(cal.id, last_attempt=time.time())
         if cal.id not in self._checked:
-            self._match_map(cal, slug)
+            if not self.state.mirror_clean(cal.id) or not self.state.mirror_item_count(cal.id):
+                self._match_map(cal, slug)
             self._checked.add(cal.id)
         row = self.state.mirror(cal.id)
         token = row.sync_token if row else None
@@ -177,7 +179,8 @@ class Mirror:
                 "warning", "mirror", f"{cal.name}: iCloud no longer knew the sync token; full resync"
             )
             changes = client.sync(cal.url, None)
-        known = self.state.mirror_items(cal.id)
+        known = self.state.known_items(cal.id)
+        known.preload([*changes.changed, *changes.deleted])
         stale = (
             token is not None and not changes.full and looks_like_full_listing(known, changes.changed, changes.deleted)
         )
@@ -200,6 +203,8 @@ class Mirror:
             return report
 
         wanted = hrefs_to_fetch(known, changes.changed, policy)
+        if wanted or _has_work(removal) or self._rederive_due(cal.id, policy):
+            self._writing(cal.id)
         unreadable = self._fetch_all(client, cal, slug, wanted, changes.changed, known, policy, report, progress)
         self._apply(cal.id, slug, removal, known, report)
         self._rederive(cal.id, slug, known, policy, report)
@@ -218,6 +223,9 @@ class Mirror:
             held_empty=0,
             last_error=problem,
         )
+        if cal.id in self._dirty:
+            self.state.set_mirror_clean(cal.id, True)
+            self._dirty.discard(cal.id)
         counts = self.state.copy_counts(cal.id)
         report.copies = {kind: sum(by_reason.values()) for kind, by_reason in counts.items()}
         report.copy_reasons = {kind: by_reason for kind, by_reason in counts.items() if by_reason and kind != "exact"}
@@ -229,9 +237,10 @@ class Mirror:
 
         A batch is written before the map records it, so a crash in between leaves files the
         map does not know; if iCloud then deletes those events, no pass would ever remove
-        them. Once per calendar and process, files without a map entry are removed and map
-        entries without a file are fetched again (through one full listing). A folder
-        listing and one query: milliseconds at 10,000 events.
+        them. Files without a map entry are removed and map entries without a file are
+        fetched again (through one full listing). A pass marks the mirror unclean before its
+        first write and clean once finished, so this runs (a folder listing and one query)
+        only in a process that has not seen the mirror yet and finds it unclean (or empty).
         """
         files = self.store.mirror_item_names(slug)
         known = self.state.mirror_items(cal.id)
@@ -250,6 +259,14 @@ class Mirror:
             )
             log.warning("%s", message)
             self.state.record_event("warning", "mirror", message)
+        self.state.set_mirror_clean(cal.id, True)
+        self._dirty.discard(cal.id)
+
+    def _writing(self, calendar_id: str) -> None:
+        """Before the first write of a pass: a crash from here on leaves the mirror unclean."""
+        if calendar_id not in self._dirty:
+            self.state.set_mirror_clean(calendar_id, False)
+            self._dirty.add(calendar_id)
 
     def _fetch_all(
         self,
@@ -258,7 +275,7 @@ class Mirror:
         slug: str,
         wanted: list[str],
         listed: dict[str, str],
-        known: dict[str, MirrorEntry],
+        known: KnownItems,
         policy: MirrorPolicy,
         report: SyncReport,
         progress: Progress | None,
@@ -276,6 +293,7 @@ class Mirror:
                         progress(cal.name, start, len(wanted))
                     items, missing, refused = self._fetch(client, cal.url, wanted[start : start + size])
                     fetched = {item.href: (item.etag, item.body) for item in items}
+                    known.preload([*fetched, *missing])
                     plan = plan_batch(known, listed=listed, fetched=fetched, missing=missing, policy=policy)
                     plan.skipped.update(refused)
                     unreadable.update(refused)
@@ -311,7 +329,7 @@ class Mirror:
         return Batch(plan.writes, plan.local_deletes, tag=(plan, swapped), fallback=fallback)
 
     def _record_written(
-        self, calendar_id: str, slug: str, written: Written, known: dict[str, MirrorEntry], report: SyncReport
+        self, calendar_id: str, slug: str, written: Written, known: KnownItems, report: SyncReport
     ) -> None:
         plan, swapped = cast(tuple[MirrorPlan, dict[str, MirrorEntry]], written.batch.tag)
         if swapped:
@@ -320,16 +338,15 @@ class Mirror:
         self._record(calendar_id, slug, plan, written.refused, known, report)
 
     def _rederive(
-        self, calendar_id: str, slug: str, known: dict[str, MirrorEntry], policy: MirrorPolicy, report: SyncReport
+        self, calendar_id: str, slug: str, known: KnownItems, policy: MirrorPolicy, report: SyncReport
     ) -> None:
         """Compatible copies bounded at an older horizon are derived again from the exact
         text calmirror keeps (no request to iCloud), so they keep reaching years ahead."""
-        if policy.horizon is None:
-            return
-        due = horizon_due(known, policy.horizon)
+        due = self._rederive_due(calendar_id, policy)
         if not due:
             return
-        texts = self.state.mirror_texts(calendar_id)
+        texts = self.state.mirror_texts_of(calendar_id, due)
+        known.preload(due)
         fetched = {href: (known[href].etag, texts[href]) for href in due if href in texts}
         plan = plan_batch(known, listed={}, fetched=fetched, missing=[], policy=replace(policy, accept_empty=True))
         counted = (report.added, report.updated)
@@ -338,6 +355,11 @@ class Mirror:
                 self._record_written(calendar_id, slug, written, known, report)
         report.added, report.updated = counted  # nothing changed in iCloud
         log.info("%s: %d compatible copies moved to the horizon %s", calendar_id, len(fetched), policy.horizon)
+
+    def _rederive_due(self, calendar_id: str, policy: MirrorPolicy) -> list[str]:
+        if policy.horizon is None:
+            return []
+        return self.state.compatible_due(calendar_id, policy.horizon.isoformat())
 
     def _fetch(
         self,
@@ -359,9 +381,7 @@ class Mirror:
         first, second = self._fetch(client, url, hrefs[:half]), self._fetch(client, url, hrefs[half:])
         return first[0] + second[0], first[1] + second[1], {**first[2], **second[2]}
 
-    def _apply(
-        self, calendar_id: str, slug: str, plan: MirrorPlan, known: dict[str, MirrorEntry], report: SyncReport
-    ) -> None:
+    def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: KnownItems, report: SyncReport) -> None:
         if _has_work(plan):
             refused = dict(self.store.apply_mirror(slug, plan.writes, plan.local_deletes))
             self._record(calendar_id, slug, plan, refused, known, report)
@@ -372,7 +392,7 @@ class Mirror:
         slug: str,
         plan: MirrorPlan,
         refused: dict[str, str],
-        known: dict[str, MirrorEntry],
+        known: KnownItems,
         report: SyncReport,
     ) -> None:
         """After a batch is written: the map, the report and the caches follow it.
@@ -412,10 +432,7 @@ class Mirror:
         report.skipped += len(skipped)
         report.skipped_reasons.update(skipped)
         report.deleted += len(plan.gone)
-        self.state.apply_mirror_map(
+        count = self.state.apply_mirror_map(
             calendar_id, entries, [*plan.gone, *plan.unskipped, *dropped], skipped, replace=False
         )
-        for entry in entries:
-            known[entry.href] = replace(entry, body=None)
-        for href in [*plan.gone, *dropped]:
-            known.pop(href, None)
+        known.recorded([*(entry.href for entry in entries), *plan.gone, *dropped], count)

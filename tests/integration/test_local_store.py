@@ -336,3 +336,38 @@ def test_scratch_folders_of_a_crashed_fill_are_cleaned_up(work: LocalStore) -> N
     restarted.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", "Again")) for i in range(50)], [])
     assert not leftover.exists()
     assert len(restarted.items("icloud-work")) == 50
+
+
+def test_a_new_process_finds_the_uids_in_the_log_without_reading_items(
+    work: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh process changing one item of a big mirror must not read every item for the UID rule."""
+    from radicale.storage import multifilesystem
+
+    work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(50)], [])
+    work.apply_mirror("work", [("e1.ics", event("e1", "Edited")), ("f.ics", event("f"))], ["e2.ics"])
+
+    def no_full_read(self: object) -> None:
+        raise AssertionError("read every item of the collection")
+
+    monkeypatch.setattr(multifilesystem.Collection, "get_all", no_full_read)
+    reopened = LocalStore(work.store_dir, USER)
+    refused = dict(reopened.apply_mirror("work", [("g.ics", event("e3")), ("e2.ics", event("e2"))], []))
+    assert set(refused) == {"g.ics"} and "e3.ics" in refused["g.ics"]  # e3 keeps its UID
+    monkeypatch.undo()
+    assert set(LocalStore(work.store_dir, USER).mirror_hrefs("work")) == {f"e{i}.ics" for i in range(50)} | {"f.ics"}
+
+
+def test_a_folder_changed_behind_the_log_is_read_again(work: LocalStore) -> None:
+    """Another program adds an item: the log no longer ends at the folder's stamp, so the UIDs
+    are read from the items and the new item's UID is claimed."""
+    work.apply_mirror("work", [("a.ics", event("a"))], [])
+    folder = work.collection_dir("icloud-work")
+    (folder / "stranger.ics").write_text(event("taken"), encoding="utf-8")
+    reopened = LocalStore(work.store_dir, USER)
+    refused = dict(reopened.apply_mirror("work", [("b.ics", event("taken"))], []))
+    assert "stranger.ics" in refused["b.ics"]
+    # and in the same process, after its own writes, the log is trusted again
+    assert reopened.apply_mirror("work", [("c.ics", event("c"))], []) == []
+    again = dict(LocalStore(work.store_dir, USER).apply_mirror("work", [("d.ics", event("c"))], []))
+    assert "c.ics" in again["d.ics"]

@@ -228,8 +228,10 @@ def test_after_a_crash_stray_and_lost_local_copies_are_put_right(tmp_path: Path,
     work = emu.calendar_id("Work")
     sync(engine_for(home))
     crashed = engine_for(home)
-    # What a crash leaves: a copy written but never recorded (its event since deleted in iCloud),
-    # and a recorded copy whose file is gone.
+    # What a crash leaves: a pass marks the mirror unclean before its first write, then a copy
+    # written but never recorded (its event since deleted in iCloud), and a recorded copy whose
+    # file is gone.
+    crashed.state.set_mirror_clean(work, False)
     assert crashed.store.apply_mirror("work", [("stray.ics", event("stray-uid"))], []) == []
     recorded = sorted(crashed.state.mirror_items(work).values(), key=lambda e: e.href)[0]
     assert crashed.store.apply_mirror("work", [], [recorded.local_href]) == []

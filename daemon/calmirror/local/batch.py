@@ -3,7 +3,7 @@ without a store (`bulk` writes what this accepts)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from calmirror.local.items import PreparedItem, check_href
@@ -16,14 +16,21 @@ class BatchPlan:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def plan_batch(current_uids: dict[str, str], upserts: Sequence[PreparedItem], deletes: Sequence[str]) -> BatchPlan:
+def plan_batch(
+    uid_of: Mapping[str, str],
+    owner_of: Mapping[str, str],
+    upserts: Sequence[PreparedItem],
+    deletes: Sequence[str],
+) -> BatchPlan:
     """Which changes may be applied so that no two items of the collection share a UID.
 
-    `current_uids` maps each href in the collection to its UID. Deletes run first, so a
-    UID may move from one href to another within a batch. Deleting an href that is not
-    there is a no-op (a retried batch must not fail). An upsert whose UID another item
-    keeps is refused with the href of that item; refusing it keeps its own old item, whose
-    UID may in turn block another upsert, hence the loop.
+    `uid_of` maps each href in the collection to its UID and `owner_of` each UID to an href
+    holding it; only the batch's own hrefs and UIDs are looked up, so the cost follows the
+    batch, not the collection. Deletes run first, so a UID may move from one href to another
+    within a batch. Deleting an href that is not there is a no-op (a retried batch must not
+    fail). An upsert whose UID another item keeps is refused with the href of that item;
+    refusing it keeps its own old item, whose UID may in turn block another upsert, hence
+    the loop.
     """
     plan = BatchPlan()
     gone: set[str] = set()
@@ -31,13 +38,18 @@ def plan_batch(current_uids: dict[str, str], upserts: Sequence[PreparedItem], de
         problem = check_href(href)
         if problem:
             plan.rejected.append((href, problem))
-        elif href in current_uids:
+        elif href in uid_of:
             gone.add(href)
             plan.deletes.append(href)
     pending = _first_per_href(upserts, plan.rejected)
     while True:
         replaced = {item.href for item in pending}
-        owners = {uid: href for href, uid in current_uids.items() if href not in gone and href not in replaced}
+        # The owners that stay: an href the batch deletes or rewrites gives its UID up.
+        owners: dict[str, str] = {}
+        for item in pending:
+            holder = owner_of.get(item.uid)
+            if holder is not None and holder not in gone and holder not in replaced:
+                owners.setdefault(item.uid, holder)
         accepted: list[PreparedItem] = []
         bounced: list[tuple[str, str]] = []
         for item in pending:

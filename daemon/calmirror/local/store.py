@@ -22,12 +22,11 @@ import radicale.storage
 from radicale import pathutils
 from radicale.storage import multifilesystem
 
-from calmirror.local import batch, bulk, fairness, layout
+from calmirror.local import batch, bulk, fairness, layout, uid_index
 from calmirror.local.check_pool import check_many, pool_for
 from calmirror.local.errors import CollectionMissing, StoreError
 from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.local.radicale_config import build_configuration
-from calmirror.local.uid_index import UidIndex
 from calmirror.local.writer import BatchWriter
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
@@ -74,7 +73,7 @@ class LocalStore:
         except (OSError, RuntimeError, ValueError) as error:
             raise StoreError(f"cannot open the calendar store in {self.store_dir}: {error}") from error
         self._limits = Limits.of(configuration)
-        self._uids = UidIndex()
+        self._uids = uid_index.UidIndex()
 
     # --- locking and lookup ---------------------------------------------------------------
 
@@ -269,19 +268,21 @@ class LocalStore:
         valid = [result for _, result in checked if isinstance(result, PreparedItem)]
         with self._locked("w"):
             collection = self._require(name)
-            uids = self._uids.current(name, self.collection_dir(name), collection)
-            plan = batch.plan_batch(uids, valid, deletes)
+            folder, log = self.collection_dir(name), self._cache_dir(name) / uid_index.LOG_NAME
+
+            def read_all() -> list[tuple[str, str]]:
+                return [(item.href, item.uid) for item in collection.get_all() if item.href]
+
+            uids = self._uids.current(name, folder, log, read_all)
+            plan = batch.plan_batch(uids.uid_of, uids.owner_of, valid, deletes)
             written = {item.href for item in plan.upserts}
             removed = [href for href in plan.deletes if href not in written]
             try:
                 bulk.write_items(self._storage, collection.path, plan.upserts, removed)
             except (OSError, ValueError, RuntimeError) as error:
-                self._uids.forget(name)
+                self._uids.forget(name, log)
                 raise StoreError(f"cannot write the local calendar {name!r}: {error}") from error
-            for href in removed:
-                uids.pop(href, None)
-            uids.update((item.href, item.uid) for item in plan.upserts)
-            self._uids.written(name, self.collection_dir(name), uids)
+            self._uids.written(name, folder, log, {item.href: item.uid for item in plan.upserts}, removed)
         return rejected + plan.rejected
 
     # --- appointments changed in iCloud -------------------------------------------------

@@ -45,7 +45,7 @@ class State(MirrorTables, PushTables):
                 "remote_etag = NULL, pushed_etag = NULL"
             )
             db.execute("DELETE FROM remote_versions")
-            db.execute("DELETE FROM meta WHERE key LIKE 'health%'")
+            db.execute("DELETE FROM meta WHERE key LIKE 'health%' OR key LIKE 'mirror_clean:%'")
 
     def set_calendars(self, calendars: list[CalendarRow]) -> None:
         with self.transaction() as db:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from calmirror.model import (
@@ -13,6 +14,23 @@ from calmirror.model import (
     MirrorTexts,
 )
 from calmirror.state.base import StateBase
+from calmirror.state.mirror_view import KnownItems
+
+_ENTRY_COLUMNS = "href, etag, uid, local_href, copy, reason, horizon"
+_CHUNK = 500  # hrefs per IN (...) query, under SQLite's variable limit
+
+
+def _entry(r: dict[str, Any]) -> MirrorEntry:
+    return MirrorEntry(
+        r["href"],
+        r["etag"],
+        r["uid"],
+        r["local_href"],
+        r["copy"] or "exact",
+        r["reason"] or "",
+        None,
+        r["horizon"] or "",
+    )
 
 
 def _mirror_row(r: dict[str, Any]) -> MirrorRow:
@@ -48,25 +66,73 @@ class MirrorTables(StateBase):
         with self.transaction() as db:
             for table in ("mirrors", "mirror_items", "skipped_items"):
                 db.execute(f"DELETE FROM {table} WHERE calendar_id = ?", (calendar_id,))
+            db.execute("DELETE FROM meta WHERE key = ?", (f"mirror_clean:{calendar_id}",))
 
     def mirror_items(self, calendar_id: str) -> dict[str, MirrorEntry]:
-        """The item map, without the texts."""
+        """The item map, without the texts (every row: tests and tools; a pass reads only the
+        rows it needs through `known_items`)."""
         return {
-            r["href"]: MirrorEntry(
-                r["href"],
-                r["etag"],
-                r["uid"],
-                r["local_href"],
-                r["copy"] or "exact",
-                r["reason"] or "",
-                None,
-                r["horizon"] or "",
-            )
-            for r in self._rows(
-                "SELECT href, etag, uid, local_href, copy, reason, horizon FROM mirror_items WHERE calendar_id = ?",
-                (calendar_id,),
-            )
+            r["href"]: _entry(r)
+            for r in self._rows(f"SELECT {_ENTRY_COLUMNS} FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
         }
+
+    def known_items(self, calendar_id: str) -> KnownItems:
+        """The item map as a read-through view: each lookup reads one indexed row."""
+        return KnownItems(self, calendar_id)
+
+    def mirror_entries(self, calendar_id: str, hrefs: Iterable[str]) -> dict[str, MirrorEntry]:
+        """The map rows of `hrefs` that exist, by primary key, in chunks."""
+        found: dict[str, MirrorEntry] = {}
+        wanted = list(dict.fromkeys(hrefs))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for r in self._rows(
+                f"SELECT {_ENTRY_COLUMNS} FROM mirror_items WHERE calendar_id = ? AND href IN ({marks})",
+                (calendar_id, *chunk),
+            ):
+                found[r["href"]] = _entry(r)
+        return found
+
+    def mirror_item_count(self, calendar_id: str) -> int:
+        rows = self._rows("SELECT item_count FROM mirrors WHERE calendar_id = ?", (calendar_id,))
+        return int(rows[0]["item_count"] or 0) if rows else 0
+
+    def mirror_hrefs_after(self, calendar_id: str, after: str, limit: int) -> list[str]:
+        """One page of the map's hrefs in order, after `after` (keyset paging on the primary key)."""
+        with self._lock:
+            return [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT href FROM mirror_items WHERE calendar_id = ? AND href > ? ORDER BY href LIMIT ?",
+                    (calendar_id, after, limit),
+                )
+            ]
+
+    def compatible_due(self, calendar_id: str, horizon: str) -> list[str]:
+        """Hrefs of compatible copies derived for a horizon before `horizon` (an indexed query)."""
+        with self._lock:
+            return sorted(
+                row[0]
+                for row in self.db.execute(
+                    "SELECT href FROM mirror_items WHERE calendar_id = ? AND copy = 'compatible' "
+                    "AND horizon != '' AND horizon < ?",
+                    (calendar_id, horizon),
+                )
+            )
+
+    def mirror_clean(self, calendar_id: str) -> bool:
+        """Whether the last pass that wrote this mirror finished (its files and map agree)."""
+        return bool(self.get_meta(f"mirror_clean:{calendar_id}", False))
+
+    def set_mirror_clean(self, calendar_id: str, clean: bool) -> None:
+        with self.transaction() as db:
+            if clean:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, 'true')", (f"mirror_clean:{calendar_id}",)
+                )
+            else:
+                db.execute("DELETE FROM meta WHERE key = ?", (f"mirror_clean:{calendar_id}",))
 
     def apply_mirror_map(
         self,
@@ -77,9 +143,10 @@ class MirrorTables(StateBase):
         *,
         replace: bool,
         **mirror_fields: Any,
-    ) -> None:
+    ) -> int:
         """Record what one batch did, the exact texts it fetched, and the new token, in one
-        transaction; the calendar's generation moves on so caches of the texts see the change."""
+        transaction; the calendar's generation moves on so caches of the texts see the change.
+        Returns how many items the map now holds for the calendar."""
         now = time.time()
         with self.transaction() as db:
             # One counter for all calendars, so a mirror forgotten and added again never
@@ -92,10 +159,21 @@ class MirrorTables(StateBase):
             if replace:
                 db.execute("DELETE FROM mirror_items WHERE calendar_id = ?", (calendar_id,))
                 db.execute("DELETE FROM skipped_items WHERE calendar_id = ?", (calendar_id,))
+            # The counts move by what this batch adds and removes: counting the rows again
+            # per batch made a 100,000-event initial mirror quadratic.
+            counts = db.execute(
+                "SELECT item_count, skipped FROM mirrors WHERE calendar_id = ?", (calendar_id,)
+            ).fetchone()
+            count, nskipped = (0, 0) if replace or counts is None else (counts[0] or 0, counts[1] or 0)
             for href in deletes:
-                db.execute("DELETE FROM mirror_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
-                db.execute("DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href))
+                count -= db.execute(
+                    "DELETE FROM mirror_items WHERE calendar_id = ? AND href = ?", (calendar_id, href)
+                ).rowcount
+                nskipped -= db.execute(
+                    "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, href)
+                ).rowcount
             if upserts:
+                count += len(upserts) - len(self.mirror_entries(calendar_id, [e.href for e in upserts]))
                 db.conn.executemany(
                     "INSERT INTO mirror_items (calendar_id, href, etag, uid, local_href, body, copy, reason, gen, "
                     "horizon) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -118,19 +196,21 @@ class MirrorTables(StateBase):
                         for e in upserts
                     ],
                 )
-                db.conn.executemany(
-                    "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?",
-                    [(calendar_id, e.href) for e in upserts],
-                )
+                for e in upserts:
+                    nskipped -= db.execute(
+                        "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, e.href)
+                    ).rowcount
             if skipped:
+                marks = ",".join("?" * len(skipped))
+                nskipped -= db.execute(
+                    f"SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ? AND href IN ({marks})",
+                    (calendar_id, *skipped),
+                ).fetchone()[0]
+                nskipped += len(skipped)
                 db.table("skipped_items").upsert_all(
                     [{"calendar_id": calendar_id, "href": h, "reason": r, "seen_at": now} for h, r in skipped.items()],
                     pk=("calendar_id", "href"),
                 )
-            count = db.execute("SELECT COUNT(*) FROM mirror_items WHERE calendar_id = ?", (calendar_id,)).fetchone()[0]
-            nskipped = db.execute(
-                "SELECT COUNT(*) FROM skipped_items WHERE calendar_id = ?", (calendar_id,)
-            ).fetchone()[0]
             db.table("mirrors").upsert(
                 {
                     "calendar_id": calendar_id,
@@ -141,6 +221,7 @@ class MirrorTables(StateBase):
                 },
                 pk="calendar_id",
             )
+        return count
 
     # --- the exact-text store ----------------------------------------------------------
 
@@ -153,6 +234,22 @@ class MirrorTables(StateBase):
                 "SELECT href, body FROM mirror_items WHERE calendar_id = ? AND body IS NOT NULL", (calendar_id,)
             )
         }
+
+    def mirror_texts_of(self, calendar_id: str, hrefs: Iterable[str]) -> dict[str, str]:
+        """href -> exact text of those of `hrefs` that have one, in chunks."""
+        found: dict[str, str] = {}
+        wanted = list(dict.fromkeys(hrefs))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                for row in self.db.execute(
+                    f"SELECT href, body FROM mirror_items WHERE calendar_id = ? AND body IS NOT NULL "
+                    f"AND href IN ({marks})",
+                    (calendar_id, *chunk),
+                ):
+                    found[row[0]] = row[1]
+        return found
 
     def mirror_generation(self, calendar_id: str) -> int:
         """Moves on with every batch recorded for the calendar; 0 for an unknown calendar."""

@@ -128,6 +128,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
+    # copy_counts and the compatible copies due again, without reading every row's text
+    db.execute("CREATE INDEX IF NOT EXISTS mirror_items_copy ON mirror_items(calendar_id, copy, reason, horizon)")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
     db.execute("CREATE INDEX IF NOT EXISTS appointments_local ON appointments(local_href)")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
