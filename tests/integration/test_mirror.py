@@ -246,3 +246,68 @@ def test_after_a_crash_stray_and_lost_local_copies_are_put_right(tmp_path: Path,
     emu.clear_requests()
     sync(restarted)
     assert requests_to(emu, work) == ["REPORT"]  # converged: the next pass is idle again
+
+
+def test_a_new_process_changes_one_event_without_reading_the_whole_mirror(
+    tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a one-change pass of a fresh process costs must follow the change, not the mirror:
+    no listing of the mirror's folder, no item read back from the store, no full map load."""
+    from radicale.storage import multifilesystem
+
+    from calmirror.local.store import LocalStore
+    from calmirror.state import State
+
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    work = emu.calendar_id("Work")
+    first = engine_for(home)
+    sync(first)
+    first.state.close()
+    name, text = next(iter(sorted(emu.items(work).items())))
+    emu.put_item(work, name.rsplit("/", 1)[-1], text.replace("SUMMARY:", "SUMMARY:Changed ", 1))
+
+    def whole(*_: object) -> None:
+        raise AssertionError("read the whole mirror")
+
+    emulator_reads = multifilesystem.Collection.get_all
+
+    def get_all(self: multifilesystem.Collection) -> Any:
+        if "icloud-" in self.path:  # the mirror; the emulator in this process is Radicale too
+            whole()
+        return emulator_reads(self)
+
+    monkeypatch.setattr(multifilesystem.Collection, "get_all", get_all)
+    monkeypatch.setattr(LocalStore, "mirror_item_names", whole)
+    monkeypatch.setattr(State, "mirror_items", whole)
+    fresh = engine_for(home)
+    report = sync(fresh)["Work"]
+    assert (report.updated, report.added, report.deleted, report.error) == (1, 0, 0, None)
+    monkeypatch.undo()
+    assert any("SUMMARY:Changed " in copy for copy in local_copies(fresh, "work").values())
+
+
+def test_a_pass_cut_short_leaves_the_mirror_to_be_checked_by_the_next_process(
+    tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mirror is marked unclean before a pass writes and clean once it finished, so only a
+    process that finds it unclean compares the folder with the map."""
+    from calmirror.local.errors import StoreError
+    from calmirror.local.store import LocalStore
+
+    home = connected_home(tmp_path, emu, conflicts=("Work",))
+    work = emu.calendar_id("Work")
+    engine = engine_for(home)
+    sync(engine)
+    assert engine.state.mirror_clean(work)
+    emu.put_item(work, "new-one.ics", event("new-one"))
+
+    def disk_full(*_: object) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(LocalStore, "write_checked", disk_full)
+    with pytest.raises(StoreError):
+        sync(engine)
+    monkeypatch.undo()
+    assert not engine.state.mirror_clean(work)
+    report = sync(engine_for(home))["Work"]
+    assert report.added == 1 and not report.error and engine.state.mirror_clean(work)

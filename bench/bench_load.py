@@ -1,0 +1,260 @@
+"""Mixed load: 20 CalDAV clients for 60 s against the real daemon, and against plain Radicale.
+
+    python bench/bench_load.py [--events 10000] [--clients 20] [--seconds 60] [--base-pythonpath DIR]
+
+The daemon (`python -m calmirror --home H run`, a child process) serves a home whose Work
+calendar (the generated corpus of `--events` resources) is already mirrored, linked, and
+checked by the double-booking guard (its default, "warn"). Every client loops until the
+deadline over a mix of what calendar clients and booking tools send:
+
+- put (45 %): a new appointment into `appointments/` (two in three) or a change to one of
+  the client's own (one in three); the guard checks it and the daemon pushes it to iCloud;
+- get (25 %): one of the client's own appointments;
+- query (15 %): a one-week calendar-query with calendar-data on the mirror;
+- freebusy (15 %): a one-week free-busy REPORT on the mirror.
+
+Then the same clients send the same mix to a plain Radicale (`python -m radicale`,
+`auth type = none`) serving a copy of the same store, right after, in the same run. With
+`--base-pythonpath` a daemon of another revision (its `daemon/` folder) runs the same
+load first on another copy of the home, so a change is measured against the code before
+it on the same box at about the same time. Latency is from sending to the whole answer;
+throughput is answers per second of the run. The box's load average is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import common
+import requests
+from bench_mirror import Scenario, calmirror_pass, setup_calmirror
+from common import PlainRadicale, Report
+
+from calmirror import credentials
+from calmirror.home import Home
+
+_SERVING = re.compile(r"calmirror serving (http://\S+/)")
+KINDS = ("put", "get", "query", "freebusy")
+WEEK = ("20270104T000000Z", "20270111T000000Z")
+QUERY = (
+    '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+    f'<C:comp-filter name="VEVENT"><C:time-range start="{WEEK[0]}" end="{WEEK[1]}"/></C:comp-filter>'
+    "</C:comp-filter></C:filter></C:calendar-query>"
+)
+FREEBUSY = (
+    '<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    f'<C:time-range start="{WEEK[0]}" end="{WEEK[1]}"/></C:free-busy-query>'
+)
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    examples: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def appointment(uid: str, n: int, version: int) -> str:
+    """A client's appointment (UTC, 30 minutes) on a weekday hour of 2028, spread by `n`."""
+    start = time.gmtime(1_830_000_000 + n * 5400)
+    end = time.gmtime(1_830_000_000 + n * 5400 + 1800)
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror bench//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{time.strftime('%Y%m%dT%H%M%SZ', start)}\r\n"
+        f"DTEND:{time.strftime('%Y%m%dT%H%M%SZ', end)}\r\nSUMMARY:Load {uid} v{version}\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+class Client(threading.Thread):
+    def __init__(self, n: int, base: str, mirror: str, auth: tuple[str, str], deadline: float, tally: Tally) -> None:
+        super().__init__(daemon=True, name=f"load-client-{n}")
+        self.n, self.base, self.mirror, self.auth, self.deadline, self.tally = n, base, mirror, auth, deadline, tally
+        self.rng = random.Random(n)
+        self.mine: list[str] = []
+
+    def call(
+        self, kind: str, method: str, url: str, ok: tuple[int, ...], body: str | None = None, **headers: str
+    ) -> bool:
+        started = time.perf_counter()
+        try:
+            answer = requests.request(
+                method, url, data=body.encode() if body else None, auth=self.auth, headers=headers, timeout=120
+            )
+            code, text = answer.status_code, answer.text[:150]
+        except requests.RequestException as exc:
+            code, text = 0, repr(exc)[:150]
+        took = time.perf_counter() - started
+        with self.tally.lock:
+            if code in ok:
+                self.tally.latencies[kind].append(took)
+            else:
+                self.tally.failures[kind] += 1
+                if len(self.tally.examples) < 5:
+                    self.tally.examples.append(f"{kind} {method} {url}: {code} {text}")
+        return code in ok
+
+    def run(self) -> None:
+        appointments = f"{self.base}appointments/"
+        made = 0
+        while time.perf_counter() < self.deadline:
+            roll = self.rng.random()
+            if roll < 0.45 or not self.mine:
+                if roll < 0.30 or not self.mine:
+                    uid = f"load-{self.n}-{made}"
+                    number = self.n * 1000 + made
+                    made += 1
+                    if self.call(
+                        "put", "PUT", f"{appointments}{uid}.ics", (201,), appointment(uid, number, 1),
+                        **{"Content-Type": "text/calendar", "If-None-Match": "*"},
+                    ):  # fmt: skip
+                        self.mine.append(uid)
+                else:
+                    uid = self.rng.choice(self.mine)
+                    number = self.n * 1000 + int(uid.rsplit("-", 1)[1])
+                    self.call(
+                        "put", "PUT", f"{appointments}{uid}.ics", (201, 204),
+                        appointment(uid, number, self.rng.randrange(2, 1000)), **{"Content-Type": "text/calendar"},
+                    )  # fmt: skip
+            elif roll < 0.70:
+                self.call("get", "GET", f"{appointments}{self.rng.choice(self.mine)}.ics", (200,))
+            elif roll < 0.85:
+                self.call("query", "REPORT", self.mirror, (207,), QUERY, Depth="1")
+            else:
+                self.call("freebusy", "REPORT", self.mirror, (200,), FREEBUSY, Depth="1")
+
+
+@dataclass
+class LoadResult:
+    target: str
+    seconds: float
+    tally: Tally
+    maxrss_mib: float = 0.0
+    load_avg: str = ""
+
+    def answered(self) -> int:
+        return sum(len(v) for v in self.tally.latencies.values())
+
+    def line(self, kind: str | None) -> str:
+        values = [t for v in self.tally.latencies.values() for t in v] if kind is None else self.tally.latencies[kind]
+        failed = sum(self.tally.failures.values()) if kind is None else self.tally.failures[kind]
+        if not values:
+            return f"| {self.target} | {kind or 'all'} | 0 | – | – | – | {failed} |"
+        return (
+            f"| {self.target} | {kind or 'all'} | {len(values)} | {len(values) / self.seconds:.1f} | "
+            f"{common.percentile(values, 0.50) * 1000:.0f} | {common.percentile(values, 0.99) * 1000:.0f} | {failed} |"
+        )
+
+
+def run_load(target: str, base: str, mirror: str, auth: tuple[str, str], clients: int, seconds: float) -> LoadResult:
+    print(f"[load] {target}: {clients} clients × {seconds:.0f} s", flush=True)
+    for body in (QUERY, FREEBUSY):  # untimed: each server builds its caches on its first read
+        requests.request("REPORT", mirror, data=body.encode(), auth=auth, headers={"Depth": "1"}, timeout=600)
+    tally = Tally()
+    started = time.perf_counter()
+    threads = [Client(n, base, mirror, auth, started + seconds, tally) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 180)
+    elapsed = time.perf_counter() - started
+    return LoadResult(target, elapsed, tally, load_avg=_load_avg())
+
+
+def _load_avg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def load_daemon(target: str, home_dir: Path, clients: int, seconds: float, pythonpath: str | None = None) -> LoadResult:
+    """The daemon of this checkout (or of `pythonpath`) on `home_dir`, under the load."""
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+    proc = common.BackgroundProcess(
+        [sys.executable, "-m", "calmirror", "--home", str(home_dir), "run"], home_dir / "daemon.log", env=env
+    )
+    deadline = time.monotonic() + 900
+    while not (found := _SERVING.search(proc.log_text())):
+        if not proc.alive() or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"{target}: the daemon did not start: {proc.log_text()[-2000:]}")
+        time.sleep(0.05)
+    acct = credentials.local_account(_home(home_dir))
+    user_url = f"{found.group(1)}{acct.username}/"
+    try:
+        result = run_load(target, user_url, f"{user_url}icloud-work/", (acct.username, acct.password), clients, seconds)
+    finally:
+        proc.stop()
+    result.maxrss_mib = proc.maxrss_kib / 1024
+    return result
+
+
+def _home(data_dir: Path) -> Home:
+    return Home(config_file=data_dir / "config.toml", data_dir=data_dir)
+
+
+def load_plain(store: Path, username: str, clients: int, seconds: float) -> LoadResult:
+    with PlainRadicale(store) as radicale:
+        user_url = f"{radicale.url}{username}/"
+        result = run_load("plain Radicale", user_url, f"{user_url}icloud-work/", (username, "x"), clients, seconds)
+        radicale.stop()
+        result.maxrss_mib = radicale.maxrss_kib / 1024
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--base-pythonpath", help="the daemon/ folder of another revision, measured first")
+    parser.add_argument("--no-plain", action="store_true")
+    args = parser.parse_args()
+    events = common.generate_events(args.events)
+    results: list[LoadResult] = []
+    with common.icloud_with(events) as icloud:
+        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, Report(), f"{args.events:,} events")
+        setup_calmirror(sc)
+        assert sc.home is not None
+        print(f"[load] mirroring {args.events:,} events", flush=True)
+        calmirror_pass(sc)
+        pristine = sc.root / "pristine-home"
+        shutil.copytree(sc.home.data_dir, pristine, symlinks=True)
+        if args.base_pythonpath:
+            base_home = sc.root / "base-home"
+            shutil.copytree(pristine, base_home, symlinks=True)
+            results.append(load_daemon("calmirror (base)", base_home, args.clients, args.seconds, args.base_pythonpath))
+        results.append(load_daemon("calmirror", sc.home.data_dir, args.clients, args.seconds))
+        if not args.no_plain:
+            username = credentials.local_account(_home(pristine)).username
+            results.append(load_plain(pristine / "store", username, args.clients, args.seconds))
+    print()
+    print(f"machine: {common.machine_summary()}; revision {common.revision()}")
+    print(f"{args.clients} clients × {args.seconds:.0f} s at {args.events:,} mirrored events")
+    print("| target | kind | answered | per s | p50 ms | p99 ms | failed |")
+    print("|---|---|---|---|---|---|---|")
+    for result in results:
+        for kind in (None, *KINDS):
+            print(result.line(kind))
+    for result in results:
+        print(
+            f"- {result.target}: {result.answered() / result.seconds:.1f} answers/s over {result.seconds:.1f} s; "
+            f"peak RSS {result.maxrss_mib:.0f} MiB; load average after the run {result.load_avg}"
+        )
+        for example in result.tally.examples:
+            print(f"  - e.g. {example}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
