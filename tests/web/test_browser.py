@@ -132,6 +132,17 @@ def test_an_appointment_written_over_caldav_appears_in_the_week(world: World) ->
     expect(block).to_contain_text("Appointments")
     expect(block).to_contain_text("10:00")
     world.page.screenshot(path=str(ARTIFACTS / "week-with-appointment.png"), full_page=True)
+    # A phone-sized window: the days one under another, without the hour gutter.
+    world.page.set_viewport_size({"width": 420, "height": 900})
+    try:
+        world.go(WEEK)
+        expect(world.page.locator(".hours")).to_be_hidden()
+        monday = world.page.locator('.day[data-date="2026-12-07"]').bounding_box()
+        tuesday = world.page.locator('.day[data-date="2026-12-08"]').bounding_box()
+        assert monday and tuesday and tuesday["y"] >= monday["y"] + monday["height"], (monday, tuesday)
+        world.page.screenshot(path=str(ARTIFACTS / "week-narrow.png"), full_page=True)
+    finally:
+        world.page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_a_failed_push_shows_its_reason_and_retry_delivers_it(world: World) -> None:
