@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from calmirror.availability import engine
 from calmirror.availability.intervals import merge
 from calmirror.testing.ical import event
-from calmirror.web.week import BadDate, SourceLabel, build_week, parse_day, window
+from calmirror.web import blocks
+from calmirror.web.week import BadDate, Block, Day, SourceLabel, build_week, parse_day, window
 
 WED = dt.date(2026, 12, 9)  # a Wednesday
 
@@ -102,3 +103,30 @@ def test_blocks_busy_and_free_agree(a: list[tuple[int, int]], b: list[tuple[int,
             assert hi - lo >= dt.timedelta(minutes=slot)
             assert lo.time() >= dt.time(9) and (hi.time() <= dt.time(17)) and lo.date() == day.date
             assert all(hi <= x or lo >= y for x, y in week.busy)
+
+
+def test_the_timeline_places_blocks_by_quarter_hour_and_escapes_what_calendars_say() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    day = dt.date(2026, 12, 9)
+
+    def block(source: str, title: str, start: dt.datetime, end: dt.datetime) -> Block:
+        return Block(source, 'Team "<b>"', "mirror", title, start, end, False, False, title)
+
+    at = dt.datetime(2026, 12, 9, 9, tzinfo=zone)
+    shown = Day(
+        day,
+        (
+            block("icloud-work", "<script>alert(1)</script>", at, at + dt.timedelta(hours=1)),
+            block(
+                "icloud-work", "Late & long", at - dt.timedelta(hours=12), at - dt.timedelta(hours=6)
+            ),  # 21:00 the day before
+        ),
+        (),
+    )
+    html = str(blocks.timeline(shown, zone, {"icloud-work": "src-3"}))
+    first, second = html.splitlines()
+    assert 'class="block r-37 h-4 src-3"' in first and '<span class="time">09:00</span>' in first
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in first
+    assert "Team &#34;&lt;b&gt;&#34;" in first and "<b>" not in html
+    assert 'class="block r-1 h-12 src-3"' in second and '<span class="time">…</span>' in second  # began yesterday
+    assert 'title="21:00–03:00 Late &amp; long' in second
