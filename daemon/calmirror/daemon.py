@@ -30,6 +30,7 @@ from calmirror.remote import ICloudClient
 from calmirror.sdnotify import Notifier
 from calmirror.signal_inbox import SignalInbox
 from calmirror.state import State
+from calmirror.state.ranges import RangeIndex
 from calmirror.web.app import page_for
 
 log = logging.getLogger("calmirror.daemon")
@@ -76,6 +77,7 @@ class Daemon:
         if recovered:
             log.info("retrying %d write(s) a previous run left in flight", recovered)
         self.engine = Engine(self.home, self.settings, self.state)
+        self.ranges = RangeIndex(self.home.ranges_db)
         acct = self.engine.local_account
         logs.redact(acct.password)
         s = self.settings.server
@@ -87,6 +89,7 @@ class Daemon:
             username=acct.username,
             password=acct.password,
             max_body_bytes=s.max_body_mb * 1024 * 1024,
+            range_store=self.ranges,
         )
         self.server.on_change = self._local_change
         self.busy = BusySources(self.engine.store, self.state, self.settings)
@@ -187,6 +190,7 @@ class Daemon:
         if watcher:
             watcher.stop()
         self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
+        self.ranges.close()
         control.remove_record(self.home.pid_file)
         self.state.close()
         log.info("calmirror stopped")

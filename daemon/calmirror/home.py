@@ -31,6 +31,11 @@ class Home:
         return self.data_dir / "state.db"
 
     @property
+    def ranges_db(self) -> Path:
+        """The time-range index of the mirrors: a cache the local server checks on every query."""
+        return self.data_dir / "ranges.db"
+
+    @property
     def store_dir(self) -> Path:
         return self.data_dir / "store"
 

@@ -192,3 +192,50 @@ class EventRow:
     level: str
     kind: str
     message: str
+
+
+# --- the time-range index of mirrors (`state/ranges.py`, `local/range_query.py`) -----------
+
+#: What identifies one version of an item file without reading it: inode, size, mtime and
+#: ctime in nanoseconds (a rename or rewrite changes the inode and ctime).
+FileStamp = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ItemRange:
+    """One item of a collection as Radicale's item cache describes it, with the stamp of the
+    file it was read from. `trusted` is False while the file was too new to trust its stamp
+    (a rewrite in the same clock tick could keep it): such rows are checked again."""
+
+    href: str
+    stamp: FileStamp
+    trusted: bool
+    etag: str
+    component: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Occurrences:
+    """The time ranges Radicale's own filter visits for one item version (`etag`), recorded
+    completely for every window inside [`low`, `high`] (POSIX seconds). `exact` is False
+    when the recording cannot stand in for Radicale's filter (an error, a series whose
+    starts are not in order, a time with a fraction of a second): Radicale then decides."""
+
+    etag: str
+    low: int
+    high: int
+    exact: bool
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class RangeCandidate:
+    """An item whose cached time range overlaps a query window. `easy`: Radicale's prefilter
+    alone accepts it; `decided`: what its recorded occurrences say about the window (None when
+    none are recorded that cover it)."""
+
+    href: str
+    easy: bool
+    decided: bool | None

@@ -37,11 +37,13 @@ def build_configuration(
     host: str = "127.0.0.1",
     port: int = 5232,
     auth_type: str | Callable[[config.Configuration], Any] = AUTH_MODULE,
+    storage_type: str | Callable[[config.Configuration], Any] = "multifilesystem",
 ) -> config.Configuration:
     """A configuration for the store at `store_dir`.
 
     `auth_type` is the login check; the server passes an `auth.AuthFactory` holding the
-    credentials. `port` 0 (a free port chosen later) leaves `[server] hosts` at its
+    credentials; the server passes `range_query.storage_type(...)` as `storage_type` to answer
+    time-range queries on mirrors from an index. `port` 0 (a free port chosen later) leaves `[server] hosts` at its
     default: Radicale only reads it in its own `serve()`, which calmirror does not use.
     """
     configuration = config.load([])
@@ -58,7 +60,7 @@ def build_configuration(
                 "permit_overwrite_collection": False,
             },
             "storage": {
-                "type": "multifilesystem",
+                "type": storage_type,
                 "filesystem_folder": str(Path(store_dir).absolute()),
                 # Keep caches and sync history outside the collection folders: an atomic
                 # collection swap then keeps clients' sync tokens valid, and a watcher on a

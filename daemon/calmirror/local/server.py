@@ -42,6 +42,7 @@ from calmirror.local.middleware import (
     WSGIApp,
 )
 from calmirror.local.radicale_config import build_configuration
+from calmirror.local.range_query import RangeStore, storage_type
 from calmirror.local.store import LocalStore
 from calmirror.web.front import front
 
@@ -151,6 +152,7 @@ class LocalServer:
         guard: Guard | None = None,
         freebusy: FreeBusy | None = None,
         request_timeout: float = 30.0,
+        range_store: RangeStore | None = None,
     ) -> None:
         if not is_loopback(host) and not allow_non_loopback:
             raise NonLoopbackHost(host)
@@ -160,6 +162,7 @@ class LocalServer:
         self.username = username
         self.credentials = Credentials(username, password)
         self.request_timeout = request_timeout
+        self.range_store = range_store  # time-range queries on mirrors from this index (`range_query`)
         self._middleware = Middleware(
             _not_started,
             self.credentials,
@@ -242,7 +245,11 @@ class LocalServer:
             radicale_log.setLevel(logging.WARNING)  # Radicale logs every request at INFO
         LocalStore(self.store_dir, self.username).ensure_base()
         configuration = build_configuration(
-            self.store_dir, host=self.host, port=port, auth_type=AuthFactory(self.credentials)
+            self.store_dir,
+            host=self.host,
+            port=port,
+            auth_type=AuthFactory(self.credentials),
+            storage_type="multifilesystem" if self.range_store is None else storage_type(self.range_store),
         )
         try:
             self._middleware.app = radicale.app.Application(configuration)
