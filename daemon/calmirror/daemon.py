@@ -3,8 +3,9 @@
 Threads, each with one job: Radicale's request threads (clients), the push worker (wakes
 on every local change, drains the outbox), the mirror loop (every interval, or at once on
 SIGUSR1), the `busy/` keeper (wakes on any change, debounced, and when its horizon moves),
-and the main thread (signals, systemd watchdog). A stop lets the write in
-flight finish for up to 8 s; anything cut short is retried at the next start.
+the time-range index keeper (warms a mirror's index once its changes settle), and the main
+thread (signals, systemd watchdog). A stop lets the write in flight finish for up to 8 s;
+anything cut short is retried at the next start.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
 from calmirror.errors import CalmirrorError, NotConnected
 from calmirror.home import Home
-from calmirror.local.layout import APPOINTMENTS
+from calmirror.local.layout import APPOINTMENTS, mirror_name
+from calmirror.local.range_keeper import RangeKeeper
 from calmirror.local.server import LocalServer
 from calmirror.local.watcher import AppointmentWatcher
 from calmirror.remote import ICloudClient
@@ -95,6 +97,7 @@ class Daemon:
         self.busy = BusySources(self.engine.store, self.state, self.settings)
         self.busy_calendar = BusyCalendar(self.busy, self.engine.store)
         self.engine.mirror.on_change = self._mirror_change
+        self.range_keeper = RangeKeeper(self.server.warm_ranges)
         self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
@@ -114,6 +117,9 @@ class Daemon:
             self.watcher.start()
             threading.Thread(target=self._guard(self.busy.warm), name="busy-warm", daemon=True).start()
             threading.Thread(target=self._guard(self.busy_calendar.run), name="busy-calendar", daemon=True).start()
+            threading.Thread(target=self._guard(self.range_keeper.run), name="ranges-warm", daemon=True).start()
+            for slug in self.engine.store.list_mirrors():
+                self.range_keeper.mark_changed(mirror_name(slug))
             self._first_mirror_pass()
             threads = [
                 threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
@@ -181,8 +187,11 @@ class Daemon:
         busy_calendar = getattr(self, "busy_calendar", None)
         if busy_calendar is not None:
             busy_calendar.stop()
+        range_keeper = getattr(self, "range_keeper", None)
+        if range_keeper is not None:
+            range_keeper.stop()
         deadline = time.monotonic() + STOP_GRACE_S
-        for name in ("push", "mirror", "busy-calendar"):
+        for name in ("push", "mirror", "busy-calendar", "ranges-warm"):
             for t in threading.enumerate():
                 if t.name == name:
                     t.join(max(0.0, deadline - time.monotonic()))
@@ -240,6 +249,7 @@ class Daemon:
         self.busy_calendar.mark_changed(collection)
 
     def _mirror_change(self, collection: str) -> None:
+        self.range_keeper.mark_changed(collection)
         self.busy.mark_changed(collection)
         self.busy_calendar.mark_changed(collection)
 

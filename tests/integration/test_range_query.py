@@ -51,6 +51,7 @@ class Pair:
     plain: str
     store: LocalStore
     index: RangeIndex
+    server: LocalServer
     http: requests.Session
 
     def both(self, body: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -112,7 +113,7 @@ def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
         wait_accepting(port)
         with requests.Session() as http:
             http.auth = (USER, PASSWORD)
-            yield Pair(server.url, f"http://127.0.0.1:{port}/", store, index, http)
+            yield Pair(server.url, f"http://127.0.0.1:{port}/", store, index, server, http)
     finally:
         shutdown.close()
         thread.join(10)
@@ -377,3 +378,18 @@ def test_occurrences_are_recorded_once_per_item_version(pair: Pair) -> None:
         assert indexed == plain and hrefs(indexed) == expected
     (candidate,) = pair.index.candidates("icloud-work", "VEVENT", *window)
     assert candidate.decided is False
+
+
+def test_warming_records_the_series_before_any_query(pair: Pair) -> None:
+    pair.store.apply_mirror("work", [("w.ics", weekly("w")), ("a.ics", single("a", dt.datetime(2026, 12, 2, 9)))], [])
+    assert pair.server.warm_ranges("icloud-work", lambda: False) == 1  # the series; the single event needs none
+    assert pair.server.warm_ranges("icloud-work", lambda: False) == 0  # nothing new
+    assert pair.server.warm_ranges("appointments", lambda: False) == 0  # only mirrors have an index
+    window = [
+        int(dt.datetime(2026, 11, 30, tzinfo=dt.UTC).timestamp()),
+        int(dt.datetime(2026, 12, 7, tzinfo=dt.UTC).timestamp()),
+    ]
+    decided = {c.href: (c.easy, c.decided) for c in pair.index.candidates("icloud-work", "VEVENT", *window)}
+    assert decided == {"w.ics": (False, True), "a.ics": (True, None)}
+    indexed, plain = pair.both(week())
+    assert indexed == plain and hrefs(indexed) == ["a.ics", "w.ics"]

@@ -67,6 +67,10 @@ RACY_NS = 2_000_000_000
 SPAN_S = 400 * 86_400
 #: A walk longer than this is not recorded (Radicale decides that item for that window).
 MAX_VISITS = 100_000
+#: Warming records items whose cached range is longer than this (a window of a week or less
+#: needs the occurrences only of an item that spans it), this many per turn of the lock.
+WARM_LONGER_THAN_S = 7 * 86_400
+WARM_TURN = 50
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NEVER = (radicale_filter.TIMESTAMP_MAX, radicale_filter.TIMESTAMP_MIN)  # a range no window overlaps
@@ -80,6 +84,8 @@ class RangeStore(Protocol):
     def update(self, collection: str, items: Sequence[ItemRange], gone: Sequence[str]) -> None: ...
 
     def candidates(self, collection: str, component: str | None, start: int, end: int) -> list[RangeCandidate]: ...
+
+    def unrecorded(self, collection: str, longer_than: int, low: int, high: int) -> list[str]: ...
 
     def record(self, collection: str, href: str, occurrences: Occurrences) -> None: ...
 
@@ -185,8 +191,8 @@ class IndexedCollection(multifilesystem.Collection):
 
     def _record(self, index: RangeStore, name: str, item: radicale_item.Item, start: int, end: int) -> bool | None:
         """Record the item's occurrences around now and the window; what they say about it."""
-        now = int(time.time())
-        low, high = min(start, now - SPAN_S), max(end, now + SPAN_S)
+        low, high = _span()
+        low, high = min(start, low), max(end, high)
         occurrences = record_occurrences(copy.copy(item), low, high)
         if occurrences is None:
             return None
@@ -195,6 +201,48 @@ class IndexedCollection(multifilesystem.Collection):
         if not occurrences.exact:
             return None
         return any(s < end and start < e for s, e in occurrences.ranges)
+
+
+def _span() -> tuple[int, int]:
+    now = int(time.time())
+    return now - SPAN_S, now + SPAN_S
+
+
+def warm(
+    storage: IndexedStorage, path: str, before_reading: Callable[[], None], should_stop: Callable[[], bool]
+) -> int:
+    """Bring one mirror's index up to date and record the occurrences of its series around
+    now, so a client's first query after a mirror pass does not pay for them; returns how
+    many items were recorded. Each turn holds the shared store lock briefly (`WARM_TURN`
+    items), letting writers in between (`before_reading` is the server's writers-first gate);
+    an item changed between turns is recorded for the version read, which no query of a
+    newer version uses (occurrences are kept per etag)."""
+    index = storage.range_store
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    low, high = _span()
+    before_reading()
+    with storage.acquire_lock("r", "calmirror"):
+        collection = next(iter(storage.discover(path)), None)
+        if not isinstance(collection, IndexedCollection) or collection.tag != "VCALENDAR":
+            return 0
+        collection._validate(index, name)
+        todo = index.unrecorded(name, WARM_LONGER_THAN_S, low, high)
+    recorded = 0
+    for first in range(0, len(todo), WARM_TURN):
+        if should_stop():
+            break
+        before_reading()
+        with storage.acquire_lock("r", "calmirror"):
+            collection = next(iter(storage.discover(path)), None)
+            if not isinstance(collection, IndexedCollection):
+                break
+            for href in todo[first : first + WARM_TURN]:
+                item = collection._load(href)
+                occurrences = None if item is None else record_occurrences(copy.copy(item), low, high)
+                if occurrences is not None:
+                    index.record(name, href, occurrences)
+                    recorded += 1
+    return recorded
 
 
 def record_occurrences(item: radicale_item.Item, low: int, high: int) -> Occurrences | None:

@@ -18,6 +18,7 @@ import socketserver
 import threading
 import time
 import wsgiref.simple_server
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +28,7 @@ import radicale.server
 import radicale.storage
 
 from calmirror.errors import LocalServerError
+from calmirror.local import layout
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
 from calmirror.local.fairness import gate_for
@@ -42,7 +44,7 @@ from calmirror.local.middleware import (
     WSGIApp,
 )
 from calmirror.local.radicale_config import build_configuration
-from calmirror.local.range_query import RangeStore, storage_type
+from calmirror.local.range_query import IndexedStorage, RangeStore, storage_type, warm
 from calmirror.local.store import LocalStore
 from calmirror.web.front import front
 
@@ -173,6 +175,7 @@ class LocalServer:
             fairness=gate_for(self.store_dir),
         )
         self.web: WSGIApp | None = None  # the page under /.calmirror/, set by the daemon
+        self._storage: radicale.storage.BaseStorage | None = None
         self._httpd: _ThreadedWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -201,6 +204,14 @@ class LocalServer:
     @freebusy.setter
     def freebusy(self, value: FreeBusy | None) -> None:
         self._middleware.freebusy = value
+
+    def warm_ranges(self, collection: str, should_stop: Callable[[], bool]) -> int:
+        """Warm the time-range index of one mirror (`range_query.warm`); 0 without an index."""
+        storage = self._storage
+        if not isinstance(storage, IndexedStorage) or not layout.is_mirror(collection):
+            return 0
+        gate = gate_for(self.store_dir)
+        return warm(storage, f"/{self.username}/{collection}/", gate.before_reading, should_stop)
 
     @property
     def running(self) -> bool:
@@ -257,6 +268,7 @@ class LocalServer:
         except (OSError, RuntimeError, ValueError) as error:
             raise LocalServerError(f"Radicale cannot start on {self.store_dir}: {error}") from error
         self._middleware.read_lock = lambda: storage.acquire_lock("r", "calmirror")
+        self._storage = storage
         self._middleware.limits = Limits.of(configuration)
 
     def _wait_until_answering(self, address: tuple[str, int], family: int) -> None:

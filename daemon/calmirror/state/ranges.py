@@ -155,6 +155,17 @@ class RangeIndex:
             RangeCandidate(href, bool(easy), None if decided is None else bool(decided)) for href, easy, decided in rows
         ]
 
+    def unrecorded(self, collection: str, longer_than: int, low: int, high: int) -> list[str]:
+        """VEVENT items whose cached range is longer than `longer_than` seconds (series, mostly)
+        and whose current version has no occurrences recorded over [low, high]."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT href FROM range_items WHERE collection = ? AND component = 'VEVENT' AND stop - start > ?"
+                " AND NOT (occ_etag IS etag AND occ_low <= ? AND occ_high >= ?)",
+                (collection, longer_than, low, high),
+            ).fetchall()
+        return [href for (href,) in rows]
+
     def record(self, collection: str, href: str, occurrences: Occurrences) -> None:
         """Keep the occurrences of the item version `occurrences.etag` (replacing older ones)."""
         with self._transaction() as conn:
