@@ -17,7 +17,9 @@ query of each server is timed on its own ("cold": the index is empty, so calmirr
 every item once and records the occurrences of the series it needs). Then every week is
 asked once of each, untimed (calmirror records the series of the weeks it has not seen),
 and the timed rounds alternate the two servers request by request, so load from the rest
-of the machine falls on both alike. Every answer of calmirror must equal Radicale's (same
+of the machine falls on both alike. Last, a second calmirror server on a new index first
+warms it as the daemon's range keeper does after a mirror pass (timed), and its first query
+is timed. Every answer of calmirror must equal Radicale's (same
 responses in the same order, same ETags, same calendar-data), or the run fails.
 """
 
@@ -71,7 +73,9 @@ def answer_of(body: bytes) -> list[tuple[str, str, str]]:
 # --- the two servers, each in a child process ---------------------------------------------
 
 
-def child_calmirror(store: str, username: str, password: str, index_path: str) -> int:
+def child_calmirror(store: str, username: str, password: str, index_path: str, warm_first: str) -> int:
+    """calmirror's server; with `warm_first` "warm" it first warms the mirror's index as the
+    daemon's range keeper does after a mirror pass, and prints how long that took."""
     from calmirror.local.server import LocalServer
     from calmirror.state.ranges import RangeIndex
 
@@ -79,7 +83,15 @@ def child_calmirror(store: str, username: str, password: str, index_path: str) -
     server = LocalServer(Path(store), port=0, username=username, password=password, range_store=index)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"serving {server.start()}", flush=True)
+    url = server.start()
+    if warm_first == "warm":
+        mirror = next(
+            p.name for p in (Path(store) / "collection-root" / username).iterdir() if p.name.startswith("icloud-")
+        )
+        started = time.perf_counter()
+        recorded = server.warm_ranges(mirror, lambda: False)
+        print(f"warmed in {time.perf_counter() - started:.2f} s, {recorded} series recorded", flush=True)
+    print(f"serving {url}", flush=True)
     stop.wait()
     server.stop()
     index.close()
@@ -119,7 +131,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child-calmirror", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child-calmirror", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--child-radicale", nargs=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_calmirror:
@@ -147,7 +159,7 @@ def main() -> int:
         )
         store = str(home.store_dir)
         calmirror, calmirror_url = start(
-            ["--child-calmirror", store, acct.username, acct.password, str(icloud.root / "ranges.db")],
+            ["--child-calmirror", store, acct.username, acct.password, str(icloud.root / "ranges.db"), "cold"],
             icloud.root / "calmirror.log",
         )
         plain, plain_url = start(["--child-radicale", store], icloud.root / "radicale.log")
@@ -192,6 +204,19 @@ def main() -> int:
                             if got != answer:
                                 raise RuntimeError(f"{name}: an answer differs in round {round_}")
                             times[name].append(took)
+                warmed_log = icloud.root / "warmed.log"
+                warmed, warmed_url = start(
+                    ["--child-calmirror", store, acct.username, acct.password, str(icloud.root / "warm.db"), "warm"],
+                    warmed_log,
+                )
+                try:
+                    targets["warmed"] = f"{warmed_url}{acct.username}/{mirror}/"
+                    first_warmed = ask("warmed", bodies[0])
+                    if first_warmed[1] != expected[0]:
+                        raise RuntimeError("the warmed server's first answer differs")
+                    warming = re.search(r"warmed in .*", warmed_log.read_text())
+                finally:
+                    warmed.stop()
         finally:
             load_after = os.getloadavg()
             calmirror.stop()
@@ -202,6 +227,10 @@ def main() -> int:
     print(f"events {args.events:,}; weeks {args.weeks}; rounds {args.rounds}; responses per week {sizes}")
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min)")
     print(f"cold first query: calmirror {cold['calmirror'][0]:.2f} s, Radicale {cold['radicale'][0]:.2f} s")
+    print(
+        f"first query after the index was warmed ({warming.group(0) if warming else '?'}): "
+        f"{first_warmed[0] * 1000:.0f} ms"
+    )
     print(
         f"one-week calendar-query, median of {len(times['calmirror'])}: calmirror {mine * 1000:.0f} ms, "
         f"Radicale {peer * 1000:.0f} ms, ratio {peer / mine:.1f}× (goal ≥ {GOAL_RATIO:.0f}×); identical answers"
