@@ -329,8 +329,8 @@ def test_a_mirror_removed_and_added_again_in_one_process_can_be_written(work: Lo
 def test_scratch_folders_of_a_crashed_fill_are_cleaned_up(work: LocalStore) -> None:
     cache = work.store_dir / "collection-cache" / USER / "icloud-work" / ".Radicale.cache" / "item"
     work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(50)], [])
-    leftover = cache / f"{bulk.SCRATCH_PREFIX}crashed"
-    leftover.mkdir()
+    leftover = cache / bulk.SCRATCH_DIR / f"{bulk.SCRATCH_PREFIX}crashed"
+    leftover.mkdir(parents=True)
     (leftover / "e1.ics").write_bytes(b"")
     restarted = LocalStore(work.store_dir, USER)  # leftovers come from a writer that died
     restarted.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", "Again")) for i in range(50)], [])

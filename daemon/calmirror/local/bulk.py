@@ -45,6 +45,7 @@ from calmirror.local.items import PreparedItem
 
 _CACHE = ".Radicale.cache"
 SCRATCH_PREFIX = ".calmirror-scratch-"
+SCRATCH_DIR = ".calmirror-scratch"
 
 
 def write_items(
@@ -134,18 +135,19 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 @contextlib.contextmanager
 def _scratch(folder: str) -> Iterator[str]:
-    """A dot-named scratch folder beside the real files: Radicale skips dot-names."""
-    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=folder) as path:
+    """A scratch folder inside one dot-named folder beside the real files (Radicale skips
+    dot-names), on the same file system so the renames into place are atomic."""
+    parent = os.path.join(folder, SCRATCH_DIR)
+    os.makedirs(parent, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=parent) as path:
         yield path
 
 
 def _remove_leftover_scratch(folder: str) -> None:
     """Scratch folders a crash left behind. Only this module writes them, always under
-    the exclusive store lock the caller holds, so none here can be in use."""
-    with os.scandir(folder) as entries:
-        leftovers = [entry.path for entry in entries if entry.is_dir() and entry.name.startswith(SCRATCH_PREFIX)]
-    for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
+    the exclusive store lock the caller holds, so none here can be in use. They are all in
+    one folder, so finding them does not list a collection of 100,000 items."""
+    shutil.rmtree(os.path.join(folder, SCRATCH_DIR), ignore_errors=True)
 
 
 def _cache_entry(prepared: PreparedItem, encoding: str) -> tuple[object, ...]:

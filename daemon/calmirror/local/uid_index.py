@@ -100,20 +100,25 @@ class UidIndex:
 
 def _replay(log: Path, stamp: tuple[int, int]) -> Uids | None:
     """The index the log describes, or None when it does not end at `stamp` (or is unreadable)."""
+    uid_of: dict[str, str] = {}
+    at: tuple[int, int] = (0, 0)
+    appended = 0
     try:
         with log.open("rb") as source:
-            made = Uids((0, 0))
             while True:
                 try:
                     upserts, removed, at = pickle.load(source)
                 except EOFError:
                     break
-                made.apply(upserts, removed)
-                made.stamp = tuple(at)
-                made.appended += len(upserts) + len(removed)
+                for href in removed:
+                    uid_of.pop(href, None)
+                uid_of.update(upserts)  # the owners are worked out once, below
+                appended += len(upserts) + len(removed)
     except (OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError):
         return None
-    return made if made.stamp == stamp else None
+    if tuple(at) != stamp:
+        return None
+    return Uids(stamp, uid_of, {uid: href for href, uid in uid_of.items()}, appended)
 
 
 def _rewrite(log: Path, entry: Uids) -> None:

@@ -9,6 +9,7 @@ either broken or an attack (external entities, entity expansion).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,57 @@ def parse_multistatus(body: bytes, *, where: str = "", url: str = "") -> Multist
     token_element = root.find(SYNC_TOKEN)
     token = (token_element.text or "").strip() if token_element is not None else ""
     return Multistatus(responses, token or None)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One `<d:response>` of a sync listing: href as sent, response-level status, ETag."""
+
+    href: str
+    status: int | None
+    etag: str | None
+
+
+def parse_listing(body: bytes, *, where: str = "", url: str = "") -> tuple[list[Listed], str | None]:
+    """A sync-collection answer read as a stream, each response dropped once read: a
+    100,000-item listing as a whole tree cost over 100 MB. Same refusals as
+    `parse_multistatus` (checked once the document is read, before anything is returned)."""
+    prefix = f"{where}: " if where else ""
+    listed: list[Listed] = []
+    token: str | None = None
+    response_tag = clark(DAV, "response")
+    context = etree.iterparse(
+        io.BytesIO(body),
+        events=("end",),
+        tag=(response_tag, SYNC_TOKEN),
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        load_dtd=False,
+        dtd_validation=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    try:
+        for _, element in context:
+            if element.tag == SYNC_TOKEN:
+                if element.getparent() is not None and element.getparent().tag == clark(DAV, "multistatus"):
+                    token = (element.text or "").strip() or None
+                continue
+            one = _response(element, prefix, url)
+            listed.append(Listed(one.href, one.status, one.text(GETETAG)))
+            element.clear()
+            while element.getprevious() is not None:  # what came before is read already
+                del element.getparent()[0]
+        root = context.root
+    except etree.XMLSyntaxError as exc:
+        raise BadRemoteData(f"{prefix}unreadable XML in the answer ({_short(exc)})", url=url, status=207) from None
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise BadRemoteData(f"{prefix}the answer declares a DOCTYPE/entities; refused", url=url, status=207)
+    if root.tag != clark(DAV, "multistatus"):
+        raise BadRemoteData(f"{prefix}the answer is not a DAV multistatus", url=url, status=207)
+    return listed, token
 
 
 def _response(element: etree._Element, prefix: str, url: str) -> DavResponse:

@@ -283,12 +283,20 @@ class MirrorTables(StateBase):
         """How many resources the mirror holds in each form, and why: kind -> reason -> count
         (reason "" for exact copies). Unreadable ones are the skipped items."""
         counts: dict[str, dict[str, int]] = {kind: {} for kind in (*COPY_KINDS, "unreadable")}
+        # Only the few rows that are not plain exact copies are counted (through the index on
+        # copy and reason); the plain exact ones are what the mirror's counter leaves.
+        others = 0
         for r in self._rows(
             "SELECT COALESCE(copy, 'exact') AS kind, COALESCE(reason, '') AS reason, COUNT(*) AS n "
-            "FROM mirror_items WHERE calendar_id = ? GROUP BY kind, reason",
+            "FROM mirror_items WHERE calendar_id = ? AND (copy IN ('compatible', 'withheld') "
+            "OR ((copy = 'exact' OR copy IS NULL) AND reason != '')) GROUP BY kind, reason",
             (calendar_id,),
         ):
             counts.setdefault(r["kind"], {})[r["reason"]] = r["n"]
+            others += r["n"]
+        plain = self.mirror_item_count(calendar_id) - others
+        if plain > 0:
+            counts["exact"][""] = plain
         for r in self._rows(
             "SELECT reason, COUNT(*) AS n FROM skipped_items WHERE calendar_id = ? GROUP BY reason", (calendar_id,)
         ):
