@@ -9,15 +9,18 @@ live here too, raising the one message both the CLI and the page show.
 from __future__ import annotations
 
 import difflib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from calmirror import credentials
 from calmirror.config import Settings
 from calmirror.errors import CalendarChoiceError, NotConnected, UserError
+from calmirror.health import mark_ok
 from calmirror.home import Home
-from calmirror.model import Account, CalendarRow
+from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, CalendarRow, account_of, scoped_id
 from calmirror.remote import ICloudClient, hrefs
 from calmirror.state import State
 
@@ -59,101 +62,189 @@ def check_server(server: str) -> None:
     hrefs.canonical_url(server)
 
 
+ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,19}")
+ICLOUD_HOST = "icloud.com"
+
+
 class AlreadyConnected(UserError):
-    def __init__(self, apple_id: str) -> None:
+    def __init__(self, apple_id: str, label: str = PRIMARY_SPELLING) -> None:
+        again = "`calmirror connect --again`" + ("" if label == PRIMARY_SPELLING else f" --name {label}")
         super().__init__(
-            f"{apple_id} is already connected; `calmirror connect --again` checks it again, follows iCloud "
-            "to a new server and takes a new app-specific password, keeping links, conflicts and the outbox"
+            f"{apple_id} is already connected (account {label}); one connection per account: {again} checks it "
+            "again, follows the server to a new home and takes a new password, keeping links, conflicts and the outbox"
         )
 
 
+def identity(server: str, user: str) -> tuple[str, str]:
+    """What makes two connections the same account: the user at the server's host, where any
+    iCloud host (the front door or a partition) is one server."""
+    host = (urlsplit(server).hostname or server).lower()
+    if host == ICLOUD_HOST or host.endswith("." + ICLOUD_HOST):
+        host = ICLOUD_HOST
+    return host, user.strip().lower()
+
+
+def check_account_name(name: str) -> None:
+    if name == PRIMARY_SPELLING or not ACCOUNT_NAME.fullmatch(name):
+        raise UserError(
+            f"{name!r} cannot name an account: use up to 20 lower-case letters, digits and dashes "
+            f"(like work), not {PRIMARY_SPELLING!r}"
+        )
+
+
+def account_named(state: State, label: str) -> Account:
+    """The account a user named (`default` is the first one)."""
+    name = PRIMARY if label == PRIMARY_SPELLING else label
+    found = state.account(name)
+    if found is None:
+        known = ", ".join(a.label for a in state.accounts()) or "none"
+        raise UserError(f"no account named {label!r} (accounts: {known}); `calmirror accounts list` shows them")
+    return found
+
+
+def _scoped(calendars: list[CalendarRow], name: str) -> list[CalendarRow]:
+    return [replace(c, id=scoped_id(name, c.id)) for c in calendars]
+
+
+def _password_key(settings: Settings, name: str) -> dict[str, str]:
+    return {"backend": settings.icloud.credential, "account": name}
+
+
 def connect(
-    home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str
+    home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str, name: str = PRIMARY
 ) -> list[CalendarRow]:
-    """Validate the credentials by discovery and listing, then store them. Nothing is
-    stored when any step fails."""
-    existing = state.account()
-    if existing and existing.apple_id.lower() == apple_id.lower():
-        raise AlreadyConnected(apple_id)
-    if existing:
-        raise UserError(f"{existing.apple_id} is connected; run `calmirror disconnect` before connecting {apple_id}")
+    """Validate the credentials by discovery and listing, then store them (as the first
+    account, or as a further one under `name`). Nothing is stored when any step fails."""
+    host, user = identity(server, apple_id)
+    for other in state.accounts():
+        other_host, other_user = identity(other.server, other.apple_id)
+        # An Apple ID given for iCloud is the one already connected, wherever that one's
+        # server was given as (a test front door, a partition host).
+        if user == other_user and host in (other_host, ICLOUD_HOST):
+            raise AlreadyConnected(apple_id, other.label)
+    first = state.account()
+    if name == PRIMARY and first:
+        raise UserError(
+            f"{first.apple_id} is connected; give this one a short name with --name (like --name work) "
+            f"to add it as another account, or run `calmirror disconnect` first"
+        )
+    if name != PRIMARY:
+        check_account_name(name)
+        if first is None:
+            raise UserError("connect the first account without --name: `calmirror connect --apple-id EMAIL`")
+        if state.account(name) is not None:
+            raise UserError(f"an account named {name!r} exists; choose another --name or `calmirror accounts list`")
     client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
     try:
         found = client.discover()
-        calendars = client.list_calendars(found.home_url)
+        calendars = _scoped(client.list_calendars(found.home_url), name)
     finally:
         client.close()
     if not any(c.is_event_calendar for c in calendars):
         raise UserError(
-            f"{apple_id} has no event (VEVENT) calendar in iCloud; create one in the Calendar app, then connect again"
+            f"{apple_id} has no event (VEVENT) calendar on {urlsplit(server).hostname}; create one, then connect again"
         )
-    credentials.store_icloud_password(home, apple_id, password, settings.icloud.credential)
-    state.set_account(Account(apple_id, server, found.principal_url, found.home_url, time.time()))
-    state.set_calendars(calendars)
-    state.set_meta("health", {"state": "ok", "since": time.time(), "not_before": 0})
+    credentials.store_icloud_password(home, apple_id, password, **_password_key(settings, name))
+    state.set_account(Account(apple_id, server, found.principal_url, found.home_url, time.time(), name))
+    state.set_calendars(calendars, name)
+    mark_ok(state, name)
     return calendars
 
 
-def reconnect(home: Home, settings: Settings, state: State, password: str | None) -> tuple[list[CalendarRow], bool]:
+def reconnect(
+    home: Home, settings: Settings, state: State, password: str | None, name: str = PRIMARY
+) -> tuple[list[CalendarRow], bool]:
     """Validate again and rediscover from the server URL, keeping links, conflicts and the
     outbox; `password` replaces the stored one (None keeps it). Returns the calendars and
     whether the home moved. Nothing is stored when any step fails."""
-    current = state.account()
+    current = state.account(name)
     if current is None:
         raise NotConnected
-    secret = password or credentials.load_icloud_password(home, current.apple_id, settings.icloud.credential)
+    key = _password_key(settings, name)
+    secret = password or credentials.load_icloud_password(home, current.apple_id, **key)
     client = ICloudClient(current.server, current.apple_id, secret, timeout=(10.0, settings.icloud.timeout))
     try:
         found = client.discover()
-        calendars = client.list_calendars(found.home_url)
+        calendars = _scoped(client.list_calendars(found.home_url), name)
     finally:
         client.close()
     if password is not None:
-        credentials.store_icloud_password(home, current.apple_id, password, settings.icloud.credential)
+        credentials.store_icloud_password(home, current.apple_id, password, **key)
     moved = found.home_url != current.home_url
     state.move_home(replace(current, principal_url=found.principal_url, home_url=found.home_url), calendars)
-    state.set_meta("health", {"state": "ok", "since": time.time(), "not_before": 0})
+    mark_ok(state, name)
     return calendars, moved
 
 
-def rediscover(client: ICloudClient, state: State) -> bool:
+def rediscover(client: ICloudClient, state: State, name: str = PRIMARY) -> bool:
     """Ask the server URL (the front door) for the home again with `client`; when it names
     another home, move the stored URLs there. Returns whether it moved."""
-    current = state.account()
+    current = state.account(name)
     if current is None:
         raise NotConnected
     found = client.discover()
     if found.home_url == current.home_url:
         return False
-    calendars = client.list_calendars(found.home_url)
+    calendars = _scoped(client.list_calendars(found.home_url), name)
     state.move_home(replace(current, principal_url=found.principal_url, home_url=found.home_url), calendars)
     return True
 
 
-def client_for(home: Home, settings: Settings, state: State) -> ICloudClient:
-    account = state.account()
+def client_for(home: Home, settings: Settings, state: State, name: str = PRIMARY) -> ICloudClient:
+    account = state.account(name)
     if account is None:
         raise NotConnected
-    password = credentials.load_icloud_password(home, account.apple_id, settings.icloud.credential)
+    password = credentials.load_icloud_password(home, account.apple_id, **_password_key(settings, name))
     return ICloudClient(account.server, account.apple_id, password, timeout=(10.0, settings.icloud.timeout))
 
 
-def refresh_calendars(client: ICloudClient, state: State) -> list[CalendarRow]:
-    account = state.account()
+def refresh_calendars(client: ICloudClient, state: State, name: str = PRIMARY) -> list[CalendarRow]:
+    account = state.account(name)
     if account is None:
         raise NotConnected
-    calendars = client.list_calendars(account.home_url)
-    state.set_calendars(calendars)
+    calendars = _scoped(client.list_calendars(account.home_url), name)
+    state.set_calendars(calendars, name)
     return calendars
+
+
+def refresh_all(home: Home, settings: Settings, state: State) -> list[CalendarRow]:
+    """List again the calendars of every account (each with its own connection)."""
+    listed: list[CalendarRow] = []
+    for acct in state.accounts():
+        client = client_for(home, settings, state, acct.name)
+        try:
+            listed += refresh_calendars(client, state, acct.name)
+        finally:
+            client.close()
+    return listed
 
 
 def disconnect(home: Home, settings: Settings, state: State) -> str | None:
     account = state.account()
     if account is None:
         return None
-    credentials.forget_icloud_password(home, account.apple_id, settings.icloud.credential)
+    others = [a.label for a in state.accounts() if a.name != PRIMARY]
+    if others:
+        raise UserError(
+            f"other accounts are connected ({', '.join(others)}); remove them first with "
+            f"`calmirror accounts remove {others[0]}`"
+        )
+    credentials.forget_icloud_password(home, account.apple_id, **_password_key(settings, PRIMARY))
     state.forget_account()
     return account.apple_id
+
+
+def remove_account(home: Home, settings: Settings, state: State, label: str) -> tuple[Account, list[str]]:
+    """Forget a named account, its password and its calendars; returns it and the ids of its
+    calendars that were links or conflicts (the caller drops them from the config)."""
+    if label == PRIMARY_SPELLING:
+        raise UserError("the first account is removed with `calmirror disconnect`")
+    acct = account_named(state, label)
+    chosen = [settings.icloud.linked or "", *settings.icloud.conflicts]
+    dropped = [cal_id for cal_id in dict.fromkeys(chosen) if cal_id and account_of(cal_id) == acct.name]
+    credentials.forget_icloud_password(home, acct.apple_id, **_password_key(settings, acct.name))
+    state.forget_account(acct.name)
+    return acct, dropped
 
 
 def is_subscription(text: str) -> bool:
@@ -163,30 +254,52 @@ def is_subscription(text: str) -> bool:
     )
 
 
+def address(cal: CalendarRow) -> str:
+    """How a user names a calendar: its name, prefixed `ACCOUNT/` in a named account."""
+    owner = account_of(cal.id)
+    return f"{owner}/{cal.name}" if owner else cal.name
+
+
+def _in_account(state: State, name_or_id: str, calendars: list[CalendarRow]) -> tuple[str, list[CalendarRow]]:
+    """`work/Team` (or `default/Team`) narrows the search to one account's calendars."""
+    label, slash, rest = name_or_id.partition("/")
+    if not slash or not rest or "://" in name_or_id:
+        return name_or_id, calendars
+    owner = PRIMARY if label == PRIMARY_SPELLING else label
+    if owner != PRIMARY and state.account(owner) is None:
+        return name_or_id, calendars
+    return rest, [c for c in calendars if account_of(c.id) == owner]
+
+
 def find_calendar(state: State, name_or_id: str) -> CalendarRow:
+    """A calendar by id, URL or name, in any account; `ACCOUNT/NAME` picks the account."""
     if is_subscription(name_or_id):
         raise CalendarChoiceError(name_or_id, SUBSCRIPTION_HINT)
-    calendars = state.calendars()
-    if not calendars and state.account() is None:
+    every = state.calendars()
+    if not every and state.account() is None:
         raise NotConnected
+    wanted, calendars = _in_account(state, name_or_id, every)
     matchers: tuple[Callable[[CalendarRow], bool], ...] = (
         lambda c: c.id == name_or_id,
         lambda c: c.url.rstrip("/") == name_or_id.rstrip("/"),
-        lambda c: c.name == name_or_id,
-        lambda c: c.name.lower() == name_or_id.lower(),
+        lambda c: c.id.rpartition("/")[2] == wanted,
+        lambda c: c.name == wanted,
+        lambda c: c.name.lower() == wanted.lower(),
     )
     for match in matchers:
-        hits = [c for c in calendars if match(c)]
+        hits = [c for c in (every if match is matchers[0] or match is matchers[1] else calendars) if match(c)]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
+            spelled = " or ".join(sorted({address(c) if account_of(c.id) else f"default/{c.name}" for c in hits}))
             raise CalendarChoiceError(
-                name_or_id, "several calendars have this name; use the id from `calmirror calendars`"
+                name_or_id, f"several calendars have this name; name one as ACCOUNT/CALENDAR ({spelled})"
             )
-    close = difflib.get_close_matches(name_or_id.lower(), [c.name.lower() for c in calendars], n=1, cutoff=0.6)
-    suggestion = next((c.name for c in calendars if close and c.name.lower() == close[0]), None)
+    names = [address(c).lower() for c in every]
+    close = difflib.get_close_matches(name_or_id.lower(), names, n=1, cutoff=0.6)
+    suggestion = next((address(c) for c in every if close and address(c).lower() == close[0]), None)
     hint = f"did you mean {suggestion!r}? " if suggestion else ""
-    raise CalendarChoiceError(name_or_id, f"no such iCloud calendar; {hint}`calmirror calendars` lists them")
+    raise CalendarChoiceError(name_or_id, f"no such calendar; {hint}`calmirror calendars` lists them")
 
 
 def check_linkable(cal: CalendarRow) -> None:

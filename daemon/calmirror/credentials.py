@@ -54,41 +54,52 @@ def _read_secret(path: Path) -> str:
         raise CredentialsError(f"{path}: cannot read the secret (permission denied)") from None
 
 
-def store_icloud_password(home: Home, apple_id: str, password: str, backend: str = "file") -> None:
+def secret_name(account: str = "") -> str:
+    """The file (and systemd credential) name of an account's password: each account keeps
+    its own, the first one under the name it always had."""
+    return f"{ICLOUD_FILE}-{account}" if account else ICLOUD_FILE
+
+
+def _keyring_user(apple_id: str, account: str) -> str:
+    return f"{account}:{apple_id}" if account else apple_id
+
+
+def store_icloud_password(home: Home, apple_id: str, password: str, backend: str = "file", account: str = "") -> None:
     if backend == "keyring":
-        _keyring().set_password(KEYRING_SERVICE, apple_id, password)
+        _keyring().set_password(KEYRING_SERVICE, _keyring_user(apple_id, account), password)
         return
     if backend == "systemd":
         # systemd credentials are provisioned by the administrator; nothing to write.
         return
     home.ensure()
-    write_private(home.secrets_dir / ICLOUD_FILE, password + "\n")
+    write_private(home.secrets_dir / secret_name(account), password + "\n")
 
 
-def load_icloud_password(home: Home, apple_id: str, backend: str = "file") -> str:
+def load_icloud_password(home: Home, apple_id: str, backend: str = "file", account: str = "") -> str:
+    name = secret_name(account)
     if backend == "systemd" or (
-        backend == "file" and os.environ.get("CREDENTIALS_DIRECTORY") and not (home.secrets_dir / ICLOUD_FILE).exists()
+        backend == "file" and os.environ.get("CREDENTIALS_DIRECTORY") and not (home.secrets_dir / name).exists()
     ):
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise CredentialsError(
                 "icloud.credential is 'systemd' but $CREDENTIALS_DIRECTORY is not set; "
-                "add LoadCredential=icloud-password:<file> to the unit"
+                f"add LoadCredential={name}:<file> to the unit"
             )
-        return _read_secret(Path(directory) / SYSTEMD_NAME)
+        return _read_secret(Path(directory) / name)
     if backend == "keyring":
-        value = _keyring().get_password(KEYRING_SERVICE, apple_id)
+        value = _keyring().get_password(KEYRING_SERVICE, _keyring_user(apple_id, account))
         if not value:
             raise CredentialsError(f"no password for {apple_id} in the keyring; run `calmirror connect --again`")
         return str(value)
-    return _read_secret(home.secrets_dir / ICLOUD_FILE)
+    return _read_secret(home.secrets_dir / name)
 
 
-def forget_icloud_password(home: Home, apple_id: str, backend: str = "file") -> None:
+def forget_icloud_password(home: Home, apple_id: str, backend: str = "file", account: str = "") -> None:
     if backend == "keyring":
         with contextlib.suppress(Exception):
-            _keyring().delete_password(KEYRING_SERVICE, apple_id)
-    (home.secrets_dir / ICLOUD_FILE).unlink(missing_ok=True)
+            _keyring().delete_password(KEYRING_SERVICE, _keyring_user(apple_id, account))
+    (home.secrets_dir / secret_name(account)).unlink(missing_ok=True)
 
 
 class _Keyring(Protocol):

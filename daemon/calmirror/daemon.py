@@ -198,6 +198,9 @@ class Daemon:
         watcher = getattr(self, "watcher", None)
         if watcher:
             watcher.stop()
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.connections.close()
         self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
         self.ranges.close()
         control.remove_record(self.home.pid_file)
@@ -268,12 +271,19 @@ class Daemon:
             log.error("%s", exc.message)
             return None
 
+    def _shortest_hold(self) -> float:
+        """The mirror loop waits out a Retry-After only when every account asked for one."""
+        connections = self.engine.connections
+        return min((connections.health(name).wait_time() for name in connections.names()), default=0.0)
+
     def _first_mirror_pass(self) -> None:
+        if self.state.account() is None:
+            return
         held = self._client(None)
-        if held:
-            try:
-                self.engine.mirror_pass(held[1])
-            finally:
+        try:
+            self.engine.mirror_pass(held[1] if held else None)
+        finally:
+            if held:
                 held[1].close()
 
     def _push_loop(self) -> None:
@@ -283,8 +293,8 @@ class Daemon:
             try:
                 self.engine.detector.scan()
                 held = self._client(held)
-                if held and not self.engine.health.auth_failed:
-                    self.engine.pusher.drain(held[1], should_stop=self.stopping.is_set)
+                if self.state.account() is not None:
+                    self.engine.pusher.drain(held[1] if held else None, should_stop=self.stopping.is_set)
             except CalmirrorError as exc:
                 log.error("push: %s", exc.message)
             due = self.state.next_due()
@@ -299,16 +309,16 @@ class Daemon:
         while not self.stopping.is_set():
             s = self.settings.sync
             delay = s.interval * random.uniform(1 - s.jitter, 1 + s.jitter)
-            delay = max(delay, self.engine.health.wait_time())
+            delay = max(delay, self._shortest_hold())
             self.mirror_wake.wait(delay)
             self.mirror_wake.clear()
             if self.stopping.is_set():
                 break
             held = self._client(held)
-            if not held or self.engine.health.auth_failed:
+            if self.state.account() is None:
                 continue
             try:
-                self.engine.mirror_pass(held[1])
+                self.engine.mirror_pass(held[1] if held else None)
             except CalmirrorError as exc:
                 log.error("mirror: %s", exc.message)
         if held:

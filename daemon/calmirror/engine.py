@@ -1,7 +1,8 @@
 """One mirror pass and one push pass, shared by `calmirror sync` and the daemon.
 
 Failures of one calendar never stop the others; what happened is recorded for
-`calmirror status`. A 401 stops everything that talks to iCloud; a Retry-After holds it.
+`calmirror status`. A 401 stops everything that talks to that account; a Retry-After holds
+it. Other accounts carry on.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import time
 
 from calmirror import account, credentials
 from calmirror.config import Settings
+from calmirror.connections import Connection, Connections
 from calmirror.detect import ChangeDetector
-from calmirror.errors import PASSWORD_REFUSED_CONNECT, AuthFailed, NotFound, RemoteError
+from calmirror.errors import PASSWORD_REFUSED_CONNECT, AuthFailed, CalmirrorError, NotFound, RemoteError
 from calmirror.health import Health
 from calmirror.home import Home
 from calmirror.linked import LinkedFollower
 from calmirror.local.store import LocalStore
 from calmirror.mirror import Mirror, Progress, SyncReport
-from calmirror.model import CalendarRow
+from calmirror.model import PRIMARY, CalendarRow, account_of
 from calmirror.push import Pusher, PushResult
 from calmirror.reconnect import Healer
 from calmirror.remote import ICloudClient
@@ -34,14 +36,16 @@ class Engine:
         self.local_account = credentials.local_account(home)
         self.store = LocalStore(home.store_dir, self.local_account.username)
         self.store.ensure_base()
-        self.health = Health(state)
+        self.connections = Connections(home, settings, state)
+        self.health: Health = self.connections.health(PRIMARY)  # the first account's
         # One appointment is never pushed, scanned and brought in from iCloud at once.
         self.lock = threading.RLock()
         self.linked = LinkedFollower(state, self.store, settings, self.lock)
         self.mirror = Mirror(state, self.store, settings)
         self.mirror.follower = self.linked
-        self.healer = Healer(state)
+        self.healer: Healer = self.connections.healer(PRIMARY)
         self.pusher = Pusher(state, self.store, settings, self.health, self.lock, healer=self.healer)
+        self.pusher.connections = self.connections
         self.detector = ChangeDetector(state, self.store, self.lock)
 
     def reload(self, settings: Settings) -> None:
@@ -49,6 +53,8 @@ class Engine:
         self.mirror.settings = settings
         self.pusher.settings = settings
         self.linked.settings = settings
+        self.connections.settings = settings
+        self.connections.reset()
 
     def prepare_mirrors(self) -> None:
         """Create the local mirror of every conflict calendar already known (empty until a pass
@@ -61,99 +67,135 @@ class Engine:
             if cal is not None:
                 self.mirror.ensure_mirror(cal)
 
-    def client(self) -> ICloudClient:
-        return account.client_for(self.home, self.settings, self.state)
+    def client(self, name: str = PRIMARY) -> ICloudClient:
+        return account.client_for(self.home, self.settings, self.state, name)
 
-    def _calendar(self, client: ICloudClient, calendar_id: str, refreshed: list[bool]) -> CalendarRow | None:
+    def _calendar(self, conn: Connection, calendar_id: str, refreshed: set[str]) -> CalendarRow | None:
         by_id = {c.id: c for c in self.state.calendars()}
-        if calendar_id not in by_id and not refreshed[0]:
-            refreshed[0] = True
-            by_id = {c.id: c for c in account.refresh_calendars(client, self.state)}
+        if calendar_id not in by_id and conn.name not in refreshed:
+            refreshed.add(conn.name)
+            by_id = {c.id: c for c in account.refresh_calendars(conn.client, self.state, conn.name)}
         return by_id.get(calendar_id)
 
     def mirror_pass(
         self,
-        client: ICloudClient,
+        client: ICloudClient | None,
         *,
         accept_empty: frozenset[str] = frozenset(),
         only: frozenset[str] | None = None,
         progress: Progress | None = None,
     ) -> list[SyncReport]:
+        """Sync every conflict calendar; `client` talks to the first account (None: skip its
+        calendars), the engine opens the others' itself."""
         self.mirror.prune()
         reports: list[SyncReport] = []
-        refreshed = [False]
+        refreshed: set[str] = set()
         for calendar_id in self.settings.icloud.conflicts:
             if only is not None and calendar_id not in only:
                 continue
-            if self.health.auth_failed:
-                break
-            wait = self.health.wait_time()
+            name = account_of(calendar_id)
+            health = self.connections.health(name)
+            if health.auth_failed:
+                continue
+            wait = health.wait_time()
             if wait > 0:
-                name = self.state.calendar_names().get(calendar_id, calendar_id)
+                label = self.state.calendar_names().get(calendar_id, calendar_id)
                 reports.append(
-                    SyncReport(calendar_id, name, "", error=f"iCloud asked to wait; retrying in {wait:.0f} s")
+                    SyncReport(calendar_id, label, "", error=f"the server asked to wait; retrying in {wait:.0f} s")
                 )
                 continue
-            report = self._sync_one(client, calendar_id, accept_empty, progress, refreshed)
+            try:
+                conn = self.connections.connection(name, client)
+            except CalmirrorError as exc:
+                reports.append(self._failed(calendar_id, exc.message))
+                continue
+            if conn is None:
+                continue
+            report = self._sync_one(conn, calendar_id, accept_empty, progress, refreshed)
             reports.append(report)
-        if only is None and not self.health.auth_failed and self.health.wait_time() <= 0:
+        if only is None:
             self._follow_unmirrored(client)
         return reports
 
-    def _follow_unmirrored(self, client: ICloudClient) -> None:
+    def _follow_unmirrored(self, client: ICloudClient | None) -> None:
         """Pushed appointments in a calendar that is not mirrored are followed all the same."""
-        try:
-            self.linked.follow_unmirrored(client, self.state.calendars(), set(self.settings.icloud.conflicts))
-        except RemoteError as exc:
-            self.health.failed(exc)
-            self.state.record_event("error", "linked", f"following pushed appointments: {exc.message}")
-            log.error("following pushed appointments failed: %s", exc.message)
+        mirrored = set(self.settings.icloud.conflicts)
+        calendars = self.state.calendars()
+        for name in self.connections.names():
+            if self.connections.health(name).blocked:
+                continue
+            try:
+                conn = self.connections.connection(name, client)
+                if conn is None:
+                    continue
+                self.linked.follow_unmirrored(conn.client, [c for c in calendars if account_of(c.id) == name], mirrored)
+            except RemoteError as exc:
+                self.connections.health(name).failed(exc)
+                self.state.record_event("error", "linked", f"following pushed appointments: {exc.message}")
+                log.error("following pushed appointments failed: %s", exc.message)
+            except CalmirrorError as exc:
+                log.error("following pushed appointments failed: %s", exc.message)
+
+    def _failed(self, calendar_id: str, message: str) -> SyncReport:
+        # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
+        name = self.state.calendar_names().get(calendar_id, calendar_id)
+        self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
+        self.state.record_event("error", "mirror", f"{name}: {message}")
+        log.error("sync %s failed: %s", name, message)
+        return SyncReport(calendar_id, name, getattr(self.state.mirror(calendar_id), "slug", None) or "", error=message)
 
     def _sync_one(
         self,
-        client: ICloudClient,
+        conn: Connection,
         calendar_id: str,
         accept_empty: frozenset[str],
         progress: Progress | None,
-        refreshed: list[bool],
+        refreshed: set[str],
         *,
         followed: bool = False,
     ) -> SyncReport:
         try:
-            cal = self._calendar(client, calendar_id, refreshed)
+            cal = self._calendar(conn, calendar_id, refreshed)
             if cal is None:
                 raise NotFound(_gone(calendar_id))
-            report = self.mirror.sync_calendar(client, cal, accept_empty=calendar_id in accept_empty, progress=progress)
-            self.health.ok()
+            report = self.mirror.sync_calendar(
+                conn.client, cal, accept_empty=calendar_id in accept_empty, progress=progress
+            )
+            conn.health.ok()
             return report
         except RemoteError as exc:
             causes: list[RemoteError] = [exc]
-            if isinstance(exc, NotFound) and not refreshed[0]:
-                refreshed[0] = True
+            if isinstance(exc, NotFound) and conn.name not in refreshed:
+                refreshed.add(conn.name)
                 try:
-                    account.refresh_calendars(client, self.state)
+                    account.refresh_calendars(conn.client, self.state, conn.name)
                 except RemoteError as listing:  # the home itself may be gone from this host
                     causes.append(listing)
                 if len(causes) == 1 and all(c.id != calendar_id for c in self.state.calendars()):
                     exc = NotFound(_gone(calendar_id), url=exc.url, status=exc.status)  # deleted in iCloud just now
-            if not followed and not isinstance(exc, AuthFailed) and any(self.healer.heal(client, e) for e in causes):
-                refreshed[0] = True
-                return self._sync_one(client, calendar_id, accept_empty, progress, refreshed, followed=True)
-            self.health.failed(exc)
-            # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
-            name = self.state.calendar_names().get(calendar_id, calendar_id)
-            message = exc.message if not isinstance(exc, AuthFailed) else PASSWORD_REFUSED_CONNECT
-            self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
-            self.state.record_event("error", "mirror", f"{name}: {message}")
-            log.error("sync %s failed: %s", name, message)
-            return SyncReport(
-                calendar_id, name, getattr(self.state.mirror(calendar_id), "slug", None) or "", error=message
-            )
+            healer = conn.healer
+            if (
+                not followed
+                and not isinstance(exc, AuthFailed)
+                and healer
+                and any(healer.heal(conn.client, e) for e in causes)
+            ):
+                refreshed.add(conn.name)
+                return self._sync_one(conn, calendar_id, accept_empty, progress, refreshed, followed=True)
+            conn.health.failed(exc)
+            message = exc.message if not isinstance(exc, AuthFailed) else _refused(conn.name)
+            return self._failed(calendar_id, message)
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:
         self.linked.resume()
         self.detector.scan()
         return self.pusher.drain(client)
+
+
+def _refused(name: str) -> str:
+    if name == PRIMARY:
+        return PASSWORD_REFUSED_CONNECT
+    return f"the server refused the password of account {name}; run `calmirror connect --again --name {name}`"
 
 
 def _gone(calendar_id: str) -> str:

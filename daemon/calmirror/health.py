@@ -1,8 +1,10 @@
-"""Connection health shared by the mirror loop and the push worker.
+"""Connection health of one account, shared by the mirror loop and the push worker.
 
-Both talk to the same iCloud account, so a 503 with Retry-After seen by one holds the
-other too (no request before it elapses), and a 401 stops both until the user reconnects.
-The state is persisted so `calmirror status` can show it from another process.
+Both talk to the same account, so a 503 with Retry-After seen by one holds the other too
+(no request to that account before it elapses), and a 401 stops both until the user
+reconnects. Each account has its own: one account's refusal or outage never holds
+another's traffic. The state is persisted so `calmirror status` can show it from another
+process.
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ import time
 from typing import Any
 
 from calmirror.errors import AuthFailed, RemoteError, Unavailable, Unreachable
+from calmirror.model import PRIMARY
 from calmirror.state import State
 
 HEALTH_KEY = "health"
 
 
+def health_key(account: str = PRIMARY) -> str:
+    """Where an account's health is kept: the first account's where it always was."""
+    return f"{HEALTH_KEY}:{account}" if account else HEALTH_KEY
+
+
+def mark_ok(state: State, account: str = PRIMARY) -> None:
+    state.set_meta(health_key(account), {"state": "ok", "since": time.time(), "not_before": 0})
+
+
 class Health:
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, account: str = PRIMARY) -> None:
         self.state = state
+        self.account = account
+        self.key = health_key(account)
         self._lock = threading.Lock()
-        current = state.get_meta(HEALTH_KEY) or {}
+        current = state.get_meta(self.key) or {}
         self.not_before: float = float(current.get("not_before") or 0.0)
         # A new process tries once even after a 401: the password may have been fixed meanwhile.
         self.auth_failed = False
@@ -32,15 +46,15 @@ class Health:
 
     def ok(self) -> None:
         with self._lock:
-            previous = self.state.get_meta(HEALTH_KEY) or {}
+            previous = self.state.get_meta(self.key) or {}
             self.auth_failed = False
             if previous.get("state") != "ok":
-                self.state.set_meta(HEALTH_KEY, {"state": "ok", "since": time.time(), "not_before": 0})
+                self.state.set_meta(self.key, {"state": "ok", "since": time.time(), "not_before": 0})
 
     def failed(self, error: RemoteError) -> None:
         """Record a remote failure; returns nothing, callers decide per row what to retry."""
         with self._lock:
-            previous: dict[str, Any] = self.state.get_meta(HEALTH_KEY) or {}
+            previous: dict[str, Any] = self.state.get_meta(self.key) or {}
             now = time.time()
             if isinstance(error, AuthFailed):
                 self.auth_failed = True
@@ -53,7 +67,7 @@ class Health:
                 self.not_before = max(self.not_before, now + error.retry_after)
             since = previous.get("since", now) if previous.get("state") == kind else now
             self.state.set_meta(
-                HEALTH_KEY,
+                self.key,
                 {"state": kind, "since": since, "not_before": self.not_before, "detail": error.message[:300]},
             )
 
@@ -61,12 +75,17 @@ class Health:
         """After a reconnect (new password), try again."""
         with self._lock:
             self.auth_failed = False
-            self.state.set_meta(HEALTH_KEY, {"state": "ok", "since": time.time(), "not_before": 0})
+            self.state.set_meta(self.key, {"state": "ok", "since": time.time(), "not_before": 0})
+
+    @property
+    def blocked(self) -> bool:
+        """Nothing may be sent to this account now (refused password, or asked to wait)."""
+        return self.auth_failed or self.wait_time() > 0
 
 
-def describe(state: State, now: float | None = None) -> dict[str, Any]:
+def describe(state: State, now: float | None = None, account: str = PRIMARY) -> dict[str, Any]:
     now = time.time() if now is None else now
-    current = state.get_meta(HEALTH_KEY) or {"state": "unknown"}
+    current = state.get_meta(health_key(account)) or {"state": "unknown"}
     text = {
         "ok": "ok",
         "auth_failed": "auth failed: reconnect required",

@@ -25,7 +25,7 @@ from calmirror.linked import LinkedFollower
 from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
-from calmirror.model import CalendarRow, MirrorEntry
+from calmirror.model import CalendarRow, MirrorEntry, account_of
 from calmirror.plan import (
     MirrorPlan,
     MirrorPolicy,
@@ -117,7 +117,8 @@ class Mirror:
         """The local slug of a conflict calendar, creating its collection when new."""
         row = self.state.mirror(cal.id)
         taken = {r.slug for r in self.state.mirrors() if r.calendar_id != cal.id and r.slug}
-        slug = row.slug if row and row.slug else slugify(cal.name, taken, cal.id)
+        owner = account_of(cal.id)  # a further account's mirrors are `icloud-<account>-<slug>/`
+        slug = row.slug if row and row.slug else slugify(f"{owner} {cal.name}" if owner else cal.name, taken, cal.id)
         existed = slug in set(self.store.list_mirrors())
         self.store.ensure_mirror(slug, cal.name, cal.color)  # creates it, or follows a rename or new colour
         if not existed and row and row.sync_token:
@@ -145,8 +146,9 @@ class Mirror:
 
     def policy(self, cal: CalendarRow, accept_empty: bool) -> MirrorPolicy:
         appointments = self.state.appointments()
-        account = self.state.account()
-        me = frozenset({account.apple_id.lower()} if account else set()) | frozenset(self.settings.availability.aliases)
+        me = frozenset(a.apple_id.lower() for a in self.state.accounts()) | frozenset(
+            self.settings.availability.aliases
+        )
         return MirrorPolicy(
             source=cal.id,
             details=self.settings.calendar(cal.id).details,

@@ -18,13 +18,38 @@ CopyKind = Literal["exact", "compatible", "withheld"]
 COPY_KINDS: tuple[CopyKind, ...] = ("exact", "compatible", "withheld")
 
 
+#: The first account has no name: its calendars keep their bare ids, its mirrors their
+#: `icloud-<slug>/` names and its state its rows, so a home from before a second account
+#: existed needs no migration. Addresses and listings spell it `default`.
+PRIMARY = ""
+PRIMARY_SPELLING = "default"
+
+
 @dataclass(frozen=True)
 class Account:
-    apple_id: str
+    apple_id: str  # the Apple ID, or the user name on another CalDAV server
     server: str
     principal_url: str
     home_url: str
     connected_at: float
+    name: str = PRIMARY
+
+    @property
+    def label(self) -> str:
+        return self.name or PRIMARY_SPELLING
+
+
+def scoped_id(account: str, segment: str) -> str:
+    """The calendar id calmirror keeps: the remote id for the first account, `work/<id>` for
+    the account named `work`, so ids (keys of links, conflicts, mirrors and every table keyed
+    by calendar) stay unique across accounts that each have a calendar called `home`."""
+    return f"{account}/{segment}" if account else segment
+
+
+def account_of(calendar_id: str) -> str:
+    """The name of the account a calendar id belongs to (`PRIMARY` for a bare id)."""
+    name, slash, _ = calendar_id.partition("/")
+    return name if slash else PRIMARY
 
 
 ComponentKind = Literal["VEVENT", "VTODO", "VJOURNAL"]

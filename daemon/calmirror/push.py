@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from calmirror import account
 from calmirror.config import Settings
+from calmirror.connections import Connection, Connections
 from calmirror.digest import content_hash
 from calmirror.errors import (
     PASSWORD_REFUSED,
@@ -36,7 +37,7 @@ from calmirror.errors import (
 from calmirror.health import Health
 from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
-from calmirror.model import OutboxRow, PushKind
+from calmirror.model import PRIMARY, OutboxRow, PushKind, account_of
 from calmirror.plan import PushAction, plan_push
 from calmirror.reconnect import Healer
 from calmirror.remote import ICloudClient
@@ -44,6 +45,10 @@ from calmirror.state import State
 from calmirror.transform import icloud_body
 
 log = logging.getLogger("calmirror.push")
+
+#: How long a row whose account refused the password waits before it is looked at again (a
+#: reconnect makes it due at once).
+HELD_RETRY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,9 @@ class Pusher:
         # appointment is never pushed while iCloud's change to it is being brought in.
         self.lock = lock or threading.RLock()
         self.healer = healer
+        # Set by the engine when there may be several accounts: each row goes over the
+        # connection of the account its calendar is in, held only by that account's health.
+        self.connections: Connections | None = None
 
     def linked_url(self) -> str | None:
         linked = self.settings.icloud.linked
@@ -85,27 +93,52 @@ class Pusher:
         return None
 
     def drain(
-        self, client: ICloudClient, *, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False
+        self, client: ICloudClient | None, *, limit: int | None = None, should_stop: Callable[[], bool] = lambda: False
     ) -> list[PushResult]:
-        """Push every due row; stops early on 401, when iCloud asks us to wait, or on shutdown."""
+        """Push every due row; stops early when every account refused the password or asked
+        us to wait, or on shutdown. `client` talks to the first account. A row whose own
+        account is held is put back untried until the hold ends."""
         results: list[PushResult] = []
         while (limit is None or len(results) < limit) and not should_stop():
-            if self.health.auth_failed or self.health.wait_time() > 0:
+            if self._all_held():
                 break
             rows = self.state.claim(time.time(), limit=1)
             if not rows:
                 break
-            result = self.push_row(client, rows[0])
-            results.append(result)
-            if not result.ok and self.health.auth_failed:
-                break
+            conn = self._connection(rows[0], client)
+            if conn is None or conn.health.blocked:
+                wait = conn.health.wait_time() if conn is not None else 0.0
+                self.state.defer(rows[0], time.time() + max(wait, HELD_RETRY_S))
+                continue
+            results.append(self.push_row(conn, rows[0]))
         return results
 
-    def push_row(self, client: ICloudClient, row: OutboxRow) -> PushResult:
-        with self.lock:
-            return self._push_row(client, row)
+    def _all_held(self) -> bool:
+        if self.connections is None:
+            return self.health.blocked
+        return all(self.connections.health(name).blocked for name in self.connections.names())
 
-    def _push_row(self, client: ICloudClient, row: OutboxRow) -> PushResult:
+    def _connection(self, row: OutboxRow, client: ICloudClient | None) -> Connection | None:
+        """The account a row's write goes to: where the appointment was created, else the
+        linked calendar's."""
+        if self.connections is None:
+            return Connection(PRIMARY, client, self.health, self.healer) if client else None
+        appt = self.state.appointment(row.uid)
+        if appt is not None and appt.remote_calendar:
+            name = self.connections.account_of_url(appt.remote_calendar)
+        else:
+            name = account_of(self.settings.icloud.linked or "")
+        try:
+            return self.connections.connection(name, client)
+        except CalmirrorError as exc:
+            log.error("push %s: %s", row.uid, exc.message)
+            return None
+
+    def push_row(self, conn: Connection, row: OutboxRow) -> PushResult:
+        with self.lock:
+            return self._push_row(conn, row)
+
+    def _push_row(self, conn: Connection, row: OutboxRow) -> PushResult:
         appt = self.state.appointment(row.uid)
         local_href = appt.local_href if appt else None
         body = self.store.item(APPOINTMENTS, local_href) if local_href else None
@@ -127,19 +160,20 @@ class Pusher:
 
         action = plan()
         try:
-            action = self._carry_out_following(client, row.uid, action, local_etag, plan)
+            action = self._carry_out_following(conn, row.uid, action, local_etag, plan)
         except AuthFailed as exc:
-            self.health.failed(exc)
+            conn.health.failed(exc)
             self.state.retry_later(row, time.time(), PASSWORD_REFUSED)
             self.state.record_event("error", "push", f"{row.uid}: {PASSWORD_REFUSED_RUN_CONNECT}")
             log.error("push stopped: %s", PASSWORD_REFUSED_RUN_CONNECT)
             return PushResult(row.uid, action.kind, False, "auth failed")
         except (Unavailable, Unreachable, BadRemoteData) as exc:
-            self.health.failed(exc)
+            conn.health.failed(exc)
             delay = backoff(row.attempts, self.settings.push.max_backoff)
             if isinstance(exc, Unavailable) and exc.retry_after:
                 delay = max(delay, exc.retry_after)
-                self.state.hold_pending_until(time.time() + exc.retry_after)
+                if self.connections is None or len(self.connections.names()) <= 1:
+                    self.state.hold_pending_until(time.time() + exc.retry_after)
             self.state.retry_later(row, time.time() + delay, exc.message[:300])
             log.warning("retry %s in %.0f s: %s", row.uid, delay, exc.message)
             return PushResult(row.uid, action.kind, False, exc.message)
@@ -164,7 +198,7 @@ class Pusher:
             self.state.record_event("warning", "push", f"{row.uid}: not pushed: {action.reason}")
             log.warning("not pushing %s: %s", row.uid, action.reason)
             return PushResult(row.uid, action.kind, False, action.reason)
-        self.health.ok()
+        conn.health.ok()
         self.state.finish(row)
         if action.kind not in ("nothing", "forget"):
             log.info("push %s %s", action.kind, row.uid)
@@ -185,7 +219,7 @@ class Pusher:
 
     def _carry_out(
         self,
-        client: ICloudClient,
+        conn: Connection,
         uid: str,
         action: PushAction,
         local_etag: str | None,
@@ -199,13 +233,14 @@ class Pusher:
         or held while that one is gone too. When its calendar is still there the refusal
         was about something else, and the original error stands.
         """
+        client = conn.client
         try:
             self._execute(client, uid, action, local_etag)
             return action
         except (Conflict, NotFound) as exc:
             if action.kind not in ("create", "update"):
                 raise
-            replanned = plan(self._calendar_urls(client, exc))
+            replanned = plan(self._calendar_urls(conn, exc))
             if replanned == action:
                 raise
             if replanned.kind == "create":
@@ -220,7 +255,7 @@ class Pusher:
 
     def _carry_out_following(
         self,
-        client: ICloudClient,
+        conn: Connection,
         uid: str,
         action: PushAction,
         local_etag: str | None,
@@ -230,18 +265,18 @@ class Pusher:
         (see `reconnect`). The first attempt either never reached iCloud or is found by the
         conditional create's 412, so the appointment still arrives once."""
         try:
-            return self._carry_out(client, uid, action, local_etag, plan)
+            return self._carry_out(conn, uid, action, local_etag, plan)
         except AuthFailed:
             raise
         except RemoteError as exc:
-            if self.healer is None or not self.healer.heal(client, exc):
+            if conn.healer is None or not conn.healer.heal(conn.client, exc):
                 raise
-        return self._carry_out(client, uid, plan(None), local_etag, plan)
+        return self._carry_out(conn, uid, plan(None), local_etag, plan)
 
-    def _calendar_urls(self, client: ICloudClient, cause: RemoteError) -> frozenset[str]:
-        """The URLs of the calendars iCloud lists now (also kept in the state for status)."""
+    def _calendar_urls(self, conn: Connection, cause: RemoteError) -> frozenset[str]:
+        """The URLs of the calendars the server lists now (also kept in the state for status)."""
         try:
-            return frozenset(cal.url for cal in account.refresh_calendars(client, self.state))
+            return frozenset(cal.url for cal in account.refresh_calendars(conn.client, self.state, conn.name))
         except RemoteError:
             raise
         except CalmirrorError:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from calmirror import account as accounts
 from calmirror.errors import NotFound, RemoteError, TLSFailure, Unreachable
+from calmirror.model import PRIMARY
 from calmirror.remote import ICloudClient
 from calmirror.remote.http import REDIRECTS
 from calmirror.state import State
@@ -61,14 +62,16 @@ def outdated(error: RemoteError, home_url: str, server_url: str) -> bool:
 class Healer:
     """Decides and carries out a rediscovery; one per process, shared by its threads."""
 
-    def __init__(self, state: State, period: float = REDISCOVERY_PERIOD_S) -> None:
+    def __init__(self, state: State, period: float = REDISCOVERY_PERIOD_S, account: str = PRIMARY) -> None:
         self.state = state
         self.period = period
+        self.account = account
+        self.key = f"{META_KEY}:{account}" if account else META_KEY
         self._lock = threading.Lock()
 
     def heal(self, client: ICloudClient, error: RemoteError, *, now: float | None = None) -> bool:
         """True when the caller should retry the failed step now, with the URLs in the state."""
-        account = self.state.account()
+        account = self.state.account(self.account)
         if account is None:
             return False
         if outdated(error, account.home_url, account.server):
@@ -77,12 +80,12 @@ class Healer:
             return False
         with self._lock:
             now = time.time() if now is None else now
-            last = self.state.get_meta(META_KEY) or {}
+            last = self.state.get_meta(self.key) or {}
             if now - float(last.get("at") or 0.0) < self.period:
                 return False
-            self.state.set_meta(META_KEY, {"at": now, "failed_host": host_of(error.url)})
+            self.state.set_meta(self.key, {"at": now, "failed_host": host_of(error.url)})
             try:
-                moved = accounts.rediscover(client, self.state)
+                moved = accounts.rediscover(client, self.state, self.account)
             except RemoteError as exc:
                 log.warning(
                     "%s stopped answering and asking %s again failed too: %s",
@@ -99,7 +102,7 @@ class Healer:
                 host_of(account.server),
             )
             return False
-        new = self.state.account()
+        new = self.state.account(self.account)
         moved_to = host_of(new.home_url) if new else "?"
         message = f"iCloud moved the calendar home from {host_of(account.home_url)} to {moved_to}; following it"
         log.warning("%s", message)

@@ -10,6 +10,8 @@ from calmirror import control, health
 from calmirror.config import Settings
 from calmirror.home import Home
 from calmirror.local.layout import mirror_name
+from calmirror.model import PRIMARY_SPELLING, account_of
+from calmirror.reconnect import host_of
 from calmirror.state import State
 
 
@@ -46,6 +48,7 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
             {
                 "id": cal_id,
                 "name": names.get(cal_id, cal_id),
+                "account": account_of(cal_id) or PRIMARY_SPELLING,
                 "local_collection": mirror_name(str(row.slug)),
                 "items": row.item_count,
                 "skipped": row.skipped,
@@ -66,6 +69,7 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
         "connection": health.describe(state, now)
         if acct
         else {"state": "not connected", "text": "run `calmirror connect --apple-id EMAIL`"},
+        "accounts": accounts_of(state, now),
         "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
         "outbox": {
@@ -87,6 +91,20 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
             {"ts": e.ts, "kind": e.kind, "level": e.level, "message": e.message} for e in state.events(10)
         ],
     }
+
+
+def accounts_of(state: State, now: float) -> list[dict[str, Any]]:
+    """Every account with its own health: one account refusing its password, or asking to
+    wait, says nothing about the others."""
+    return [
+        {
+            "name": acct.label,
+            "apple_id": acct.apple_id,
+            "server": host_of(acct.server),
+            "connection": health.describe(state, now, acct.name),
+        }
+        for acct in state.accounts()
+    ]
 
 
 def _linked_changes(settings: Settings, state: State) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def test_link_and_conflicts_refuse_what_cannot_work(cli: Cli, emu: Emulator) -> 
     cases = {
         ("link", "Family"): "read-only",
         ("link", "Reminders"): "reminders",
-        ("link", "Nope"): "no such iCloud calendar",
+        ("link", "Nope"): "no such calendar",
         ("link", "webcal://p01-calendars.icloud.com/published/2/abc"): "subscription",
         ("conflicts", "add", "https://example.com/holidays.ics"): "subscription",
         ("conflicts", "add", "Reminders"): "reminders",

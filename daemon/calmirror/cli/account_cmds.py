@@ -13,7 +13,7 @@ from calmirror import account, control, credentials, logs
 from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.config import ICLOUD_SERVER
 from calmirror.errors import UserError
-from calmirror.model import CalendarRow
+from calmirror.model import PRIMARY, PRIMARY_SPELLING, CalendarRow, account_of
 from calmirror.reconnect import host_of
 
 
@@ -32,6 +32,7 @@ class CalendarPayload(TypedDict):
     """One calendar as `calendars --json` prints it and the table shows it."""
 
     name: str
+    account: str
     id: str
     url: str
     components: list[str]
@@ -51,6 +52,7 @@ def calendar_payload(cal: CalendarRow, role: str) -> CalendarPayload:
     )
     return {
         "name": cal.name,
+        "account": PRIMARY_SPELLING if not account_of(cal.id) else account_of(cal.id),
         "id": cal.id,
         "url": cal.url,
         "components": list(cal.components),
@@ -62,12 +64,13 @@ def calendar_payload(cal: CalendarRow, role: str) -> CalendarPayload:
 
 
 def print_calendars(rows: list[CalendarPayload]) -> None:
+    several = len({r["account"] for r in rows}) > 1
     table = Table(show_lines=False)
     for col in ("Name", "Id", "Types", "Access", "Can be", "Role"):
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["name"],
+            f"{r['account']}/{r['name']}" if several and r["account"] != PRIMARY_SPELLING else r["name"],
             r["id"],
             ",".join(r["components"]),
             "read-write" if r["writable"] else "read-only",
@@ -82,7 +85,20 @@ def register(app: typer.Typer) -> None:
     def connect(
         ctx: typer.Context,
         apple_id: Annotated[
-            str | None, typer.Option("--apple-id", help="Your Apple ID (e-mail); not needed with --again.")
+            str | None,
+            typer.Option(
+                "--apple-id",
+                "--user",
+                help="Your Apple ID (e-mail), or the user name on another CalDAV server; not needed with --again.",
+            ),
+        ] = None,
+        name: Annotated[
+            str | None,
+            typer.Option(
+                "--name",
+                help="A short name (like work) to connect a further account beside the first; with --again, "
+                "the account to check.",
+            ),
         ] = None,
         again: Annotated[
             bool,
@@ -95,39 +111,48 @@ def register(app: typer.Typer) -> None:
         password_stdin: Annotated[
             bool, typer.Option("--password-stdin", help="Read the app-specific password from stdin.")
         ] = False,
-        server: Annotated[str, typer.Option("--server", help="CalDAV server.")] = ICLOUD_SERVER,
+        server: Annotated[
+            str, typer.Option("--server", help="CalDAV server URL (iCloud unless given; any CalDAV server works).")
+        ] = ICLOUD_SERVER,
         json_out: Annotated[bool, typer.Option("--json", help="Print the calendars as JSON.")] = False,
     ) -> None:
-        """Check an Apple ID and app-specific password against iCloud, store them, list calendars."""
+        """Check an Apple ID and app-specific password (or a CalDAV server's login), store them, list calendars."""
         c = ctx_of(ctx)
         if again:
-            _connect_again(c, password_stdin, json_out)
+            _connect_again(c, password_stdin, json_out, name)
             return
         if apple_id is None:
             raise UserError("give --apple-id EMAIL (or --again to check the connected account again)")
-        account.check_apple_id(apple_id)
+        # The first account is held to iCloud's rules as always (the emulator stands in for
+        # it); a further one only when it is at iCloud.
+        icloud = name is None or account.identity(server, apple_id)[0] == account.ICLOUD_HOST
+        if icloud:
+            account.check_apple_id(apple_id)
         account.check_server(server)
+        if name is not None:
+            account.check_account_name(name)
         password = _read_password(password_stdin)
         logs.redact(password)
-        if warning := account.password_warning(password):
+        if icloud and (warning := account.password_warning(password)):
             err_console.print(f"warning: {warning}")
-        calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server)
+        calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server, name or PRIMARY)
         rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         if json_out:
-            print_json({"apple_id": apple_id, "calendars": rows})
+            print_json({"apple_id": apple_id, "account": name or PRIMARY_SPELLING, "calendars": rows})
             return
-        console.print(f"Connected {apple_id}. Calendars:")
+        console.print(f"Connected {apple_id}" + (f" as account {name}" if name else "") + ". Calendars:")
         print_calendars(rows)
+        example = f"{name}/CALENDAR" if name else "CALENDAR"
         console.print(
-            "Next: `calmirror link CALENDAR` picks where appointments go; "
-            "`calmirror conflicts add CALENDAR…` picks what blocks your time."
+            f"Next: `calmirror link {example}` picks where appointments go; "
+            f"`calmirror conflicts add {example}…` picks what blocks your time."
         )
 
-    def _connect_again(c: Ctx, password_stdin: bool, json_out: bool) -> None:
-        current = c.state.account()
-        if current is None:
+    def _connect_again(c: Ctx, password_stdin: bool, json_out: bool, label: str | None) -> None:
+        if c.state.account() is None:
             raise UserError("no iCloud account is connected; run `calmirror connect --apple-id EMAIL`")
+        current = account.account_named(c.state, label or PRIMARY_SPELLING)
         password: str | None = None
         if password_stdin:
             password = _read_password(True)
@@ -141,10 +166,10 @@ def register(app: typer.Typer) -> None:
             password = typed or None
         if password is not None:
             logs.redact(password)
-        calendars, moved = account.reconnect(c.home, c.settings, c.state, password)
+        calendars, moved = account.reconnect(c.home, c.settings, c.state, password, current.name)
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
-        after = c.state.account()
+        after = c.state.account(current.name)
         home_url = after.home_url if after else current.home_url
         if json_out:
             print_json({"apple_id": current.apple_id, "moved": moved, "home": home_url, "calendars": rows})
@@ -171,14 +196,10 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         refresh: Annotated[bool, typer.Option("--refresh/--cached", help="Ask iCloud again.")] = True,
     ) -> None:
-        """List the account's iCloud calendars, what each can be used for, and its role."""
+        """List every account's calendars, what each can be used for, and its role."""
         c = ctx_of(ctx)
         if refresh:
-            client = account.client_for(c.home, c.settings, c.state)
-            try:
-                account.refresh_calendars(client, c.state)
-            finally:
-                client.close()
+            account.refresh_all(c.home, c.settings, c.state)
         elif c.state.account() is None:
             account.find_calendar(c.state, "")  # raises NotConnected
         rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in c.state.calendars()]

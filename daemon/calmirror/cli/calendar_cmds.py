@@ -21,7 +21,7 @@ def _reload_daemon(c: Ctx) -> None:
     control.signal_daemon(c.home.pid_file, signal.SIGHUP)
 
 
-def _remove_mirrors(c: Ctx) -> None:
+def remove_mirrors(c: Ctx) -> None:
     if control.read_pid(c.home.pid_file) is not None:
         return  # the running daemon prunes on SIGHUP, under its own store lock
     store = LocalStore(c.home.store_dir, _username(c))
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def link(
         ctx: typer.Context,
-        calendar: Annotated[str, typer.Argument(help="Calendar name or id.")],
+        calendar: Annotated[str, typer.Argument(help="Calendar name or id; ACCOUNT/NAME in a further account.")],
         no_conflict: Annotated[
             bool, typer.Option("--no-conflict", help="Do not also mirror it as a conflict calendar.")
         ] = False,
@@ -50,7 +50,10 @@ def register(app: typer.Typer) -> None:
         previous = c.settings.icloud.linked
         c._settings = config_edit.set_linked(c.home.config_file, cal.id, also_conflict=not no_conflict)
         _reload_daemon(c)
-        console.print(f"Linked calendar: {cal.name} ({cal.id})" + ("" if no_conflict else "; also a conflict calendar"))
+        console.print(
+            f"Linked calendar: {account.address(cal)} ({cal.id})"
+            + ("" if no_conflict else "; also a conflict calendar")
+        )
         if previous and previous != cal.id:
             console.print(
                 "Appointments pushed before stay in the previous linked calendar and keep being "
@@ -60,7 +63,9 @@ def register(app: typer.Typer) -> None:
     @conflicts_app.command("add")
     def conflicts_add(
         ctx: typer.Context,
-        calendars: Annotated[list[str], typer.Argument(help="Calendar names or ids.")],
+        calendars: Annotated[
+            list[str], typer.Argument(help="Calendar names or ids; ACCOUNT/NAME in a further account.")
+        ],
     ) -> None:
         """Mirror CALENDARS locally (read-only) and let their busy events block time."""
         c = ctx_of(ctx)
@@ -77,14 +82,16 @@ def register(app: typer.Typer) -> None:
     @conflicts_app.command("remove")
     def conflicts_remove(
         ctx: typer.Context,
-        calendars: Annotated[list[str], typer.Argument(help="Calendar names or ids.")],
+        calendars: Annotated[
+            list[str], typer.Argument(help="Calendar names or ids; ACCOUNT/NAME in a further account.")
+        ],
     ) -> None:
         """Stop mirroring CALENDARS; their local mirrors are removed."""
         c = ctx_of(ctx)
         drop = {account.find_calendar(c.state, name).id for name in calendars}
         ids = [i for i in c.settings.icloud.conflicts if i not in drop]
         c._settings = config_edit.set_conflicts(c.home.config_file, ids)
-        _remove_mirrors(c)
+        remove_mirrors(c)
         _reload_daemon(c)
         console.print("Conflict calendars: " + (", ".join(_names(c, ids)) or "none"))
 
@@ -129,7 +136,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def privacy(
         ctx: typer.Context,
-        calendar: Annotated[str, typer.Argument(help="Calendar name or id.")],
+        calendar: Annotated[str, typer.Argument(help="Calendar name or id; ACCOUNT/NAME in a further account.")],
         details: Annotated[str, typer.Argument(help="'full' copies everything; 'busy' keeps only times.")],
     ) -> None:
         """Choose how much of a conflict calendar is copied locally (full or busy)."""
@@ -146,5 +153,5 @@ def register(app: typer.Typer) -> None:
 
 
 def _names(c: Ctx, ids: tuple[str, ...] | list[str]) -> list[str]:
-    by_id = {cal.id: cal.name for cal in c.state.calendars()}
+    by_id = {cal.id: account.address(cal) for cal in c.state.calendars()}
     return [by_id.get(i, i) for i in ids]

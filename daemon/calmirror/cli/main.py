@@ -12,6 +12,7 @@ import typer.core
 from calmirror import __version__, home, logs
 from calmirror.cli import (
     account_cmds,
+    accounts_cmd,
     availability_cmd,
     calendar_cmds,
     demo_cmd,
@@ -79,6 +80,7 @@ availability_cmd.register(app)
 week_cmd.register(app)
 app.add_typer(emulator_cmd.app, name="emulator", help="Run the bundled iCloud emulator.")
 app.add_typer(feed_cmd.app, name="feed")
+app.add_typer(accounts_cmd.app, name="accounts")
 
 
 def run() -> None:

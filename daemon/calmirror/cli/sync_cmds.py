@@ -192,7 +192,10 @@ def _print_status(d: dict[str, Any]) -> None:
         f"Local calendar: {d['local_url'] or 'not started yet'}"
         f" ({'daemon running' if d['daemon_running'] else 'daemon not running'})"
     )
-    if d["account"]:
+    if len(d["accounts"]) > 1:
+        for a in d["accounts"]:
+            console.print(f"Account {a['name']}: {a['apple_id']} on {a['server']}: {a['connection']['text']}")
+    elif d["account"]:
         console.print(f"iCloud: {d['account']}: {d['connection']['text']}")
     else:
         console.print(f"iCloud: not connected; {d['connection']['text']}")

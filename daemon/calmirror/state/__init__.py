@@ -9,11 +9,11 @@ anyway and every transaction here is short.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from calmirror.model import Account, CalendarRow, EventRow, component_kinds
+from calmirror.model import CalendarRow, EventRow, component_kinds
+from calmirror.state.accounts import AccountTables
 from calmirror.state.mirrors import MirrorTables
 from calmirror.state.push import PushTables
 from calmirror.state.schema import SCHEMA_VERSION
@@ -21,88 +21,8 @@ from calmirror.state.schema import SCHEMA_VERSION
 __all__ = ["SCHEMA_VERSION", "State"]
 
 
-class State(MirrorTables, PushTables):
-    """Account, calendars, events and guard warnings here; mirrors and pushes in their own tables' modules."""
-
-    def account(self) -> Account | None:
-        rows = self._rows("SELECT * FROM account WHERE id = 1")
-        if not rows:
-            return None
-        r = rows[0]
-        return Account(r["apple_id"], r["server"], r["principal_url"], r["home_url"], r["connected_at"])
-
-    def set_account(self, account: Account) -> None:
-        with self.transaction() as db:
-            db.table("account").upsert({"id": 1, **account.__dict__}, pk="id")
-
-    def forget_account(self) -> None:
-        """Drop the connection and everything learnt from iCloud; appointments stay."""
-        with self.transaction() as db:
-            for table in ("account", "calendars", "calendar_names", "mirrors", "mirror_items", "skipped_items"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute(
-                "UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
-                "remote_etag = NULL, pushed_etag = NULL"
-            )
-            db.execute("DELETE FROM remote_versions")
-            db.execute("DELETE FROM meta WHERE key LIKE 'health%' OR key LIKE 'mirror_clean:%'")
-
-    def set_calendars(self, calendars: list[CalendarRow]) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO calendar_names (id, name) SELECT id, name FROM calendars")
-            db.execute("DELETE FROM calendars")
-            db.table("calendars").insert_all(
-                [
-                    {
-                        "id": c.id,
-                        "url": c.url,
-                        "name": c.name,
-                        "color": c.color,
-                        "components": ",".join(c.components),
-                        "writable": int(c.writable),
-                    }
-                    for c in calendars
-                ],
-                pk="id",
-            )
-
-    def move_home(self, account: Account, calendars: list[CalendarRow]) -> None:
-        """Store a re-discovered account and its calendars; when the home moved, every stored
-        iCloud URL under the old home moves with it (mirror items, skipped items,
-        appointments, their iCloud versions), so nothing looks deleted and re-added. One
-        transaction."""
-        with self.transaction() as db:
-            current = self.account()
-            old, new = (current.home_url if current else ""), account.home_url
-            if old and old != new:
-                # A new generation for every mirror, so caches of the texts (keyed by href)
-                # read them all again under the new hrefs instead of dropping the old ones.
-                row = db.execute("SELECT value FROM meta WHERE key = 'text_generation'").fetchone()
-                generation = (json.loads(row[0]) if row else 0) + 1
-                db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('text_generation', ?)", (json.dumps(generation),)
-                )
-                db.execute("UPDATE mirror_items SET gen = ?", (generation,))
-                db.execute("UPDATE mirrors SET generation = ?", (generation,))
-                for table, column in (
-                    ("mirror_items", "href"),
-                    ("skipped_items", "href"),
-                    ("appointments", "remote_href"),
-                    ("appointments", "remote_calendar"),
-                    ("remote_versions", "href"),
-                ):
-                    db.execute(
-                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
-                        (new, len(old) + 1, len(old), old),
-                    )
-            db.table("account").upsert({"id": 1, **account.__dict__}, pk="id")
-            self.set_calendars(calendars)
-
-    def calendar_names(self) -> dict[str, str]:
-        """Calendar id -> name, for the calendars listed now and the last name of those gone."""
-        names = {r["id"]: r["name"] for r in self._rows("SELECT id, name FROM calendar_names")}
-        names.update((r["id"], r["name"]) for r in self._rows("SELECT id, name FROM calendars"))
-        return names
+class State(AccountTables, MirrorTables, PushTables):
+    """Calendars, events and guard warnings here; accounts, mirrors and pushes in their own tables' modules."""
 
     def calendars(self) -> list[CalendarRow]:
         return [

@@ -172,6 +172,15 @@ class PushTables(StateBase):
                 (next_attempt, error, time.time(), row.collection, row.uid),
             )
 
+    def defer(self, row: OutboxRow, next_attempt: float) -> None:
+        """Put a claimed row back untried (its account is held): no attempt is counted."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt = MAX(next_attempt, ?) "
+                "WHERE collection = ? AND uid = ? AND state = 'in_flight'",
+                (next_attempt, row.collection, row.uid),
+            )
+
     def fail(self, row: OutboxRow, reason: str) -> None:
         with self.transaction() as db:
             db.execute(

@@ -24,6 +24,12 @@ def create_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
+    # Every account after the first, by its short name (the first stays in `account`).
+    db.table("accounts").create(
+        {"name": str, "apple_id": str, "server": str, "principal_url": str, "home_url": str, "connected_at": float},
+        pk="name",
+        if_not_exists=True,
+    )
     db.table("calendars").create(
         {"id": str, "url": str, "name": str, "color": str, "components": str, "writable": int},
         pk="id",

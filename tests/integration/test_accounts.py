@@ -1,0 +1,174 @@
+"""A second account beside the first: set up from the CLI, calendars addressed as
+`ACCOUNT/NAME`, mirrored as `icloud-<account>-<slug>/`, pushed to when linked, and held only
+by its own health (two emulators, one refusing the password)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from calmirror import config
+from calmirror.emulator import Emulator
+from calmirror.home import Home
+from calmirror.model import scoped_id
+from calmirror.state import State
+from tests.conftest import Cli
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, daemon_running, event, wait_for
+
+WORK_ID = "work@example.com"
+
+
+@pytest.fixture
+def work_emu() -> Iterator[Emulator]:
+    """A second server with its own Apple ID and the sample calendars."""
+    with Emulator(apple_id=WORK_ID, password=APP_PASSWORD, seed="sample") as emulator:
+        yield emulator
+
+
+def _ok(result: object) -> None:
+    assert getattr(result, "returncode", 1) == 0, getattr(result, "stderr", "")
+
+
+def _connect_work(cli: Cli, work_emu: Emulator) -> dict[str, object]:
+    result = cli(
+        "connect", "--apple-id", WORK_ID, "--server", work_emu.url, "--name", "work", "--password-stdin", "--json",
+        input=APP_PASSWORD + "\n",
+    )  # fmt: skip
+    _ok(result)
+    return dict(json.loads(result.stdout))
+
+
+def test_a_second_account_is_set_up_listed_addressed_and_removed(
+    home: Path, cli: Cli, emu: Emulator, work_emu: Emulator
+) -> None:
+    connected_home(home, emu, conflicts=("Work",))
+    connected = _connect_work(cli, work_emu)
+    assert connected["account"] == "work"
+    work_cal = scoped_id("work", work_emu.calendar_id("Work"))
+
+    listed = json.loads(cli("accounts", "list", "--json").stdout)
+    assert [(a["name"], a["apple_id"]) for a in listed] == [("default", APPLE_ID), ("work", WORK_ID)]
+    assert all(a["health"]["state"] == "ok" for a in listed)
+
+    calendars = json.loads(cli("calendars", "--json").stdout)
+    assert {(c["account"], c["name"]) for c in calendars} >= {("default", "Work"), ("work", "Work"), ("work", "Home")}
+    assert work_cal in {c["id"] for c in calendars}
+
+    # The same name in two accounts: a bare name is ambiguous, ACCOUNT/NAME is not.
+    ambiguous = cli("link", "Work")
+    assert ambiguous.returncode == 2 and "ACCOUNT/CALENDAR" in ambiguous.stderr and "work/Work" in ambiguous.stderr
+    _ok(cli("link", "work/Work"))
+    _ok(cli("conflicts", "add", "work/Home"))
+    settings = config.load(home / "config.toml")
+    assert settings.icloud.linked == work_cal
+    assert set(settings.icloud.conflicts) == {
+        emu.calendar_id("Work"),
+        work_cal,
+        scoped_id("work", work_emu.calendar_id("Home")),
+    }
+    assert "work/Nope" in cli("conflicts", "add", "work/Nope").stderr  # the error names what was asked
+
+    # One connection per account: the same Apple ID again is refused in one line.
+    again = cli(
+        "connect", "--apple-id", WORK_ID, "--server", work_emu.url, "--name", "other", "--password-stdin",
+        input=APP_PASSWORD + "\n",
+    )  # fmt: skip
+    assert again.returncode == 2 and "already connected (account work)" in again.stderr
+    assert again.stderr.count("\n") == 1 and APP_PASSWORD not in again.stderr + again.stdout
+
+    # Each account's password under its own key; none printed.
+    secrets = sorted(p.name for p in (home / "secrets").iterdir())
+    assert "icloud-password" in secrets and "icloud-password-work" in secrets
+    status = cli("status", "--json")
+    assert APP_PASSWORD not in status.stdout
+    assert [a["name"] for a in json.loads(status.stdout)["accounts"]] == ["default", "work"]
+
+    refused = cli("disconnect")
+    assert refused.returncode == 2 and "accounts remove work" in refused.stderr
+    removed = cli("accounts", "remove", "work")
+    _ok(removed)
+    settings = config.load(home / "config.toml")
+    assert settings.icloud.linked is None and settings.icloud.conflicts == (emu.calendar_id("Work"),)
+    assert not (home / "secrets" / "icloud-password-work").exists()
+    assert [a["name"] for a in json.loads(cli("accounts", "list", "--json").stdout)] == ["default"]
+
+
+def _two_account_home(root: Path, emu: Emulator, work_emu: Emulator) -> Home:
+    """First account: Home mirrored. Work account: its Work linked, its Home mirrored."""
+    from calmirror import config_edit
+    from calmirror.account import connect
+
+    home = connected_home(root, emu, linked=None, conflicts=("Home",))
+    state = State(home.state_db)
+    try:
+        connect(home, config.load(home.config_file), state, WORK_ID, APP_PASSWORD, work_emu.url, "work")
+    finally:
+        state.close()
+    work = scoped_id("work", work_emu.calendar_id("Work"))
+    config_edit.set_linked(home.config_file, work, also_conflict=False)
+    settings = config.load(home.config_file)
+    ids = [*settings.icloud.conflicts, scoped_id("work", work_emu.calendar_id("Home"))]
+    config_edit.set_conflicts(home.config_file, ids)
+    return home
+
+
+def test_one_account_refusing_its_password_never_stops_the_others_traffic(
+    tmp_path: Path, emu: Emulator, work_emu: Emulator
+) -> None:
+    home = _two_account_home(tmp_path / "home", emu, work_emu)
+    work_home = work_emu.calendar_id("Home")
+    with daemon_running(home) as run, closing(run.state()) as state:
+        assert wait_for(lambda: bool(state.mirror_items(scoped_id("work", work_home))), 30)
+        mirrors = {m.calendar_id: m.slug for m in state.mirrors()}
+        assert mirrors[emu.calendar_id("Home")] == "home"  # the first account's names are today's
+        assert mirrors[scoped_id("work", work_home)] == "work-home"  # icloud-work-home/
+
+        emu.set_password("revoked-revoked-revoked")  # the first account now answers 401
+        emu.clear_requests()
+        run.daemon.mirror_wake.set()
+        assert wait_for(lambda: (state.get_meta("health") or {}).get("state") == "auth_failed", 30)
+        refused_at = len(emu.requests)
+
+        # Pushes to the linked calendar in the other account go on.
+        assert run.put("a.ics", event("after-401", "Booked while the first account is refused")).status_code == 201
+        work_cal = work_emu.calendar_id("Work")
+        assert wait_for(lambda: any("after-401" in b for b in work_emu.items(work_cal).values()), 30)
+        # And so do its mirrors.
+        work_emu.put_item(work_home, "new.ics", event("work-new", "Added at work", start="20261203T090000Z"))
+        run.daemon.mirror_wake.set()
+        key = scoped_id("work", work_home)
+        assert wait_for(lambda: any(e.uid == "work-new" for e in state.mirror_items(key).values()), 30)
+        assert (state.get_meta("health:work") or {}).get("state") == "ok"
+        # The refusing account was not asked again meanwhile (a 401 stops until a reconnect).
+        assert len(emu.requests) == refused_at
+
+        status = run.daemon.state  # the daemon's own view agrees
+        health = {
+            a.name: (status.get_meta("health" if not a.name else f"health:{a.name}") or {}) for a in status.accounts()
+        }
+        assert health[""]["state"] == "auth_failed" and health["work"]["state"] == "ok"
+
+
+def test_a_retry_after_of_one_account_holds_only_that_one(tmp_path: Path, emu: Emulator, work_emu: Emulator) -> None:
+    home = _two_account_home(tmp_path / "home", emu, work_emu)
+    work_home = work_emu.calendar_id("Home")
+    with daemon_running(home) as run, closing(run.state()) as state:
+        key = scoped_id("work", work_home)
+        assert wait_for(lambda: bool(state.mirror_items(key)), 30)
+        emu.faults.fail(count=50, status=503, retry_after=600)
+        run.daemon.mirror_wake.set()
+        assert wait_for(lambda: (state.get_meta("health") or {}).get("state") == "unreachable", 30)
+        held_at = len(emu.requests)
+        work_emu.put_item(work_home, "n.ics", event("during-503", "At work", start="20261203T130000Z"))
+        time.sleep(0.2)
+        run.daemon.mirror_wake.set()
+        assert wait_for(lambda: any(e.uid == "during-503" for e in state.mirror_items(key).values()), 30)
+        assert run.put("b.ics", event("push-during-503", "Booked")).status_code == 201
+        work_cal = work_emu.calendar_id("Work")
+        assert wait_for(lambda: any("push-during-503" in b for b in work_emu.items(work_cal).values()), 30)
+        assert len(emu.requests) == held_at  # nothing was sent to the held account
