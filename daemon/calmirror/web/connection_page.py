@@ -26,6 +26,7 @@ def connection(
         HTTPStatus.BAD_REQUEST if errors else HTTPStatus.OK,
         status=data,
         health=health_line(data["connection"]),
+        accounts=[(a, health_line(a["connection"])) for a in data["accounts"]],
         errors=errors or {},
         apple_id=apple_id,
         server=server or settings.icloud.server or ICLOUD_SERVER,
