@@ -3,8 +3,8 @@
 Each account is its own server with its own password, so a 401 or a Retry-After from one
 holds only that one; the others' mirrors and pushes go on. The first account's client is
 owned by the caller (the daemon's loops and `calmirror sync` open and close it, as they did
-before there were more); the named accounts' clients are opened here on first use and
-kept until `reset` (a reload may bring new passwords) or `close`.
+before there were more); the named accounts' clients are opened here on first use, one per
+thread, and kept until a `reset` (a reload may bring new passwords) or `close`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ class Connections:
         self._lock = threading.Lock()
         self._health: dict[str, Health] = {}
         self._healers: dict[str, Healer] = {}
-        self._clients: dict[tuple[str, int], ICloudClient] = {}  # (account, thread id): a session per thread
+        # (account, thread id) -> (generation, client): a session per thread, replaced by its
+        # own thread after a reload, so no thread's request in flight is cut by another.
+        self._clients: dict[tuple[str, int], tuple[int, ICloudClient]] = {}
+        self._generation = 0
 
     def health(self, name: str = PRIMARY) -> Health:
         with self._lock:
@@ -61,11 +64,15 @@ class Connections:
         else:
             key = (name, threading.get_ident())
             with self._lock:
-                client = self._clients.get(key)
-            if client is None:
-                client = account.client_for(self.home, self.settings, self.state, name)
+                held, generation = self._clients.get(key), self._generation
+            if held is not None and held[0] != generation:
+                held[1].close()
+                held = None
+            if held is None:
+                held = (generation, account.client_for(self.home, self.settings, self.state, name))
                 with self._lock:
-                    self._clients[key] = client
+                    self._clients[key] = held
+            client = held[1]
         if client is None:
             return None
         return Connection(name, client, self.health(name), self.healer(name))
@@ -81,18 +88,16 @@ class Connections:
         return PRIMARY
 
     def reset(self) -> None:
-        """Close the named accounts' clients (a reload may carry new passwords) and let each
-        account's health try again after a refused password."""
+        """Have each thread open its named accounts' clients again (a reload may carry new
+        passwords) and let each account's health try again after a refused password."""
         with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+            self._generation += 1
             healths = list(self._health.values())
-        for client in clients:
-            client.close()
         for health in healths:
             health.reset_auth()
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+            clients, self._clients = [client for _, client in self._clients.values()], {}
         for client in clients:
             client.close()

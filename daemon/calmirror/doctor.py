@@ -56,15 +56,18 @@ def check_credentials(home: Home, settings: config.Settings, state: State) -> Ch
     acct = state.account()
     if acct is None:
         return Check("credentials", False, "no iCloud account connected; run `calmirror connect --apple-id EMAIL`")
-    try:
-        credentials.load_icloud_password(home, acct.apple_id, settings.icloud.credential)
-    except CalmirrorError as exc:
-        return Check("credentials", False, exc.message)
-    secret = home.secrets_dir / credentials.ICLOUD_FILE
-    if secret.exists() and (problem := _private(secret, folder=False)):
-        return Check("credentials", False, problem)
+    for each in state.accounts():  # every account's own password
+        try:
+            credentials.load_icloud_password(home, each.apple_id, settings.icloud.credential, account=each.name)
+        except CalmirrorError as exc:
+            return Check("credentials", False, f"account {each.label}: {exc.message}")
+        secret = home.secrets_dir / credentials.secret_name(each.name)
+        if secret.exists() and (problem := _private(secret, folder=False)):
+            return Check("credentials", False, problem)
+    others = len(state.accounts()) - 1
+    more = f" and {others} further account(s)" if others else ""
     return Check(
-        "credentials", True, f"app-specific password for {acct.apple_id} stored ({settings.icloud.credential})"
+        "credentials", True, f"app-specific password for {acct.apple_id}{more} stored ({settings.icloud.credential})"
     )
 
 

@@ -88,6 +88,9 @@ def test_a_second_account_is_set_up_listed_addressed_and_removed(
     assert APP_PASSWORD not in status.stdout
     assert [a["name"] for a in json.loads(status.stdout)["accounts"]] == ["default", "work"]
 
+    checks = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)}
+    assert checks["credentials"]["ok"] and "1 further account" in checks["credentials"]["detail"]
+
     refused = cli("disconnect")
     assert refused.returncode == 2 and "accounts remove work" in refused.stderr
     removed = cli("accounts", "remove", "work")

@@ -47,8 +47,7 @@ class BusySources:
         the state database already says it changed, also when another process wrote it."""
 
     def rules(self) -> engine.Rules:
-        acct = self.state.account()
-        me = {acct.apple_id.lower()} if acct else set()
+        me = {acct.apple_id.lower() for acct in self.state.accounts()}  # invitations to any account are yours
         a = self.settings.availability
         return engine.Rules(
             tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy, travel_time=a.travel_time

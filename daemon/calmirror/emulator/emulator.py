@@ -238,6 +238,10 @@ class Emulator:
     def invalidate_sync_tokens(self, mode: str = "403") -> None:
         self._tokens.invalidate(mode)
 
+    def set_sync_collection(self, enabled: bool) -> None:
+        """Off: answer sync-collection REPORTs 403 (supported-report), as a server without RFC 6578."""
+        self._tokens.sync_collection = enabled
+
     # --- request log ------------------------------------------------------------------
 
     @property

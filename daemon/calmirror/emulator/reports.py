@@ -44,6 +44,8 @@ def prepare_report(request: Request, tokens: TokenCodec, *, drop_token: bool = F
     if root.tag == clark(CALDAV, "free-busy-query"):
         return ReportPlan(reply=empty_reply(400))
     if root.tag == clark(DAV, "sync-collection"):
+        if not tokens.sync_collection:  # RFC 3253 §3.6: a report the resource does not support
+            return ReportPlan(reply=xml_reply(403, xmlbits.error(clark(DAV, "supported-report"))))
         return _sync_collection(request, root, tokens, drop_token)
     if (
         root.tag == clark(CALDAV, "calendar-query")

@@ -61,6 +61,8 @@ class TokenCodec:
         self._lock = threading.Lock()
         self._epoch = 0
         self.invalid_mode = "403"
+        # False plays a CalDAV server without RFC 6578: sync-collection is refused.
+        self.sync_collection = True
 
     def invalidate(self, mode: str) -> None:
         if mode not in ("403", "full"):

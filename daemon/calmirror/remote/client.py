@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from calmirror.errors import (
     AuthFailed,
     BadRemoteData,
+    InvalidSyncToken,
     RemoteError,
     Unavailable,
     Unreachable,
@@ -45,6 +46,12 @@ ICS = "text/calendar; charset=utf-8"
 WRITE_PRIVILEGES = frozenset({"write", "write-content", "all"})
 NOT_CALENDARS = frozenset({"inbox", "outbox", "notification", "notifications"})
 MAX_REDIRECTS = 3
+#: The sync token calmirror keeps for a calendar on a server without sync-collection
+#: (RFC 6578): the calendar's ctag when its ETags were last listed.
+CTAG_TOKEN = "calmirror-ctag:"
+#: How servers refuse a REPORT they do not implement (RFC 3253 §3.6 says 403 with
+#: DAV:supported-report; others answer 400, 405 or 501).
+UNSUPPORTED_REPORT = frozenset({400, 403, 405, 501})
 
 
 class CrossHostRedirect(RemoteError):
@@ -166,7 +173,9 @@ class ICloudClient:
     # --- sync and fetch ----------------------------------------------------------------
 
     def sync(self, calendar_url: str, token: str | None) -> SyncChanges:
-        """One sync-collection REPORT (level 1, ETags only).
+        """One sync-collection REPORT (level 1, ETags only); on a server without it, the
+        ctag/ETag fallback (`sync_by_ctag`), chosen when a token-less sync-collection is
+        refused and kept from then on through the token.
 
         `full` is True only for a token-less sync that the server did not truncate: a
         server that answers a stale token with a complete listing instead of 403
@@ -176,9 +185,19 @@ class ICloudClient:
         token continues where the answer stopped.
         """
         url = hrefs.as_collection(hrefs.canonical_url(calendar_url))
-        response = self._http.request(
-            "REPORT", url, body=dav.sync_collection(token), headers=_xml_headers("0"), ok=(207,), sync=True
-        )
+        if token is not None and token.startswith(CTAG_TOKEN):
+            return self.sync_by_ctag(url, token)
+        try:
+            response = self._http.request(
+                "REPORT", url, body=dav.sync_collection(token), headers=_xml_headers("0"), ok=(207,), sync=True
+            )
+        except RemoteError as exc:
+            if token is not None or exc.status not in UNSUPPORTED_REPORT or isinstance(exc, InvalidSyncToken):
+                raise
+            log.info(
+                "%s: no sync-collection (%s); following it by its ctag and ETags", where("REPORT", url), exc.status
+            )
+            return self.sync_by_ctag(url, None)
         listed, sync_token = dav.parse_listing(
             require_xml("REPORT", url, response), where=where("REPORT", url), url=safe_url(url)
         )
@@ -208,6 +227,26 @@ class ICloudClient:
             full=token is None and not truncated,
             truncated=truncated,
         )
+
+    def sync_by_ctag(self, calendar_url: str, token: str | None) -> SyncChanges:
+        """For a server without sync-collection: one Depth-0 PROPFIND of the ctag; when it
+        equals the one in `token`, nothing changed (one request). Otherwise one Depth-1
+        PROPFIND lists every item's ETag, answered as a full listing: the mirror fetches only
+        the items whose ETag differs and deletes those no longer listed. A server without a
+        ctag is listed every time (two requests)."""
+        url = hrefs.as_collection(hrefs.canonical_url(calendar_url))
+        ctag = self.get_ctag(url)
+        if ctag and token == CTAG_TOKEN + ctag:
+            return SyncChanges(token=token, changed={}, deleted=[], full=False, truncated=False)
+        status = self._multistatus("PROPFIND", url, dav.propfind("d:resourcetype", "d:getetag"), depth="1")
+        changed: dict[str, str] = {}
+        for response in status.responses:
+            href = hrefs.rebase(url, response.href)
+            if hrefs.same_resource(href, url) or href.endswith("/"):
+                continue
+            if response.status is None or 200 <= response.status < 300:
+                changed[href] = response.text(dav.GETETAG) or ""
+        return SyncChanges(token=CTAG_TOKEN + (ctag or ""), changed=changed, deleted=[], full=True, truncated=False)
 
     def fetch(
         self,
