@@ -46,3 +46,11 @@ def test_the_week_page_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["events"] == 30 and result["median_ms"] > 0
+
+
+def test_the_load_benchmark_runs_against_the_daemon_and_plain_radicale() -> None:
+    done = run_bench("bench_load.py", "--events", "20", "--clients", "2", "--seconds", "2", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for target in ("calmirror", "plain Radicale"):
+        line = next(row for row in done.stdout.splitlines() if row.startswith(f"| {target} | put |"))
+        assert int(line.split("|")[3]) > 0, line  # answered writes
