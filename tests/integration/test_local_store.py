@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -371,3 +372,37 @@ def test_a_folder_changed_behind_the_log_is_read_again(work: LocalStore) -> None
     assert reopened.apply_mirror("work", [("c.ics", event("c"))], []) == []
     again = dict(LocalStore(work.store_dir, USER).apply_mirror("work", [("d.ics", event("c"))], []))
     assert "c.ics" in again["d.ics"]
+
+
+def test_a_client_put_checks_uids_without_reading_every_appointment(
+    tmp_path: Path, server: LocalServer, http: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Radicale checks a new item's UID against the whole collection under the exclusive lock;
+    from the second write on the answer comes from memory, and it still follows every change:
+    our own PUTs and DELETEs, and a file written behind the server's back."""
+    from radicale.storage import multifilesystem
+
+    base = server.url + f"{USER}/appointments/"
+    ics = {"Content-Type": "text/calendar"}
+    assert http.put(base + "a.ics", data=event("uid-a").encode(), headers=ics, timeout=10).status_code == 201
+    reads: list[str] = []
+    real_get_all = multifilesystem.Collection.get_all
+
+    def counted(self: multifilesystem.Collection) -> Any:
+        reads.append(self.path)
+        return real_get_all(self)
+
+    monkeypatch.setattr(multifilesystem.Collection, "get_all", counted)
+    for n in range(5):
+        assert (
+            http.put(base + f"n{n}.ics", data=event(f"uid-n{n}").encode(), headers=ics, timeout=10).status_code == 201
+        )
+    assert reads == []
+    clash = http.put(base + "b.ics", data=event("uid-a").encode(), headers=ics, timeout=10)
+    assert clash.status_code == 409 and "no-uid-conflict" in clash.text
+    assert http.delete(base + "a.ics", timeout=10).status_code in (200, 204)
+    assert http.put(base + "b.ics", data=event("uid-a").encode(), headers=ics, timeout=10).status_code == 201
+    assert reads == []
+    LocalStore(tmp_path / "store", USER).write_appointment("behind.ics", event("uid-behind"))
+    clash = http.put(base + "c.ics", data=event("uid-behind").encode(), headers=ics, timeout=10)
+    assert clash.status_code == 409 and reads  # the folder changed: the UIDs were read again

@@ -54,9 +54,9 @@ from radicale import config as radicale_config
 from radicale import item as radicale_item
 from radicale import pathutils, xmlutils
 from radicale.item import filter as radicale_filter
-from radicale.storage import multifilesystem
 
 from calmirror.local import layout
+from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage
 from calmirror.model import FileStamp, ItemRange, Occurrences, RangeCandidate
 
 log = logging.getLogger("calmirror.local")
@@ -93,7 +93,7 @@ class RangeStore(Protocol):
 Found = tuple[radicale_item.Item, bool]
 
 
-class IndexedCollection(multifilesystem.Collection):
+class IndexedCollection(UidCachedCollection):
     """Radicale's collection with `get_filtered` answered from the index for mirrors."""
 
     def get_filtered(self, filters: Iterable[ET.Element]) -> Iterable[Found]:
@@ -306,7 +306,7 @@ def _is_comp(element: ET.Element, name: str) -> bool:
     return element.tag == xmlutils.make_clark("C:comp-filter") and element.get("name", "").upper() == name
 
 
-class IndexedStorage(multifilesystem.Storage):
+class IndexedStorage(UidCachedStorage):
     """Radicale's multifilesystem storage whose collections answer mirror queries from `range_store`."""
 
     _collection_class = IndexedCollection

@@ -28,7 +28,7 @@ import radicale.server
 import radicale.storage
 
 from calmirror.errors import LocalServerError
-from calmirror.local import layout
+from calmirror.local import layout, uid_cache
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
 from calmirror.local.fairness import gate_for
@@ -260,7 +260,7 @@ class LocalServer:
             host=self.host,
             port=port,
             auth_type=AuthFactory(self.credentials),
-            storage_type="multifilesystem" if self.range_store is None else storage_type(self.range_store),
+            storage_type=uid_cache.storage_type() if self.range_store is None else storage_type(self.range_store),
         )
         try:
             self._middleware.app = radicale.app.Application(configuration)
