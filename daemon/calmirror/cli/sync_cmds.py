@@ -14,6 +14,7 @@ from calmirror import account, control, status
 from calmirror.cli.context import console, ctx_of, print_json
 from calmirror.engine import Engine
 from calmirror.errors import UserError
+from calmirror.model import PRIMARY_SPELLING, account_of
 from calmirror.remote import ICloudClient
 
 outbox_app = typer.Typer(help="Inspect and retry appointments waiting to reach iCloud.", no_args_is_help=True)
@@ -200,7 +201,9 @@ def _print_status(d: dict[str, Any]) -> None:
     else:
         console.print(f"iCloud: not connected; {d['connection']['text']}")
     if d["linked"]["id"]:
-        console.print(f"Linked calendar: {d['linked']['name'] or d['linked']['id']}")
+        owner = account_of(d["linked"]["id"])
+        linked_name = d["linked"]["name"] or d["linked"]["id"]
+        console.print(f"Linked calendar: {f'{owner}/{linked_name}' if owner else linked_name}")
     if d["mirrors"]:
         table = Table(title="Mirrors")
         for col in ("Calendar", "Local", "Exact", "Compatible", "Withheld", "Unreadable", "Last sync", "Problem"):
@@ -209,7 +212,7 @@ def _print_status(d: dict[str, Any]) -> None:
             problem = "emptied in iCloud; mirror kept" if m["held_empty"] else (m["last_error"] or "")
             copies = m["copies"]
             table.add_row(
-                m["name"],
+                m["name"] if m["account"] == PRIMARY_SPELLING else f"{m['account']}/{m['name']}",
                 m["local_collection"],
                 str(copies["exact"]),
                 str(copies["compatible"]),
