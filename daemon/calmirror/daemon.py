@@ -249,6 +249,7 @@ class Daemon:
     def _local_change(self, collection: str) -> None:
         if collection == APPOINTMENTS:
             self.push_wake.set()
+        self.busy.mark_changed(collection)  # indexed as it lands: the next guard check counts it
         self.busy_calendar.mark_changed(collection)
 
     def _mirror_change(self, collection: str) -> None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import cast
 
 from calmirror.availability import engine
+from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
@@ -434,7 +435,9 @@ class Mirror:
         report.skipped += len(skipped)
         report.skipped_reasons.update(skipped)
         report.deleted += len(plan.gone)
+        texts = {entry.href: entry.body for entry in entries if entry.body is not None}
+        busy = BusyUpkeep(self.store, self.state, self.settings).mirror_batch(calendar_id, texts)
         count = self.state.apply_mirror_map(
-            calendar_id, entries, [*plan.gone, *plan.unskipped, *dropped], skipped, replace=False
+            calendar_id, entries, [*plan.gone, *plan.unskipped, *dropped], skipped, replace=False, busy=busy
         )
         known.recorded([*(entry.href for entry in entries), *plan.gone, *dropped], count)

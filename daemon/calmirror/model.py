@@ -264,3 +264,66 @@ class RangeCandidate:
     href: str
     easy: bool
     decided: bool | None
+
+
+# --- the busy index ------------------------------------------------------------------------------
+
+#: Busy-index source keys. Local collections are keyed by their collection name; every kind of
+#: mirror (iCloud calendars, feeds, further accounts) by its calendar id in the exact-text store.
+BUSY_PUSHED = "pushed-in-icloud"  # iCloud's differing versions of pushed appointments
+_MIRROR_KEY = "mirror:"
+#: Spans shorter than this (10 days, in microseconds) are found by a range scan on their start.
+BUSY_SHORT_US = 10 * 86_400 * 1_000_000
+
+
+def busy_mirror_key(calendar_id: str) -> str:
+    """The busy-index source key of the mirror of `calendar_id`."""
+    return _MIRROR_KEY + calendar_id
+
+
+def busy_mirror_id(source: str) -> str | None:
+    """The calendar id behind a mirror's source key; None for other sources."""
+    return source[len(_MIRROR_KEY) :] if source.startswith(_MIRROR_KEY) else None
+
+
+@dataclass(frozen=True, slots=True)
+class BusySpan:
+    """One busy occurrence as the index stores it (UTC microseconds since the epoch).
+
+    `start` already includes the travel time before it (`travel`, 0 for all-day events), so
+    the query drops it when the user switches travel time off. `maybe` marks an occurrence
+    that is busy only when tentative time counts (STATUS or the user's own PARTSTAT);
+    `tentative` is STATUS/BUSYSTATUS alone, as shown to users.
+    """
+
+    uid: str
+    summary: str
+    start: int
+    end: int
+    travel: int
+    all_day: bool
+    tentative: bool
+    maybe: bool
+    approximate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedItem:
+    """One resource's entry in the busy index: its text's digest, the UTC bounds of
+    everything it can ever occupy (`hi` None: a rule without end; both None: unreadable),
+    and its busy occurrences over the index's horizon."""
+
+    digest: str
+    lo: int | None
+    hi: int | None
+    spans: tuple[BusySpan, ...]
+
+
+@dataclass(frozen=True)
+class BusyBatch:
+    """Index entries computed, before a transaction, for the horizon and busy rules they
+    assume; the writer drops them if the index moved on meanwhile."""
+
+    fingerprint: str
+    horizon: tuple[int, int]
+    items: dict[str, IndexedItem]

@@ -42,17 +42,22 @@ __all__ = [
     "BusyOccurrence",
     "CalendarParseError",
     "Interval",
+    "ItemHit",
     "Rules",
     "Skipped",
     "Source",
+    "SourceIndex",
     "busy_intervals",
     "busy_occurrences",
+    "candidate_busy",
     "clear_cache",
+    "item_index",
     "merge",
     "overlaps",
     "parse_calendar",
     "skipped",
     "to_vfreebusy",
+    "walk_item",
 ]
 
 
@@ -240,6 +245,25 @@ def skipped(sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rul
     return problems
 
 
+def candidate_busy(
+    candidate: icalendar.Calendar, rules: Rules, horizon: dt.timedelta = dt.timedelta(days=366)
+) -> tuple[frozenset[str], list[Interval]]:
+    """A new (or changed) event's own UIDs and the busy time it would take, by the same
+    rules: a TRANSPARENT or CANCELLED candidate takes none. An open-ended recurring
+    candidate is taken up to `horizon` after its first occurrence."""
+    found = index([candidate], remember=False)
+    singles = found.short + found.long
+    own = frozenset(s.uid for s in singles) | frozenset(s.uid for s in found.series)
+    bounds = [(s.lo, s.hi) for s in singles] + [(s.lo, s.hi) for s in found.series]
+    if not bounds:
+        return own, []
+    lo = min(b[0] for b in bounds)
+    his = [b[1] for b in bounds]
+    hi = max(h for h in his if h is not None) if all(h is not None for h in his) else None
+    hi = min(hi, shift(lo, horizon)) if hi is not None else shift(lo, horizon)
+    return own, merge(h[:2] for h in _walk_one(Source("candidate", [candidate]), found, (lo, hi), rules, None))
+
+
 def overlaps(
     candidate: icalendar.Calendar,
     sources: Iterable[Source],
@@ -248,27 +272,31 @@ def overlaps(
 ) -> list[Interval]:
     """Busy time a new (or changed) event would collide with, for the double-booking guard.
 
-    The candidate is judged by the same rules: a TRANSPARENT or CANCELLED candidate
-    collides with nothing. Entries in `sources` with the candidate's UID are ignored, so
-    re-saving an appointment does not collide with its own stored copy. An open-ended
-    recurring candidate is checked up to `horizon` after its first occurrence.
+    Entries in `sources` with the candidate's UID are ignored, so re-saving an appointment
+    does not collide with its own stored copy (see `candidate_busy` for the candidate).
     """
-    found = index([candidate], remember=False)
-    singles = found.short + found.long
-    own = frozenset(s.uid for s in singles) | frozenset(s.uid for s in found.series)
-    bounds = [(s.lo, s.hi) for s in singles] + [(s.lo, s.hi) for s in found.series]
-    if not bounds:
-        return []
-    lo = min(b[0] for b in bounds)
-    his = [b[1] for b in bounds]
-    hi = max(h for h in his if h is not None) if all(h is not None for h in his) else None
-    hi = min(hi, shift(lo, horizon)) if hi is not None else shift(lo, horizon)
-    wanted = merge(h[:2] for h in _walk_one(Source("candidate", [candidate]), found, (lo, hi), rules, None))
+    own, wanted = candidate_busy(candidate, rules, horizon)
     if not wanted:
         return []
     others = [Source(s.name, s.calendars, s.allday_busy, s.exclude_uids | own) for s in sources]
     busy = busy_intervals(others, wanted[0][0], wanted[-1][1], rules)
     return intersect(busy, wanted)
+
+
+# (start, end, uid, info, all_day, approximate) of one occurrence of one resource
+ItemHit = tuple[dt.datetime, dt.datetime, str, EventInfo, bool, bool]
+
+
+def item_index(calendar: icalendar.Calendar) -> SourceIndex:
+    """One resource's index, not remembered (the busy index walks each resource once)."""
+    return index([calendar], remember=False)
+
+
+def walk_item(found: SourceIndex, start: dt.datetime, end: dt.datetime, rules: Rules) -> Iterator[ItemHit]:
+    """Every busy occurrence of one resource touching [start, end), unclipped: what the
+    busy index stores, so the index and this engine cannot disagree."""
+    for h in _walk_one(Source("item", found.calendars), found, _check_window(start, end), rules, None):
+        yield h[0], h[1], h[3], h[4], h[5], h[6]
 
 
 def _stamp(value: dt.datetime, up: bool) -> str:

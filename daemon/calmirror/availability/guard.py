@@ -2,6 +2,8 @@
 
 Both use the same busy rules as `calmirror availability`, and the guard and `busy/` the same
 combined busy set, so a client, the CLI and the CRM never disagree about when the user is free.
+The guard parses only the candidate and asks the busy index for its window: no lock is held
+across other writers, and no other event is parsed.
 """
 
 from __future__ import annotations
@@ -33,11 +35,10 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
             return None
         uid = str(events[0].get("UID", ""))
         summary = str(events[0].get("SUMMARY", "appointment"))
-        sources = busy.sources(skip_uid=uid, wait=GUARD_WAIT_S)
-        if sources is None:  # calendars still being read at start-up: never keep a client waiting
+        hits = busy.overlaps(cal, wait=GUARD_WAIT_S)
+        if hits is None:  # the busy index is being built: never keep a client waiting
             log.warning("double-booking check skipped for %s: calendars still loading", uid)
             return None
-        hits = engine.overlaps(cal, sources, busy.rules())
         if not hits:
             state.clear_guard_warning(uid)
             return None

@@ -1,186 +1,193 @@
-"""Feeding the pure availability engine: appointments and blocked time from the local store,
-mirrors from calmirror's own exact-text store.
+"""Busy time from the busy index: what the guard, free-busy, `availability`, the week page
+and `busy/` ask.
+
+The index (`state/busy.py`, kept current by `availability.busy_upkeep`) holds every
+source's busy occurrences over a rolling horizon, so a window inside it is one SQL range
+scan, never a parse. A window reaching past the horizon parses only the few resources that
+can hold busy time out there and asks the engine for that part. Nothing here keeps parsed
+events: the daemon stays small however large the mirrors grow.
 
 A mirror's busy time comes from iCloud's exact text of each resource, kept in the state
-database, not from the Radicale collection: Radicale may hold a compatible copy, or
-nothing at all for an object it refused, and busy time must not depend on that. Parsed
-calendars are cached per item; `appointments/` and `blocked/` are refreshed through their
-sync tokens, mirrors through the calendar's generation in the state database (one
-indexed query when nothing changed), so the double-booking guard on a client's PUT and a
-free-busy REPORT re-parse only what changed, not 10,000 events.
+database, not from the Radicale collection: Radicale may hold a compatible copy, or nothing
+at all for an object it refused, and busy time must not depend on that.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+
+import icalendar
 
 from calmirror.availability import engine
+from calmirror.availability.busy_upkeep import PUSHED_IN_ICLOUD, BusyUpkeep, SourceSpec
+from calmirror.availability.intervals import Interval, intersect, merge
+from calmirror.availability.spans import from_us, to_us
 from calmirror.config import Settings
-from calmirror.local.layout import APPOINTMENTS, BLOCKED, BUSY, mirror_name
+from calmirror.local.layout import BUSY
 from calmirror.local.store import LocalStore
 from calmirror.state import State
+from calmirror.state.busy import SpanQuery, SpanRow
 
 log = logging.getLogger("calmirror.busy")
-PUSHED_IN_ICLOUD = "appointments as in iCloud"
-
-
-@dataclass
-class _Cached:
-    token: str | None = None  # a local collection's sync token
-    generation: int | None = None  # a mirror's generation in the exact-text store
-    calendars: dict[str, Any] = field(default_factory=dict)  # href -> icalendar.Calendar
+__all__ = ["PUSHED_IN_ICLOUD", "BusySources", "ask_daemon", "from_vfreebusy"]
 
 
 class BusySources:
-    def __init__(self, store: LocalStore, state: State, settings: Settings) -> None:
-        self.store, self.state, self.settings = store, state, settings
-        self._cache: dict[str, _Cached] = {}
-        self._versions: dict[tuple[str, str], Any] = {}  # (uid, etag) -> iCloud's differing version, parsed
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        store: LocalStore,
+        state: State,
+        settings: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store, self.state = store, state
+        self.upkeep = BusyUpkeep(store, state, settings, clock)
 
-    def mark_changed(self, collection: str) -> None:
-        """Called by the mirror writer in this process. Nothing to do: a mirror's generation in
-        the state database already says it changed, also when another process wrote it."""
+    @property
+    def settings(self) -> Settings:
+        return self.upkeep.settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self.upkeep.settings = value
 
     def rules(self) -> engine.Rules:
-        me = {acct.apple_id.lower() for acct in self.state.accounts()}  # invitations to any account are yours
-        a = self.settings.availability
-        return engine.Rules(
-            tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy, travel_time=a.travel_time
-        )
-
-    def collections(self) -> list[tuple[str, str, bool, str | None]]:
-        """(collection, source name, all-day events busy, iCloud calendar id of a mirror) for
-        every source of busy time."""
-        a = self.settings.availability
-        out: list[tuple[str, str, bool, str | None]] = [
-            (APPOINTMENTS, "appointments", a.allday_busy, None),
-            (BLOCKED, "blocked", a.allday_busy, None),
-        ]
-        for row in self.state.mirrors():
-            per = self.settings.calendar(row.calendar_id).allday_busy
-            name = mirror_name(str(row.slug))
-            out.append((name, name, a.allday_busy if per is None else per, row.calendar_id))
-        return out
-
-    def _refresh_mirror(self, collection: str, calendar_id: str) -> dict[str, Any]:
-        """The parsed exact texts of one mirrored calendar, re-parsing only what changed."""
-        cached = self._cache.setdefault(f"mirror of {calendar_id}", _Cached())
-        try:
-            change = self.state.mirror_texts_since(calendar_id, cached.generation)
-        except Exception as exc:
-            log.debug("busy: texts of %s unreadable: %s", collection, exc)
-            return cached.calendars
-        if change.present is None:
-            return cached.calendars
-        for href in [href for href in cached.calendars if href not in change.present]:
-            del cached.calendars[href]
-        self._parse_into(cached, collection, dict(change.texts))
-        cached.generation = change.generation
-        return cached.calendars
-
-    def _parse_into(self, cached: _Cached, collection: str, texts: dict[str, str | None]) -> None:
-        for href, text in texts.items():
-            if text is None:
-                cached.calendars.pop(href, None)
-                continue
-            try:
-                cached.calendars[href] = engine.parse_calendar(text)
-            except ValueError as exc:
-                log.debug("busy: %s/%s skipped: %s", collection, href, exc)
-                cached.calendars.pop(href, None)
-
-    def _refresh(self, collection: str) -> dict[str, Any]:
-        cached = self._cache.setdefault(collection, _Cached())
-        try:
-            token, changed, full = self.store.changes(collection, cached.token)
-            if full or cached.token is None:
-                cached.calendars = {}
-                texts: dict[str, str | None] = dict(self.store.items(collection))
-            else:
-                texts = self.store.items_named(collection, changed)
-        except Exception as exc:
-            log.debug("busy: %s unreadable: %s", collection, exc)
-            return {}
-        self._parse_into(cached, collection, texts)
-        cached.token = token
-        return cached.calendars
+        return self.upkeep.rules()
 
     def warm(self) -> None:
-        """Parse every source once, off the request path, so the first client write is not the one
-        that waits for 10,000 mirrored events to be read."""
-        self.sources()
+        """At start, off the request path: recompute the entries whose texts changed while the
+        daemon was down (normally none: reading the digests takes a fraction of a second)."""
+        self.upkeep.reconcile()
 
-    def sources(self, *, skip_uid: str | None = None, wait: float = -1) -> list[engine.Source] | None:
-        """The parsed sources; None when `wait` seconds pass while another thread is still parsing.
+    def mark_changed(self, collection: str) -> None:
+        """A local collection changed in this process: bring its entries up to date now, unless
+        the index is being rebuilt (the rebuild reads it anyway)."""
+        self.upkeep.ensure(wait=0)
 
-        Events of a mirror whose UID is a local appointment are left out: `appointments/`
-        holds the local version, and iCloud's counts separately while the two differ."""
-        exclude = self.state.appointment_uids()
-        if not self._lock.acquire(timeout=wait):
+    def occurrences(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        only: str | None = None,
+        skip_uids: Iterable[str] = (),
+        wait: float = -1,
+    ) -> list[engine.BusyOccurrence] | None:
+        """Each busy occurrence touching [start, end), sorted as the engine sorts them; `only` a
+        collection's own events (a mirror then keeps every event it holds). None when the
+        index stayed busy for `wait` seconds."""
+        ws, we = engine._check_window(start, end)
+        if not self.upkeep.ensure(wait):
             return None
-        try:
-            result = []
-            for collection, name, allday, calendar_id in self.collections():
-                parsed = self._refresh_mirror(collection, calendar_id) if calendar_id else self._refresh(collection)
-                uids = exclude if calendar_id is not None else frozenset()
-                if skip_uid:
-                    uids = frozenset(uids | {skip_uid})
-                result.append(engine.Source(name, list(parsed.values()), allday_busy=allday, exclude_uids=uids))
-            result.append(self._pushed_in_icloud(skip_uid))
-            return result
-        finally:
-            self._lock.release()
+        rules = self.rules()
+        specs = self.upkeep.sources()
+        if only is not None:
+            specs = [
+                SourceSpec(s.key, s.name, s.collection, s.allday_busy, False) for s in specs if s.collection == only
+            ]
+        meta = self.state.busy_meta()
+        assert meta is not None  # ensure() built it
+        h0, h1 = int(meta["horizon"][0]), int(meta["horizon"][1])
+        a, b = to_us(ws), to_us(we)
+        inside = (max(a, h0), min(b, h1))
+        skip = sorted(set(skip_uids))
+        found: list[engine.BusyOccurrence] = []
+        if inside[0] < inside[1] and specs:
+            query = SpanQuery(
+                start=inside[0],
+                end=inside[1],
+                sources=[s.key for s in specs],
+                allday=[s.key for s in specs if s.allday_busy],
+                mirrors=[s.key for s in specs if s.mirror],
+                travel=rules.travel_time,
+                tentative=rules.tentative_busy,
+                skip_uids=skip,
+            )
+            names = {s.key: s.name for s in specs}
+            found.extend(_occurrence(row, names, rules.travel_time) for row in self.state.busy_spans(query))
+        if specs and (a < h0 or b > h1):
+            found.extend(self._outside(specs, rules, (a, b), (h0, h1), inside, frozenset(skip)))
+        found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
+        return found
 
-    def _pushed_in_icloud(self, skip_uid: str | None) -> engine.Source:
-        """iCloud's versions of pushed appointments that differ from the local ones: mirrors
-        leave pushed appointments out, and `appointments/` has the local version, so while
-        the two differ (moved on a phone, not yet brought in or overridden) both count."""
-        parsed: dict[tuple[str, str], Any] = {}
-        for version in self.state.differing_remote_versions():
-            key = (version.uid, version.etag)
-            if version.body is None:
-                continue
-            if key not in self._versions:
+    def _outside(
+        self,
+        specs: list[SourceSpec],
+        rules: engine.Rules,
+        window: tuple[int, int],
+        horizon: tuple[int, int],
+        inside: tuple[int, int],
+        skip: frozenset[str],
+    ) -> list[engine.BusyOccurrence]:
+        """The engine's answer for the parts of the window outside the horizon, from the few
+        resources that can hold busy time there; what touches the inside part is the index's."""
+        (a, b), (h0, h1) = window, horizon
+        wanted: dict[str, list[str]] = {}
+        for source, href in self.state.busy_reaching([s.key for s in specs], a, b, h0, h1):
+            wanted.setdefault(source, []).append(href)
+        appointments = self.state.appointment_uids() if any(s.mirror for s in specs) else frozenset()
+        sources = []
+        for spec in specs:
+            calendars = []
+            for text in self.upkeep.texts(spec.key, wanted.get(spec.key, [])).values():
                 try:
-                    self._versions[key] = engine.parse_calendar(version.body)
-                except ValueError as exc:
-                    log.debug("busy: iCloud's version of %s skipped: %s", version.uid, exc)
+                    calendars.append(engine.parse_calendar(text))
+                except ValueError:
                     continue
-            parsed[key] = self._versions[key]
-        self._versions = parsed
-        a = self.settings.availability
-        return engine.Source(
-            name=PUSHED_IN_ICLOUD,
-            calendars=list(parsed.values()),
-            allday_busy=a.allday_busy,
-            exclude_uids=frozenset({skip_uid} if skip_uid else ()),
-        )
-
-    def source_of(self, collection: str) -> engine.Source | None:
-        """One collection's own content as a source (None for a collection that holds no busy
-        time of its own). Unlike in `sources()`, a mirror keeps every event it holds: a
-        free-busy REPORT on a collection answers for exactly what that collection contains."""
-        for name, label, allday, calendar_id in self.collections():
-            if name != collection:
+            if calendars:
+                exclude = skip | (appointments if spec.mirror else frozenset())
+                sources.append(engine.Source(spec.name, calendars, spec.allday_busy, frozenset(exclude)))
+        parts = [(a, min(b, h0))] if a < h0 else []
+        parts += [(max(a, h1), b)] if b > h1 else []
+        out = []
+        for p0, p1 in parts:
+            if p0 >= p1:
                 continue
-            with self._lock:
-                parsed = self._refresh_mirror(name, calendar_id) if calendar_id else self._refresh(name)
-                return engine.Source(label, list(parsed.values()), allday_busy=allday)
-        return None
+            for o in engine.busy_occurrences(sources, from_us(p0), from_us(p1), rules):
+                if inside[0] < inside[1] and to_us(o.start) < inside[1] and to_us(o.end) > inside[0]:
+                    continue  # the index has it
+                out.append(o)
+        return out
 
-    def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    def busy(self, start: datetime, end: datetime) -> list[Interval]:
         """The combined busy time of every source: what `calmirror availability` shows."""
-        return engine.busy_intervals(self.sources() or [], start, end, self.rules())
+        return _clipped(self.occurrences(start, end) or [], start, end)
 
-    def busy_in(self, collection: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    def busy_in(self, collection: str, start: datetime, end: datetime) -> list[Interval]:
         """The busy time of one collection's own events, by the same rules."""
-        source = self.source_of(collection)
-        return engine.busy_intervals([source] if source else [], start, end, self.rules())
+        return _clipped(self.occurrences(start, end, only=collection) or [], start, end)
+
+    def overlaps(self, candidate: icalendar.Calendar, wait: float = -1) -> list[Interval] | None:
+        """Busy time a new (or changed) appointment would collide with; its own stored copy
+        does not count. None when the index stayed busy for `wait` seconds."""
+        own, wanted = engine.candidate_busy(candidate, self.rules())
+        if not wanted:
+            return []
+        found = self.occurrences(wanted[0][0], wanted[-1][1], skip_uids=own, wait=wait)
+        if found is None:
+            return None
+        return intersect(_clipped(found, wanted[0][0], wanted[-1][1]), wanted)
+
+
+def _occurrence(row: SpanRow, names: dict[str, str], travel: bool) -> engine.BusyOccurrence:
+    source, uid, summary, start, end, before, all_day, tentative, approximate = row
+    return engine.BusyOccurrence(
+        names[source],
+        uid,
+        summary,
+        from_us(start if travel else start + before),
+        from_us(end),
+        bool(all_day),
+        bool(tentative),
+        bool(approximate),
+    )
+
+
+def _clipped(found: list[engine.BusyOccurrence], start: datetime, end: datetime) -> list[Interval]:
+    ws, we = start.astimezone(UTC), end.astimezone(UTC)
+    return merge((max(o.start, ws), min(o.end, we)) for o in found)
 
 
 FREEBUSY_QUERY = (
@@ -209,8 +216,7 @@ def from_vfreebusy(text: bytes | str) -> list[tuple[datetime, datetime]]:
 def ask_daemon(
     url: str, username: str, password: str, start: datetime, end: datetime, timeout: float = 30.0
 ) -> list[tuple[datetime, datetime]] | None:
-    """The running daemon keeps every calendar parsed; asking it is milliseconds where a cold
-    process parses 10,000 events for seconds. None when it cannot answer."""
+    """The running daemon's answer for `busy/`. None when it cannot answer."""
     from calmirror.local import loopback
 
     fmt = "%Y%m%dT%H%M%SZ"

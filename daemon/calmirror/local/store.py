@@ -107,6 +107,15 @@ class LocalStore:
             raise CollectionMissing(name)
         return found
 
+    def collection_stamp(self, name: str) -> int | None:
+        """The folder's modification time in nanoseconds: every write of an item file (a new
+        file renamed into place, or a deletion) moves it, so an unchanged stamp means no
+        sync is needed. None when the folder cannot be read."""
+        try:
+            return self.collection_dir(name).stat().st_mtime_ns
+        except OSError:
+            return None
+
     def collection_dir(self, name: str) -> Path:
         """The folder holding `name`'s item files (what the watcher observes)."""
         root = self._storage._get_collection_root_folder()

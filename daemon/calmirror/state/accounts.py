@@ -70,6 +70,8 @@ class AccountTables(StateBase):
             if name == PRIMARY:
                 for table in ("account", "calendars", "calendar_names", "mirrors", "mirror_items", "skipped_items"):
                     db.execute(f"DELETE FROM {table}")
+                db.execute("DELETE FROM busy_spans WHERE source LIKE 'mirror:%'")
+                db.execute("DELETE FROM busy_items WHERE source LIKE 'mirror:%'")
                 db.execute(
                     "UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
                     "remote_etag = NULL, pushed_etag = NULL"
@@ -144,6 +146,7 @@ class AccountTables(StateBase):
                     ("appointments", "remote_href"),
                     ("appointments", "remote_calendar"),
                     ("remote_versions", "href"),
+                    ("busy_items", "href"),
                 ):
                     db.execute(
                         f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",

@@ -9,11 +9,13 @@ from typing import Any
 
 from calmirror.model import (
     COPY_KINDS,
+    BusyBatch,
     MirrorEntry,
     MirrorRow,
     MirrorTexts,
+    busy_mirror_key,
 )
-from calmirror.state.base import StateBase
+from calmirror.state.busy import BusyTables
 from calmirror.state.mirror_view import KnownItems
 
 _ENTRY_COLUMNS = "href, etag, uid, local_href, copy, reason, horizon"
@@ -48,7 +50,7 @@ def _mirror_row(r: dict[str, Any]) -> MirrorRow:
     )
 
 
-class MirrorTables(StateBase):
+class MirrorTables(BusyTables):
     """The item maps of mirrors and calmirror's copy of iCloud's exact text of each resource."""
 
     def mirror(self, calendar_id: str) -> MirrorRow | None:
@@ -67,6 +69,7 @@ class MirrorTables(StateBase):
             for table in ("mirrors", "mirror_items", "skipped_items"):
                 db.execute(f"DELETE FROM {table} WHERE calendar_id = ?", (calendar_id,))
             db.execute("DELETE FROM meta WHERE key = ?", (f"mirror_clean:{calendar_id}",))
+            self._busy_drop(db.conn, busy_mirror_key(calendar_id), None)
 
     def mirror_items(self, calendar_id: str) -> dict[str, MirrorEntry]:
         """The item map, without the texts (every row: tests and tools; a pass reads only the
@@ -142,11 +145,13 @@ class MirrorTables(StateBase):
         skipped: dict[str, str],
         *,
         replace: bool,
+        busy: BusyBatch | None = None,
         **mirror_fields: Any,
     ) -> int:
-        """Record what one batch did, the exact texts it fetched, and the new token, in one
-        transaction; the calendar's generation moves on so caches of the texts see the change.
-        Returns how many items the map now holds for the calendar."""
+        """Record what one batch did, the exact texts it fetched, their busy-index entries
+        (`busy`, computed beforehand) and the new token, in one transaction; the calendar's
+        generation moves on so caches of the texts see the change. Returns how many items
+        the map now holds for the calendar."""
         now = time.time()
         with self.transaction() as db:
             # One counter for all calendars, so a mirror forgotten and added again never
@@ -200,6 +205,14 @@ class MirrorTables(StateBase):
                     nskipped -= db.execute(
                         "DELETE FROM skipped_items WHERE calendar_id = ? AND href = ?", (calendar_id, e.href)
                     ).rowcount
+            self._busy_apply(
+                db.conn,
+                busy_mirror_key(calendar_id),
+                busy,
+                [e.href for e in upserts if e.body is not None],
+                [*deletes, *skipped],
+                replace=replace,
+            )
             if skipped:
                 marks = ",".join("?" * len(skipped))
                 nskipped -= db.execute(

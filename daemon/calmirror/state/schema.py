@@ -133,12 +133,32 @@ def create_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         if_not_exists=True,
     )
+    create_busy_tables(db)
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
     # copy_counts and the compatible copies due again, without reading every row's text
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_copy ON mirror_items(calendar_id, copy, reason, horizon)")
     db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt)")
     db.execute("CREATE INDEX IF NOT EXISTS appointments_local ON appointments(local_href)")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def create_busy_tables(db: sqlite_utils.Database) -> None:
+    """The busy index (`state/busy.py`): one row per resource of every source of busy time,
+    and its busy occurrences over the horizon. Times are UTC microseconds since the epoch.
+    `long` splits spans at `availability.spans.SHORT`, so a window is a range scan on `start_us`."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS busy_items (id INTEGER PRIMARY KEY, source TEXT NOT NULL, "
+        "href TEXT NOT NULL, digest TEXT NOT NULL, lo INTEGER, hi INTEGER, UNIQUE (source, href))"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS busy_spans (item INTEGER NOT NULL, source TEXT NOT NULL, uid TEXT NOT NULL, "
+        "summary TEXT NOT NULL, start_us INTEGER NOT NULL, end_us INTEGER NOT NULL, travel INTEGER NOT NULL, "
+        "long INTEGER NOT NULL, all_day INTEGER NOT NULL, tentative INTEGER NOT NULL, maybe INTEGER NOT NULL, "
+        "approximate INTEGER NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS busy_spans_start ON busy_spans(long, start_us)")
+    db.execute("CREATE INDEX IF NOT EXISTS busy_spans_item ON busy_spans(item)")
+    db.execute("CREATE INDEX IF NOT EXISTS busy_items_dirty ON busy_items(digest) WHERE digest = ''")
 
 
 def upgrade_from_1(db: sqlite_utils.Database) -> None:

@@ -60,4 +60,11 @@ def week_for(
     hours: tuple[dt.time, dt.time] | None = DEFAULT_HOURS,
 ) -> Week:
     """The week from `first` over what the local store holds now."""
-    return build_week(busy.sources() or [], busy.rules(), first, source_labels(state, settings), slot=slot, hours=hours)
+    return build_week(
+        lambda ws, we: busy.occurrences(ws, we) or [],
+        busy.rules(),
+        first,
+        source_labels(state, settings),
+        slot=slot,
+        hours=hours,
+    )

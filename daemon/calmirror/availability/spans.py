@@ -1,0 +1,155 @@
+"""What the busy index stores for one resource: pure, computed by the engine itself.
+
+The index holds each resource's busy occurrences over a rolling horizon (`HORIZON_BACK`
+before today's UTC midnight to `HORIZON_AHEAD` after it), so a query is an SQL range scan
+instead of parsing 10,000 events. The rows are the engine's own output (`engine.walk_item`),
+so the index and the engine cannot disagree about what an event means.
+
+Why it is shaped this way:
+
+* Rows are independent of the query's switches: travel time, tentative time and all-day
+  events are kept as columns and applied by the query. What cannot be a column (the zone
+  floating times and dates are read in, the user's addresses that a DECLINED must match)
+  is folded into `fingerprint`; when it changes, the whole index is rebuilt once.
+* A series is walked in `CHUNK`-long windows, so a dense rule is expanded with the engine's
+  bounded work per window, never in one walk of three years. Each occurrence is kept by the
+  one chunk its start falls in (or the first chunk, for one that started before it).
+* Times are integer microseconds since the epoch: exact, comparable in SQL, and able to
+  hold the years 1 to 9999 that valid data may use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+
+from calmirror.availability import engine
+from calmirror.availability.intervals import shift
+from calmirror.availability.rules import my_partstat
+from calmirror.model import BusySpan, IndexedItem
+
+UTC = dt.UTC
+INDEX_VERSION = 1  # moves when what a row means changes: the index is rebuilt
+HORIZON_BACK = dt.timedelta(days=365)
+HORIZON_AHEAD = dt.timedelta(days=730)
+CHUNK = dt.timedelta(days=32)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+parsed = 0  # texts parsed by this module in this process (tests: a restart parses none)
+_US = dt.timedelta(microseconds=1)
+
+
+def to_us(value: dt.datetime) -> int:
+    return (value.astimezone(UTC) - _EPOCH) // _US
+
+
+def from_us(value: int) -> dt.datetime:
+    return shift(_EPOCH, value * _US)
+
+
+def horizon_at(now: dt.datetime) -> tuple[int, int]:
+    """The horizon at `now`, moving at UTC midnight only."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return to_us(day - HORIZON_BACK), to_us(day + HORIZON_AHEAD)
+
+
+def index_rules(rules: engine.Rules) -> engine.Rules:
+    """The rules the rows are computed under: every switch on (the query applies them)."""
+    return engine.Rules(tz=rules.tz, me=rules.me, tentative_busy=True, travel_time=True)
+
+
+def fingerprint(rules: engine.Rules) -> str:
+    """What the rows depend on beyond the texts themselves."""
+    return json.dumps([INDEX_VERSION, str(rules.tz.key), sorted(rules.me)])
+
+
+def digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _span(hit: engine.ItemHit, me: frozenset[str]) -> BusySpan:
+    start, end, uid, info, all_day, approximate = hit
+    answer = my_partstat(info, me) if me and info.attendees else None
+    travel = info.travel if info.travel and not all_day else dt.timedelta(0)
+    return BusySpan(
+        uid=uid,
+        summary=info.summary,
+        start=to_us(start),
+        end=to_us(end),
+        travel=travel // _US,
+        all_day=all_day,
+        tentative=info.tentative,
+        maybe=info.tentative or answer == "TENTATIVE",
+        approximate=approximate,
+    )
+
+
+def _walk(
+    found: engine.SourceIndex, rules: engine.Rules, lo: dt.datetime, hi: dt.datetime | None, window: tuple[int, int]
+) -> Iterator[engine.ItemHit]:
+    """Occurrences touching `window` in `CHUNK`s, each once: a chunk keeps those starting in
+    it; the first chunk also those that started before the window (earlier rows hold none)."""
+    a, b = from_us(window[0]), from_us(window[1])
+    first = max(a, lo)
+    last = b if hi is None else min(b, hi)
+    if first >= last:
+        return
+    chunk = a + (first - a) // CHUNK * CHUNK
+    leading = True
+    while chunk < last:
+        end = min(chunk + CHUNK, b)
+        for hit in engine.walk_item(found, chunk, end, rules):
+            if hit[0] >= chunk or leading:
+                yield hit
+        leading = False
+        chunk = end
+
+
+def bounds(found: engine.SourceIndex) -> tuple[dt.datetime, dt.datetime | None] | None:
+    """The earliest and latest instant the resource can occupy (travel included); None when
+    it holds no usable event."""
+    parts = [(s.lo, s.hi) for s in (*found.short, *found.long)] + [(s.lo, s.hi) for s in found.series]
+    if not parts:
+        return None
+    his = [p[1] for p in parts]
+    return min(p[0] for p in parts), (None if any(h is None for h in his) else max(h for h in his if h is not None))
+
+
+def index_text(text: str, rules: engine.Rules, window: tuple[int, int]) -> IndexedItem:
+    """One resource's index entry over `window` (the horizon); an unreadable text gets an
+    entry without rows, so it is not parsed again until it changes."""
+    global parsed
+    known = digest(text)
+    parsed += 1
+    try:
+        found = engine.item_index(engine.parse_calendar(text))
+    except ValueError:
+        return IndexedItem(known, None, None, ())
+    edges = bounds(found)
+    if edges is None:
+        return IndexedItem(known, None, None, ())
+    lo, hi = edges
+    wide = index_rules(rules)
+    spans = tuple(_span(hit, wide.me) for hit in _walk(found, wide, lo, hi, window))
+    return IndexedItem(known, to_us(lo), None if hi is None else to_us(hi), spans)
+
+
+def extend_text(text: str, rules: engine.Rules, old_end: int, new_end: int) -> tuple[BusySpan, ...]:
+    """The rows a horizon moving from `old_end` to `new_end` adds: occurrences starting in
+    between (those starting earlier are already indexed)."""
+    global parsed
+    parsed += 1
+    try:
+        found = engine.item_index(engine.parse_calendar(text))
+    except ValueError:
+        return ()
+    edges = bounds(found)
+    if edges is None:
+        return ()
+    wide = index_rules(rules)
+    return tuple(
+        _span(hit, wide.me)
+        for hit in _walk(found, wide, edges[0], edges[1], (old_end, new_end))
+        if to_us(hit[0]) >= old_end
+    )

@@ -1,0 +1,300 @@
+"""The busy index's tables: every resource of every source of busy time, and its busy
+occurrences over a rolling horizon (computed by `availability.spans`, stored here).
+
+Rows are written for the horizon and busy rules (`fingerprint`) recorded in `meta` under
+`busy_index`; a batch computed for others is not written but its items marked stale (an
+empty digest), so the next upkeep computes them again. Queries apply the user's switches
+(travel, tentative, all-day per source) and the appointment-UID exclusion in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from calmirror.model import BUSY_SHORT_US, BusyBatch, BusySpan, IndexedItem, busy_mirror_key
+from calmirror.state.base import StateBase
+
+META = "busy_index"
+TOKEN = "busy_token:"  # + local collection name: the sync token the index follows
+
+
+@dataclass(frozen=True)
+class SpanQuery:
+    """One window over some sources, with the query-time rules."""
+
+    start: int
+    end: int
+    sources: Sequence[str]
+    allday: Sequence[str]  # sources whose all-day events are busy
+    mirrors: Sequence[str]  # sources whose events with an appointment's UID do not count
+    travel: bool
+    tentative: bool
+    skip_uids: Sequence[str] = ()
+
+
+SpanRow = tuple[str, str, str, int, int, int, int, int, int]  # source uid summary start end travel all_day tent approx
+
+_SELECT = (
+    "SELECT source, uid, summary, start_us, end_us, travel, all_day, tentative, approximate FROM busy_spans "
+    "WHERE {range} AND end_us > :ws AND start_us + CASE WHEN :travel THEN 0 ELSE travel END < :we "
+    "AND (:tentative OR maybe = 0) AND source IN (SELECT value FROM json_each(:sources)) "
+    "AND (all_day = 0 OR source IN (SELECT value FROM json_each(:allday))) "
+    "AND NOT (source IN (SELECT value FROM json_each(:mirrors)) AND uid IN (SELECT uid FROM appointments)) "
+    "AND uid NOT IN (SELECT value FROM json_each(:skip))"
+)
+_QUERY = (
+    _SELECT.format(range="long = 0 AND start_us >= :lo AND start_us < :we")
+    + " UNION ALL "
+    + _SELECT.format(range="long = 1 AND start_us < :we")
+)
+
+
+def _meta_of(db: Any) -> dict[str, Any] | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (META,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _matches(meta: dict[str, Any] | None, batch: BusyBatch) -> bool:
+    return meta is not None and meta["fingerprint"] == batch.fingerprint and tuple(meta["horizon"]) == batch.horizon
+
+
+class BusyTables(StateBase):
+    """The busy index; see `availability.sources` for who keeps it current and asks it."""
+
+    def busy_meta(self) -> dict[str, Any] | None:
+        """{"fingerprint": ..., "horizon": [start, end], "complete": bool}, or None before the first build."""
+        with self._lock:
+            return _meta_of(self.db.conn)
+
+    def busy_reset(self, fingerprint: str, horizon: tuple[int, int]) -> None:
+        """Start the index afresh (new rules, or never built): every source is indexed again."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM busy_spans")
+            db.execute("DELETE FROM busy_items")
+            db.execute("DELETE FROM meta WHERE key LIKE ?", (TOKEN + "%",))
+            meta = {"fingerprint": fingerprint, "horizon": list(horizon), "complete": False}
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META, json.dumps(meta)))
+
+    def busy_mark_complete(self) -> None:
+        with self.transaction() as db:
+            meta = _meta_of(db.conn)
+            if meta is not None:
+                meta["complete"] = True
+                db.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(meta), META))
+
+    def busy_write(
+        self,
+        source: str,
+        batch: BusyBatch,
+        deletes: Iterable[str] = (),
+        *,
+        token: tuple[str, str] | None = None,
+    ) -> bool:
+        """Write one source's entries (and the sync token they bring the index to), in one
+        transaction; False when the index moved on meanwhile (the items are then marked stale)."""
+        with self.transaction() as db:
+            return self._busy_apply(db.conn, source, batch, list(batch.items), list(deletes), token=token)
+
+    def _busy_apply(
+        self,
+        conn: sqlite3.Connection,
+        source: str,
+        batch: BusyBatch | None,
+        changed: Sequence[str],
+        deletes: Sequence[str],
+        *,
+        replace: bool = False,
+        token: tuple[str, str] | None = None,
+    ) -> bool:
+        """Inside a transaction: `changed` hrefs get `batch`'s entries, or are marked stale when
+        it has none for them (or assumed another horizon or rules); `deletes` leave."""
+        if replace:
+            self._busy_drop(conn, source, None)
+        if deletes:
+            self._busy_drop(conn, source, deletes)
+        fits = batch is not None and _matches(_meta_of(conn), batch)
+        for href in changed:
+            item = batch.items.get(href) if batch is not None and fits else None
+            self._busy_put(conn, source, href, item)
+        if token is not None and fits:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (TOKEN + token[0], json.dumps(token[1]))
+            )
+        return fits
+
+    def _busy_put(self, conn: sqlite3.Connection, source: str, href: str, item: IndexedItem | None) -> None:
+        row = conn.execute("SELECT id FROM busy_items WHERE source = ? AND href = ?", (source, href)).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM busy_spans WHERE item = ?", (row[0],))
+        values = ("", None, None) if item is None else (item.digest, item.lo, item.hi)
+        if row is None:
+            cursor = conn.execute(
+                "INSERT INTO busy_items (source, href, digest, lo, hi) VALUES (?, ?, ?, ?, ?)", (source, href, *values)
+            )
+            ident = int(cursor.lastrowid or 0)
+        else:
+            ident = row[0]
+            conn.execute("UPDATE busy_items SET digest = ?, lo = ?, hi = ? WHERE id = ?", (*values, ident))
+        if item is not None and item.spans:
+            self._busy_insert(conn, ident, source, item.spans)
+
+    def _busy_insert(self, conn: sqlite3.Connection, item: int, source: str, spans: Iterable[BusySpan]) -> None:
+        conn.executemany(
+            "INSERT INTO busy_spans (item, source, uid, summary, start_us, end_us, travel, long, all_day, "
+            "tentative, maybe, approximate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    item,
+                    source,
+                    s.uid,
+                    s.summary,
+                    s.start,
+                    s.end,
+                    s.travel,
+                    int(s.end - s.start >= BUSY_SHORT_US),
+                    int(s.all_day),
+                    int(s.tentative),
+                    int(s.maybe),
+                    int(s.approximate),
+                )
+                for s in spans
+            ],
+        )
+
+    def _busy_drop(self, conn: sqlite3.Connection, source: str, hrefs: Sequence[str] | None) -> None:
+        if hrefs is None:
+            conn.execute("DELETE FROM busy_spans WHERE source = ?", (source,))
+            conn.execute("DELETE FROM busy_items WHERE source = ?", (source,))
+            return
+        for href in hrefs:
+            row = conn.execute("SELECT id FROM busy_items WHERE source = ? AND href = ?", (source, href)).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM busy_spans WHERE item = ?", (row[0],))
+                conn.execute("DELETE FROM busy_items WHERE id = ?", (row[0],))
+
+    def busy_forget(self, source: str) -> None:
+        with self.transaction() as db:
+            self._busy_drop(db.conn, source, None)
+
+    def busy_token(self, collection: str) -> str | None:
+        value = self.get_meta(TOKEN + collection)
+        return str(value) if value is not None else None
+
+    # --- reading -----------------------------------------------------------------------
+
+    def busy_digests(self, source: str) -> dict[str, str]:
+        """href -> digest of the text each entry was computed from ("" when stale)."""
+        with self._lock:
+            return dict(self.db.conn.execute("SELECT href, digest FROM busy_items WHERE source = ?", (source,)))
+
+    def busy_sources(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.db.conn.execute("SELECT DISTINCT source FROM busy_items")}
+
+    def busy_stale(self) -> list[tuple[str, str]]:
+        """(source, href) of entries to compute again."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self.db.conn.execute("SELECT source, href FROM busy_items WHERE digest = ''")]
+
+    def busy_spans(self, q: SpanQuery) -> list[SpanRow]:
+        """Spans touching [start, end) under the query's rules: two index range scans."""
+        params = {
+            "ws": q.start,
+            "we": q.end,
+            "lo": q.start - BUSY_SHORT_US,
+            "travel": int(q.travel),
+            "tentative": int(q.tentative),
+            "sources": json.dumps(list(q.sources)),
+            "allday": json.dumps(list(q.allday)),
+            "mirrors": json.dumps(list(q.mirrors)),
+            "skip": json.dumps(list(q.skip_uids)),
+        }
+        with self._lock:
+            return list(self.db.conn.execute(_QUERY, params))
+
+    def busy_reaching(
+        self, sources: Sequence[str], start: int, end: int, before: int, after: int
+    ) -> list[tuple[str, str]]:
+        """(source, href) of entries that may hold busy time in [start, end) before `before` or
+        from `after` on: what a window reaching past the horizon must parse."""
+        with self._lock:
+            return [
+                (r[0], r[1])
+                for r in self.db.conn.execute(
+                    "SELECT source, href FROM busy_items WHERE lo IS NOT NULL "
+                    "AND source IN (SELECT value FROM json_each(?)) AND lo < ? AND (hi IS NULL OR hi > ?) "
+                    "AND (lo < ? OR hi IS NULL OR hi > ?)",
+                    (json.dumps(list(sources)), end, start, before, after),
+                )
+            ]
+
+    def busy_open_ended(self, end: int, new_end: int) -> list[tuple[str, str]]:
+        """(source, href) of entries that may hold busy time between `end` and `new_end`."""
+        with self._lock:
+            return [
+                (r[0], r[1])
+                for r in self.db.conn.execute(
+                    "SELECT source, href FROM busy_items WHERE lo IS NOT NULL AND lo < ? AND (hi IS NULL OR hi > ?)",
+                    (new_end, end),
+                )
+            ]
+
+    def busy_roll(
+        self,
+        fingerprint: str,
+        old: tuple[int, int],
+        new: tuple[int, int],
+        added: Mapping[tuple[str, str], Sequence[BusySpan]],
+    ) -> bool:
+        """Move the horizon from `old` to `new` in one transaction: spans that ended before the
+        new start leave, `added` (the occurrences between the two ends) come in."""
+        with self.transaction() as db:
+            conn = db.conn
+            meta = _meta_of(conn)
+            if meta is None or meta["fingerprint"] != fingerprint or tuple(meta["horizon"]) != old:
+                return False
+            conn.execute("DELETE FROM busy_spans WHERE end_us <= ?", (new[0],))
+            for (source, href), spans in added.items():
+                row = conn.execute("SELECT id FROM busy_items WHERE source = ? AND href = ?", (source, href)).fetchone()
+                if row is not None and spans:
+                    self._busy_insert(conn, row[0], source, spans)
+            meta["horizon"] = list(new)
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(meta), META))
+            return True
+
+    # --- texts the index is computed from ------------------------------------------------
+
+    def mirror_texts_named(self, calendar_id: str, hrefs: Sequence[str]) -> dict[str, str]:
+        """iCloud's exact texts of some resources of a mirrored calendar."""
+        out: dict[str, str] = {}
+        with self._lock:
+            for href in hrefs:
+                row = self.db.conn.execute(
+                    "SELECT body FROM mirror_items WHERE calendar_id = ? AND href = ? AND body IS NOT NULL",
+                    (calendar_id, href),
+                ).fetchone()
+                if row is not None:
+                    out[href] = row[0]
+        return out
+
+    def mirror_digest_walk(self, calendar_id: str) -> Iterable[tuple[str, str]]:
+        """(href, text) of every resource with a text, read a page at a time."""
+        last = ""
+        while True:
+            with self._lock:
+                page = self.db.conn.execute(
+                    "SELECT href, body FROM mirror_items WHERE calendar_id = ? AND body IS NOT NULL AND href > ? "
+                    "ORDER BY href LIMIT 500",
+                    (calendar_id, last),
+                ).fetchall()
+            if not page:
+                return
+            yield from ((r[0], r[1]) for r in page)
+            last = page[-1][0]
+
+
+__all__ = ["META", "BusyTables", "SpanQuery", "SpanRow", "busy_mirror_key"]
