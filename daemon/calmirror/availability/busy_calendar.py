@@ -145,6 +145,7 @@ class BusyCalendar:
     def refresh(self) -> BusyChange:
         """Recompute the blocks and apply the difference to `busy/`."""
         began = time.monotonic()
+        self.busy.upkeep.roll()  # the busy index's horizon moves once a day, at the same midnight
         start, end = horizon(self.clock())
         blocks = self.busy.busy(start, end)
         change = plan_busy(blocks, self.store.busy_item_names())
