@@ -142,3 +142,26 @@ def test_guard_warn_accepts_and_status_reports_it(tmp_path: Path, emu: Emulator)
         assert [w["uid"] for w in status["guard"]["warnings"]] == ["clash-2"]
     finally:
         run.stop()
+
+
+def test_a_restarted_daemon_guards_its_first_put_without_parsing_the_mirrors(tmp_path: Path, emu: Emulator) -> None:
+    """The busy index survives the restart: the guard parses the candidate only, so the first
+    PUT is answered at once instead of after every mirrored event is read again."""
+    from calmirror.availability import spans
+
+    run = daemon_with(tmp_path, emu, "reject")
+    run.stop()
+    before = spans.parsed
+    run = start_daemon(run.home)
+    try:
+        clash = run.put("clash.ics", event("clash-3", "Overlaps", start="20261208T163000Z", end="20261208T170000Z"))
+        assert clash.status_code == 409 and "busy" in clash.text
+        free = run.put("free.ics", event("free-3", "Free time", start="20261208T180000Z", end="20261208T183000Z"))
+        assert free.status_code == 201
+        assert spans.parsed - before <= 1  # at most the new appointment's own entry; no mirrored event
+        again = run.put(
+            "again.ics", event("clash-4", "Overlaps mine", start="20261208T181500Z", end="20261208T190000Z")
+        )
+        assert again.status_code == 409  # the appointment just written counts at once
+    finally:
+        run.stop()

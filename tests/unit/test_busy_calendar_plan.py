@@ -12,12 +12,14 @@ from calmirror.availability.busy_calendar import (
     HORIZON_AHEAD,
     HORIZON_BACK,
     block_href,
+    block_of,
     block_text,
     horizon,
     next_move,
     plan_busy,
+    regions,
 )
-from calmirror.availability.intervals import merge
+from calmirror.availability.intervals import Interval, merge
 
 BASE = datetime(2026, 12, 1, tzinfo=UTC)
 blocks = st.lists(
@@ -62,3 +64,44 @@ def test_the_horizon_moves_at_utc_midnight_only() -> None:
     assert horizon(night) == (day - HORIZON_BACK, day + HORIZON_AHEAD)
     assert next_move(night) == datetime(2026, 12, 8, tzinfo=UTC)
     assert horizon(next_move(night)) != horizon(night)
+
+
+spans_of_items = st.lists(
+    st.lists(
+        st.tuples(st.integers(0, 500), st.integers(1, 50)).map(
+            lambda p: (BASE + timedelta(minutes=15 * p[0]), BASE + timedelta(minutes=15 * (p[0] + p[1])))
+        ),
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _clip(spans: list[Interval], lo: datetime, hi: datetime) -> list[Interval]:
+    return merge((max(a, lo), min(b, hi)) for a, b in spans if a < hi and b > lo)
+
+
+@given(items=spans_of_items, replaced=st.data())
+def test_refreshing_only_around_changes_gives_what_a_whole_refresh_gives(items: list, replaced: st.DataObject) -> None:
+    """Items change (their spans replaced); `busy/` recomputed only in `regions` around the
+    changed items' old and new spans ends up holding exactly the blocks of everything."""
+    old_blocks = merge(s for item in items for s in item)
+    changed = replaced.draw(st.sets(st.integers(0, len(items) - 1)))
+    new_items = [
+        replaced.draw(spans_of_items.map(lambda x: x[0])) if i in changed else it for i, it in enumerate(items)
+    ]
+    ranges = [s for i in changed for s in [*items[i], *new_items[i]]]
+    all_new = [s for item in new_items for s in item]
+    present = {block_href(b) for b in old_blocks}
+    for lo, hi in regions(ranges, [b for b in (block_of(h) for h in present) if b is not None]):
+        inside = [h for h in present if (b := block_of(h)) is not None and b[0] <= hi and b[1] >= lo]
+        change = plan_busy(_clip(all_new, lo, hi), inside)
+        present = (present - set(change.deletes)) | {href for href, _ in change.upserts}
+    assert present == {block_href(b) for b in merge(all_new)}
+
+
+def test_a_block_href_reads_back_as_its_block() -> None:
+    block = (BASE + timedelta(hours=9), BASE + timedelta(hours=10, minutes=30))
+    assert block_of(block_href(block)) == block
+    assert block_of("other.ics") is None

@@ -18,11 +18,13 @@ Why it is shaped this way:
   (sync-collection) see only what really changed; a block that grows is a new block.
 * Refreshing is debounced: changes (a mirror batch, a client write) only wake the
   keeper, which waits until changes pause for `DEBOUNCE_S` (at most `MAX_DELAY_S`) and
-  then recomputes once, so an initial mirror of 10,000 events is not followed by a
-  refresh per batch. A refresh expands a whole year of every source, which takes
-  seconds on a large corpus and holds the interpreter meanwhile: the next one waits at
-  least `COOLDOWN_FACTOR` times as long as the last took, so the keeper never takes more
-  than a small share of the process from the clients it serves.
+  then refreshes once, so an initial mirror of 10,000 events is not followed by a
+  refresh per batch. The next one waits at least `COOLDOWN_FACTOR` times as long as the
+  last took, so the keeper never takes more than a small share of the process.
+* A refresh reads the busy index, never parses: the index records where each change lay
+  (`busy_changes`), and only the blocks around those ranges are computed again
+  (`regions`). The whole horizon is recomputed at start, when the horizon or the rules
+  move, after many scattered changes, and at least every `FULL_EVERY_S` as a backstop.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from calmirror.availability.intervals import Interval
+from calmirror.availability.intervals import Interval, merge
 from calmirror.availability.sources import BusySources
+from calmirror.availability.spans import from_us
 from calmirror.local.store import LocalStore
 
 log = logging.getLogger("calmirror.busy")
@@ -45,6 +48,8 @@ HORIZON_AHEAD = timedelta(days=365)
 DEBOUNCE_S = 1.0
 MAX_DELAY_S = 10.0
 COOLDOWN_FACTOR = 4.0
+FULL_EVERY_S = 3600.0
+MAX_RANGES = 500  # more changed ranges than this: one full refresh is cheaper
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -108,6 +113,35 @@ class BusyChange:
         return not self.upserts and not self.deletes
 
 
+def block_of(href: str) -> Interval | None:
+    """The block a `busy/` href stands for (the inverse of `block_href`)."""
+    parts = href.removesuffix(".ics").split("-")
+    if len(parts) != 3 or parts[0] != "busy":
+        return None
+    try:
+        return (
+            datetime.strptime(parts[1], _STAMP).replace(tzinfo=UTC),
+            datetime.strptime(parts[2], _STAMP).replace(tzinfo=UTC),
+        )
+    except ValueError:
+        return None
+
+
+def regions(changed: Iterable[Interval], present: Iterable[Interval]) -> list[Interval]:
+    """Pure: the windows whose blocks must be computed again after busy time changed within
+    `changed`, given the blocks `busy/` holds now. Each window grows to cover every present
+    block touching it, so no unchanged busy time crosses its edges and the blocks computed
+    inside it are exactly the blocks a whole refresh would find there."""
+    blocks = sorted(present)
+    out = []
+    for lo, hi in merge(changed):
+        for b0, b1 in blocks:
+            if b0 <= hi and b1 >= lo:
+                lo, hi = min(lo, b0), max(hi, b1)
+        out.append((lo, hi))
+    return merge(out)
+
+
 def plan_busy(blocks: Iterable[Interval], present: Iterable[str]) -> BusyChange:
     """Pure: the change that makes a calendar holding `present` hrefs hold exactly `blocks`."""
     wanted = {block_href(block): block for block in blocks}
@@ -132,10 +166,18 @@ class BusyCalendar:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.refreshed = 0  # how many refreshes ran, for status and tests
+        self.full_refreshes = 0
         self.last_cost_s = 0.0  # how long the last refresh took
+        self._seq = 0  # the last change of the busy index followed
+        self._full = True  # the next refresh recomputes the whole horizon
+        self._covered: tuple[datetime, datetime] | None = None
+        self._last_full = 0.0
 
     def mark_changed(self, collection: str = "") -> None:
-        """A source changed: refresh soon (debounced). Cheap; safe from any thread."""
+        """A source changed: refresh soon (debounced). Cheap; safe from any thread. Without a
+        collection (the rules may have changed) the whole horizon is recomputed."""
+        if not collection:
+            self._full = True
         self._wake.set()
 
     def stop(self) -> None:
@@ -143,12 +185,29 @@ class BusyCalendar:
         self._wake.set()
 
     def refresh(self) -> BusyChange:
-        """Recompute the blocks and apply the difference to `busy/`."""
+        """Recompute the blocks where busy time changed and apply the difference to `busy/`."""
         began = time.monotonic()
         self.busy.upkeep.roll()  # the busy index's horizon moves once a day, at the same midnight
+        self.busy.upkeep.ensure()
         start, end = horizon(self.clock())
-        blocks = self.busy.busy(start, end)
-        change = plan_busy(blocks, self.store.busy_item_names())
+        seq, changed = self.busy.state.busy_changes_since(self._seq)
+        present = self.store.busy_item_names()
+        full = (
+            self._full
+            or self._covered != (start, end)
+            or None in changed
+            or len(changed) > MAX_RANGES
+            or time.monotonic() - self._last_full > FULL_EVERY_S
+        )
+        self._full = False
+        if full:
+            change = plan_busy(self.busy.busy(start, end), present)
+            self.full_refreshes += 1
+            self._last_full = time.monotonic()
+        else:
+            change = self._plan_around([r for r in changed if r is not None], present, (start, end))
+        self._seq, self._covered = seq, (start, end)
+        self.busy.state.busy_changes_done(seq)
         if not change.empty:
             refused = self.store.apply_busy(change.upserts, change.deletes)
             for href, reason in refused:
@@ -157,6 +216,20 @@ class BusyCalendar:
         self.refreshed += 1
         self.last_cost_s = time.monotonic() - began
         return change
+
+    def _plan_around(self, changed: list[tuple[int, int]], present: set[str], edges: Interval) -> BusyChange:
+        blocks = {href: block for href in present if (block := block_of(href)) is not None}
+        upserts: list[tuple[str, str]] = []
+        deletes = sorted(href for href in present if href not in blocks)
+        for lo, hi in regions([(from_us(a), from_us(b)) for a, b in changed], blocks.values()):
+            a, b = max(lo, edges[0]), min(hi, edges[1])
+            if a >= b:
+                continue
+            inside = [href for href, (b0, b1) in blocks.items() if b0 <= b and b1 >= a]
+            part = plan_busy(self.busy.busy(a, b), inside)
+            upserts += part.upserts
+            deletes += part.deletes
+        return BusyChange(upserts, deletes)
 
     def run(self) -> None:
         """Refresh at once, then after every (debounced) change and whenever the horizon moves."""

@@ -76,6 +76,7 @@ class BusyTables(StateBase):
             db.execute("DELETE FROM busy_spans")
             db.execute("DELETE FROM busy_items")
             db.execute("DELETE FROM meta WHERE key LIKE ?", (TOKEN + "%",))
+            db.execute("INSERT INTO busy_changes (lo, hi) VALUES (NULL, NULL)")
             meta = {"fingerprint": fingerprint, "horizon": list(horizon), "complete": False}
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (META, json.dumps(meta)))
 
@@ -129,6 +130,7 @@ class BusyTables(StateBase):
     def _busy_put(self, conn: sqlite3.Connection, source: str, href: str, item: IndexedItem | None) -> None:
         row = conn.execute("SELECT id FROM busy_items WHERE source = ? AND href = ?", (source, href)).fetchone()
         if row is not None:
+            self._busy_changed(conn, row[0])
             conn.execute("DELETE FROM busy_spans WHERE item = ?", (row[0],))
         values = ("", None, None) if item is None else (item.digest, item.lo, item.hi)
         if row is None:
@@ -141,6 +143,7 @@ class BusyTables(StateBase):
             conn.execute("UPDATE busy_items SET digest = ?, lo = ?, hi = ? WHERE id = ?", (*values, ident))
         if item is not None and item.spans:
             self._busy_insert(conn, ident, source, item.spans)
+            self._busy_changed(conn, ident)
 
     def _busy_insert(self, conn: sqlite3.Connection, item: int, source: str, spans: Iterable[BusySpan]) -> None:
         conn.executemany(
@@ -167,14 +170,43 @@ class BusyTables(StateBase):
 
     def _busy_drop(self, conn: sqlite3.Connection, source: str, hrefs: Sequence[str] | None) -> None:
         if hrefs is None:
+            conn.execute(
+                "INSERT INTO busy_changes (lo, hi) SELECT MIN(start_us), MAX(end_us) FROM busy_spans "
+                "WHERE source = ? HAVING COUNT(*) > 0",
+                (source,),
+            )
             conn.execute("DELETE FROM busy_spans WHERE source = ?", (source,))
             conn.execute("DELETE FROM busy_items WHERE source = ?", (source,))
             return
         for href in hrefs:
             row = conn.execute("SELECT id FROM busy_items WHERE source = ? AND href = ?", (source, href)).fetchone()
             if row is not None:
+                self._busy_changed(conn, row[0])
                 conn.execute("DELETE FROM busy_spans WHERE item = ?", (row[0],))
                 conn.execute("DELETE FROM busy_items WHERE id = ?", (row[0],))
+
+    def _busy_changed(self, conn: sqlite3.Connection, item: int) -> None:
+        """Record where one entry's spans lie (before a change and after it)."""
+        conn.execute(
+            "INSERT INTO busy_changes (lo, hi) SELECT MIN(start_us), MAX(end_us) FROM busy_spans "
+            "WHERE item = ? HAVING COUNT(*) > 0",
+            (item,),
+        )
+
+    def busy_changes_since(self, seq: int) -> tuple[int, list[tuple[int, int] | None]]:
+        """The last change's number and the ranges changed after `seq` (None: anywhere)."""
+        with self._lock:
+            rows = self.db.conn.execute("SELECT seq, lo, hi FROM busy_changes WHERE seq > ? ORDER BY seq", (seq,))
+            found = [(r[0], None if r[1] is None else (int(r[1]), int(r[2]))) for r in rows]
+            if not found:
+                last = self.db.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM busy_changes").fetchone()[0]
+                return max(int(last), seq), []
+        return found[-1][0], [r[1] for r in found]
+
+    def busy_changes_done(self, seq: int) -> None:
+        """Forget the changes up to `seq`: `busy/` follows them."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM busy_changes WHERE seq <= ?", (seq,))
 
     def busy_forget(self, source: str) -> None:
         with self.transaction() as db:
@@ -258,6 +290,7 @@ class BusyTables(StateBase):
             if meta is None or meta["fingerprint"] != fingerprint or tuple(meta["horizon"]) != old:
                 return False
             conn.execute("DELETE FROM busy_spans WHERE end_us <= ?", (new[0],))
+            conn.execute("INSERT INTO busy_changes (lo, hi) VALUES (NULL, NULL)")
             for (source, href), spans in added.items():
                 row = conn.execute("SELECT id FROM busy_items WHERE source = ? AND href = ?", (source, href)).fetchone()
                 if row is not None and spans:

@@ -156,6 +156,10 @@ def create_busy_tables(db: sqlite_utils.Database) -> None:
         "long INTEGER NOT NULL, all_day INTEGER NOT NULL, tentative INTEGER NOT NULL, maybe INTEGER NOT NULL, "
         "approximate INTEGER NOT NULL)"
     )
+    # Where busy time may have changed (lo NULL: anywhere), for `busy/`'s keeper to refresh only there.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS busy_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, lo INTEGER, hi INTEGER)"
+    )
     db.execute("CREATE INDEX IF NOT EXISTS busy_spans_start ON busy_spans(long, start_us)")
     db.execute("CREATE INDEX IF NOT EXISTS busy_spans_item ON busy_spans(item)")
     db.execute("CREATE INDEX IF NOT EXISTS busy_items_dirty ON busy_items(digest) WHERE digest = ''")
