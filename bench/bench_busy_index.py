@@ -157,6 +157,12 @@ def side(code: Path, events: list[tuple[str, str]]) -> dict[str, Any]:
                 out["burst_put_p95_ms"] = common.percentile(burst, 0.95) * 1000
             time.sleep(3)
             out["rss_after_burst_mib"] = hwm_mib(daemon)
+            window = ("availability", "--from", WINDOW_START, "--to", WINDOW_END, "--json")
+            asked = [cli(env, home, *window) for _ in range(3)]
+            direct = [cli(env, home, *window, "--no-daemon") for _ in range(3)]
+            out["availability_cli_asking_daemon_s"] = common.median([r.wall_s for r in asked])
+            out["availability_cli_direct_beside_daemon_s"] = common.median([r.wall_s for r in direct])
+            out["cli_answers_agree"] = asked[0].stdout == direct[0].stdout
         finally:
             daemon.stop()
         out["rss_peak_mib"] = daemon.proc.maxrss_kib / 1024
@@ -204,6 +210,9 @@ ROWS = [
     ("  same, median of 3 fresh processes (s)", "availability_cold_cli_median_s", 2),
     ("  calmirror --version alone (s)", "import_only_s", 2),
     ("availability 30 d, daemon REPORT (ms)", "availability_daemon_median_ms", 1),
+    ("availability CLI asking the daemon (s)", "availability_cli_asking_daemon_s", 2),
+    ("availability CLI reading directly, daemon running (s)", "availability_cli_direct_beside_daemon_s", 2),
+    ("  both answers identical", "cli_answers_agree", 0),
     ("guard check, warm (ms)", "guard_check_warm_ms", 2),
     ("guard check, first in a process (s)", "guard_first_check_s", 3),
     ("burst of 100 PUTs: median (ms)", "burst_put_median_ms", 1),

@@ -226,3 +226,23 @@ def test_changed_rules_rebuild_the_index_once(tmp_path: Path) -> None:
         parsed = spans.parsed
         assert busy.busy(*window) == []
         assert spans.parsed == parsed
+
+
+def test_a_rule_too_dense_to_expand_loses_no_busy_time() -> None:
+    """Every other minute, forever: too many occurrences for one walk, so the entry is walked
+    per chunk and the engine's stand-in (marked approximate) covers what it could not expand."""
+    clock = Clock(dt.datetime(2027, 3, 1, tzinfo=UTC))
+    dense = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:dense\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART:20270301T000000Z\r\nDTEND:20270301T000100Z\r\nRRULE:FREQ=MINUTELY;INTERVAL=2\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    with world("UTC", clock) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, {"dense.ics": dense})
+        for days in (1, 40, 400):
+            ws = dt.datetime(2027, 3, 2, tzinfo=UTC) + dt.timedelta(days=days)
+            we = ws + dt.timedelta(hours=3)
+            exact = av.busy_intervals([av.Source("s", [av.parse_calendar(dense)])], ws, we, busy.rules())
+            got = busy.busy(ws, we)
+            assert exact and av.merge([*got, *exact]) == got  # a superset: nothing busy is lost

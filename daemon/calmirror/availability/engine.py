@@ -292,10 +292,16 @@ def item_index(calendar: icalendar.Calendar) -> SourceIndex:
     return index([calendar], remember=False)
 
 
-def walk_item(found: SourceIndex, start: dt.datetime, end: dt.datetime, rules: Rules) -> Iterator[ItemHit]:
+def walk_item(
+    found: SourceIndex,
+    start: dt.datetime,
+    end: dt.datetime,
+    rules: Rules,
+    problems: list[Skipped] | None = None,
+) -> Iterator[ItemHit]:
     """Every busy occurrence of one resource touching [start, end), unclipped: what the
     busy index stores, so the index and this engine cannot disagree."""
-    for h in _walk_one(Source("item", found.calendars), found, _check_window(start, end), rules, None):
+    for h in _walk_one(Source("item", found.calendars), found, _check_window(start, end), rules, problems):
         yield h[0], h[1], h[3], h[4], h[5], h[6]
 
 

@@ -11,8 +11,10 @@ Why it is shaped this way:
   events are kept as columns and applied by the query. What cannot be a column (the zone
   floating times and dates are read in, the user's addresses that a DECLINED must match)
   is folded into `fingerprint`; when it changes, the whole index is rebuilt once.
-* A series is walked in `CHUNK`-long windows, so a dense rule is expanded with the engine's
-  bounded work per window, never in one walk of three years. Each occurrence is kept by the
+* A resource is walked once over the whole horizon; only when the engine had to stand in
+  for occurrences (a rule too dense to expand, marked approximate) or skip a series there is
+  it walked again in `CHUNK`-long windows, so a dense rule gets the engine's bounded work
+  per window, never one approximation for three years. Each occurrence is then kept by the
   one chunk its start falls in (or the first chunk, for one that started before it).
 * Times are integer microseconds since the epoch: exact, comparable in SQL, and able to
   hold the years 1 to 9999 that valid data may use.
@@ -88,12 +90,18 @@ def _span(hit: engine.ItemHit, me: frozenset[str]) -> BusySpan:
 def _walk(
     found: engine.SourceIndex, rules: engine.Rules, lo: dt.datetime, hi: dt.datetime | None, window: tuple[int, int]
 ) -> Iterator[engine.ItemHit]:
-    """Occurrences touching `window` in `CHUNK`s, each once: a chunk keeps those starting in
-    it; the first chunk also those that started before the window (earlier rows hold none)."""
+    """Occurrences touching `window`: in one walk when the engine expands the resource fully
+    and exactly there (the common case), else in `CHUNK`s, each occurrence once: a chunk
+    keeps those starting in it, the first chunk also those that started before it."""
     a, b = from_us(window[0]), from_us(window[1])
     first = max(a, lo)
     last = b if hi is None else min(b, hi)
     if first >= last:
+        return
+    problems: list[engine.Skipped] = []
+    whole = list(engine.walk_item(found, first, last, rules, problems))
+    if not problems and not any(hit[5] for hit in whole):
+        yield from whole
         return
     chunk = a + (first - a) // CHUNK * CHUNK
     leading = True
