@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         in_process: Annotated[
             bool,
-            typer.Option("--no-daemon", help="Compute here even when the daemon runs (slower: parses every calendar)."),
+            typer.Option("--no-daemon", help="Read the busy index here even when the daemon runs."),
         ] = False,
     ) -> None:
         """Busy time (or free slots) across appointments, blocked slots and every iCloud mirror."""
