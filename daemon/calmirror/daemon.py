@@ -118,8 +118,10 @@ class Daemon:
             threading.Thread(target=self._guard(self.busy.warm), name="busy-warm", daemon=True).start()
             threading.Thread(target=self._guard(self.busy_calendar.run), name="busy-calendar", daemon=True).start()
             threading.Thread(target=self._guard(self.range_keeper.run), name="ranges-warm", daemon=True).start()
-            for slug in self.engine.store.list_mirrors():
-                self.range_keeper.mark_changed(mirror_name(slug))
+            mirrors = {mirror_name(slug) for slug in self.engine.store.list_mirrors()}
+            self.ranges.keep_only(mirrors)
+            for name in mirrors:
+                self.range_keeper.mark_changed(name)
             self._first_mirror_pass()
             threads = [
                 threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),

@@ -393,3 +393,20 @@ def test_warming_records_the_series_before_any_query(pair: Pair) -> None:
     assert decided == {"w.ics": (False, True), "a.ics": (True, None)}
     indexed, plain = pair.both(week())
     assert indexed == plain and hrefs(indexed) == ["a.ics", "w.ics"]
+
+
+def test_rows_of_a_removed_mirror_are_forgotten(pair: Pair) -> None:
+    pair.store.apply_mirror("work", [("a.ics", single("a", dt.datetime(2026, 12, 2, 9)))], [])
+    pair.both(week())
+    assert set(pair.index.stamps("icloud-work")) == {"a.ics"}
+    pair.index.keep_only({"icloud-work", "icloud-home"})
+    assert set(pair.index.stamps("icloud-work")) == {"a.ics"}
+    pair.store.delete_mirror("work")
+    assert pair.server.warm_ranges("icloud-work", lambda: False) == 0
+    assert pair.index.stamps("icloud-work") == {}
+
+    pair.store.ensure_mirror("work", "Work", None)
+    pair.store.apply_mirror("work", [("b.ics", single("b", dt.datetime(2026, 12, 3, 9)))], [])
+    pair.both(week())
+    pair.index.keep_only({"icloud-home"})
+    assert pair.index.stamps("icloud-work") == {}

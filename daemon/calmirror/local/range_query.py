@@ -223,6 +223,9 @@ def warm(
     before_reading()
     with storage.acquire_lock("r", "calmirror"):
         collection = next(iter(storage.discover(path)), None)
+        if collection is None:
+            index.update(name, [], list(index.stamps(name)))  # the mirror is gone: so are its rows
+            return 0
         if not isinstance(collection, IndexedCollection) or collection.tag != "VCALENDAR":
             return 0
         collection._validate(index, name)

@@ -188,3 +188,12 @@ class RangeIndex:
     def forget(self, collection: str) -> None:
         with self._transaction() as conn:
             conn.execute("DELETE FROM range_items WHERE collection = ?", (collection,))
+
+    def keep_only(self, collections: set[str]) -> None:
+        """Forget every collection but these (the mirrors that exist: a removed mirror's rows
+        would otherwise stay, unused, until a mirror of the same name came back)."""
+        with self._transaction() as conn:
+            present = [name for (name,) in conn.execute("SELECT DISTINCT collection FROM range_items")]
+            conn.executemany(
+                "DELETE FROM range_items WHERE collection = ?", [(name,) for name in present if name not in collections]
+            )
