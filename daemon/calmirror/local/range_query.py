@@ -104,8 +104,8 @@ class IndexedCollection(UidCachedCollection):
             yield from super().get_filtered(filters)
             return
         component, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
-        if component is None and start <= radicale_filter.TIMESTAMP_MIN and end >= radicale_filter.TIMESTAMP_MAX:
-            yield from super().get_filtered(filters)  # nothing to narrow by
+        if start <= radicale_filter.TIMESTAMP_MIN and end >= radicale_filter.TIMESTAMP_MAX:
+            yield from super().get_filtered(filters)  # no window to narrow by (`expand` removes it)
             return
         try:
             found = self._from_index(index, name, component, start, end, simple, _plain_event_window(filters))
