@@ -141,7 +141,7 @@ class IndexedCollection(UidCachedCollection):
             if item_start >= end or item_end <= start:
                 continue
             matched = simple and (start <= item_start or item_end <= end)  # Radicale's own flag
-            if matched or not plain_event:
+            if matched or not plain_event or item.name != "VCALENDAR":  # the last: Radicale's level-0 test
                 found.append((item, matched))
                 continue
             decided = candidate.decided
