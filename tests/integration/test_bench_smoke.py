@@ -54,3 +54,9 @@ def test_the_load_benchmark_runs_against_the_daemon_and_plain_radicale() -> None
     for target in ("calmirror", "plain Radicale"):
         line = next(row for row in done.stdout.splitlines() if row.startswith(f"| {target} | put |"))
         assert int(line.split("|")[3]) > 0, line  # answered writes
+
+
+def test_the_range_query_benchmark_runs_and_answers_agree() -> None:
+    done = run_bench("bench_range_query.py", "--events", "40", "--weeks", "2", "--rounds", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "identical answers" in done.stdout and "first query after the index was warmed" in done.stdout
