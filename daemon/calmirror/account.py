@@ -25,9 +25,8 @@ from calmirror.remote import ICloudClient, hrefs
 from calmirror.state import State
 
 SUBSCRIPTION_HINT = (
-    "is a subscription (webcal/published) calendar; subscriptions are not CalDAV calendars "
-    "of your account and cannot be iCloud conflict calendars. Name one of the calendars "
-    "listed by `calmirror calendars`"
+    "is a subscription (webcal/published) calendar, not a CalDAV calendar of your account; "
+    "to let its events block your time, subscribe with `calmirror feeds add URL`"
 )
 
 APP_PASSWORD_HELP = (

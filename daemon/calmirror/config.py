@@ -64,6 +64,15 @@ class PushSettings:
 
 
 @dataclass(frozen=True)
+class FeedSettings:
+    """Limits for every subscribed ICS feed (each feed's interval and privacy are set with
+    `calmirror feeds add`)."""
+
+    max_mb: int = 20  # a feed over this, as sent or once decompressed, is refused whole
+    timeout: float = 30.0  # seconds for a whole answer, redirects included
+
+
+@dataclass(frozen=True)
 class AvailabilitySettings:
     timezone: str = "UTC"
     aliases: tuple[str, ...] = ()
@@ -85,6 +94,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     push: PushSettings = field(default_factory=PushSettings)
     availability: AvailabilitySettings = field(default_factory=AvailabilitySettings)
+    feeds: FeedSettings = field(default_factory=FeedSettings)
     calendars: Mapping[str, CalendarSettings] = field(default_factory=dict)
     log_level: str = "info"
 
@@ -240,6 +250,13 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
     )
     r.finish()
 
+    r = _table(root, "feeds")
+    feeds = FeedSettings(
+        max_mb=r.get("max_mb", int, 20, _positive),
+        timeout=r.get("timeout", float, 30.0, _positive),
+    )
+    r.finish()
+
     calendars: dict[str, CalendarSettings] = {}
     cal_root = _table(root, "calendars")
     for cal_id in list(cal_root.table):
@@ -257,6 +274,7 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
         sync=sync,
         push=push,
         availability=availability,
+        feeds=feeds,
         calendars=calendars,
         log_level=log_level,
     )

@@ -23,6 +23,7 @@ from calmirror.availability.guard import make_freebusy, make_guard
 from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
 from calmirror.errors import CalmirrorError, NotConnected
+from calmirror.feeds import FeedPoller
 from calmirror.home import Home
 from calmirror.local.layout import APPOINTMENTS, mirror_name
 from calmirror.local.range_keeper import RangeKeeper
@@ -55,6 +56,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.push_wake = threading.Event()
         self.mirror_wake = threading.Event()
+        self.feeds_wake = threading.Event()
         self.reload_requested = threading.Event()
         self._inbox: SignalInbox | None = None
         self._client_generation = 0
@@ -104,6 +106,9 @@ class Daemon:
         # Served before the first mirror pass, so local appointments work at once; every known
         # mirror exists by then (empty until the pass fills it), so none answers 404 meanwhile.
         self.engine.prepare_mirrors()
+        self.feeds = FeedPoller(self.state, self.engine.store, self.settings)  # subscribed ICS feeds
+        self.feeds.mirror.on_change = self._mirror_change
+        self.feeds.prepare()
         self.url = self.server.start()
         self.state.set_meta("local_url", self.url)
         control.write_record(self.home.pid_file, self.url)
@@ -126,6 +131,11 @@ class Daemon:
             threads = [
                 threading.Thread(target=self._guard(self._push_loop), name="push", daemon=True),
                 threading.Thread(target=self._guard(self._mirror_loop), name="mirror", daemon=True),
+                threading.Thread(
+                    target=self._guard(lambda: self.feeds.run(self.stopping, self.feeds_wake)),
+                    name="feeds",
+                    daemon=True,
+                ),
             ]
             for t in threads:
                 t.start()
@@ -186,6 +196,7 @@ class Daemon:
         self.stopping.set()
         self.push_wake.set()
         self.mirror_wake.set()
+        self.feeds_wake.set()
         busy_calendar = getattr(self, "busy_calendar", None)
         if busy_calendar is not None:
             busy_calendar.stop()
@@ -193,7 +204,7 @@ class Daemon:
         if range_keeper is not None:
             range_keeper.stop()
         deadline = time.monotonic() + STOP_GRACE_S
-        for name in ("push", "mirror", "busy-calendar", "ranges-warm"):
+        for name in ("push", "mirror", "feeds", "busy-calendar", "ranges-warm"):
             for t in threading.enumerate():
                 if t.name == name:
                     t.join(max(0.0, deadline - time.monotonic()))
@@ -229,6 +240,7 @@ class Daemon:
                 self.reload_requested.set()
             elif signum == signal.SIGUSR1:
                 self.mirror_wake.set()
+                self.feeds_wake.set()
                 self.push_wake.set()
 
     def _reload(self) -> None:
@@ -239,6 +251,7 @@ class Daemon:
             return
         self.settings = settings
         self.engine.reload(settings)
+        self.feeds.settings = settings
         self.busy.settings = settings
         self.busy_calendar.mark_changed()  # the busy rules may have changed
         self.engine.health.reset_auth()
@@ -246,6 +259,7 @@ class Daemon:
         self._client_generation += 1
         log.info("configuration reloaded")
         self.mirror_wake.set()
+        self.feeds_wake.set()  # a feed added or removed by the CLI
         self.push_wake.set()
 
     def _local_change(self, collection: str) -> None:

@@ -131,6 +131,40 @@ class BadRemoteData(RemoteError):
     """A response body we could not parse (truncated, not XML, hostile XML)."""
 
 
+class FeedError(RemoteError):
+    """A subscribed ICS feed could not be fetched as it must be (see `remote/feed.py`)."""
+
+    exit_code = 4
+
+
+class FeedTooLarge(FeedError):
+    """The feed (as sent, or once decompressed) is over the size limit; nothing of it is used."""
+
+    def __init__(self, message: str, *, url: str, limit_bytes: int) -> None:
+        super().__init__(message, url=url)
+        self.limit_bytes = limit_bytes
+
+
+class FeedRedirectRefused(FeedError):
+    """A redirect calmirror will not follow: another scheme than http(s), http where https
+    was asked, or more than the allowed number of hops."""
+
+    def __init__(self, message: str, *, url: str, target: str, status: int | None = None) -> None:
+        super().__init__(message, url=url, status=status)
+        self.target = target
+
+
+class FeedURLRefused(UserError):
+    """A feed URL of a scheme calmirror does not fetch (file://, ftp://, plain http without
+    --allow-http)."""
+
+    def __init__(self, url: str, scheme: str, problem: str) -> None:
+        super().__init__(f"{url}: {problem}")
+        self.url = url
+        self.scheme = scheme
+        self.problem = problem
+
+
 # --- this machine ---------------------------------------------------------------------
 
 

@@ -13,9 +13,9 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import cast
+from typing import Protocol, cast
 
 from calmirror.availability import engine
 from calmirror.availability.busy_upkeep import BusyUpkeep
@@ -23,7 +23,7 @@ from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
 from calmirror.linked import LinkedFollower
-from calmirror.local.layout import mirror_name
+from calmirror.local.layout import is_feed_id, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
 from calmirror.model import CalendarRow, MirrorEntry, account_of
@@ -36,13 +36,24 @@ from calmirror.plan import (
     plan_batch,
     plan_removals,
 )
-from calmirror.remote import FetchedItem, ICloudClient
+from calmirror.remote import FetchedItem, ICloudClient, SyncChanges
 from calmirror.state import State
 from calmirror.state.mirror_view import KnownItems
 
 log = logging.getLogger("calmirror.mirror")
 
 Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
+
+
+class Source(Protocol):
+    """Where a mirror's resources come from: an iCloud calendar (`ICloudClient`), or a
+    subscribed feed already split into resources (`feeds.FeedListing`)."""
+
+    def sync(self, calendar_url: str, token: str | None) -> SyncChanges: ...
+
+    def fetch(
+        self, calendar_url: str, hrefs_wanted: Sequence[str], *, batch: int = ...
+    ) -> tuple[list[FetchedItem], list[str]]: ...
 
 
 @dataclass
@@ -138,7 +149,9 @@ class Mirror:
     def prune(self) -> list[str]:
         """Drop mirrors of calendars that are no longer conflict calendars."""
         wanted = set(self.settings.icloud.conflicts)
-        removed = [r.calendar_id for r in self.state.mirrors() if r.calendar_id not in wanted]
+        removed = [
+            r.calendar_id for r in self.state.mirrors() if r.calendar_id not in wanted and not is_feed_id(r.calendar_id)
+        ]
         for calendar_id in removed:
             self.remove(calendar_id)
         return removed
@@ -163,7 +176,7 @@ class Mirror:
         )
 
     def sync_calendar(
-        self, client: ICloudClient, cal: CalendarRow, *, accept_empty: bool = False, progress: Progress | None = None
+        self, client: Source, cal: CalendarRow, *, accept_empty: bool = False, progress: Progress | None = None
     ) -> SyncReport:
         slug = self.ensure_mirror(cal)
         report = SyncReport(cal.id, cal.name, slug)
@@ -211,7 +224,7 @@ class Mirror:
         unreadable = self._fetch_all(client, cal, slug, wanted, changes.changed, known, policy, report, progress)
         self._apply(cal.id, slug, removal, known, report)
         self._rederive(cal.id, slug, known, policy, report)
-        if self.follower is not None:
+        if self.follower is not None and isinstance(client, ICloudClient):
             self.follower.follow(client, cal, changes.changed, changes.deleted, report.full)
         problem = None
         if unreadable:
@@ -273,7 +286,7 @@ class Mirror:
 
     def _fetch_all(
         self,
-        client: ICloudClient,
+        client: Source,
         cal: CalendarRow,
         slug: str,
         wanted: list[str],
@@ -366,7 +379,7 @@ class Mirror:
 
     def _fetch(
         self,
-        client: ICloudClient,
+        client: Source,
         url: str,
         hrefs: list[str],
     ) -> tuple[list[FetchedItem], list[str], dict[str, str]]:

@@ -327,3 +327,36 @@ class BusyBatch:
     fingerprint: str
     horizon: tuple[int, int]
     items: dict[str, IndexedItem]
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """A subscribed ICS feed: where it is, how often and how it is mirrored, and what the
+    last fetch left (validators for a conditional GET, when to poll next, what went wrong)."""
+
+    name: str  # short name; the mirror is `feed-<name>/`, the calendar id `feed:<name>`
+    url: str  # normalised: https:// or (only when allowed) http://
+    display: str  # the name shown to clients
+    interval: float  # seconds between polls, before the server's floors
+    privacy: str  # "full" | "busy"
+    allow_http: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    digest: str | None = None  # of the last body applied: a 200 with the same bytes changes nothing
+    next_poll: float = 0.0
+    last_poll: float | None = None
+    last_error: str | None = None
+    held_empty: bool = False
+    requests: int = 0  # HTTP requests made for this feed, ever (redirect hops count)
+
+
+@dataclass(frozen=True)
+class FeedFetched:
+    """One conditional GET of a feed: `body` is None when the server answered 304."""
+
+    body: str | None
+    etag: str | None
+    last_modified: str | None
+    max_age: float | None  # Cache-Control max-age: a floor on the polling interval
+    requests: int  # HTTP requests made (1 plus redirect hops)
+    size: int  # bytes received (as sent, before decompression)

@@ -18,6 +18,7 @@ from calmirror.cli import (
     demo_cmd,
     emulator_cmd,
     feed_cmd,
+    feeds_cmd,
     run_cmds,
     sync_cmds,
     week_cmd,
@@ -81,6 +82,7 @@ week_cmd.register(app)
 app.add_typer(emulator_cmd.app, name="emulator", help="Run the bundled iCloud emulator.")
 app.add_typer(feed_cmd.app, name="feed")
 app.add_typer(accounts_cmd.app, name="accounts")
+app.add_typer(feeds_cmd.app, name="feeds")
 
 
 def run() -> None:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from calmirror import account, control, status
+from calmirror.cli import feeds_cmd
 from calmirror.cli.context import console, ctx_of, print_json
 from calmirror.engine import Engine
 from calmirror.errors import UserError
@@ -37,10 +38,10 @@ def register(app: typer.Typer) -> None:
         now: Annotated[bool, typer.Option("--now", help="Ask the running daemon to sync at once.")] = False,
         accept_empty: Annotated[
             list[str] | None,
-            typer.Option("--accept-empty", help="Apply an emptied iCloud calendar to its mirror (repeatable)."),
+            typer.Option("--accept-empty", help="Apply an emptied iCloud calendar or feed to its mirror (repeatable)."),
         ] = None,
     ) -> None:
-        """One pass: mirror every conflict calendar and push waiting appointments."""
+        """One pass: mirror every conflict calendar and feed, and push waiting appointments."""
         c = ctx_of(ctx)
         if now and control.signal_daemon(c.home.pid_file, signal.SIGUSR1):
             if json_out:
@@ -48,26 +49,40 @@ def register(app: typer.Typer) -> None:
             else:
                 console.print("Asked the running daemon to sync now.")
             return
-        if c.state.account() is None:
+        feed_names = {f.name for f in c.state.feeds()}
+        connected = c.state.account() is not None
+        if not connected and not feed_names:
             account.find_calendar(c.state, "")  # raises NotConnected
-        accepted = frozenset(account.find_calendar(c.state, n).id for n in accept_empty or [])
-        if not c.settings.icloud.conflicts and not c.settings.icloud.linked:
+        wanted = accept_empty or []
+        accepted = frozenset(account.find_calendar(c.state, n).id for n in wanted if n not in feed_names)
+        chosen = bool(c.settings.icloud.conflicts or c.settings.icloud.linked)
+        if not chosen and not feed_names:
             raise UserError(
                 "no conflict or linked calendar chosen; run `calmirror link CALENDAR` or "
                 "`calmirror conflicts add CALENDAR`"
             )
-        engine = Engine(c.home, c.settings, c.state)
-        client = engine.client()
-        try:
-            reports = _with_progress(engine, client, accepted, show=not json_out and console.is_terminal)
-            pushes = engine.push_pass(client)
-        finally:
-            client.close()
-        failed = [r for r in reports if r.error]
+        reports: list[Any] = []
+        pushes: list[Any] = []
+        if connected and chosen:
+            engine = Engine(c.home, c.settings, c.state)
+            client = engine.client()
+            try:
+                reports = _with_progress(engine, client, accepted, show=not json_out and console.is_terminal)
+                pushes = engine.push_pass(client)
+            finally:
+                client.close()
+        feed_reports = feeds_cmd.poll_all(c, [], frozenset(n for n in wanted if n in feed_names))
+        failed = [r for r in reports if r.error] + [r for r in feed_reports if r.error]
         if json_out:
-            print_json({"calendars": [r.as_dict() for r in reports], "pushed": [p.__dict__ for p in pushes]})
+            print_json(
+                {
+                    "calendars": [r.as_dict() for r in reports],
+                    "pushed": [p.__dict__ for p in pushes],
+                    "feeds": [r.__dict__ for r in feed_reports],
+                }
+            )
         else:
-            for r in reports:
+            for r in [*reports, *feed_reports]:
                 console.print(r.summary())
             if pushes:
                 ok = sum(1 for p in pushes if p.ok)

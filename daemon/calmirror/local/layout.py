@@ -16,6 +16,10 @@ BLOCKED = "blocked"
 #: calmirror's own calendar of every busy block of every source, without titles: read-only.
 BUSY = "busy"
 MIRROR_PREFIX = "icloud-"
+#: Subscribed ICS feeds are mirrors too. A feed's calendar id and its mirror slug are both
+#: `feed:<name>` (a colon no iCloud slug has), and its collection is `feed-<name>`.
+FEED_PREFIX = "feed-"
+FEED_ID_PREFIX = "feed:"
 
 APPOINTMENTS_DISPLAYNAME = "Appointments"
 BLOCKED_DISPLAYNAME = "Blocked slots"
@@ -26,12 +30,33 @@ WRITABLE = frozenset({APPOINTMENTS, BLOCKED})
 
 
 def mirror_name(slug: str) -> str:
-    """The collection name of the mirror with this slug (`work` -> `icloud-work`)."""
+    """The collection name of the mirror with this slug (`work` -> `icloud-work`,
+    `feed:rota` -> `feed-rota`)."""
+    if is_feed_id(slug):
+        return FEED_PREFIX + slug.removeprefix(FEED_ID_PREFIX)
     return MIRROR_PREFIX + slug
 
 
+def feed_id(name: str) -> str:
+    """The calendar id (and mirror slug) of the feed with this short name."""
+    return FEED_ID_PREFIX + name
+
+
+def is_feed_id(calendar_id: str) -> bool:
+    return calendar_id.startswith(FEED_ID_PREFIX)
+
+
+def slug_of(name: str) -> str | None:
+    """The mirror slug of a mirror's collection name, or None for any other collection."""
+    for prefix, slug_prefix in ((MIRROR_PREFIX, ""), (FEED_PREFIX, FEED_ID_PREFIX)):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return slug_prefix + name[len(prefix) :]
+    return None
+
+
 def is_mirror(name: str) -> bool:
-    return name.startswith(MIRROR_PREFIX) and len(name) > len(MIRROR_PREFIX)
+    """iCloud mirrors and feed mirrors: collections only calmirror writes."""
+    return slug_of(name) is not None
 
 
 def is_read_only(name: str) -> bool:
@@ -44,7 +69,8 @@ _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def is_valid_slug(slug: str) -> bool:
     """A slug becomes part of one URL path component and one folder name: keep it plain."""
-    return bool(_SLUG.fullmatch(slug)) and pathutils.is_safe_filesystem_path_component(mirror_name(slug))
+    plain = slug.removeprefix(FEED_ID_PREFIX)
+    return bool(_SLUG.fullmatch(plain)) and pathutils.is_safe_filesystem_path_component(mirror_name(slug))
 
 
 def split_path(raw_path: str) -> list[str]:

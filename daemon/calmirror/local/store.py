@@ -30,6 +30,7 @@ from calmirror.local.radicale_config import build_configuration
 from calmirror.local.writer import BatchWriter
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
+FEED_DISPLAYNAME_PREFIX = "Feed · "
 _LOCK_ACTOR = "calmirror"
 
 
@@ -47,7 +48,12 @@ class ChangeSet(NamedTuple):
 
 
 def mirror_displayname(name: str) -> str:
-    return name if name.startswith(MIRROR_DISPLAYNAME_PREFIX) else MIRROR_DISPLAYNAME_PREFIX + name
+    """How a mirror is named to clients; a subscribed feed's name comes already prefixed."""
+    return (
+        name
+        if name.startswith((MIRROR_DISPLAYNAME_PREFIX, FEED_DISPLAYNAME_PREFIX))
+        else MIRROR_DISPLAYNAME_PREFIX + name
+    )
 
 
 def _calendar_props(displayname: str, color: str | None = None) -> dict[str, str]:
@@ -196,13 +202,12 @@ class LocalStore:
             shutil.rmtree(self._cache_dir(name), ignore_errors=True)
 
     def list_mirrors(self) -> list[str]:
-        prefix = len(layout.MIRROR_PREFIX)
         with self._locked("r"):
             children = list(self._storage.discover(self._path(), depth="1"))
         names = [
             child.path.rsplit("/", 1)[-1] for child in children if isinstance(child, radicale.storage.BaseCollection)
         ]
-        return sorted(name[prefix:] for name in names if layout.is_mirror(name))
+        return sorted(slug for slug in map(layout.slug_of, names) if slug is not None)
 
     def mirror_hrefs(self, slug: str) -> dict[str, str]:
         return self.etags(self._mirror(slug))

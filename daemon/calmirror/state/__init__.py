@@ -14,6 +14,7 @@ from typing import Any
 
 from calmirror.model import CalendarRow, EventRow, component_kinds
 from calmirror.state.accounts import AccountTables
+from calmirror.state.feeds import FeedTables
 from calmirror.state.mirrors import MirrorTables
 from calmirror.state.push import PushTables
 from calmirror.state.schema import SCHEMA_VERSION
@@ -21,8 +22,8 @@ from calmirror.state.schema import SCHEMA_VERSION
 __all__ = ["SCHEMA_VERSION", "State"]
 
 
-class State(AccountTables, MirrorTables, PushTables):
-    """Calendars, events and guard warnings here; accounts, mirrors and pushes in their own tables' modules."""
+class State(AccountTables, MirrorTables, PushTables, FeedTables):
+    """Calendars, events and guard warnings here; accounts, mirrors, pushes and feeds in their own tables' modules."""
 
     def calendars(self) -> list[CalendarRow]:
         return [

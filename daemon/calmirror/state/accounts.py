@@ -68,10 +68,18 @@ class AccountTables(StateBase):
         account's goes with everything learnt from any server (it is forgotten last)."""
         with self.transaction() as db:
             if name == PRIMARY:
-                for table in ("account", "calendars", "calendar_names", "mirrors", "mirror_items", "skipped_items"):
+                for table in ("account", "calendars"):
                     db.execute(f"DELETE FROM {table}")
-                db.execute("DELETE FROM busy_spans WHERE source LIKE 'mirror:%'")
-                db.execute("DELETE FROM busy_items WHERE source LIKE 'mirror:%'")
+                # Subscribed feeds (`feed:…`) do not come from an account: they stay.
+                for table, column in (
+                    ("calendar_names", "id"),
+                    ("mirrors", "calendar_id"),
+                    ("mirror_items", "calendar_id"),
+                    ("skipped_items", "calendar_id"),
+                ):
+                    db.execute(f"DELETE FROM {table} WHERE {column} NOT LIKE 'feed:%'")
+                db.execute("DELETE FROM busy_spans WHERE source LIKE 'mirror:%' AND source NOT LIKE 'mirror:feed:%'")
+                db.execute("DELETE FROM busy_items WHERE source LIKE 'mirror:%' AND source NOT LIKE 'mirror:feed:%'")
                 db.execute(
                     "UPDATE appointments SET remote_calendar = NULL, remote_href = NULL, "
                     "remote_etag = NULL, pushed_etag = NULL"

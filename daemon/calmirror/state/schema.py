@@ -134,6 +134,28 @@ def create_schema(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     create_busy_tables(db)
+    # Subscribed ICS feeds. Each is also a mirror (calendar id `feed:<name>` in `mirrors` and
+    # `mirror_items`), so availability, the guard and status count it like any other.
+    db.table("feeds").create(
+        {
+            "name": str,
+            "url": str,
+            "display": str,
+            "interval": float,
+            "privacy": str,
+            "allow_http": int,
+            "etag": str,
+            "last_modified": str,
+            "digest": str,
+            "next_poll": float,
+            "last_poll": float,
+            "last_error": str,
+            "held_empty": int,
+            "requests": int,
+        },
+        pk="name",
+        if_not_exists=True,
+    )
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
     # copy_counts and the compatible copies due again, without reading every row's text
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_copy ON mirror_items(calendar_id, copy, reason, horizon)")

@@ -1,0 +1,187 @@
+"""feeds add|list|remove|poll: subscribed ICS feeds whose events block your time."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.table import Table
+
+from calmirror import control, credentials
+from calmirror.cli.context import Ctx, console, ctx_of, print_json
+from calmirror.errors import UserError
+from calmirror.feeds import FeedPoller, FeedReport, describe_interval, parse_interval
+from calmirror.local.layout import feed_id, is_valid_slug, mirror_name
+from calmirror.local.store import LocalStore
+from calmirror.mirror import slugify
+from calmirror.model import FeedRow
+from calmirror.remote.feed import normalise_url, shown_url
+
+app = typer.Typer(
+    help="Subscribed ICS feeds (webcal/https) mirrored read-only; their events block your time.",
+    no_args_is_help=True,
+)
+
+
+def poller(c: Ctx) -> FeedPoller:
+    store = LocalStore(c.home.store_dir, credentials.local_account(c.home).username)
+    store.ensure_base()
+    return FeedPoller(c.state, store, c.settings)
+
+
+def _find(c: Ctx, name: str) -> FeedRow:
+    feed = c.state.feed(name)
+    if feed is None:
+        known = ", ".join(f.name for f in c.state.feeds()) or "none yet; `calmirror feeds add URL`"
+        raise UserError(f"{name}: no such feed (feeds: {known})")
+    return feed
+
+
+def _default_name(url: str, taken: set[str]) -> str:
+    parts = urlsplit(url)
+    stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics") or (parts.hostname or "feed")
+    return slugify(stem, taken, parts.hostname or "feed")
+
+
+def _daemon_running(c: Ctx) -> bool:
+    return control.read_pid(c.home.pid_file) is not None
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="webcal://, https:// (or http:// with --allow-http) URL of an ICS feed.")],
+    name: Annotated[str | None, typer.Option("--name", help="Short name; the mirror is feed-NAME/.")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="How often to poll: 15m, 1h, 90s.")] = "15m",
+    privacy: Annotated[str, typer.Option("--privacy", help="full: copy everything; busy: only busy times.")] = "full",
+    allow_http: Annotated[bool, typer.Option("--allow-http", help="Accept a plain http:// URL.")] = False,
+) -> None:
+    """Subscribe to an ICS feed: mirror it into feed-NAME/ and count its busy time."""
+    c = ctx_of(ctx)
+    if privacy not in ("full", "busy"):
+        raise UserError(f"--privacy must be 'full' or 'busy', not {privacy!r}")
+    try:
+        seconds = parse_interval(interval)
+    except ValueError as exc:
+        raise UserError(f"--interval {exc}") from None
+    target = normalise_url(url, allow_http=allow_http)
+    feeds = c.state.feeds()
+    if any(f.url == target for f in feeds):
+        raise UserError(f"{shown_url(target)} is already subscribed")
+    taken = {f.name for f in feeds}
+    chosen = name if name is not None else _default_name(target, taken)
+    if not is_valid_slug(feed_id(chosen)):
+        raise UserError(f"--name {chosen!r}: use letters, digits, '.', '_' or '-' (up to 100)")
+    if chosen in taken:
+        raise UserError(f"a feed named {chosen!r} exists; choose another --name")
+    feed = FeedRow(chosen, target, name or chosen, seconds, privacy, allow_http)
+    c.state.add_feed(feed, feed_id(chosen))
+    if _daemon_running(c):
+        control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+        console.print(f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/; the running daemon fetches it now.")
+        return
+    p = poller(c)
+    try:
+        report = p.poll(feed)
+    finally:
+        p.close()
+    if report.error:
+        p.remove(feed)
+        raise UserError(f"{shown_url(target)}: {report.error}; not subscribed")
+    console.print(
+        f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/: {report.events} event(s), "
+        f"polled every {describe_interval(seconds)}"
+    )
+
+
+def _row(c: Ctx, feed: FeedRow, now: float) -> dict[str, Any]:
+    mirror = c.state.mirror(feed_id(feed.name))
+    return {
+        "name": feed.name,
+        "url": shown_url(feed.url),
+        "local_collection": mirror_name(feed_id(feed.name)),
+        "interval_s": feed.interval,
+        "privacy": feed.privacy,
+        "events": mirror.item_count if mirror else 0,
+        "last_poll": feed.last_poll,
+        "next_poll_in_s": round(max(0.0, feed.next_poll - now), 1),
+        "held_empty": feed.held_empty,
+        "last_error": feed.last_error,
+        "requests": feed.requests,
+    }
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Every subscribed feed: URL (without any password), events, last poll, errors."""
+    c = ctx_of(ctx)
+    c.require_home()
+    now = time.time()
+    rows = [_row(c, feed, now) for feed in c.state.feeds()]
+    if json_out:
+        print_json({"feeds": rows})
+        return
+    if not rows:
+        console.print("No feeds; `calmirror feeds add URL` subscribes to one.")
+        return
+    table = Table("name", "events", "every", "privacy", "last poll", "problem", "url")
+    for r in rows:
+        age = "never" if not r["last_poll"] else f"{now - r['last_poll']:.0f}s ago"
+        problem = "emptied: kept" if r["held_empty"] else (r["last_error"] or "")
+        table.add_row(
+            r["name"], str(r["events"]), describe_interval(r["interval_s"]), r["privacy"], age, problem, r["url"]
+        )
+    console.print(table)
+
+
+@app.command()
+def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The feed's short name.")]) -> None:
+    """Unsubscribe: the feed's mirror and everything kept of it go."""
+    c = ctx_of(ctx)
+    feed = _find(c, name)
+    p = poller(c)
+    p.remove(feed)
+    p.close()
+    control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+    console.print(f"Removed feed {name} and {mirror_name(feed_id(name))}/.")
+
+
+def poll_all(c: Ctx, names: list[str], accept_empty: frozenset[str]) -> list[FeedReport]:
+    """Poll the named feeds, or every feed not waiting out a failure (Retry-After)."""
+    now = time.time()
+    chosen = [_find(c, n) for n in names] or [
+        f for f in c.state.feeds() if not (f.last_error and f.next_poll > now) or f.name in accept_empty
+    ]
+    if not chosen:
+        return []
+    p = poller(c)
+    try:
+        return [p.poll(f, accept_empty=f.name in accept_empty, now=now) for f in chosen]
+    finally:
+        p.close()
+
+
+@app.command()
+def poll(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Feeds to poll (default: all).")] = None,
+    accept_empty: Annotated[
+        bool, typer.Option("--accept-empty", help="Apply a feed that now lists no events: empty its mirror.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Poll feeds now (one conditional GET each)."""
+    c = ctx_of(ctx)
+    if accept_empty and not names:
+        raise UserError("--accept-empty needs the feed's name: `calmirror feeds poll NAME --accept-empty`")
+    reports = poll_all(c, names or [], frozenset(names or []) if accept_empty else frozenset())
+    if json_out:
+        print_json({"feeds": [r.__dict__ for r in reports]})
+    else:
+        for r in reports:
+            console.print(r.summary())
+    if any(r.error for r in reports):
+        raise typer.Exit(4)

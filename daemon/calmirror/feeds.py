@@ -1,0 +1,273 @@
+"""Subscribed ICS feeds, mirrored read-only into `feed-<name>/` like an iCloud calendar.
+
+A feed is made to look like one more conflict calendar to the mirror executor: its body is
+split into resources by UID (`feedsplit`), each gets its text's digest as ETag, and the
+`Mirror` pass does the rest exactly as for iCloud (exact text kept, compatible copies, the
+emptied-source rail, counts for `status`). Availability, the guard and free-busy then see it
+through the mirror tables without knowing it is a feed.
+
+Polling is one conditional GET per feed and interval; a 304 (or a 200 with the same bytes)
+writes nothing but the feed's own schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from calmirror.config import Settings
+from calmirror.errors import FeedError, RemoteError, Unavailable
+from calmirror.feedsplit import FeedDiff, body_digest, diff_feed, etag_of, split_feed
+from calmirror.local.layout import feed_id, mirror_name
+from calmirror.local.store import FEED_DISPLAYNAME_PREFIX, LocalStore
+from calmirror.mirror import Mirror
+from calmirror.model import CalendarRow, FeedRow
+from calmirror.plan import MirrorPolicy
+from calmirror.remote import FetchedItem, SyncChanges
+from calmirror.remote.feed import FeedFetcher
+from calmirror.state import State
+
+log = logging.getLogger("calmirror.feeds")
+
+EMPTIED = (
+    "the feed lists no events; its mirror was kept (run `calmirror feeds poll {name} --accept-empty` if that is right)"
+)
+
+
+class FeedListing:
+    """A split feed in the shape of a CalDAV calendar: one full listing, and fetches from memory."""
+
+    def __init__(self, calendar_id: str, resources: dict[str, str]) -> None:
+        self.texts = {f"{calendar_id}/{name}": text for name, text in resources.items()}
+        self.etags = {href: etag_of(text) for href, text in self.texts.items()}
+
+    def sync(self, calendar_url: str, token: str | None) -> SyncChanges:
+        return SyncChanges(token="", changed=dict(self.etags), deleted=[], full=True)
+
+    def fetch(
+        self, calendar_url: str, hrefs_wanted: Sequence[str], *, batch: int = 100
+    ) -> tuple[list[FetchedItem], list[str]]:
+        items = [FetchedItem(h, self.etags[h], self.texts[h]) for h in hrefs_wanted if h in self.texts]
+        return items, [h for h in hrefs_wanted if h not in self.texts]
+
+
+class FeedMirror(Mirror):
+    """The mirror executor with a feed's privacy instead of a conflict calendar's."""
+
+    def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
+        super().__init__(state, store, settings)
+        self.details: dict[str, str] = {}  # calendar id -> "full" | "busy"
+
+    def ensure_mirror(self, cal: CalendarRow) -> str:
+        row = self.state.mirror(cal.id)
+        if row is None or row.slug != cal.id:  # a feed's slug is its calendar id, always
+            self.state.update_mirror(cal.id, slug=cal.id)
+        return super().ensure_mirror(cal)
+
+    def policy(self, cal: CalendarRow, accept_empty: bool) -> MirrorPolicy:
+        return replace(super().policy(cal, accept_empty), details=self.details.get(cal.id, "full"))
+
+    def prune(self) -> list[str]:
+        return []
+
+
+def calendar_of(feed: FeedRow) -> CalendarRow:
+    return CalendarRow(
+        feed_id(feed.name), feed.url, FEED_DISPLAYNAME_PREFIX + feed.display, None, ("VEVENT",), writable=False
+    )
+
+
+@dataclass
+class FeedReport:
+    name: str
+    outcome: str = "unchanged"  # unchanged | changed | held | failed
+    requests: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    events: int = 0  # resources in the feed now
+    ignored: int = 0  # components that are not events (VTODO, …)
+    error: str | None = None
+    copies: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"feed {self.name}: failed: {self.error}"
+        if self.outcome == "held":
+            return f"feed {self.name}: " + EMPTIED.format(name=self.name)
+        if self.outcome == "unchanged":
+            return f"feed {self.name}: unchanged"
+        return f"feed {self.name}: {self.added} added, {self.updated} updated, {self.deleted} deleted"
+
+
+class FeedPoller:
+    """Polls feeds when due and mirrors what changed. One per thread (the fetcher's session
+    is not thread-safe)."""
+
+    def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
+        self.state, self.store = state, store
+        self.mirror = FeedMirror(state, store, settings)
+        self.settings = settings
+        self._fetcher: FeedFetcher | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.mirror.settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self.mirror.settings = settings
+        if getattr(self, "_fetcher", None) is not None:
+            self.close()
+
+    def fetcher(self) -> FeedFetcher:
+        if self._fetcher is None:
+            f = self.settings.feeds
+            self._fetcher = FeedFetcher(max_bytes=f.max_mb * 1024 * 1024, timeout=f.timeout)
+        return self._fetcher
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
+
+    # --- which feeds -------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create every feed's (possibly empty) mirror, so none answers 404 before its first poll."""
+        for feed in self.state.feeds():
+            self.mirror.ensure_mirror(calendar_of(feed))
+
+    def remove(self, feed: FeedRow) -> None:
+        calendar_id = feed_id(feed.name)
+        self.store.delete_mirror(calendar_id)
+        self.state.forget_mirror(calendar_id)  # its map, texts and busy index, then the feed itself
+        self.state.forget_feed(feed.name, calendar_id)
+        self.mirror.on_change(mirror_name(calendar_id))
+
+    def due(self, now: float) -> list[FeedRow]:
+        return [f for f in self.state.feeds() if f.next_poll <= now]
+
+    def poll_due(self, now: float | None = None) -> list[FeedReport]:
+        now = time.time() if now is None else now
+        return [self.poll(feed, now=now) for feed in self.due(now)]
+
+    def seconds_to_next(self, now: float) -> float | None:
+        feeds = self.state.feeds()
+        return None if not feeds else max(0.0, min(f.next_poll for f in feeds) - now)
+
+    def run(self, stopping: threading.Event, wake: threading.Event) -> None:
+        """The daemon's feed loop: poll what is due, sleep until the next one (or a wake)."""
+        while not stopping.is_set():
+            try:
+                self.poll_due()
+            except Exception:  # one feed's surprise must not end polling for the process
+                log.exception("feed poll failed")
+            wait = self.seconds_to_next(time.time())
+            wake.wait(60.0 if wait is None else min(60.0, max(1.0, wait)))
+            wake.clear()
+        self.close()
+
+    # --- one feed ----------------------------------------------------------------------
+
+    def poll(self, feed: FeedRow, *, accept_empty: bool = False, now: float | None = None) -> FeedReport:
+        now = time.time() if now is None else now
+        report = FeedReport(feed.name)
+        fetcher = self.fetcher()
+        conditional = not accept_empty and not feed.held_empty
+        try:
+            fetched = fetcher.fetch(
+                feed.url,
+                etag=feed.etag if conditional else None,
+                last_modified=feed.last_modified if conditional else None,
+                allow_http=feed.allow_http,
+            )
+        except RemoteError as exc:
+            return self._failed(feed, report, exc, now)
+        report.requests = fetched.requests
+        self.state.count_feed_requests(feed.name, fetched.requests)
+        floor = max(feed.interval, fetched.max_age or 0.0)
+        schedule = {"next_poll": now + floor, "last_poll": now}
+        validators = {
+            "etag": fetched.etag or feed.etag,
+            "last_modified": fetched.last_modified or feed.last_modified,
+        }
+        if fetched.body is None or (conditional and body_digest(fetched.body) == feed.digest):
+            self.state.update_feed(feed.name, **schedule, **validators, last_error=None)
+            log.debug("feed %s: unchanged", feed.name)
+            return report
+        split = split_feed(fetched.body)
+        if split.calendars == 0:
+            return self._failed(feed, report, FeedError("the answer is not an iCalendar feed", url=feed.url), now)
+        report.events, report.ignored = len(split.resources), split.ignored
+        calendar_id = feed_id(feed.name)
+        change = self._diff(calendar_id, split.resources)
+        if change.empty and not accept_empty:
+            self.state.update_feed(
+                feed.name, **schedule, **validators, digest=body_digest(fetched.body), last_error=None, held_empty=False
+            )
+            return report
+        self.mirror.details[calendar_id] = feed.privacy
+        try:
+            synced = self.mirror.sync_calendar(
+                FeedListing(calendar_id, split.resources), calendar_of(feed), accept_empty=accept_empty
+            )
+        except RemoteError as exc:  # pragma: no cover - the listing is in memory
+            return self._failed(feed, report, exc, now)
+        if synced.held_empty:
+            message = EMPTIED.format(name=feed.name)
+            self.state.update_mirror(calendar_id, last_error=message)
+            self.state.update_feed(feed.name, **schedule, held_empty=True, last_error=message)
+            self.state.record_event("warning", "feed", f"{feed.name}: {message}")
+            report.outcome = "held"
+            log.warning("feed %s: %s", feed.name, message)
+            return report
+        report.outcome = "changed"
+        report.added, report.updated, report.deleted = synced.added, synced.updated, synced.deleted
+        report.copies = synced.copies
+        self.state.update_feed(
+            feed.name, **schedule, **validators, digest=body_digest(fetched.body), last_error=None, held_empty=False
+        )
+        log.info("%s", report.summary())
+        return report
+
+    def _diff(self, calendar_id: str, resources: dict[str, str]) -> FeedDiff:
+        prefix = calendar_id + "/"
+        known = {href.removeprefix(prefix): entry.etag for href, entry in self.state.mirror_items(calendar_id).items()}
+        return diff_feed(known, resources)
+
+    def _failed(self, feed: FeedRow, report: FeedReport, exc: RemoteError, now: float) -> FeedReport:
+        """The mirror stays as it was; the next try waits the interval, or longer when the
+        server said so (Retry-After)."""
+        wait = feed.interval
+        if isinstance(exc, Unavailable) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        report.outcome, report.error = "failed", exc.message
+        report.requests = max(report.requests, 1)
+        self.state.count_feed_requests(feed.name, report.requests)
+        self.state.update_feed(feed.name, next_poll=now + wait, last_poll=now, last_error=exc.message[:300])
+        self.state.update_mirror(feed_id(feed.name), last_error=exc.message[:300], last_attempt=now)
+        self.state.record_event("error", "feed", f"{feed.name}: {exc.message}")
+        log.error("feed %s: %s", feed.name, exc.message)
+        return report
+
+
+def parse_interval(text: str) -> float:
+    """`15m`, `1h`, `90s`, `1d` or plain seconds; at least a minute (feeds are not chat)."""
+    value = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an interval (use 15m, 1h, 90s)") from None
+    if not seconds >= 60:
+        raise ValueError(f"{text!r}: feeds are polled at most once a minute")
+    return seconds
+
+
+def describe_interval(seconds: float) -> str:
+    return str(dt.timedelta(seconds=int(seconds)))
