@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from typing import Annotated, Any
@@ -84,13 +85,17 @@ def add(
         console.print(f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/; the running daemon fetches it now.")
         return
     p = poller(c)
+    quiet = logging.getLogger("calmirror.feeds")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # a failed first fetch is this command's one error line
     try:
         report = p.poll(feed)
     finally:
+        quiet.setLevel(level)
         p.close()
     if report.error:
         p.remove(feed)
-        raise UserError(f"{shown_url(target)}: {report.error}; not subscribed")
+        raise UserError(f"{report.error}; not subscribed")
     console.print(
         f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/: {report.events} event(s), "
         f"polled every {describe_interval(seconds)}"

@@ -1,0 +1,68 @@
+"""`calmirror feeds …` as a user runs it, against a real publisher on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from calmirror.testing.feed_server import FeedServer, feed_text
+from tests.conftest import Cli
+
+ROTA = [("shift-1", "20261202T090000Z", "20261202T120000Z"), ("shift-2", "20261203T130000Z", "20261203T170000Z")]
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        yield s
+
+
+def test_add_list_sync_remove(cli: Cli, server: FeedServer) -> None:
+    server.publish("/rota.ics", feed_text(ROTA), auth=("ann", "s3cret"))
+    url = server.url("/rota.ics", userinfo="ann:s3cret")
+    refused = cli("feeds", "add", url)
+    assert refused.returncode == 2 and "--allow-http" in one_line(refused) and "s3cret" not in refused.stderr
+    added = cli("feeds", "add", url, "--allow-http", "--name", "rota", "--interval", "30m", "--privacy", "busy")
+    assert added.returncode == 0, added.stderr
+    assert "feed-rota/" in added.stdout and "2 event(s)" in added.stdout
+    again = cli("feeds", "add", url, "--allow-http")
+    assert again.returncode == 2 and "already subscribed" in one_line(again)
+    listed = json.loads(cli("feeds", "list", "--json").stdout)["feeds"]
+    assert [(f["name"], f["events"], f["privacy"], f["interval_s"]) for f in listed] == [("rota", 2, "busy", 1800.0)]
+    assert "s3cret" not in json.dumps(listed) and listed[0]["requests"] == 1
+    synced = cli("sync", "--json")  # no iCloud account: the feeds alone
+    assert synced.returncode == 0, synced.stderr
+    assert [(f["name"], f["outcome"], f["requests"]) for f in json.loads(synced.stdout)["feeds"]] == [
+        ("rota", "unchanged", 1)
+    ]
+    server.change("/rota.ics", feed_text([]))
+    held = cli("feeds", "poll")
+    assert held.returncode == 0 and "--accept-empty" in held.stdout
+    assert json.loads(cli("feeds", "list", "--json").stdout)["feeds"][0]["events"] == 2
+    accepted = cli("feeds", "poll", "rota", "--accept-empty")
+    assert accepted.returncode == 0 and "2 deleted" in accepted.stdout
+    removed = cli("feeds", "remove", "rota")
+    assert removed.returncode == 0 and "feed-rota/" in removed.stdout
+    assert json.loads(cli("feeds", "list", "--json").stdout)["feeds"] == []
+
+
+def test_refusals_point_the_way(cli: Cli, server: FeedServer) -> None:
+    for url in ("file:///etc/passwd", "ftp://example.com/a.ics"):
+        result = cli("feeds", "add", url)
+        assert result.returncode == 2 and "https://" in one_line(result)
+    missing = cli("feeds", "add", server.url("/nothing.ics"), "--allow-http")
+    assert missing.returncode == 2 and "404" in one_line(missing) and "not subscribed" in one_line(missing)
+    assert json.loads(cli("feeds", "list", "--json").stdout)["feeds"] == []
+    webcal = cli("conflicts", "add", "webcal://example.com/school.ics")
+    assert webcal.returncode == 2 and "calmirror feeds add" in one_line(webcal)
+    unknown = cli("feeds", "remove", "nope")
+    assert unknown.returncode == 2 and "no such feed" in one_line(unknown)
