@@ -36,8 +36,11 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
+Parts = tuple[State, LocalStore, config.Settings]
+
+
 @pytest.fixture
-def parts(tmp_path: Path) -> Iterator[tuple[State, LocalStore, config.Settings]]:
+def parts(tmp_path: Path) -> Iterator[Parts]:
     home = Home(config_file=tmp_path / "config.toml", data_dir=tmp_path)
     home.ensure()
     state = State(home.state_db)
@@ -157,7 +160,7 @@ def test_size_limit_as_sent_and_once_decompressed(server: FeedServer) -> None:
 # --- polling into the local store ----------------------------------------------------------
 
 
-def test_first_poll_mirrors_the_feed_read_only_by_uid(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_first_poll_mirrors_the_feed_read_only_by_uid(server: FeedServer, parts: Parts) -> None:
     state, store, settings = parts
     server.publish("/rota.ics", feed_text(ROTA))
     feed = subscribe(state, server.url("/rota.ics"))
@@ -175,7 +178,7 @@ def test_first_poll_mirrors_the_feed_read_only_by_uid(server: FeedServer, parts)
     assert fresh(state).next_poll == 1000.0 + 900.0
 
 
-def test_unchanged_feed_costs_one_request_and_writes_nothing(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_unchanged_feed_costs_one_request_and_writes_nothing(server: FeedServer, parts: Parts) -> None:
     """The request budget: an unchanged feed is one conditional GET answered 304, and the local
     store and the mirror tables are not touched."""
     state, store, settings = parts
@@ -196,7 +199,7 @@ def test_unchanged_feed_costs_one_request_and_writes_nothing(server: FeedServer,
     assert fresh(state).requests == 2
 
 
-def test_a_feed_that_changes_one_event_rewrites_one(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_a_feed_that_changes_one_event_rewrites_one(server: FeedServer, parts: Parts) -> None:
     state, store, settings = parts
     server.publish("/rota.ics", feed_text(ROTA))
     poller = FeedPoller(state, store, settings)
@@ -217,7 +220,7 @@ def test_a_feed_that_changes_one_event_rewrites_one(server: FeedServer, parts) -
     assert "T150000Z" in local_texts(store)["shift-2.ics"]
 
 
-def test_an_emptied_feed_keeps_its_mirror_until_accepted(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_an_emptied_feed_keeps_its_mirror_until_accepted(server: FeedServer, parts: Parts) -> None:
     state, store, settings = parts
     server.publish("/rota.ics", feed_text(ROTA))
     poller = FeedPoller(state, store, settings)
@@ -233,7 +236,7 @@ def test_an_emptied_feed_keeps_its_mirror_until_accepted(server: FeedServer, par
     assert local_texts(store) == {} and not fresh(state).held_empty
 
 
-def test_503_keeps_the_mirror_and_waits_retry_after(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_503_keeps_the_mirror_and_waits_retry_after(server: FeedServer, parts: Parts) -> None:
     state, store, settings = parts
     server.publish("/rota.ics", feed_text(ROTA))
     poller = FeedPoller(state, store, settings)
@@ -245,7 +248,7 @@ def test_503_keeps_the_mirror_and_waits_retry_after(server: FeedServer, parts) -
     assert poller.due(2000.0 + 3600) == []
 
 
-def test_cache_control_max_age_is_a_floor_on_the_interval(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_cache_control_max_age_is_a_floor_on_the_interval(server: FeedServer, parts: Parts) -> None:
     state, store, settings = parts
     server.publish("/rota.ics", feed_text(ROTA), max_age=3600)
     poller = FeedPoller(state, store, settings)
@@ -253,7 +256,7 @@ def test_cache_control_max_age_is_a_floor_on_the_interval(server: FeedServer, pa
     assert fresh(state).next_poll == 1000.0 + 3600
 
 
-def test_busy_privacy_and_busy_time_count_like_a_mirror(server: FeedServer, parts) -> None:  # type: ignore[no-untyped-def]
+def test_busy_privacy_and_busy_time_count_like_a_mirror(server: FeedServer, parts: Parts) -> None:
     state, store, settings = parts
     server.publish("/rota.ics", feed_text(ROTA))
     poller = FeedPoller(state, store, settings)

@@ -8,6 +8,7 @@ count requests per poll and see which headers reached which host.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import gzip
 import hashlib
@@ -146,10 +147,8 @@ class FeedServer:
             h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         if status != 304 and data:
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 h.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
         return status
 
 
