@@ -9,7 +9,7 @@ from typing import Any
 from calmirror import control, health
 from calmirror.config import Settings
 from calmirror.home import Home
-from calmirror.local.layout import mirror_name
+from calmirror.local.layout import feed_id, is_feed_id, mirror_name
 from calmirror.model import PRIMARY_SPELLING, account_of
 from calmirror.reconnect import host_of
 from calmirror.state import State
@@ -42,13 +42,15 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
     acct = state.account()
     names = state.calendar_names()  # includes calendars deleted in iCloud, by their last name
     mirrors = []
+    feeds = {feed_id(f.name): f for f in state.feeds()}
     for row in state.mirrors():
         cal_id = row.calendar_id
+        feed = feeds.get(cal_id)
         mirrors.append(
             {
                 "id": cal_id,
                 "name": names.get(cal_id, cal_id),
-                "account": account_of(cal_id) or PRIMARY_SPELLING,
+                "account": None if feed else (account_of(cal_id) or PRIMARY_SPELLING),
                 "local_collection": mirror_name(str(row.slug)),
                 "items": row.item_count,
                 "skipped": row.skipped,
@@ -56,7 +58,8 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
                 "last_sync_age_s": _age(row.last_sync, now),
                 "held_empty": row.held_empty,
                 "last_error": row.last_error,
-                "details": settings.calendar(cal_id).details,
+                "details": feed.privacy if feed else settings.calendar(cal_id).details,
+                "kind": "feed" if is_feed_id(cal_id) else "icloud",
                 **copies_of(state, cal_id),
             }
         )

@@ -1,0 +1,112 @@
+"""A subscribed feed through the real daemon: it is polled, mirrored into feed-<name>/, and its
+busy time is counted by availability, the free-busy REPORT and the double-booking guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+from calmirror.availability.sources import from_vfreebusy
+from calmirror.home import Home
+from calmirror.local.layout import feed_id
+from calmirror.model import FeedRow
+from calmirror.state import State
+from calmirror.testing.feed_server import FeedServer, feed_text
+from tests.helpers import event, start_daemon, wait_for
+
+ROTA = [("shift-1", "20261202T090000Z", "20261202T120000Z"), ("shift-2", "20261203T130000Z", "20261203T170000Z")]
+SHIFTS = [
+    (datetime(2026, 12, 2, 9, tzinfo=UTC), datetime(2026, 12, 2, 12, tzinfo=UTC)),
+    (datetime(2026, 12, 3, 13, tzinfo=UTC), datetime(2026, 12, 3, 17, tzinfo=UTC)),
+]
+FREEBUSY = (
+    '<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    '<C:time-range start="20261201T000000Z" end="20261208T000000Z"/></C:free-busy-query>'
+)
+
+
+def test_feed_blocks_time_through_the_running_daemon(tmp_path: Path) -> None:
+    home = Home(config_file=tmp_path / "home" / "config.toml", data_dir=tmp_path / "home")
+    home.ensure()
+    home.config_file.write_text('[server]\nport = 0\n\n[availability]\nguard = "reject"\n')
+    with FeedServer() as server:
+        server.publish("/rota.ics", feed_text(ROTA))
+        state = State(home.state_db)
+        url = server.url("/rota.ics")
+        state.add_feed(FeedRow("rota", url, "Rota", 900.0, "full", allow_http=True), feed_id("rota"))
+        state.close()
+        run = start_daemon(home)
+        try:
+            assert wait_for(
+                lambda: (run.state().mirror(feed_id("rota")) or object()).__dict__.get("item_count") == 2, 20
+            )
+            listing = requests.request(
+                "PROPFIND", run.collection_url("feed-rota"), auth=run.auth, headers={"Depth": "1"}, timeout=10
+            )
+            assert listing.status_code == 207 and "shift-1.ics" in listing.text
+            assert (
+                run.put(
+                    "x.ics", event("x", "Mine", start="20261202T100000Z", end="20261202T110000Z"), "feed-rota"
+                ).status_code
+                == 403
+            )
+            answer = requests.request(
+                "REPORT",
+                run.collection_url("feed-rota"),
+                data=FREEBUSY,
+                auth=run.auth,
+                timeout=30,
+                headers={"Depth": "1", "Content-Type": "application/xml"},
+            )
+            assert answer.status_code == 200 and from_vfreebusy(answer.content) == SHIFTS
+            env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "calmirror",
+                    "availability",
+                    "--from",
+                    "2026-12-01T00:00",
+                    "--to",
+                    "2026-12-08T00:00",
+                    "--tz",
+                    "UTC",
+                    "--json",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert out.returncode == 0, out.stderr
+            busy = [
+                (datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
+                for i in json.loads(out.stdout)["intervals"]
+            ]
+            assert busy == SHIFTS
+            clash = run.put("c.ics", event("clash", "Clash", start="20261203T150000Z", end="20261203T160000Z"))
+            assert clash.status_code == 409 and "busy" in clash.text
+            assert (
+                run.put("ok.ics", event("ok", "Fine", start="20261203T180000Z", end="20261203T190000Z")).status_code
+                == 201
+            )
+            status = subprocess.run(
+                [sys.executable, "-m", "calmirror", "status", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            mirrors = {m["id"]: m for m in json.loads(status.stdout)["mirrors"]}
+            assert mirrors["feed:rota"]["local_collection"] == "feed-rota" and mirrors["feed:rota"]["kind"] == "feed"
+            assert mirrors["feed:rota"]["name"] == "Rota" and mirrors["feed:rota"]["copies"]["exact"] == 2
+            assert len(server.requests_to("/rota.ics")) == 1  # one poll so far: the interval is 15 minutes
+        finally:
+            run.stop()
