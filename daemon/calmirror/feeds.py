@@ -111,8 +111,8 @@ class FeedPoller:
     def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
         self.state, self.store = state, store
         self.mirror = FeedMirror(state, store, settings)
-        self.settings = settings
         self._fetcher: FeedFetcher | None = None
+        self._limits_changed = False
 
     @property
     def settings(self) -> Settings:
@@ -120,11 +120,15 @@ class FeedPoller:
 
     @settings.setter
     def settings(self, settings: Settings) -> None:
+        # Called from the daemon's main thread on reload: the fetcher (maybe mid-request in the
+        # feed thread) is replaced by that thread itself, at its next poll.
         self.mirror.settings = settings
-        if getattr(self, "_fetcher", None) is not None:
-            self.close()
+        self._limits_changed = True
 
     def fetcher(self) -> FeedFetcher:
+        if self._fetcher is not None and self._limits_changed:
+            self.close()
+        self._limits_changed = False
         if self._fetcher is None:
             f = self.settings.feeds
             self._fetcher = FeedFetcher(max_bytes=f.max_mb * 1024 * 1024, timeout=f.timeout)

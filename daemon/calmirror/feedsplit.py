@@ -86,22 +86,32 @@ class _Component:
     lines: list[str]  # physical lines, exactly as in the feed, BEGIN and END included
 
     def props(self, wanted: str) -> list[str]:
-        """Unfolded values of this component's own top-level property `wanted`."""
+        """Unfolded values of this component's own top-level property `wanted`. Cheap tests
+        first: a feed of thousands of events is read line by line in Python."""
         out = []
         depth = 0
-        for logical in _logical(self.lines[1:-1]):
-            head = _name(logical)
-            if head == "BEGIN":
+        size = len(wanted)
+        lines = self.lines
+        for i in range(1, len(lines) - 1):
+            line = lines[i]
+            head = line[:6].upper()
+            if head == "BEGIN:":
                 depth += 1
-            elif head == "END":
+            elif head[:4] == "END:":
                 depth -= 1
-            elif depth == 0 and head == wanted:
-                out.append(_value(logical))
+            elif depth == 0 and line[:size].upper() == wanted and line[size : size + 1] in (":", ";"):
+                j = i + 1
+                while j < len(lines) and lines[j][:1] in (" ", "\t"):
+                    line += lines[j][1:]
+                    j += 1
+                out.append(_value(line))
         return out
 
     def tzids(self) -> list[str]:
         found: list[str] = []
         for logical in _logical(self.lines):
+            if ";TZID=" not in logical.upper():
+                continue
             params = logical[: len(logical) - len(_value(logical)) - 1] if ":" in logical else logical
             for quoted, plain in _TZID_PARAM.findall(params):
                 tzid = quoted or plain
@@ -141,7 +151,7 @@ def _value(logical: str) -> str:
 
 
 def _begin_end(line: str) -> tuple[str, str] | None:
-    if line[:1] in (" ", "\t"):
+    if line[:1] not in ("B", "E", "b", "e"):  # most lines: one cheap test
         return None
     head, sep, value = line.partition(":")
     key = head.strip().upper()

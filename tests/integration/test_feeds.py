@@ -13,7 +13,7 @@ import pytest
 
 from calmirror import config, credentials
 from calmirror.availability.sources import BusySources
-from calmirror.errors import FeedRedirectRefused, FeedTooLarge, FeedURLRefused, Unavailable
+from calmirror.errors import FeedError, FeedRedirectRefused, FeedTooLarge, FeedURLRefused, Unavailable, Unreachable
 from calmirror.feeds import FeedPoller
 from calmirror.home import Home
 from calmirror.local.layout import feed_id, mirror_name
@@ -271,3 +271,21 @@ def test_busy_privacy_and_busy_time_count_like_a_mirror(server: FeedServer, part
     ]
     assert busy.busy(start, end) == expected
     assert busy.busy_in(mirror_name(feed_id("rota")), start, end) == expected
+
+
+def test_a_slow_publisher_is_cut_off_by_the_timeout(server: FeedServer) -> None:
+    server.publish("/late.ics", feed_text(ROTA), delay=3.0)
+    with pytest.raises(Unreachable, match="timed out"):
+        FeedFetcher(timeout=1.0).fetch(server.url("/late.ics"), allow_http=True)
+    server.publish("/trickle.ics", feed_text(ROTA * 40), trickle=0.2)  # each piece in time, the whole not
+    with pytest.raises(FeedError, match="longer than 1 s"):
+        FeedFetcher(timeout=1.0).fetch(server.url("/trickle.ics"), allow_http=True)
+
+
+def test_disconnecting_icloud_keeps_feeds(server: FeedServer, parts: Parts) -> None:
+    state, store, settings = parts
+    server.publish("/rota.ics", feed_text(ROTA))
+    FeedPoller(state, store, settings).poll(subscribe(state, server.url("/rota.ics")), now=1000.0)
+    state.forget_account()
+    assert fresh(state).name == "rota" and state.mirror(feed_id("rota")).item_count == 3  # type: ignore[union-attr]
+    assert len(state.mirror_texts(feed_id("rota"))) == 3

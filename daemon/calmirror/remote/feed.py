@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Iterator
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
@@ -184,7 +185,7 @@ class FeedFetcher:
             limit_bytes=limit,
         )
         try:
-            for chunk in response.raw.stream(_CHUNK, decode_content=False):
+            for chunk in _pieces(response):
                 received += len(chunk)
                 if received > limit:
                     raise too_large
@@ -217,6 +218,18 @@ class FeedFetcher:
         except Exception as exc:  # urllib3's own errors while streaming (reset, cut off, timeout)
             raise error_for_exception("GET", url, requests.exceptions.ConnectionError(exc)) from None
         return b"".join(out).decode("utf-8", errors="replace").lstrip("\ufeff"), received
+
+
+def _pieces(response: requests.Response) -> Iterator[bytes]:
+    """The raw body as it arrives (`read1`: whatever one receive brings), so the deadline is
+    checked between receives and a publisher trickling bytes cannot stretch it."""
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # pragma: no cover - urllib3 before 2.1
+        yield from raw.stream(_CHUNK, decode_content=False)
+        return
+    while chunk := read1(_CHUNK, decode_content=False):
+        yield chunk
 
 
 def _max_age(value: str | None) -> float | None:

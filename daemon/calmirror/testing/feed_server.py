@@ -30,6 +30,8 @@ class Route:
     location: str | None = None
     retry_after: str | None = None
     auth: tuple[str, str] | None = None
+    delay: float = 0.0  # seconds before the answer starts
+    trickle: float = 0.0  # seconds between 1 KB pieces of the body
     modified_at: float = field(default_factory=time.time)
 
 
@@ -55,9 +57,7 @@ class FeedServer:
                 return None
 
             def do_GET(self) -> None:
-                status = server._answer(self)
-                with server._lock:
-                    server.log.append(Logged("GET", self.path, dict(self.headers.items()), status))
+                server._answer(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -110,6 +110,8 @@ class FeedServer:
             route = self.routes.get(urlsplit(h.path).path)
         if route is None:
             return self._send(h, 404, b"not found", {})
+        if route.delay:
+            time.sleep(route.delay)
         if route.auth is not None:
             expected = "Basic " + base64.b64encode(f"{route.auth[0]}:{route.auth[1]}".encode()).decode()
             if h.headers.get("Authorization") != expected:
@@ -138,8 +140,11 @@ class FeedServer:
             headers["Content-Encoding"] = "gzip"
         return self._send(h, 200, data, headers)
 
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]) -> int:
+    def _send(self, h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]) -> int:
+        # Logged before the answer leaves, so a client that has its answer finds it in the log.
+        with self._lock:
+            self.log.append(Logged("GET", h.path, dict(h.headers.items()), status))
+            trickle = self.routes[urlsplit(h.path).path].trickle if urlsplit(h.path).path in self.routes else 0.0
         h.send_response(status)
         for key, value in headers.items():
             h.send_header(key, value)
@@ -148,7 +153,12 @@ class FeedServer:
         h.end_headers()
         if status != 304 and data:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                h.wfile.write(data)
+                if not trickle:
+                    h.wfile.write(data)
+                for start in range(0, len(data), 1024) if trickle else ():
+                    h.wfile.write(data[start : start + 1024])
+                    h.wfile.flush()
+                    time.sleep(trickle)
         return status
 
 
