@@ -224,10 +224,11 @@ def _print_status(d: dict[str, Any]) -> None:
         for col in ("Calendar", "Local", "Exact", "Compatible", "Withheld", "Unreadable", "Last sync", "Problem"):
             table.add_column(col)
         for m in d["mirrors"]:
-            problem = "emptied in iCloud; mirror kept" if m["held_empty"] else (m["last_error"] or "")
+            emptied = "feed lists no events" if m.get("kind") == "feed" else "emptied in iCloud"
+            problem = f"{emptied}; mirror kept" if m["held_empty"] else (m["last_error"] or "")
             copies = m["copies"]
             table.add_row(
-                m["name"] if m["account"] == PRIMARY_SPELLING else f"{m['account']}/{m['name']}",
+                m["name"] if m["account"] in (PRIMARY_SPELLING, None) else f"{m['account']}/{m['name']}",
                 m["local_collection"],
                 str(copies["exact"]),
                 str(copies["compatible"]),
