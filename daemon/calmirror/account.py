@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from calmirror import credentials
+from calmirror import credentials, logs
 from calmirror.config import Settings
 from calmirror.errors import CalendarChoiceError, NotConnected, UserError
 from calmirror.health import mark_ok
@@ -194,6 +194,7 @@ def client_for(home: Home, settings: Settings, state: State, name: str = PRIMARY
     if account is None:
         raise NotConnected
     password = credentials.load_icloud_password(home, account.apple_id, **_password_key(settings, name))
+    logs.redact(password)  # whatever logs a line later, this account's password never shows
     return ICloudClient(account.server, account.apple_id, password, timeout=(10.0, settings.icloud.timeout))
 
 

@@ -5,6 +5,7 @@ by its own health (two emulators, one refusing the password)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,7 +19,8 @@ from calmirror.home import Home
 from calmirror.model import scoped_id
 from calmirror.state import State
 from tests.conftest import Cli
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, daemon_running, event, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, daemon_running, event, status_json, wait_for
+from tests.web.test_page_http import logged_in, page
 
 WORK_ID = "work@example.com"
 
@@ -121,8 +123,9 @@ def _two_account_home(root: Path, emu: Emulator, work_emu: Emulator) -> Home:
 
 
 def test_one_account_refusing_its_password_never_stops_the_others_traffic(
-    tmp_path: Path, emu: Emulator, work_emu: Emulator
+    tmp_path: Path, emu: Emulator, work_emu: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     home = _two_account_home(tmp_path / "home", emu, work_emu)
     work_home = work_emu.calendar_id("Home")
     with daemon_running(home) as run, closing(run.state()) as state:
@@ -150,11 +153,14 @@ def test_one_account_refusing_its_password_never_stops_the_others_traffic(
         # The refusing account was not asked again meanwhile (a 401 stops until a reconnect).
         assert len(emu.requests) == refused_at
 
-        status = run.daemon.state  # the daemon's own view agrees
-        health = {
-            a.name: (status.get_meta("health" if not a.name else f"health:{a.name}") or {}) for a in status.accounts()
-        }
-        assert health[""]["state"] == "auth_failed" and health["work"]["state"] == "ok"
+        # status --json and the page's Connection view show each account with its own health.
+        accounts = {a["name"]: a["connection"]["state"] for a in status_json(run.home)["accounts"]}
+        assert accounts == {"default": "auth_failed", "work": "ok"}
+        html = logged_in(run).get(page(run, "connection"), timeout=10).text
+        listed = html[html.index('id="accounts"') :].split("</ul>")[0]
+        first, work = listed.split("work@example.com")
+        assert "Password refused" in first and "Connected" in work
+    assert "refused" in caplog.text and APP_PASSWORD not in caplog.text  # no secret in any log line
 
 
 def test_a_retry_after_of_one_account_holds_only_that_one(tmp_path: Path, emu: Emulator, work_emu: Emulator) -> None:
