@@ -132,7 +132,8 @@ def list_(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", h
     if not rows:
         console.print("No feeds; `calmirror feeds add URL` subscribes to one.")
         return
-    table = Table("name", "events", "every", "privacy", "last poll", "problem", "url")
+    table = Table("name", "events", "every", "privacy", "last poll", "problem")
+    table.add_column("url", overflow="fold")
     for r in rows:
         age = "never" if not r["last_poll"] else f"{now - r['last_poll']:.0f}s ago"
         problem = "emptied: kept" if r["held_empty"] else (r["last_error"] or "")
