@@ -289,3 +289,29 @@ def test_disconnecting_icloud_keeps_feeds(server: FeedServer, parts: Parts) -> N
     state.forget_account()
     assert fresh(state).name == "rota" and state.mirror(feed_id("rota")).item_count == 3  # type: ignore[union-attr]
     assert len(state.mirror_texts(feed_id("rota"))) == 3
+
+
+def test_what_the_store_refuses_gets_a_compatible_copy_and_still_counts(server: FeedServer, parts: Parts) -> None:
+    """Two overrides without their master (an invitation to single occurrences) and a period RDATE:
+    Radicale refuses both verbatim; the feed's mirror holds compatible copies, busy time comes
+    from the feed's exact text."""
+    state, store, settings = parts
+    orphan = "".join(
+        f"BEGIN:VEVENT\r\nUID:orphan\r\nRECURRENCE-ID:2026120{day}T090000Z\r\nDTSTART:2026120{day}T090000Z\r\n"
+        f"DTEND:2026120{day}T100000Z\r\nSUMMARY:one of a series\r\nEND:VEVENT\r\n"
+        for day in (7, 8)
+    )
+    periods = (
+        "BEGIN:VEVENT\r\nUID:periods\r\nDTSTART:20261205T080000Z\r\nDTEND:20261205T083000Z\r\n"
+        "RDATE;VALUE=PERIOD:20261206T140000Z/20261206T160000Z\r\nSUMMARY:periods\r\nEND:VEVENT\r\n"
+    )
+    server.publish("/rota.ics", feed_text(ROTA[:1], extra=orphan + periods))
+    FeedPoller(state, store, settings).poll(subscribe(state, server.url("/rota.ics")), now=1000.0)
+    counts = state.copy_counts(feed_id("rota"))
+    assert sum(counts["compatible"].values()) == 2 and sum(counts["exact"].values()) == 1
+    assert len(local_texts(store)) == 3
+    busy = BusySources(store, state, settings).busy(
+        datetime(2026, 12, 5, tzinfo=UTC), datetime(2026, 12, 8, tzinfo=UTC)
+    )
+    assert (datetime(2026, 12, 7, 9, tzinfo=UTC), datetime(2026, 12, 7, 10, tzinfo=UTC)) in busy
+    assert (datetime(2026, 12, 6, 14, tzinfo=UTC), datetime(2026, 12, 6, 16, tzinfo=UTC)) in busy

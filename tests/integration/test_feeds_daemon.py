@@ -108,5 +108,16 @@ def test_feed_blocks_time_through_the_running_daemon(tmp_path: Path) -> None:
             assert mirrors["feed:rota"]["local_collection"] == "feed-rota" and mirrors["feed:rota"]["kind"] == "feed"
             assert mirrors["feed:rota"]["name"] == "Rota" and mirrors["feed:rota"]["copies"]["exact"] == 2
             assert len(server.requests_to("/rota.ics")) == 1  # one poll so far: the interval is 15 minutes
+            # The idle pass, as the daemon makes it when the feed is due: one request, a 304, nothing written.
+            watch = run.state()
+            generation = watch.mirror(feed_id("rota")).generation  # type: ignore[union-attr]
+            watch.update_feed("rota", next_poll=0.0)
+            run.daemon.feeds_wake.set()
+            assert wait_for(lambda: len(server.requests_to("/rota.ics")) == 2, 20)
+            assert server.requests_to("/rota.ics")[-1].status == 304
+            assert wait_for(lambda: (watch.feed("rota") or object()).__dict__.get("next_poll", 0) > 0, 10)
+            assert watch.mirror(feed_id("rota")).generation == generation  # type: ignore[union-attr]
+            assert len(server.requests_to("/rota.ics")) == 2
+            watch.close()
         finally:
             run.stop()
