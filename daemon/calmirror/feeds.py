@@ -178,7 +178,11 @@ class FeedPoller:
 
     # --- one feed ----------------------------------------------------------------------
 
-    def poll(self, feed: FeedRow, *, accept_empty: bool = False, now: float | None = None) -> FeedReport:
+    def poll(
+        self, feed: FeedRow, *, accept_empty: bool = False, now: float | None = None, trial: bool = False
+    ) -> FeedReport:
+        """One conditional GET and whatever changed. `trial`: the first poll of `feeds add`,
+        whose caller reports a failure itself (and forgets the feed), so none is logged."""
         now = time.time() if now is None else now
         report = FeedReport(feed.name)
         fetcher = self.fetcher()
@@ -191,7 +195,7 @@ class FeedPoller:
                 allow_http=feed.allow_http,
             )
         except RemoteError as exc:
-            return self._failed(feed, report, exc, now)
+            return self._failed(feed, report, exc, now, trial)
         report.requests = fetched.requests
         self.state.count_feed_requests(feed.name, fetched.requests)
         floor = max(feed.interval, fetched.max_age or 0.0)
@@ -206,7 +210,8 @@ class FeedPoller:
             return report
         split = split_feed(fetched.body)
         if split.calendars == 0:
-            return self._failed(feed, report, FeedError("the answer is not an iCalendar feed", url=feed.url), now)
+            not_ical = FeedError("the answer is not an iCalendar feed", url=feed.url)
+            return self._failed(feed, report, not_ical, now, trial)
         report.events, report.ignored = len(split.resources), split.ignored
         calendar_id = feed_id(feed.name)
         change = self._diff(calendar_id, split.resources)
@@ -221,7 +226,7 @@ class FeedPoller:
                 FeedListing(calendar_id, split.resources), calendar_of(feed), accept_empty=accept_empty
             )
         except RemoteError as exc:  # pragma: no cover - the listing is in memory
-            return self._failed(feed, report, exc, now)
+            return self._failed(feed, report, exc, now, trial)
         if synced.held_empty:
             message = EMPTIED.format(name=feed.name)
             self.state.update_mirror(calendar_id, last_error=message)
@@ -244,7 +249,9 @@ class FeedPoller:
         known = {href.removeprefix(prefix): entry.etag for href, entry in self.state.mirror_items(calendar_id).items()}
         return diff_feed(known, resources)
 
-    def _failed(self, feed: FeedRow, report: FeedReport, exc: RemoteError, now: float) -> FeedReport:
+    def _failed(
+        self, feed: FeedRow, report: FeedReport, exc: RemoteError, now: float, trial: bool = False
+    ) -> FeedReport:
         """The mirror stays as it was; the next try waits the interval, or longer when the
         server said so (Retry-After)."""
         wait = feed.interval
@@ -255,8 +262,9 @@ class FeedPoller:
         self.state.count_feed_requests(feed.name, report.requests)
         self.state.update_feed(feed.name, next_poll=now + wait, last_poll=now, last_error=exc.message[:300])
         self.state.update_mirror(feed_id(feed.name), last_error=exc.message[:300], last_attempt=now)
-        self.state.record_event("error", "feed", f"{feed.name}: {exc.message}")
-        log.error("feed %s: %s", feed.name, exc.message)
+        if not trial:
+            self.state.record_event("error", "feed", f"{feed.name}: {exc.message}")
+            log.error("feed %s: %s", feed.name, exc.message)
         return report
 
 

@@ -62,6 +62,8 @@ def test_refusals_point_the_way(cli: Cli, server: FeedServer) -> None:
     missing = cli("feeds", "add", server.url("/nothing.ics"), "--allow-http")
     assert missing.returncode == 2 and "404" in one_line(missing) and "not subscribed" in one_line(missing)
     assert json.loads(cli("feeds", "list", "--json").stdout)["feeds"] == []
+    recent = json.loads(cli("status", "--json").stdout)["recent_errors"]
+    assert not any("nothing.ics" in e["message"] for e in recent)  # the refused add left no trace
     webcal = cli("conflicts", "add", "webcal://example.com/school.ics")
     assert webcal.returncode == 2 and "calmirror feeds add" in one_line(webcal)
     unknown = cli("feeds", "remove", "nope")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import time
 from typing import Annotated, Any
@@ -85,13 +84,9 @@ def add(
         console.print(f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/; the running daemon fetches it now.")
         return
     p = poller(c)
-    quiet = logging.getLogger("calmirror.feeds")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # a failed first fetch is this command's one error line
     try:
-        report = p.poll(feed)
+        report = p.poll(feed, trial=True)  # a failure is this command's one error line
     finally:
-        quiet.setLevel(level)
         p.close()
     if report.error:
         p.remove(feed)
