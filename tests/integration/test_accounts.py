@@ -19,7 +19,16 @@ from calmirror.home import Home
 from calmirror.model import scoped_id
 from calmirror.state import State
 from tests.conftest import Cli
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, daemon_running, event, status_json, wait_for
+from tests.helpers import (
+    APP_PASSWORD,
+    APPLE_ID,
+    connected_home,
+    daemon_running,
+    engine_for,
+    event,
+    status_json,
+    wait_for,
+)
 from tests.web.test_page_http import logged_in, page
 
 WORK_ID = "work@example.com"
@@ -89,6 +98,10 @@ def test_a_second_account_is_set_up_listed_addressed_and_removed(
     status = cli("status", "--json")
     assert APP_PASSWORD not in status.stdout
     assert [a["name"] for a in json.loads(status.stdout)["accounts"]] == ["default", "work"]
+
+    again_work = cli("connect", "--again", "--name", "work", "--password-stdin", input=APP_PASSWORD + "\n")
+    assert again_work.returncode == 0 and "Checked work@example.com again" in again_work.stdout, again_work.stderr
+    assert config.load(home / "config.toml").icloud.linked == work_cal  # links kept
 
     checks = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)}
     assert checks["credentials"]["ok"] and "1 further account" in checks["credentials"]["detail"]
@@ -181,3 +194,30 @@ def test_a_retry_after_of_one_account_holds_only_that_one(tmp_path: Path, emu: E
         work_cal = work_emu.calendar_id("Work")
         assert wait_for(lambda: any("push-during-503" in b for b in work_emu.items(work_cal).values()), 30)
         assert len(emu.requests) == held_at  # nothing was sent to the held account
+
+
+def test_a_further_account_follows_its_own_server_moving_its_home(
+    tmp_path: Path, emu: Emulator, work_emu: Emulator
+) -> None:
+    home = _two_account_home(tmp_path / "home", emu, work_emu)
+    engine = engine_for(home)
+    try:
+        with engine.client() as client:
+            assert all(r.error is None for r in engine.mirror_pass(client))
+            first_home = (engine.state.account() or pytest.fail("no first account")).home_url
+            new_url = work_emu.move_partition()
+            work_home = work_emu.calendar_id("Home")
+            work_emu.put_item(work_home, "moved.ics", event("after-move", "After the move", start="20261204T090000Z"))
+            assert all(r.error is None for r in engine.mirror_pass(client))
+        moved = engine.state.account("work") or pytest.fail("no work account")
+        assert moved.home_url.startswith(new_url)
+        assert (engine.state.account() or pytest.fail("no first account")).home_url == first_home  # untouched
+        key = scoped_id("work", work_home)
+        assert any(e.uid == "after-move" for e in engine.state.mirror_items(key).values())
+        assert all(href.startswith(new_url) for href in engine.state.mirror_items(key))
+        assert {c.id for c in engine.state.calendars() if c.url.startswith(new_url)} == {
+            c.id for c in engine.state.calendars() if c.id.startswith("work/")
+        }
+    finally:
+        engine.connections.close()
+        engine.state.close()
