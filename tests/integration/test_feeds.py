@@ -131,6 +131,8 @@ def test_credentials_go_only_to_the_feeds_own_host(server: FeedServer) -> None:
         assert moved.body is not None
         assert "Authorization" in server.requests_to("/away.ics")[0].headers
         assert "Authorization" not in other.requests_to("/moved.ics")[0].headers
+        with pytest.raises(FeedError, match="401; the publisher wants a user name and password"):
+            FeedFetcher().fetch(server.url("/private.ics", userinfo="ann:wrong"), allow_http=True)
 
 
 def test_503_with_retry_after(server: FeedServer) -> None:

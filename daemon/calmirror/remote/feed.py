@@ -165,6 +165,9 @@ class FeedFetcher:
         if status in (429, 503) or status >= 500:
             retry = parse_retry_after(response.headers.get("Retry-After"))
             raise Unavailable(f"{where('GET', url)}: {status}", url=safe_url(url), status=status, retry_after=retry)
+        if status in (401, 403):
+            hint = "the publisher wants a user name and password (give them in the URL: https://USER:PASSWORD@host/…)"
+            raise FeedError(f"{where('GET', url)}: {status}; {hint}", url=safe_url(url), status=status)
         if status != 200:
             raise FeedError(f"{where('GET', url)}: {status}", url=safe_url(url), status=status)
         body, size = self._read(url, response, deadline)
