@@ -39,6 +39,9 @@ def test_add_list_sync_remove(cli: Cli, server: FeedServer) -> None:
     listed = json.loads(cli("feeds", "list", "--json").stdout)["feeds"]
     assert [(f["name"], f["events"], f["privacy"], f["interval_s"]) for f in listed] == [("rota", 2, "busy", 1800.0)]
     assert "s3cret" not in json.dumps(listed) and listed[0]["requests"] == 1
+    week = json.loads(cli("week", "2026-11-30", "--json").stdout)
+    shown = [e for day in week["days"] for e in day["events"] if e["source"] == "feed-rota"]
+    assert len(shown) == 2 and {e["title"] for e in shown} == {"Busy"}  # --privacy busy: no titles anywhere
     synced = cli("sync", "--json")  # no iCloud account: the feeds alone
     assert synced.returncode == 0, synced.stderr
     assert [(f["name"], f["outcome"], f["requests"]) for f in json.loads(synced.stdout)["feeds"]] == [

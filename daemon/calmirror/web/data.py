@@ -11,7 +11,7 @@ import re
 
 from calmirror.availability.sources import PUSHED_IN_ICLOUD, BusySources
 from calmirror.config import Settings
-from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
+from calmirror.local.layout import APPOINTMENTS, BLOCKED, feed_id, mirror_name
 from calmirror.state import State
 from calmirror.web.week import DEFAULT_HOURS, DEFAULT_SLOT, SourceLabel, Week, build_week
 
@@ -38,6 +38,7 @@ def source_labels(state: State, settings: Settings) -> dict[str, SourceLabel]:
     }
     calendars = {c.id: c for c in state.calendars()}
     names = state.calendar_names()
+    feeds = {feed_id(f.name): f.privacy for f in state.feeds()}  # a feed's privacy is its own, not config's
     for row in state.mirrors():
         cal_id = row.calendar_id
         cal = calendars.get(cal_id)
@@ -45,7 +46,7 @@ def source_labels(state: State, settings: Settings) -> dict[str, SourceLabel]:
             name=names.get(cal_id, cal_id),
             kind="mirror",
             color=safe_color(cal.color if cal else None),
-            private=settings.calendar(cal_id).details == "busy",
+            private=feeds.get(cal_id, settings.calendar(cal_id).details) == "busy",
         )
     return labels
 
