@@ -42,6 +42,11 @@ def test_add_list_sync_remove(cli: Cli, server: FeedServer) -> None:
     week = json.loads(cli("week", "2026-11-30", "--json").stdout)
     shown = [e for day in week["days"] for e in day["events"] if e["source"] == "feed-rota"]
     assert len(shown) == 2 and {e["title"] for e in shown} == {"Busy"}  # --privacy busy: no titles anywhere
+    opened = cli("feeds", "privacy", "rota", "full")
+    assert opened.returncode == 0 and "2 event(s) rewritten" in opened.stdout, opened.stderr
+    week = json.loads(cli("week", "2026-11-30", "--json").stdout)
+    shown = [e for day in week["days"] for e in day["events"] if e["source"] == "feed-rota"]
+    assert {e["title"] for e in shown} == {"Shift shift-1", "Shift shift-2"}
     synced = cli("sync", "--json")  # no iCloud account: the feeds alone
     assert synced.returncode == 0, synced.stderr
     assert [(f["name"], f["outcome"], f["requests"]) for f in json.loads(synced.stdout)["feeds"]] == [

@@ -150,6 +150,34 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The fee
     console.print(f"Removed feed {name} and {mirror_name(feed_id(name))}/.")
 
 
+@app.command()
+def privacy(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The feed's short name.")],
+    details: Annotated[str, typer.Argument(help="full: copy everything; busy: only busy times.")],
+) -> None:
+    """Copy everything of a feed, or only its busy times; its mirror is rewritten at the next poll."""
+    c = ctx_of(ctx)
+    if details not in ("full", "busy"):
+        raise UserError(f"privacy must be 'full' or 'busy', not {details!r}")
+    feed = _find(c, name)
+    if feed.privacy == details:
+        console.print(f"Feed {name} is already {details}.")
+        return
+    # Every local copy is made again from the kept texts' source: the next poll fetches the
+    # whole feed (no validators) and rewrites each object (no ETags).
+    c.state.refetch_mirror(feed_id(name))
+    c.state.update_feed(name, privacy=details, etag=None, last_modified=None, digest=None, next_poll=0.0)
+    if _daemon_running(c):
+        control.signal_daemon(c.home.pid_file, signal.SIGHUP)
+        console.print(f"Feed {name}: {details}; the running daemon rewrites {mirror_name(feed_id(name))}/ now.")
+        return
+    report = poll_all(c, [name], frozenset())[0]
+    if report.error:
+        raise UserError(f"{report.error}; the privacy is set and applied at the next poll")
+    console.print(f"Feed {name}: {details}; {report.updated} event(s) rewritten.")
+
+
 def poll_all(c: Ctx, names: list[str], accept_empty: frozenset[str]) -> list[FeedReport]:
     """Poll the named feeds, or every feed not waiting out a failure (Retry-After)."""
     now = time.time()
