@@ -22,7 +22,7 @@ import icalendar
 
 from calmirror.availability import engine
 from calmirror.availability.busy_upkeep import PUSHED_IN_ICLOUD, BusyUpkeep, SourceSpec
-from calmirror.availability.intervals import Interval, intersect, merge
+from calmirror.availability.intervals import Interval, intersect
 from calmirror.availability.spans import from_us, to_us
 from calmirror.config import Settings
 from calmirror.local.layout import BUSY
@@ -78,6 +78,19 @@ class BusySources:
         """Each busy occurrence touching [start, end), sorted as the engine sorts them; `only` a
         collection's own events (a mirror then keeps every event it holds). None when the
         index stayed busy for `wait` seconds."""
+        found = self._gather(start, end, only, skip_uids, wait)
+        if found is None:
+            return None
+        rows, names, travel, outside = found
+        out = [_occurrence(row, names, travel) for row in rows] + outside
+        out.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
+        return out
+
+    def _gather(
+        self, start: datetime, end: datetime, only: str | None, skip_uids: Iterable[str], wait: float
+    ) -> tuple[list[SpanRow], dict[str, str], bool, list[engine.BusyOccurrence]] | None:
+        """The index's rows for the part of the window inside its horizon, and the engine's
+        occurrences for the parts outside it."""
         ws, we = engine._check_window(start, end)
         if not self.upkeep.ensure(wait):
             return None
@@ -93,7 +106,7 @@ class BusySources:
         a, b = to_us(ws), to_us(we)
         inside = (max(a, h0), min(b, h1))
         skip = sorted(set(skip_uids))
-        found: list[engine.BusyOccurrence] = []
+        rows: list[SpanRow] = []
         if inside[0] < inside[1] and specs:
             query = SpanQuery(
                 start=inside[0],
@@ -105,12 +118,32 @@ class BusySources:
                 tentative=rules.tentative_busy,
                 skip_uids=skip,
             )
-            names = {s.key: s.name for s in specs}
-            found.extend(_occurrence(row, names, rules.travel_time) for row in self.state.busy_spans(query))
+            rows = self.state.busy_spans(query)
+        outside = []
         if specs and (a < h0 or b > h1):
-            found.extend(self._outside(specs, rules, (a, b), (h0, h1), inside, frozenset(skip)))
-        found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
-        return found
+            outside = self._outside(specs, rules, (a, b), (h0, h1), inside, frozenset(skip))
+        return rows, {s.key: s.name for s in specs}, rules.travel_time, outside
+
+    def _merged(
+        self, start: datetime, end: datetime, only: str | None = None, skip_uids: Iterable[str] = (), wait: float = -1
+    ) -> list[Interval] | None:
+        """Merged busy time clipped to the window, merged in integers: no object per occurrence."""
+        found = self._gather(start, end, only, skip_uids, wait)
+        if found is None:
+            return None
+        rows, _names, travel, outside = found
+        a, b = to_us(start), to_us(end)
+        ints = sorted((max(r[3] if travel else r[3] + r[5], a), min(r[4], b)) for r in rows)
+        ints += [(max(to_us(o.start), a), min(to_us(o.end), b)) for o in outside]
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ints):
+            if lo >= hi:
+                continue
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        return [(from_us(lo), from_us(hi)) for lo, hi in merged]
 
     def _outside(
         self,
@@ -153,11 +186,11 @@ class BusySources:
 
     def busy(self, start: datetime, end: datetime) -> list[Interval]:
         """The combined busy time of every source: what `calmirror availability` shows."""
-        return _clipped(self.occurrences(start, end) or [], start, end)
+        return self._merged(start, end) or []
 
     def busy_in(self, collection: str, start: datetime, end: datetime) -> list[Interval]:
         """The busy time of one collection's own events, by the same rules."""
-        return _clipped(self.occurrences(start, end, only=collection) or [], start, end)
+        return self._merged(start, end, only=collection) or []
 
     def overlaps(self, candidate: icalendar.Calendar, wait: float = -1) -> list[Interval] | None:
         """Busy time a new (or changed) appointment would collide with; its own stored copy
@@ -165,10 +198,8 @@ class BusySources:
         own, wanted = engine.candidate_busy(candidate, self.rules())
         if not wanted:
             return []
-        found = self.occurrences(wanted[0][0], wanted[-1][1], skip_uids=own, wait=wait)
-        if found is None:
-            return None
-        return intersect(_clipped(found, wanted[0][0], wanted[-1][1]), wanted)
+        found = self._merged(wanted[0][0], wanted[-1][1], skip_uids=own, wait=wait)
+        return None if found is None else intersect(found, wanted)
 
 
 def _occurrence(row: SpanRow, names: dict[str, str], travel: bool) -> engine.BusyOccurrence:
@@ -183,11 +214,6 @@ def _occurrence(row: SpanRow, names: dict[str, str], travel: bool) -> engine.Bus
         bool(tentative),
         bool(approximate),
     )
-
-
-def _clipped(found: list[engine.BusyOccurrence], start: datetime, end: datetime) -> list[Interval]:
-    ws, we = start.astimezone(UTC), end.astimezone(UTC)
-    return merge((max(o.start, ws), min(o.end, we)) for o in found)
 
 
 FREEBUSY_QUERY = (

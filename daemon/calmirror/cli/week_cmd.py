@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         ] = "09:00-17:00",
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
         in_process: Annotated[
-            bool, typer.Option("--no-daemon", help="Compute here even when the daemon runs (parses every calendar).")
+            bool, typer.Option("--no-daemon", help="Read the busy index here even when the daemon runs.")
         ] = False,
     ) -> None:
         """Seven days from DATE: busy events with their calendar, and the free time between them."""
