@@ -96,7 +96,7 @@ class Daemon:
             range_store=self.ranges,
         )
         self.server.on_change = self._local_change
-        self.busy = BusySources(self.engine.store, self.state, self.settings)
+        self.busy = BusySources(self.engine.store, self.state, self.settings, notified=True)
         self.busy_calendar = BusyCalendar(self.busy, self.engine.store)
         self.engine.mirror.on_change = self._mirror_change
         self.range_keeper = RangeKeeper(self.server.warm_ranges)

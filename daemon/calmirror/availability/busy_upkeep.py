@@ -52,10 +52,16 @@ class BusyUpkeep:
         state: State,
         settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        notified: bool = False,
     ) -> None:
         self.store, self.state, self.settings, self.clock = store, state, settings, clock
         self.lock = threading.RLock()
         self._stamps: dict[str, int] = {}  # collection -> folder stamp when last followed
+        # The daemon hears of every change to a local collection (its server's writes, the
+        # watcher's): it follows one only when told, not at every query after a write.
+        self.notified = notified
+        self._dirty: set[str] = {APPOINTMENTS, BLOCKED}
         self.computed = 0  # texts parsed to compute entries, for tests and benchmarks
 
     def rules(self) -> engine.Rules:
@@ -157,6 +163,7 @@ class BusyUpkeep:
         rules = self.rules()
         self.state.busy_reset(spans.fingerprint(rules), spans.horizon_at(self.clock()))
         self._stamps.clear()
+        self._dirty.update((APPOINTMENTS, BLOCKED))
         for spec in self.sources():
             calendar_id = busy_mirror_id(spec.key)
             if calendar_id is not None:
@@ -191,8 +198,16 @@ class BusyUpkeep:
                     changed = {}
         self._write(source, changed, [href for href in digests if href not in seen])
 
+    def changed(self, collection: str) -> None:
+        """A local collection changed (the daemon's server or watcher says so)."""
+        self._dirty.add(collection)
+
     def _follow(self, collection: str, *, full: bool = False) -> None:
         """Follow a local collection through its sync token; `full` compares every digest."""
+        if self.notified and not full:
+            if collection not in self._dirty:
+                return
+            self._dirty.discard(collection)  # a change from here on marks it again
         stamp = self.store.collection_stamp(collection)
         if not full and stamp is not None and self._stamps.get(collection) == stamp:
             return
@@ -210,6 +225,7 @@ class BusyUpkeep:
                 gone = [h for h, t in found.items() if t is None]
         except Exception as exc:  # not created yet, or unreadable: nothing of it counts now
             log.debug("busy: %s unreadable: %s", collection, exc)
+            self._dirty.add(collection)
             return
         if changed or gone or change.token != token:
             self._write(collection, changed, gone, token=change.token)

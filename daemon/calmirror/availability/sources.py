@@ -41,9 +41,13 @@ class BusySources:
         state: State,
         settings: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        notified: bool = False,
     ) -> None:
+        """`notified`: every change to `appointments/` and `blocked/` is announced through
+        `mark_changed` (the daemon), so queries need not look at the folders."""
         self.store, self.state = store, state
-        self.upkeep = BusyUpkeep(store, state, settings, clock)
+        self.upkeep = BusyUpkeep(store, state, settings, clock, notified=notified)
 
     @property
     def settings(self) -> Settings:
@@ -64,6 +68,7 @@ class BusySources:
     def mark_changed(self, collection: str) -> None:
         """A local collection changed in this process: bring its entries up to date now, unless
         the index is being rebuilt (the rebuild reads it anyway)."""
+        self.upkeep.changed(collection)
         self.upkeep.ensure(wait=0)
 
     def occurrences(
