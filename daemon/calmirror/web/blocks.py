@@ -5,8 +5,9 @@ Jinja's per-item machinery (filters, attribute lookups, escaping calls); the sam
 an f-string with `markupsafe.escape` on every value from a calendar costs a tenth of that.
 Every value that came from iCloud or a client is escaped here; the rest are numbers and ISO
 times we made. What is the same for every block of a source (its class, collection and
-calendar name) is escaped once per source, and times are written from their fields rather
-than through `strftime`: at this size those were most of what was left.
+calendar name) is escaped once per source, and times and rows are worked out from their
+fields rather than through `strftime` and zone arithmetic: at this size those were most of
+what was left.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def _hm(value: dt.datetime) -> str:
     return f"{value.hour:02d}:{value.minute:02d}"
 
 
+def _minutes(value: dt.datetime, day: dt.date, before: int) -> int:
+    """Minutes from `day`'s local midnight on the wall clock (as `Block.minutes_on` counts them),
+    or `before` when `value` is on another day: read from the fields, not by zone arithmetic."""
+    return value.hour * 60 + value.minute if value.date() == day else before
+
+
 def timeline(day: Day, zone: ZoneInfo, classes: Mapping[str, str]) -> Markup:
     parts: list[str] = []
     per_source: dict[str, tuple[str, str, str]] = {}
@@ -40,7 +47,7 @@ def timeline(day: Day, zone: ZoneInfo, classes: Mapping[str, str]) -> Markup:
             )
         css, source, calendar = shown
         title = escape(b.title)
-        start, end = b.minutes_on(day.date, zone)
+        start, end = _minutes(b.start, day.date, 0), _minutes(b.end, day.date, 24 * 60)
         row = min(start // 15, ROWS - MIN_ROWS)
         rows = min(max(-(-end // 15) - row, MIN_ROWS), ROWS - row)
         begins = _hm(b.start)
