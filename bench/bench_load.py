@@ -7,11 +7,11 @@ calendar (the generated corpus of `--events` resources) is already mirrored, lin
 checked by the double-booking guard (its default, "warn"). Every client loops until the
 deadline over a mix of what calendar clients and booking tools send:
 
-- put (45 %): a new appointment into `appointments/` (two in three) or a change to one of
-  the client's own (one in three); the guard checks it and the daemon pushes it to iCloud;
+- put (50 %): a new appointment into `appointments/` (seven in ten) or a change to one of
+  the client's own (three in ten); the guard checks it and the daemon pushes it to iCloud;
 - get (25 %): one of the client's own appointments;
 - query (15 %): a one-week calendar-query with calendar-data on the mirror;
-- freebusy (15 %): a one-week free-busy REPORT on the mirror.
+- freebusy (10 %): a one-week free-busy REPORT on the mirror.
 
 Then the same clients send the same mix to a plain Radicale (`python -m radicale`,
 `auth type = none`) serving a copy of the same store, right after, in the same run. With
@@ -111,8 +111,8 @@ class Client(threading.Thread):
         made = 0
         while time.perf_counter() < self.deadline:
             roll = self.rng.random()
-            if roll < 0.45 or not self.mine:
-                if roll < 0.30 or not self.mine:
+            if roll < 0.50 or not self.mine:
+                if roll < 0.35 or not self.mine:
                     uid = f"load-{self.n}-{made}"
                     number = self.n * 1000 + made
                     made += 1
@@ -128,9 +128,9 @@ class Client(threading.Thread):
                         "put", "PUT", f"{appointments}{uid}.ics", (201, 204),
                         appointment(uid, number, self.rng.randrange(2, 1000)), **{"Content-Type": "text/calendar"},
                     )  # fmt: skip
-            elif roll < 0.70:
+            elif roll < 0.75:
                 self.call("get", "GET", f"{appointments}{self.rng.choice(self.mine)}.ics", (200,))
-            elif roll < 0.85:
+            elif roll < 0.90:
                 self.call("query", "REPORT", self.mirror, (207,), QUERY, Depth="1")
             else:
                 self.call("freebusy", "REPORT", self.mirror, (200,), FREEBUSY, Depth="1")
