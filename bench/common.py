@@ -254,6 +254,9 @@ class BackgroundProcess:
         if self.returncode is not None:
             return
         self.maxrss_kib = max(self.maxrss_kib, vm_hwm_kib(self.proc.pid))
+        if self.proc.returncode is not None:  # it exited and `alive()` reaped it already
+            self.returncode = self.proc.returncode
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
