@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from calmirror import credentials, logs
@@ -21,8 +22,11 @@ from calmirror.errors import CalendarChoiceError, NotConnected, UserError
 from calmirror.health import mark_ok
 from calmirror.home import Home
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, CalendarRow, account_of, scoped_id
-from calmirror.remote import ICloudClient, hrefs
+from calmirror.remote import hrefs
 from calmirror.state import State
+
+if TYPE_CHECKING:
+    from calmirror.remote.client import ICloudClient
 
 SUBSCRIPTION_HINT = (
     "is a subscription (webcal/published) calendar, not a CalDAV calendar of your account; "
@@ -133,6 +137,8 @@ def connect(
             raise UserError("connect the first account without --name: `calmirror connect --apple-id EMAIL`")
         if state.account(name) is not None:
             raise UserError(f"an account named {name!r} exists; choose another --name or `calmirror accounts list`")
+    from calmirror.remote.client import ICloudClient  # requests, lxml: only when a command talks to iCloud
+
     client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
     try:
         found = client.discover()
@@ -161,6 +167,8 @@ def reconnect(
         raise NotConnected
     key = _password_key(settings, name)
     secret = password or credentials.load_icloud_password(home, current.apple_id, **key)
+    from calmirror.remote.client import ICloudClient
+
     client = ICloudClient(current.server, current.apple_id, secret, timeout=(10.0, settings.icloud.timeout))
     try:
         found = client.discover()
@@ -195,6 +203,8 @@ def client_for(home: Home, settings: Settings, state: State, name: str = PRIMARY
         raise NotConnected
     password = credentials.load_icloud_password(home, account.apple_id, **_password_key(settings, name))
     logs.redact(password)  # whatever logs a line later, this account's password never shows
+    from calmirror.remote.client import ICloudClient
+
     return ICloudClient(account.server, account.apple_id, password, timeout=(10.0, settings.icloud.timeout))
 
 

@@ -9,15 +9,16 @@ from typing import Annotated, TypedDict
 import typer
 from rich.table import Table
 
-from calmirror import account, control, credentials, logs
+from calmirror import control, credentials, logs
 from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.config import ICLOUD_SERVER
 from calmirror.errors import UserError
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, CalendarRow, account_of
-from calmirror.reconnect import host_of
 
 
 def _read_password(from_stdin: bool) -> str:
+    from calmirror import account
+
     if from_stdin:
         password = sys.stdin.readline().strip()
     elif sys.stdin.isatty():
@@ -117,6 +118,8 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print the calendars as JSON.")] = False,
     ) -> None:
         """Check an Apple ID and app-specific password (or a CalDAV server's login), store them, list calendars."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         if again:
             _connect_again(c, password_stdin, json_out, name)
@@ -150,6 +153,9 @@ def register(app: typer.Typer) -> None:
         )
 
     def _connect_again(c: Ctx, password_stdin: bool, json_out: bool, label: str | None) -> None:
+        from calmirror import account
+        from calmirror.reconnect import host_of
+
         if c.state.account() is None:
             raise UserError("no iCloud account is connected; run `calmirror connect --apple-id EMAIL`")
         current = account.account_named(c.state, label or PRIMARY_SPELLING)
@@ -182,6 +188,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def disconnect(ctx: typer.Context) -> None:
         """Forget the iCloud account and its password; local appointments stay."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         apple_id = account.disconnect(c.home, c.settings, c.state)
         if apple_id is None:
@@ -197,6 +205,8 @@ def register(app: typer.Typer) -> None:
         refresh: Annotated[bool, typer.Option("--refresh/--cached", help="Ask iCloud again.")] = True,
     ) -> None:
         """List every account's calendars, what each can be used for, and its role."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         if refresh:
             account.refresh_all(c.home, c.settings, c.state)

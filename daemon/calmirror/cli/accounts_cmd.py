@@ -8,11 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from calmirror import account, config_edit, control, health
+from calmirror import config_edit, control
 from calmirror.cli.calendar_cmds import remove_mirrors
 from calmirror.cli.context import console, ctx_of, print_json
 from calmirror.model import account_of
-from calmirror.reconnect import host_of
 
 app = typer.Typer(help="The connected accounts (iCloud or any CalDAV server).", no_args_is_help=True)
 
@@ -23,6 +22,9 @@ def accounts_list(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show every account: its name, login, server, health and calendars in use."""
+    from calmirror import health
+    from calmirror.reconnect import host_of
+
     c = ctx_of(ctx)
     c.require_home()
     settings = c.settings
@@ -72,6 +74,8 @@ def accounts_remove(
     name: Annotated[str, typer.Argument(help="The account's name (as `accounts list` shows it).")],
 ) -> None:
     """Forget a further account and its password; its mirrors go, local appointments stay."""
+    from calmirror import account
+
     c = ctx_of(ctx)
     c.require_home()
     acct, dropped = account.remove_account(c.home, c.settings, c.state, name)

@@ -8,11 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from calmirror import account, config_edit, control
+from calmirror import config_edit, control
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.local.layout import mirror_name
-from calmirror.local.store import LocalStore
-from calmirror.mirror import Mirror
 
 conflicts_app = typer.Typer(help="Choose the iCloud calendars whose events block your time.", no_args_is_help=True)
 
@@ -22,6 +20,9 @@ def _reload_daemon(c: Ctx) -> None:
 
 
 def remove_mirrors(c: Ctx) -> None:
+    from calmirror.local.store import LocalStore
+    from calmirror.mirror import Mirror
+
     if control.read_pid(c.home.pid_file) is not None:
         return  # the running daemon prunes on SIGHUP, under its own store lock
     store = LocalStore(c.home.store_dir, _username(c))
@@ -44,6 +45,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Make CALENDAR the linked iCloud calendar that receives your appointments."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         cal = account.find_calendar(c.state, calendar)
         account.check_linkable(cal)
@@ -68,6 +71,8 @@ def register(app: typer.Typer) -> None:
         ],
     ) -> None:
         """Mirror CALENDARS locally (read-only) and let their busy events block time."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         chosen = []
         for name in calendars:
@@ -87,6 +92,8 @@ def register(app: typer.Typer) -> None:
         ],
     ) -> None:
         """Stop mirroring CALENDARS; their local mirrors are removed."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         drop = {account.find_calendar(c.state, name).id for name in calendars}
         ids = [i for i in c.settings.icloud.conflicts if i not in drop]
@@ -140,6 +147,8 @@ def register(app: typer.Typer) -> None:
         details: Annotated[str, typer.Argument(help="'full' copies everything; 'busy' keeps only times.")],
     ) -> None:
         """Choose how much of a conflict calendar is copied locally (full or busy)."""
+        from calmirror import account
+
         c = ctx_of(ctx)
         account.check_details(details)
         cal = account.find_calendar(c.state, calendar)
@@ -153,5 +162,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _names(c: Ctx, ids: tuple[str, ...] | list[str]) -> list[str]:
+    from calmirror import account
+
     by_id = {cal.id: account.address(cal) for cal in c.state.calendars()}
     return [by_id.get(i, i) for i in ids]

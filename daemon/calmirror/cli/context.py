@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from calmirror import config, home
 from calmirror.errors import HomeMissing
-from calmirror.state import State
+
+if TYPE_CHECKING:
+    from calmirror.state import State
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -38,6 +41,8 @@ class Ctx:
     @property
     def state(self) -> State:
         if self._state is None:
+            from calmirror.state import State  # SQLite only for commands that read state
+
             self.home.ensure()
             self._state = State(self.home.state_db)
         return self._state

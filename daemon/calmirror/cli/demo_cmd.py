@@ -17,15 +17,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from calmirror import account, config, config_edit, credentials, logs
-from calmirror.availability import slots
+from calmirror import config, config_edit, credentials, logs
 from calmirror.cli.context import console, ctx_of
-from calmirror.daemon import Daemon
 from calmirror.home import Home
-from calmirror.local import loopback
-from calmirror.state import State
 
 if TYPE_CHECKING:
+    from calmirror.daemon import Daemon
     from calmirror.emulator import Emulator
 
 DEMO_APPLE_ID = "demo@example.com"
@@ -56,6 +53,8 @@ def _appointment(uid: str, start: datetime, end: datetime) -> str:
 def _free_slot(daemon: Daemon) -> tuple[datetime, datetime]:
     """The first free 45 minutes on a weekday from tomorrow, 09:00-17:00, as the availability
     engine sees every calendar: the demo's own appointment must not double-book anyone."""
+    from calmirror.availability import slots
+
     zone = daemon.settings.availability.zone
     day = datetime.now(zone).date() + timedelta(days=1)
     start = datetime.combine(day, datetime.min.time(), zone)
@@ -76,6 +75,9 @@ def _free_slot(daemon: Daemon) -> tuple[datetime, datetime]:
 
 
 def _prepare(home: Home, emu_url: str, port: int) -> None:
+    from calmirror import account
+    from calmirror.state import State
+
     home.ensure()
     home.config_file.write_text(f"[server]\nport = {port}\n\n[sync]\ninterval = 10\n", encoding="utf-8")
     settings = config.load(home.config_file)
@@ -90,6 +92,9 @@ def _prepare(home: Home, emu_url: str, port: int) -> None:
 
 
 def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[datetime, datetime], show: str) -> None:
+    from calmirror.local import loopback
+    from calmirror.state import State
+
     acct = credentials.local_account(home)
     state = State(home.state_db)
     try:
@@ -138,6 +143,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run calmirror against the bundled iCloud emulator: mirror, push, then serve."""
+        from calmirror.daemon import Daemon
         from calmirror.emulator import Emulator
 
         c = ctx_of(ctx)

@@ -6,7 +6,6 @@ import typer
 
 from calmirror.cli.context import Ctx, console, ctx_of
 from calmirror.errors import UserError
-from calmirror.web import feed
 
 app = typer.Typer(
     help="A busy-only ICS feed (no titles) at an unguessable local URL; off until enabled.", no_args_is_help=True
@@ -14,6 +13,8 @@ app = typer.Typer(
 
 
 def _url(c: Ctx, token: str) -> str:
+    from calmirror.web import feed
+
     base = c.state.get_meta("local_url") or f"http://{c.settings.server.host}:{c.settings.server.port}/"
     return feed.url(base, token)
 
@@ -21,6 +22,8 @@ def _url(c: Ctx, token: str) -> str:
 @app.command()
 def enable(ctx: typer.Context) -> None:
     """Turn the feed on and print its URL (the same URL as before if it was on)."""
+    from calmirror.web import feed
+
     c = ctx_of(ctx)
     console.print(_url(c, feed.enable(c.state)))
 
@@ -28,6 +31,8 @@ def enable(ctx: typer.Context) -> None:
 @app.command()
 def disable(ctx: typer.Context) -> None:
     """Turn the feed off; its URL answers 404 at once."""
+    from calmirror.web import feed
+
     c = ctx_of(ctx)
     console.print("The feed is off." if feed.disable(c.state) else "The feed was already off.")
 
@@ -35,6 +40,8 @@ def disable(ctx: typer.Context) -> None:
 @app.command()
 def rotate(ctx: typer.Context) -> None:
     """Give the feed a new URL; the old one answers 404 at once."""
+    from calmirror.web import feed
+
     c = ctx_of(ctx)
     console.print(_url(c, feed.rotate(c.state)))
 
@@ -42,6 +49,8 @@ def rotate(ctx: typer.Context) -> None:
 @app.command()
 def url(ctx: typer.Context) -> None:
     """Print the feed's URL."""
+    from calmirror.web import feed
+
     c = ctx_of(ctx)
     token = feed.token(c.state)
     if token is None:

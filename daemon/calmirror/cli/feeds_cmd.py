@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -13,12 +13,11 @@ from rich.table import Table
 from calmirror import control, credentials
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.errors import UserError
-from calmirror.feeds import FeedPoller, FeedReport, describe_interval, parse_interval
 from calmirror.local.layout import feed_id, is_valid_slug, mirror_name
-from calmirror.local.store import LocalStore
-from calmirror.mirror import slugify
 from calmirror.model import FeedRow
-from calmirror.remote.feed import normalise_url, shown_url
+
+if TYPE_CHECKING:
+    from calmirror.feeds import FeedPoller, FeedReport
 
 app = typer.Typer(
     help="Subscribed ICS feeds (webcal/https) mirrored read-only; their events block your time.",
@@ -27,6 +26,9 @@ app = typer.Typer(
 
 
 def poller(c: Ctx) -> FeedPoller:
+    from calmirror.feeds import FeedPoller
+    from calmirror.local.store import LocalStore
+
     store = LocalStore(c.home.store_dir, credentials.local_account(c.home).username)
     store.ensure_base()
     return FeedPoller(c.state, store, c.settings)
@@ -41,6 +43,8 @@ def _find(c: Ctx, name: str) -> FeedRow:
 
 
 def _default_name(url: str, taken: set[str]) -> str:
+    from calmirror.mirror import slugify
+
     parts = urlsplit(url)
     stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics") or (parts.hostname or "feed")
     return slugify(stem, taken, parts.hostname or "feed")
@@ -60,6 +64,9 @@ def add(
     allow_http: Annotated[bool, typer.Option("--allow-http", help="Accept a plain http:// URL.")] = False,
 ) -> None:
     """Subscribe to an ICS feed: mirror it into feed-NAME/ and count its busy time."""
+    from calmirror.feeds import describe_interval, parse_interval
+    from calmirror.remote.feed import normalise_url, shown_url
+
     c = ctx_of(ctx)
     if privacy not in ("full", "busy"):
         raise UserError(f"--privacy must be 'full' or 'busy', not {privacy!r}")
@@ -98,6 +105,8 @@ def add(
 
 
 def _row(c: Ctx, feed: FeedRow, now: float) -> dict[str, Any]:
+    from calmirror.remote.feed import shown_url
+
     mirror = c.state.mirror(feed_id(feed.name))
     return {
         "name": feed.name,
@@ -117,6 +126,8 @@ def _row(c: Ctx, feed: FeedRow, now: float) -> dict[str, Any]:
 @app.command("list")
 def list_(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Every subscribed feed: URL (without any password), events, last poll, errors."""
+    from calmirror.feeds import describe_interval
+
     c = ctx_of(ctx)
     c.require_home()
     now = time.time()

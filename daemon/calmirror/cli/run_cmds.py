@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from calmirror.cli.context import console, ctx_of, print_json
-from calmirror.daemon import Daemon
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(ctx: typer.Context) -> None:
         """Run the daemon in the foreground: local server, mirror loop, push worker. Ctrl-C stops it."""
+        from calmirror.daemon import Daemon
+
         c = ctx_of(ctx)
         from calmirror import logs
 

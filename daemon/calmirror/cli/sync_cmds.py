@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from calmirror import account, control, status
+from calmirror import control
 from calmirror.cli import feeds_cmd
 from calmirror.cli.context import console, ctx_of, print_json
-from calmirror.engine import Engine
 from calmirror.errors import UserError
 from calmirror.model import PRIMARY_SPELLING, account_of
-from calmirror.remote import ICloudClient
+
+if TYPE_CHECKING:
+    from calmirror.engine import Engine
+    from calmirror.remote import ICloudClient
 
 outbox_app = typer.Typer(help="Inspect and retry appointments waiting to reach iCloud.", no_args_is_help=True)
 
@@ -42,6 +44,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """One pass: mirror every conflict calendar and feed, and push waiting appointments."""
+        from calmirror import account
+        from calmirror.engine import Engine
+
         c = ctx_of(ctx)
         if now and control.signal_daemon(c.home.pid_file, signal.SIGUSR1):
             if json_out:
@@ -107,6 +112,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Local URL, iCloud connection, mirrors, outbox, guard warnings and recent errors."""
+        from calmirror import status
+
         c = ctx_of(ctx)
         c.require_home()
         if clear_version_conflicts:

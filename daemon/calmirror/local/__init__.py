@@ -4,16 +4,46 @@ Only this package imports `radicale`. The server (`LocalServer`) serves the user
 system calendar on loopback; the store (`LocalStore`) is the in-process storage API that
 writes the read-only iCloud mirrors and reads any collection; the watcher
 (`AppointmentWatcher`) says when a client changed `appointments/`.
+
+The names below load on first use: `calmirror.local.layout` (imported by state, the CLI
+and nearly everything else) must not drag Radicale into a command that never touches
+the store. Every module here that lets Radicale parse an object installs
+`vobject_speed` itself when it is imported.
 """
 
-from calmirror.local import vobject_speed
-from calmirror.local.errors import AddressInUse, CollectionMissing, NonLoopbackHost, StoreError
-from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
-from calmirror.local.server import LocalServer
-from calmirror.local.store import ChangeSet, LocalStore
-from calmirror.local.watcher import AppointmentWatcher
+from __future__ import annotations
 
-vobject_speed.install()  # before anything parses an object
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from calmirror.local.errors import AddressInUse, CollectionMissing, NonLoopbackHost, StoreError
+    from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
+    from calmirror.local.server import LocalServer
+    from calmirror.local.store import ChangeSet, LocalStore
+    from calmirror.local.watcher import AppointmentWatcher
+
+_HOME = {
+    "APPOINTMENTS": "layout",
+    "BLOCKED": "layout",
+    "mirror_name": "layout",
+    "AddressInUse": "errors",
+    "CollectionMissing": "errors",
+    "NonLoopbackHost": "errors",
+    "StoreError": "errors",
+    "LocalServer": "server",
+    "ChangeSet": "store",
+    "LocalStore": "store",
+    "AppointmentWatcher": "watcher",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "APPOINTMENTS",

@@ -28,6 +28,10 @@ from radicale import config as radicale_config
 from radicale import item as radicale_item
 from radicale import pathutils
 
+from calmirror.local import vobject_speed
+
+vobject_speed.install()  # before Radicale parses an object
+
 log = logging.getLogger("calmirror.local")
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-from radicale import pathutils
-
 APPOINTMENTS = "appointments"
 BLOCKED = "blocked"
 #: calmirror's own calendar of every busy block of every source, without titles: read-only.
@@ -69,12 +67,16 @@ _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def is_valid_slug(slug: str) -> bool:
     """A slug becomes part of one URL path component and one folder name: keep it plain."""
+    from radicale import pathutils  # here, not at the top: state and the CLI import layout for its names
+
     plain = slug.removeprefix(FEED_ID_PREFIX)
     return bool(_SLUG.fullmatch(plain)) and pathutils.is_safe_filesystem_path_component(mirror_name(slug))
 
 
 def split_path(raw_path: str) -> list[str]:
     """The components of a request path exactly as Radicale sanitizes it."""
+    from radicale import pathutils  # loaded once the server runs; see is_valid_slug
+
     stripped = pathutils.sanitize_path(raw_path).strip("/")
     return stripped.split("/") if stripped else []
 

@@ -55,9 +55,11 @@ from radicale import item as radicale_item
 from radicale import pathutils, xmlutils
 from radicale.item import filter as radicale_filter
 
-from calmirror.local import layout
+from calmirror.local import layout, vobject_speed
 from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage
 from calmirror.model import FileStamp, ItemRange, Occurrences, RangeCandidate
+
+vobject_speed.install()  # before Radicale parses an object
 
 log = logging.getLogger("calmirror.local")
 

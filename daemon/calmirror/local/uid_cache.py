@@ -23,6 +23,10 @@ from radicale import config as radicale_config
 from radicale import item as radicale_item
 from radicale.storage import multifilesystem
 
+from calmirror.local import vobject_speed
+
+vobject_speed.install()  # before Radicale parses an object
+
 
 @dataclass
 class _Uids:
