@@ -86,16 +86,17 @@ class BusySources:
         found = self._gather(start, end, only, skip_uids, wait)
         if found is None:
             return None
-        rows, names, travel, outside = found
+        query, names, travel, outside = found
+        rows = self.state.busy_spans(query) if query is not None else []
         out = [_occurrence(row, names, travel) for row in rows] + outside
         out.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
         return out
 
     def _gather(
         self, start: datetime, end: datetime, only: str | None, skip_uids: Iterable[str], wait: float
-    ) -> tuple[list[SpanRow], dict[str, str], bool, list[engine.BusyOccurrence]] | None:
-        """The index's rows for the part of the window inside its horizon, and the engine's
-        occurrences for the parts outside it."""
+    ) -> tuple[SpanQuery | None, dict[str, str], bool, list[engine.BusyOccurrence]] | None:
+        """The index query for the part of the window inside its horizon (None: no part), and
+        the engine's occurrences for the parts outside it."""
         ws, we = engine._check_window(start, end)
         if not self.upkeep.ensure(wait):
             return None
@@ -111,7 +112,7 @@ class BusySources:
         a, b = to_us(ws), to_us(we)
         inside = (max(a, h0), min(b, h1))
         skip = sorted(set(skip_uids))
-        rows: list[SpanRow] = []
+        query = None
         if inside[0] < inside[1] and specs:
             query = SpanQuery(
                 start=inside[0],
@@ -123,11 +124,10 @@ class BusySources:
                 tentative=rules.tentative_busy,
                 skip_uids=skip,
             )
-            rows = self.state.busy_spans(query)
         outside = []
         if specs and (a < h0 or b > h1):
             outside = self._outside(specs, rules, (a, b), (h0, h1), inside, frozenset(skip))
-        return rows, {s.key: s.name for s in specs}, rules.travel_time, outside
+        return query, {s.key: s.name for s in specs}, rules.travel_time, outside
 
     def _merged(
         self, start: datetime, end: datetime, only: str | None = None, skip_uids: Iterable[str] = (), wait: float = -1
@@ -136,12 +136,14 @@ class BusySources:
         found = self._gather(start, end, only, skip_uids, wait)
         if found is None:
             return None
-        rows, _names, travel, outside = found
+        query, _names, _travel, outside = found
         a, b = to_us(start), to_us(end)
-        ints = sorted((max(r[3] if travel else r[3] + r[5], a), min(r[4], b)) for r in rows)
-        ints += [(max(to_us(o.start), a), min(to_us(o.end), b)) for o in outside]
+        ints = self.state.busy_extents(query) if query is not None else []  # travel applied by the query
+        ints += [(to_us(o.start), to_us(o.end)) for o in outside]
+        ints.sort()
         merged: list[list[int]] = []
-        for lo, hi in sorted(ints):
+        for lo, hi in ints:
+            lo, hi = max(lo, a), min(hi, b)
             if lo >= hi:
                 continue
             if merged and lo <= merged[-1][1]:

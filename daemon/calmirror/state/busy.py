@@ -46,10 +46,15 @@ _SELECT = (
     "AND NOT (source IN (SELECT value FROM json_each(:mirrors)) AND uid IN (SELECT uid FROM appointments)) "
     "AND uid NOT IN (SELECT value FROM json_each(:skip))"
 )
-_QUERY = (
-    _SELECT.format(range="long = 0 AND start_us >= :lo AND start_us < :we")
-    + " UNION ALL "
-    + _SELECT.format(range="long = 1 AND start_us < :we")
+_RANGES = ("long = 0 AND start_us >= :lo AND start_us < :we", "long = 1 AND start_us < :we")
+_QUERY = " UNION ALL ".join(_SELECT.format(range=r) for r in _RANGES)
+# Only each span's busy start (travel applied) and end, from the covering index alone.
+_EXTENTS = " UNION ALL ".join(
+    _SELECT.replace(
+        "SELECT source, uid, summary, start_us, end_us, travel, all_day, tentative, approximate",
+        "SELECT start_us + CASE WHEN :travel THEN 0 ELSE travel END, end_us",
+    ).format(range=r)
+    for r in _RANGES
 )
 
 
@@ -60,6 +65,20 @@ def _meta_of(db: Any) -> dict[str, Any] | None:
 
 def _matches(meta: dict[str, Any] | None, batch: BusyBatch) -> bool:
     return meta is not None and meta["fingerprint"] == batch.fingerprint and tuple(meta["horizon"]) == batch.horizon
+
+
+def _params(q: SpanQuery) -> dict[str, Any]:
+    return {
+        "ws": q.start,
+        "we": q.end,
+        "lo": q.start - BUSY_SHORT_US,
+        "travel": int(q.travel),
+        "tentative": int(q.tentative),
+        "sources": json.dumps(list(q.sources)),
+        "allday": json.dumps(list(q.allday)),
+        "mirrors": json.dumps(list(q.mirrors)),
+        "skip": json.dumps(list(q.skip_uids)),
+    }
 
 
 class BusyTables(StateBase):
@@ -234,19 +253,14 @@ class BusyTables(StateBase):
 
     def busy_spans(self, q: SpanQuery) -> list[SpanRow]:
         """Spans touching [start, end) under the query's rules: two index range scans."""
-        params = {
-            "ws": q.start,
-            "we": q.end,
-            "lo": q.start - BUSY_SHORT_US,
-            "travel": int(q.travel),
-            "tentative": int(q.tentative),
-            "sources": json.dumps(list(q.sources)),
-            "allday": json.dumps(list(q.allday)),
-            "mirrors": json.dumps(list(q.mirrors)),
-            "skip": json.dumps(list(q.skip_uids)),
-        }
         with self._lock:
-            return list(self.db.conn.execute(_QUERY, params))
+            return list(self.db.conn.execute(_QUERY, _params(q)))
+
+    def busy_extents(self, q: SpanQuery) -> list[tuple[int, int]]:
+        """(busy start, end) of the same spans as `busy_spans`: what merged busy time needs,
+        read from the covering index without building a row of strings per occurrence."""
+        with self._lock:
+            return self.db.conn.execute(_EXTENTS, _params(q)).fetchall()
 
     def busy_reaching(
         self, sources: Sequence[str], start: int, end: int, before: int, after: int
