@@ -93,14 +93,20 @@ class BusySources:
         return out
 
     def _gather(
-        self, start: datetime, end: datetime, only: str | None, skip_uids: Iterable[str], wait: float
+        self,
+        start: datetime,
+        end: datetime,
+        only: str | None,
+        skip_uids: Iterable[str],
+        wait: float,
+        rules: engine.Rules | None = None,
     ) -> tuple[SpanQuery | None, dict[str, str], bool, list[engine.BusyOccurrence]] | None:
         """The index query for the part of the window inside its horizon (None: no part), and
         the engine's occurrences for the parts outside it."""
         ws, we = engine._check_window(start, end)
         if not self.upkeep.ensure(wait):
             return None
-        rules = self.rules()
+        rules = self.rules() if rules is None else rules
         specs = self.upkeep.sources()
         if only is not None:
             specs = [
@@ -130,10 +136,16 @@ class BusySources:
         return query, {s.key: s.name for s in specs}, rules.travel_time, outside
 
     def _merged(
-        self, start: datetime, end: datetime, only: str | None = None, skip_uids: Iterable[str] = (), wait: float = -1
+        self,
+        start: datetime,
+        end: datetime,
+        only: str | None = None,
+        skip_uids: Iterable[str] = (),
+        wait: float = -1,
+        rules: engine.Rules | None = None,
     ) -> list[Interval] | None:
         """Merged busy time clipped to the window, merged in integers: no object per occurrence."""
-        found = self._gather(start, end, only, skip_uids, wait)
+        found = self._gather(start, end, only, skip_uids, wait, rules)
         if found is None:
             return None
         query, _names, _travel, outside = found
@@ -202,10 +214,11 @@ class BusySources:
     def overlaps(self, candidate: icalendar.Calendar, wait: float = -1) -> list[Interval] | None:
         """Busy time a new (or changed) appointment would collide with; its own stored copy
         does not count. None when the index stayed busy for `wait` seconds."""
-        own, wanted = engine.candidate_busy(candidate, self.rules())
+        rules = self.rules()
+        own, wanted = engine.candidate_busy(candidate, rules)
         if not wanted:
             return []
-        found = self._merged(wanted[0][0], wanted[-1][1], skip_uids=own, wait=wait)
+        found = self._merged(wanted[0][0], wanted[-1][1], skip_uids=own, wait=wait, rules=rules)
         return None if found is None else intersect(found, wanted)
 
 

@@ -55,9 +55,14 @@ class State(AccountTables, MirrorTables, PushTables, FeedTables):
         ]
 
     def add_guard_warning(self, uid: str, summary: str, start: str, end: str) -> None:
+        """Plain SQL, not sqlite_utils' upsert: that reads the schema (six statements) on every
+        PUT the guard warns about, inside the client's request."""
         with self.transaction() as db:
-            db.table("guard_warnings").upsert(
-                {"uid": uid, "summary": summary, "start": start, "end": end, "ts": time.time()}, pk="uid"
+            db.execute(
+                'INSERT INTO guard_warnings (uid, summary, start, "end", ts) VALUES (?, ?, ?, ?, ?) '
+                "ON CONFLICT (uid) DO UPDATE SET summary = excluded.summary, start = excluded.start, "
+                '"end" = excluded."end", ts = excluded.ts',
+                (uid, summary, start, end, time.time()),
             )
 
     def guard_warnings(self) -> list[dict[str, Any]]:
