@@ -33,6 +33,30 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
     return merged
 
 
+def merge_clipped(pairs: list[tuple[int, int]], lo_end: int, hi_end: int) -> list[tuple[int, int]]:
+    """`merge` of integer pairs clipped to [lo_end, hi_end), sorting `pairs` in place: one pass
+    without a call per pair, as the busy index hands over ~5,600 pairs per 30 days at 10,000
+    events. The current island starts empty at `lo_end`, which also clips what began before."""
+    pairs.sort()
+    merged: list[tuple[int, int]] = []
+    cur_lo = cur_hi = lo_end
+    for lo, hi in pairs:
+        if hi > hi_end:
+            hi = hi_end
+        if hi <= cur_hi:
+            continue  # inside the current island, or before the window
+        if lo > cur_hi:
+            if lo >= hi:
+                continue
+            if cur_hi > cur_lo:
+                merged.append((cur_lo, cur_hi))
+            cur_lo = lo
+        cur_hi = hi
+    if cur_hi > cur_lo:
+        merged.append((cur_lo, cur_hi))
+    return merged
+
+
 def intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
     """The overlap of two sorted, merged lists, in one linear walk."""
     out: list[Interval] = []

@@ -22,7 +22,7 @@ import icalendar
 
 from calmirror.availability import engine
 from calmirror.availability.busy_upkeep import PUSHED_IN_ICLOUD, BusyUpkeep, SourceSpec
-from calmirror.availability.intervals import Interval, intersect
+from calmirror.availability.intervals import Interval, intersect, merge_clipped
 from calmirror.availability.spans import from_us, to_us
 from calmirror.config import Settings
 from calmirror.local.layout import BUSY
@@ -152,17 +152,7 @@ class BusySources:
         a, b = to_us(start), to_us(end)
         ints = self.state.busy_extents(query) if query is not None else []  # travel applied by the query
         ints += [(to_us(o.start), to_us(o.end)) for o in outside]
-        ints.sort()
-        merged: list[list[int]] = []
-        for lo, hi in ints:
-            lo, hi = max(lo, a), min(hi, b)
-            if lo >= hi:
-                continue
-            if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
-            else:
-                merged.append([lo, hi])
-        return [(from_us(lo), from_us(hi)) for lo, hi in merged]
+        return [(from_us(lo), from_us(hi)) for lo, hi in merge_clipped(ints, a, b)]
 
     def _outside(
         self,
