@@ -15,6 +15,12 @@ import radicale.config
 from radicale.rights import BaseRights
 from radicale.storage import multifilesystem
 
+from calmirror.local import vobject_speed
+
+# The emulator's Radicale parses what it stores too; it got this when every command imported
+# the whole local package, and keeps it now that the package loads its parts on first use.
+vobject_speed.install()
+
 
 class FastCollection(multifilesystem.Collection):
     """A Radicale collection whose writes cost O(1) instead of O(n).
