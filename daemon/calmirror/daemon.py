@@ -111,8 +111,10 @@ class Daemon:
         self.feeds.prepare()
         self.url = self.server.start()
         self.state.set_meta("local_url", self.url)
-        control.write_record(self.home.pid_file, self.url)
+        # Signals first: the record tells the world (systemd's helpers, scripts, tests) that
+        # this process is the daemon, and a SIGTERM sent on seeing it must stop it cleanly.
         self._install_signals()
+        control.write_record(self.home.pid_file, self.url)
         try:
             self.engine.linked.resume()  # before the detector could take a half-written change for a client's
             self.engine.detector.reconcile()
