@@ -109,7 +109,7 @@ class BusyUpkeep:
         """The current texts of some entries of a source (missing ones left out)."""
         calendar_id = busy_mirror_id(source)
         if calendar_id is not None:
-            return self.state.mirror_texts_named(calendar_id, hrefs)
+            return self.state.mirror_texts_of(calendar_id, hrefs)
         if source == BUSY_PUSHED:
             wanted = set(hrefs)
             return {v.uid: v.body for v in self.state.differing_remote_versions() if v.uid in wanted and v.body}

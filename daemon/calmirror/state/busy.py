@@ -315,19 +315,6 @@ class BusyTables(StateBase):
 
     # --- texts the index is computed from ------------------------------------------------
 
-    def mirror_texts_named(self, calendar_id: str, hrefs: Sequence[str]) -> dict[str, str]:
-        """iCloud's exact texts of some resources of a mirrored calendar."""
-        out: dict[str, str] = {}
-        with self._lock:
-            for href in hrefs:
-                row = self.db.conn.execute(
-                    "SELECT body FROM mirror_items WHERE calendar_id = ? AND href = ? AND body IS NOT NULL",
-                    (calendar_id, href),
-                ).fetchone()
-                if row is not None:
-                    out[href] = row[0]
-        return out
-
     def mirror_digest_walk(self, calendar_id: str) -> Iterable[tuple[str, str]]:
         """(href, text) of every resource with a text, read a page at a time."""
         last = ""
