@@ -116,19 +116,6 @@ class MirrorRow:
 
 
 @dataclass(frozen=True)
-class MirrorTexts:
-    """What changed in one calendar's exact-text store since a generation (`State.mirror_texts_since`).
-
-    `present` is None when nothing changed (`generation` equals the one asked about);
-    otherwise it names every href holding text now and `texts` has those written since.
-    """
-
-    generation: int
-    texts: dict[str, str]
-    present: frozenset[str] | None
-
-
-@dataclass(frozen=True)
 class Appointment:
     uid: str
     local_href: str | None

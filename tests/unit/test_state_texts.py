@@ -69,24 +69,3 @@ def test_texts_are_kept_byte_for_byte_whatever_the_mirror_holds(tmp_path: Path) 
         }
     finally:
         state.close()
-
-
-def test_a_cache_is_told_only_what_changed_since_its_generation(tmp_path: Path) -> None:
-    state = State(tmp_path / "state.db")
-    try:
-        assert state.mirror_texts_since("WORK", None).present == frozenset()
-        state.apply_mirror_map("WORK", [entry("a", "A1"), entry("b", "B1")], [], {}, replace=False)
-        first = state.mirror_texts_since("WORK", None)
-        assert first.texts == {"https://p/c/a.ics": "A1", "https://p/c/b.ics": "B1"}
-        assert state.mirror_texts_since("WORK", first.generation).present is None  # nothing changed
-        state.apply_mirror_map("WORK", [entry("b", "B2"), entry("c", "C1")], ["https://p/c/a.ics"], {}, replace=False)
-        second = state.mirror_texts_since("WORK", first.generation)
-        assert second.generation > first.generation
-        assert second.texts == {"https://p/c/b.ics": "B2", "https://p/c/c.ics": "C1"}
-        assert second.present == {"https://p/c/b.ics", "https://p/c/c.ics"}
-        # a cache from before a forgotten mirror (generation higher than now) gets everything
-        state.forget_mirror("WORK")
-        state.apply_mirror_map("WORK", [entry("d", "D1")], [], {}, replace=False)
-        assert state.mirror_texts_since("WORK", second.generation).texts == {"https://p/c/d.ics": "D1"}
-    finally:
-        state.close()

@@ -12,7 +12,6 @@ from calmirror.model import (
     BusyBatch,
     MirrorEntry,
     MirrorRow,
-    MirrorTexts,
     busy_mirror_key,
 )
 from calmirror.state.busy import BusyTables
@@ -268,29 +267,6 @@ class MirrorTables(BusyTables):
         """Moves on with every batch recorded for the calendar; 0 for an unknown calendar."""
         rows = self._rows("SELECT generation FROM mirrors WHERE calendar_id = ?", (calendar_id,))
         return int(rows[0]["generation"] or 0) if rows else 0
-
-    def mirror_texts_since(self, calendar_id: str, generation: int | None) -> MirrorTexts:
-        """What a cache holding the texts of `generation` (None: nothing) must change.
-
-        Costs one indexed query when nothing changed, and otherwise a listing of hrefs plus
-        the texts written since: a warm cache re-parses only changed resources.
-        """
-        with self._lock:
-            now = self.mirror_generation(calendar_id)
-            if generation is not None and now == generation:
-                return MirrorTexts(now, {}, None)
-            since = -1 if generation is None or generation > now else generation
-            present: set[str] = set()
-            texts: dict[str, str] = {}
-            for row in self.db.execute(
-                "SELECT href, gen, CASE WHEN gen > ? THEN body END FROM mirror_items "
-                "WHERE calendar_id = ? AND body IS NOT NULL",
-                (since, calendar_id),
-            ):
-                present.add(row[0])
-                if row[2] is not None:
-                    texts[row[0]] = row[2]
-            return MirrorTexts(now, texts, frozenset(present))
 
     def copy_counts(self, calendar_id: str) -> dict[str, dict[str, int]]:
         """How many resources the mirror holds in each form, and why: kind -> reason -> count
