@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -123,16 +123,31 @@ class Multistatus:
     sync_token: str | None
 
 
+# What every answer from a server is parsed with: no entities, no network, no DTD, no huge
+# trees; the tree parser and the streaming one take the same options.
+class _Options(TypedDict):
+    resolve_entities: bool
+    no_network: bool
+    huge_tree: bool
+    load_dtd: bool
+    dtd_validation: bool
+    remove_comments: bool
+    remove_pis: bool
+
+
+_SAFE = _Options(
+    resolve_entities=False,
+    no_network=True,
+    huge_tree=False,
+    load_dtd=False,
+    dtd_validation=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=False,
-        load_dtd=False,
-        dtd_validation=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return etree.XMLParser(**_SAFE)
 
 
 def parse_multistatus(body: bytes, *, where: str = "", url: str = "") -> Multistatus:
@@ -175,13 +190,7 @@ def parse_listing(body: bytes, *, where: str = "", url: str = "") -> tuple[list[
         io.BytesIO(body),
         events=("end",),
         tag=(response_tag, SYNC_TOKEN),
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=False,
-        load_dtd=False,
-        dtd_validation=False,
-        remove_comments=True,
-        remove_pis=True,
+        **_SAFE,
     )
     try:
         for _, element in context:
