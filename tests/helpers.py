@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,24 @@ def status_json(home: Home | Path) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     shown: dict[str, Any] = json.loads(done.stdout)
     return shown
+
+
+def busy_json(
+    home: Home | Path, *extra: str, start: str = "2026-12-01T00:00", end: str = "2026-12-15T00:00"
+) -> list[tuple[datetime, datetime]]:
+    """`calmirror availability --json` in UTC over [start, end) for `home`, run in a child
+    process as a user runs it: its busy intervals. `extra` adds options (`--no-daemon`)."""
+    data_dir = home.data_dir if isinstance(home, Home) else home
+    env = {**os.environ, "CALMIRROR_HOME": str(data_dir)}
+    command = ["availability", "--from", start, "--to", end, "--tz", "UTC", "--json", *extra]
+    done = subprocess.run(
+        [sys.executable, "-m", "calmirror", *command], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return [
+        (datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
+        for i in json.loads(done.stdout)["intervals"]
+    ]
 
 
 # --- the daemon in a thread of the test process ----------------------------------------------

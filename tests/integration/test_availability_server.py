@@ -3,10 +3,6 @@ double-booking guard rejects or warns."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +11,7 @@ import requests
 from calmirror.availability.engine import merge
 from calmirror.availability.sources import from_vfreebusy
 from calmirror.emulator import Emulator
-from tests.helpers import Running, connected_home, event, start_daemon, status_json, wait_for
+from tests.helpers import Running, busy_json, connected_home, event, start_daemon, status_json, wait_for
 
 FREEBUSY = (
     '<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
@@ -28,35 +24,6 @@ def daemon_with(tmp_path: Path, emu: Emulator, guard: str) -> Running:
         tmp_path, emu, conflicts=("Work", "Home"), extra_config=f'\n[availability]\nguard = "{guard}"\n'
     )
     return start_daemon(home)
-
-
-def cli_busy(home: Path, *extra: str) -> list[tuple[datetime, datetime]]:
-    env = {**os.environ, "CALMIRROR_HOME": str(home)}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "calmirror",
-            "availability",
-            "--from",
-            "2026-12-01T00:00",
-            "--to",
-            "2026-12-15T00:00",
-            "--tz",
-            "UTC",
-            "--json",
-            *extra,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return [
-        (datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
-        for i in json.loads(out.stdout)["intervals"]
-    ]
 
 
 def report_busy(run: Running, collection: str) -> list[tuple[datetime, datetime]]:
@@ -81,8 +48,8 @@ def test_free_busy_report_agrees_with_the_cli(tmp_path: Path, emu: Emulator) -> 
             ).status_code
             == 201
         )
-        cli = cli_busy(run.home.data_dir, "--no-daemon")  # the engine in a fresh process, not the server
-        assert cli_busy(run.home.data_dir) == cli  # and the CLI asking the running daemon
+        cli = busy_json(run.home.data_dir, "--no-daemon")  # the engine in a fresh process, not the server
+        assert busy_json(run.home.data_dir) == cli  # and the CLI asking the running daemon
         assert cli, "the sample calendars have busy time in the first half of December"
         assert (datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 3, 10, tzinfo=UTC)) in cli
         assert report_busy(run, "busy") == cli
@@ -99,7 +66,7 @@ def test_free_busy_answers_for_the_collection_it_is_sent_to(tmp_path: Path, emu:
         assert run.put("a.ics", event("appt-own", "Call", start="20261203T090000Z", end="20261203T100000Z")).ok
         lunch = event("blocked-own", "Lunch", start="20261204T120000Z", end="20261204T130000Z")
         assert run.put("b.ics", lunch, collection="blocked").ok
-        combined = cli_busy(run.home.data_dir, "--no-daemon")
+        combined = busy_json(run.home.data_dir, "--no-daemon")
         assert report_busy(run, "busy") == combined
         assert report_busy(run, "appointments") == [appointment]
         assert report_busy(run, "blocked") == [blocked]

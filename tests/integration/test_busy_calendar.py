@@ -12,11 +12,11 @@ import requests
 
 from calmirror.availability.busy_calendar import horizon
 from calmirror.emulator import Emulator
-from tests.helpers import Running, event, wait_for
-from tests.integration.test_availability_server import cli_busy, daemon_with, report_busy
+from tests.helpers import Running, busy_json, event, wait_for
+from tests.integration.test_availability_server import daemon_with, report_busy
 
 NOW = datetime(2026, 12, 7, 15, 30, tzinfo=UTC)  # the sample calendars are busy in December 2026
-WINDOW = (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 15, tzinfo=UTC))  # what cli_busy asks
+WINDOW = (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 15, tzinfo=UTC))  # what busy_json asks by default
 DAV = "{DAV:}"
 SYNC = (
     '<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
@@ -76,7 +76,7 @@ def started(tmp_path: Path, emu: Emulator) -> Running:
 def test_busy_holds_the_merged_blocks_without_titles_and_follows_changes(tmp_path: Path, emu: Emulator) -> None:
     run = started(tmp_path, emu)
     try:
-        combined = cli_busy(run.home.data_dir, "--no-daemon")
+        combined = busy_json(run.home.data_dir, "--no-daemon")
         assert combined
         assert wait_for(lambda: clipped(blocks(run)) == combined, 30)
         texts = busy_texts(run)

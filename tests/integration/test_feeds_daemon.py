@@ -3,10 +3,6 @@ busy time is counted by availability, the free-busy REPORT and the double-bookin
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +14,7 @@ from calmirror.local.layout import feed_id
 from calmirror.model import FeedRow
 from calmirror.state import State
 from calmirror.testing.feed_server import FeedServer, feed_text
-from tests.helpers import event, start_daemon, wait_for
+from tests.helpers import busy_json, event, start_daemon, status_json, wait_for
 
 ROTA = [("shift-1", "20261202T090000Z", "20261202T120000Z"), ("shift-2", "20261203T130000Z", "20261203T170000Z")]
 SHIFTS = [
@@ -65,31 +61,7 @@ def test_feed_blocks_time_through_the_running_daemon(tmp_path: Path) -> None:
                 headers={"Depth": "1", "Content-Type": "application/xml"},
             )
             assert answer.status_code == 200 and from_vfreebusy(answer.content) == SHIFTS
-            env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "calmirror",
-                    "availability",
-                    "--from",
-                    "2026-12-01T00:00",
-                    "--to",
-                    "2026-12-08T00:00",
-                    "--tz",
-                    "UTC",
-                    "--json",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert out.returncode == 0, out.stderr
-            busy = [
-                (datetime.fromisoformat(i["start"]), datetime.fromisoformat(i["end"]))
-                for i in json.loads(out.stdout)["intervals"]
-            ]
+            busy = busy_json(home, end="2026-12-08T00:00")
             assert busy == SHIFTS
             clash = run.put("c.ics", event("clash", "Clash", start="20261203T150000Z", end="20261203T160000Z"))
             assert clash.status_code == 409 and "busy" in clash.text
@@ -97,14 +69,7 @@ def test_feed_blocks_time_through_the_running_daemon(tmp_path: Path) -> None:
                 run.put("ok.ics", event("ok", "Fine", start="20261203T180000Z", end="20261203T190000Z")).status_code
                 == 201
             )
-            status = subprocess.run(
-                [sys.executable, "-m", "calmirror", "status", "--json"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            mirrors = {m["id"]: m for m in json.loads(status.stdout)["mirrors"]}
+            mirrors = {m["id"]: m for m in status_json(home)["mirrors"]}
             assert mirrors["feed:rota"]["local_collection"] == "feed-rota" and mirrors["feed:rota"]["kind"] == "feed"
             assert mirrors["feed:rota"]["name"] == "Rota" and mirrors["feed:rota"]["copies"]["exact"] == 2
             assert len(server.requests_to("/rota.ics")) == 1  # one poll so far: the interval is 15 minutes
