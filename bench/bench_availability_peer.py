@@ -103,11 +103,7 @@ def run(report: Report, size: int, label: str, *, warm_runs: int = 41, peer_runs
     with common.icloud_with(events) as icloud:
         home = connected_home(icloud.root / "home", icloud.emu, conflicts=("Work",))
         engine = engine_for(home)
-        client = engine.client()
-        try:
-            mirrored = engine.mirror_pass(client)
-        finally:
-            client.close()
+        mirrored = common.mirror_once(engine)
         if any(r.error for r in mirrored):
             raise RuntimeError(f"mirror failed: {[r.error for r in mirrored]}")
         spans = windows(max(warm_runs, peer_runs) + 3)

@@ -33,11 +33,7 @@ def run(report: Report, size: int) -> None:
     with common.icloud_with(events) as icloud:
         home = connected_home(icloud.root / "home", icloud.emu, conflicts=("Work",))
         engine = engine_for(home)
-        client = engine.client()
-        try:
-            engine.mirror_pass(client)
-        finally:
-            client.close()
+        common.mirror_once(engine)
         engine.store.ensure_base()
         sources = BusySources(engine.store, engine.state, engine.settings)
         sources.warm()

@@ -143,12 +143,10 @@ def main() -> int:
     with icloud_with(generate_events(args.events)) as icloud:
         home = connected_home(icloud.root / "home", icloud.emu)
         engine = engine_for(home)
-        client = engine.client()
         started = time.perf_counter()
         try:
-            engine.mirror_pass(client)
+            common.mirror_once(engine)
         finally:
-            client.close()
             engine.state.close()
         print(f"mirrored {args.events:,} events in {time.perf_counter() - started:.1f} s", flush=True)
         acct = credentials.local_account(home)

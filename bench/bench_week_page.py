@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import requests
-from common import ANCHOR, generate_events, icloud_with, median, percentile
+from common import ANCHOR, generate_events, icloud_with, median, mirror_once, percentile
 
 from calmirror import config, credentials
 from calmirror.daemon import Daemon
@@ -70,12 +70,10 @@ def main() -> None:
     with icloud_with(generate_events(args.events)) as icloud:
         home = connected_home(icloud.root / "home", icloud.emu)
         engine = engine_for(home)
-        client = engine.client()
         started = time.perf_counter()
         try:
-            engine.mirror_pass(client)
+            mirror_once(engine)
         finally:
-            client.close()
             engine.state.close()
         mirror_s = time.perf_counter() - started
         ready = threading.Event()

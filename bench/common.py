@@ -37,6 +37,8 @@ import requests
 
 if TYPE_CHECKING:
     from calmirror.emulator import Emulator
+    from calmirror.engine import Engine
+    from calmirror.mirror import SyncReport
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -200,6 +202,16 @@ class Icloud:
     emu: Emulator
     work_id: str
     load_s: float  # how long loading the corpus took (set-up, reported by run_all only)
+
+
+def mirror_once(engine: Engine) -> list[SyncReport]:
+    """One mirror pass over a client of the engine's own, closed afterwards: how every
+    benchmark fills its local mirrors before measuring what it measures."""
+    client = engine.client()
+    try:
+        return engine.mirror_pass(client)
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
