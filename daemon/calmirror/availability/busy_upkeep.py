@@ -138,14 +138,16 @@ class BusyUpkeep:
 
     # --- upkeep ------------------------------------------------------------------------------
 
-    def ensure(self, wait: float = -1) -> bool:
+    def ensure(self, wait: float = -1, rules: engine.Rules | None = None) -> bool:
         """Bring the index up to date (cheap when nothing changed); False when another thread
-        holds it for longer than `wait` seconds (a rebuild at start)."""
+        holds it for longer than `wait` seconds (a rebuild at start). `rules`: the caller's,
+        when it has just worked them out (each costs reading the accounts)."""
         if not self.lock.acquire(timeout=wait):
             return False
         try:
             meta = self.state.busy_meta()
-            rebuilt = meta is None or meta["fingerprint"] != spans.fingerprint(self.rules()) or not meta.get("complete")
+            fingerprint = spans.fingerprint(self.rules() if rules is None else rules)
+            rebuilt = meta is None or meta["fingerprint"] != fingerprint or not meta.get("complete")
             if rebuilt:
                 self._rebuild()
             for collection in (APPOINTMENTS, BLOCKED):

@@ -104,9 +104,9 @@ class BusySources:
         """The index query for the part of the window inside its horizon (None: no part), and
         the engine's occurrences for the parts outside it."""
         ws, we = engine._check_window(start, end)
-        if not self.upkeep.ensure(wait):
-            return None
         rules = self.rules() if rules is None else rules
+        if not self.upkeep.ensure(wait, rules):
+            return None
         specs = self.upkeep.sources()
         if only is not None:
             specs = [
