@@ -44,3 +44,10 @@ def test_a_date_nobody_writes_is_one_line(cli: Cli, emu: Emulator, home: Path) -
     result = cli("week", "the day after", "--no-daemon")
     assert result.returncode == 2
     assert "next monday" in one_clean_line(result)
+
+
+def test_a_date_of_two_words_needs_no_quotes(cli: Cli, emu: Emulator, home: Path) -> None:
+    _mirrored(home, emu)
+    quoted = json.loads(cli("week", "next monday", "--no-daemon", "--json").stdout)
+    unquoted = json.loads(cli("week", "next", "monday", "--no-daemon", "--json").stdout)
+    assert unquoted == quoted

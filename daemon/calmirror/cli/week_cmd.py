@@ -22,8 +22,9 @@ def register(app: typer.Typer) -> None:
     def week(
         ctx: typer.Context,
         date: Annotated[
-            str, typer.Argument(help="First day: today, tomorrow, monday, next monday, +3d or 2026-12-07.")
-        ] = "today",
+            list[str] | None,
+            typer.Argument(help="First day: today, tomorrow, monday, next monday, +3d or 2026-12-07."),
+        ] = None,
         slot: Annotated[
             str, typer.Option("--slots", help="Show free ranges where this length fits (30m, 1h).")
         ] = "30m",
@@ -41,7 +42,8 @@ def register(app: typer.Typer) -> None:
 
         c = ctx_of(ctx)
         zone = c.settings.availability.zone
-        first = parse_day(date, dt.datetime.now(zone).date())
+        # The words as typed, unquoted or not: `calmirror week next monday` is one date.
+        first = parse_day(" ".join(date) if date else "today", dt.datetime.now(zone).date())
         length = slots.parse_length(slot)
         hours = slots.parse_within(within)
         data = None if in_process else _ask_daemon(c, first, slot, within)
