@@ -41,20 +41,48 @@ class LoggedRequest:
 
 
 class RequestLog:
+    """Every request answered, in order.
+
+    A request changes the store inside the app, and its entry can only be written once the
+    app has answered (the status is known then). A reader who has just seen the change (the
+    event is in iCloud now) could otherwise miss the request that made it: a snapshot waits
+    for the app calls running when it is taken to finish (bounded, for one that never does).
+    Requests that never reach the app (injected faults, delays) change nothing and are not
+    waited for."""
+
+    PATIENCE_S = 10.0
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._entries: list[LoggedRequest] = []
+        self._running: set[int] = set()
+        self._next = 0
+
+    def begin(self) -> int:
+        """An app call starts: its token for `end`, once its entry is added and its answer sent."""
+        with self._cond:
+            token = self._next
+            self._next += 1
+            self._running.add(token)
+            return token
+
+    def end(self, token: int) -> None:
+        with self._cond:
+            self._running.discard(token)
+            self._cond.notify_all()
 
     def add(self, entry: LoggedRequest) -> None:
-        with self._lock:
+        with self._cond:
             self._entries.append(entry)
 
     def snapshot(self) -> list[LoggedRequest]:
-        with self._lock:
+        with self._cond:
+            waiting = set(self._running)
+            self._cond.wait_for(lambda: not (waiting & self._running), timeout=self.PATIENCE_S)
             return list(self._entries)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._cond:
             self._entries.clear()
 
 
@@ -149,7 +177,11 @@ class _Handler(WSGIRequestHandler):
             self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(), self.get_environ(), multithread=True
         )
         handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref reads it; typeshed omits it
-        handler.run(logging_app)
+        token = self.server.context.log.begin()
+        try:
+            handler.run(logging_app)
+        finally:
+            self.server.context.log.end(token)
 
     def _drain_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
