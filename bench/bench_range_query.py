@@ -45,6 +45,7 @@ from calmirror.testing.homes import connected_home, engine_for
 
 GOAL_RATIO = 10.0
 _SERVING = re.compile(r"serving (http://\S+/)")
+_PASSWORD_VARIABLE = "CALMIRROR_BENCH_LOCAL_PASSWORD"
 
 
 def week_query(start: dt.datetime) -> bytes:
@@ -73,9 +74,13 @@ def answer_of(body: bytes) -> list[tuple[str, str, str]]:
 # --- the two servers, each in a child process ---------------------------------------------
 
 
-def child_calmirror(store: str, username: str, password: str, index_path: str, warm_first: str) -> int:
+def child_calmirror(store: str, username: str, index_path: str, warm_first: str) -> int:
     """calmirror's server; with `warm_first` "warm" it first warms the mirror's index as the
-    daemon's range keeper does after a mirror pass, and prints how long that took."""
+    daemon's range keeper does after a mirror pass, and prints how long that took.
+
+    The password comes through the environment: on a command line it is visible to every
+    process, and a random one that starts with "-" reads as an option."""
+    password = os.environ[_PASSWORD_VARIABLE]
     from calmirror.local.server import LocalServer
     from calmirror.state.ranges import RangeIndex
 
@@ -131,7 +136,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child-calmirror", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child-calmirror", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--child-radicale", nargs=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_calmirror:
@@ -156,8 +161,9 @@ def main() -> int:
             if p.name.startswith("icloud-")
         )
         store = str(home.store_dir)
+        os.environ[_PASSWORD_VARIABLE] = acct.password  # inherited by the server children
         calmirror, calmirror_url = start(
-            ["--child-calmirror", store, acct.username, acct.password, str(icloud.root / "ranges.db"), "cold"],
+            ["--child-calmirror", store, acct.username, str(icloud.root / "ranges.db"), "cold"],
             icloud.root / "calmirror.log",
         )
         plain, plain_url = start(["--child-radicale", store], icloud.root / "radicale.log")
@@ -204,7 +210,7 @@ def main() -> int:
                             times[name].append(took)
                 warmed_log = icloud.root / "warmed.log"
                 warmed, warmed_url = start(
-                    ["--child-calmirror", store, acct.username, acct.password, str(icloud.root / "warm.db"), "warm"],
+                    ["--child-calmirror", store, acct.username, str(icloud.root / "warm.db"), "warm"],
                     warmed_log,
                 )
                 try:
