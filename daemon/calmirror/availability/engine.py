@@ -32,8 +32,9 @@ import icalendar
 
 from calmirror.availability.expansion import occurrences
 from calmirror.availability.index import SourceIndex, clear_cache, index
+from calmirror.availability.instants import to_utc
 from calmirror.availability.intervals import Interval, intersect, merge, shift
-from calmirror.availability.recurrence import reason, to_utc
+from calmirror.availability.recurrence import reason
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
 
 UTC = dt.UTC
@@ -92,7 +93,7 @@ class BusyOccurrence:
 
     `start`/`end` are the occurrence's own UTC times, not clipped to the window.
     `approximate` marks the one interval that stands for the rest of a series too dense
-    to expand (more than `recurrence.MAX_OCCURRENCES` occurrences in the window).
+    to expand (more than `library_series.MAX_OCCURRENCES` occurrences in the window).
     """
 
     source: str

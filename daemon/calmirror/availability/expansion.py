@@ -20,20 +20,10 @@ from icalendar.prop import vDDDTypes, vRecur
 from recurring_ical_events.util import convert_to_datetime
 
 from calmirror.availability import rrule_bounds as rb
+from calmirror.availability.compiled import Block, CompiledSeries, Raw, Span
+from calmirror.availability.instants import UTC, Time, to_utc
 from calmirror.availability.intervals import shift
-from calmirror.availability.recurrence import (
-    UTC,
-    Adapter,
-    Block,
-    CachedSeries,
-    CapReached,
-    CompiledSeries,
-    OneOffSeries,
-    Raw,
-    Span,
-    Time,
-    to_utc,
-)
+from calmirror.availability.library_series import Adapter, CachedSeries, CapReached, OneOffSeries
 
 DIRECT_LIMIT = 512  # occurrences from DTSTART worth walking through dateutil's own cache
 MAX_PREWINDOW = 20_000  # occurrences we accept walking before the window on a slow path

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import icalendar
 
+from calmirror.availability.compiled import CompiledCalendar, CompiledSeries, Single
 from calmirror.availability.intervals import shift
-from calmirror.availability.recurrence import CompiledCalendar, CompiledSeries, Single, compile_calendar
+from calmirror.availability.recurrence import compile_calendar
 
 INDEXES_KEPT = 16
 SHORT = dt.timedelta(days=10)  # singles spanning less (margins for floating times included) are bisected

@@ -11,243 +11,38 @@ occurrence of a window. Here each calendar is compiled once so that queries stay
 * each series learns its UTC extent, so a query skips a finished series untouched, and
   COUNT rules with filters are enumerated once for checkpoints `availability.expansion` can
   fast-forward to;
-* the rule walker is lazy and capped: at most `MAX_OCCURRENCES` occurrences of a rule per
-  query. The rest of the series is then returned as one busy stretch marked approximate:
-  a rule that dense blocks the time in practice, and erring towards busy cannot
-  double-book anyone.
+* the rule walker is lazy and capped (`availability.library_series`): at most
+  `MAX_OCCURRENCES` occurrences of a rule per query. The rest of the series is then
+  returned as one busy stretch marked approximate: a rule that dense blocks the time in
+  practice, and erring towards busy cannot double-book anyone.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import icalendar
-import recurring_ical_events.adapters.component as _ric_adapters
-import recurring_ical_events.series.rrule as _ric_rrule
 import x_wr_timezone
-from dateutil.rrule import rrulestr as dateutil_rrulestr
 from icalendar.prop import vRecur
-from recurring_ical_events import EventAdapter, Occurrence, Series
-from recurring_ical_events.constants import NEGATIVE_RRULE_COUNT_REGEX
-from recurring_ical_events.util import compare_greater, convert_to_datetime, to_recurrence_ids
+from recurring_ical_events import EventAdapter
 
 from calmirror.availability import rrule_bounds as rb
 from calmirror.availability import zones
-from calmirror.availability.rules import EventInfo, event_info
+from calmirror.availability.compiled import CompiledCalendar, CompiledSeries, Single
+from calmirror.availability.instants import Time, bound, wall
+from calmirror.availability.library_series import Adapter, CachedSeries
+from calmirror.availability.rules import event_info
 
-Time = dt.date | dt.datetime
-UTC = dt.UTC
-
-MAX_OCCURRENCES = 5_000  # per rule per query; the library spends ~15 us on each
 COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to here
 CHECKPOINT_EVERY = 250  # occurrences between fast-forward points of a scanned COUNT rule
-_MARGIN = dt.timedelta(days=2)  # covers any UTC offset (-12..+14) when bounding floating times
-_NEVER = dt.datetime.min.replace(tzinfo=UTC)
-
-
-def _recurrence_ids(time: Time) -> tuple[Any, ...]:
-    """recurring-ical-events' recurrence ids, with the wall-time form kept apart from the UTC one.
-
-    The library identifies an occurrence, an EXDATE and a RECURRENCE-ID by (UTC as naive,
-    wall time as naive) and matches on any common member, so a UTC time could match another
-    occurrence's wall time: in Berlin, a series at 10:00 and 11:00 whose 11:00 instance
-    is moved (RECURRENCE-ID 11:00, i.e. 10:00 UTC) also replaced the 10:00 instance, and an
-    EXDATE 11:00 also removed it. Busy time was lost. Tagging the wall form keeps UTC
-    matching UTC and wall time matching wall time. (calmirror is the library's only user
-    in the process; availability imports it nowhere else.)
-    """
-    ids = to_recurrence_ids(time)
-    return (ids[0], ("wall", ids[1])) if len(ids) == 2 else ids
-
-
-_ric_rrule.to_recurrence_ids = _recurrence_ids
-_ric_adapters.to_recurrence_ids = _recurrence_ids
-
-
-class CapReached(Exception):
-    def __init__(self, at: dt.datetime) -> None:
-        super().__init__(at)
-        self.at = at
-
-
-class Adapter(EventAdapter):  # type: ignore[misc]  # the library ships no types
-    """The library's VEVENT adapter, carrying our busy summary of the component."""
-
-    def __init__(self, component: icalendar.Component, info: EventInfo) -> None:
-        super().__init__(component)
-        self.component = component
-        self.info = info
-
-
-class _Occurrence(Occurrence):  # type: ignore[misc]  # the library ships no types
-    def __init__(self, adapter: Adapter, start: Time | None = None, end: Time | None = None) -> None:
-        super().__init__(adapter, start, end)
-        self.adapter = adapter
-
-
-class _BoundedRules(Series.RecurrenceRules):  # type: ignore[misc]  # the library ships no types
-    """Lazy, capped rule walking; the library's version builds whole-window lists."""
-
-    cache = True
-
-    def rrulestr(self, rule_string: str) -> Any:
-        rule_string = NEGATIVE_RRULE_COUNT_REGEX.sub("", rule_string)
-        # The library reads `string` and `until` off the rule, attributes dateutil's types lack.
-        rule: Any = dateutil_rrulestr(rule_string, dtstart=self.start, cache=self.cache)
-        rule.string = rule_string
-        rule.until = self._get_rrule_until(rule)
-        return rule
-
-    def rrule_between(self, span_start: Time, span_stop: Time) -> Iterator[Time]:
-        first = convert_to_datetime(span_start, self.tzinfo)
-        last = convert_to_datetime(span_stop, self.tzinfo)
-        for rule in self.rrules:
-            for n, start in enumerate(rule.xafter(first, inc=True)):
-                if start > last:
-                    break
-                if n >= MAX_OCCURRENCES:
-                    raise CapReached(start)
-                if rule.until is None or not compare_greater(start, rule.until):
-                    yield start
-
-
-class _UncachedRules(_BoundedRules):
-    cache = False
-
-
-class CachedSeries(Series):  # type: ignore[misc]  # the library ships no types
-    RecurrenceRules = _BoundedRules
-
-    def occurrence(self, adapter: Adapter, start: Time | None = None, end: Time | None = None) -> Occurrence:
-        return _Occurrence(adapter, start, end)
-
-
-class OneOffSeries(CachedSeries):
-    """For rebased or dense series: dateutil must not keep what it walked."""
-
-    RecurrenceRules = _UncachedRules
-
-
-@dataclass(slots=True, eq=False)
-class Single:
-    uid: str
-    info: EventInfo
-    start: Time
-    end: Time
-    lo: dt.datetime  # UTC bounds, widened for floating and all-day values
-    hi: dt.datetime
-
-
-@dataclass(slots=True, eq=False)
-class CompiledSeries:
-    uid: str
-    series: Any
-    master: Adapter | None
-    modifications: list[Adapter]
-    rules: list[rb.RuleInfo]
-    kind: str  # "aware" | "floating" | "date"
-    start0: dt.datetime | None  # master DTSTART as naive wall time of its own zone
-    duration: dt.timedelta
-    lead: dt.timedelta  # how long before a window an occurrence may start and still reach it
-    travel: dt.timedelta = dt.timedelta(0)  # the longest travel time of master and overrides
-    lo: dt.datetime = _NEVER
-    hi: dt.datetime | None = None  # None: the rule never ends
-    last_start: Time | None = None  # start of the last rule occurrence, when known
-    checkpoints: list[tuple[dt.datetime, int]] = field(default_factory=list)
-    scanned_all: bool = False
-    rebased: tuple[object, Any] | None = None
-    blocks: dict[object, Block] = field(default_factory=dict)  # see expansion.occurrences
-    blockable: bool | None = None
-    # One walker at a time per series: dateutil's rrule cache never releases its lock
-    # once a rule is exhausted (rrulebase._iter_cached breaks out while holding it), so
-    # a second thread walking the same rule concurrently would wait forever.
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledCalendar:
-    singles: tuple[Single, ...]
-    series: tuple[CompiledSeries, ...]
-    skipped: tuple[tuple[str, str], ...]  # (uid, reason)
-
-
-@dataclass(frozen=True, slots=True)
-class Raw:
-    """One expanded occurrence in the event's own terms, before conversion to UTC."""
-
-    info: EventInfo
-    start: Time
-    end: Time
-    all_day: bool
-    approximate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One occurrence in UTC, not yet judged busy or free (that depends on the query's rules)."""
-
-    info: EventInfo
-    start: dt.datetime
-    end: dt.datetime
-    all_day: bool
-    approximate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """A remembered stretch of one series' occurrences, sorted by start for bisection."""
-
-    starts: list[dt.datetime]
-    spans: list[Span]
-    longest: dt.timedelta
-
-    @classmethod
-    def of(cls, spans: list[Span]) -> Block:
-        spans = sorted(spans, key=lambda s: s.start)
-        longest = max((s.end - s.start for s in spans), default=dt.timedelta(0))
-        return cls([s.start for s in spans], spans, longest)
-
-    def touching(self, start: dt.datetime, end: dt.datetime) -> list[Span]:
-        first = bisect.bisect_left(self.starts, start - self.longest)
-        last = bisect.bisect_left(self.starts, end)
-        return [s for s in self.spans[first:last] if s.end > start]
-
-
-def to_utc(value: Time, tz: dt.tzinfo) -> dt.datetime:
-    """Exact UTC instant: aware values as given, floating and all-day in the configured zone."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=tz).astimezone(UTC)
-        return value.astimezone(UTC)
-    return dt.datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
 
 
 def reason(exc: BaseException) -> str:
     """A short, log-safe reason: one line, no component dump."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
-
-
-def bound(value: Time, upper: bool) -> dt.datetime:
-    """A UTC instant certainly before (or after) `value`, whatever zone floats it."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC)
-    naive = value if isinstance(value, dt.datetime) else dt.datetime(value.year, value.month, value.day)
-    try:
-        return naive.replace(tzinfo=UTC) + (_MARGIN if upper else -_MARGIN)
-    except OverflowError:  # within two days of year 1 or 9999: the end of time will do
-        return dt.datetime.max.replace(tzinfo=UTC) if upper else _NEVER
-
-
-def wall(value: Time) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None)
-    return dt.datetime(value.year, value.month, value.day)
 
 
 def _kind(value: Time) -> str:
