@@ -7,13 +7,16 @@ emptied-source rail, counts for `status`). Availability, the guard and free-busy
 through the mirror tables without knowing it is a feed.
 
 Polling is one conditional GET per feed and interval; a 304 (or a 200 with the same bytes)
-writes nothing but the feed's own schedule.
+writes nothing but the feed's own schedule. In the daemon, feeds are fetched by a small pool
+of workers, so a publisher that hangs until its timeout holds one worker, not every feed; the
+fetches overlap, the mirror writes take turns.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +35,7 @@ from calmirror.remote.feed import FeedFetcher
 from calmirror.state import State
 
 log = logging.getLogger("calmirror.feeds")
+FEED_WORKERS = 4  # feeds fetched at once: enough that a few hanging publishers block nothing
 
 EMPTIED = (
     "the feed lists no events; its mirror was kept (run `calmirror feeds poll {name} --accept-empty` if that is right)"
@@ -105,14 +109,19 @@ class FeedReport:
 
 
 class FeedPoller:
-    """Polls feeds when due and mirrors what changed. One per thread (the fetcher's session
-    is not thread-safe)."""
+    """Polls feeds when due and mirrors what changed. Each thread fetches over its own
+    session (a `requests` session is not thread-safe); the mirror writes take turns."""
 
-    def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
+    def __init__(self, state: State, store: LocalStore, settings: Settings, *, workers: int = FEED_WORKERS) -> None:
         self.state, self.store = state, store
         self.mirror = FeedMirror(state, store, settings)
-        self._fetcher: FeedFetcher | None = None
-        self._limits_changed = False
+        self.workers = max(1, workers)
+        self._local = threading.local()
+        self._fetchers: set[FeedFetcher] = set()
+        self._limits = 0  # bumped when the settings change: each thread makes its fetcher again
+        self._lock = threading.Lock()
+        self._apply = threading.Lock()  # one feed's mirror pass at a time
+        self._in_flight: set[str] = set()
 
     @property
     def settings(self) -> Settings:
@@ -120,24 +129,42 @@ class FeedPoller:
 
     @settings.setter
     def settings(self, settings: Settings) -> None:
-        # Called from the daemon's main thread on reload: the fetcher (maybe mid-request in the
-        # feed thread) is replaced by that thread itself, at its next poll.
+        # Called from the daemon's main thread on reload: each worker replaces its own fetcher
+        # (maybe mid-request now) at its next poll.
         self.mirror.settings = settings
-        self._limits_changed = True
+        with self._lock:
+            self._limits += 1
 
     def fetcher(self) -> FeedFetcher:
-        if self._fetcher is not None and self._limits_changed:
-            self.close()
-        self._limits_changed = False
-        if self._fetcher is None:
-            f = self.settings.feeds
-            self._fetcher = FeedFetcher(max_bytes=f.max_mb * 1024 * 1024, timeout=f.timeout)
-        return self._fetcher
+        held: tuple[int, FeedFetcher] | None = getattr(self._local, "fetcher", None)
+        with self._lock:
+            limits = self._limits
+        if held is not None and held[0] == limits:
+            return held[1]
+        self._close_own()
+        f = self.settings.feeds
+        made = FeedFetcher(max_bytes=f.max_mb * 1024 * 1024, timeout=f.timeout)
+        self._local.fetcher = (limits, made)
+        with self._lock:
+            self._fetchers.add(made)
+        return made
+
+    def _close_own(self) -> None:
+        held: tuple[int, FeedFetcher] | None = getattr(self._local, "fetcher", None)
+        if held is None:
+            return
+        self._local.fetcher = None
+        with self._lock:
+            self._fetchers.discard(held[1])
+        held[1].close()
 
     def close(self) -> None:
-        if self._fetcher is not None:
-            self._fetcher.close()
-            self._fetcher = None
+        """Close this thread's session and any left by workers that have ended."""
+        self._close_own()
+        with self._lock:
+            left, self._fetchers = list(self._fetchers), set()
+        for fetcher in left:
+            fetcher.close()
 
     # --- which feeds -------------------------------------------------------------------
 
@@ -148,33 +175,70 @@ class FeedPoller:
 
     def remove(self, feed: FeedRow) -> None:
         calendar_id = feed_id(feed.name)
-        self.store.delete_mirror(calendar_id)
-        self.state.forget_mirror(calendar_id)  # its map, texts and busy index, then the feed itself
-        self.state.forget_feed(feed.name, calendar_id)
+        with self._apply:  # not while a poll of it writes its mirror
+            self.store.delete_mirror(calendar_id)
+            self.state.forget_mirror(calendar_id)  # its map, texts and busy index, then the feed itself
+            self.state.forget_feed(feed.name, calendar_id)
         self.mirror.on_change(mirror_name(calendar_id))
 
     def due(self, now: float) -> list[FeedRow]:
-        return [f for f in self.state.feeds() if f.next_poll <= now]
+        with self._lock:
+            busy = set(self._in_flight)
+        return [f for f in self.state.feeds() if f.next_poll <= now and f.name not in busy]
 
     def poll_due(self, now: float | None = None) -> list[FeedReport]:
         now = time.time() if now is None else now
         return [self.poll(feed, now=now) for feed in self.due(now)]
 
     def seconds_to_next(self, now: float) -> float | None:
-        feeds = self.state.feeds()
+        feeds = self.due(float("inf"))  # those not being polled right now
         return None if not feeds else max(0.0, min(f.next_poll for f in feeds) - now)
 
     def run(self, stopping: threading.Event, wake: threading.Event) -> None:
-        """The daemon's feed loop: poll what is due, sleep until the next one (or a wake)."""
+        """The daemon's feed loop: hand what is due to the workers, sleep until the next one
+        is due (or a wake: a reload, a finished poll). A feed is never polled twice at once."""
+        jobs: queue.Queue[str] = queue.Queue()
+        for n in range(self.workers):
+            worker = threading.Thread(
+                target=self._work, args=(jobs, stopping, wake), name=f"feeds-{n + 1}", daemon=True
+            )
+            worker.start()
         while not stopping.is_set():
             try:
-                self.poll_due()
-            except Exception:  # one feed's surprise must not end polling for the process
-                log.exception("feed poll failed")
+                for feed in self.due(time.time()):
+                    with self._lock:
+                        self._in_flight.add(feed.name)
+                    jobs.put(feed.name)
+            except Exception:  # the state could not be read this once: try again at the next wake
+                log.exception("feed scheduling failed")
             wait = self.seconds_to_next(time.time())
-            wake.wait(60.0 if wait is None else min(60.0, max(1.0, wait)))
+            wake.wait(60.0 if wait is None else min(60.0, max(0.2, wait)))
             wake.clear()
         self.close()
+
+    def _work(self, jobs: queue.Queue[str], stopping: threading.Event, wake: threading.Event) -> None:
+        """One worker: poll the feeds it is handed, each with its own timeout and schedule.
+        A worker still waiting on a publisher when the daemon stops is left behind (a daemon
+        thread); nothing it would write is lost, the next start polls again."""
+        try:
+            while not stopping.is_set():
+                try:
+                    name = jobs.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                try:
+                    feed = self.state.feed(name)  # removed meanwhile: nothing to do
+                    if feed is not None and not stopping.is_set():
+                        self.poll(feed)
+                except Exception:  # one feed's surprise must not end polling for the process
+                    if not stopping.is_set():
+                        log.exception("feed %s: poll failed", name)
+                finally:
+                    with self._lock:
+                        self._in_flight.discard(name)
+                    wake.set()  # its next poll time is known now
+        finally:
+            self._close_own()
 
     # --- one feed ----------------------------------------------------------------------
 
@@ -208,7 +272,23 @@ class FeedPoller:
             self.state.update_feed(feed.name, **schedule, **validators, last_error=None)
             log.debug("feed %s: unchanged", feed.name)
             return report
-        split = split_feed(fetched.body)
+        with self._apply:
+            if self.state.feed(feed.name) is None:  # removed while it was being fetched
+                return report
+            return self._apply_body(feed, report, fetched.body, schedule, validators, accept_empty, now, trial)
+
+    def _apply_body(
+        self,
+        feed: FeedRow,
+        report: FeedReport,
+        body: str,
+        schedule: dict[str, float],
+        validators: dict[str, str | None],
+        accept_empty: bool,
+        now: float,
+        trial: bool,
+    ) -> FeedReport:
+        split = split_feed(body)
         if split.calendars == 0:
             not_ical = FeedError("the answer is not an iCalendar feed", url=feed.url)
             return self._failed(feed, report, not_ical, now, trial)
@@ -217,7 +297,7 @@ class FeedPoller:
         change = self._diff(calendar_id, split.resources)
         if change.empty and not accept_empty:
             self.state.update_feed(
-                feed.name, **schedule, **validators, digest=body_digest(fetched.body), last_error=None, held_empty=False
+                feed.name, **schedule, **validators, digest=body_digest(body), last_error=None, held_empty=False
             )
             return report
         self.mirror.details[calendar_id] = feed.privacy
@@ -239,7 +319,7 @@ class FeedPoller:
         report.added, report.updated, report.deleted = synced.added, synced.updated, synced.deleted
         report.copies = synced.copies
         self.state.update_feed(
-            feed.name, **schedule, **validators, digest=body_digest(fetched.body), last_error=None, held_empty=False
+            feed.name, **schedule, **validators, digest=body_digest(body), last_error=None, held_empty=False
         )
         log.info("%s", report.summary())
         return report

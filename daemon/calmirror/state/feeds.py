@@ -6,7 +6,10 @@ any mirrored calendar; this table holds only what is particular to fetching a fe
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+from sqlite_utils.db import NotFoundError
 
 from calmirror.model import FeedRow
 from calmirror.state.base import StateBase
@@ -52,7 +55,7 @@ class FeedTables(StateBase):
         for key in ("allow_http", "held_empty"):
             if key in fields:
                 fields[key] = int(fields[key])
-        with self.transaction() as db:
+        with self.transaction() as db, contextlib.suppress(NotFoundError):  # removed meanwhile
             db.table("feeds").update(name, fields)
 
     def count_feed_requests(self, name: str, n: int) -> None:
