@@ -18,6 +18,7 @@ from calmirror import account, config, control, credentials
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
 from calmirror.local import loopback
+from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, account_of
 from calmirror.reconnect import host_of
 from calmirror.remote import ICloudClient
 from calmirror.state import State
@@ -31,6 +32,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    account: str | None = None  # the account a network check is about (`default` for the first)
 
     def line(self) -> str:
         return f"{'ok     ' if self.ok else 'problem'}  {self.name}: {self.detail}"
@@ -71,55 +73,76 @@ def check_credentials(home: Home, settings: config.Settings, state: State) -> Ch
     )
 
 
-def check_icloud(home: Home, settings: config.Settings, state: State) -> Check:
-    if state.account() is None:
-        return Check("iCloud", False, "not connected")
+def _label(name: str) -> str:
+    return PRIMARY_SPELLING if name == PRIMARY else name
+
+
+def check_name(name: str) -> str:
+    """The first account's check keeps its old name, `iCloud`; a further one is `account NAME`."""
+    return "iCloud" if name == PRIMARY else f"account {name}"
+
+
+def check_icloud(home: Home, settings: config.Settings, state: State, name: str = PRIMARY) -> Check:
+    """One account's server: reachable, the password accepted, its linked and conflict
+    calendars still there. Each account is checked over its own connection."""
+    check = check_name(name)
+    acct = state.account(name)
+    if acct is None:
+        return Check(check, False, "not connected", _label(name))
+    several = len(state.accounts()) > 1
+    who = f"{acct.apple_id} on {host_of(acct.server)}: " if several or name != PRIMARY else ""
     try:
-        client = account.client_for(home, settings, state)
+        client = account.client_for(home, settings, state, name)
     except CalmirrorError as exc:
-        return Check("iCloud", False, exc.message)
+        return Check(check, False, who + exc.message, _label(name))
+    again = "`calmirror connect --again" + ("" if name == PRIMARY else f" --name {name}") + "`"
     try:
-        calendars = account.refresh_calendars(client, state)
+        calendars = account.refresh_calendars(client, state, name)
     except AuthFailed:
         return Check(
-            "iCloud",
+            check,
             False,
-            "the password was refused (revoked?); make a new app-specific password and run `calmirror connect --again`",
+            f"{who}the password was refused (revoked?); make a new app-specific password and run {again}",
+            _label(name),
         )
     except RemoteError as exc:
-        return Check("iCloud", False, _why_unreachable(client, state, exc))
+        return Check(check, False, who + _why_unreachable(client, acct, exc, again), _label(name))
     finally:
         client.close()
-    missing = [c for c in settings.icloud.conflicts if c not in {cal.id for cal in calendars}]
-    if missing:
+    ids = {cal.id for cal in calendars}
+    mine = [c for c in settings.icloud.conflicts if account_of(c) == name]
+    if missing := [c for c in mine if c not in ids]:
         return Check(
-            "iCloud",
+            check,
             False,
-            f"conflict calendar(s) {', '.join(missing)} no longer exist in iCloud; run `calmirror conflicts remove …`",
+            f"{who}conflict calendar(s) {', '.join(missing)} no longer exist on the server; "
+            "run `calmirror conflicts remove …`",
+            _label(name),
         )
-    if settings.icloud.linked and settings.icloud.linked not in {c.id for c in calendars if c.writable}:
-        return Check("iCloud", False, "the linked calendar is gone or read-only; run `calmirror link CALENDAR`")
-    return Check("iCloud", True, f"reachable, password accepted, {len(calendars)} calendars")
+    linked = settings.icloud.linked
+    if linked and account_of(linked) == name and linked not in {c.id for c in calendars if c.writable}:
+        return Check(
+            check, False, f"{who}the linked calendar is gone or read-only; run `calmirror link CALENDAR`", _label(name)
+        )
+    return Check(check, True, f"{who}reachable, password accepted, {len(calendars)} calendars", _label(name))
 
 
-def _why_unreachable(client: ICloudClient, state: State, failure: RemoteError) -> str:
+def _why_unreachable(client: ICloudClient, acct: Account, failure: RemoteError, again: str) -> str:
     """Blame the network only when the front door (the server URL) does not answer either:
     the home lives on a partition host that iCloud can change (ICLOUD.md)."""
-    acct = state.account()
-    if acct is None:
-        return failure.message
     try:
         found = client.discover()
     except RemoteError as unanswered:
-        return f"{unanswered.message}; check the network and `icloud.server`"
+        where = "`icloud.server`" if acct.name == PRIMARY else "the account's server"
+        return f"{unanswered.message}; check the network and {where}"
     front = host_of(acct.server)
     if found.home_url != acct.home_url:
         return (
             f"{failure.message}; {front} now keeps your calendars on {host_of(found.home_url)}: "
-            "the daemon follows it by itself, or run `calmirror connect --again`"
+            f"the daemon follows it by itself, or run {again}"
         )
     return (
-        f"{failure.message}; {front} answers, so your network is fine: iCloud's server for your "
+        f"{failure.message}; {front} answers, so your network is fine: the server for your "
         f"calendars ({host_of(acct.home_url)}) has a problem; calmirror retries and asks {front} again"
     )
 
@@ -214,7 +237,10 @@ def run_checks(home: Home, progress: Callable[[Check], None] | None = None) -> l
     state = State(home.state_db)
     try:
         add(check_credentials(home, settings, state))
-        add(check_icloud(home, settings, state))
+        if state.account() is None:
+            add(check_icloud(home, settings, state))
+        for acct in state.accounts():  # every account, each by its name
+            add(check_icloud(home, settings, state, acct.name))
         add(check_daemon(home, state))
     finally:
         state.close()

@@ -221,3 +221,29 @@ def test_a_further_account_follows_its_own_server_moving_its_home(
     finally:
         engine.connections.close()
         engine.state.close()
+
+
+def test_doctor_checks_every_account_by_name(tmp_path: Path, emu: Emulator, work_emu: Emulator) -> None:
+    home = _two_account_home(tmp_path / "home", emu, work_emu)
+    cli = Cli(home.data_dir)
+    checks = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)}
+    assert checks["iCloud"]["ok"] and checks["iCloud"]["account"] == "default"
+    assert checks["account work"]["ok"] and checks["account work"]["account"] == "work"
+    assert checks["account work"]["detail"].startswith(f"{WORK_ID} on 127.0.0.1:")
+
+    # One account refusing its password is that account's problem, named, with its own fix.
+    work_emu.set_password("revoked-revoked-revoked")
+    said = cli("doctor")
+    assert said.returncode == 1
+    lines = said.stdout.splitlines()
+    assert any(line.startswith("ok       iCloud: ") for line in lines), said.stdout
+    work = next(line for line in lines if "account work" in line)
+    assert work.startswith("problem  account work: work@example.com on ")
+    assert "password was refused" in work and "connect --again --name work" in work
+    assert APP_PASSWORD not in said.stdout + said.stderr
+
+    # An account whose server does not answer at all: the network is named, for that account only.
+    work_emu.stop()
+    checks = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)}
+    assert checks["iCloud"]["ok"]
+    assert not checks["account work"]["ok"] and "check the network" in checks["account work"]["detail"]

@@ -28,13 +28,18 @@ def register_doctor(app: typer.Typer) -> None:
         ctx: typer.Context,
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Check config, credentials, iCloud, the local store, the watcher, disk space and systemd."""
+        """Check config, credentials, every account's server, the local store, the watcher, disk and systemd."""
         from calmirror.doctor import run_checks
 
         c = ctx_of(ctx)
         c.require_home()
         checks = run_checks(c.home, progress=None if json_out else lambda check: console.print(check.line()))
         if json_out:
-            print_json([{"check": k.name, "ok": k.ok, "detail": k.detail} for k in checks])
+            print_json(
+                [
+                    {"check": k.name, "ok": k.ok, "detail": k.detail, **({"account": k.account} if k.account else {})}
+                    for k in checks
+                ]
+            )
         if not all(k.ok for k in checks):
             raise typer.Exit(1)
