@@ -76,3 +76,12 @@ def test_refusals_point_the_way(cli: Cli, server: FeedServer) -> None:
     assert webcal.returncode == 2 and "calmirror feeds add" in one_line(webcal)
     unknown = cli("feeds", "remove", "nope")
     assert unknown.returncode == 2 and "no such feed" in one_line(unknown)
+
+
+def test_feed_and_feeds_say_which_direction_each_is_and_point_at_the_other(cli: Cli) -> None:
+    top = " ".join(cli("--help").stdout.split())
+    assert "feed Outbound: publish your busy times" in top and "feeds Inbound: subscribe to ICS feeds" in top
+    outbound = " ".join(cli("feed", "--help").stdout.split())
+    inbound = " ".join(cli("feeds", "--help").stdout.split())
+    assert outbound.count("Outbound:") == 1 and "calmirror publishes" in outbound and "`calmirror feeds`" in outbound
+    assert inbound.count("Inbound:") == 1 and "you subscribe to" in inbound and "`calmirror feed`" in inbound

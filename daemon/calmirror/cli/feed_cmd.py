@@ -1,4 +1,8 @@
-"""feed enable|disable|rotate|url: the busy-only ICS feed at an unguessable local URL."""
+"""feed enable|disable|rotate|url: the busy-only ICS feed calmirror publishes (outbound).
+
+Not to be confused with `feeds` (plural), the ICS feeds calmirror subscribes to (inbound);
+both names come from the issues that asked for them, so each one's help names the other.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,11 @@ from calmirror.cli.context import Ctx, console, ctx_of
 from calmirror.errors import UserError
 
 app = typer.Typer(
-    help="A busy-only ICS feed (no titles) at an unguessable local URL; off until enabled.", no_args_is_help=True
+    help="Outbound: the ICS feed calmirror publishes of your busy times (no titles) at an unguessable local URL, "
+    "for tools that read one; off until enabled. To subscribe to someone else's feed (inbound), "
+    "see `calmirror feeds`.",
+    short_help="Outbound: publish your busy times as an ICS feed (see `feeds` to subscribe to one).",
+    no_args_is_help=True,
 )
 
 

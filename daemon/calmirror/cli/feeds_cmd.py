@@ -1,4 +1,7 @@
-"""feeds add|list|remove|poll: subscribed ICS feeds whose events block your time."""
+"""feeds add|list|remove|poll|privacy: subscribed ICS feeds (inbound) whose events block your time.
+
+`feed` (singular) is the other direction: the busy-time feed calmirror publishes.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ if TYPE_CHECKING:
     from calmirror.feeds import FeedPoller, FeedReport
 
 app = typer.Typer(
-    help="Subscribed ICS feeds (webcal/https) mirrored read-only; their events block your time.",
+    help="Inbound: ICS feeds you subscribe to (webcal/https), mirrored read-only; their events block your time. "
+    "To publish your own busy times as a feed (outbound), see `calmirror feed`.",
+    short_help="Inbound: subscribe to ICS feeds whose events block your time (see `feed` to publish one).",
     no_args_is_help=True,
 )
 
