@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from calmirror.emulator import Emulator
-from calmirror.remote.client import CTAG_TOKEN
+from calmirror.remote.changes import CTAG_TOKEN
 from tests.helpers import connected_home, engine_for, event
 
 
