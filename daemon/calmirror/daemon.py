@@ -252,13 +252,17 @@ class Daemon:
             log.error("reload refused, keeping the running config: %s", exc.message)
             return
         self.settings = settings
+        # Clients are renewed before anything lifts a refused password's hold (engine.reload,
+        # reset_auth), and a drain gives up a stale client as soon as it sees that (`_drain`):
+        # a request sent with the old password once the hold is lifted would be refused again
+        # and hold the account until the next reconnect.
+        self._client_generation += 1
         self.engine.reload(settings)
         self.feeds.settings = settings
         self.busy.settings = settings
         self.busy_calendar.mark_changed()  # the busy rules may have changed
         self.engine.health.reset_auth()
         self.state.retry_pending_now()  # rows held for a calendar that is gone may have one now
-        self._client_generation += 1
         log.info("configuration reloaded")
         self.mirror_wake.set()
         self.feeds_wake.set()  # a feed added or removed by the CLI
@@ -290,6 +294,15 @@ class Daemon:
             log.error("%s", exc.message)
             return None
 
+    def _drain(self, held: tuple[int, ICloudClient] | None) -> None:
+        """Push what is due over `held`, until a reload makes it stale (it may carry a new
+        password) or the daemon stops."""
+
+        def should_stop() -> bool:
+            return self.stopping.is_set() or (held is not None and held[0] != self._client_generation)
+
+        self.engine.pusher.drain(held[1] if held else None, should_stop=should_stop)
+
     def _shortest_hold(self) -> float:
         """The mirror loop waits out a Retry-After only when every account asked for one."""
         connections = self.engine.connections
@@ -313,7 +326,7 @@ class Daemon:
                 self.engine.detector.scan()
                 held = self._client(held)
                 if self.state.account() is not None:
-                    self.engine.pusher.drain(held[1] if held else None, should_stop=self.stopping.is_set)
+                    self._drain(held)
             except CalmirrorError as exc:
                 log.error("push: %s", exc.message)
             due = self.state.next_due()

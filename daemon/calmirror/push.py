@@ -99,8 +99,11 @@ class Pusher:
         us to wait, or on shutdown. `client` talks to the first account. A row whose own
         account is held is put back untried until the hold ends."""
         results: list[PushResult] = []
-        while (limit is None or len(results) < limit) and not should_stop():
-            if self._all_held():
+        while limit is None or len(results) < limit:
+            # The holds before `should_stop`: the daemon renews its clients (stopping a drain
+            # over the old one) before a reconnect lifts a refused password's hold, so a drain
+            # that finds the hold lifted never sends a row with the old password.
+            if self._all_held() or should_stop():
                 break
             rows = self.state.claim(time.time(), limit=1)
             if not rows:
