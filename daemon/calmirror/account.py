@@ -113,11 +113,14 @@ def _password_key(settings: Settings, name: str) -> dict[str, str]:
     return {"backend": settings.icloud.credential, "account": name}
 
 
-def connect(
-    home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str, name: str = PRIMARY
-) -> list[CalendarRow]:
-    """Validate the credentials by discovery and listing, then store them (as the first
-    account, or as a further one under `name`). Nothing is stored when any step fails."""
+def is_icloud_login(server: str, user: str, name: str = PRIMARY) -> bool:
+    """Whether a login is held to iCloud's rules (an Apple ID, an app-specific password): the
+    first account always (the emulator stands in for iCloud), a further one only at iCloud."""
+    return name == PRIMARY or identity(server, user)[0] == ICLOUD_HOST
+
+
+def check_not_connected(state: State, server: str, apple_id: str) -> None:
+    """One connection per account: the same login at the same server is refused."""
     host, user = identity(server, apple_id)
     for other in state.accounts():
         other_host, other_user = identity(other.server, other.apple_id)
@@ -125,6 +128,10 @@ def connect(
         # server was given as (a test front door, a partition host).
         if user == other_user and host in (other_host, ICLOUD_HOST):
             raise AlreadyConnected(apple_id, other.label)
+
+
+def check_account_slot(state: State, name: str) -> None:
+    """Whether an account can be added under `name` (PRIMARY: as the first one)."""
     first = state.account()
     if name == PRIMARY and first:
         raise UserError(
@@ -137,6 +144,15 @@ def connect(
             raise UserError("connect the first account without --name: `calmirror connect --apple-id EMAIL`")
         if state.account(name) is not None:
             raise UserError(f"an account named {name!r} exists; choose another --name or `calmirror accounts list`")
+
+
+def connect(
+    home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str, name: str = PRIMARY
+) -> list[CalendarRow]:
+    """Validate the credentials by discovery and listing, then store them (as the first
+    account, or as a further one under `name`). Nothing is stored when any step fails."""
+    check_not_connected(state, server, apple_id)
+    check_account_slot(state, name)
     from calmirror.remote.client import ICloudClient  # requests, lxml: only when a command talks to iCloud
 
     client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
@@ -255,6 +271,25 @@ def remove_account(home: Home, settings: Settings, state: State, label: str) -> 
     credentials.forget_icloud_password(home, acct.apple_id, **_password_key(settings, acct.name))
     state.forget_account(acct.name)
     return acct, dropped
+
+
+def remove_account_and_roles(
+    home: Home, settings: Settings, state: State, label: str
+) -> tuple[Account, list[str], Settings]:
+    """`calmirror accounts remove`: forget a named account (`remove_account`) and drop its
+    calendars from the linked and conflict choices in the config. Returns the account, the
+    dropped ids and the settings now in force; the mirrors go at the next prune (the
+    daemon's, on the reload the caller asks for, or the caller's own)."""
+    from calmirror import config_edit
+
+    acct, dropped = remove_account(home, settings, state, label)
+    if dropped:
+        if settings.icloud.linked in dropped:
+            settings = config_edit.set_linked(home.config_file, None, also_conflict=False)
+        settings = config_edit.set_conflicts(
+            home.config_file, [i for i in settings.icloud.conflicts if i not in dropped]
+        )
+    return acct, dropped, settings
 
 
 def is_subscription(text: str) -> bool:

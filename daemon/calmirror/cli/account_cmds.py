@@ -126,9 +126,7 @@ def register(app: typer.Typer) -> None:
             return
         if apple_id is None:
             raise UserError("give --apple-id EMAIL (or --again to check the connected account again)")
-        # The first account is held to iCloud's rules as always (the emulator stands in for
-        # it); a further one only when it is at iCloud.
-        icloud = name is None or account.identity(server, apple_id)[0] == account.ICLOUD_HOST
+        icloud = account.is_icloud_login(server, apple_id, name or PRIMARY)
         if icloud:
             account.check_apple_id(apple_id)
         account.check_server(server)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from calmirror import config_edit, control
+from calmirror import control
 from calmirror.cli.calendar_cmds import remove_mirrors
 from calmirror.cli.context import console, ctx_of, print_json
 from calmirror.model import account_of
@@ -78,14 +78,9 @@ def accounts_remove(
 
     c = ctx_of(ctx)
     c.require_home()
-    acct, dropped = account.remove_account(c.home, c.settings, c.state, name)
+    acct, dropped, c._settings = account.remove_account_and_roles(c.home, c.settings, c.state, name)
     if dropped:
-        if c.settings.icloud.linked in dropped:
-            c._settings = config_edit.set_linked(c.home.config_file, None, also_conflict=False)
-        c._settings = config_edit.set_conflicts(
-            c.home.config_file, [i for i in c.settings.icloud.conflicts if i not in dropped]
-        )
-        remove_mirrors(c)
+        remove_mirrors(c)  # only when no daemon runs: a running one prunes them on the reload below
     control.signal_daemon(c.home.pid_file, signal.SIGHUP)
     console.print(
         f"Removed account {acct.label} ({acct.apple_id})"

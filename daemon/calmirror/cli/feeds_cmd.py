@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import time
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit
 
 import typer
 from rich.table import Table
@@ -16,7 +15,7 @@ from rich.table import Table
 from calmirror import control, credentials
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.errors import UserError
-from calmirror.local.layout import feed_id, is_valid_slug, mirror_name
+from calmirror.local.layout import feed_id, mirror_name
 from calmirror.model import FeedRow
 
 if TYPE_CHECKING:
@@ -47,14 +46,6 @@ def _find(c: Ctx, name: str) -> FeedRow:
     return feed
 
 
-def _default_name(url: str, taken: set[str]) -> str:
-    from calmirror.mirror import slugify
-
-    parts = urlsplit(url)
-    stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics") or (parts.hostname or "feed")
-    return slugify(stem, taken, parts.hostname or "feed")
-
-
 def _daemon_running(c: Ctx) -> bool:
     return control.read_pid(c.home.pid_file) is not None
 
@@ -69,27 +60,12 @@ def add(
     allow_http: Annotated[bool, typer.Option("--allow-http", help="Accept a plain http:// URL.")] = False,
 ) -> None:
     """Subscribe to an ICS feed: mirror it into feed-NAME/ and count its busy time."""
-    from calmirror.feeds import describe_interval, parse_interval
-    from calmirror.remote.feed import normalise_url, shown_url
+    from calmirror.feed_choices import new_feed
+    from calmirror.feeds import describe_interval
 
     c = ctx_of(ctx)
-    if privacy not in ("full", "busy"):
-        raise UserError(f"--privacy must be 'full' or 'busy', not {privacy!r}")
-    try:
-        seconds = parse_interval(interval)
-    except ValueError as exc:
-        raise UserError(f"--interval {exc}") from None
-    target = normalise_url(url, allow_http=allow_http)
-    feeds = c.state.feeds()
-    if any(f.url == target for f in feeds):
-        raise UserError(f"{shown_url(target)} is already subscribed")
-    taken = {f.name for f in feeds}
-    chosen = name if name is not None else _default_name(target, taken)
-    if not is_valid_slug(feed_id(chosen)):
-        raise UserError(f"--name {chosen!r}: use letters, digits, '.', '_' or '-' (up to 100)")
-    if chosen in taken:
-        raise UserError(f"a feed named {chosen!r} exists; choose another --name")
-    feed = FeedRow(chosen, target, name or chosen, seconds, privacy, allow_http)
+    feed = new_feed(c.state, url, name, interval, privacy, allow_http)
+    chosen, seconds = feed.name, feed.interval
     c.state.add_feed(feed, feed_id(chosen))
     if _daemon_running(c):
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
@@ -173,17 +149,13 @@ def privacy(
     details: Annotated[str, typer.Argument(help="full: copy everything; busy: only busy times.")],
 ) -> None:
     """Copy everything of a feed, or only its busy times; its mirror is rewritten at the next poll."""
+    from calmirror.feed_choices import check_privacy, set_privacy
+
     c = ctx_of(ctx)
-    if details not in ("full", "busy"):
-        raise UserError(f"privacy must be 'full' or 'busy', not {details!r}")
-    feed = _find(c, name)
-    if feed.privacy == details:
+    check_privacy(details, "privacy")
+    if not set_privacy(c.state, _find(c, name), details):
         console.print(f"Feed {name} is already {details}.")
         return
-    # Every local copy is made again from the kept texts' source: the next poll fetches the
-    # whole feed (no validators) and rewrites each object (no ETags).
-    c.state.refetch_mirror(feed_id(name))
-    c.state.update_feed(name, privacy=details, etag=None, last_modified=None, digest=None, next_poll=0.0)
     if _daemon_running(c):
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         console.print(f"Feed {name}: {details}; the running daemon rewrites {mirror_name(feed_id(name))}/ now.")
