@@ -19,6 +19,14 @@ from calmirror.state import State
 PRIVACY = ("full", "busy")
 
 
+def find_feed(state: State, name: str) -> FeedRow:
+    feed = state.feed(name)
+    if feed is None:
+        known = ", ".join(f.name for f in state.feeds()) or "none yet; `calmirror feeds add URL`"
+        raise UserError(f"{name}: no such feed (feeds: {known})")
+    return feed
+
+
 def check_privacy(privacy: str, what: str = "--privacy") -> None:
     if privacy not in PRIVACY:
         raise UserError(f"{what} must be 'full' or 'busy', not {privacy!r}")

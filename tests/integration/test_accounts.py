@@ -170,9 +170,10 @@ def test_one_account_refusing_its_password_never_stops_the_others_traffic(
         accounts = {a["name"]: a["connection"]["state"] for a in status_json(run.home)["accounts"]}
         assert accounts == {"default": "auth_failed", "work": "ok"}
         html = logged_in(run).get(page(run, "connection"), timeout=10).text
-        listed = html[html.index('id="accounts"') :].split("</ul>")[0]
-        first, work = listed.split("work@example.com")
-        assert "Password refused" in first and "Connected" in work
+        first = html[html.index('id="account-default"') :].split("</section>")[0]
+        work = html[html.index('id="account-work"') :].split("</section>")[0]
+        assert "Password refused" in first and APPLE_ID in first
+        assert "Connected: The server answers" in work and WORK_ID in work
     assert "refused" in caplog.text and APP_PASSWORD not in caplog.text  # no secret in any log line
 
 

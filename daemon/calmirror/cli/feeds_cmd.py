@@ -39,11 +39,9 @@ def poller(c: Ctx) -> FeedPoller:
 
 
 def _find(c: Ctx, name: str) -> FeedRow:
-    feed = c.state.feed(name)
-    if feed is None:
-        known = ", ".join(f.name for f in c.state.feeds()) or "none yet; `calmirror feeds add URL`"
-        raise UserError(f"{name}: no such feed (feeds: {known})")
-    return feed
+    from calmirror.feed_choices import find_feed
+
+    return find_feed(c.state, name)
 
 
 def _daemon_running(c: Ctx) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from calmirror import account, config_edit, logs
 from calmirror.availability.sources import BusySources
@@ -20,9 +20,12 @@ from calmirror.cli.errors import message_for
 from calmirror.config import Settings
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
-from calmirror.model import CalendarRow
+from calmirror.model import PRIMARY, PRIMARY_SPELLING, CalendarRow
 from calmirror.state import State
 from calmirror.web.http import errors_of
+
+if TYPE_CHECKING:
+    from calmirror.feeds import FeedPoller
 
 log = logging.getLogger("calmirror.web")
 
@@ -39,6 +42,11 @@ class Backend(Protocol):
     def reload(self) -> None: ...
 
     def wake_push(self) -> None: ...
+
+    def wake_feeds(self) -> None: ...
+
+    @property
+    def feeds(self) -> FeedPoller: ...
 
 
 Errors = dict[str, str]
@@ -73,22 +81,31 @@ def _password_refused(error: AuthFailed, password: str) -> str:
     return "\n".join([f"warning: {warning}", message_for(error)] if warning else [message_for(error)])
 
 
-def connect(backend: Backend, apple_id: str, password: str, server: str) -> Errors:
-    """`calmirror connect`: the same checks and words, each under its field."""
+def connect(backend: Backend, apple_id: str, password: str, server: str, name: str = "") -> Errors:
+    """`calmirror connect` (with `--name` for a further account): the same checks and words,
+    each under its field."""
+    named = name or PRIMARY
+    icloud = account.is_icloud_login(server, apple_id, named)
+    state = backend.state
     errors = errors_of(
         {
-            "apple_id": _refusal(account.check_apple_id, apple_id),
+            "name": _refusal(account.check_account_slot, state, named) if name or state.account() else None,
+            "apple_id": _refusal(account.check_apple_id, apple_id)
+            if icloud
+            else (None if apple_id else "enter the user name of your account on that server"),
             "password": _refusal(account.check_password, password),
             "server": _refusal(account.check_server, server),
         }
     )
+    if not errors:
+        errors = errors_of({"apple_id": _refusal(account.check_not_connected, state, server, apple_id)})
     if errors:
         return errors
     logs.redact(password)
     try:
-        account.connect(backend.home, backend.settings(), backend.state, apple_id, password, server)
+        account.connect(backend.home, backend.settings(), state, apple_id, password, server, named)
     except AuthFailed as error:
-        return {"password": _password_refused(error, password)}
+        return {"password": _password_refused(error, password) if icloud else message_for(error)}
     except RemoteError as error:
         return {"server": message_for(error)}
     except CalmirrorError as error:
@@ -97,13 +114,14 @@ def connect(backend: Backend, apple_id: str, password: str, server: str) -> Erro
     return {}
 
 
-def reconnect(backend: Backend, password: str) -> Errors:
-    """`calmirror connect --again`: check again and rediscover; an empty password keeps the
-    stored one, as Enter does at the CLI's prompt."""
+def reconnect(backend: Backend, password: str, label: str = PRIMARY_SPELLING) -> Errors:
+    """`calmirror connect --again [--name NAME]`: check again and rediscover; an empty
+    password keeps the stored one, as Enter does at the CLI's prompt."""
     if password:
         logs.redact(password)
     try:
-        account.reconnect(backend.home, backend.settings(), backend.state, password or None)
+        acct = account.account_named(backend.state, label)
+        account.reconnect(backend.home, backend.settings(), backend.state, password or None, acct.name)
     except AuthFailed as error:
         return {"new_password": _password_refused(error, password)}
     except CalmirrorError as error:
@@ -112,10 +130,19 @@ def reconnect(backend: Backend, password: str) -> Errors:
     return {}
 
 
-def disconnect(backend: Backend) -> str | None:
-    apple_id = account.disconnect(backend.home, backend.settings(), backend.state)
+def disconnect(backend: Backend, label: str = PRIMARY_SPELLING) -> tuple[str | None, Errors]:
+    """`calmirror disconnect` for the first account, `calmirror accounts remove NAME` for a
+    further one: its password and calendars are forgotten, its mirrors go at the reload."""
+    try:
+        if label == PRIMARY_SPELLING:
+            apple_id = account.disconnect(backend.home, backend.settings(), backend.state)
+        else:
+            acct, _, _ = account.remove_account_and_roles(backend.home, backend.settings(), backend.state, label)
+            apple_id = acct.apple_id
+    except CalmirrorError as error:
+        return None, {"disconnect": message_for(error)}
     backend.reload()
-    return apple_id
+    return apple_id, {}
 
 
 def choose_calendars(backend: Backend, choice: Choice) -> Errors:
@@ -163,12 +190,9 @@ def choose_calendars(backend: Backend, choice: Choice) -> Errors:
 
 
 def refresh_calendars(backend: Backend) -> Errors:
+    """`calmirror calendars`: every account listed again, each over its own connection."""
     try:
-        client = account.client_for(backend.home, backend.settings(), backend.state)
-        try:
-            account.refresh_calendars(client, backend.state)
-        finally:
-            client.close()
+        account.refresh_all(backend.home, backend.settings(), backend.state)
     except CalmirrorError as error:
         return {"refresh": message_for(error)}
     return {}

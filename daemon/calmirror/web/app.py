@@ -45,6 +45,7 @@ from calmirror.web.http import (
 
 if TYPE_CHECKING:  # the daemon imports this module
     from calmirror.daemon import Daemon
+    from calmirror.feeds import FeedPoller
 
 log = logging.getLogger("calmirror.web")
 BASE = PREFIX + "/"
@@ -53,9 +54,13 @@ DONE = {  # what a finished action says; only these keys are ever shown, never t
     "connected": "Connected. Choose the linked and conflict calendars below.",
     "reconnected": "The new password works; syncing resumes.",
     "disconnected": "Disconnected. Local appointments are untouched.",
+    "removed": "Account removed; its mirrors go within a few seconds. Local appointments are untouched.",
     "calendars": "Saved. Mirrors follow within a few seconds.",
-    "refreshed": "Calendar list refreshed from iCloud.",
+    "refreshed": "Calendar lists refreshed from every account.",
     "retried": "Failed appointments are queued again.",
+    "feed-added": "Subscribed. The feed is fetched now; its events and any problem show below.",
+    "feed-privacy": "Saved. The feed's mirror is rewritten now.",
+    "feed-removed": "Unsubscribed: the feed's mirror is gone.",
 }
 
 
@@ -78,6 +83,9 @@ class WebApp:
             ("GET", "calendars"): calendars_page.calendars,
             ("POST", "calendars"): calendars_page.save,
             ("POST", "calendars/refresh"): calendars_page.refresh,
+            ("POST", "feeds/add"): calendars_page.add_feed,
+            ("POST", "feeds/privacy"): calendars_page.feed_privacy,
+            ("POST", "feeds/remove"): calendars_page.remove_feed,
             ("GET", "connection"): connection_page.connection,
             ("POST", "connection/connect"): connection_page.connect,
             ("POST", "connection/reconnect"): connection_page.reconnect,
@@ -216,6 +224,13 @@ class DaemonBackend:
 
     def wake_push(self) -> None:
         self.daemon.push_wake.set()
+
+    def wake_feeds(self) -> None:
+        self.daemon.feeds_wake.set()
+
+    @property
+    def feeds(self) -> FeedPoller:
+        return self.daemon.feeds  # made after the page: read when a form needs it
 
 
 def page_for(daemon: Daemon) -> WebApp:
