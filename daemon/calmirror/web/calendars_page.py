@@ -4,11 +4,13 @@ one form), and the subscribed feeds (add, privacy, remove)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from calmirror import account
 from calmirror.model import PRIMARY_SPELLING, CalendarRow, account_of
+from calmirror.remote.feed import shown_url
 from calmirror.web import actions, feed_actions
 from calmirror.web.http import Request, Response, redirect
 
@@ -60,7 +62,6 @@ def feed_rows(app: WebApp) -> list[dict[str, Any]]:
     """Each feed as `feeds list` shows it: the URL without any password, events, last poll."""
     from calmirror.feeds import describe_interval
     from calmirror.local.layout import feed_id, mirror_name
-    from calmirror.remote.feed import shown_url
 
     state, now = app.backend.state, time.time()
     rows = []
@@ -111,7 +112,8 @@ def add_feed(app: WebApp, request: Request) -> Response:
     )
     errors = feed_actions.add(app.backend, form)
     if errors:
-        return calendars(app, request, errors, feed_form=form)
+        # Shown again without any user:password@ part: a secret is never rendered back.
+        return calendars(app, request, errors, feed_form=replace(form, url=shown_url(form.url)))
     return redirect(app.base + "calendars?done=feed-added")
 
 
