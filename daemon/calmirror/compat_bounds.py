@@ -1,0 +1,121 @@
+"""Bounding recurrence rules Radicale would refuse for counting too far.
+
+Radicale refuses an object whose rule it counts past `max_occurrences`, and it counts by
+its own estimate: (UNTIL - DTSTART) / one FREQ unit, ignoring INTERVAL and filters, with
+the RDATEs added. A rule with a COUNT or UNTIL beyond that (`COUNT=1000000000`, apps'
+"forever") is given an UNTIL at its last occurrence before the horizon, and never past the
+limit-th occurrence; busy time still counts the exact text in full (`compat`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from itertools import islice
+
+import icalendar
+from dateutil import rrule
+
+from calmirror.availability import zones
+from calmirror.ical_lines import Event, Resource, name_of, params_of, value_of
+
+# Radicale's own guess of one occurrence's length per FREQ (radicale.item RRULE_FREQUENCIES_TO_INTERVAL).
+_FREQ_SECONDS = {
+    "YEARLY": 86400 * 365,
+    "MONTHLY": 86400 * 365 / 12,
+    "WEEKLY": 86400 * 7,
+    "DAILY": 86400,
+    "HOURLY": 3600,
+    "MINUTELY": 60,
+    "SECONDLY": 1,
+}
+
+
+def _freq(parts: list[str]) -> str:
+    return next((p.split("=", 1)[1].upper() for p in parts if p.upper().startswith("FREQ=")), "")
+
+
+def bound_rules(resource: Resource, horizon: dt.date, limit: int) -> bool:
+    """Bound every RRULE of `resource` that Radicale would count past `limit` occurrences or
+    the horizon; returns whether one was."""
+    changed = False
+    for event in resource.events:
+        for index, line in event.top():
+            if name_of(line) != "RRULE":
+                continue
+            bounded = _bounded(resource, event, value_of(line), horizon, limit)
+            if bounded is not None and bounded != value_of(line):
+                event.lines[index] = "RRULE" + params_of(line) + ":" + bounded
+                changed = True
+    return changed
+
+
+def _bounded(resource: Resource, event: Event, rule: str, horizon: dt.date, limit: int) -> str | None:
+    """The rule with COUNT/UNTIL replaced by an UNTIL at its last occurrence before the
+    horizon, at most the limit-th; None when the rule ends well before either."""
+    start_line = event.get("DTSTART")
+    if start_line is None:
+        return None
+    parts = [p for p in rule.split(";") if p]
+    has_end = any(p.upper().startswith(("COUNT=", "UNTIL=")) for p in parts)
+    if not has_end:
+        return None  # Radicale does not count open-ended rules
+    start, form, tz = _start(resource, start_line)
+    # Radicale also estimates (UNTIL - DTSTART) / one FREQ unit, ignoring INTERVAL and
+    # filters, and counts RDATEs with the rule: stay under both, with a day to spare
+    # for the zone offset.
+    unit = _FREQ_SECONDS.get(_freq(parts), 1.0)
+    limit -= 1 + sum(value_of(line).count(",") + 1 for line in event.all("RDATE"))
+    estimated = start + dt.timedelta(seconds=unit * limit) - dt.timedelta(days=1)
+    stop = min(dt.datetime.combine(horizon, dt.time()), estimated)
+    try:
+        walk = rrule.rrulestr(rule, dtstart=start, ignoretz=True, cache=False)
+        kept = list(islice(walk.xafter(start - dt.timedelta(seconds=1), inc=True), limit + 1))
+    except (ValueError, TypeError, OverflowError):
+        return None
+    inside = [occurrence for occurrence in kept if occurrence < stop][:limit]
+    if len(inside) == len(kept) and len(kept) <= limit:
+        return None  # ends before both the horizon and the limit: Radicale refused something else
+    if not inside:
+        return None
+    last = inside[-1]
+    plain = [p for p in parts if not p.upper().startswith(("COUNT=", "UNTIL="))]
+    return ";".join([*plain, "UNTIL=" + _until(last, form, tz)])
+
+
+def _start(resource: Resource, line: str) -> tuple[dt.datetime, str, dt.tzinfo | None]:
+    """DTSTART as a naive local date-time, its form (date, floating, utc, zoned), its zone."""
+    value = value_of(line).strip()
+    params = params_of(line).upper()
+    if ("VALUE=DATE" in params and "VALUE=DATE-TIME" not in params) or len(value) == 8:
+        return dt.datetime.strptime(value[:8], "%Y%m%d"), "date", None
+    naive = dt.datetime.strptime(value.rstrip("Zz")[:15], "%Y%m%dT%H%M%S")
+    if value.upper().endswith("Z"):
+        return naive, "utc", dt.UTC
+    tzid = re.search(r'TZID=("[^"]*"|[^;:]*)', params_of(line), re.IGNORECASE)
+    if not tzid:
+        return naive, "floating", None
+    tz, _ = zones.zone_for(tzid.group(1).strip('"'), _own_zones(resource))
+    return naive, "zoned" if tz else "floating", tz
+
+
+def _own_zones(resource: Resource) -> dict[str, icalendar.Timezone]:
+    own: dict[str, icalendar.Timezone] = {}
+    for block in resource.timezones:
+        try:
+            wrapped = icalendar.Calendar.from_ical("\r\n".join(["BEGIN:VCALENDAR", *block, "END:VCALENDAR", ""]))
+        except Exception:
+            continue
+        for tz in wrapped.walk("VTIMEZONE"):
+            if isinstance(tz, icalendar.Timezone) and "TZID" in tz:
+                own[str(tz["TZID"])] = tz
+    return own
+
+
+def _until(last: dt.datetime, form: str, tz: dt.tzinfo | None) -> str:
+    if form == "date":
+        return last.strftime("%Y%m%d")
+    if form == "floating":
+        return last.strftime("%Y%m%dT%H%M%S")
+    aware = last.replace(tzinfo=tz) if form == "zoned" else last.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
