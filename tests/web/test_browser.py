@@ -17,7 +17,10 @@ import pytest
 
 from calmirror.emulator import Emulator
 from calmirror.home import Home
+from calmirror.testing.feed_server import FeedServer, feed_text
 from tests.helpers import APP_PASSWORD, APPLE_ID, Running, daemon_running, event, wait_for
+
+WORK_ID = "work@example.com"
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
@@ -183,3 +186,68 @@ def test_a_form_without_its_csrf_token_is_refused(world: World) -> None:
     token = world.page.locator("form[action$='outbox/retry'] input[name=csrf], form[action$='logout'] input[name=csrf]")
     accepted = world.page.request.post(url, form={"csrf": token.first.input_value()}, max_redirects=0)
     assert accepted.status == 303
+
+
+def test_a_second_account_and_a_feed_set_up_and_removed_in_the_browser(world: World) -> None:
+    """After the first set-up: a second account added by name, one of its calendars ticked as
+    `work/Home`, a feed subscribed, both in the week; then the account removed again."""
+    page = world.page
+    rota = feed_text([("rota-1", "20261210T140000Z", "20261210T160000Z")])
+    with Emulator(apple_id=WORK_ID, password=APP_PASSWORD, seed="sample") as work, FeedServer() as feeds:
+        feeds.publish("/rota.ics", rota)
+        world.go("connection")
+        expect(page.locator("#account-default .health")).to_contain_text("Connected")
+        page.fill("#name", "work")
+        page.fill("#apple_id", WORK_ID)
+        page.fill("#password", APP_PASSWORD)
+        page.click("summary:has-text('Server')")
+        page.fill("#server", work.url)
+        page.click("button:has-text('Add account')")
+        expect(page.locator("h1")).to_have_text("Calendars")
+        expect(page.locator('tr[data-calendar="work/Home"]')).to_be_visible()
+        expect(page.locator('tr[data-calendar="default/Work"] input[name=linked]')).to_be_checked()
+        page.get_by_label("work/Home blocks time").check()
+        page.click("button:has-text('Save')")
+        expect(page.locator(".done")).to_contain_text("Saved")
+
+        page.fill("#feed_url", feeds.url("/rota.ics"))
+        page.click("button:has-text('Subscribe')")
+        expect(page.locator("#feed_url + #feed_url-error")).to_contain_text("--allow-http")
+        page.check("#feed_allow_http")
+        page.fill("#feed_name", "rota")
+        page.click("button:has-text('Subscribe')")
+        expect(page.locator(".done")).to_contain_text("Subscribed")
+        row = page.locator('tr[data-feed="rota"]')
+        for _ in range(100):
+            if row.locator(".events").inner_text() == "1":
+                break
+            page.wait_for_timeout(200)
+            page.reload()
+        expect(row.locator(".events")).to_have_text("1")
+        page.screenshot(path=str(ARTIFACTS / "calendars-two-accounts-and-a-feed.png"), full_page=True)
+
+        world.go(WEEK)
+        for _ in range(100):
+            if (
+                page.locator('.block[data-source="feed-rota"]').count()
+                and page.locator('.block[data-source="icloud-work-home"]').count()
+            ):
+                break
+            page.wait_for_timeout(200)
+            page.reload()
+        thursday = page.locator('.day[data-date="2026-12-10"]')
+        expect(thursday.locator('.block[data-source="feed-rota"]')).to_contain_text("Shift rota-1")
+        expect(page.locator('.block[data-source="icloud-work-home"]').first).to_contain_text("work/Home")
+        page.screenshot(path=str(ARTIFACTS / "week-two-accounts-and-a-feed.png"), full_page=True)
+
+        world.go("connection")
+        expect(page.locator("#account-work .health")).to_contain_text("Connected")
+        page.screenshot(path=str(ARTIFACTS / "connection-two-accounts.png"), full_page=True)
+        page.get_by_label("Disconnect work").click()
+        expect(page.locator(".done")).to_contain_text("Account removed")
+        expect(page.locator("#account-work")).to_have_count(0)
+        world.go("calendars")
+        expect(page.locator('tr[data-calendar="Home"]')).to_be_visible()  # one account: bare names again
+        page.get_by_label("Remove feed rota").click()
+        expect(page.locator(".done")).to_contain_text("Unsubscribed")
+        expect(page.locator("#feeds-none")).to_be_visible()

@@ -11,7 +11,8 @@ import re
 
 from calmirror.availability.sources import PUSHED_IN_ICLOUD, BusySources
 from calmirror.config import Settings
-from calmirror.local.layout import APPOINTMENTS, BLOCKED, feed_id, mirror_name
+from calmirror.local.layout import APPOINTMENTS, BLOCKED, feed_id, is_feed_id, mirror_name
+from calmirror.model import PRIMARY_SPELLING, account_of
 from calmirror.state import State
 from calmirror.web.week import DEFAULT_HOURS, DEFAULT_SLOT, SourceLabel, Week, build_week
 
@@ -38,6 +39,11 @@ def source_labels(state: State, settings: Settings) -> dict[str, SourceLabel]:
     }
     calendars = {c.id: c for c in state.calendars()}
     names = state.calendar_names()
+    if len(state.accounts()) > 1:  # as the CLI names them: work/Home beside default/Home
+        names = {
+            cal_id: f"{account_of(cal_id) or PRIMARY_SPELLING}/{name}" if not is_feed_id(cal_id) else name
+            for cal_id, name in names.items()
+        }
     feeds = {feed_id(f.name): f.privacy for f in state.feeds()}  # a feed's privacy is its own, not config's
     for row in state.mirrors():
         cal_id = row.calendar_id
