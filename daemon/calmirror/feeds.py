@@ -36,6 +36,7 @@ from calmirror.state import State
 
 log = logging.getLogger("calmirror.feeds")
 FEED_WORKERS = 4  # feeds fetched at once: enough that a few hanging publishers block nothing
+MAX_BACKOFF_S = 6 * 3600.0  # a feed failing again and again is still tried four times a day
 
 EMPTIED = (
     "the feed lists no events; its mirror was kept (run `calmirror feeds poll {name} --accept-empty` if that is right)"
@@ -122,6 +123,7 @@ class FeedPoller:
         self._lock = threading.Lock()
         self._apply = threading.Lock()  # one feed's mirror pass at a time
         self._in_flight: set[str] = set()
+        self._failures: dict[str, int] = {}  # failures in a row, per feed, in this process
 
     @property
     def settings(self) -> Settings:
@@ -261,6 +263,8 @@ class FeedPoller:
         except RemoteError as exc:
             return self._failed(feed, report, exc, now, trial)
         report.requests = fetched.requests
+        with self._lock:
+            self._failures.pop(feed.name, None)  # it answered: the backoff starts again from the interval
         self.state.count_feed_requests(feed.name, fetched.requests)
         floor = max(feed.interval, fetched.max_age or 0.0)
         schedule = {"next_poll": now + floor, "last_poll": now}
@@ -332,9 +336,12 @@ class FeedPoller:
     def _failed(
         self, feed: FeedRow, report: FeedReport, exc: RemoteError, now: float, trial: bool = False
     ) -> FeedReport:
-        """The mirror stays as it was; the next try waits the interval, or longer when the
-        server said so (Retry-After)."""
-        wait = feed.interval
+        """The mirror stays as it was; the next try waits the interval, doubled for each
+        failure in a row (up to `MAX_BACKOFF_S`, or the interval when that is longer), and
+        longer still when the server said so (Retry-After)."""
+        with self._lock:
+            failures = self._failures[feed.name] = self._failures.get(feed.name, 0) + 1
+        wait = min(feed.interval * 2 ** min(failures - 1, 16), max(feed.interval, MAX_BACKOFF_S))
         if isinstance(exc, Unavailable) and exc.retry_after is not None:
             wait = max(wait, exc.retry_after)
         report.outcome, report.error = "failed", exc.message

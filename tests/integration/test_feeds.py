@@ -317,3 +317,29 @@ def test_what_the_store_refuses_gets_a_compatible_copy_and_still_counts(server: 
     )
     assert (datetime(2026, 12, 7, 9, tzinfo=UTC), datetime(2026, 12, 7, 10, tzinfo=UTC)) in busy
     assert (datetime(2026, 12, 6, 14, tzinfo=UTC), datetime(2026, 12, 6, 16, tzinfo=UTC)) in busy
+
+
+def test_a_failing_feed_backs_off_on_its_own_and_starts_again_when_it_answers(server: FeedServer, parts: Parts) -> None:
+    state, store, settings = parts
+    server.publish("/rota.ics", feed_text(ROTA))
+    server.publish("/other.ics", feed_text(ROTA[:1]))
+    poller = FeedPoller(state, store, settings)
+    poller.poll(subscribe(state, server.url("/rota.ics")), now=0.0)
+    poller.poll(subscribe(state, server.url("/other.ics"), name="other"), now=0.0)
+    server.fail("/rota.ics", 500)
+    waits = []
+    for now in (1000.0, 5000.0, 9000.0, 20000.0):
+        assert poller.poll(fresh(state), now=now).outcome == "failed"
+        waits.append(fresh(state).next_poll - now)
+    assert waits == [900.0, 1800.0, 3600.0, 7200.0]  # doubled for each failure in a row
+    assert poller.poll(fresh(state, "other"), now=20000.0).outcome == "unchanged"
+    assert fresh(state, "other").next_poll == 20000.0 + 900.0  # the other feed keeps its own interval
+    server.fail("/rota.ics", 503, retry_after="30000")  # a Retry-After beyond the backoff is a floor
+    poller.poll(fresh(state), now=30000.0)
+    assert fresh(state).next_poll == 30000.0 + 30000.0
+    server.publish("/rota.ics", feed_text(ROTA))
+    assert poller.poll(fresh(state), now=70000.0).outcome == "unchanged"
+    assert fresh(state).next_poll == 70000.0 + 900.0
+    server.fail("/rota.ics", 500)
+    poller.poll(fresh(state), now=80000.0)
+    assert fresh(state).next_poll == 80000.0 + 900.0  # counted again from the interval
