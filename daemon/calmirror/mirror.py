@@ -26,6 +26,7 @@ from calmirror.linked import LinkedFollower
 from calmirror.local.layout import is_feed_id, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
+from calmirror.mirror_lock import one_pass_at_a_time
 from calmirror.model import CalendarRow, MirrorEntry, account_of
 from calmirror.plan import (
     MirrorPlan,
@@ -177,6 +178,12 @@ class Mirror:
 
     def sync_calendar(
         self, client: Source, cal: CalendarRow, *, accept_empty: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
+        with one_pass_at_a_time(self.state.path.parent, cal.id, cal.name):  # not beside another process's
+            return self._sync_calendar(client, cal, accept_empty=accept_empty, progress=progress)
+
+    def _sync_calendar(
+        self, client: Source, cal: CalendarRow, *, accept_empty: bool, progress: Progress | None
     ) -> SyncReport:
         slug = self.ensure_mirror(cal)
         report = SyncReport(cal.id, cal.name, slug)

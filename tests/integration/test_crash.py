@@ -151,12 +151,11 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
         env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
         acct = credentials.local_account(home)
 
+        log = (tmp_path / "daemon.log").open("ab")  # every run's output, for a failure's post-mortem
+
         def spawn() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                [sys.executable, "-m", "calmirror", "run"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                [sys.executable, "-m", "calmirror", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
         writer = Writer(
@@ -184,17 +183,19 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
         editor.join()
         try:
 
-            def converged() -> bool:
+            def differences() -> list[str]:
                 bodies = list(emu.items(emu.calendar_id("Work")).values())
+                wrong = []
                 for uid, summary in writer.expected.items():
                     copies = [b for b in bodies if f"UID:{uid}\r\n" in b]
                     if summary is None and copies:
-                        return False
-                    if summary is not None and (len(copies) != 1 or f"SUMMARY:{summary}\r\n" not in copies[0]):
-                        return False
-                return True
+                        wrong.append(f"{uid}: deleted locally, {len(copies)} in iCloud")
+                    elif summary is not None and (len(copies) != 1 or f"SUMMARY:{summary}\r\n" not in copies[0]):
+                        wrong.append(f"{uid}: {summary!r} locally, {len(copies)} in iCloud")
+                return wrong
 
-            assert wait_for(converged, timeout=60, every=0.5), "iCloud did not converge to the local appointments"
+            converged = wait_for(lambda: not differences(), timeout=60, every=0.5)
+            assert converged, f"iCloud did not converge to the local appointments: {differences()}"
             subprocess.run([sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, timeout=120)
             status = status_json(home)
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
@@ -211,12 +212,62 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(15)
+            log.close()
         return {
             "kills": kills,
             "appointments": appointments,
             "remote_changes": editor.changes,
             "seconds": time.monotonic() - started,
         }
+
+
+def test_a_sync_beside_the_daemons_pass_removes_none_of_its_events(tmp_path: Path) -> None:
+    """`calmirror sync` run while the daemon's pass is between writing a batch and recording
+    it. The sync's process had not seen the mirror, found it unclean and removed the batch as
+    strays a crash had left; the daemon then recorded it as mirrored, so 50 events were gone
+    from the mirror for good (the crash test's final sync could do the same). The passes take
+    turns now. iCloud's answers are slowed to hold both in that moment: the daemon's second
+    and last multiget (Home holds 9 + 91 events, fetched 50 at a time), then the sync's
+    listing, which lets the daemon record the batch meanwhile."""
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as emu:
+        home_id = emu.calendar_id("Home")
+        emu.bulk_load(
+            home_id,
+            [
+                (f"b{i}.ics", event(f"b{i}", f"Busy {i}", start="20270105T100000Z", end="20270105T110000Z"))
+                for i in range(100)
+            ],
+        )
+        home = connected_home(tmp_path, emu, conflicts=("Work", "Home"), extra_config="")
+        home.config_file.write_text(home.config_file.read_text() + "\n[sync]\ninterval = 3600\nbatch = 50\n")
+        env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
+        acct = credentials.local_account(home)
+        store = LocalStore(home.store_dir, acct.username)
+        emu.faults.delay(0.01, count=2, method="REPORT", path_contains=home_id)  # the listing, the first multiget
+        emu.faults.delay(6, count=1, method="REPORT", path_contains=home_id)  # the daemon's second (last) multiget
+        emu.faults.delay(6, count=1, method="REPORT", path_contains=home_id)  # the sync's listing
+        log = (tmp_path / "daemon.log").open("ab")
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "calmirror", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            first_batch = lambda: "home" in store.list_mirrors() and len(store.mirror_item_names("home")) >= 50  # noqa: E731
+            assert wait_for(first_batch, timeout=60, every=0.05), "the daemon wrote no batch"
+            done = subprocess.run(
+                [sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == 0, done.stderr
+            assert wait_for(lambda: b"calmirror serving" in (tmp_path / "daemon.log").read_bytes(), timeout=60)
+            remote = emu.items(home_id)
+            local = store.items("icloud-home")
+            assert sorted(map(without_marker, local.values())) == sorted(remote.values()), (
+                f"{len(local)} of iCloud's {len(remote)} events in the mirror"
+            )
+            assert "stray" not in done.stdout + done.stderr
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+            log.close()
 
 
 def test_sigkill_during_writes_loses_and_doubles_nothing(tmp_path: Path) -> None:
