@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from calmirror.config import Settings
 from calmirror.errors import FeedError, RemoteError, Unavailable
 from calmirror.feedsplit import FeedDiff, body_digest, diff_feed, etag_of, split_feed
-from calmirror.local.layout import feed_id, mirror_name
+from calmirror.local.layout import feed_id, is_feed_id, mirror_name
 from calmirror.local.store import FEED_DISPLAYNAME_PREFIX, LocalStore
 from calmirror.mirror import Mirror
 from calmirror.model import CalendarRow, FeedRow
@@ -183,6 +183,21 @@ class FeedPoller:
             self.state.forget_feed(feed.name, calendar_id)
         self.mirror.on_change(mirror_name(calendar_id))
 
+    def prune_unsubscribed(self) -> list[str]:
+        """Drop what is left of feeds no longer subscribed: `feeds remove` in another process
+        while a poll here was writing that feed's mirror. Waits for that write to end."""
+        subscribed = {feed_id(f.name) for f in self.state.feeds()}
+        with self._apply:
+            kept = {m.calendar_id for m in self.state.mirrors()} | set(self.store.list_mirrors())
+            gone = sorted(c for c in kept if is_feed_id(c) and c not in subscribed)
+            for calendar_id in gone:
+                self.store.delete_mirror(calendar_id)
+                self.state.forget_mirror(calendar_id)
+        for calendar_id in gone:
+            log.info("feed mirror %s/ removed: the feed is no longer subscribed", mirror_name(calendar_id))
+            self.mirror.on_change(mirror_name(calendar_id))
+        return gone
+
     def due(self, now: float) -> list[FeedRow]:
         with self._lock:
             busy = set(self._in_flight)
@@ -205,8 +220,13 @@ class FeedPoller:
                 target=self._work, args=(jobs, stopping, wake), name=f"feeds-{n + 1}", daemon=True
             )
             worker.start()
+        subscribed: set[str] | None = None
         while not stopping.is_set():
             try:
+                names = {f.name for f in self.state.feeds()}
+                if names != subscribed:  # at start, and after a feed came or went
+                    self.prune_unsubscribed()
+                    subscribed = names
                 for feed in self.due(time.time()):
                     with self._lock:
                         self._in_flight.add(feed.name)

@@ -343,3 +343,23 @@ def test_a_failing_feed_backs_off_on_its_own_and_starts_again_when_it_answers(se
     server.fail("/rota.ics", 500)
     poller.poll(fresh(state), now=80000.0)
     assert fresh(state).next_poll == 80000.0 + 900.0  # counted again from the interval
+
+
+def test_what_is_left_of_an_unsubscribed_feed_is_pruned(server: FeedServer, parts: Parts) -> None:
+    """A poll writing a feed's mirror while another process removed the feed leaves a mirror
+    without a feed; the daemon's loop prunes it (and nothing of a subscribed feed)."""
+    state, store, settings = parts
+    server.publish("/rota.ics", feed_text(ROTA))
+    server.publish("/other.ics", feed_text(ROTA[:1]))
+    poller = FeedPoller(state, store, settings)
+    poller.poll(subscribe(state, server.url("/rota.ics")), now=0.0)
+    poller.poll(subscribe(state, server.url("/other.ics"), name="other"), now=0.0)
+    state.forget_feed("rota", feed_id("rota"))  # the feed's row only: its mirror is left behind
+    assert state.mirror(feed_id("rota")) is not None and local_texts(store)
+    assert poller.prune_unsubscribed() == [feed_id("rota")]
+    assert state.mirror(feed_id("rota")) is None and not state.mirror_items(feed_id("rota"))
+    assert store.list_mirrors() == [feed_id("other")] and len(local_texts(store, "other")) == 1
+    assert BusySources(store, state, settings).busy(
+        datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 8, tzinfo=UTC)
+    )
+    assert poller.prune_unsubscribed() == []

@@ -119,11 +119,13 @@ def reconnect(backend: Backend, password: str, label: str = PRIMARY_SPELLING) ->
     password keeps the stored one, as Enter does at the CLI's prompt."""
     if password:
         logs.redact(password)
+    icloud = True
     try:
         acct = account.account_named(backend.state, label)
+        icloud = account.is_icloud_login(acct.server, acct.apple_id, acct.name)
         account.reconnect(backend.home, backend.settings(), backend.state, password or None, acct.name)
     except AuthFailed as error:
-        return {"new_password": _password_refused(error, password)}
+        return {"new_password": _password_refused(error, password) if icloud else message_for(error)}
     except CalmirrorError as error:
         return {"new_password": message_for(error)}
     backend.reload()
