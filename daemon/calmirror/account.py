@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from calmirror import credentials, logs
 from calmirror.config import Settings
-from calmirror.errors import CalendarChoiceError, NotConnected, UserError
+from calmirror.errors import AuthFailed, CalendarChoiceError, NotConnected, UserError
 from calmirror.health import mark_ok
 from calmirror.home import Home
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, CalendarRow, account_of, scoped_id
@@ -146,6 +146,19 @@ def check_account_slot(state: State, name: str) -> None:
             raise UserError(f"an account named {name!r} exists; choose another --name or `calmirror accounts list`")
 
 
+def _refused_by(refused: AuthFailed, server: str, user: str, name: str, what_next: str) -> AuthFailed:
+    """A 401 in words that fit the server: iCloud's own (the app-specific password) for an
+    iCloud login, plain ones for any other CalDAV server."""
+    if is_icloud_login(server, user, name):
+        return refused
+    host = urlsplit(server).netloc or server
+    return AuthFailed(
+        f"{host} refused the user {user!r} or its password; {what_next} (HTTP {refused.status})",
+        url=refused.url,
+        status=refused.status,
+    )
+
+
 def connect(
     home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str, name: str = PRIMARY
 ) -> list[CalendarRow]:
@@ -159,6 +172,8 @@ def connect(
     try:
         found = client.discover()
         calendars = _scoped(client.list_calendars(found.home_url), name)
+    except AuthFailed as refused:
+        raise _refused_by(refused, server, apple_id, name, "check both and connect again") from None
     finally:
         client.close()
     if not any(c.is_event_calendar for c in calendars):
@@ -189,6 +204,9 @@ def reconnect(
     try:
         found = client.discover()
         calendars = _scoped(client.list_calendars(found.home_url), name)
+    except AuthFailed as refused:
+        again = f"give the account's current password: `calmirror connect --again --name {name}`"
+        raise _refused_by(refused, current.server, current.apple_id, name, again) from None
     finally:
         client.close()
     if password is not None:

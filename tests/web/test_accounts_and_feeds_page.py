@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from calmirror.local.layout import feed_id
 from calmirror.model import scoped_id
 from calmirror.testing.feed_server import FeedServer, feed_text
 from tests.conftest import Cli
+from tests.contract.servers import start
 from tests.helpers import APP_PASSWORD, APPLE_ID, Running, wait_for
 from tests.web.test_page_http import cli_words, csrf_of, error_of, logged_in, page
 
@@ -229,3 +231,36 @@ def test_feeds_are_listed_added_changed_and_removed_on_the_page(
 def cli_for(running: Running) -> Cli:
     """The CLI on the running daemon's home; only refusals are asked of it (nothing signals the daemon)."""
     return Cli(running.home.data_dir)
+
+
+def test_any_caldav_server_is_added_on_the_page_with_a_plain_user_name(
+    running: Running, tmp_path: Path, cli_for: Cli
+) -> None:
+    """Not iCloud: a user name, not an Apple ID, and no app-specific password shape asked for."""
+    (tmp_path / "radicale").mkdir()
+    with start("radicale", tmp_path / "radicale") as server:
+        server.new_calendar("Team")
+        session = logged_in(running)
+        wrong = post(
+            session, running, "connection/connect", "connection",
+            {"name": "team", "apple_id": server.username, "password": "not-it", "server": server.url},
+        )  # fmt: skip
+        assert wrong.status_code == 400 and "not-it" not in wrong.text
+        refused = error_of(wrong, "password")
+        assert "app-specific" not in refused and "iCloud" not in refused and "warning" not in refused
+        assert f"refused the user {server.username!r} or its password" in refused
+        said = cli_for(
+            "connect", "--user", server.username, "--server", server.url, "--name", "team", "--password-stdin",
+            input="not-it\n",
+        )  # fmt: skip
+        assert said.returncode == 3 and refused == cli_words(said)
+        added = post(
+            session, running, "connection/connect", "connection",
+            {"name": "team", "apple_id": server.username, "password": server.password, "server": server.url},
+        )  # fmt: skip
+        assert added.status_code == 303, added.text
+        html = session.get(page(running, "connection"), timeout=10).text
+        card = html[html.index('id="account-team"') :].split("</section>")[0]
+        assert server.username in card and "Reconnect team with a new password" in card
+        calendars = session.get(page(running, "calendars"), timeout=10).text
+        assert 'data-calendar="team/Team"' in calendars
