@@ -185,6 +185,7 @@ def test_feeds_are_listed_added_changed_and_removed_on_the_page(
         assert done.status_code == 303 and done.headers["Location"].endswith("calendars?done=feed-added")
         # The running daemon fetches it at once.
         assert wait_for(lambda: (state.mirror(feed_id("rota")) or object()).__dict__.get("item_count") == 2, 20)
+        assert wait_for(lambda: (state.feed("rota") or pytest.fail("gone")).last_poll is not None, 20)
         html = session.get(page(running, "calendars"), timeout=10).text
         row = html[html.index('data-feed="rota"') :].split("</tr>")[0]
         assert f"127.0.0.1:{feeds.port}/rota.ics" in row and "s3cret" not in html and "ann:" not in row
