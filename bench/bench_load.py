@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from calmirror.home import Home
 
 _SERVING = re.compile(r"calmirror serving (http://\S+/)")
 KINDS = ("put", "get", "query", "freebusy")
+ONLY_ROLL = {"put": 0.0, "get": 0.6, "query": 0.8, "freebusy": 0.95}  # a roll of the mix that picks that kind
 WEEK = ("20270104T000000Z", "20270111T000000Z")
 QUERY = (
     '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
@@ -79,9 +81,19 @@ def appointment(uid: str, n: int, version: int) -> str:
 
 
 class Client(threading.Thread):
-    def __init__(self, n: int, base: str, mirror: str, auth: tuple[str, str], deadline: float, tally: Tally) -> None:
+    def __init__(
+        self,
+        n: int,
+        base: str,
+        mirror: str,
+        auth: tuple[str, str],
+        deadline: float,
+        tally: Tally,
+        only: str | None = None,
+    ) -> None:
         super().__init__(daemon=True, name=f"load-client-{n}")
         self.n, self.base, self.mirror, self.auth, self.deadline, self.tally = n, base, mirror, auth, deadline, tally
+        self.only = only  # one kind of request instead of the mix (a get needs one put first)
         self.rng = random.Random(n)
         self.mine: list[str] = []
 
@@ -110,7 +122,7 @@ class Client(threading.Thread):
         appointments = f"{self.base}appointments/"
         made = 0
         while time.perf_counter() < self.deadline:
-            roll = self.rng.random()
+            roll = self.rng.random() if self.only is None else ONLY_ROLL[self.only]
             if roll < 0.50 or not self.mine:
                 if roll < 0.35 or not self.mine:
                     uid = f"load-{self.n}-{made}"
@@ -158,13 +170,21 @@ class LoadResult:
         )
 
 
-def run_load(target: str, base: str, mirror: str, auth: tuple[str, str], clients: int, seconds: float) -> LoadResult:
-    print(f"[load] {target}: {clients} clients × {seconds:.0f} s", flush=True)
+def run_load(
+    target: str,
+    base: str,
+    mirror: str,
+    auth: tuple[str, str],
+    clients: int,
+    seconds: float,
+    only: str | None = None,
+) -> LoadResult:
+    print(f"[load] {target}: {clients} clients × {seconds:.0f} s{f', only {only}' if only else ''}", flush=True)
     for body in (QUERY, FREEBUSY):  # untimed: each server builds its caches on its first read
         requests.request("REPORT", mirror, data=body.encode(), auth=auth, headers={"Depth": "1"}, timeout=600)
     tally = Tally()
     started = time.perf_counter()
-    threads = [Client(n, base, mirror, auth, started + seconds, tally) for n in range(clients)]
+    threads = [Client(n, base, mirror, auth, started + seconds, tally, only) for n in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -177,11 +197,20 @@ def _load_avg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def load_daemon(target: str, home_dir: Path, clients: int, seconds: float, pythonpath: str | None = None) -> LoadResult:
-    """The daemon of this checkout (or of `pythonpath`) on `home_dir`, under the load."""
+def load_daemon(
+    target: str,
+    home_dir: Path,
+    clients: int,
+    seconds: float,
+    pythonpath: str | None = None,
+    only: str | None = None,
+    launcher: Sequence[str] = ("-m", "calmirror"),
+) -> LoadResult:
+    """The daemon of this checkout (or of `pythonpath`) on `home_dir`, under the load;
+    `launcher`: what follows the interpreter to start calmirror (a tracing wrapper, say)."""
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     proc = common.BackgroundProcess(
-        [sys.executable, "-m", "calmirror", "--home", str(home_dir), "run"], home_dir / "daemon.log", env=env
+        [sys.executable, *launcher, "--home", str(home_dir), "run"], home_dir / "daemon.log", env=env
     )
     deadline = time.monotonic() + 900
     while not (found := _SERVING.search(proc.log_text())):
@@ -192,7 +221,9 @@ def load_daemon(target: str, home_dir: Path, clients: int, seconds: float, pytho
     acct = credentials.local_account(_home(home_dir))
     user_url = f"{found.group(1)}{acct.username}/"
     try:
-        result = run_load(target, user_url, f"{user_url}icloud-work/", (acct.username, acct.password), clients, seconds)
+        result = run_load(
+            target, user_url, f"{user_url}icloud-work/", (acct.username, acct.password), clients, seconds, only
+        )
     finally:
         proc.stop()
     result.maxrss_mib = proc.maxrss_kib / 1024
@@ -203,10 +234,12 @@ def _home(data_dir: Path) -> Home:
     return Home(config_file=data_dir / "config.toml", data_dir=data_dir)
 
 
-def load_plain(store: Path, username: str, clients: int, seconds: float) -> LoadResult:
+def load_plain(store: Path, username: str, clients: int, seconds: float, only: str | None = None) -> LoadResult:
     with PlainRadicale(store) as radicale:
         user_url = f"{radicale.url}{username}/"
-        result = run_load("plain Radicale", user_url, f"{user_url}icloud-work/", (username, "x"), clients, seconds)
+        result = run_load(
+            "plain Radicale", user_url, f"{user_url}icloud-work/", (username, "x"), clients, seconds, only
+        )
         radicale.stop()
         result.maxrss_mib = radicale.maxrss_kib / 1024
     return result
@@ -219,6 +252,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--base-pythonpath", help="the daemon/ folder of another revision, measured first")
     parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--only", choices=KINDS, help="send only this kind of request instead of the mix")
     args = parser.parse_args()
     events = common.generate_events(args.events)
     results: list[LoadResult] = []
@@ -233,11 +267,15 @@ def main() -> int:
         if args.base_pythonpath:
             base_home = sc.root / "base-home"
             shutil.copytree(pristine, base_home, symlinks=True)
-            results.append(load_daemon("calmirror (base)", base_home, args.clients, args.seconds, args.base_pythonpath))
-        results.append(load_daemon("calmirror", sc.home.data_dir, args.clients, args.seconds))
+            results.append(
+                load_daemon(
+                    "calmirror (base)", base_home, args.clients, args.seconds, args.base_pythonpath, only=args.only
+                )
+            )
+        results.append(load_daemon("calmirror", sc.home.data_dir, args.clients, args.seconds, only=args.only))
         if not args.no_plain:
             username = credentials.local_account(_home(pristine)).username
-            results.append(load_plain(pristine / "store", username, args.clients, args.seconds))
+            results.append(load_plain(pristine / "store", username, args.clients, args.seconds, args.only))
     print()
     print(f"machine: {common.machine_summary()}; revision {common.revision()}")
     print(f"{args.clients} clients × {args.seconds:.0f} s at {args.events:,} mirrored events")

@@ -246,3 +246,47 @@ def test_a_rule_too_dense_to_expand_loses_no_busy_time() -> None:
             exact = av.busy_intervals([av.Source("s", [av.parse_calendar(dense)])], ws, we, busy.rules())
             got = busy.busy(ws, we)
             assert exact and av.merge([*got, *exact]) == got  # a superset: nothing busy is lost
+
+
+def test_a_window_past_the_horizon_keeps_no_parsed_event_alive() -> None:
+    """A guard check for a booking years ahead parses the open-ended series that reach it; none
+    of them may outlive the query (each was once kept in the engine's memo of recent sources,
+    and 20 such checks at once took the daemon to 900 MB)."""
+    import gc
+    import weakref
+
+    import icalendar
+
+    clock = Clock(dt.datetime(2027, 3, 1, tzinfo=UTC))
+    weekly = {
+        f"w{n}.ics": (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:weekly{n}\r\nDTSTAMP:20270101T000000Z\r\nDTSTART:20270301T{8 + n:02d}0000Z\r\n"
+            f"DTEND:20270301T{8 + n:02d}3000Z\r\nRRULE:FREQ=WEEKLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        for n in range(3)
+    }
+    parsed: list[weakref.ref[icalendar.Calendar]] = []
+    original = av.parse_calendar
+
+    def tracked(text: str | bytes) -> icalendar.Calendar:
+        calendar = original(text)
+        parsed.append(weakref.ref(calendar))
+        return calendar
+
+    with world("UTC", clock) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, weekly)
+        meta = busy.state.busy_meta()
+        assert meta is not None
+        beyond = spans.from_us(int(meta["horizon"][1])) + dt.timedelta(days=400)
+        ws, we = beyond.replace(hour=0, minute=0), beyond.replace(hour=0, minute=0) + dt.timedelta(days=7)
+        av.parse_calendar = tracked  # type: ignore[assignment]
+        try:
+            found = busy.occurrences(ws, we)
+        finally:
+            av.parse_calendar = original  # type: ignore[assignment]
+        assert found == engine_answer(busy, ws, we) and len(found) == 3
+        assert len(parsed) == 3  # each series parsed, for this query only
+        gc.collect()
+        assert [ref for ref in parsed if ref() is not None] == []

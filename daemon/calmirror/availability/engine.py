@@ -151,10 +151,11 @@ def _walk(
     window: tuple[dt.datetime, dt.datetime],
     rules: Rules,
     problems: list[Skipped] | None,
+    remember: bool = True,
 ) -> Iterator[_Hit]:
     """Every busy occurrence touching the window, unclipped, in no particular order."""
     for source in sources:
-        yield from _walk_one(source, index(source.calendars), window, rules, problems)
+        yield from _walk_one(source, index(source.calendars, remember), window, rules, problems)
 
 
 def _walk_one(
@@ -226,13 +227,15 @@ def busy_intervals(sources: Iterable[Source], start: dt.datetime, end: dt.dateti
 
 
 def busy_occurrences(
-    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules
+    sources: Iterable[Source], start: dt.datetime, end: dt.datetime, rules: Rules, *, remember: bool = True
 ) -> list[BusyOccurrence]:
-    """Each busy occurrence touching [start, end), sorted by time, with where it came from."""
+    """Each busy occurrence touching [start, end), sorted by time, with where it came from.
+    `remember=False` for calendars parsed for this one query: the memo (`index`) would keep
+    them alive after it."""
     window = _check_window(start, end)
     found = [
         BusyOccurrence(source.name, uid, info.summary, start, end, all_day, info.tentative, approximate)
-        for start, end, source, uid, info, all_day, approximate in _walk(sources, window, rules, None)
+        for start, end, source, uid, info, all_day, approximate in _walk(sources, window, rules, None, remember)
     ]
     found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
     return found
