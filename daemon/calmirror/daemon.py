@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from calmirror import config, control, logs
 from calmirror.availability.busy_calendar import BusyCalendar
-from calmirror.availability.guard import make_freebusy, make_guard
+from calmirror.availability.guard import GuardNotes, make_freebusy, make_guard
 from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
 from calmirror.errors import CalmirrorError, NotConnected
@@ -100,7 +100,11 @@ class Daemon:
         self.busy_calendar = BusyCalendar(self.busy, self.engine.store)
         self.engine.mirror.on_change = self._mirror_change
         self.range_keeper = RangeKeeper(self.server.warm_ranges)
-        self.server.guard = make_guard(self.busy, self.state, lambda: self.settings.availability.guard)
+        self.guard_notes = GuardNotes(self.state)  # the guard's warnings, written off the request path
+        self.guard_notes.start()
+        self.server.guard = make_guard(
+            self.busy, self.state, lambda: self.settings.availability.guard, self.guard_notes
+        )
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
         # Served before the first mirror pass, so local appointments work at once; every known
@@ -217,6 +221,7 @@ class Daemon:
         if engine is not None:
             engine.connections.close()
         self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
+        self.guard_notes.close(timeout=max(0.5, deadline - time.monotonic()))  # before the state closes
         self.ranges.close()
         control.remove_record(self.home.pid_file)
         self.state.close()

@@ -253,6 +253,16 @@ class RangeCandidate:
     decided: bool | None
 
 
+@dataclass(frozen=True)
+class GuardNote:
+    """A double booking the guard let through (mode "warn"): what status and the page show."""
+
+    summary: str
+    start: str  # ISO, UTC
+    end: str
+    ts: float  # when the guard saw it
+
+
 # --- the busy index ------------------------------------------------------------------------------
 
 #: Busy-index source keys. Local collections are keyed by their collection name; every kind of

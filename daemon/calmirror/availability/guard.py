@@ -4,24 +4,144 @@ Both use the same busy rules as `calmirror availability`, and the guard and `bus
 combined busy set, so a client, the CLI and the CRM never disagree about when the user is free.
 The guard parses only the candidate and asks the busy index for its window: no lock is held
 across other writers, and no other event is parsed.
+
+In the daemon the guard's warnings (mode "warn") are written by a thread of their own
+(`GuardNotes`), not inside the client's PUT: a warning is a transaction of the state
+database, which commits with an fsync (synchronous=FULL) and waits for `State`'s lock behind
+any mirror batch, several milliseconds where the check itself takes one. The notes keep the
+guard's order, are written within moments, and the daemon writes what is still queued
+before it closes the database; only a crash in those moments loses one (the log line, written
+at once, still says it).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from calmirror.availability import engine
 from calmirror.availability.sources import BusySources
 from calmirror.local.layout import APPOINTMENTS, BUSY, split_path
+from calmirror.model import GuardNote
 from calmirror.state import State
 
 log = logging.getLogger("calmirror.guard")
 GUARD_WAIT_S = 5.0
+NOTES_BATCH = 200  # decisions written per transaction when many are queued
 
 
-def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Callable[[str, bytes], str | None]:
+class Notes(Protocol):
+    """Where the guard's decisions go: a UID's warning set, or cleared when it no longer clashes."""
+
+    def warn(self, uid: str, note: GuardNote) -> None: ...
+
+    def clear(self, uid: str) -> None: ...
+
+
+class StateNotes:
+    """Written at once, in the caller's thread (the CLI, tests, benchmarks)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def warn(self, uid: str, note: GuardNote) -> None:
+        self.state.apply_guard_warnings([(uid, note)])
+
+    def clear(self, uid: str) -> None:
+        self.state.apply_guard_warnings([(uid, None)])
+
+
+class GuardNotes:
+    """Written by a thread of its own, in the order the guard decided (see the module docstring)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._queue: queue.SimpleQueue[tuple[str, GuardNote | None] | None] = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._thread: threading.Thread | None = None
+
+    def warn(self, uid: str, note: GuardNote) -> None:
+        self._put((uid, note))
+
+    def clear(self, uid: str) -> None:
+        self._put((uid, None))
+
+    def _put(self, change: tuple[str, GuardNote | None]) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(change)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="guard-notes", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            changes = [first]
+            stop = False
+            while len(changes) < NOTES_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                changes.append(more)
+            self._write(changes)
+            if stop:
+                return
+
+    def _write(self, changes: list[tuple[str, GuardNote | None]]) -> None:
+        try:
+            self.state.apply_guard_warnings(changes)
+        except Exception:  # the decisions were logged; a warning list that cannot be saved must not stop the next
+            log.exception("could not save %d double-booking warning change(s)", len(changes))
+        finally:
+            with self._idle:
+                self._pending -= len(changes)
+                self._idle.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written; False after `timeout` s."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending <= 0, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread (before the state database closes)."""
+        thread = self._thread
+        if thread is None:
+            changes = []
+            while True:
+                try:
+                    change = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if change is not None:
+                    changes.append(change)
+            self._write(changes)
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
+
+
+def make_guard(
+    busy: BusySources, state: State, mode: Callable[[], str], notes: Notes | None = None
+) -> Callable[[str, bytes], str | None]:
+    """`notes`: where warnings go; written at once into `state` when None."""
+    sink = StateNotes(state) if notes is None else notes
+
     def guard(collection: str, body: bytes) -> str | None:
         current = mode()
         if current == "off" or collection != APPOINTMENTS:
@@ -40,14 +160,14 @@ def make_guard(busy: BusySources, state: State, mode: Callable[[], str]) -> Call
             log.warning("double-booking check skipped for %s: calendars still loading", uid)
             return None
         if not hits:
-            state.clear_guard_warning(uid)
+            sink.clear(uid)
             return None
         start, end = hits[0]
         when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
         if current == "reject":
             log.info("guard rejected %s: overlaps busy time %s", uid, when)
             return f"overlaps busy time {when}; choose a free time"
-        state.add_guard_warning(uid, summary, start.isoformat(), end.isoformat())
+        sink.warn(uid, GuardNote(summary, start.isoformat(), end.isoformat(), time.time()))
         log.warning("double booking: %s overlaps busy time %s", summary, when)
         return None
 

@@ -9,10 +9,12 @@ anyway and every transaction here is short.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from calmirror.model import CalendarRow, EventRow, component_kinds
+from calmirror.model import CalendarRow, EventRow, GuardNote, component_kinds
 from calmirror.state.accounts import AccountTables
 from calmirror.state.feeds import FeedTables
 from calmirror.state.mirrors import MirrorTables
@@ -54,25 +56,32 @@ class State(AccountTables, MirrorTables, PushTables, FeedTables):
             )
         ]
 
-    def add_guard_warning(self, uid: str, summary: str, start: str, end: str) -> None:
-        """Plain SQL, not sqlite_utils' upsert: that reads the schema (six statements) on every
-        PUT the guard warns about, inside the client's request."""
-        with self.transaction() as db:
-            db.execute(
-                'INSERT INTO guard_warnings (uid, summary, start, "end", ts) VALUES (?, ?, ?, ?, ?) '
-                "ON CONFLICT (uid) DO UPDATE SET summary = excluded.summary, start = excluded.start, "
-                '"end" = excluded."end", ts = excluded.ts',
-                (uid, summary, start, end, time.time()),
-            )
+    def apply_guard_warnings(self, changes: Sequence[tuple[str, GuardNote | None]]) -> None:
+        """The guard's decisions in order, in one transaction: a note set or replaces the UID's
+        warning, None clears it. Nothing is committed when nothing changes (the usual case: an
+        appointment let through that had no warning)."""
+        if not changes:
+            return
+        with self._lock:
+            if (
+                all(note is None for _uid, note in changes)
+                and not self.db.execute(
+                    "SELECT 1 FROM guard_warnings WHERE uid IN (SELECT value FROM json_each(?)) LIMIT 1",
+                    (json.dumps([uid for uid, _note in changes]),),
+                ).fetchone()
+            ):
+                return
+            with self.transaction() as db:
+                for uid, note in changes:
+                    if note is None:
+                        db.execute("DELETE FROM guard_warnings WHERE uid = ?", (uid,))
+                    else:
+                        db.execute(
+                            'INSERT INTO guard_warnings (uid, summary, start, "end", ts) VALUES (?, ?, ?, ?, ?) '
+                            "ON CONFLICT (uid) DO UPDATE SET summary = excluded.summary, start = excluded.start, "
+                            '"end" = excluded."end", ts = excluded.ts',
+                            (uid, note.summary, note.start, note.end, note.ts),
+                        )
 
     def guard_warnings(self) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM guard_warnings ORDER BY ts DESC")
-
-    def clear_guard_warning(self, uid: str) -> None:
-        """Called for every appointment the guard lets through: a read when there is nothing
-        to clear, so a client's write does not wait for a commit (an fsync) of nothing."""
-        with self._lock:
-            if self.db.execute("SELECT 1 FROM guard_warnings WHERE uid = ?", (uid,)).fetchone() is None:
-                return
-            with self.transaction() as db:
-                db.execute("DELETE FROM guard_warnings WHERE uid = ?", (uid,))
