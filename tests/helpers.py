@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,11 +24,13 @@ import requests
 
 from calmirror import config, credentials
 from calmirror.daemon import Daemon
+from calmirror.emulator import Emulator
 from calmirror.home import Home
 from calmirror.state import State
 from calmirror.testing import APP_PASSWORD, APPLE_ID
 from calmirror.testing.homes import connected_home, engine_for
 from calmirror.testing.ical import event
+from calmirror.transform import extract_uid
 
 __all__ = [
     "APPLE_ID",
@@ -40,6 +43,7 @@ __all__ = [
     "start_daemon",
     "status_json",
     "wait_for",
+    "wrong_in_icloud",
 ]
 
 
@@ -50,6 +54,23 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.
             return True
         time.sleep(every)
     return check()
+
+
+def wrong_in_icloud(emu: Emulator, calendar_id: str, expected: Mapping[str, str | None]) -> list[str]:
+    """What iCloud's calendar gets wrong of the appointments a client wrote: `expected` maps
+    each UID to its latest SUMMARY (None: deleted). Each must be there exactly once with that
+    summary, and a deleted one not at all. Empty when iCloud has converged."""
+    by_uid: dict[str, list[str]] = defaultdict(list)
+    for body in emu.items(calendar_id).values():
+        by_uid[extract_uid(body) or ""].append(body)
+    wrong = []
+    for uid, summary in expected.items():
+        copies = by_uid.get(uid, [])
+        if summary is None and copies:
+            wrong.append(f"{uid}: deleted locally, {len(copies)} in iCloud")
+        elif summary is not None and (len(copies) != 1 or f"SUMMARY:{summary}\r\n" not in copies[0]):
+            wrong.append(f"{uid}: {summary!r} locally, {len(copies)} in iCloud")
+    return wrong
 
 
 def status_json(home: Home | Path) -> dict[str, Any]:

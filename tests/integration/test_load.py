@@ -30,8 +30,7 @@ import requests
 from calmirror import credentials
 from calmirror.emulator import Emulator
 from calmirror.state import State
-from calmirror.transform import extract_uid
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, status_json, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, event, status_json, wait_for, wrong_in_icloud
 
 CLIENTS = 20
 P99_LIMIT_S = 5.0  # a sanity bound on 2 cores; the measured figure is printed and kept in RELIABILITY.md
@@ -272,18 +271,7 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
             work = emu.calendar_id("Work")
 
             def lost() -> list[str]:
-                bodies = list(emu.items(work).values())
-                by_uid: dict[str, list[str]] = defaultdict(list)
-                for body in bodies:
-                    by_uid[extract_uid(body) or ""].append(body)
-                wrong = []
-                for uid, summary in tally.expected.items():
-                    copies = by_uid.get(uid, [])
-                    if summary is None and copies:
-                        wrong.append(f"{uid}: deleted locally, still in iCloud")
-                    elif summary is not None and (len(copies) != 1 or f"SUMMARY:{summary}\r\n" not in copies[0]):
-                        wrong.append(f"{uid}: {len(copies)} copies, want {summary!r}")
-                return wrong
+                return wrong_in_icloud(emu, work, tally.expected)
 
             converge_started = time.monotonic()
             converged = wait_for(lambda: not lost(), 120, every=0.5)
