@@ -197,7 +197,10 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
             converged = wait_for(lambda: not differences(), timeout=60, every=0.5)
             converge_s = time.monotonic() - converging
             assert converged, f"iCloud did not converge to the local appointments: {differences()}"
-            subprocess.run([sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, timeout=120)
+            synced = subprocess.run(
+                [sys.executable, "-m", "calmirror", "sync"], env=env, capture_output=True, text=True, timeout=120
+            )
+            assert synced.returncode == 0, synced.stdout + synced.stderr
             status = status_json(home)
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
             remote = emu.items(home_id)
