@@ -10,8 +10,9 @@ baseline is checked out with `git worktree add` into a temporary folder and its 
 CLI run with `PYTHONPATH` pointing at its `daemon/`. Measured per side:
 
 - the daemon's start with the initial mirror of every event (until it serves);
-- availability over 30 days from the daemon (a free-busy REPORT on `busy/`, median of 20
-  windows a day apart, after the daemon settled);
+- availability over 30 days from the daemon (a free-busy REPORT on `busy/` and on the
+  mirror, median of 20 windows a day apart, after the daemon settled; and on `busy/` right
+  after a local write, median of 10, so none is answered from what an earlier one read);
 - a burst of 100 local PUTs into `appointments/` (the guard checks each), median and p95;
 - the guard's own check per PUT (`make_guard` called in a process of that side's code on
   the same home, warm, median of 50 candidates), set up as that side's daemon sets it up
@@ -46,7 +47,9 @@ from calmirror.state import State
 
 BASELINE = "ae008d4"
 IDLE_S = 20.0
+CHANGE_SETTLE_S = 1.0  # after a write, before the free-busy REPORT it is meant to precede
 WINDOW_START = "2026-12-01"
+MIRROR = "icloud-work"  # the Work calendar's mirror
 WINDOW_END = "2026-12-31"
 
 GUARD_PROBE = r"""
@@ -98,7 +101,7 @@ def appointment(uid: str, n: int) -> str:
     )
 
 
-def freebusy(daemon: RunningDaemon, session: requests.Session, day: int) -> float:
+def freebusy(daemon: RunningDaemon, session: requests.Session, day: int, collection: str = "busy") -> float:
     first = dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(days=day)
     start, end = f"{first:%Y%m%dT%H%M%SZ}", f"{first + dt.timedelta(days=30):%Y%m%dT%H%M%SZ}"
     body = (
@@ -108,7 +111,7 @@ def freebusy(daemon: RunningDaemon, session: requests.Session, day: int) -> floa
     t0 = time.perf_counter()
     answer = session.request(
         "REPORT",
-        f"{daemon.url}{daemon.auth[0]}/busy/",
+        f"{daemon.url}{daemon.auth[0]}/{collection}/",
         data=body.encode(),
         auth=daemon.auth,
         headers={"Depth": "1", "Content-Type": "application/xml"},
@@ -166,6 +169,14 @@ def side(code: Path, events: list[tuple[str, str]], runs: int = 3) -> dict[str, 
             with requests.Session() as session:
                 fb = [freebusy(daemon, session, d) for d in range(21)][1:]
                 out["availability_daemon_median_ms"] = common.median(fb) * 1000
+                mirror_fb = [freebusy(daemon, session, d, MIRROR) for d in range(21)][1:]
+                out["availability_mirror_median_ms"] = common.median(mirror_fb) * 1000
+                changed = []  # each right after a write: nothing answered from memory of an earlier query
+                for d in range(10):
+                    put(daemon, session, 2000 + d)
+                    time.sleep(CHANGE_SETTLE_S)
+                    changed.append(freebusy(daemon, session, d))
+                out["availability_daemon_after_change_ms"] = common.median(changed) * 1000
                 burst = [put(daemon, session, n) for n in range(100)]
                 out["burst_put_median_ms"] = common.median(burst) * 1000
                 out["burst_put_p95_ms"] = common.percentile(burst, 0.95) * 1000
@@ -226,7 +237,9 @@ ROWS = [
     ("availability 30 d, cold CLI, no daemon (s)", "availability_cold_cli_s", 2),
     ("  same, median of fresh processes (3 here, 1 for the baseline) (s)", "availability_cold_cli_median_s", 2),
     ("  calmirror --version alone (s)", "import_only_s", 2),
-    ("availability 30 d, daemon REPORT (ms)", "availability_daemon_median_ms", 1),
+    ("availability 30 d, daemon REPORT on busy/ (ms)", "availability_daemon_median_ms", 1),
+    ("availability 30 d, daemon REPORT on the mirror (ms)", "availability_mirror_median_ms", 1),
+    ("availability 30 d, daemon REPORT on busy/ right after a write (ms)", "availability_daemon_after_change_ms", 1),
     ("availability CLI asking the daemon (s)", "availability_cli_asking_daemon_s", 2),
     ("availability CLI reading directly, daemon running (s)", "availability_cli_direct_beside_daemon_s", 2),
     ("  both answers identical", "cli_answers_agree", 0),

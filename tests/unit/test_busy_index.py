@@ -290,3 +290,35 @@ def test_a_window_past_the_horizon_keeps_no_parsed_event_alive() -> None:
         assert len(parsed) == 3  # each series parsed, for this query only
         gc.collect()
         assert [ref for ref in parsed if ref() is not None] == []
+
+
+def test_merged_busy_time_is_kept_per_week_until_the_database_changes() -> None:
+    clock = Clock(dt.datetime(2027, 3, 1, tzinfo=UTC))
+    texts = {
+        f"{n}.ics": (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:e{n}\r\nDTSTAMP:20270101T000000Z\r\nDTSTART:202703{1 + n:02d}T100000Z\r\n"
+            f"DTEND:202703{1 + n:02d}T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        for n in range(20)
+    }
+    with world("UTC", clock) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, texts)
+        window = (dt.datetime(2027, 3, 3, tzinfo=UTC), dt.datetime(2027, 3, 17, tzinfo=UTC))
+        first = busy.busy(*window)
+        assert first == av.merge((max(o.start, window[0]), min(o.end, window[1])) for o in engine_answer(busy, *window))
+        assert len(first) == 14
+        computed = busy.blocks.computed
+        assert busy.busy(*window) == first
+        assert busy.busy(window[0] + dt.timedelta(days=1), window[1]) == first[1:]
+        assert busy.blocks.computed == computed  # the same weeks, read once
+
+        # An event that spans two weeks' edge, and one event fewer: the next answer sees both.
+        spanning = texts["0.ics"].replace("UID:e0", "UID:long").replace("20270301T100000Z", "20270304T100000Z")
+        spanning = spanning.replace("20270301T110000Z", "20270312T110000Z")
+        mirror_write(busy, {"long.ics": spanning}, ["5.ics"])
+        after = busy.busy(*window)
+        assert after == av.merge((max(o.start, window[0]), min(o.end, window[1])) for o in engine_answer(busy, *window))
+        assert after != first and busy.blocks.computed > computed
+        assert (dt.datetime(2027, 3, 4, 10, tzinfo=UTC), dt.datetime(2027, 3, 12, 11, tzinfo=UTC)) in after

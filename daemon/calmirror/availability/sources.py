@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import icalendar
 
 from calmirror.availability import engine
+from calmirror.availability.blocks import MergedBlocks
 from calmirror.availability.busy_upkeep import PUSHED_IN_ICLOUD, BusyUpkeep, SourceSpec
 from calmirror.availability.intervals import Interval, intersect, merge_clipped
 from calmirror.availability.spans import from_us, to_us
@@ -48,6 +49,7 @@ class BusySources:
         `mark_changed` (the daemon), so queries need not look at the folders."""
         self.store, self.state = store, state
         self.upkeep = BusyUpkeep(store, state, settings, clock, notified=notified)
+        self.blocks = MergedBlocks(state.busy_generation, state.busy_extents)  # merged busy time per week
 
     @property
     def settings(self) -> Settings:
@@ -150,7 +152,7 @@ class BusySources:
             return None
         query, _names, _travel, outside = found
         a, b = to_us(start), to_us(end)
-        ints = self.state.busy_extents(query) if query is not None else []  # travel applied by the query
+        ints = self.blocks.pairs(query) if query is not None else []  # travel applied by the query
         ints += [(to_us(o.start), to_us(o.end)) for o in outside]
         return [(from_us(lo), from_us(hi)) for lo, hi in merge_clipped(ints, a, b)]
 

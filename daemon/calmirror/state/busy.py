@@ -256,6 +256,14 @@ class BusyTables(StateBase):
         with self._lock:
             return list(self.db.conn.execute(_QUERY, _params(q)))
 
+    def busy_generation(self) -> tuple[int, int]:
+        """Equal between two calls only if the database did not change in between: the rows
+        this process's connection changed (`total_changes`, rolled-back ones too) and SQLite's
+        `data_version`, which moves when another connection commits."""
+        with self._lock:
+            conn = self.db.conn
+            return conn.total_changes, conn.execute("PRAGMA data_version").fetchone()[0]
+
     def busy_extents(self, q: SpanQuery) -> list[tuple[int, int]]:
         """(busy start, end) of the same spans as `busy_spans`: what merged busy time needs,
         read from the covering index without building a row of strings per occurrence."""
