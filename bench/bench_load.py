@@ -123,8 +123,9 @@ class Client(threading.Thread):
         made = 0
         while time.perf_counter() < self.deadline:
             roll = self.rng.random() if self.only is None else ONLY_ROLL[self.only]
-            if roll < 0.50 or not self.mine:
-                if roll < 0.35 or not self.mine:
+            first = not self.mine and self.only in (None, "put", "get")  # a get needs an appointment of its own
+            if roll < 0.50 or first:
+                if roll < 0.35 or first:
                     uid = f"load-{self.n}-{made}"
                     number = self.n * 1000 + made
                     made += 1

@@ -8,7 +8,10 @@ largest so far (by 5 %), it takes a snapshot and rewrites REPORT_FILE with the t
 allocations grouped by traceback and by line, next to the process's `VmRSS`/`VmHWM`: the
 report always describes the largest moment seen, whenever the process ends. Bench-only: the
 daemon itself has no such switch. Tracing slows every allocation down, so times measured
-with it say nothing; only where the memory is.
+with it say nothing; only where the memory is. It sees Python's allocations only: when the
+RSS grows far beyond the traced total, look at native memory (`memray run --native`, then
+the high-water mark's allocations through `memray.FileReader`), which is how issue 15's
+900 MB was found.
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ def _status() -> str:
 
 def _report(path: Path, snapshot: tracemalloc.Snapshot, traced: int, peak: int) -> None:
     snapshot = snapshot.filter_traces((tracemalloc.Filter(False, tracemalloc.__file__),))
-    lines = [f"traced {traced / 2**20:.1f} MiB (peak {peak / 2**20:.1f} MiB); {_status()}", "", "## by line"]
+    overhead = tracemalloc.get_tracemalloc_memory() / 2**20
+    lines = [
+        f"traced {traced / 2**20:.1f} MiB (peak {peak / 2**20:.1f} MiB), tracing's own {overhead:.1f} MiB; {_status()}",
+        "",
+        "## by line",
+    ]
     for stat in snapshot.statistics("lineno")[:TOP]:
         lines.append(f"{stat.size / 2**20:8.1f} MiB {stat.count:9d} blocks  {stat.traceback[0]}")
     lines += ["", "## by traceback"]
