@@ -16,7 +16,8 @@
   Radicale takes the same shared lock again inside; a second shared `flock` is granted at
   once on Linux even while a writer waits, so the nesting cannot deadlock. Held that long,
   back-to-back reads left writes no gap, so writes announce themselves and long reads let
-  the writes that came first go first (`fairness`).
+  the writes that came first go first (`fairness`). A GET or REPORT on a calendar only
+  calmirror writes takes no store lock at all (`store_lock.unlocked_reads`).
 - A write Radicale refuses with its bare text ("Bad Request") gets one line saying why
   and what to do instead, with the same status (`refusals`).
 
@@ -50,6 +51,7 @@ from calmirror.local.auth import Credentials
 from calmirror.local.fairness import WritersFirst
 from calmirror.local.items import Limits
 from calmirror.local.rights import collection_rights
+from calmirror.local.store_lock import unlocked_reads
 
 log = logging.getLogger("calmirror.local")
 
@@ -66,6 +68,7 @@ WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", 
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR"})
 CHANGE_METHODS = frozenset({"PUT", "DELETE", "MOVE"})
 LONG_READ_METHODS = frozenset({"PROPFIND", "REPORT"})  # hold the shared store lock while building the answer
+UNLOCKED_READ_METHODS = frozenset({"GET", "HEAD", "REPORT"})  # on a read-only calendar: no store lock
 # We are never behind a reverse proxy; these would let a client change how Radicale
 # maps the URL to a collection, and so differ from what the checks here looked at.
 _PROXY_HEADERS = (
@@ -182,7 +185,7 @@ class Middleware:
         destination = _destination_path(environ) if method in ("MOVE", "COPY") else None
         if method in WRITE_METHODS:
             for target in (path, destination):
-                read_only = _read_only_refusal(target)
+                read_only = refusals.read_only(target)
                 if read_only is not None:
                     raise Refusal(HTTPStatus.FORBIDDEN, read_only)
         body = _read_body(environ, length) if length else b""
@@ -227,7 +230,7 @@ class Middleware:
             captured[:] = [status_line, list(headers)]
             return written.append
 
-        with self._turn(method), self._store_lock(method):
+        with self._turn(method, environ), self._store_lock(method):
             chunks = self.app(environ, capture)
             try:
                 body = written + list(chunks)
@@ -237,10 +240,14 @@ class Middleware:
                     close()
         return _Answer(captured[0], captured[1], body)
 
-    def _turn(self, method: str) -> AbstractContextManager[object]:
-        """Writes announce themselves; long reads let announced writes go first (`fairness`)."""
+    def _turn(self, method: str, environ: Environ) -> AbstractContextManager[object]:
+        """Writes announce themselves; long reads let announced writes go first (`fairness`);
+        a read of a calendar only calmirror writes takes no store lock (`store_lock`)."""
         if method in WRITE_METHODS:
             return self.fairness.writing()
+        own = self._own_collection(str(environ.get("PATH_INFO", "")))
+        if method in UNLOCKED_READ_METHODS and own is not None and layout.is_read_only(own):
+            return unlocked_reads()
         if method in LONG_READ_METHODS:
             self.fairness.before_reading()
         return contextlib.nullcontext()
@@ -341,24 +348,6 @@ class Middleware:
     def _readable_calendar(self, path: str) -> bool:
         parts = layout.split_path(path)
         return len(parts) == 2 and parts[0] == self.credentials.username and "r" in collection_rights(parts[1])
-
-
-def _read_only_refusal(path: str | None) -> str | None:
-    """Why a write to `path` is refused, when it is in a calendar only calmirror writes."""
-    parts = layout.split_path(path) if path is not None else []
-    if len(parts) < 2:
-        return None
-    if layout.is_mirror(parts[1]):
-        return (
-            "mirrored iCloud calendars are read-only; change the event in iCloud, "
-            "or PUT appointments into appointments/"
-        )
-    if parts[1] == layout.BUSY:
-        return (
-            "busy/ is calmirror's read-only summary of all busy time; PUT appointments into "
-            "appointments/ or blocked time into blocked/"
-        )
-    return None
 
 
 def _destination_path(environ: Environ) -> str | None:

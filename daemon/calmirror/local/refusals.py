@@ -163,3 +163,21 @@ def _diagnose(body: bytes, limits: Limits) -> str:
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _LIMIT else text[: _LIMIT - 1] + "…"
+
+
+def read_only(path: str | None) -> str | None:
+    """Why a write to `path` is refused, when it is in a calendar only calmirror writes."""
+    parts = layout.split_path(path) if path is not None else []
+    if len(parts) < 2:
+        return None
+    if layout.is_mirror(parts[1]):
+        return (
+            "mirrored iCloud calendars are read-only; change the event in iCloud, "
+            "or PUT appointments into appointments/"
+        )
+    if parts[1] == layout.BUSY:
+        return (
+            "busy/ is calmirror's read-only summary of all busy time; PUT appointments into "
+            "appointments/ or blocked time into blocked/"
+        )
+    return None

@@ -22,11 +22,12 @@ import radicale.storage
 from radicale import pathutils
 from radicale.storage import multifilesystem
 
-from calmirror.local import batch, bulk, fairness, layout, uid_index
+from calmirror.local import batch, bulk, fairness, layout, listing, uid_index
 from calmirror.local.check_pool import check_many, pool_for
 from calmirror.local.errors import CollectionMissing, StoreError
 from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.local.radicale_config import build_configuration
+from calmirror.local.store_lock import FairLockStorage
 from calmirror.local.writer import BatchWriter
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
@@ -73,7 +74,7 @@ class LocalStore:
             raise StoreError(f"unusable local username {username!r}")
         self.store_dir = Path(store_dir)
         self.username = username
-        configuration = build_configuration(self.store_dir)
+        configuration = build_configuration(self.store_dir, storage_type=FairLockStorage)
         try:
             self._storage = cast(multifilesystem.Storage, radicale.storage.load(configuration))
         except (OSError, RuntimeError, ValueError) as error:
@@ -169,6 +170,10 @@ class LocalStore:
         `displayname` is the iCloud calendar's name; it is shown as "iCloud · <name>".
         """
         name = self._mirror(slug)
+        with self._locked("r"):  # every mirror pass asks; the exclusive lock only for a change
+            found = self._find(name)
+            if found is not None and self._mirror_meta(found, displayname, color) is None:
+                return
         with self._locked("w"):
             found = self._find(name)
             if found is None:
@@ -184,12 +189,19 @@ class LocalStore:
             self._set_mirror_meta(self._require(name), displayname, color)
 
     @staticmethod
-    def _set_mirror_meta(collection: multifilesystem.Collection, displayname: str, color: str | None) -> None:
+    def _mirror_meta(
+        collection: multifilesystem.Collection, displayname: str, color: str | None
+    ) -> dict[str, str] | None:
+        """The mirror's properties with this name and colour; None when they are so already."""
         meta = dict(collection.get_meta())
         wanted = {**meta, **_calendar_props(mirror_displayname(displayname), color)}
         if not color:
             wanted.pop("ICAL:calendar-color", None)
-        if wanted != meta:
+        return None if wanted == meta else wanted
+
+    def _set_mirror_meta(self, collection: multifilesystem.Collection, displayname: str, color: str | None) -> None:
+        wanted = self._mirror_meta(collection, displayname, color)
+        if wanted is not None:
             collection.set_meta(wanted)
 
     def delete_mirror(self, slug: str) -> None:
@@ -344,15 +356,21 @@ class LocalStore:
             return {item.href: item.etag for item in self._require(name).get_all() if item.href}
 
     def changes(self, name: str, token: str | None) -> ChangeSet:
-        """Hrefs changed, added or deleted since `token`, through Radicale's own sync."""
+        """Hrefs changed, added or deleted since `token`: from the folder's listing when the
+        token names a snapshot of this process (`listing`), else through Radicale's own sync."""
         with self._locked("r"):
             collection = self._require(name)
-            if token:
+            folder = str(self.collection_dir(name))
+            found = listing.since(folder, token)
+            if found is not None:
+                return ChangeSet(found[0], found[1], full=False)
+            radicale_token, _ = listing.split(token)
+            if radicale_token:
                 try:
-                    new_token, changed = collection.sync(token)
-                    return ChangeSet(new_token, list(changed), full=False)
+                    new_token, changed = collection.sync(radicale_token)
+                    return ChangeSet(listing.remember(folder, new_token), list(changed), full=False)
                 except ValueError:
                     pass
             new_token, _ = collection.sync("")
             present = sorted(item.href for item in collection.get_all() if item.href)
-            return ChangeSet(new_token, present, full=True)
+            return ChangeSet(listing.remember(folder, new_token), present, full=True)

@@ -24,6 +24,7 @@ from radicale import item as radicale_item
 from radicale.storage import multifilesystem
 
 from calmirror.local import vobject_speed
+from calmirror.local.store_lock import FairLockStorage
 
 vobject_speed.install()  # before Radicale parses an object
 
@@ -115,7 +116,7 @@ class UidCachedCollection(multifilesystem.Collection):
             _entries.pop(self._filesystem_path, None)
 
 
-class UidCachedStorage(multifilesystem.Storage):
+class UidCachedStorage(FairLockStorage):
     _collection_class = UidCachedCollection
 
 

@@ -1,0 +1,223 @@
+"""The store lock inside this process: writers first, readers not starved, then the `flock`.
+
+Radicale's store lock is an `flock` on one file, taken shared for every read and
+exclusive for every write. Linux grants a shared `flock` whenever only shared ones are
+held, even while an exclusive one waits, so with reads overlapping back to back (client
+queries, listings, the index keepers) a write waited for tens of seconds while reads
+passed in milliseconds. Every storage object of this process (the server's, Radicale's
+own, `LocalStore`'s) first passes one `FairLock` per store folder, then the `flock`,
+which still keeps other processes (the CLI) out:
+
+- a waiting writer stops new readers from entering; writers go one at a time, in order
+  of arrival;
+- when a writer finishes, every reader that was waiting for it goes in together before
+  the next writer, so a stream of writes cannot starve the reads either;
+- a thread that already holds the shared lock takes it again at once (Radicale nests
+  shared locks: the middleware holds one around a whole PROPFIND, and Radicale takes its
+  own inside); waiting there behind a writer would wait for itself.
+
+A thread holding the shared lock must not ask for the exclusive one (an upgrade): that
+would wait for itself in the `flock` too, so it is refused with an error here instead.
+
+A client's read of a calendar only calmirror writes (a mirror, `busy/`) takes no store lock
+at all (`unlocked_reads`): held for a one-week query on a 10,000-event mirror, the shared
+lock kept every client's write waiting seconds behind it. Such a collection is written only
+by this process's own writer (`bulk`), which puts each file in place by renaming a complete
+one (cache and history before the item), so a reader sees each item whole, old or new; a
+read during a mirror batch may see part of the batch, as a client syncing a moment earlier
+or later would. Radicale's own cache writes during a read take its per-collection cache
+lock, and an item cache entry is checked against the item's bytes before use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from radicale import config as radicale_config
+from radicale import types
+from radicale.storage import multifilesystem
+
+
+class LockUpgrade(RuntimeError):
+    """A thread holding the shared store lock asked for the exclusive one."""
+
+
+class FairLock:
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._readers = 0  # holders of the shared lock (threads, not nestings)
+        self._writing = False
+        self._readers_waiting = 0
+        self._grants = 0  # counts the times the waiting readers were let in together
+        self._next_ticket = 0  # writers are served in order of arrival
+        self._serving = 0
+        self._abandoned: set[int] = set()  # tickets of writers that stopped waiting
+        self._mine = threading.local()
+
+    # --- what a thread holds ------------------------------------------------------------
+
+    def _depth(self) -> tuple[int, int]:
+        return getattr(self._mine, "reads", 0), getattr(self._mine, "writes", 0)
+
+    def _set_depth(self, reads: int, writes: int) -> None:
+        self._mine.reads, self._mine.writes = reads, writes
+
+    @property
+    def waiting_writers(self) -> int:
+        with self._changed:
+            return self._next_ticket - self._serving - len(self._abandoned) - int(self._writing)
+
+    @property
+    def readers(self) -> int:
+        with self._changed:
+            return self._readers
+
+    @property
+    def readers_waiting(self) -> int:
+        with self._changed:
+            return self._readers_waiting
+
+    # --- taking and giving back ---------------------------------------------------------
+
+    @contextmanager
+    def hold(self, mode: str) -> Iterator[None]:
+        """The lock in `mode` ("r" shared, "w" exclusive) for the block."""
+        if mode not in ("r", "w"):
+            raise ValueError(f"unknown lock mode {mode!r}")
+        reads, writes = self._depth()
+        if reads or writes:
+            if mode == "w" and not writes:
+                raise LockUpgrade("a thread holding the calendar store's shared lock asked for the exclusive one")
+            # Nested in what this thread holds already: nothing to wait for.
+            self._set_depth(reads + (mode == "r"), writes + (mode == "w"))
+            try:
+                yield
+            finally:
+                self._set_depth(reads, writes)
+            return
+        if mode == "r":
+            self._acquire_read()
+        else:
+            self._acquire_write()
+        self._set_depth(int(mode == "r"), int(mode == "w"))
+        try:
+            yield
+        finally:
+            self._set_depth(0, 0)
+            if mode == "r":
+                self._release_read()
+            else:
+                self._release_write()
+
+    def _writers_ahead(self) -> bool:
+        return self._writing or self._next_ticket - self._serving - len(self._abandoned) > 0
+
+    def _acquire_read(self) -> None:
+        with self._changed:
+            if not self._writers_ahead():
+                self._readers += 1
+                return
+            self._readers_waiting += 1
+            grants = self._grants
+            try:
+                self._changed.wait_for(lambda: self._grants != grants)
+            except BaseException:
+                if self._grants != grants:  # let in meanwhile: give the place back
+                    self._readers -= 1
+                    self._changed.notify_all()
+                else:
+                    self._readers_waiting -= 1
+                raise
+            # The writer before us counted us in when it finished (`_let_readers_in`).
+
+    def _release_read(self) -> None:
+        with self._changed:
+            self._readers -= 1
+            if self._readers == 0:
+                self._changed.notify_all()
+
+    def _acquire_write(self) -> None:
+        with self._changed:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            try:
+                self._changed.wait_for(lambda: self._serving == ticket and not self._writing and self._readers == 0)
+            except BaseException:
+                self._abandon(ticket)
+                raise
+            self._writing = True
+
+    def _release_write(self) -> None:
+        with self._changed:
+            self._writing = False
+            self._advance()
+            self._let_readers_in()
+            self._changed.notify_all()
+
+    def _advance(self) -> None:
+        """The next writer's turn, past any that stopped waiting."""
+        self._serving += 1
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+
+    def _abandon(self, ticket: int) -> None:
+        if ticket == self._serving:
+            self._advance()
+        else:
+            self._abandoned.add(ticket)
+        if not self._writers_ahead():
+            self._let_readers_in()
+        self._changed.notify_all()
+
+    def _let_readers_in(self) -> None:
+        if self._readers_waiting:
+            self._readers += self._readers_waiting
+            self._readers_waiting = 0
+            self._grants += 1
+
+
+_unlocked = threading.local()
+
+
+@contextmanager
+def unlocked_reads() -> Iterator[None]:
+    """Within the block, this thread's shared store locks are not taken (see the module
+    docstring: only around a client's read of a collection only calmirror writes)."""
+    before = getattr(_unlocked, "on", False)
+    _unlocked.on = True
+    try:
+        yield
+    finally:
+        _unlocked.on = before
+
+
+_locks: dict[str, FairLock] = {}
+_locks_lock = threading.Lock()
+
+
+def lock_for(store_dir: str | Path) -> FairLock:
+    """The one lock of the store in `store_dir` for this process."""
+    key = os.path.realpath(store_dir)
+    with _locks_lock:
+        return _locks.setdefault(key, FairLock())
+
+
+class FairLockStorage(multifilesystem.Storage):
+    """Radicale's storage whose store lock passes this process's `FairLock` before the `flock`."""
+
+    def __init__(self, configuration: radicale_config.Configuration) -> None:
+        super().__init__(configuration)
+        self.fair_lock = lock_for(self._filesystem_folder)
+
+    @types.contextmanager
+    def acquire_lock(self, mode: str, user: str = "", *args: object, **kwargs: object) -> Iterator[None]:
+        if mode == "r" and getattr(_unlocked, "on", False):
+            yield
+            return
+        with self.fair_lock.hold(mode), super().acquire_lock(mode, user, *args, **kwargs):
+            yield
