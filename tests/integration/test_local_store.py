@@ -380,19 +380,19 @@ def test_a_client_put_checks_uids_without_reading_every_appointment(
     """Radicale checks a new item's UID against the whole collection under the exclusive lock;
     from the second write on the answer comes from memory, and it still follows every change:
     our own PUTs and DELETEs, and a file written behind the server's back."""
-    from radicale.storage import multifilesystem
+    from calmirror.local.uid_cache import UidCachedCollection
 
     base = server.url + f"{USER}/appointments/"
     ics = {"Content-Type": "text/calendar"}
     assert http.put(base + "a.ics", data=event("uid-a").encode(), headers=ics, timeout=10).status_code == 201
     reads: list[str] = []
-    real_get_all = multifilesystem.Collection.get_all
+    real_get_all = UidCachedCollection.get_all
 
-    def counted(self: multifilesystem.Collection) -> Any:
+    def counted(self: UidCachedCollection) -> Any:
         reads.append(self.path)
         return real_get_all(self)
 
-    monkeypatch.setattr(multifilesystem.Collection, "get_all", counted)
+    monkeypatch.setattr(UidCachedCollection, "get_all", counted)
     for n in range(5):
         assert (
             http.put(base + f"n{n}.ics", data=event(f"uid-n{n}").encode(), headers=ics, timeout=10).status_code == 201

@@ -56,7 +56,7 @@ from radicale import pathutils, xmlutils
 from radicale.item import filter as radicale_filter
 
 from calmirror.local import layout, vobject_speed
-from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage
+from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage, size_ok
 from calmirror.model import FileStamp, ItemRange, Occurrences, RangeCandidate
 
 vobject_speed.install()  # before Radicale parses an object
@@ -159,7 +159,7 @@ class IndexedCollection(UidCachedCollection):
         """An item exactly as Radicale's `get_all` would give it (None where it skips it)."""
         item = self._get(href, verify_href=False)
         path = str(Path(self._filesystem_path) / href)
-        if item is None or not pathutils.file_check_size(path, self._storage._max_resource_size):
+        if item is None or not size_ok(path, self._storage._max_resource_size):
             return None
         return item
 
@@ -170,7 +170,10 @@ class IndexedCollection(UidCachedCollection):
         with os.scandir(self._filesystem_path) as entries:
             for entry in entries:  # what Radicale's `_list` yields, in the same order
                 if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name):
-                    found = entry.stat()
+                    try:
+                        found = entry.stat()
+                    except FileNotFoundError:  # deleted by a mirror batch meanwhile (no store lock)
+                        continue
                     order.append(entry.name)
                     listing[entry.name] = (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
         known = index.stamps(name)
