@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from calmirror.local.radicale_config import build_configuration
-from calmirror.local.store_lock import FairLock, FairLockStorage, LockUpgrade, lock_for
+from calmirror.local.storage import FairLockStorage
+from calmirror.local.store_lock import FairLock, LockUpgrade, lock_for
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -27,7 +27,7 @@ from calmirror.local.check_pool import check_many, pool_for
 from calmirror.local.errors import CollectionMissing, StoreError
 from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.local.radicale_config import build_configuration
-from calmirror.local.store_lock import FairLockStorage
+from calmirror.local.storage import FairLockStorage
 from calmirror.local.writer import BatchWriter
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "

@@ -37,10 +37,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from radicale import config as radicale_config
-from radicale import types
-from radicale.storage import multifilesystem
-
 
 class LockUpgrade(RuntimeError):
     """A thread holding the shared store lock asked for the exclusive one."""
@@ -184,6 +180,11 @@ class FairLock:
 _unlocked = threading.local()
 
 
+def reads_unlocked() -> bool:
+    """Whether this thread is inside `unlocked_reads`."""
+    return bool(getattr(_unlocked, "on", False))
+
+
 @contextmanager
 def unlocked_reads() -> Iterator[None]:
     """Within the block, this thread's shared store locks are not taken (see the module
@@ -205,19 +206,3 @@ def lock_for(store_dir: str | Path) -> FairLock:
     key = os.path.realpath(store_dir)
     with _locks_lock:
         return _locks.setdefault(key, FairLock())
-
-
-class FairLockStorage(multifilesystem.Storage):
-    """Radicale's storage whose store lock passes this process's `FairLock` before the `flock`."""
-
-    def __init__(self, configuration: radicale_config.Configuration) -> None:
-        super().__init__(configuration)
-        self.fair_lock = lock_for(self._filesystem_folder)
-
-    @types.contextmanager
-    def acquire_lock(self, mode: str, user: str = "", *args: object, **kwargs: object) -> Iterator[None]:
-        if mode == "r" and getattr(_unlocked, "on", False):
-            yield
-            return
-        with self.fair_lock.hold(mode), super().acquire_lock(mode, user, *args, **kwargs):
-            yield

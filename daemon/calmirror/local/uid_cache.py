@@ -23,10 +23,9 @@ from typing import Any
 from radicale import config as radicale_config
 from radicale import item as radicale_item
 from radicale import pathutils
-from radicale.storage import multifilesystem
 
 from calmirror.local import vobject_speed
-from calmirror.local.store_lock import FairLockStorage
+from calmirror.local.storage import FairLockStorage, StoreCollection
 
 vobject_speed.install()  # before Radicale parses an object
 
@@ -68,7 +67,7 @@ def size_ok(path: str, limit: int) -> bool:
         return True
 
 
-class UidCachedCollection(multifilesystem.Collection):
+class UidCachedCollection(StoreCollection):
     """Radicale's collection with `has_uid` from memory (callers hold the store lock).
 
     Reading an item tolerates the file going away while it is read: a client's read of a

@@ -1,0 +1,116 @@
+"""calmirror's Radicale storage: the in-process fair lock, and no fsync for derived files.
+
+Every storage object calmirror opens on a store (the server's, Radicale's own inside the
+server, `LocalStore`'s) is a `FairLockStorage`: its store lock passes the process's
+`store_lock.FairLock` before Radicale's `flock`, and a client's read of a calendar only
+calmirror writes takes no lock (`store_lock.unlocked_reads`).
+
+A client's PUT made Radicale write three files, each with an fsync of the file and of its
+folder, all inside the exclusive store lock: the item, its item cache entry and its sync
+history entry. Only the item is the client's data; the two others are derived from it (a
+parse of the item, a hash chain of its ETags) and Radicale already reads past a broken one.
+So they are written without an fsync (`StoreCollection`): the item is still durable before
+the client hears 201 ("a 201 is never lost"). After a power cut the cache or history entry
+may be missing or empty; an empty one (which Radicale's readers do not expect) is read as
+missing here: the cache is computed again from the item, and a lost history entry makes
+clients holding a sync token fetch that item once more.
+
+Radicale also scans every history entry of the collection after each PUT, DELETE and MOVE
+for entries of deleted items older than the sync-token age (30 days): once an hour per
+collection is as good, and the scan no longer runs inside every write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, AnyStr
+
+from radicale import config as radicale_config
+from radicale import item as radicale_item
+from radicale import types
+from radicale.storage import multifilesystem
+from radicale.storage.multifilesystem.cache import CacheContent
+
+from calmirror.local.store_lock import lock_for, reads_unlocked
+
+CLEAN_HISTORY_EVERY_S = 3600.0
+
+_derived = threading.local()
+_cleaned: dict[str, float] = {}  # collection folder -> when its history was last cleaned here
+_cleaned_lock = threading.Lock()
+
+
+@contextmanager
+def _without_fsync() -> Iterator[None]:
+    before = getattr(_derived, "on", False)
+    _derived.on = True
+    try:
+        yield
+    finally:
+        _derived.on = before
+
+
+class StoreCollection(multifilesystem.Collection):
+    """Radicale's collection writing its item cache and history without an fsync."""
+
+    def _store_item_cache(self, href: str, item: radicale_item.Item, cache_hash: str = "") -> CacheContent:
+        with _without_fsync():
+            return super()._store_item_cache(href, item, cache_hash)
+
+    def _load_item_cache(self, href: str, cache_hash: str) -> CacheContent | None:
+        try:
+            return super()._load_item_cache(href, cache_hash)
+        except EOFError:  # left empty by a power cut before it reached the disk
+            return None
+
+    def _update_history_etag(self, href: str, item: radicale_item.Item | None) -> str:
+        with _without_fsync():
+            try:
+                return str(super()._update_history_etag(href, item))  # type: ignore[no-untyped-call]
+            except EOFError:  # as above: the entry is as good as missing
+                folder = self._storage._get_collection_cache_subfolder(
+                    self._filesystem_path, ".Radicale.cache", "history"
+                )
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(folder) / href).unlink()
+                return str(super()._update_history_etag(href, item))  # type: ignore[no-untyped-call]
+
+    def _clean_history(self) -> None:
+        now = time.monotonic()
+        with _cleaned_lock:
+            last = _cleaned.get(self._filesystem_path)
+            if last is not None and now - last < CLEAN_HISTORY_EVERY_S:
+                return
+            _cleaned[self._filesystem_path] = now
+        super()._clean_history()  # type: ignore[no-untyped-call]
+
+
+class FairLockStorage(multifilesystem.Storage):
+    """Radicale's storage whose store lock passes this process's `FairLock` before the `flock`."""
+
+    _collection_class = StoreCollection
+
+    def __init__(self, configuration: radicale_config.Configuration) -> None:
+        super().__init__(configuration)
+        self.fair_lock = lock_for(self._filesystem_folder)
+
+    @types.contextmanager
+    def acquire_lock(self, mode: str, user: str = "", *args: object, **kwargs: object) -> Iterator[None]:
+        if mode == "r" and reads_unlocked():
+            yield
+            return
+        with self.fair_lock.hold(mode), super().acquire_lock(mode, user, *args, **kwargs):
+            yield
+
+    def _fsync(self, f: IO[AnyStr]) -> None:
+        if not getattr(_derived, "on", False):
+            super()._fsync(f)
+
+    def _sync_directory(self, path: str) -> None:
+        if not getattr(_derived, "on", False):
+            super()._sync_directory(path)

@@ -1,0 +1,71 @@
+"""A client's PUT makes its item durable (fsync of the file and its folder) before the
+answer, and writes the derived item cache and sync history without an fsync; an entry of
+either left empty (a power cut) is read as missing, not as an error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from radicale import pathutils
+
+from calmirror.local import LocalServer, LocalStore, layout
+from calmirror.testing import LOCAL_PASSWORD as PASSWORD
+from calmirror.testing import LOCAL_USER as USER
+from calmirror.testing.ical import event
+
+ICS = {"Content-Type": "text/calendar"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    local = LocalStore(tmp_path / "store", USER)
+    local.ensure_base()
+    return local
+
+
+@pytest.fixture
+def server(store: LocalStore) -> Iterator[LocalServer]:
+    with LocalServer(store.store_dir, port=0, username=USER, password=PASSWORD) as srv:
+        yield srv
+
+
+def url(server: LocalServer, href: str = "") -> str:
+    return f"{server.url}{USER}/{layout.APPOINTMENTS}/{href}"
+
+
+def test_a_put_syncs_the_item_and_not_its_derived_files(
+    server: LocalServer, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = pathutils.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(pathutils, "fsync", recording)
+    reply = requests.put(url(server, "a.ics"), data=event("a").encode(), headers=ICS, auth=(USER, PASSWORD), timeout=10)
+    assert reply.status_code == 201
+    folder = str(store.collection_dir(layout.APPOINTMENTS))
+    assert any(path.endswith("/a.ics") and ".Radicale.tmp-" in path for path in synced)  # the item, before its rename
+    assert folder in synced  # and its folder after it
+    assert not any(".Radicale.cache" in path for path in synced)  # neither cache nor history
+
+
+def test_empty_cache_and_history_entries_are_read_as_missing(server: LocalServer, store: LocalStore) -> None:
+    auth = (USER, PASSWORD)
+    assert requests.put(url(server, "a.ics"), data=event("a").encode(), headers=ICS, auth=auth, timeout=10).ok
+    cache = store.store_dir / "collection-cache" / USER / layout.APPOINTMENTS / ".Radicale.cache"
+    for kind in ("item", "history"):
+        entry = cache / kind / "a.ics"
+        assert entry.is_file()
+        entry.write_bytes(b"")  # what a power cut can leave of a file never fsynced
+    got = requests.get(url(server, "a.ics"), auth=auth, timeout=10)
+    assert got.status_code == 200 and "UID:a" in got.text
+    changed = event("a", summary="Changed").encode()
+    assert requests.put(url(server, "a.ics"), data=changed, headers=ICS, auth=auth, timeout=10).status_code == 204
+    assert "SUMMARY:Changed" in (store.item(layout.APPOINTMENTS, "a.ics") or "")
+    assert store.changes(layout.APPOINTMENTS, None).changed == ["a.ics"]
