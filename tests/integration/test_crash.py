@@ -48,6 +48,7 @@ class Writer(threading.Thread):
         self.rng = random.Random(seed)
         self.expected: dict[str, str | None] = {}  # uid -> latest summary, None when deleted
         self.refused: list[str] = []  # answers that are neither success nor worth a retry
+        self.answered = 0  # writes the server has answered
         self.done = threading.Event()
 
     def _send(self, method: str, uid: str, body: str | None = None) -> None:
@@ -67,6 +68,7 @@ class Writer(threading.Thread):
                 if answer.status_code < 500 and answer.status_code != 401:
                     if answer.status_code >= 400 and not (method == "DELETE" and answer.status_code == 404):
                         self.refused.append(f"{method} {uid}: {answer.status_code} {answer.text[:200]}")
+                    self.answered += 1
                     return
             except requests.RequestException:
                 pass
@@ -177,9 +179,15 @@ def run_crash_loop(tmp_path: Path, appointments: int, min_kills: int, mirrored: 
         rng = random.Random(11)
         kills = 0
         started = time.monotonic()
+        # Kills are spread over the writes, not over time: a daemon starts slowly on a loaded
+        # machine and serves few writes in a second, and a kill a second made the run grow
+        # with the load (43 kills, and past the 300 s timeout, in a run at load 20).
+        spacing = max(1, appointments // (2 * min_kills))  # about this many answered writes between kills
         while not writer.done.is_set() or kills < min_kills:
             wait_for(lambda: serving(port), timeout=30, every=0.05)  # kill a daemon that got going
-            time.sleep(rng.uniform(0.05, 1.0))
+            due = writer.answered + rng.randint(1, 2 * spacing)
+            wait_for(lambda: writer.answered >= due or writer.done.is_set(), timeout=60, every=0.01)  # noqa: B023
+            time.sleep(rng.uniform(0.0, 0.5))  # just after a 201, or during the next write, a push, a mirror pass
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1

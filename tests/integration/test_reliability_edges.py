@@ -14,9 +14,6 @@ the local Radicale server on 127.0.0.1:0, the iCloud emulator, real SQLite, real
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -35,6 +32,7 @@ from calmirror.errors import Conflict, NotFound
 from calmirror.local.server import LocalServer
 from calmirror.local.store import LocalStore
 from calmirror.state import State
+from tests.conftest import Cli
 from tests.helpers import (
     APP_PASSWORD,
     APPLE_ID,
@@ -444,24 +442,12 @@ def test_status_names_a_calendar_deleted_in_icloud_by_its_last_name(tmp_path: Pa
     finally:
         engine.state.close()
     shown = status_json(home)
-    env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir), "COLUMNS": "200"}
+    cli = Cli(home.data_dir)
     mirrors = {m["id"]: m for m in shown["mirrors"]}
     assert mirrors[work_id]["name"] == "Work" and mirrors[home_id]["name"] == "Home"
     assert "no longer exists" in mirrors[work_id]["last_error"]
     assert shown["linked"] == {"id": home_id, "name": "Home"}
     assert all(work_id not in e["message"].split(":", 1)[0] for e in shown["recent_errors"]), shown["recent_errors"]
-    text = subprocess.run(
-        [sys.executable, "-m", "calmirror", "status"], env=env, capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    assert "Linked calendar: Home" in text
-    listed = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "calmirror", "conflicts", "list", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
+    assert "Linked calendar: Home" in cli("status").stdout
+    listed = json.loads(cli("conflicts", "list", "--json").stdout)
     assert {r["id"]: r["name"] for r in listed} == {work_id: "Work", home_id: "Home"}

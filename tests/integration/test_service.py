@@ -17,6 +17,7 @@ import requests
 
 from calmirror import credentials
 from calmirror.emulator import Emulator
+from tests.conftest import Cli
 from tests.helpers import APP_PASSWORD, connected_home, event, status_json, wait_for
 
 ROOT = Path(__file__).parents[2]
@@ -106,26 +107,14 @@ def test_a_storm_of_signals_never_hangs_the_daemon(tmp_path: Path, emu: Emulator
 def test_sighup_reloads_conflict_calendars_and_privacy(tmp_path: Path, emu: Emulator) -> None:
     home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
     proc = spawn(home.data_dir)
-    env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
+    cli = Cli(home.data_dir)
     try:
         assert wait_for(lambda: bool(status_json(home.data_dir).get("daemon_running")), 20)
         url = str(status_json(home.data_dir)["local_url"])
         # `conflicts add` edits the config and sends SIGHUP to the running daemon
-        subprocess.run(
-            [sys.executable, "-m", "calmirror", "conflicts", "add", "Home"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        assert cli("conflicts", "add", "Home").returncode == 0
         assert wait_for(lambda: {m["name"] for m in status_json(home.data_dir)["mirrors"]} == {"Work", "Home"}, 15)
-        subprocess.run(
-            [sys.executable, "-m", "calmirror", "privacy", "Home", "busy"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        assert cli("privacy", "Home", "busy").returncode == 0
         acct = credentials.local_account(home)
 
         def home_is_busy_only() -> bool:
@@ -177,31 +166,20 @@ def test_journald_lines_carry_priorities_and_no_timestamps(tmp_path: Path) -> No
 
 def test_doctor_reports_each_check(tmp_path: Path, emu: Emulator) -> None:
     home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
-    env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
-    result = subprocess.run(
-        [sys.executable, "-m", "calmirror", "doctor", "--json"], env=env, capture_output=True, text=True, timeout=60
-    )
+    cli = Cli(home.data_dir)
+    result = cli("doctor", "--json")
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert {"config", "disk", "local store", "watcher", "systemd", "credentials", "iCloud", "daemon"} <= set(checks)
     assert checks["iCloud"]["ok"] and checks["credentials"]["ok"]
     emu.set_password("zzzz-zzzz-zzzz-zzzz")
-    result = subprocess.run(
-        [sys.executable, "-m", "calmirror", "doctor"], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = cli("doctor")
     assert result.returncode == 1
     assert "problem  iCloud: the password was refused" in result.stdout
     assert APP_PASSWORD not in result.stdout + result.stderr
 
 
 def test_demo_runs_headless(tmp_path: Path) -> None:
-    env = {**os.environ, "CALMIRROR_HOME": str(tmp_path / "unused")}
-    result = subprocess.run(
-        [sys.executable, "-m", "calmirror", "demo", "--seconds", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = Cli(tmp_path / "unused")("demo", "--seconds", "2")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "mirrored iCloud calendar" in out and "reached the linked iCloud calendar" in out
@@ -213,13 +191,10 @@ def test_sync_now_wakes_the_running_daemon(tmp_path: Path, emu: Emulator) -> Non
     home = connected_home(tmp_path / "h", emu, conflicts=("Work",))
     home.config_file.write_text(home.config_file.read_text() + "\n[sync]\ninterval = 3600\n")
     proc = spawn(home.data_dir)
-    env = {**os.environ, "CALMIRROR_HOME": str(home.data_dir)}
     try:
         assert wait_for(lambda: bool(status_json(home.data_dir).get("daemon_running")), 20)
         emu.put_item(emu.calendar_id("Work"), "fresh.ics", event("fresh-1", "Just added in iCloud"))
-        result = subprocess.run(
-            [sys.executable, "-m", "calmirror", "sync", "--now"], env=env, capture_output=True, text=True, timeout=60
-        )
+        result = Cli(home.data_dir)("sync", "--now")
         assert "Asked the running daemon" in result.stdout
         assert wait_for(lambda: status_json(home.data_dir)["mirrors"][0]["items"] == 17, 10)
     finally:
