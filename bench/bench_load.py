@@ -183,6 +183,7 @@ def run_load(
     print(f"[load] {target}: {clients} clients × {seconds:.0f} s{f', only {only}' if only else ''}", flush=True)
     for body in (QUERY, FREEBUSY):  # untimed: each server builds its caches on its first read
         requests.request("REPORT", mirror, data=body.encode(), auth=auth, headers={"Depth": "1"}, timeout=600)
+    print(f"[load] {target}: caches built, clients start", flush=True)
     tally = Tally()
     started = time.perf_counter()
     threads = [Client(n, base, mirror, auth, started + seconds, tally, only) for n in range(clients)]

@@ -105,3 +105,32 @@ def test_a_token_of_another_process_falls_back_to_radicales_sync(store: LocalSto
     since = store.changes(APPOINTMENTS, foreign)
     assert not since.full and since.changed == ["b.ics"]
     assert store.changes(APPOINTMENTS, since.token).changed == []
+
+
+def test_following_appointments_does_not_wait_for_a_write_in_progress(store: LocalStore) -> None:
+    """The push detector and the busy index follow appointments/ after every client write;
+    with a listing token they read whole files without the store lock, so they do not queue
+    behind the writes they are following."""
+    import threading
+
+    store.write_appointment("a.ics", event("a"))
+    token = store.changes(APPOINTMENTS, None).token
+    (store.collection_dir(APPOINTMENTS) / "b.ics").write_text(event("b"))  # another program's write
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store._locked("w"):
+            held.set()
+            release.wait(20)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        assert held.wait(5)
+        since = store.changes(APPOINTMENTS, token)
+        assert since.changed == ["b.ics"]
+        assert "UID:b" in (store.item(APPOINTMENTS, "b.ics") or "")
+        assert set(store.items_named(APPOINTMENTS, ["a.ics", "gone.ics"])) == {"a.ics", "gone.ics"}
+    finally:
+        release.set()
+        thread.join(5)

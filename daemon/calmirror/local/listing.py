@@ -107,7 +107,12 @@ def _entries(folder: str, old: dict[str, Entry]) -> tuple[dict[str, Entry], list
 def since(folder: str, token: str | None) -> tuple[str, list[str]] | None:
     """(new token, hrefs changed since `token`) from this process's snapshot, or None when
     `token` names none here (the caller then asks Radicale and calls `remember`).
-    The caller holds the store's shared lock."""
+
+    Needs no store lock: every writer puts whole files in place by renaming them, so a file
+    read here is one version or the next. A file replaced between its `stat` and its read
+    is recorded with the older stamp and the newer digest: the next call reads it again and
+    finds the digest it has, so nothing is reported twice or lost; one deleted meanwhile
+    is reported (and its reader finds it gone)."""
     radicale_token, number = split(token)
     if number is None:
         return None
@@ -117,7 +122,10 @@ def since(folder: str, token: str | None) -> tuple[str, list[str]] | None:
         old = None if known is None else known.snapshots.get(number)
     if old is None:
         return None
-    entries, changed = _entries(folder, old)
+    try:
+        entries, changed = _entries(folder, old)
+    except FileNotFoundError:  # the collection is gone: the caller finds out under the lock
+        return None
     if not changed:
         with _lock:  # the same state: the same token (stamps that settled are kept)
             known = _folders.get(key)

@@ -56,7 +56,8 @@ from radicale import pathutils, xmlutils
 from radicale.item import filter as radicale_filter
 
 from calmirror.local import layout, vobject_speed
-from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage, size_ok
+from calmirror.local.storage import size_ok
+from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage
 from calmirror.model import FileStamp, ItemRange, Occurrences, RangeCandidate
 
 vobject_speed.install()  # before Radicale parses an object

@@ -23,22 +23,32 @@ collection is as good, and the scan no longer runs inside every write.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, AnyStr
 
 from radicale import config as radicale_config
 from radicale import item as radicale_item
-from radicale import types
+from radicale import pathutils, types
 from radicale.storage import multifilesystem
 from radicale.storage.multifilesystem.cache import CacheContent
 
 from calmirror.local.store_lock import lock_for, reads_unlocked
 
 CLEAN_HISTORY_EVERY_S = 3600.0
+
+
+def size_ok(path: str, limit: int) -> bool:
+    """Radicale's `file_check_size`; a file gone meanwhile passes, as one gone before it does."""
+    try:
+        return bool(pathutils.file_check_size(path, limit))
+    except FileNotFoundError:
+        return True
+
 
 _derived = threading.local()
 _cleaned: dict[str, float] = {}  # collection folder -> when its history was last cleaned here
@@ -56,7 +66,33 @@ def _without_fsync() -> Iterator[None]:
 
 
 class StoreCollection(multifilesystem.Collection):
-    """Radicale's collection writing its item cache and history without an fsync."""
+    """Radicale's collection writing its item cache and history without an fsync.
+
+    Reading an item tolerates the file going away while it is read: a read that takes no
+    store lock (`store_lock.unlocked_reads`) may meet a write deleting the item between
+    Radicale listing the folder and reading the file. The item is then left out, as if the
+    read came just after the write (Radicale raised FileNotFoundError: a 500).
+    """
+
+    def _get(self, href: str, verify_href: bool = True) -> radicale_item.Item | None:
+        try:
+            return super()._get(href, verify_href)
+        except FileNotFoundError:
+            return None
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
+        """Radicale's own, with `size_ok`."""
+        files: set[str] | None = None
+        folder = Path(self._filesystem_path)
+        limit = self._storage._max_resource_size
+        for href in hrefs:
+            if files is None:
+                files = {entry.name for entry in folder.iterdir()}
+            path = str(folder / href)
+            if not pathutils.is_safe_filesystem_path_component(href) or (href not in files and os.path.lexists(path)):
+                yield href, None
+            elif size_ok(path, limit):
+                yield href, self._get(href, verify_href=False)
 
     def _store_item_cache(self, href: str, item: radicale_item.Item, cache_hash: str = "") -> CacheContent:
         with _without_fsync():

@@ -28,6 +28,7 @@ from calmirror.local.errors import CollectionMissing, StoreError
 from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.local.radicale_config import build_configuration
 from calmirror.local.storage import FairLockStorage
+from calmirror.local.store_lock import unlocked_reads
 from calmirror.local.writer import BatchWriter
 
 MIRROR_DISPLAYNAME_PREFIX = "iCloud · "
@@ -337,7 +338,7 @@ class LocalStore:
     def item(self, name: str, href: str) -> str | None:
         if not pathutils.is_safe_filesystem_path_component(href):
             return None
-        with self._locked("r"):
+        with unlocked_reads(), self._locked("r"):  # whole files only: see `listing`
             for _, found in self._require(name).get_multi([href]):
                 return found.serialize() if found is not None else None
         return None
@@ -346,7 +347,7 @@ class LocalStore:
         """The text of each of `hrefs` (None for one that is not there), under one lock."""
         safe = [href for href in dict.fromkeys(hrefs) if pathutils.is_safe_filesystem_path_component(href)]
         found: dict[str, str | None] = dict.fromkeys(hrefs)
-        with self._locked("r"):
+        with unlocked_reads(), self._locked("r"):  # whole files only: see `listing`
             for href, item in self._require(name).get_multi(safe):
                 found[href] = item.serialize() if item is not None else None
         return found
@@ -357,13 +358,14 @@ class LocalStore:
 
     def changes(self, name: str, token: str | None) -> ChangeSet:
         """Hrefs changed, added or deleted since `token`: from the folder's listing when the
-        token names a snapshot of this process (`listing`), else through Radicale's own sync."""
+        token names a snapshot of this process (`listing`, without the store lock: a reader
+        of appointments/ no longer queues behind clients' writes), else through Radicale's sync."""
+        folder = str(self.collection_dir(name))
+        found = listing.since(folder, token)  # no store lock: see `listing`
+        if found is not None:
+            return ChangeSet(found[0], found[1], full=False)
         with self._locked("r"):
             collection = self._require(name)
-            folder = str(self.collection_dir(name))
-            found = listing.since(folder, token)
-            if found is not None:
-                return ChangeSet(found[0], found[1], full=False)
             radicale_token, _ = listing.split(token)
             if radicale_token:
                 try:

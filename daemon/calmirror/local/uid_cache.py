@@ -12,20 +12,18 @@ restored backup, a bulk write of a mirror) makes the next check read the UIDs ag
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from radicale import config as radicale_config
 from radicale import item as radicale_item
-from radicale import pathutils
 
 from calmirror.local import vobject_speed
-from calmirror.local.storage import FairLockStorage, StoreCollection
+from calmirror.local.storage import FairLockStorage, StoreCollection, size_ok
 
 vobject_speed.install()  # before Radicale parses an object
 
@@ -59,42 +57,12 @@ def _stamp(folder: str) -> tuple[int, int] | None:
     return found.st_ino, found.st_mtime_ns
 
 
-def size_ok(path: str, limit: int) -> bool:
-    """Radicale's `file_check_size`; a file gone meanwhile passes, as one gone before it does."""
-    try:
-        return bool(pathutils.file_check_size(path, limit))
-    except FileNotFoundError:
-        return True
-
-
 class UidCachedCollection(StoreCollection):
     """Radicale's collection with `has_uid` from memory (callers hold the store lock).
 
-    Reading an item tolerates the file going away while it is read: a client's read of a
-    mirror takes no store lock (`store_lock.unlocked_reads`), so a mirror batch may delete
-    an item between Radicale listing the folder and reading it. The item is then left out,
-    as if the read came just after the batch (Radicale would answer 500).
+    Listing every item tolerates a file going away meanwhile, as reading one does
+    (`StoreCollection`): a client's read of a mirror takes no store lock.
     """
-
-    def _get(self, href: str, verify_href: bool = True) -> radicale_item.Item | None:
-        try:
-            return super()._get(href, verify_href)
-        except FileNotFoundError:
-            return None
-
-    def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
-        """Radicale's own, with `size_ok`."""
-        files: set[str] | None = None
-        folder = Path(self._filesystem_path)
-        limit = self._storage._max_resource_size
-        for href in hrefs:
-            if files is None:
-                files = {entry.name for entry in folder.iterdir()}
-            path = str(folder / href)
-            if not pathutils.is_safe_filesystem_path_component(href) or (href not in files and os.path.lexists(path)):
-                yield href, None
-            elif size_ok(path, limit):
-                yield href, self._get(href, verify_href=False)
 
     def get_all(self) -> Iterator[radicale_item.Item]:
         limit = self._storage._max_resource_size
