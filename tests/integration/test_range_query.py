@@ -410,3 +410,29 @@ def test_rows_of_a_removed_mirror_are_forgotten(pair: Pair) -> None:
     pair.both(week())
     pair.index.keep_only({"icloud-home"})
     assert pair.index.stamps("icloud-work") == {}
+
+
+def test_a_settled_folder_is_listed_again_only_when_an_item_is_renamed_into_place_or_removed(pair: Pair) -> None:
+    """The last listing of a settled mirror folder is used again, and any write calmirror makes
+    (an item renamed into place, one removed) moves the folder's stamp, so it is seen."""
+    pair.store.apply_mirror("work", [("a.ics", single("a", dt.datetime(2026, 12, 2, 9))), ("w.ics", weekly("w"))], [])
+    folder = pair.store.collection_dir("icloud-work")
+    old = 1_600_000_000_000_000_000
+
+    def settle() -> None:
+        for path in (*folder.iterdir(), folder):
+            if not path.name.startswith("."):
+                os.utime(path, ns=(old, old))
+
+    settle()
+    indexed, plain = pair.both(week())
+    assert indexed == plain and hrefs(indexed) == ["a.ics", "w.ics"]
+    assert str(folder) in range_query._listings  # kept: the folder had settled
+    pair.store.apply_mirror("work", [("b.ics", single("b", dt.datetime(2026, 12, 3, 9)))], ["a.ics"])
+    indexed, plain = pair.both(week())
+    assert indexed == plain and sorted(hrefs(indexed)) == ["b.ics", "w.ics"]
+    settle()
+    pair.both(week())
+    (folder / "w.ics").unlink()  # removed behind calmirror's back: the folder's stamp moves too
+    indexed, plain = pair.both(week())
+    assert indexed == plain and hrefs(indexed) == ["b.ics"]

@@ -16,8 +16,12 @@ cached range and, once a query has needed it, the occurrences Radicale's own fil
   files that are gone are dropped. So a crash between an item and its row, a row for a
   deleted item or a file restored from a backup changes no answer. A stamp read within
   `RACY_NS` of the file's last change is not trusted (two rewrites in one clock tick can
-  keep it) and is checked again at the next query. All of this runs under Radicale's shared
-  store lock, which the REPORT holds, so no writer changes the folder meanwhile.
+  keep it) and is checked again at the next query. A client's query of a mirror takes no
+  store lock (`store_lock.unlocked_reads`): a file replaced between its `stat` and its read
+  is recorded with the older stamp, so the next query reads it again. When the folder's own
+  stamp (inode, mtime, ctime) is the one seen at the last check, and was settled then, no
+  file was added, removed or renamed into place since (calmirror writes mirrors only that
+  way), and that check's listing is used again instead of a `stat` per item.
 - **Candidates** are the rows whose range overlaps the window, and for the component the
   filter names: Radicale's prefilter exactly. They are loaded through the same `_get` and
   yielded in the folder's order with the flag Radicale's `get_filtered` would give, after
@@ -166,17 +170,7 @@ class IndexedCollection(UidCachedCollection):
 
     def _validate(self, index: RangeStore, name: str) -> list[str]:
         """Bring the index in line with the folder; returns the item names in the folder's order."""
-        order: list[str] = []
-        listing: dict[str, FileStamp] = {}
-        with os.scandir(self._filesystem_path) as entries:
-            for entry in entries:  # what Radicale's `_list` yields, in the same order
-                if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name):
-                    try:
-                        found = entry.stat()
-                    except FileNotFoundError:  # deleted by a mirror batch meanwhile (no store lock)
-                        continue
-                    order.append(entry.name)
-                    listing[entry.name] = (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+        order, listing = _listing(self._filesystem_path)
         known = index.stamps(name)
         settled = time.time_ns() - RACY_NS
         changed: list[ItemRange] = []
@@ -207,6 +201,39 @@ class IndexedCollection(UidCachedCollection):
         if not occurrences.exact:
             return None
         return any(s < end and start < e for s, e in occurrences.ranges)
+
+
+_Listing = tuple[list[str], dict[str, FileStamp]]
+_listings: dict[str, tuple[tuple[int, int, int], _Listing]] = {}  # folder -> its settled stamp, listing
+
+
+def _listing(folder: str) -> _Listing:
+    """The item files in Radicale's `_list` order with their stamps; the last listing again
+    while the folder's own settled stamp has not moved (see the module docstring)."""
+    try:
+        found = Path(folder).stat()
+    except FileNotFoundError:
+        found = None
+    stamp = None if found is None else (found.st_ino, found.st_mtime_ns, found.st_ctime_ns)
+    kept = _listings.get(folder)
+    if stamp is not None and kept is not None and kept[0] == stamp:
+        return kept[1]
+    order: list[str] = []
+    listing: dict[str, FileStamp] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:  # what Radicale's `_list` yields, in the same order
+            if entry.is_file() and pathutils.is_safe_filesystem_path_component(entry.name):
+                try:
+                    item = entry.stat()
+                except FileNotFoundError:  # deleted by a mirror batch meanwhile (no store lock)
+                    continue
+                order.append(entry.name)
+                listing[entry.name] = (item.st_ino, item.st_size, item.st_mtime_ns, item.st_ctime_ns)
+    if stamp is not None and max(stamp[1], stamp[2]) < time.time_ns() - RACY_NS:
+        _listings[folder] = (stamp, (order, listing))
+    else:
+        _listings.pop(folder, None)
+    return order, listing
 
 
 def _span() -> tuple[int, int]:
