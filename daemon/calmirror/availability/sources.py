@@ -15,6 +15,7 @@ at all for an object it refused, and busy time must not depend on that.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ from calmirror.state import State
 from calmirror.state.busy import SpanQuery, SpanRow
 
 log = logging.getLogger("calmirror.busy")
+_OUTSIDE = threading.Lock()  # one window past the horizon computed at a time (see `_outside`)
 __all__ = ["PUSHED_IN_ICLOUD", "BusySources", "ask_daemon", "from_vfreebusy"]
 
 
@@ -168,10 +170,24 @@ class BusySources:
         """The engine's answer for the parts of the window outside the horizon, from the few
         resources that can hold busy time there; what touches the inside part is the index's.
 
-        One resource at a time: parsed, walked and dropped. Every open-ended series of every
-        mirror can reach past the horizon, and a guard check for a booking years ahead once
-        held all of them parsed (per request, and again in the engine's memo of recent
-        sources), which took the daemon to 900 MB under 20 writing clients."""
+        One resource at a time: parsed, walked and dropped; and one such query at a time in
+        the process (`_OUTSIDE`), holding the texts of the resources it reads. Every
+        open-ended series of every mirror can reach past the horizon, and guard checks for
+        bookings years ahead once held all of them parsed (per request, and again in the
+        engine's memo of recent sources), which took the daemon to 900 MB under 20 writing
+        clients; they are CPU work under one interpreter lock, so taking turns costs no time."""
+        with _OUTSIDE:
+            return self._outside_now(specs, rules, window, horizon, inside, skip)
+
+    def _outside_now(
+        self,
+        specs: list[SourceSpec],
+        rules: engine.Rules,
+        window: tuple[int, int],
+        horizon: tuple[int, int],
+        inside: tuple[int, int],
+        skip: frozenset[str],
+    ) -> list[engine.BusyOccurrence]:
         (a, b), (h0, h1) = window, horizon
         wanted: dict[str, list[str]] = {}
         for source, href in self.state.busy_reaching([s.key for s in specs], a, b, h0, h1):
