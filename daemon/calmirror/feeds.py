@@ -28,6 +28,7 @@ from calmirror.feedsplit import FeedDiff, body_digest, diff_feed, etag_of, split
 from calmirror.local.layout import feed_id, is_feed_id, mirror_name
 from calmirror.local.store import FEED_DISPLAYNAME_PREFIX, LocalStore
 from calmirror.mirror import Mirror
+from calmirror.mirror_lock import one_pass_at_a_time
 from calmirror.model import CalendarRow, FeedRow
 from calmirror.plan import MirrorPolicy
 from calmirror.remote import FetchedItem, SyncChanges
@@ -177,7 +178,9 @@ class FeedPoller:
 
     def remove(self, feed: FeedRow) -> None:
         calendar_id = feed_id(feed.name)
-        with self._apply:  # not while a poll of it writes its mirror
+        # Not while a poll of it writes its mirror, here or in another process (the daemon's,
+        # when `feeds remove` runs beside it).
+        with self._apply, one_pass_at_a_time(self.state.path.parent, calendar_id, feed.name):
             self.store.delete_mirror(calendar_id)
             self.state.forget_mirror(calendar_id)  # its map, texts and busy index, then the feed itself
             self.state.forget_feed(feed.name, calendar_id)
@@ -191,8 +194,9 @@ class FeedPoller:
             kept = {m.calendar_id for m in self.state.mirrors()} | set(self.store.list_mirrors())
             gone = sorted(c for c in kept if is_feed_id(c) and c not in subscribed)
             for calendar_id in gone:
-                self.store.delete_mirror(calendar_id)
-                self.state.forget_mirror(calendar_id)
+                with one_pass_at_a_time(self.state.path.parent, calendar_id, calendar_id):
+                    self.store.delete_mirror(calendar_id)
+                    self.state.forget_mirror(calendar_id)
         for calendar_id in gone:
             log.info("feed mirror %s/ removed: the feed is no longer subscribed", mirror_name(calendar_id))
             self.mirror.on_change(mirror_name(calendar_id))

@@ -69,6 +69,8 @@ def test_a_second_account_is_set_up_listed_addressed_and_removed(
     calendars = json.loads(cli("calendars", "--json").stdout)
     assert {(c["account"], c["name"]) for c in calendars} >= {("default", "Work"), ("work", "Work"), ("work", "Home")}
     assert work_cal in {c["id"] for c in calendars}
+    table = cli("calendars", "--cached").stdout  # each spelled as `link` takes it, as the page shows it
+    assert "default/Work" in table and "work/Work" in table and "work/Home" in table
 
     # The same name in two accounts: a bare name is ambiguous, ACCOUNT/NAME is not.
     ambiguous = cli("link", "Work")

@@ -71,7 +71,7 @@ def print_calendars(rows: list[CalendarPayload]) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            f"{r['account']}/{r['name']}" if several and r["account"] != PRIMARY_SPELLING else r["name"],
+            f"{r['account']}/{r['name']}" if several else r["name"],  # as `link` takes it: default/Team, work/Team
             r["id"],
             ",".join(r["components"]),
             "read-write" if r["writable"] else "read-only",
