@@ -1,7 +1,9 @@
-"""The emulator's Radicale store: calendars of one account, items, and a UID index.
+"""The emulator's Radicale store: calendars of one account, items, a UID index and change logs.
 
 Items are kept as their exact text; what Radicale refuses is kept in an envelope
-(see `objects`).
+(see `objects`). Each calendar's change log (see `changelog`) gives its sync tokens and
+ETags, so a token poll, a sync-collection page or a ctag costs what changed, not the
+calendar's size.
 
 All writes go through the storage API (never Radicale's HTTP PUT, which is O(n) per
 item) under one lock, so HTTP writes, "iCloud-side" edits and bulk loads can all
@@ -19,8 +21,10 @@ import radicale.item as radicale_item
 import radicale.storage
 from radicale.storage import BaseCollection
 
+from calmirror.emulator.changelog import ChangeLog
 from calmirror.emulator.objects import InvalidObject, opened, prepare_item
-from calmirror.emulator.radicale_setup import build_configuration
+from calmirror.emulator.radicale_setup import FastCollection, build_configuration
+from calmirror.emulator.tokens import RADICALE_TOKEN_PREFIX
 
 __all__ = ["CalendarInfo", "InvalidObject", "Store", "prepare_item"]
 
@@ -44,7 +48,8 @@ class Store:
     """One account's calendars in a Radicale folder.
 
     The calendar registry and the UID index are kept in memory and rebuilt from disk
-    at start, so an existing data directory is picked up as it is.
+    at start, so an existing data directory is picked up as it is; the change logs are
+    read back and reconciled with the items found.
     """
 
     def __init__(self, folder: str, dsid: str) -> None:
@@ -53,12 +58,8 @@ class Store:
         self._calendars: dict[str, CalendarInfo] = {}
         self._uid_locations: dict[str, set[tuple[str, str]]] = {}
         self._uid_of: dict[tuple[str, str], str] = {}
-        self._etag_of: dict[tuple[str, str], str] = {}
-        # Per-calendar write counters and the last token computed at each, so polling a
-        # quiet calendar's ctag does not make Radicale re-read every item.
-        self._revision: dict[str, int] = {}
-        self._token_at: dict[str, tuple[int, str]] = {}
-        self.configuration = build_configuration(folder, dsid, self.calendar_access)
+        self._logs: dict[str, ChangeLog] = {}
+        self.configuration = build_configuration(folder, dsid, self.calendar_access, self._log_at)
         self.storage = radicale.storage.load(self.configuration)
         self._ensure_layout()
         self._load_calendars()
@@ -76,6 +77,10 @@ class Store:
     def calendar_path(self, cal_id: str) -> str:
         return f"{self.home_path}{cal_id}/"
 
+    def calendar_folder(self, cal_id: str) -> str:
+        """The calendar's folder on disk (its items and its change log)."""
+        return self._collection(cal_id).folder
+
     def calendar_access(self, cal_id: str) -> str | None:
         """Rights letters Radicale should grant on a calendar; None if not a calendar."""
         info = self._calendars.get(cal_id)
@@ -88,11 +93,22 @@ class Store:
         with self.storage.acquire_lock(mode, self.dsid):
             yield
 
-    def _collection(self, cal_id: str) -> BaseCollection:
+    def _collection(self, cal_id: str) -> FastCollection:
         found = next(iter(self.storage.discover(self.calendar_path(cal_id))), None)
-        if not isinstance(found, BaseCollection):
+        if not isinstance(found, FastCollection):
             raise KeyError(cal_id)
         return found
+
+    def _log(self, cal_id: str) -> ChangeLog:
+        log = self._logs.get(cal_id)
+        if log is None:
+            raise KeyError(cal_id)
+        return log
+
+    def _log_at(self, path: str) -> ChangeLog | None:
+        """The change log of the calendar at a Radicale collection path, if it is one."""
+        home = self.home_path.strip("/") + "/"
+        return self._logs.get(path[len(home) :]) if path.startswith(home) else None
 
     # --- calendars --------------------------------------------------------------------
 
@@ -113,17 +129,21 @@ class Store:
                 if isinstance(found, BaseCollection) and found.tag == "VCALENDAR":
                     info = _info_from_meta(found.path.rsplit("/", 1)[-1], found.get_meta())
                     self._calendars[info.cal_id] = info
-            self._rebuild_uid_index()
+            self._rebuild_indexes()
 
-    def _rebuild_uid_index(self) -> None:
+    def _rebuild_indexes(self) -> None:
+        """The UID index from every item, and each change log brought up to the items on disk."""
         self._uid_locations.clear()
         self._uid_of.clear()
-        self._etag_of.clear()
-        self._token_at.clear()
+        self._logs.clear()
         for cal_id in self._calendars:
-            for item in self._collection(cal_id).get_all():
+            collection = self._collection(cal_id)
+            present: dict[str, str] = {}
+            for item in collection.get_all():
                 assert item.href is not None
-                self._index(cal_id, item.href, item.uid, item.etag)
+                self._index(cal_id, item.href, item.uid)
+                present[item.href] = item.etag
+            self._logs[cal_id] = ChangeLog.open(collection.folder, present)
 
     def calendars(self) -> list[CalendarInfo]:
         return list(self._calendars.values())
@@ -144,14 +164,14 @@ class Store:
             if next(iter(self.storage.discover(self.calendar_path(info.cal_id))), None) is not None:
                 raise ValueError(f"calendar {info.cal_id!r} exists")
             self.storage.create_collection(self.calendar_path(info.cal_id), props=props)
+            self._logs[info.cal_id] = ChangeLog.create(self._collection(info.cal_id).folder)
             self._calendars[info.cal_id] = info
-            self._token_at.pop(info.cal_id, None)
 
     def delete_calendar(self, cal_id: str) -> None:
         with self.lock, self._locked("w"):
             self._collection(cal_id).delete()
             del self._calendars[cal_id]
-            self._token_at.pop(cal_id, None)
+            self._logs.pop(cal_id, None)
             for key in [k for k in self._uid_of if k[0] == cal_id]:
                 self._unindex(*key)
 
@@ -189,12 +209,16 @@ class Store:
         results = []
         with self.lock, self._locked("w"):
             collection = self._collection(cal_id)
-            for name, item in items:
-                uploaded, replaced = collection.upload(name, item)
-                self._unindex(cal_id, name)
-                self._index(cal_id, name, uploaded.uid, uploaded.etag)
-                results.append((uploaded.etag, replaced is None))
-        return results
+            log = self._log(cal_id)
+            try:
+                for name, item in items:
+                    uploaded, replaced = collection.upload(name, item)
+                    self._unindex(cal_id, name)
+                    self._index(cal_id, name, uploaded.uid)
+                    results.append((name, uploaded.etag, replaced is None))
+            finally:  # what was written before a failure is in the calendar, so in its log
+                log.record((name, etag) for name, etag, _created in results)
+        return [(etag, created) for _name, etag, created in results]
 
     def delete_item(self, cal_id: str, name: str) -> bool:
         with self.lock, self._locked("w"):
@@ -204,48 +228,39 @@ class Store:
                 return False
             collection.delete(name)
             self._unindex(cal_id, name)
+            self._log(cal_id).record([(name, None)])
             return True
 
     def sync_token(self, cal_id: str) -> str:
-        """Radicale's current sync token for the calendar (cached until the next write)."""
-        with self._locked("r"):
-            cached = self._token_at.get(cal_id)
-            if cached is not None and cached[0] == self._revision.get(cal_id, 0):
-                return cached[1]
-        token, _ = self.changes_since(cal_id, "")
-        return token
+        """Radicale's form of the calendar's current sync token (from its change log: O(1))."""
+        return RADICALE_TOKEN_PREFIX + self._log(cal_id).token_hex()
 
     def changes_since(self, cal_id: str, radicale_token: str) -> tuple[str, list[tuple[str, str | None]]]:
-        """Radicale's sync over the calendar, with each changed name's current long ETag.
+        """The current token and each name changed since ``radicale_token`` with its current
+        long ETag (None for a deleted item); every item for "".
 
-        ETags come from the in-memory index instead of loading every item again, which
-        makes a full sync-collection over 10,000 items several times cheaper than
-        Radicale's own REPORT. None marks a deleted item. Raises ValueError for a token
-        Radicale does not know.
+        Costs the number of changes since the token, not the calendar's size. Raises
+        KeyError for an unknown calendar, ValueError for a token this calendar never gave.
         """
-        with self._locked("r"):
-            revision = self._revision.get(cal_id, 0)
-            cached = self._token_at.get(cal_id)
-            if cached == (revision, radicale_token) and radicale_token:
-                return radicale_token, []
-            token, names = self._collection(cal_id).sync(radicale_token)
-            self._token_at[cal_id] = (revision, token)
-            return token, [(name, self._etag_of.get((cal_id, name))) for name in names]
+        log = self._log(cal_id)
+        position = None
+        if radicale_token:
+            position = log.position(radicale_token.removeprefix(RADICALE_TOKEN_PREFIX))
+            if position is None or not radicale_token.startswith(RADICALE_TOKEN_PREFIX):
+                raise ValueError(f"unknown sync token {radicale_token!r}")
+        token, changes = log.changes_since(position)
+        return RADICALE_TOKEN_PREFIX + token, changes
 
     # --- UID index --------------------------------------------------------------------
 
     def uid_locations(self, uid: str) -> set[tuple[str, str]]:
         return set(self._uid_locations.get(uid, ()))
 
-    def _index(self, cal_id: str, name: str, uid: str, etag: str) -> None:
-        self._revision[cal_id] = self._revision.get(cal_id, 0) + 1
+    def _index(self, cal_id: str, name: str, uid: str) -> None:
         self._uid_of[(cal_id, name)] = uid
-        self._etag_of[(cal_id, name)] = etag
         self._uid_locations.setdefault(uid, set()).add((cal_id, name))
 
     def _unindex(self, cal_id: str, name: str) -> None:
-        self._revision[cal_id] = self._revision.get(cal_id, 0) + 1
-        self._etag_of.pop((cal_id, name), None)
         uid = self._uid_of.pop((cal_id, name), None)
         if uid is None:
             return
