@@ -1,6 +1,7 @@
 """Benchmarks 1 and 2: initial mirror, idle re-sync and one-change re-sync, calmirror vs vdirsyncer.
 
     python bench/bench_mirror.py [--events N] [--vdirsyncer-timeout-min M]   # alone
+    python bench/bench_mirror.py --events 100000 --no-vdirsyncer --base-pythonpath OLD/daemon
     python bench/run_all.py [--large]                                         # with the rest
 
 Both sides read the same emulator calendar (the generated corpus, loaded once) and are run
@@ -15,12 +16,19 @@ this process) never competes with them for the GIL:
 
 Requests and bytes on the iCloud side come from the emulator's request log; on vdirsyncer's
 local side from the plain Radicale's per-response log lines.
+
+With `--base-pythonpath` (the `daemon/` folder of another revision, e.g. a `git worktree` of
+it), a second home connected to the same emulator runs the same three passes with that code,
+each right before this checkout's, and the base's figures come out as a second table with
+ratios (this code / base). The emulator is always this checkout's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import sys
 import time
@@ -71,6 +79,9 @@ class Scenario:
     report: Report
     label: str
     home: Home | None = None
+    base_code: str | None = None  # the base revision's daemon/ folder, when compared with one
+    base_home: Home | None = None
+    base_rows: list[BaseRow] = field(default_factory=list)
     vdir: VdirPair | None = None
     vdir_synced: bool = False
 
@@ -174,6 +185,7 @@ def child_mirror(home_dir: str) -> int:
         # unlike iCloud's: the pass without the time spent waiting on it is calmirror's cost.
         "remote_s": remote_s[0],
         "own_s": done - ready - remote_s[0],
+        "cpu_s": _cpu_now(),
         "added": sum(r.added for r in reports),
         "updated": sum(r.updated for r in reports),
         "deleted": sum(r.deleted for r in reports),
@@ -183,6 +195,12 @@ def child_mirror(home_dir: str) -> int:
     }
     print(json.dumps(result))
     return 0
+
+
+def _cpu_now() -> float:
+    """User + system CPU of this process so far (imports and discovery included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _time_remote(client: object) -> list[float]:
@@ -203,12 +221,53 @@ def _time_remote(client: object) -> list[float]:
     return spent
 
 
-def calmirror_pass(sc: Scenario) -> tuple[ChildResult, dict[str, object]]:
-    assert sc.home is not None
-    result = common.run_measured(
-        [sys.executable, str(Path(__file__).resolve()), "--child-mirror", str(sc.home.data_dir)],
-        timeout=CHILD_TIMEOUT_S,
-    )
+# The base's child imports calmirror from its own code before this folder's `common` puts this
+# checkout's `daemon/` first on the path; a module once imported stays the one used.
+_BASE_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import calmirror.testing.homes; "
+    "sys.path.insert(0, sys.argv[2]); import bench_mirror; "
+    "assert calmirror.__file__.startswith(sys.argv[1]), calmirror.__file__; "
+    "raise SystemExit(bench_mirror.child_mirror(sys.argv[3]))"
+)
+
+
+@dataclass
+class BaseRow:
+    """One pass of the base revision beside this checkout's."""
+
+    step: str
+    wall_s: float
+    pass_s: float
+    own_s: float
+    cpu_s: float | None
+    requests: int
+    vmhwm_mib: float
+    new_wall_s: float
+    new_pass_s: float
+    new_own_s: float
+    new_cpu_s: float | None
+    new_requests: int
+    new_vmhwm_mib: float
+
+
+def calmirror_pass(
+    sc: Scenario, *, base: bool = False, timeout: float = CHILD_TIMEOUT_S
+) -> tuple[ChildResult, dict[str, object]]:
+    home = sc.base_home if base else sc.home
+    assert home is not None
+    if base:
+        assert sc.base_code is not None
+        cmd = [
+            sys.executable,
+            "-c",
+            _BASE_CHILD,
+            sc.base_code,
+            str(Path(__file__).resolve().parent),
+            str(home.data_dir),
+        ]
+    else:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child-mirror", str(home.data_dir)]
+    result = common.run_measured(cmd, timeout=timeout)
     if not result.ok:
         raise RuntimeError(f"calmirror mirror child failed ({result.returncode}): {result.stderr[-3000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
@@ -216,12 +275,80 @@ def calmirror_pass(sc: Scenario) -> tuple[ChildResult, dict[str, object]]:
     return result, data
 
 
+def _base_then_new(sc: Scenario, step: str, timeout: float) -> tuple[ChildResult, dict[str, object], Traffic]:
+    """The base's pass (when compared with one) right before this checkout's, which is returned."""
+    if sc.base_home is None:
+        sc.emu.clear_requests()
+        mine, data = calmirror_pass(sc, timeout=timeout)
+        return mine, data, Traffic.of(sc.emu)
+    print(f"[mirror] {sc.label}: {step}, base revision", flush=True)
+    sc.emu.clear_requests()
+    base, base_data = calmirror_pass(sc, base=True, timeout=timeout)
+    base_traffic = Traffic.of(sc.emu)
+    print(f"[mirror] {sc.label}: {step}, this checkout", flush=True)
+    sc.emu.clear_requests()
+    mine, data = calmirror_pass(sc, timeout=timeout)
+    traffic = Traffic.of(sc.emu)
+    sc.base_rows.append(
+        BaseRow(
+            step,
+            base.wall_s,
+            float(base_data["pass_s"]),  # type: ignore[arg-type]
+            float(base_data["own_s"]),  # type: ignore[arg-type]
+            _cpu_s(base_data),
+            base_traffic.requests,
+            base.maxrss_mib,
+            mine.wall_s,
+            float(data["pass_s"]),  # type: ignore[arg-type]
+            float(data["own_s"]),  # type: ignore[arg-type]
+            _cpu_s(data),
+            traffic.requests,
+            mine.maxrss_mib,
+        )
+    )
+    return mine, data, traffic
+
+
+def _cpu_s(data: dict[str, object]) -> float | None:
+    value = data.get("cpu_s")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def base_table(sc: Scenario) -> str:
+    """The base beside this checkout, pass by pass: wall and own time, CPU, requests, peak RSS."""
+
+    def cell(value: float | None, digits: int = 2) -> str:
+        return "–" if value is None else f"{value:,.{digits}f}"
+
+    def ratio(new: float | None, base: float | None) -> str:
+        return "–" if new is None or not base else f"{new / base:.2f}"
+
+    lines = [
+        f"| pass ({sc.label}) | figure | base | this code | ratio this/base |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for row in sc.base_rows:
+        for label, base, new, digits in (
+            ("whole process wall (s)", row.wall_s, row.new_wall_s, 2),
+            ("pass (s)", row.pass_s, row.new_pass_s, 3),
+            ("calmirror's own part of the pass (s)", row.own_s, row.new_own_s, 3),
+            ("CPU of the process, user + sys (s)", row.cpu_s, row.new_cpu_s, 2),
+            ("requests to iCloud", float(row.requests), float(row.new_requests), 0),
+            ("peak RSS (MiB)", row.vmhwm_mib, row.new_vmhwm_mib, 0),
+        ):
+            lines.append(f"| {row.step} | {label} | {cell(base, digits)} | {cell(new, digits)} | {ratio(new, base)} |")
+    return "\n".join(lines)
+
+
 # --- the benchmark --------------------------------------------------------------------------
 
 
 def setup_calmirror(sc: Scenario) -> None:
-    """A calmirror home connected to the emulator, Work linked and mirrored (setup, not measured)."""
+    """A calmirror home connected to the emulator, Work linked and mirrored (setup, not measured);
+    another for the base revision when compared with one."""
     sc.home = connected_home(sc.root / "calmirror-home", sc.emu, conflicts=("Work",))
+    if sc.base_code is not None:
+        sc.base_home = connected_home(sc.root / "base-home", sc.emu, conflicts=("Work",))
 
 
 def setup_vdirsyncer(sc: Scenario) -> str | None:
@@ -316,7 +443,9 @@ def _mirror_rows(
     )
 
 
-def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) -> None:
+def run(
+    sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True, child_timeout_s: float = CHILD_TIMEOUT_S
+) -> None:
     """Initial mirror, idle re-sync, one-change re-sync; rows go to `sc.report`."""
     print(f"\n[mirror] {sc.label}: calmirror initial mirror", flush=True)
     setup_calmirror(sc)
@@ -325,9 +454,7 @@ def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) ->
         sc.report.finding(f"vdirsyncer: {peer_skip}")
 
     large = sc.size >= 10_000
-    sc.emu.clear_requests()
-    mine, data = calmirror_pass(sc)
-    my_traffic = Traffic.of(sc.emu)
+    mine, data, my_traffic = _base_then_new(sc, "initial mirror", child_timeout_s)
     if data["errors"] or data["added"] != sc.size:
         sc.report.finding(f"calmirror initial mirror: added {data['added']} of {sc.size}, errors {data['errors']}")
 
@@ -361,9 +488,7 @@ def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) ->
 
     # --- idle re-sync ---
     print(f"[mirror] {sc.label}: idle re-sync", flush=True)
-    sc.emu.clear_requests()
-    mine, data = calmirror_pass(sc)
-    my_traffic = Traffic.of(sc.emu)
+    mine, data, my_traffic = _base_then_new(sc, "idle re-sync", child_timeout_s)
     peer, peer_traffic, why = _peer_resync(sc, vdir_timeout_s, peer_skip)
     _mirror_rows(
         sc, "idle re-sync", mine, data, my_traffic, peer, peer_traffic, why, {"requests": "1", "bytes": "< 1 KiB"}
@@ -378,9 +503,7 @@ def run(sc: Scenario, *, vdir_timeout_s: float, with_vdirsyncer: bool = True) ->
     print(f"[mirror] {sc.label}: one-change re-sync", flush=True)
     name, text = sc.events[len(sc.events) // 2]
     sc.emu.put_item(sc.work_id, name, text.replace("SUMMARY:", "SUMMARY:Changed: ", 1))
-    sc.emu.clear_requests()
-    mine, data = calmirror_pass(sc)
-    my_traffic = Traffic.of(sc.emu)
+    mine, data, my_traffic = _base_then_new(sc, "one-change re-sync", child_timeout_s)
     if data["updated"] != 1:
         sc.report.finding(f"calmirror one-change re-sync updated {data['updated']} items (expected 1)")
     peer, peer_traffic, why = _peer_resync(sc, vdir_timeout_s, peer_skip)
@@ -481,20 +604,36 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000)
     parser.add_argument("--vdirsyncer-timeout-min", type=float, default=45.0)
     parser.add_argument("--no-vdirsyncer", action="store_true")
+    parser.add_argument(
+        "--base-pythonpath", metavar="DIR", help="the daemon/ folder of a revision to run beside this checkout"
+    )
+    parser.add_argument("--child-timeout-s", type=float, default=CHILD_TIMEOUT_S, help="limit for each calmirror pass")
     args = parser.parse_args()
     if args.child_mirror:
         return child_mirror(args.child_mirror)
     report = Report()
     events = common.generate_events(args.events)
+    print(f"{common.machine_summary()}; {common.revision()}; load {os.getloadavg()}", flush=True)
     with common.icloud_with(events) as icloud:
+        print(f"[mirror] emulator loaded {args.events:,} events in {icloud.load_s:.0f} s", flush=True)
         sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, report, f"{args.events:,} events")
+        sc.base_code = str(Path(args.base_pythonpath).resolve()) if args.base_pythonpath else None
         try:
-            run(sc, vdir_timeout_s=args.vdirsyncer_timeout_min * 60, with_vdirsyncer=not args.no_vdirsyncer)
+            run(
+                sc,
+                vdir_timeout_s=args.vdirsyncer_timeout_min * 60,
+                with_vdirsyncer=not args.no_vdirsyncer,
+                child_timeout_s=args.child_timeout_s,
+            )
         finally:
             if sc.vdir:
                 sc.vdir.close()
     print()
     print(common.text_table(report.rows))
+    if sc.base_rows:
+        print()
+        print(base_table(sc))
+    print(f"load average after: {os.getloadavg()}")
     return 0
 
 

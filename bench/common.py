@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import platform
 import re
@@ -220,11 +221,39 @@ def icloud_with(events: Sequence[tuple[str, str]]) -> Iterator[Icloud]:
     holds `events`, and a scratch folder; both gone on the way out, also on failure."""
     from calmirror.emulator import Emulator  # here: children that import this module never need it
 
-    with temp_dir() as root, Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
-        work = emu.calendar_id("Work")
+    cache = os.environ.get(EMULATOR_CACHE_ENV)
+    if not cache:
+        with temp_dir() as root, Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
+            work = emu.calendar_id("Work")
+            started = time.perf_counter()
+            emu.bulk_load(work, events)
+            yield Icloud(root, emu, work, time.perf_counter() - started)
+        return
+    kept = Path(cache) / _corpus_key(events)
+    with temp_dir() as root:
+        store = root / "emulator-store"
         started = time.perf_counter()
-        emu.bulk_load(work, events)
-        yield Icloud(root, emu, work, time.perf_counter() - started)
+        if kept.is_dir():
+            shutil.copytree(kept, store, symlinks=True)
+        with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty", data_dir=str(store)) as emu:
+            work = emu.calendar_id("Work")
+            if not kept.is_dir():
+                emu.bulk_load(work, events)
+                shutil.copytree(store, kept.with_suffix(".partial"), symlinks=True)
+                kept.with_suffix(".partial").rename(kept)
+            yield Icloud(root, emu, work, time.perf_counter() - started)
+
+
+# Set to a folder to keep the emulator's loaded store per corpus and start later runs from a copy:
+# loading 100,000 events takes many minutes (the emulator parses each), copying them one or two.
+EMULATOR_CACHE_ENV = "CALMIRROR_BENCH_EMULATOR_CACHE"
+
+
+def _corpus_key(events: Sequence[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for name, text in events:
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return f"{len(events)}-{digest.hexdigest()[:16]}"
 
 
 _RESPONSE_LINE = re.compile(
