@@ -60,3 +60,20 @@ def test_the_range_query_benchmark_runs_and_answers_agree() -> None:
     done = run_bench("bench_range_query.py", "--events", "40", "--weeks", "2", "--rounds", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "identical answers" in done.stdout and "first query after the index was warmed" in done.stdout
+
+
+def test_the_restart_benchmark_runs_the_daemon_over_a_mirror() -> None:
+    done = run_bench("bench_restart.py", "--events", "20", "--idle-s", "1", "--burst", "2", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["events"] == 20 and result["burst"] == 2
+    assert result["first_put_after_restart_s"] > 0 and result["vmhwm_after_burst_mib"] > 0
+
+
+def test_the_mirror_benchmark_runs_a_base_revision_beside_this_checkout() -> None:
+    code = str(BENCH.parent / "daemon")
+    done = run_bench("bench_mirror.py", "--events", "12", "--no-vdirsyncer", "--base-pythonpath", code, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "requests to iCloud" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["initial mirror", "idle re-sync", "one-change re-sync"]
+    assert all(row.split("|")[3].strip() == row.split("|")[4].strip() for row in rows)  # same requests both sides
