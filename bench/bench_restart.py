@@ -128,7 +128,8 @@ def run(events: list[tuple[str, str]], *, idle_s: float, burst: int) -> dict[str
         finally:
             daemon.stop()
         out["restarted_peak_mib"] = daemon.proc.maxrss_kib / 1024
-    out["load_after"] = os.getloadavg()
+        out["load_after"] = os.getloadavg()
+        print(json.dumps(out), file=sys.stderr, flush=True)  # before the clean-up of 100,000s of files
     return out
 
 
