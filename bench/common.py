@@ -79,6 +79,9 @@ class ChildResult:
     timed_out: bool
     stdout: str
     stderr: str
+    # User + system CPU of the child and of every descendant it waited for (its worker
+    # processes included), from `wait4`.
+    cpu_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -142,14 +145,14 @@ def run_measured(
             peak = 0
             while True:
                 peak = max(peak, vm_hwm_kib(proc.pid))  # monotonic: the last read before exit is the peak
-                pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
                 if time.perf_counter() > deadline:
                     timed_out = True
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
-                    pid, status, _usage = os.wait4(proc.pid, 0)
+                    pid, status, usage = os.wait4(proc.pid, 0)
                     break
                 time.sleep(0.01)
             wall = time.perf_counter() - started
@@ -161,6 +164,7 @@ def run_measured(
             timed_out,
             _tail(out_path, keep_output),
             _tail(err_path, keep_output),
+            usage.ru_utime + usage.ru_stime,
         )
 
 
