@@ -4,7 +4,7 @@
 - sync-collection: the opaque token is mapped back to Radicale's; a token from before
   `invalidate_sync_tokens` (or garbage) gets 403 DAV:valid-sync-token, or in "full"
   mode is dropped so the client receives a full listing with a fresh token. Asking
-  only for ETags (what iCloud clients do) is answered from the store's ETag index.
+  only for ETags (what iCloud clients do) is answered from the calendar's change log (`changelog`).
 - calendar-query without a time-range: iCloud also lists the collection itself.
 """
 
@@ -27,7 +27,7 @@ class ReportPlan:
     reply: Reply | None = None
     add_collection_response: bytes | None = None
     full_listing_on_stale_token: bool = False
-    # Set when a sync-collection can be answered from the ETag index: Radicale's token
+    # Set when a sync-collection can be answered from the change log: Radicale's token
     # ("" for a first sync).
     fast_sync_token: str | None = None
 
