@@ -8,6 +8,7 @@ written through `apply_mirror_map` as the mirror writes them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
 from calmirror.model import MirrorEntry, RemoteVersion
 from calmirror.state import State
+from calmirror.state.busy import META as BUSY_META
 from tests.unit.test_availability_property import BASE, Ev, events, to_ics
 
 UTC = dt.UTC
@@ -150,9 +152,9 @@ def test_index_answers_equal_the_engine_inside_beyond_and_across_a_move(
             assert busy.occurrences(ws, we) == engine_answer(busy, ws, we)
 
 
-def test_a_restart_recomputes_only_entries_changed_behind_the_index(tmp_path: Path) -> None:
-    clock = Clock(dt.datetime(2027, 3, 1, tzinfo=UTC))
-    texts = {
+def daily_items(count: int) -> dict[str, str]:
+    """`count` resources, one a day from BASE: every other one a weekly series of five."""
+    return {
         f"{n}.ics": to_ics(
             [
                 Ev(
@@ -171,8 +173,13 @@ def test_a_restart_recomputes_only_entries_changed_behind_the_index(tmp_path: Pa
                 )
             ]
         ).replace("UID:ev0", f"UID:item{n}")
-        for n in range(20)
+        for n in range(count)
     }
+
+
+def test_a_restart_recomputes_only_entries_changed_behind_the_index(tmp_path: Path) -> None:
+    clock = Clock(dt.datetime(2027, 3, 1, tzinfo=UTC))
+    texts = daily_items(20)
     with world("Europe/Berlin", clock) as busy:
         busy.upkeep.ensure()
         mirror_write(busy, texts)
@@ -202,6 +209,32 @@ def test_a_restart_recomputes_only_entries_changed_behind_the_index(tmp_path: Pa
         parsed = spans.parsed
         restarted.warm()
         assert spans.parsed == parsed  # nothing changed since: nothing parsed
+
+
+def test_an_unfinished_build_keeps_the_entries_it_has_and_computes_only_the_rest(tmp_path: Path) -> None:
+    """A daemon stopped while building the index, or a `calmirror sync` whose mirror passes
+    wrote entries before any daemon ran: the next start must not parse every event again."""
+    clock = Clock(dt.datetime(2027, 3, 1, tzinfo=UTC))
+    texts = daily_items(20)
+    with world("UTC", clock) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, texts)
+        window = (BASE.replace(tzinfo=UTC), BASE.replace(tzinfo=UTC) + dt.timedelta(days=90))
+        meta = busy.state.busy_meta()
+        assert meta is not None and meta["complete"]
+        unfinished = json.dumps({**meta, "complete": False})
+        conn = busy.state.db.conn
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (unfinished, BUSY_META))
+        conn.execute("DELETE FROM busy_spans WHERE item IN (SELECT id FROM busy_items WHERE href = '7.ics')")
+        conn.execute("DELETE FROM busy_items WHERE href = '7.ics'")  # an entry the build had not reached
+
+        restarted = BusySources(busy.store, busy.state, busy.settings, clock=clock)
+        parsed = spans.parsed
+        restarted.warm()
+        assert spans.parsed - parsed == 1  # only the entry the build had not written
+        assert restarted.occurrences(*window) == engine_answer(restarted, *window)
+        finished = busy.state.busy_meta()
+        assert finished is not None and finished["complete"]
 
 
 def test_changed_rules_rebuild_the_index_once(tmp_path: Path) -> None:
