@@ -69,3 +69,32 @@ def test_empty_cache_and_history_entries_are_read_as_missing(server: LocalServer
     assert requests.put(url(server, "a.ics"), data=changed, headers=ICS, auth=auth, timeout=10).status_code == 204
     assert "SUMMARY:Changed" in (store.item(layout.APPOINTMENTS, "a.ics") or "")
     assert store.changes(layout.APPOINTMENTS, None).changed == ["a.ics"]
+
+
+def test_the_history_clean_up_runs_once_an_hour_not_in_every_write(
+    server: LocalServer, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Radicale scans every history entry of the collection after each write; here the first
+    write of the hour does, the next ones do not (expired entries are 30 days old anyway)."""
+    from calmirror.local import storage
+
+    scans: list[str] = []
+    real = storage.StoreCollection._get_deleted_history_hrefs
+
+    def counted(self: storage.StoreCollection) -> object:
+        scans.append(self.path)
+        return real(self)
+
+    monkeypatch.setattr(storage.StoreCollection, "_get_deleted_history_hrefs", counted)
+    monkeypatch.setattr(storage, "_cleaned", {})
+    for n in range(3):
+        reply = requests.put(
+            url(server, f"n{n}.ics"), data=event(f"n{n}").encode(), headers=ICS, auth=(USER, PASSWORD), timeout=10
+        )
+        assert reply.status_code == 201
+    assert scans == [f"{USER}/{layout.APPOINTMENTS}"]
+    monkeypatch.setattr(storage, "CLEAN_HISTORY_EVERY_S", 0.0)
+    assert requests.put(
+        url(server, "m.ics"), data=event("m").encode(), headers=ICS, auth=(USER, PASSWORD), timeout=10
+    ).ok
+    assert len(scans) == 2  # once the hour has passed, the next write cleans again
