@@ -61,6 +61,7 @@ from radicale.item import filter as radicale_filter
 
 from calmirror.local import layout, vobject_speed
 from calmirror.local.storage import size_ok
+from calmirror.local.store_lock import unlocked_reads
 from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage
 from calmirror.model import FileStamp, ItemRange, Occurrences, RangeCandidate
 
@@ -246,10 +247,19 @@ def warm(
 ) -> int:
     """Bring one mirror's index up to date and record the occurrences of its series around
     now, so a client's first query after a mirror pass does not pay for them; returns how
-    many items were recorded. Each turn holds the shared store lock briefly (`WARM_TURN`
-    items), letting writers in between (`before_reading` is the server's writers-first gate);
+    many items were recorded. It takes no store lock, like a client's query of a mirror: the
+    first check of a 100,000-event mirror reads every item (over a minute), and a shared lock
+    held that long kept every client PUT waiting. It goes in turns of `WARM_TURN` items
+    (`before_reading` is the server's writers-first gate);
     an item changed between turns is recorded for the version read, which no query of a
     newer version uses (occurrences are kept per etag)."""
+    with unlocked_reads():  # a mirror, read as a client's query reads it: see the module docstring
+        return _warm(storage, path, before_reading, should_stop)
+
+
+def _warm(
+    storage: IndexedStorage, path: str, before_reading: Callable[[], None], should_stop: Callable[[], bool]
+) -> int:
     index = storage.range_store
     name = path.rstrip("/").rsplit("/", 1)[-1]
     low, high = _span()
