@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from calmirror import config, control, logs
+from calmirror.arenas import limit_malloc_arenas
 from calmirror.availability.busy_calendar import BusyCalendar
 from calmirror.availability.guard import GuardNotes, make_freebusy, make_guard
 from calmirror.availability.sources import BusySources
@@ -67,6 +68,7 @@ class Daemon:
     # --- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> int:
+        limit_malloc_arenas()  # before the server's threads (`arenas`)
         self.home.ensure()
         self._lock = control.HomeLock(self.home.lock_file, self.home.pid_file, self.home.data_dir)
         self._lock.acquire()  # before anything touches the state or the store
