@@ -23,6 +23,7 @@ collection is as good, and the scan no longer runs inside every write.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 import time
@@ -140,8 +141,37 @@ class FairLockStorage(multifilesystem.Storage):
         if mode == "r" and reads_unlocked():
             yield
             return
-        with self.fair_lock.hold(mode), super().acquire_lock(mode, user, *args, **kwargs):
+        fair = self.fair_lock.hold(mode) if mode == "r" or self.fair_lock.held() else self._exclusive()
+        with fair, super().acquire_lock(mode, user, *args, **kwargs):
             yield
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """The in-process exclusive lock, taken only while no other process holds the `flock`.
+
+        A writer holding the in-process lock while it waits for another process (the CLI
+        reading the store) would stop this process's readers behind it for as long, and a
+        PROPFIND that Radicale nests in it would wait for a writer that waits for the other
+        process. So the writer looks (a non-blocking probe) once every reader of this process
+        has left; if another process holds the lock it lets its turn go, waits a moment and
+        queues again. Between the probe and Radicale's `flock` only another process can come
+        in, and then that `flock` waits for it as before."""
+        pause = 0.002
+        while True:
+            with self.fair_lock.hold("w"):
+                if self._no_other_process_holds_the_lock():
+                    yield
+                    return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _no_other_process_holds_the_lock(self) -> bool:
+        with (Path(self._filesystem_folder) / ".Radicale.lock").open("w+") as probe:
+            try:
+                fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True  # closing the probe gives it back
 
     def _fsync(self, f: IO[AnyStr]) -> None:
         if not getattr(_derived, "on", False):

@@ -77,6 +77,10 @@ class FairLock:
         with self._changed:
             return self._readers_waiting
 
+    def held(self) -> bool:
+        """Whether this thread holds the lock in either mode."""
+        return self._depth() != (0, 0)
+
     # --- taking and giving back ---------------------------------------------------------
 
     @contextmanager
