@@ -20,6 +20,7 @@ from collections.abc import Callable
 from calmirror import config, control, logs
 from calmirror.arenas import limit_malloc_arenas
 from calmirror.availability.busy_calendar import BusyCalendar
+from calmirror.availability.far_checks import FarChecks
 from calmirror.availability.guard import GuardNotes, make_freebusy, make_guard
 from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
@@ -104,8 +105,9 @@ class Daemon:
         self.range_keeper = RangeKeeper(self.server.warm_ranges)
         self.guard_notes = GuardNotes(self.state)  # the guard's warnings, written off the request path
         self.guard_notes.start()
+        self.far_checks = FarChecks()  # checks of bookings past the busy index's horizon, in mode warn
         self.server.guard = make_guard(
-            self.busy, self.state, lambda: self.settings.availability.guard, self.guard_notes
+            self.busy, self.state, lambda: self.settings.availability.guard, self.guard_notes, self.far_checks
         )
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
@@ -223,6 +225,7 @@ class Daemon:
         if engine is not None:
             engine.connections.close()
         self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
+        self.far_checks.close(timeout=max(0.5, deadline - time.monotonic()))
         self.guard_notes.close(timeout=max(0.5, deadline - time.monotonic()))  # before the state closes
         self.ranges.close()
         control.remove_record(self.home.pid_file)

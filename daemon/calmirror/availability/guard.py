@@ -16,19 +16,24 @@ at once, still says it).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from calmirror.availability import engine
+from calmirror.availability.far_checks import FarChecks
 from calmirror.availability.sources import BusySources
 from calmirror.local.layout import APPOINTMENTS, BUSY, split_path
 from calmirror.model import GuardNote
 from calmirror.state import State
+
+if TYPE_CHECKING:
+    import icalendar
 
 log = logging.getLogger("calmirror.guard")
 GUARD_WAIT_S = 5.0
@@ -137,10 +142,40 @@ class GuardNotes:
 
 
 def make_guard(
-    busy: BusySources, state: State, mode: Callable[[], str], notes: Notes | None = None
+    busy: BusySources,
+    state: State,
+    mode: Callable[[], str],
+    notes: Notes | None = None,
+    far: FarChecks | None = None,
 ) -> Callable[[str, bytes], str | None]:
-    """`notes`: where warnings go; written at once into `state` when None."""
+    """`notes`: where warnings go; written at once into `state` when None. `far`: where a
+    check in mode "warn" of a booking past the busy index's horizon runs (`far_checks`);
+    in the request when None."""
     sink = StateNotes(state) if notes is None else notes
+    decided: dict[str, int] = {}  # uid -> the latest decision's number
+    numbers = itertools.count()
+    order = threading.Lock()
+
+    def check(cal: icalendar.Calendar, uid: str, summary: str, current: str, number: int) -> str | None:
+        hits = busy.overlaps(cal, wait=GUARD_WAIT_S)
+        if hits is None:  # the busy index is being built: never keep a client waiting
+            log.warning("double-booking check skipped for %s: calendars still loading", uid)
+            return None
+        if hits and current == "reject":
+            start, end = hits[0]
+            when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
+            log.info("guard rejected %s: overlaps busy time %s", uid, when)
+            return f"overlaps busy time {when}; choose a free time"
+        with order:  # a decision about an older version of the appointment is dropped
+            if decided.get(uid) != number:
+                return None
+            if not hits:
+                sink.clear(uid)
+                return None
+            start, end = hits[0]
+            sink.warn(uid, GuardNote(summary, start.isoformat(), end.isoformat(), time.time()))
+        log.warning("double booking: %s overlaps busy time %s", summary, f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC")
+        return None
 
     def guard(collection: str, body: bytes) -> str | None:
         current = mode()
@@ -155,21 +190,12 @@ def make_guard(
             return None
         uid = str(events[0].get("UID", ""))
         summary = str(events[0].get("SUMMARY", "appointment"))
-        hits = busy.overlaps(cal, wait=GUARD_WAIT_S)
-        if hits is None:  # the busy index is being built: never keep a client waiting
-            log.warning("double-booking check skipped for %s: calendars still loading", uid)
+        with order:
+            number = decided[uid] = next(numbers)
+        if current == "warn" and far is not None and busy.reaches_past_horizon(cal):
+            far.submit(lambda: check(cal, uid, summary, current, number))
             return None
-        if not hits:
-            sink.clear(uid)
-            return None
-        start, end = hits[0]
-        when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
-        if current == "reject":
-            log.info("guard rejected %s: overlaps busy time %s", uid, when)
-            return f"overlaps busy time {when}; choose a free time"
-        sink.warn(uid, GuardNote(summary, start.isoformat(), end.isoformat(), time.time()))
-        log.warning("double booking: %s overlaps busy time %s", summary, when)
-        return None
+        return check(cal, uid, summary, current, number)
 
     return guard
 

@@ -1,0 +1,86 @@
+"""Guard checks past the busy index's horizon: in mode "warn" the client's PUT does not wait
+for them, the warning still comes, and a newer version of the appointment wins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from datetime import UTC
+
+import icalendar
+
+from calmirror.availability.far_checks import FarChecks
+from calmirror.availability.guard import make_guard
+from calmirror.availability.sources import BusySources
+from calmirror.local.layout import APPOINTMENTS
+from tests.unit.test_busy_index import Clock, mirror_write, world
+
+SERIES_START = dt.datetime(2027, 3, 1, 10, tzinfo=UTC)  # a Monday, weekly without end
+SERIES = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:standup\r\n"
+    "DTSTAMP:20270101T000000Z\r\nDTSTART:20270301T100000Z\r\nDTEND:20270301T110000Z\r\n"
+    "RRULE:FREQ=WEEKLY\r\nSUMMARY:Stand-up\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def booking(uid: str, start: dt.datetime) -> bytes:
+    end = start + dt.timedelta(minutes=30)
+    return (
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
+        f"DTSTAMP:20270101T000000Z\r\nDTSTART:{start:%Y%m%dT%H%M%SZ}\r\nDTEND:{end:%Y%m%dT%H%M%SZ}\r\n"
+        "SUMMARY:Booked\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+FAR = SERIES_START + dt.timedelta(weeks=260, minutes=15)  # five years on: past the horizon, in a stand-up
+NEAR_FREE = SERIES_START + dt.timedelta(weeks=2, hours=3)
+
+
+def warned(busy: BusySources) -> list[str]:
+    return [row["uid"] for row in busy.state.guard_warnings()]
+
+
+def test_a_far_booking_is_answered_at_once_and_warned_about_after() -> None:
+    with world("UTC", Clock(SERIES_START)) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, {"standup.ics": SERIES})
+        far = FarChecks()
+        guard = make_guard(busy, busy.state, lambda: "warn", far=far)
+        held = threading.Event()
+        far.submit(held.wait)  # the far-check thread busy with an earlier check
+        assert busy.reaches_past_horizon(icalendar.Calendar.from_ical(booking("b", FAR)))
+        assert not busy.reaches_past_horizon(icalendar.Calendar.from_ical(booking("c", NEAR_FREE)))
+        assert guard(APPOINTMENTS, booking("b", FAR)) is None  # answered without the check
+        assert warned(busy) == []
+        held.set()
+        assert far.flush()
+        assert warned(busy) == ["b"]
+        far.close()
+
+
+def test_a_newer_version_decided_meanwhile_wins_over_a_far_check() -> None:
+    with world("UTC", Clock(SERIES_START)) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, {"standup.ics": SERIES})
+        far = FarChecks()
+        guard = make_guard(busy, busy.state, lambda: "warn", far=far)
+        held = threading.Event()
+        far.submit(held.wait)
+        assert guard(APPOINTMENTS, booking("b", FAR)) is None  # queued behind the held check
+        assert guard(APPOINTMENTS, booking("b", NEAR_FREE)) is None  # moved to a free time: decided now
+        held.set()
+        assert far.flush()
+        assert warned(busy) == []  # the far clash was about the older version
+        far.close()
+
+
+def test_reject_mode_still_checks_a_far_booking_before_the_write() -> None:
+    with world("UTC", Clock(SERIES_START)) as busy:
+        busy.upkeep.ensure()
+        mirror_write(busy, {"standup.ics": SERIES})
+        far = FarChecks()
+        guard = make_guard(busy, busy.state, lambda: "reject", far=far)
+        reason = guard(APPOINTMENTS, booking("b", FAR))
+        assert reason is not None and reason.startswith("overlaps busy time")
+        assert guard(APPOINTMENTS, booking("c", NEAR_FREE)) is None
+        far.close()
