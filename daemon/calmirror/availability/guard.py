@@ -157,6 +157,9 @@ def make_guard(
     order = threading.Lock()
 
     def check(cal: icalendar.Calendar, uid: str, summary: str, current: str, number: int) -> str | None:
+        with order:
+            if decided.get(uid) != number:  # a queued check of a version replaced since: not worth seconds
+                return None
         hits = busy.overlaps(cal, wait=GUARD_WAIT_S)
         if hits is None:  # the busy index is being built: never keep a client waiting
             log.warning("double-booking check skipped for %s: calendars still loading", uid)
