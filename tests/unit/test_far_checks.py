@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC
 
 import icalendar
@@ -40,12 +42,21 @@ def warned(busy: BusySources) -> list[str]:
     return [row["uid"] for row in busy.state.guard_warnings()]
 
 
-def test_a_far_booking_is_answered_at_once_and_warned_about_after() -> None:
+@contextmanager
+def guarded(mode: str) -> Iterator[tuple[BusySources, Callable[[str, bytes], str | None], FarChecks]]:
+    """A weekly stand-up without end in the mirror, and the daemon's guard in `mode`."""
     with world("UTC", Clock(SERIES_START)) as busy:
         busy.upkeep.ensure()
         mirror_write(busy, {"standup.ics": SERIES})
         far = FarChecks()
-        guard = make_guard(busy, busy.state, lambda: "warn", far=far)
+        try:
+            yield busy, make_guard(busy, busy.state, lambda: mode, far=far), far
+        finally:
+            far.close()
+
+
+def test_a_far_booking_is_answered_at_once_and_warned_about_after() -> None:
+    with guarded("warn") as (busy, guard, far):
         held = threading.Event()
         far.submit(held.wait)  # the far-check thread busy with an earlier check
         assert busy.reaches_past_horizon(icalendar.Calendar.from_ical(booking("b", FAR)))
@@ -55,15 +66,10 @@ def test_a_far_booking_is_answered_at_once_and_warned_about_after() -> None:
         held.set()
         assert far.flush()
         assert warned(busy) == ["b"]
-        far.close()
 
 
 def test_a_newer_version_decided_meanwhile_wins_over_a_far_check() -> None:
-    with world("UTC", Clock(SERIES_START)) as busy:
-        busy.upkeep.ensure()
-        mirror_write(busy, {"standup.ics": SERIES})
-        far = FarChecks()
-        guard = make_guard(busy, busy.state, lambda: "warn", far=far)
+    with guarded("warn") as (busy, guard, far):
         held = threading.Event()
         far.submit(held.wait)
         assert guard(APPOINTMENTS, booking("b", FAR)) is None  # queued behind the held check
@@ -71,16 +77,10 @@ def test_a_newer_version_decided_meanwhile_wins_over_a_far_check() -> None:
         held.set()
         assert far.flush()
         assert warned(busy) == []  # the far clash was about the older version
-        far.close()
 
 
 def test_reject_mode_still_checks_a_far_booking_before_the_write() -> None:
-    with world("UTC", Clock(SERIES_START)) as busy:
-        busy.upkeep.ensure()
-        mirror_write(busy, {"standup.ics": SERIES})
-        far = FarChecks()
-        guard = make_guard(busy, busy.state, lambda: "reject", far=far)
+    with guarded("reject") as (_busy, guard, _far):
         reason = guard(APPOINTMENTS, booking("b", FAR))
         assert reason is not None and reason.startswith("overlaps busy time")
         assert guard(APPOINTMENTS, booking("c", NEAR_FREE)) is None
-        far.close()

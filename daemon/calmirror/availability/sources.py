@@ -177,38 +177,27 @@ class BusySources:
         engine's memo of recent sources), which took the daemon to 900 MB under 20 writing
         clients; they are CPU work under one interpreter lock, so taking turns costs no time."""
         with _OUTSIDE:
-            return self._outside_now(specs, rules, window, horizon, inside, skip)
-
-    def _outside_now(
-        self,
-        specs: list[SourceSpec],
-        rules: engine.Rules,
-        window: tuple[int, int],
-        horizon: tuple[int, int],
-        inside: tuple[int, int],
-        skip: frozenset[str],
-    ) -> list[engine.BusyOccurrence]:
-        (a, b), (h0, h1) = window, horizon
-        wanted: dict[str, list[str]] = {}
-        for source, href in self.state.busy_reaching([s.key for s in specs], a, b, h0, h1):
-            wanted.setdefault(source, []).append(href)
-        appointments = self.state.appointment_uids() if any(s.mirror for s in specs) else frozenset()
-        parts = [(p0, p1) for p0, p1 in ((a, min(b, h0)), (max(a, h1), b)) if p0 < p1]
-        out = []
-        for spec in specs:
-            exclude = frozenset(skip | (appointments if spec.mirror else frozenset()))
-            for text in self.upkeep.texts(spec.key, wanted.get(spec.key, [])).values():
-                try:
-                    resource = engine.Source(spec.name, [engine.parse_calendar(text)], spec.allday_busy, exclude)
-                except ValueError:
-                    continue
-                for p0, p1 in parts:
-                    for o in engine.busy_occurrences([resource], from_us(p0), from_us(p1), rules, remember=False):
-                        if inside[0] < inside[1] and to_us(o.start) < inside[1] and to_us(o.end) > inside[0]:
-                            continue  # the index has it
-                        out.append(o)
-        out.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
-        return out
+            (a, b), (h0, h1) = window, horizon
+            wanted: dict[str, list[str]] = {}
+            for source, href in self.state.busy_reaching([s.key for s in specs], a, b, h0, h1):
+                wanted.setdefault(source, []).append(href)
+            appointments = self.state.appointment_uids() if any(s.mirror for s in specs) else frozenset()
+            parts = [(p0, p1) for p0, p1 in ((a, min(b, h0)), (max(a, h1), b)) if p0 < p1]
+            out = []
+            for spec in specs:
+                exclude = frozenset(skip | (appointments if spec.mirror else frozenset()))
+                for text in self.upkeep.texts(spec.key, wanted.get(spec.key, [])).values():
+                    try:
+                        resource = engine.Source(spec.name, [engine.parse_calendar(text)], spec.allday_busy, exclude)
+                    except ValueError:
+                        continue
+                    for p0, p1 in parts:
+                        for o in engine.busy_occurrences([resource], from_us(p0), from_us(p1), rules, remember=False):
+                            if inside[0] < inside[1] and to_us(o.start) < inside[1] and to_us(o.end) > inside[0]:
+                                continue  # the index has it
+                            out.append(o)
+            out.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
+            return out
 
     def busy(self, start: datetime, end: datetime) -> list[Interval]:
         """The combined busy time of every source: what `calmirror availability` shows."""
