@@ -270,3 +270,16 @@ def test_one_calendar_asked_about_sliding_windows_stays_exact(rule: str) -> None
             patch.setattr(expansion, "DIRECT_LIMIT", 10**9)
             walked = av.busy_intervals([av.Source("s", [av.parse_calendar(text)])], *window, rules)
         assert fast == walked, window
+
+
+def test_equal_occurrences_are_all_kept_however_many_blocks_the_window_spans() -> None:
+    """An override moved onto another instance's time is a second, equal occurrence: a
+    window over several expansion blocks keeps both, as a window inside one block does."""
+    moved = Ev(
+        "berlin", BASE, dt.timedelta(minutes=15), 1, 2, "", False, frozenset(), False, 0, dt.timedelta(days=1), False
+    )
+    source = [av.Source("s", [av.parse_calendar(to_ics([moved]))])]
+    start = BASE.replace(tzinfo=UTC)
+    for days in (1, 35, 200):
+        found = av.busy_occurrences(source, start, start + dt.timedelta(days=days), av.Rules(BERLIN))
+        assert [o.start for o in found] == [dt.datetime(2027, 3, 1, 23, tzinfo=UTC)] * 2, days

@@ -152,6 +152,27 @@ def test_index_answers_equal_the_engine_inside_beyond_and_across_a_move(
             assert busy.occurrences(ws, we) == engine_answer(busy, ws, we)
 
 
+def test_an_override_moved_onto_another_instance_counts_twice_in_index_and_engine() -> None:
+    """Found by the property above: the first instance moved onto the second's time. Both
+    occurrences are busy; the engine once kept one of them for windows spanning several of
+    its expansion blocks, so the index (one walk) and the engine disagreed."""
+    moved = Ev(
+        "berlin", BASE, dt.timedelta(minutes=15), 1, 2, "", False, frozenset(), False, 0, dt.timedelta(days=1), False
+    )
+    text = to_ics([moved]).replace("UID:ev", "UID:a0-ev")
+    for edge in (spans.HORIZON_BACK, -spans.HORIZON_AHEAD):  # the horizon starting, or ending, at BASE
+        clock = Clock(BASE.replace(tzinfo=UTC) + edge + dt.timedelta(hours=5))
+        with world("UTC", clock, allday=False, tentative=False) as busy:
+            busy.store.write_appointment("a0.ics", text)
+            busy.upkeep.ensure()
+            ws = BASE.replace(tzinfo=UTC)
+            for hours in (24, 841):
+                we = ws + dt.timedelta(hours=hours)
+                found = busy.occurrences(ws, we)
+                assert found == engine_answer(busy, ws, we)
+                assert [o.start for o in found] == [dt.datetime(2027, 3, 1, 23, tzinfo=UTC)] * 2
+
+
 def daily_items(count: int) -> dict[str, str]:
     """`count` resources, one a day from BASE: every other one a weekly series of five."""
     return {

@@ -13,6 +13,7 @@ and are reported.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,6 +191,7 @@ def occurrences(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz:
         first = (ws - _EPOCH) // BLOCK
         last = (we - _EPOCH - dt.timedelta(microseconds=1)) // BLOCK
         found: list[Span] = []
+        kept: Counter[Span] = Counter()
         for number in range(first, last + 1):
             key = (number, None if cs.kind == "aware" else tz)
             block = cs.blocks.get(key)
@@ -199,8 +201,16 @@ def occurrences(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz:
                 cs.blocks[key] = block
                 while len(cs.blocks) > BLOCKS_KEPT:
                     del cs.blocks[next(iter(cs.blocks))]
-            found.extend(block.touching(ws, we))
-    return list(dict.fromkeys(found)) if last > first else found
+            # An occurrence touching two blocks is in both, and taken once; two equal
+            # occurrences (an override moved onto another instance's time) are in every
+            # block either is in, and both are taken, however many blocks the window spans.
+            here: Counter[Span] = Counter()
+            for span in block.touching(ws, we):
+                here[span] += 1
+                if here[span] > kept[span]:
+                    kept[span] += 1
+                    found.append(span)
+    return found
 
 
 def _span(raw: Raw, tz: dt.tzinfo) -> Span:
