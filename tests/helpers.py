@@ -172,3 +172,24 @@ def daemon_running(home: Home) -> Iterator[Running]:
         yield run
     finally:
         run.stop()
+
+
+@contextmanager
+def write_lock_held(store: Any) -> Iterator[Callable[[], None]]:
+    """Another thread holds `store`'s exclusive store lock (a write in progress) for the block,
+    or until the `release` it yields is called."""
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store._locked("w"):
+            held.set()
+            release.wait(20)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        assert held.wait(5)
+        yield release.set
+    finally:
+        release.set()
+        thread.join(5)

@@ -6,31 +6,16 @@ back to Radicale's sync without losing a change."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import requests
 
 from calmirror.local import LocalServer, LocalStore, layout, listing
 from calmirror.testing import LOCAL_PASSWORD as PASSWORD
 from calmirror.testing import LOCAL_USER as USER
 from calmirror.testing.ical import event
+from tests.helpers import write_lock_held
 
 APPOINTMENTS = layout.APPOINTMENTS
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    local = LocalStore(tmp_path / "store", USER)
-    local.ensure_base()
-    return local
-
-
-@pytest.fixture
-def server(store: LocalStore) -> Iterator[LocalServer]:
-    with LocalServer(store.store_dir, port=0, username=USER, password=PASSWORD) as srv:
-        yield srv
 
 
 def put(server: LocalServer, href: str, text: str) -> None:
@@ -111,26 +96,11 @@ def test_following_appointments_does_not_wait_for_a_write_in_progress(store: Loc
     """The push detector and the busy index follow appointments/ after every client write;
     with a listing token they read whole files without the store lock, so they do not queue
     behind the writes they are following."""
-    import threading
-
     store.write_appointment("a.ics", event("a"))
     token = store.changes(APPOINTMENTS, None).token
     (store.collection_dir(APPOINTMENTS) / "b.ics").write_text(event("b"))  # another program's write
-    held, release = threading.Event(), threading.Event()
-
-    def writer() -> None:
-        with store._locked("w"):
-            held.set()
-            release.wait(20)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
-        assert held.wait(5)
+    with write_lock_held(store):
         since = store.changes(APPOINTMENTS, token)
         assert since.changed == ["b.ics"]
         assert "UID:b" in (store.item(APPOINTMENTS, "b.ics") or "")
         assert set(store.items_named(APPOINTMENTS, ["a.ics", "gone.ics"])) == {"a.ics", "gone.ics"}
-    finally:
-        release.set()
-        thread.join(5)

@@ -4,7 +4,6 @@ either left empty (a power cut) is read as missing, not as an error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,6 @@ from calmirror.testing import LOCAL_USER as USER
 from calmirror.testing.ical import event
 
 ICS = {"Content-Type": "text/calendar"}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    local = LocalStore(tmp_path / "store", USER)
-    local.ensure_base()
-    return local
-
-
-@pytest.fixture
-def server(store: LocalStore) -> Iterator[LocalServer]:
-    with LocalServer(store.store_dir, port=0, username=USER, password=PASSWORD) as srv:
-        yield srv
 
 
 def url(server: LocalServer, href: str = "") -> str:
