@@ -157,27 +157,27 @@ def make_guard(
     order = threading.Lock()
 
     def check(cal: icalendar.Calendar, uid: str, summary: str, current: str, number: int) -> str | None:
-        with order:
-            if decided.get(uid) != number:  # a queued check of a version replaced since: not worth seconds
-                return None
+        if current != "reject":  # only a warning is at stake: a version replaced since is not worth seconds
+            with order:
+                if decided.get(uid) != number:
+                    return None
         hits = busy.overlaps(cal, wait=GUARD_WAIT_S)
         if hits is None:  # the busy index is being built: never keep a client waiting
             log.warning("double-booking check skipped for %s: calendars still loading", uid)
             return None
-        if hits and current == "reject":
-            start, end = hits[0]
-            when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC"
+        start, end = hits[0] if hits else (None, None)
+        when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if start and end else ""
+        if hits and current == "reject":  # every version is checked: the write waits on this answer
             log.info("guard rejected %s: overlaps busy time %s", uid, when)
             return f"overlaps busy time {when}; choose a free time"
         with order:  # a decision about an older version of the appointment is dropped
             if decided.get(uid) != number:
                 return None
-            if not hits:
+            if start is None or end is None:
                 sink.clear(uid)
                 return None
-            start, end = hits[0]
             sink.warn(uid, GuardNote(summary, start.isoformat(), end.isoformat(), time.time()))
-        log.warning("double booking: %s overlaps busy time %s", summary, f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC")
+        log.warning("double booking: %s overlaps busy time %s", summary, when)
         return None
 
     def guard(collection: str, body: bytes) -> str | None:
