@@ -10,12 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:  # imported where used: collecting the unit tests needs neither the emulator nor the daemon
     from calmirror.emulator import Emulator
     from tests.helpers import Running
 
 FIXTURES = Path(__file__).parent / "fixtures" / "icloud"
+
+# CI (`.ci/run` sets HYPOTHESIS_PROFILE=ci) runs the same examples every time, so a red run is
+# the change's and not a rare draw; a failure prints the blob that replays it. A developer's run
+# keeps the default profile's random exploration, which is what finds new cases.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
