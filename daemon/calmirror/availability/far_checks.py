@@ -13,55 +13,35 @@ answer before the write, and still checks in the request.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
+
+from calmirror.worker import Worker
 
 log = logging.getLogger("calmirror.guard")
 
 
 class FarChecks:
-    """One thread running deferred checks in the order they came."""
+    """One thread running deferred checks in the order they came, started by the first."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
-        self._idle = threading.Condition()
-        self._pending = 0
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
+        self._worker: Worker[Callable[[], object]] = Worker(
+            "guard-far", _run, log, "%d double-booking check(s) past the busy index's horizon failed"
+        )
 
     def submit(self, check: Callable[[], object]) -> None:
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="guard-far", daemon=True)
-                self._thread.start()
-        with self._idle:
-            self._pending += 1
-        self._queue.put(check)
-
-    def _run(self) -> None:
-        while (check := self._queue.get()) is not None:
-            try:
-                check()
-            except Exception:  # one check that fails must not stop the next
-                log.exception("a double-booking check past the busy index's horizon failed")
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+        self._worker.start()
+        self._worker.put(check)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every check submitted so far has run; False after `timeout` s."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending <= 0, timeout)
+        return self._worker.flush(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop after the checks queued so far (a check not run by then is logged, not made)."""
-        with self._start:
-            thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._queue.put(None)
-        thread.join(timeout)
-        if thread.is_alive():
+        if not self._worker.close(timeout):
             log.warning("stopped with double-booking checks past the horizon still queued")
+
+
+def _run(checks: list[Callable[[], object]]) -> None:
+    for check in checks:  # one at a time (the worker's batch is 1)
+        check()

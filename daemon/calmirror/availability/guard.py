@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from calmirror.availability.sources import BusySources
 from calmirror.local.layout import APPOINTMENTS, BUSY, split_path
 from calmirror.model import GuardNote
 from calmirror.state import State
+from calmirror.worker import Worker
 
 if TYPE_CHECKING:
     import icalendar
@@ -66,79 +66,30 @@ class GuardNotes:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self._queue: queue.SimpleQueue[tuple[str, GuardNote | None] | None] = queue.SimpleQueue()
-        self._idle = threading.Condition()
-        self._pending = 0
-        self._thread: threading.Thread | None = None
+        self._worker: Worker[tuple[str, GuardNote | None]] = Worker(
+            "guard-notes",
+            state.apply_guard_warnings,  # the decisions were logged; one batch that fails is logged too
+            log,
+            "could not save %d double-booking warning change(s)",
+            batch=NOTES_BATCH,
+        )
 
     def warn(self, uid: str, note: GuardNote) -> None:
-        self._put((uid, note))
+        self._worker.put((uid, note))
 
     def clear(self, uid: str) -> None:
-        self._put((uid, None))
-
-    def _put(self, change: tuple[str, GuardNote | None]) -> None:
-        with self._idle:
-            self._pending += 1
-        self._queue.put(change)
+        self._worker.put((uid, None))
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="guard-notes", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            changes = [first]
-            stop = False
-            while len(changes) < NOTES_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                changes.append(more)
-            self._write(changes)
-            if stop:
-                return
-
-    def _write(self, changes: list[tuple[str, GuardNote | None]]) -> None:
-        try:
-            self.state.apply_guard_warnings(changes)
-        except Exception:  # the decisions were logged; a warning list that cannot be saved must not stop the next
-            log.exception("could not save %d double-booking warning change(s)", len(changes))
-        finally:
-            with self._idle:
-                self._pending -= len(changes)
-                self._idle.notify_all()
+        self._worker.start()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written; False after `timeout` s."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending <= 0, timeout)
+        return self._worker.flush(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread (before the state database closes)."""
-        thread = self._thread
-        if thread is None:
-            changes = []
-            while True:
-                try:
-                    change = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if change is not None:
-                    changes.append(change)
-            self._write(changes)
-            return
-        self._queue.put(None)
-        thread.join(timeout)
-        self._thread = None
+        self._worker.close(timeout)
 
 
 def make_guard(
