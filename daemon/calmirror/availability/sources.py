@@ -3,9 +3,10 @@ and `busy/` ask.
 
 The index (`state/busy.py`, kept current by `availability.busy_upkeep`) holds every
 source's busy occurrences over a rolling horizon, so a window inside it is one SQL range
-scan, never a parse. A window reaching past the horizon parses only the few resources that
-can hold busy time out there and asks the engine for that part. Nothing here keeps parsed
-events: the daemon stays small however large the mirrors grow.
+scan, never a parse. Past the horizon, rows are kept a calendar year at a time
+(`state/busy_far.py`): the first question about such a year parses the resources that reach
+it, later ones are range scans too. Nothing here keeps parsed events: the daemon stays small
+however large the mirrors grow.
 
 A mirror's busy time comes from iCloud's exact text of each resource, kept in the state
 database, not from the Radicale collection: Radicale may hold a compatible copy, or nothing
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import icalendar
 
-from calmirror.availability import engine
+from calmirror.availability import engine, far_years, spans
 from calmirror.availability.blocks import MergedBlocks
 from calmirror.availability.busy_upkeep import PUSHED_IN_ICLOUD, BusyUpkeep, SourceSpec
 from calmirror.availability.intervals import Interval, intersect, merge_clipped
@@ -29,11 +30,15 @@ from calmirror.availability.spans import from_us, to_us
 from calmirror.config import Settings
 from calmirror.local.layout import BUSY
 from calmirror.local.store import LocalStore
+from calmirror.model import BusySpan
 from calmirror.state import State
 from calmirror.state.busy import SpanQuery, SpanRow
+from calmirror.state.busy_far import FarItem, FarPiece, FarQuery
 
 log = logging.getLogger("calmirror.busy")
-_OUTSIDE = threading.Lock()  # one window past the horizon computed at a time (see `_outside`)
+_OUTSIDE = threading.Lock()  # one window past the horizon computed at a time (see `_outside_direct`)
+FAR_YEARS = 3  # years past the horizon one question may compute and keep
+FAR_PAGE = 200  # entries computed per transaction when a year is filled
 __all__ = ["PUSHED_IN_ICLOUD", "BusySources", "ask_daemon", "from_vfreebusy"]
 
 
@@ -159,6 +164,69 @@ class BusySources:
         return [(from_us(lo), from_us(hi)) for lo, hi in merge_clipped(ints, a, b)]
 
     def _outside(
+        self,
+        specs: list[SourceSpec],
+        rules: engine.Rules,
+        window: tuple[int, int],
+        horizon: tuple[int, int],
+        inside: tuple[int, int],
+        skip: frozenset[str],
+    ) -> list[engine.BusyOccurrence]:
+        """Occurrences in the parts of the window outside the horizon (what touches the inside
+        part is the index's), from the years kept past it (`state/busy_far.py`): the first
+        question about a year computes the entries reaching it, later ones read rows. A window
+        over more than `FAR_YEARS` years asks the engine directly instead."""
+        pieces = far_years.pieces(window, horizon)
+        if len({p.year for p in pieces}) <= FAR_YEARS:
+            query = FarQuery(
+                sources=[s.key for s in specs],
+                allday=[s.key for s in specs if s.allday_busy],
+                mirrors=[s.key for s in specs if s.mirror],
+                travel=rules.travel_time,
+                tentative=rules.tentative_busy,
+                skip_uids=sorted(skip),
+            )
+            names = {s.key: s.name for s in specs}
+            with _OUTSIDE:
+                for _attempt in range(3):  # an entry changed between computing and reading: again
+                    self._fill(query.sources, rules, pieces, horizon)
+                    rows = self.state.busy_far_spans(query, pieces, horizon)
+                    if rows is not None:
+                        found = [_occurrence(row, names, rules.travel_time) for row in rows]
+                        found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
+                        return found
+        return self._outside_direct(specs, rules, window, horizon, inside, skip)
+
+    def _fill(
+        self, sources: Sequence[str], rules: engine.Rules, pieces: list[FarPiece], horizon: tuple[int, int]
+    ) -> None:
+        """Compute and store the years' rows of the entries that lack them: each text parsed
+        once for all its years, written a few hundred at a time, nothing kept after."""
+        wanted: dict[int, tuple[FarItem, list[int]]] = {}
+        for year, items in self.state.busy_far_missing(sources, pieces, horizon).items():
+            for item in items:
+                wanted.setdefault(item.item, (item, []))[1].append(year)
+        by_source: dict[str, list[tuple[FarItem, list[int]]]] = {}
+        for item, years in wanted.values():
+            by_source.setdefault(item.source, []).append((item, years))
+        for source, entries in by_source.items():
+            for i in range(0, len(entries), FAR_PAGE):
+                page = entries[i : i + FAR_PAGE]
+                texts = self.upkeep.texts(source, [item.href for item, _years in page])
+                computed: dict[int, list[tuple[FarItem, tuple[BusySpan, ...]]]] = {}
+                for item, years in page:
+                    text = texts.get(item.href)
+                    found = (
+                        spans.windows_text(text, rules, [far_years.year_bounds(y) for y in years])
+                        if text is not None
+                        else [() for _ in years]
+                    )
+                    for year, rows in zip(years, found, strict=True):
+                        computed.setdefault(year, []).append((item, rows))
+                for year, done in computed.items():
+                    self.state.busy_far_put(year, done)
+
+    def _outside_direct(
         self,
         specs: list[SourceSpec],
         rules: engine.Rules,

@@ -124,20 +124,26 @@ def bounds(found: engine.SourceIndex) -> tuple[dt.datetime, dt.datetime | None] 
     return min(p[0] for p in parts), (None if any(h is None for h in his) else max(h for h in his if h is not None))
 
 
-def index_text(text: str, rules: engine.Rules, window: tuple[int, int]) -> IndexedItem:
-    """One resource's index entry over `window` (the horizon); an unreadable text gets an
-    entry without rows, so it is not parsed again until it changes."""
+def _read(text: str) -> tuple[engine.SourceIndex, tuple[dt.datetime, dt.datetime | None]] | None:
+    """The resource's engine index and bounds; None when it holds no usable event."""
     global parsed
-    known = digest(text)
     parsed += 1
     try:
         found = engine.item_index(engine.parse_calendar(text))
     except ValueError:
-        return IndexedItem(known, None, None, ())
+        return None
     edges = bounds(found)
-    if edges is None:
+    return None if edges is None else (found, edges)
+
+
+def index_text(text: str, rules: engine.Rules, window: tuple[int, int]) -> IndexedItem:
+    """One resource's index entry over `window` (the horizon); an unreadable text gets an
+    entry without rows, so it is not parsed again until it changes."""
+    known = digest(text)
+    read = _read(text)
+    if read is None:
         return IndexedItem(known, None, None, ())
-    lo, hi = edges
+    found, (lo, hi) = read
     wide = index_rules(rules)
     spans = tuple(_span(hit, wide.me) for hit in _walk(found, wide, lo, hi, window))
     return IndexedItem(known, to_us(lo), None if hi is None else to_us(hi), spans)
@@ -146,18 +152,21 @@ def index_text(text: str, rules: engine.Rules, window: tuple[int, int]) -> Index
 def extend_text(text: str, rules: engine.Rules, old_end: int, new_end: int) -> tuple[BusySpan, ...]:
     """The rows a horizon moving from `old_end` to `new_end` adds: occurrences starting in
     between (those starting earlier are already indexed)."""
-    global parsed
-    parsed += 1
-    try:
-        found = engine.item_index(engine.parse_calendar(text))
-    except ValueError:
+    read = _read(text)
+    if read is None:
         return ()
-    edges = bounds(found)
-    if edges is None:
-        return ()
+    found, (lo, hi) = read
     wide = index_rules(rules)
     return tuple(
-        _span(hit, wide.me)
-        for hit in _walk(found, wide, edges[0], edges[1], (old_end, new_end))
-        if to_us(hit[0]) >= old_end
+        _span(hit, wide.me) for hit in _walk(found, wide, lo, hi, (old_end, new_end)) if to_us(hit[0]) >= old_end
     )
+
+
+def windows_text(text: str, rules: engine.Rules, windows: list[tuple[int, int]]) -> list[tuple[BusySpan, ...]]:
+    """The rows of each window (years past the horizon) from one parse of the text."""
+    read = _read(text)
+    if read is None:
+        return [() for _ in windows]
+    found, (lo, hi) = read
+    wide = index_rules(rules)
+    return [tuple(_span(hit, wide.me) for hit in _walk(found, wide, lo, hi, window)) for window in windows]

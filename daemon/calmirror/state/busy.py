@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calmirror.model import BUSY_SHORT_US, BusyBatch, BusySpan, IndexedItem, busy_mirror_key
-from calmirror.state.base import StateBase
+from calmirror.state.busy_far import BusyFarTables
 
 META = "busy_index"
 TOKEN = "busy_token:"  # + local collection name: the sync token the index follows
@@ -81,7 +81,7 @@ def _params(q: SpanQuery) -> dict[str, Any]:
     }
 
 
-class BusyTables(StateBase):
+class BusyTables(BusyFarTables):
     """The busy index; see `availability.sources` for who keeps it current and asks it."""
 
     def busy_meta(self) -> dict[str, Any] | None:
@@ -94,6 +94,7 @@ class BusyTables(StateBase):
         with self.transaction() as db:
             db.execute("DELETE FROM busy_spans")
             db.execute("DELETE FROM busy_items")
+            self._far_forget(db.conn, None)
             db.execute("DELETE FROM meta WHERE key LIKE ?", (TOKEN + "%",))
             db.execute("INSERT INTO busy_changes (lo, hi) VALUES (NULL, NULL)")
             meta = {"fingerprint": fingerprint, "horizon": list(horizon), "complete": False}
@@ -151,6 +152,7 @@ class BusyTables(StateBase):
         if row is not None:
             self._busy_changed(conn, row[0])
             conn.execute("DELETE FROM busy_spans WHERE item = ?", (row[0],))
+            self._far_forget(conn, row[0])
         values = ("", None, None) if item is None else (item.digest, item.lo, item.hi)
         if row is None:
             cursor = conn.execute(
@@ -195,6 +197,10 @@ class BusyTables(StateBase):
                 (source,),
             )
             conn.execute("DELETE FROM busy_spans WHERE source = ?", (source,))
+            conn.execute("DELETE FROM busy_far_spans WHERE source = ?", (source,))
+            conn.execute(
+                "DELETE FROM busy_far_done WHERE item IN (SELECT id FROM busy_items WHERE source = ?)", (source,)
+            )
             conn.execute("DELETE FROM busy_items WHERE source = ?", (source,))
             return
         for href in hrefs:
@@ -202,6 +208,7 @@ class BusyTables(StateBase):
             if row is not None:
                 self._busy_changed(conn, row[0])
                 conn.execute("DELETE FROM busy_spans WHERE item = ?", (row[0],))
+                self._far_forget(conn, row[0])
                 conn.execute("DELETE FROM busy_items WHERE id = ?", (row[0],))
 
     def _busy_changed(self, conn: sqlite3.Connection, item: int) -> None:

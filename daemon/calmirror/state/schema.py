@@ -191,6 +191,23 @@ def create_busy_tables(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX IF NOT EXISTS busy_spans_item ON busy_spans(item)")
     db.execute("CREATE INDEX IF NOT EXISTS busy_items_dirty ON busy_items(digest) WHERE digest = ''")
+    # Past the horizon, a year at a time (`state/busy_far.py`): the same rows, plus the year.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS busy_far_spans (item INTEGER NOT NULL, year INTEGER NOT NULL, "
+        "source TEXT NOT NULL, uid TEXT NOT NULL, summary TEXT NOT NULL, start_us INTEGER NOT NULL, "
+        "end_us INTEGER NOT NULL, travel INTEGER NOT NULL, long INTEGER NOT NULL, all_day INTEGER NOT NULL, "
+        "tentative INTEGER NOT NULL, maybe INTEGER NOT NULL, approximate INTEGER NOT NULL)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS busy_far_window ON busy_far_spans"
+        "(year, long, start_us, end_us, travel, maybe, all_day, source, uid)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS busy_far_item ON busy_far_spans(item)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS busy_far_done (item INTEGER NOT NULL, year INTEGER NOT NULL, "
+        "digest TEXT NOT NULL, PRIMARY KEY (item, year))"
+    )
+    db.execute("CREATE TABLE IF NOT EXISTS busy_far_years (year INTEGER PRIMARY KEY, used REAL NOT NULL)")
 
 
 def upgrade_from_1(db: sqlite_utils.Database) -> None:
