@@ -59,8 +59,8 @@ def test_a_far_booking_is_answered_at_once_and_warned_about_after() -> None:
     with guarded("warn") as (busy, guard, far):
         held = threading.Event()
         far.submit(held.wait)  # the far-check thread busy with an earlier check
-        assert busy.reaches_past_horizon(icalendar.Calendar.from_ical(booking("b", FAR)))
-        assert not busy.reaches_past_horizon(icalendar.Calendar.from_ical(booking("c", NEAR_FREE)))
+        assert busy.candidate(icalendar.Calendar.from_ical(booking("b", FAR))).far
+        assert not busy.candidate(icalendar.Calendar.from_ical(booking("c", NEAR_FREE))).far
         assert guard(APPOINTMENTS, booking("b", FAR)) is None  # answered without the check
         assert warned(busy) == []
         held.set()

@@ -22,18 +22,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from calmirror.availability import engine
 from calmirror.availability.far_checks import FarChecks
-from calmirror.availability.sources import BusySources
+from calmirror.availability.sources import BusySources, Candidate
 from calmirror.local.layout import APPOINTMENTS, BUSY, split_path
 from calmirror.model import GuardNote
 from calmirror.state import State
 from calmirror.worker import Worker
-
-if TYPE_CHECKING:
-    import icalendar
 
 log = logging.getLogger("calmirror.guard")
 GUARD_WAIT_S = 5.0
@@ -107,7 +104,7 @@ def make_guard(
     numbers = itertools.count()
     order = threading.Lock()
 
-    def check(cal: icalendar.Calendar, uid: str, summary: str, current: str, number: int) -> str | None:
+    def check(cal: Candidate, uid: str, summary: str, current: str, number: int) -> str | None:
         if current != "reject":  # only a warning is at stake: a version replaced since is not worth seconds
             with order:
                 if decided.get(uid) != number:
@@ -146,10 +143,11 @@ def make_guard(
         summary = str(events[0].get("SUMMARY", "appointment"))
         with order:
             number = decided[uid] = next(numbers)
-        if current == "warn" and far is not None and busy.reaches_past_horizon(cal):
-            far.submit(lambda: check(cal, uid, summary, current, number))
+        prepared = busy.candidate(cal)
+        if current == "warn" and far is not None and prepared.far:
+            far.submit(lambda: check(prepared, uid, summary, current, number))
             return None
-        return check(cal, uid, summary, current, number)
+        return check(prepared, uid, summary, current, number)
 
     return guard
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import icalendar
@@ -275,26 +276,37 @@ class BusySources:
         """The busy time of one collection's own events, by the same rules."""
         return self._merged(start, end, only=collection) or []
 
-    def reaches_past_horizon(self, candidate: icalendar.Calendar) -> bool:
-        """Whether checking `candidate` needs the engine outside the index's horizon (seconds
-        at 10,000 mirrored events, where a check inside it is one range scan)."""
+    def candidate(self, calendar: icalendar.Calendar) -> Candidate:
+        """What a guard check of `calendar` asks the index, worked out once per PUT."""
+        rules = self.rules()
+        own, wanted = engine.candidate_busy(calendar, rules)
         meta = self.state.busy_meta()
-        if meta is None:
-            return False  # not built yet: the check says so itself, at once
-        _own, wanted = engine.candidate_busy(candidate, self.rules())
-        if not wanted:
-            return False
-        return to_us(wanted[0][0]) < int(meta["horizon"][0]) or to_us(wanted[-1][1]) > int(meta["horizon"][1])
+        far = bool(wanted) and meta is not None
+        if far:
+            h0, h1 = int(meta["horizon"][0]), int(meta["horizon"][1])  # type: ignore[index]
+            far = to_us(wanted[0][0]) < h0 or to_us(wanted[-1][1]) > h1
+        return Candidate(own, wanted, rules, far)
 
-    def overlaps(self, candidate: icalendar.Calendar, wait: float = -1) -> list[Interval] | None:
+    def overlaps(self, candidate: icalendar.Calendar | Candidate, wait: float = -1) -> list[Interval] | None:
         """Busy time a new (or changed) appointment would collide with; its own stored copy
         does not count. None when the index stayed busy for `wait` seconds."""
-        rules = self.rules()
-        own, wanted = engine.candidate_busy(candidate, rules)
-        if not wanted:
+        c = candidate if isinstance(candidate, Candidate) else self.candidate(candidate)
+        if not c.wanted:
             return []
-        found = self._merged(wanted[0][0], wanted[-1][1], skip_uids=own, wait=wait, rules=rules)
-        return None if found is None else intersect(found, wanted)
+        found = self._merged(c.wanted[0][0], c.wanted[-1][1], skip_uids=c.own, wait=wait, rules=c.rules)
+        return None if found is None else intersect(found, c.wanted)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A booking's own UIDs, the busy time it would take, the rules it was worked out under,
+    and whether that reaches past the index's horizon (seconds the first time in a year,
+    where a check inside it is one range scan)."""
+
+    own: frozenset[str]
+    wanted: list[Interval]
+    rules: engine.Rules
+    far: bool
 
 
 def _occurrence(row: SpanRow, names: dict[str, str], travel: bool) -> engine.BusyOccurrence:
