@@ -22,6 +22,7 @@ from calmirror.errors import AuthFailed, CalendarChoiceError, NotConnected, User
 from calmirror.health import mark_ok
 from calmirror.home import Home
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, CalendarRow, account_of, scoped_id
+from calmirror.refused import ICLOUD_HOST, client_help, identity, refused_by
 from calmirror.remote import hrefs
 from calmirror.state import State
 
@@ -66,7 +67,6 @@ def check_server(server: str) -> None:
 
 
 ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,19}")
-ICLOUD_HOST = "icloud.com"
 
 
 class AlreadyConnected(UserError):
@@ -76,15 +76,6 @@ class AlreadyConnected(UserError):
             f"{apple_id} is already connected (account {label}); one connection per account: {again} checks it "
             "again, follows the server to a new home and takes a new password, keeping links, conflicts and the outbox"
         )
-
-
-def identity(server: str, user: str) -> tuple[str, str]:
-    """What makes two connections the same account: the user at the server's host, where any
-    iCloud host (the front door or a partition) is one server."""
-    host = (urlsplit(server).hostname or server).lower()
-    if host == ICLOUD_HOST or host.endswith("." + ICLOUD_HOST):
-        host = ICLOUD_HOST
-    return host, user.strip().lower()
 
 
 def check_account_name(name: str) -> None:
@@ -111,12 +102,6 @@ def _scoped(calendars: list[CalendarRow], name: str) -> list[CalendarRow]:
 
 def _password_key(settings: Settings, name: str) -> dict[str, str]:
     return {"backend": settings.icloud.credential, "account": name}
-
-
-def is_icloud_login(server: str, user: str, name: str = PRIMARY) -> bool:
-    """Whether a login is held to iCloud's rules (an Apple ID, an app-specific password): the
-    first account always (the emulator stands in for iCloud), a further one only at iCloud."""
-    return name == PRIMARY or identity(server, user)[0] == ICLOUD_HOST
 
 
 def check_not_connected(state: State, server: str, apple_id: str) -> None:
@@ -146,19 +131,6 @@ def check_account_slot(state: State, name: str) -> None:
             raise UserError(f"an account named {name!r} exists; choose another --name or `calmirror accounts list`")
 
 
-def _refused_by(refused: AuthFailed, server: str, user: str, name: str, what_next: str) -> AuthFailed:
-    """A 401 in words that fit the server: iCloud's own (the app-specific password) for an
-    iCloud login, plain ones for any other CalDAV server."""
-    if is_icloud_login(server, user, name):
-        return refused
-    host = urlsplit(server).netloc or server
-    return AuthFailed(
-        f"{host} refused the user {user!r} or its password; {what_next} (HTTP {refused.status})",
-        url=refused.url,
-        status=refused.status,
-    )
-
-
 def connect(
     home: Home, settings: Settings, state: State, apple_id: str, password: str, server: str, name: str = PRIMARY
 ) -> list[CalendarRow]:
@@ -173,7 +145,7 @@ def connect(
         found = client.discover()
         calendars = _scoped(client.list_calendars(found.home_url), name)
     except AuthFailed as refused:
-        raise _refused_by(refused, server, apple_id, name, "check both and connect again") from None
+        raise refused_by(refused, server, apple_id, name, "check both and connect again") from None
     finally:
         client.close()
     if not any(c.is_event_calendar for c in calendars):
@@ -206,7 +178,7 @@ def reconnect(
         calendars = _scoped(client.list_calendars(found.home_url), name)
     except AuthFailed as refused:
         again = f"give the account's current password: `calmirror connect --again --name {name}`"
-        raise _refused_by(refused, current.server, current.apple_id, name, again) from None
+        raise refused_by(refused, current.server, current.apple_id, name, again) from None
     finally:
         client.close()
     if password is not None:
@@ -239,7 +211,13 @@ def client_for(home: Home, settings: Settings, state: State, name: str = PRIMARY
     logs.redact(password)  # whatever logs a line later, this account's password never shows
     from calmirror.remote.client import ICloudClient
 
-    return ICloudClient(account.server, account.apple_id, password, timeout=(10.0, settings.icloud.timeout))
+    return ICloudClient(
+        account.server,
+        account.apple_id,
+        password,
+        timeout=(10.0, settings.icloud.timeout),
+        refused_help=client_help(account.server, account.apple_id, name),
+    )
 
 
 def refresh_calendars(client: ICloudClient, state: State, name: str = PRIMARY) -> list[CalendarRow]:

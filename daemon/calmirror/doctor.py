@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from calmirror import account, config, control, credentials
+from calmirror import account, config, control, credentials, refused
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
 from calmirror.local import loopback
@@ -95,16 +95,16 @@ def check_icloud(home: Home, settings: config.Settings, state: State, name: str 
         client = account.client_for(home, settings, state, name)
     except CalmirrorError as exc:
         return Check(check, False, who + exc.message, _label(name))
-    again = "`calmirror connect --again" + ("" if name == PRIMARY else f" --name {name}") + "`"
+    again = refused.again(name)
     try:
         calendars = account.refresh_calendars(client, state, name)
     except AuthFailed:
-        return Check(
-            check,
-            False,
-            f"{who}the password was refused (revoked?); make a new app-specific password and run {again}",
-            _label(name),
+        new = (
+            "a new app-specific password"
+            if refused.is_icloud_login(acct.server, acct.apple_id, name)
+            else "its password"
         )
+        return Check(check, False, f"{who}the password was refused (revoked?); give {new}: run {again}", _label(name))
     except RemoteError as exc:
         return Check(check, False, who + _why_unreachable(client, acct, exc, again), _label(name))
     finally:

@@ -15,7 +15,7 @@ from calmirror import account, credentials
 from calmirror.config import Settings
 from calmirror.connections import Connection, Connections
 from calmirror.detect import ChangeDetector
-from calmirror.errors import PASSWORD_REFUSED_CONNECT, AuthFailed, CalmirrorError, NotFound, RemoteError
+from calmirror.errors import AuthFailed, CalmirrorError, NotFound, RemoteError
 from calmirror.health import Health
 from calmirror.home import Home
 from calmirror.linked import LinkedFollower
@@ -24,6 +24,7 @@ from calmirror.mirror import Mirror, Progress, SyncReport
 from calmirror.model import PRIMARY, CalendarRow, account_of
 from calmirror.push import Pusher, PushResult
 from calmirror.reconnect import Healer
+from calmirror.refused import held_line_of
 from calmirror.remote import ICloudClient
 from calmirror.state import State
 
@@ -183,19 +184,13 @@ class Engine:
                 refreshed.add(conn.name)
                 return self._sync_one(conn, calendar_id, accept_empty, progress, refreshed, followed=True)
             conn.health.failed(exc)
-            message = exc.message if not isinstance(exc, AuthFailed) else _refused(conn.name)
+            message = exc.message if not isinstance(exc, AuthFailed) else held_line_of(self.state, conn.name)
             return self._failed(calendar_id, message)
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:
         self.linked.resume()
         self.detector.scan()
         return self.pusher.drain(client)
-
-
-def _refused(name: str) -> str:
-    if name == PRIMARY:
-        return PASSWORD_REFUSED_CONNECT
-    return f"the server refused the password of account {name}; run `calmirror connect --again --name {name}`"
 
 
 def _gone(calendar_id: str) -> str:

@@ -78,11 +78,13 @@ class AuthFailed(RemoteError):
     exit_code = 3
 
 
-#: What the daemon records and logs when iCloud refuses the password (the outbox row, the
-#: mirror's last error, the event log), composed here so every place says the same thing.
-PASSWORD_REFUSED = "iCloud refused the password: reconnect required"
-PASSWORD_REFUSED_CONNECT = f"{PASSWORD_REFUSED} (`calmirror connect --again`)"
-PASSWORD_REFUSED_RUN_CONNECT = "iCloud refused the password; run `calmirror connect --again`"
+def icloud_refused_help(again: str = "`calmirror connect --again`") -> str:
+    """iCloud's 401 in its own terms (an app-specific password), ending in the command `again`
+    that gives the account a new one; other servers' terms are in `calmirror.refused`."""
+    return (
+        "iCloud refused the Apple ID or app-specific password; make one at https://account.apple.com "
+        f"→ Sign-In and Security → App-Specific Passwords, then run {again}"
+    )
 
 
 class Unavailable(RemoteError):

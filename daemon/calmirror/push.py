@@ -21,8 +21,6 @@ from calmirror.config import Settings
 from calmirror.connections import Connection, Connections
 from calmirror.digest import content_hash
 from calmirror.errors import (
-    PASSWORD_REFUSED,
-    PASSWORD_REFUSED_RUN_CONNECT,
     AuthFailed,
     BadRemoteData,
     CalmirrorError,
@@ -40,6 +38,7 @@ from calmirror.local.store import LocalStore
 from calmirror.model import PRIMARY, OutboxRow, PushKind, account_of
 from calmirror.plan import PushAction, plan_push
 from calmirror.reconnect import Healer
+from calmirror.refused import held_line_of
 from calmirror.remote import ICloudClient
 from calmirror.state import State
 from calmirror.transform import icloud_body
@@ -166,9 +165,10 @@ class Pusher:
             action = self._carry_out_following(conn, row.uid, action, local_etag, plan)
         except AuthFailed as exc:
             conn.health.failed(exc)
-            self.state.retry_later(row, time.time(), PASSWORD_REFUSED)
-            self.state.record_event("error", "push", f"{row.uid}: {PASSWORD_REFUSED_RUN_CONNECT}")
-            log.error("push stopped: %s", PASSWORD_REFUSED_RUN_CONNECT)
+            refused = held_line_of(self.state, conn.name)  # in the terms of the server that refused
+            self.state.retry_later(row, time.time(), refused)
+            self.state.record_event("error", "push", f"{row.uid}: {refused}")
+            log.error("push stopped: %s", refused)
             return PushResult(row.uid, action.kind, False, "auth failed")
         except (Unavailable, Unreachable, BadRemoteData) as exc:
             conn.health.failed(exc)

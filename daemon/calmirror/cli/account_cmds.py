@@ -119,6 +119,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check an Apple ID and app-specific password (or a CalDAV server's login), store them, list calendars."""
         from calmirror import account
+        from calmirror.refused import is_icloud_login
 
         c = ctx_of(ctx)
         if again:
@@ -126,7 +127,7 @@ def register(app: typer.Typer) -> None:
             return
         if apple_id is None:
             raise UserError("give --apple-id EMAIL (or --again to check the connected account again)")
-        icloud = account.is_icloud_login(server, apple_id, name or PRIMARY)
+        icloud = is_icloud_login(server, apple_id, name or PRIMARY)
         if icloud:
             account.check_apple_id(apple_id)
         account.check_server(server)

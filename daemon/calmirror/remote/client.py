@@ -27,7 +27,7 @@ from calmirror.errors import BadRemoteData
 from calmirror.model import CalendarRow
 from calmirror.remote import calendars, changes, discovery, hrefs, multiget
 from calmirror.remote import xml as dav
-from calmirror.remote.http import Http, safe_url, where
+from calmirror.remote.http import AUTH_HELP, Http, safe_url, where
 from calmirror.remote.models import Account, FetchedItem, SyncChanges
 from calmirror.remote.multistatus import first, multistatus
 
@@ -45,9 +45,12 @@ class ICloudClient:
         *,
         timeout: tuple[float, float] = (10.0, 60.0),
         user_agent: str = "calmirror/0.1",
+        refused_help: str = AUTH_HELP,
     ) -> None:
+        """`refused_help`: what a 401 tells the user, in the terms of this server (iCloud's
+        app-specific password by default; see `calmirror.refused`)."""
         self.server_url = hrefs.canonical_url(server_url)
-        self._http = Http(apple_id, password, timeout=timeout, user_agent=user_agent)
+        self._http = Http(apple_id, password, timeout=timeout, user_agent=user_agent, refused_help=refused_help)
         self._home_origin: str | None = None
 
     def __enter__(self) -> ICloudClient:

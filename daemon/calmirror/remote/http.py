@@ -34,14 +34,12 @@ from calmirror.errors import (
     TLSFailure,
     Unavailable,
     Unreachable,
+    icloud_refused_help,
 )
 
 log = logging.getLogger("calmirror.remote")
 
-AUTH_HELP = (
-    "iCloud refused the Apple ID or app-specific password; make one at https://account.apple.com "
-    "→ Sign-In and Security → App-Specific Passwords, then run `calmirror connect --again`"
-)
+AUTH_HELP = icloud_refused_help()
 
 # Redirects are never followed implicitly: requests turns a 302 PROPFIND into a GET and, when
 # we re-issue a request ourselves, the session would re-attach credentials to any host.
@@ -94,15 +92,22 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def error_for_status(
-    method: str, url: str, response: requests.Response, *, body: bytes = b"", sync: bool = False
+    method: str,
+    url: str,
+    response: requests.Response,
+    *,
+    body: bytes = b"",
+    sync: bool = False,
+    refused_help: str = AUTH_HELP,
 ) -> RemoteError:
     """The typed error for a status we did not expect; `sync` marks a sync-collection REPORT,
-    whose 403 with `DAV:valid-sync-token` means "start again without a token"."""
+    whose 403 with `DAV:valid-sync-token` means "start again without a token". `refused_help`:
+    what a 401 tells the user, in the terms of the server asked (iCloud's by default)."""
     status = response.status_code
     what = f"{where(method, url)}: {status}"
     clean = safe_url(url)
     if status == 401:
-        return AuthFailed(f"{AUTH_HELP} ({what})", url=clean, status=status)
+        return AuthFailed(f"{refused_help} ({what})", url=clean, status=status)
     if status in (429, 503):
         retry = parse_retry_after(response.headers.get("Retry-After"))
         return Unavailable(f"{what}{_reason(response)}", url=clean, status=status, retry_after=retry)
@@ -198,8 +203,17 @@ class Http:
     """A `requests.Session` with Basic auth, keep-alive, fixed timeouts and no implicit
     redirects. Not thread-safe (neither is `requests.Session`): one client per thread."""
 
-    def __init__(self, username: str, password: str, *, timeout: tuple[float, float], user_agent: str) -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        timeout: tuple[float, float],
+        user_agent: str,
+        refused_help: str = AUTH_HELP,
+    ) -> None:
         self.timeout = timeout
+        self.refused_help = refused_help
         self.session = requests.Session()
         self.session.auth = (username, password)
         self.session.trust_env = False  # no ~/.netrc credentials, no proxy surprises
@@ -242,7 +256,7 @@ class Http:
             error_body = b"" if status == 429 or status >= 500 else _read_quietly(response)
             response.close()
             log.debug("%s -> %d in %.2f s", where(method, url), status, time.monotonic() - started)
-            raise error_for_status(method, url, response, body=error_body, sync=sync)
+            raise error_for_status(method, url, response, body=error_body, sync=sync, refused_help=self.refused_help)
         try:
             size = len(response.content)
         except requests.RequestException as exc:

@@ -21,6 +21,7 @@ from calmirror.config import Settings
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, CalendarRow
+from calmirror.refused import is_icloud_login
 from calmirror.state import State
 from calmirror.web.http import errors_of
 
@@ -85,7 +86,7 @@ def connect(backend: Backend, apple_id: str, password: str, server: str, name: s
     """`calmirror connect` (with `--name` for a further account): the same checks and words,
     each under its field."""
     named = name or PRIMARY
-    icloud = account.is_icloud_login(server, apple_id, named)
+    icloud = is_icloud_login(server, apple_id, named)
     state = backend.state
     errors = errors_of(
         {
@@ -122,7 +123,7 @@ def reconnect(backend: Backend, password: str, label: str = PRIMARY_SPELLING) ->
     icloud = True
     try:
         acct = account.account_named(backend.state, label)
-        icloud = account.is_icloud_login(acct.server, acct.apple_id, acct.name)
+        icloud = is_icloud_login(acct.server, acct.apple_id, acct.name)
         account.reconnect(backend.home, backend.settings(), backend.state, password or None, acct.name)
     except AuthFailed as error:
         return {"new_password": _password_refused(error, password) if icloud else message_for(error)}
