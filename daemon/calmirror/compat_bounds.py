@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextlib import suppress
 from itertools import islice
 
 import icalendar
@@ -66,8 +67,10 @@ def _bounded(resource: Resource, event: Event, rule: str, horizon: dt.date, limi
     # for the zone offset.
     unit = _FREQ_SECONDS.get(_freq(parts), 1.0)
     limit -= 1 + sum(value_of(line).count(",") + 1 for line in event.all("RDATE"))
-    estimated = start + dt.timedelta(seconds=unit * limit) - dt.timedelta(days=1)
-    stop = min(dt.datetime.combine(horizon, dt.time()), estimated)
+    stop = dt.datetime.combine(horizon, dt.time())
+    # (YEARLY: 10,000 years from DTSTART is past the year 9999, so the horizon comes first)
+    with suppress(OverflowError):
+        stop = min(stop, start + dt.timedelta(seconds=unit * limit) - dt.timedelta(days=1))
     try:
         walk = rrule.rrulestr(rule, dtstart=start, ignoretz=True, cache=False)
         kept = list(islice(walk.xafter(start - dt.timedelta(seconds=1), inc=True), limit + 1))

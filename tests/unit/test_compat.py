@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from calmirror import compat
 from calmirror.availability import engine as av
 from calmirror.local.items import Limits, PreparedItem, prepare_one
+from calmirror.testing.ical import event
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
 HORIZON = dt.date(2032, 1, 1)
@@ -76,6 +77,19 @@ def test_the_horizon_moves_once_a_year_and_the_copy_follows_it() -> None:
     assert later is not None and later.horizon == "2033-01-01" and "UNTIL=20321231" in later.text
     window = (dt.datetime(2032, 6, 1, tzinfo=UTC), dt.datetime(2032, 6, 3, tzinfo=UTC))
     assert busy(later.text, *window) == busy(text, *window) != []
+
+
+def test_a_yearly_rule_written_as_forever_is_bounded_at_the_horizon() -> None:
+    """Radicale's estimate of a YEARLY COUNT=1000000000 (a birthday "forever") lies past the
+    year 9999; working it out raised OverflowError and failed every mirror pass of the calendar."""
+    text = event(
+        "birthday", "Birthday", "20261209T180000Z", "20261209T200000Z", extra="RRULE:FREQ=YEARLY;COUNT=1000000000\r\n"
+    )
+    made = copy_of(text)
+    assert "UNTIL=20311209T180000Z" in made.text and "COUNT" not in made.text
+    assert isinstance(prepare_one("x.ics", made.text, Limits()), PreparedItem)
+    window = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2031, 12, 31, tzinfo=UTC))
+    assert busy(made.text, *window) == busy(text, *window) != []
 
 
 def test_an_object_with_nothing_to_fix_has_no_copy() -> None:
