@@ -203,7 +203,11 @@ def rediscover(client: ICloudClient, state: State, name: str = PRIMARY) -> bool:
     return True
 
 
-def client_for(home: Home, settings: Settings, state: State, name: str = PRIMARY) -> ICloudClient:
+def client_for(
+    home: Home, settings: Settings, state: State, name: str = PRIMARY, generation: int | None = None
+) -> ICloudClient:
+    """A client with the account's stored password; `generation`: the account's credentials
+    generation when it was loaded (`Health.generation`), so a 401 to it can be told stale."""
     account = state.account(name)
     if account is None:
         raise NotConnected
@@ -217,6 +221,7 @@ def client_for(home: Home, settings: Settings, state: State, name: str = PRIMARY
         password,
         timeout=(10.0, settings.icloud.timeout),
         refused_help=client_help(account.server, account.apple_id, name),
+        generation=generation,
     )
 
 

@@ -69,7 +69,8 @@ class Connections:
                 held[1].close()
                 held = None
             if held is None:
-                held = (generation, account.client_for(self.home, self.settings, self.state, name))
+                credentials = self.health(name).generation  # read before the password is loaded
+                held = (generation, account.client_for(self.home, self.settings, self.state, name, credentials))
                 with self._lock:
                     self._clients[key] = held
             client = held[1]
@@ -86,6 +87,15 @@ class Connections:
             if acct.home_url and url.startswith(acct.home_url):
                 return acct.name
         return PRIMARY
+
+    def renew_credentials(self) -> None:
+        """A reconnect may have stored new passwords: from now on a 401 to a request sent
+        before is stale (`Health.failed`). Called before any client is renewed, so a client
+        made after it always counts as current."""
+        with self._lock:
+            healths = list(self._health.values())
+        for health in healths:
+            health.renew_credentials()
 
     def reset(self) -> None:
         """Have each thread open its named accounts' clients again (a reload may carry new

@@ -265,7 +265,10 @@ class Daemon:
         # Clients are renewed before anything lifts a refused password's hold (engine.reload,
         # reset_auth), and a drain gives up a stale client as soon as it sees that (`_drain`):
         # a request sent with the old password once the hold is lifted would be refused again
-        # and hold the account until the next reconnect.
+        # and hold the account until the next reconnect. A request already in flight with the
+        # old password is another matter: its 401 may arrive after all this, and is stale
+        # (`Health.failed`) because every account's credentials generation moves first.
+        self.engine.connections.renew_credentials()
         self._client_generation += 1
         self.engine.reload(settings)
         self.feeds.settings = settings

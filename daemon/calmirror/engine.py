@@ -69,7 +69,8 @@ class Engine:
                 self.mirror.ensure_mirror(cal)
 
     def client(self, name: str = PRIMARY) -> ICloudClient:
-        return account.client_for(self.home, self.settings, self.state, name)
+        generation = self.connections.health(name).generation  # read before the password is loaded
+        return account.client_for(self.home, self.settings, self.state, name, generation)
 
     def _calendar(self, conn: Connection, calendar_id: str, refreshed: set[str]) -> CalendarRow | None:
         by_id = {c.id: c for c in self.state.calendars()}
@@ -183,7 +184,8 @@ class Engine:
             ):
                 refreshed.add(conn.name)
                 return self._sync_one(conn, calendar_id, accept_empty, progress, refreshed, followed=True)
-            conn.health.failed(exc)
+            if not conn.health.failed(exc):  # a 401 to the password from before a reconnect
+                return self._failed(calendar_id, "refused with the password from before the reconnect; next pass")
             message = exc.message if not isinstance(exc, AuthFailed) else held_line_of(self.state, conn.name)
             return self._failed(calendar_id, message)
 

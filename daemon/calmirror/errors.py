@@ -73,9 +73,18 @@ class RemoteError(CalmirrorError):
 
 
 class AuthFailed(RemoteError):
-    """401: wrong or revoked app-specific password. Retrying will not help."""
+    """401: wrong or revoked app-specific password. Retrying will not help.
+
+    `generation`: the account's credentials generation the refused request was sent with
+    (see `Health.failed`); None from a client made outside the daemon's connections."""
 
     exit_code = 3
+
+    def __init__(
+        self, message: str, *, url: str = "", status: int | None = None, generation: int | None = None
+    ) -> None:
+        super().__init__(message, url=url, status=status)
+        self.generation = generation
 
 
 def icloud_refused_help(again: str = "`calmirror connect --again`") -> str:

@@ -9,6 +9,7 @@ process.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from calmirror.model import PRIMARY
 from calmirror.state import State
 
 HEALTH_KEY = "health"
+log = logging.getLogger("calmirror.health")
 
 
 def health_key(account: str = PRIMARY) -> str:
@@ -39,6 +41,10 @@ class Health:
         self.not_before: float = float(current.get("not_before") or 0.0)
         # A new process tries once even after a 401: the password may have been fixed meanwhile.
         self.auth_failed = False
+        # The credentials generation: bumped at each reconnect. A client carries the one it
+        # was made in; a 401 to a request sent with an older password says nothing of the
+        # current one and holds nothing (it arrived after the reconnect, slow or queued).
+        self.generation = 0
 
     def wait_time(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
@@ -51,18 +57,30 @@ class Health:
             if previous.get("state") != "ok":
                 self.state.set_meta(self.key, {"state": "ok", "since": time.time(), "not_before": 0})
 
-    def failed(self, error: RemoteError) -> None:
-        """Record a remote failure; returns nothing, callers decide per row what to retry."""
+    def renew_credentials(self) -> None:
+        with self._lock:
+            self.generation += 1
+
+    def stale(self, error: RemoteError) -> bool:
+        """A 401 to a request sent with a password from before the last reconnect."""
+        return isinstance(error, AuthFailed) and error.generation is not None and error.generation != self.generation
+
+    def failed(self, error: RemoteError) -> bool:
+        """Record a remote failure; callers decide per row what to retry. False when it was a
+        stale 401 (`stale`), which is only logged."""
         with self._lock:
             previous: dict[str, Any] = self.state.get_meta(self.key) or {}
             now = time.time()
+            if self.stale(error):
+                log.info("a 401 to a request sent with the password before the reconnect; not held (%s)", self.account)
+                return False
             if isinstance(error, AuthFailed):
                 self.auth_failed = True
                 kind = "auth_failed"
             elif isinstance(error, Unavailable | Unreachable):
                 kind = "unreachable"
             else:
-                return
+                return True
             if isinstance(error, Unavailable) and error.retry_after:
                 self.not_before = max(self.not_before, now + error.retry_after)
             since = previous.get("since", now) if previous.get("state") == kind else now
@@ -70,6 +88,7 @@ class Health:
                 self.key,
                 {"state": kind, "since": since, "not_before": self.not_before, "detail": error.message[:300]},
             )
+            return True
 
     def reset_auth(self) -> None:
         """After a reconnect (new password), try again."""

@@ -45,6 +45,10 @@ from calmirror.transform import icloud_body
 
 log = logging.getLogger("calmirror.push")
 
+#: A row whose write was refused with the password from before a reconnect (sent just
+#: before it, answered just after): it goes again over a client with the new one.
+STALE_REFUSAL = "refused with the password from before the reconnect; sent again"
+
 #: How long a row whose account refused the password waits before it is looked at again (a
 #: reconnect makes it due at once).
 HELD_RETRY_S = 30.0
@@ -164,7 +168,9 @@ class Pusher:
         try:
             action = self._carry_out_following(conn, row.uid, action, local_etag, plan)
         except AuthFailed as exc:
-            conn.health.failed(exc)
+            if not conn.health.failed(exc):  # sent with the password before a reconnect: again now
+                self.state.retry_later(row, time.time(), STALE_REFUSAL)
+                return PushResult(row.uid, action.kind, False, "refused with the old password")
             refused = held_line_of(self.state, conn.name)  # in the terms of the server that refused
             self.state.retry_later(row, time.time(), refused)
             self.state.record_event("error", "push", f"{row.uid}: {refused}")

@@ -46,11 +46,15 @@ class ICloudClient:
         timeout: tuple[float, float] = (10.0, 60.0),
         user_agent: str = "calmirror/0.1",
         refused_help: str = AUTH_HELP,
+        generation: int | None = None,
     ) -> None:
         """`refused_help`: what a 401 tells the user, in the terms of this server (iCloud's
-        app-specific password by default; see `calmirror.refused`)."""
+        app-specific password by default; see `calmirror.refused`). `generation`: the
+        account's credentials generation `password` belongs to, carried by every 401."""
         self.server_url = hrefs.canonical_url(server_url)
-        self._http = Http(apple_id, password, timeout=timeout, user_agent=user_agent, refused_help=refused_help)
+        self._http = Http(
+            apple_id, password, timeout=timeout, user_agent=user_agent, refused_help=refused_help, generation=generation
+        )
         self._home_origin: str | None = None
 
     def __enter__(self) -> ICloudClient:

@@ -211,9 +211,13 @@ class Http:
         timeout: tuple[float, float],
         user_agent: str,
         refused_help: str = AUTH_HELP,
+        generation: int | None = None,
     ) -> None:
+        """`generation`: the account's credentials generation `password` belongs to; every
+        401 this session gets carries it (`AuthFailed.generation`)."""
         self.timeout = timeout
         self.refused_help = refused_help
+        self.generation = generation
         self.session = requests.Session()
         self.session.auth = (username, password)
         self.session.trust_env = False  # no ~/.netrc credentials, no proxy surprises
@@ -256,7 +260,10 @@ class Http:
             error_body = b"" if status == 429 or status >= 500 else _read_quietly(response)
             response.close()
             log.debug("%s -> %d in %.2f s", where(method, url), status, time.monotonic() - started)
-            raise error_for_status(method, url, response, body=error_body, sync=sync, refused_help=self.refused_help)
+            error = error_for_status(method, url, response, body=error_body, sync=sync, refused_help=self.refused_help)
+            if isinstance(error, AuthFailed):
+                error.generation = self.generation  # the password this request was sent with
+            raise error
         try:
             size = len(response.content)
         except requests.RequestException as exc:
