@@ -124,7 +124,6 @@ class FeedPoller:
         self._lock = threading.Lock()
         self._apply = threading.Lock()  # one feed's mirror pass at a time
         self._in_flight: set[str] = set()
-        self._failures: dict[str, int] = {}  # failures in a row, per feed, in this process
 
     @property
     def settings(self) -> Settings:
@@ -287,8 +286,8 @@ class FeedPoller:
         except RemoteError as exc:
             return self._failed(feed, report, exc, now, trial)
         report.requests = fetched.requests
-        with self._lock:
-            self._failures.pop(feed.name, None)  # it answered: the backoff starts again from the interval
+        if feed.last_error:  # it failed before (or was held) and answered: the backoff starts again
+            self.state.feed_answered(feed.name)
         self.state.count_feed_requests(feed.name, fetched.requests)
         floor = max(feed.interval, fetched.max_age or 0.0)
         schedule = {"next_poll": now + floor, "last_poll": now}
@@ -362,9 +361,9 @@ class FeedPoller:
     ) -> FeedReport:
         """The mirror stays as it was; the next try waits the interval, doubled for each
         failure in a row (up to `MAX_BACKOFF_S`, or the interval when that is longer), and
-        longer still when the server said so (Retry-After)."""
-        with self._lock:
-            failures = self._failures[feed.name] = self._failures.get(feed.name, 0) + 1
+        longer still when the server said so (Retry-After). The count is kept in the state
+        database, so a daemon started again goes on backing off."""
+        failures = self.state.feed_failed(feed.name, now)  # in the state: a restart keeps backing off
         wait = min(feed.interval * 2 ** min(failures - 1, 16), max(feed.interval, MAX_BACKOFF_S))
         if isinstance(exc, Unavailable) and exc.retry_after is not None:
             wait = max(wait, exc.retry_after)

@@ -345,6 +345,32 @@ def test_a_failing_feed_backs_off_on_its_own_and_starts_again_when_it_answers(se
     assert fresh(state).next_poll == 80000.0 + 900.0  # counted again from the interval
 
 
+def test_a_restart_goes_on_backing_off_a_failing_feed(server: FeedServer, parts: Parts) -> None:
+    """The failures in a row are in the state database: a daemon started again waits as long
+    as the one before would have, instead of polling the failing publisher at its interval."""
+    state, store, settings = parts
+    subscribe(state, server.url("/rota.ics"))
+    server.fail("/rota.ics", 500)
+    FeedPoller(state, store, settings).poll(fresh(state), now=1000.0)
+    FeedPoller(state, store, settings).poll(fresh(state), now=2000.0)
+    assert fresh(state).next_poll == 2000.0 + 1800.0
+    again = State(state.path)  # the next process, with its own connection and a new poller
+    try:
+        assert again.feed_failures("rota") == 2
+        FeedPoller(again, store, settings).poll(fresh(again), now=5000.0)
+        assert fresh(again).next_poll == 5000.0 + 3600.0  # the third failure in a row, not the first
+        server.publish("/rota.ics", feed_text(ROTA))
+        assert FeedPoller(again, store, settings).poll(fresh(again), now=9000.0).outcome == "changed"
+        assert again.feed_failures("rota") == 0 and fresh(again).next_poll == 9000.0 + 900.0
+        server.fail("/rota.ics", 500)
+        FeedPoller(again, store, settings).poll(fresh(again), now=10000.0)
+        assert again.feed_failures("rota") == 1
+        again.forget_feed("rota", feed_id("rota"))
+        assert again.feed_failures("rota") == 0  # a feed subscribed again under the name starts afresh
+    finally:
+        again.close()
+
+
 def test_what_is_left_of_an_unsubscribed_feed_is_pruned(server: FeedServer, parts: Parts) -> None:
     """A poll writing a feed's mirror while another process removed the feed leaves a mirror
     without a feed; the daemon's loop prunes it (and nothing of a subscribed feed)."""

@@ -62,8 +62,29 @@ class FeedTables(StateBase):
         with self.transaction() as db:
             db.execute("UPDATE feeds SET requests = COALESCE(requests, 0) + ? WHERE name = ?", (n, name))
 
+    def feed_failed(self, name: str, now: float) -> int:
+        """One more failure in a row of feed `name`; how many there are now."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO feed_failures (name, failures, since) VALUES (?, 1, ?) "
+                "ON CONFLICT (name) DO UPDATE SET failures = failures + 1",
+                (name, now),
+            )
+            row = db.execute("SELECT failures FROM feed_failures WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def feed_failures(self, name: str) -> int:
+        rows = self._rows("SELECT failures FROM feed_failures WHERE name = ?", (name,))
+        return int(rows[0]["failures"]) if rows else 0
+
+    def feed_answered(self, name: str) -> None:
+        """Feed `name` answered: its backoff starts again from the interval."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM feed_failures WHERE name = ?", (name,))
+
     def forget_feed(self, name: str, calendar_id: str) -> None:
         """The feed's own row and name; its mirror rows go first, with `forget_mirror`."""
         with self.transaction() as db:
             db.execute("DELETE FROM feeds WHERE name = ?", (name,))
+            db.execute("DELETE FROM feed_failures WHERE name = ?", (name,))
             db.execute("DELETE FROM calendar_names WHERE id = ?", (calendar_id,))
