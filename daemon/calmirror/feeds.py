@@ -20,17 +20,17 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from calmirror.config import Settings
 from calmirror.errors import FeedError, RemoteError, Unavailable
+from calmirror.feed_mirror import FeedMirror, calendar_of
 from calmirror.feedsplit import FeedDiff, body_digest, diff_feed, etag_of, split_feed
 from calmirror.local.layout import feed_id, is_feed_id, mirror_name
-from calmirror.local.store import FEED_DISPLAYNAME_PREFIX, LocalStore
-from calmirror.mirror import Mirror
+from calmirror.local.store import LocalStore
 from calmirror.mirror_lock import one_pass_at_a_time
-from calmirror.model import CalendarRow, FeedRow
-from calmirror.plan import MirrorPolicy
+from calmirror.model import FeedRow
 from calmirror.remote import FetchedItem, SyncChanges
 from calmirror.remote.feed import FeedFetcher
 from calmirror.state import State
@@ -59,32 +59,6 @@ class FeedListing:
     ) -> tuple[list[FetchedItem], list[str]]:
         items = [FetchedItem(h, self.etags[h], self.texts[h]) for h in hrefs_wanted if h in self.texts]
         return items, [h for h in hrefs_wanted if h not in self.texts]
-
-
-class FeedMirror(Mirror):
-    """The mirror executor with a feed's privacy instead of a conflict calendar's."""
-
-    def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
-        super().__init__(state, store, settings)
-        self.details: dict[str, str] = {}  # calendar id -> "full" | "busy"
-
-    def ensure_mirror(self, cal: CalendarRow) -> str:
-        row = self.state.mirror(cal.id)
-        if row is None or row.slug != cal.id:  # a feed's slug is its calendar id, always
-            self.state.update_mirror(cal.id, slug=cal.id)
-        return super().ensure_mirror(cal)
-
-    def policy(self, cal: CalendarRow, accept_empty: bool) -> MirrorPolicy:
-        return replace(super().policy(cal, accept_empty), details=self.details.get(cal.id, "full"))
-
-    def prune(self) -> list[str]:
-        return []
-
-
-def calendar_of(feed: FeedRow) -> CalendarRow:
-    return CalendarRow(
-        feed_id(feed.name), feed.url, FEED_DISPLAYNAME_PREFIX + feed.display, None, ("VEVENT",), writable=False
-    )
 
 
 @dataclass
@@ -209,6 +183,22 @@ class FeedPoller:
     def poll_due(self, now: float | None = None) -> list[FeedReport]:
         now = time.time() if now is None else now
         return [self.poll(feed, now=now) for feed in self.due(now)]
+
+    def poll_many(
+        self, feeds: Sequence[FeedRow], *, accept_empty: frozenset[str] = frozenset(), now: float | None = None
+    ) -> list[FeedReport]:
+        """Poll `feeds` at once over the pool's workers (`calmirror sync`, `feeds poll`), as the
+        daemon does: a publisher that hangs until its timeout holds one worker while the others'
+        feeds are fetched and mirrored. The reports come in the order of `feeds`."""
+        now = time.time() if now is None else now
+
+        def one(feed: FeedRow) -> FeedReport:
+            return self.poll(feed, accept_empty=feed.name in accept_empty, now=now)
+
+        if len(feeds) <= 1:
+            return [one(feed) for feed in feeds]
+        with ThreadPoolExecutor(min(self.workers, len(feeds)), thread_name_prefix="feeds-cli") as pool:
+            return list(pool.map(one, feeds))  # each thread's fetcher is closed by `close`
 
     def seconds_to_next(self, now: float) -> float | None:
         feeds = self.due(float("inf"))  # those not being polled right now

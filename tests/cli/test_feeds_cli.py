@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
+from calmirror.local.layout import feed_id
+from calmirror.model import FeedRow
+from calmirror.state import State
 from calmirror.testing.feed_server import FeedServer, feed_text
 from tests.conftest import Cli
+from tests.helpers import wait_for
 
 ROTA = [("shift-1", "20261202T090000Z", "20261202T120000Z"), ("shift-2", "20261203T130000Z", "20261203T170000Z")]
 
@@ -85,3 +93,44 @@ def test_feed_and_feeds_say_which_direction_each_is_and_point_at_the_other(cli: 
     inbound = " ".join(cli("feeds", "--help").stdout.split())
     assert outbound.count("Outbound:") == 1 and "calmirror publishes" in outbound and "`calmirror feeds`" in outbound
     assert inbound.count("Inbound:") == 1 and "you subscribe to" in inbound and "`calmirror feed`" in inbound
+
+
+@pytest.mark.parametrize("command", [("feeds", "poll", "--json"), ("sync", "--json")])
+def test_a_hanging_publisher_does_not_hold_up_the_other_feeds(
+    home: Path, server: FeedServer, command: tuple[str, ...]
+) -> None:
+    """`feeds poll` and `sync` fetch feeds over the daemon's pool of workers: the other feed is
+    fetched and mirrored while the hanging publisher still holds its worker."""
+    (home / "config.toml").write_text("[feeds]\ntimeout = 10\n")
+    server.publish("/hang.ics", feed_text(ROTA), delay=60.0)  # answers only past the timeout
+    server.publish("/rota.ics", feed_text(ROTA))
+    with closing(State(home / "state.db")) as state:
+        # Named to come first: fetched one after the other, the hanging one would hold up the rota.
+        state.add_feed(FeedRow("a-hang", server.url("/hang.ics"), "Hang", 900.0, "full", True), feed_id("a-hang"))
+        state.add_feed(FeedRow("rota", server.url("/rota.ics"), "Rota", 900.0, "full", True), feed_id("rota"))
+        env = {**os.environ, "CALMIRROR_HOME": str(home), "COLUMNS": "200"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "calmirror", *command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def rota_mirrored_while_the_other_hangs() -> bool:
+                if len(state.mirror_items(feed_id("rota"))) < len(ROTA):
+                    return False
+                hanging = state.feed("a-hang")
+                assert hanging is not None and hanging.last_poll is None, "the rota waited for the hanging feed"
+                return True
+
+            assert wait_for(rota_mirrored_while_the_other_hangs, 30)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    reports = json.loads(out)["feeds"]
+    assert [(r["name"], r["outcome"]) for r in reports] == [("a-hang", "failed"), ("rota", "changed")], err
+    assert "timed out" in reports[0]["error"] and proc.returncode != 0

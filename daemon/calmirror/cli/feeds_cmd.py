@@ -174,7 +174,7 @@ def poll_all(c: Ctx, names: list[str], accept_empty: frozenset[str]) -> list[Fee
         return []
     p = poller(c)
     try:
-        return [p.poll(f, accept_empty=f.name in accept_empty, now=now) for f in chosen]
+        return p.poll_many(chosen, accept_empty=accept_empty, now=now)  # at once: a hanging publisher holds one
     finally:
         p.close()
 
