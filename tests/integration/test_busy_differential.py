@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from calmirror import config
@@ -28,7 +30,7 @@ from calmirror.engine import Engine
 from calmirror.home import Home
 from calmirror.state import State
 from tests import busy_oracle as oracle
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home
+from tests.helpers import APP_PASSWORD, APPLE_ID, busy_json, connected_home, daemon_running, event
 
 UTC = dt.UTC
 ZONE = ZoneInfo("Europe/Berlin")
@@ -46,6 +48,9 @@ WINDOWS = [
     (dt.datetime(2028, 11, 20, tzinfo=UTC), dt.datetime(2029, 2, 1, tzinfo=UTC)),  # across the far edge
 ]
 EXAMPLES = int(os.environ.get("CALMIRROR_EXPLORE", "0")) or 25
+# No shrinking: each step would be a mirror pass. A failure names its objects; the engine's
+# own disagreements shrink fast in tests/unit (the same objects, no servers).
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 @dataclass
@@ -56,14 +61,26 @@ class Audit:
     cal_id: str
     names: set[str]
 
-    def load(self, objs: list[oracle.Obj]) -> list[str]:
-        """Replace the calendar's content with `objs` as iCloud holds them; one mirror pass."""
+    def load(self, objs: list[oracle.Obj], *, cli: bool = False) -> list[str]:
+        """Replace the calendar's content with `objs` as iCloud holds them; one mirror pass
+        (`cli`: `calmirror sync` in a child process, as a user runs it)."""
         texts = {f"{o.uid}.ics": oracle.write(o, canonical=False) for o in objs}
         for name in self.names - set(texts):
             self.emu.delete_item(self.cal_id, name)
         for name, text in texts.items():
             self.emu.put_item(self.cal_id, name, text)
         self.names = set(texts)
+        if cli:
+            env = {**os.environ, "CALMIRROR_HOME": str(self.home.data_dir)}
+            done = subprocess.run(
+                [sys.executable, "-m", "calmirror", "sync", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            return list(texts.values())
         client = self.engine.client()
         try:
             (report,) = self.engine.mirror_pass(client)
@@ -94,11 +111,14 @@ def corpora(low: int, high: int) -> st.SearchStrategy[list[oracle.Obj]]:
     )
 
 
-def differences(audit: Audit, objs: list[oracle.Obj]) -> list[str]:
+def differences(audit: Audit, objs: list[oracle.Obj], *, cli: bool = False) -> list[str]:
     canonical = [oracle.write(o, canonical=True) for o in objs]
     wrong = []
     for start, end in WINDOWS:
-        got = audit.busy(start, end)
+        if cli:
+            got = busy_json(audit.home, start=f"{start:%Y-%m-%dT%H:%M}", end=f"{end:%Y-%m-%dT%H:%M}")
+        else:
+            got = audit.busy(start, end)
         want = oracle.busy(canonical, start, end, ZONE, tentative_busy=False)
         if got != want:
             lost = [(a.isoformat(), b.isoformat()) for a, b in want if (a, b) not in got]
@@ -110,6 +130,7 @@ def differences(audit: Audit, objs: list[oracle.Obj]) -> list[str]:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
+    phases=PHASES,
     derandomize=not os.environ.get("CALMIRROR_EXPLORE"),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -118,3 +139,54 @@ def test_busy_time_of_icloud_objects_matches_the_oracle(audit: Audit, objs: list
     audit.load(objs)
     wrong = differences(audit, objs)
     assert not wrong, "\n".join([*wrong, *(oracle.write(o, canonical=False) for o in objs)])
+
+
+@settings(max_examples=2, deadline=None, phases=PHASES, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(objs=corpora(8, 12))
+def test_calmirror_sync_and_availability_json_agree_with_the_oracle(audit: Audit, objs: list[oracle.Obj]) -> None:
+    """The same comparison through the commands a user runs, each in its own process."""
+    audit.load(objs, cli=True)
+    wrong = differences(audit, objs, cli=True)
+    assert not wrong, "\n".join([*wrong, *(oracle.write(o, canonical=False) for o in objs)])
+
+
+def _probes(
+    busy: list[tuple[dt.datetime, dt.datetime]], window: tuple[dt.datetime, dt.datetime]
+) -> tuple[tuple[dt.datetime, dt.datetime] | None, tuple[dt.datetime, dt.datetime]]:
+    """Half an hour at the start of the first busy stretch, and half an hour in the middle of
+    the longest free gap of the window."""
+    on_busy = (busy[0][0], min(busy[0][1], busy[0][0] + dt.timedelta(minutes=30))) if busy else None
+    edges = [window[0], *(t for span in busy for t in span), window[1]]
+    gaps = [(edges[i], edges[i + 1]) for i in range(0, len(edges), 2)]
+    a, b = max(gaps, key=lambda g: g[1] - g[0])
+    middle = a + (b - a) / 2
+    return on_busy, (middle, middle + dt.timedelta(minutes=30))
+
+
+@settings(max_examples=3, deadline=None, phases=PHASES, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(objs=corpora(6, 10))
+def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them(
+    audit: Audit, objs: list[oracle.Obj]
+) -> None:
+    """With `guard = "reject"`: a booking on a busy occurrence is refused (409), one in free
+    time is taken (201), inside the busy index's horizon and across its far edge; the daemon's
+    free-busy REPORT on `busy/` is the oracle's busy time too."""
+    audit.load(objs)
+    canonical = [oracle.write(o, canonical=True) for o in objs]
+    with daemon_running(audit.home) as run:
+        for n, window in enumerate((WINDOWS[1], WINDOWS[3])):
+            want = oracle.busy(canonical, *window, ZONE, tentative_busy=False)
+            on_busy, on_free = _probes(want, window)
+            stamp = "%Y%m%dT%H%M%SZ"
+            if on_busy is not None:
+                answer = run.put(
+                    f"probe-busy-{n}.ics",
+                    event(f"probe-busy-{n}", "Probe", f"{on_busy[0]:{stamp}}", f"{on_busy[1]:{stamp}}"),
+                )
+                assert answer.status_code == 409, (on_busy, answer.status_code, answer.text)
+            answer = run.put(
+                f"probe-free-{n}.ics",
+                event(f"probe-free-{n}", "Probe", f"{on_free[0]:{stamp}}", f"{on_free[1]:{stamp}}"),
+            )
+            assert answer.status_code == 201, (on_free, answer.status_code, answer.text)
+            assert run.delete(f"probe-free-{n}.ics").ok

@@ -188,3 +188,34 @@ def test_custom_tzids_with_colons_in_a_quoted_name() -> None:
     assert zones.custom_tzids(text) == {name}
     assert zones.custom_tzids(icalendar.Calendar.from_ical(text)) == {name}
     assert busy_of(text)[0] == (z("2026-12-07 09:00"), z("2026-12-07 10:00"))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "busy"),
+    [
+        ("20270328T014500", "20270328T021500", ("2027-03-28T00:45", "2027-03-28T01:15")),  # ends in the gap
+        ("20270328T023000", "20270328T033000", ("2027-03-28T01:30", "2027-03-28T01:30")),  # starts in it
+        ("20270328T023000", "20270328T040000", ("2027-03-28T01:30", "2027-03-28T02:00")),
+    ],
+)
+def test_a_time_the_spring_change_skips_is_read_with_the_offset_before_it(
+    start: str, end: str, busy: tuple[str, str]
+) -> None:
+    """RFC 5545 3.3.5, as zoneinfo reads IANA zones; a zone defined in the object (dateutil's)
+    read 02:15 an hour early, so a meeting at 01:45-02:15 on 28 March 2027 ended before it
+    began and its busy time was lost (found by test_busy_differential)."""
+    expected = [(dt.datetime.fromisoformat(busy[0] + "+00:00"), dt.datetime.fromisoformat(busy[1] + "+00:00"))]
+    expected = [s for s in expected if s[0] < s[1]]
+    window = (dt.datetime(2027, 3, 27, 12, tzinfo=UTC), dt.datetime(2027, 3, 28, 12, tzinfo=UTC))
+    rules = av.Rules(tz=ZoneInfo("UTC"))
+    for tzid in (CUSTOM, "Europe/Berlin"):
+        head = ical.vtimezone(
+            tzid,
+            standard=("Standard", "+0100", "16010101T030000", "FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU"),
+            daylight=("Daylight", "+0200", "16010101T020000", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU"),
+        )
+        lines = ["UID:gap", "DTSTAMP:20261101T000000Z", f"DTSTART;TZID={tzid}:{start}", f"DTEND;TZID={tzid}:{end}"]
+        for extra in ([], ["RRULE:FREQ=DAILY;COUNT=3"]):
+            text = ical.vcalendar([*lines, *extra], head=head)
+            source = av.Source("s", [av.parse_calendar(text)])
+            assert av.busy_intervals([source], *window, rules) == expected, (tzid, extra)
