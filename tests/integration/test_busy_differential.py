@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from calmirror import config
-from calmirror.availability.sources import BusySources
+from calmirror.availability.sources import BusySources, ask_daemon
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
 from calmirror.home import Home
@@ -176,6 +176,7 @@ def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them
     with daemon_running(audit.home) as run:
         for n, window in enumerate((WINDOWS[1], WINDOWS[3])):
             want = oracle.busy(canonical, *window, ZONE, tentative_busy=False)
+            assert ask_daemon(run.url, *run.auth, *window) == want, window
             on_busy, on_free = _probes(want, window)
             stamp = "%Y%m%dT%H%M%SZ"
             if on_busy is not None:
