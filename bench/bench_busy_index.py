@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +91,6 @@ print(json.dumps({"first_s": times[0], "warm_s": sorted(times[1:])[len(times[1:]
 """
 
 
-def appointment(uid: str, n: int) -> str:
-    day, hour = 1 + n % 28, 6 + n % 12
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror bench//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:202702{day:02d}T{hour:02d}0000Z\r\n"
-        f"DTEND:202702{day:02d}T{hour:02d}3000Z\r\nSUMMARY:Booked {n}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-
-
 def freebusy(daemon: RunningDaemon, session: requests.Session, day: int, collection: str = "busy") -> float:
     first = dt.datetime(2026, 12, 1, tzinfo=dt.UTC) + dt.timedelta(days=day)
     start, end = f"{first:%Y%m%dT%H%M%SZ}", f"{first + dt.timedelta(days=30):%Y%m%dT%H%M%SZ}"
@@ -124,17 +114,7 @@ def freebusy(daemon: RunningDaemon, session: requests.Session, day: int, collect
 
 
 def put(daemon: RunningDaemon, session: requests.Session, n: int) -> float:
-    uid = f"bench-index-{n:04d}-{uuid.uuid4().hex[:8]}"
-    t0 = time.perf_counter()
-    answer = daemon.put(session, uid, appointment(uid, n))
-    took = time.perf_counter() - t0
-    if answer.status_code not in (201, 204):
-        raise RuntimeError(f"local PUT answered {answer.status_code}: {answer.text[:200]}")
-    return took
-
-
-def hwm_mib(daemon: RunningDaemon) -> float:
-    return common.vm_hwm_kib(daemon.proc.proc.pid) / 1024
+    return common.timed_put(daemon, session, "bench-index", n, month="202702")
 
 
 def cli(env: dict[str, str], home: Home, *args: str, timeout: float = 900) -> common.ChildResult:
@@ -162,10 +142,10 @@ def side(code: Path, events: list[tuple[str, str]], runs: int = 3) -> dict[str, 
         t0 = time.perf_counter()
         daemon = RunningDaemon(home, icloud.root / "daemon.log")
         out["start_with_initial_mirror_s"] = time.perf_counter() - t0
-        out["rss_after_mirror_mib"] = hwm_mib(daemon)
+        out["rss_after_mirror_mib"] = common.daemon_hwm_mib(daemon)
         try:
             time.sleep(IDLE_S)
-            out["rss_after_idle_mib"] = hwm_mib(daemon)
+            out["rss_after_idle_mib"] = common.daemon_hwm_mib(daemon)
             with requests.Session() as session:
                 fb = [freebusy(daemon, session, d) for d in range(21)][1:]
                 out["availability_daemon_median_ms"] = common.median(fb) * 1000
@@ -181,7 +161,7 @@ def side(code: Path, events: list[tuple[str, str]], runs: int = 3) -> dict[str, 
                 out["burst_put_median_ms"] = common.median(burst) * 1000
                 out["burst_put_p95_ms"] = common.percentile(burst, 0.95) * 1000
             time.sleep(3)
-            out["rss_after_burst_mib"] = hwm_mib(daemon)
+            out["rss_after_burst_mib"] = common.daemon_hwm_mib(daemon)
             window = ("availability", "--from", WINDOW_START, "--to", WINDOW_END, "--json")
             asked = [cli(env, home, *window) for _ in range(runs)]
             direct = [cli(env, home, *window, "--no-daemon") for _ in range(runs)]
@@ -256,19 +236,6 @@ ROWS = [
 ]
 
 
-def table(now: dict[str, Any], base: dict[str, Any] | None, rev: str) -> str:
-    head = f"| figure at {now['events']} events | this code | {rev} | ratio |\n|---|---:|---:|---:|\n"
-    lines = []
-    for label, key, digits in ROWS:
-        a = now.get(key)
-        b = base.get(key) if base else None
-        ratio = f"{b / a:.1f}×" if isinstance(a, float) and isinstance(b, float) and a > 0 else ""
-        fa = f"{a:.{digits}f}" if isinstance(a, float) else str(a)
-        fb = "" if b is None else (f"{b:.{digits}f}" if isinstance(b, float) else str(b))
-        lines.append(f"| {label} | {fa} | {fb} | {ratio} |")
-    return head + "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -297,7 +264,7 @@ def main() -> None:
     print(f"load after: {os.getloadavg()}")
     if args.json:
         print(json.dumps({"now": now, "baseline": base}, indent=1))
-    print(table(now, base, args.baseline))
+    print(common.figures_table(f"figure at {now['events']:,} events", ROWS, now, base, args.baseline))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ throughput is answers per second of the run. The box's load average is printed w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,6 +240,22 @@ def load_daemon(
     return result
 
 
+@contextlib.contextmanager
+def mirrored_home(n_events: int, tag: str) -> Iterator[tuple[Scenario, Path]]:
+    """The emulator with `n_events` generated events, a home with Work mirrored once, and a
+    pristine copy of that home for each daemon to start from a copy of (this and bench_memory)."""
+    events = common.generate_events(n_events)
+    with common.icloud_with(events) as icloud:
+        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, Report(), f"{n_events:,} events")
+        setup_calmirror(sc)
+        assert sc.home is not None
+        print(f"[{tag}] mirroring {n_events:,} events; load {_load_avg()}", flush=True)
+        calmirror_pass(sc)
+        pristine = sc.root / "pristine-home"
+        shutil.copytree(sc.home.data_dir, pristine, symlinks=True)
+        yield sc, pristine
+
+
 def _home(data_dir: Path) -> Home:
     return Home(config_file=data_dir / "config.toml", data_dir=data_dir)
 
@@ -267,16 +284,9 @@ def main() -> int:
     if args.near:
         today = int(time.time()) // 86_400 * 86_400
         BOOKINGS.update(first=today + 30 * 86_400, wrap=300 * 16)  # 300 days of 1.5 h slots
-    events = common.generate_events(args.events)
     results: list[LoadResult] = []
-    with common.icloud_with(events) as icloud:
-        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, Report(), f"{args.events:,} events")
-        setup_calmirror(sc)
+    with mirrored_home(args.events, "load") as (sc, pristine):
         assert sc.home is not None
-        print(f"[load] mirroring {args.events:,} events", flush=True)
-        calmirror_pass(sc)
-        pristine = sc.root / "pristine-home"
-        shutil.copytree(sc.home.data_dir, pristine, symlinks=True)
         if args.base_pythonpath:
             base_home = sc.root / "base-home"
             shutil.copytree(pristine, base_home, symlinks=True)

@@ -15,14 +15,11 @@ held at its largest (times are then meaningless, and the RSS is tracing's too).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
 import common
-from bench_load import KINDS, LoadResult, load_daemon
-from bench_mirror import Scenario, calmirror_pass, setup_calmirror
-from common import Report
+from bench_load import KINDS, LoadResult, load_daemon, mirrored_home
 
 TRACER = Path(__file__).resolve().parent / "traced_daemon.py"
 
@@ -42,16 +39,8 @@ def main() -> int:
             parser.error(f"unknown kind {kind!r}")
     if args.trace:
         args.trace.mkdir(parents=True, exist_ok=True)
-    events = common.generate_events(args.events)
     rows: list[tuple[str, LoadResult]] = []
-    with common.icloud_with(events) as icloud:
-        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, Report(), f"{args.events:,} events")
-        setup_calmirror(sc)
-        assert sc.home is not None
-        print(f"[memory] mirroring {args.events:,} events; load {os.getloadavg()}", flush=True)
-        calmirror_pass(sc)
-        pristine = sc.root / "pristine-home"
-        shutil.copytree(sc.home.data_dir, pristine, symlinks=True)
+    with mirrored_home(args.events, "memory") as (sc, pristine):
         sides = [("base", args.base_pythonpath)] if args.base_pythonpath else []
         sides.append(("this", None))
         for kind in kinds:

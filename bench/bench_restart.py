@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +38,8 @@ INTERVAL_S = 10  # the daemon's mirror interval here; the config allows 5 at lea
 BENCH_MIRROR = Path(__file__).resolve().parent / "bench_mirror.py"
 
 
-def appointment(uid: str, n: int) -> str:
-    day, hour = 1 + n % 28, 6 + n % 12
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror bench//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:203003{day:02d}T{hour:02d}0000Z\r\n"
-        f"DTEND:203003{day:02d}T{hour:02d}3000Z\r\nSUMMARY:Booked {n}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-
-
 def put(daemon: RunningDaemon, session: requests.Session, n: int) -> float:
-    uid = f"bench-restart-{n:04d}-{uuid.uuid4().hex[:8]}"
-    started = time.perf_counter()
-    answer = daemon.put(session, uid, appointment(uid, n))
-    took = time.perf_counter() - started
-    if answer.status_code not in (201, 204):
-        raise RuntimeError(f"local PUT answered {answer.status_code}: {answer.text[:200]}")
-    return took
-
-
-def hwm_mib(daemon: RunningDaemon) -> float:
-    return common.vm_hwm_kib(daemon.proc.proc.pid) / 1024
+    return common.timed_put(daemon, session, "bench-restart", n, month="203003")
 
 
 def wait_for_a_pass(emu: Emulator, since: int, timeout: float) -> float:
@@ -100,17 +80,17 @@ def run(events: list[tuple[str, str]], *, idle_s: float, burst: int) -> dict[str
             with requests.Session() as session:
                 out["first_put_s"] = put(daemon, session, 0)
                 out["second_put_s"] = put(daemon, session, 1)
-                out["vmhwm_after_start_mib"] = hwm_mib(daemon)
+                out["vmhwm_after_start_mib"] = common.daemon_hwm_mib(daemon)
                 seen = len(icloud.emu.requests)
                 time.sleep(idle_s)
                 out["idle_pass_seen_after_s"] = idle_s + wait_for_a_pass(icloud.emu, seen, INTERVAL_S * 6)
-                out["vmhwm_after_idle_mib"] = hwm_mib(daemon)
+                out["vmhwm_after_idle_mib"] = common.daemon_hwm_mib(daemon)
                 times = [put(daemon, session, 2 + n) for n in range(burst)]
                 out["burst"] = burst
                 out["burst_put_median_ms"] = common.median(times) * 1000
                 out["burst_put_max_ms"] = max(times) * 1000
             time.sleep(2)
-            out["vmhwm_after_burst_mib"] = hwm_mib(daemon)
+            out["vmhwm_after_burst_mib"] = common.daemon_hwm_mib(daemon)
         finally:
             daemon.stop()
         out["daemon_peak_mib"] = daemon.proc.maxrss_kib / 1024
@@ -124,7 +104,7 @@ def run(events: list[tuple[str, str]], *, idle_s: float, burst: int) -> dict[str
                 out["second_put_after_restart_s"] = put(daemon, session, 1001)
                 seen = len(icloud.emu.requests)
                 out["restarted_idle_pass_seen_after_s"] = wait_for_a_pass(icloud.emu, seen, INTERVAL_S * 6)
-            out["restarted_vmhwm_after_idle_mib"] = hwm_mib(daemon)
+            out["restarted_vmhwm_after_idle_mib"] = common.daemon_hwm_mib(daemon)
         finally:
             daemon.stop()
         out["restarted_peak_mib"] = daemon.proc.maxrss_kib / 1024
@@ -152,13 +132,6 @@ ROWS = [
 ]
 
 
-def table(out: dict[str, Any]) -> str:
-    lines = [f"| figure at {out['events']:,} mirrored events | value |", "|---|---:|"]
-    for label, key, digits in ROWS:
-        lines.append(f"| {label} | {out[key]:.{digits}f} |")
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -169,7 +142,11 @@ def main() -> int:
     events = common.generate_events(args.events)
     print(f"{args.events:,} events; {common.machine_summary()}; {common.revision()}", flush=True)
     out = run(events, idle_s=args.idle_s, burst=args.burst)
-    print(json.dumps(out) if args.json else table(out))
+    print(
+        json.dumps(out)
+        if args.json
+        else common.figures_table(f"figure at {out['events']:,} mirrored events", ROWS, out)
+    )
     print(f"load average before {out['load_before']}, after {out['load_after']}", file=sys.stderr)
     return 0
 

@@ -29,14 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 if TYPE_CHECKING:
+    from bench_push import RunningDaemon
+
     from calmirror.emulator import Emulator
     from calmirror.engine import Engine
     from calmirror.mirror import SyncReport
@@ -102,6 +105,36 @@ def vm_hwm_kib(pid: int | str = "self") -> int:
     except OSError:
         pass
     return 0
+
+
+def daemon_hwm_mib(daemon: RunningDaemon) -> float:
+    """The running daemon's peak resident set so far, in MiB."""
+    return vm_hwm_kib(daemon.proc.proc.pid) / 1024
+
+
+# --- bookings through the daemon ------------------------------------------------------------
+
+
+def booking(uid: str, n: int, month: str) -> str:
+    """Booking `n`: half an hour on a day (1-28) and at an hour (06-17 UTC) of `month` (YYYYMM)
+    that `n` picks, so a run of them spreads over the month."""
+    day, hour = 1 + n % 28, 6 + n % 12
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmirror bench//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:{month}{day:02d}T{hour:02d}0000Z\r\n"
+        f"DTEND:{month}{day:02d}T{hour:02d}3000Z\r\nSUMMARY:Booked {n}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def timed_put(daemon: RunningDaemon, session: requests.Session, prefix: str, n: int, month: str) -> float:
+    """Seconds until the daemon answered the PUT of a new booking `n` into `appointments/`."""
+    uid = f"{prefix}-{n:04d}-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    answer = daemon.put(session, uid, booking(uid, n, month))
+    took = time.perf_counter() - started
+    if answer.status_code not in (201, 204):
+        raise RuntimeError(f"local PUT answered {answer.status_code}: {answer.text[:200]}")
+    return took
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -509,6 +542,39 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(esc(c) for c in _cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+#: One figure of a scenario's results: its label, its key in the results dict, its decimals.
+Figure = tuple[str, str, int]
+
+
+def figures_table(
+    title: str,
+    figures: Sequence[Figure],
+    now: dict[str, Any],
+    base: dict[str, Any] | None = None,
+    base_name: str = "",
+) -> str:
+    """A Markdown table of a scenario's figures from its results dict `now`; with `base` (the
+    same scenario on other code, named `base_name`) a column of its figures and their ratio
+    base ÷ now, so a change is read against the code before it."""
+
+    def cell(value: object, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    if base is None:
+        lines = [f"| {title} | value |", "|---|---:|"]
+    else:
+        lines = [f"| {title} | this code | {base_name} | ratio |", "|---|---:|---:|---:|"]
+    for label, key, digits in figures:
+        a = now.get(key)
+        if base is None:
+            lines.append(f"| {label} | {cell(a, digits)} |")
+            continue
+        b = base.get(key)
+        ratio = f"{b / a:.1f}×" if isinstance(a, float) and isinstance(b, float) and a > 0 else ""
+        lines.append(f"| {label} | {cell(a, digits)} | {cell(b, digits)} | {ratio} |")
     return "\n".join(lines)
 
 
