@@ -449,3 +449,32 @@ def test_a_settled_folder_is_listed_again_only_when_an_item_is_renamed_into_plac
     (folder / "w.ics").unlink()  # removed behind calmirror's back: the folder's stamp moves too
     indexed, plain = pair.both(week())
     assert indexed == plain and hrefs(indexed) == ["b.ics"]
+
+
+def test_a_settled_mirror_is_checked_once_and_its_items_read_once_per_file(pair: Pair) -> None:
+    """Queries of a mirror nothing was written to since skip the check of every row and reuse
+    the items they read; an item renamed into place is a new file, so it is read and answered."""
+    pair.store.apply_mirror("work", [("a.ics", single("a", dt.datetime(2026, 12, 2, 9))), ("w.ics", weekly("w"))], [])
+    folder = pair.store.collection_dir("icloud-work")
+    old = 1_600_000_000_000_000_000
+    for path in (*folder.iterdir(), folder):
+        if not path.name.startswith("."):
+            os.utime(path, ns=(old, old))
+    checks: list[str] = []
+    stamps = pair.index.stamps
+
+    def counted(collection: str) -> dict[str, tuple[tuple[int, int, int, int], bool]]:
+        checks.append(collection)
+        return stamps(collection)
+
+    pair.index.stamps = counted  # type: ignore[method-assign]
+    first, plain = pair.both(week())
+    assert first == plain and hrefs(first) == ["a.ics", "w.ics"]
+    assert pair.both(week()) == (first, plain)
+    assert checks == ["icloud-work"]  # the second query checked nothing
+    assert (str(folder), "a.ics") in range_query._items
+
+    pair.store.apply_mirror("work", [("a.ics", single("a", dt.datetime(2026, 12, 2, 9), summary="Moved"))], [])
+    indexed, plain = pair.both(week())
+    assert indexed == plain and "SUMMARY:Moved" in {h.rsplit("/", 1)[-1]: d for h, _s, _e, d in indexed}["a.ics"]
+    assert checks == ["icloud-work", "icloud-work"]

@@ -48,8 +48,10 @@ import copy
 import datetime as dt
 import logging
 import os
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -86,6 +88,8 @@ _NEVER = (radicale_filter.TIMESTAMP_MAX, radicale_filter.TIMESTAMP_MIN)  # a ran
 
 class RangeStore(Protocol):
     """What the query path needs from the index (implemented by `state.ranges.RangeIndex`)."""
+
+    rows_version: int  # a new number (unique in the process) whenever item rows change
 
     def stamps(self, collection: str) -> dict[str, tuple[FileStamp, bool]]: ...
 
@@ -135,14 +139,14 @@ class IndexedCollection(UidCachedCollection):
         simple: bool,
         plain_event: bool,
     ) -> list[Found]:
-        order = self._validate(index, name)
+        order, listing = self._validate(index, name)
         candidates = {c.href: c for c in index.candidates(name, component, start, end)}
         found: list[Found] = []
         for href in order:
             candidate = candidates.get(href)
             if candidate is None:
                 continue
-            item = self._load(href)
+            item = self._load(href, listing.get(href))
             if item is None or (component is not None and component != item.component_name):
                 continue
             item_start, item_end = item.time_range
@@ -161,17 +165,39 @@ class IndexedCollection(UidCachedCollection):
                 found.append((item, True))
         return found
 
-    def _load(self, href: str) -> radicale_item.Item | None:
-        """An item exactly as Radicale's `get_all` would give it (None where it skips it)."""
+    def _load(self, href: str, stamp: FileStamp | None = None) -> radicale_item.Item | None:
+        """An item exactly as Radicale's `get_all` would give it (None where it skips it).
+
+        With the file's settled `stamp` from the folder's listing, the item read for that
+        stamp last time is used again (a copy: the filter may attach its parse to it). Mirror
+        files change only by a new file renamed into place, which is a new stamp."""
+        key = (self._filesystem_path, href)
+        if stamp is not None:
+            with _items_lock:
+                kept = _items.get(key)
+                if kept is not None and kept[0] == stamp:
+                    _items.move_to_end(key)
+                    return copy.copy(kept[1])
         item = self._get(href, verify_href=False)
         path = str(Path(self._filesystem_path) / href)
         if item is None or not size_ok(path, self._storage._max_resource_size):
             return None
+        if stamp is not None and max(stamp[2], stamp[3]) < time.time_ns() - RACY_NS:
+            with _items_lock:
+                _items[key] = (stamp, copy.copy(item))
+                _items.move_to_end(key)
+                while len(_items) > ITEMS_KEPT:
+                    _items.popitem(last=False)
         return item
 
-    def _validate(self, index: RangeStore, name: str) -> list[str]:
-        """Bring the index in line with the folder; returns the item names in the folder's order."""
-        order, listing = _listing(self._filesystem_path)
+    def _validate(self, index: RangeStore, name: str) -> _Listing:
+        """Bring the index in line with the folder; returns the item names in the folder's
+        order and their stamps. Nothing to check while the folder's listing is the one whose
+        every row was found current (and settled) last time, for the same index."""
+        order, listing = found = _listing(self._filesystem_path)
+        checked = _validated.get(self._filesystem_path)
+        if checked is not None and checked[0] == index.rows_version and checked[1] is found:
+            return found
         known = index.stamps(name)
         settled = time.time_ns() - RACY_NS
         changed: list[ItemRange] = []
@@ -188,7 +214,12 @@ class IndexedCollection(UidCachedCollection):
                 changed.append(ItemRange(href, stamp, trusted, item.etag, item.component_name, *item.time_range))
         gone = [href for href in known if href not in listing]
         index.update(name, changed, gone)
-        return order
+        kept = _listings.get(self._filesystem_path)
+        if all(item.trusted for item in changed) and kept is not None and kept[1] is found:
+            _validated[self._filesystem_path] = (index.rows_version, found)
+        else:
+            _validated.pop(self._filesystem_path, None)
+        return found
 
     def _record(self, index: RangeStore, name: str, item: radicale_item.Item, start: int, end: int) -> bool | None:
         """Record the item's occurrences around now and the window; what they say about it."""
@@ -206,6 +237,12 @@ class IndexedCollection(UidCachedCollection):
 
 _Listing = tuple[list[str], dict[str, FileStamp]]
 _listings: dict[str, tuple[tuple[int, int, int], _Listing]] = {}  # folder -> its settled stamp, listing
+#: folder -> the index's `rows_version` when every row was found current, and that (kept) listing
+_validated: dict[str, tuple[int, _Listing]] = {}
+#: Items read for a query, per (folder, href) with the settled file stamp they were read at.
+ITEMS_KEPT = 3_000
+_items: OrderedDict[tuple[str, str], tuple[FileStamp, radicale_item.Item]] = OrderedDict()
+_items_lock = threading.Lock()
 
 
 def _listing(folder: str) -> _Listing:
@@ -230,11 +267,12 @@ def _listing(folder: str) -> _Listing:
                     continue
                 order.append(entry.name)
                 listing[entry.name] = (item.st_ino, item.st_size, item.st_mtime_ns, item.st_ctime_ns)
+    found = (order, listing)
     if stamp is not None and max(stamp[1], stamp[2]) < time.time_ns() - RACY_NS:
-        _listings[folder] = (stamp, (order, listing))
+        _listings[folder] = (stamp, found)
     else:
         _listings.pop(folder, None)
-    return order, listing
+    return found
 
 
 def _span() -> tuple[int, int]:

@@ -16,6 +16,7 @@ Only this package touches SQLite; `local/` sees this class through its `RangeSto
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from calmirror.model import FileStamp, ItemRange, Occurrences, RangeCandidate
 
 log = logging.getLogger("calmirror.state")
+_VERSIONS = itertools.count(1)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS range_items (
@@ -68,6 +70,7 @@ class RangeIndex:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.rows_version = next(_VERSIONS)  # a new number, in the whole process, whenever item rows change
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as error:
@@ -120,6 +123,7 @@ class RangeIndex:
         changed no longer uses them, and the next recording replaces them."""
         if not items and not gone:
             return
+        self.rows_version = next(_VERSIONS)
         with self._transaction() as conn:
             conn.executemany(
                 "DELETE FROM range_items WHERE collection = ? AND href = ?", [(collection, href) for href in gone]
@@ -186,12 +190,14 @@ class RangeIndex:
             )
 
     def forget(self, collection: str) -> None:
+        self.rows_version = next(_VERSIONS)
         with self._transaction() as conn:
             conn.execute("DELETE FROM range_items WHERE collection = ?", (collection,))
 
     def keep_only(self, collections: set[str]) -> None:
         """Forget every collection but these (the mirrors that exist: a removed mirror's rows
         would otherwise stay, unused, until a mirror of the same name came back)."""
+        self.rows_version = next(_VERSIONS)
         with self._transaction() as conn:
             present = [name for (name,) in conn.execute("SELECT DISTINCT collection FROM range_items")]
             conn.executemany(
