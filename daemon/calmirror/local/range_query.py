@@ -267,12 +267,12 @@ def _listing(folder: str) -> _Listing:
                     continue
                 order.append(entry.name)
                 listing[entry.name] = (item.st_ino, item.st_size, item.st_mtime_ns, item.st_ctime_ns)
-    found = (order, listing)
+    result = (order, listing)
     if stamp is not None and max(stamp[1], stamp[2]) < time.time_ns() - RACY_NS:
-        _listings[folder] = (stamp, found)
+        _listings[folder] = (stamp, result)
     else:
         _listings.pop(folder, None)
-    return found
+    return result
 
 
 def _span() -> tuple[int, int]:
