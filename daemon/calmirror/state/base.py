@@ -4,6 +4,7 @@ synchronous=FULL so a committed outbox row survives power loss."""
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import sqlite_utils
 
 from calmirror.errors import LocalError
 from calmirror.state.schema import SCHEMA_VERSION, create_schema, enable_wal, upgrade_from_1
+
+READERS = 4  # connections that only read, shared by the daemon's threads
 
 
 class StateBase:
@@ -33,6 +36,11 @@ class StateBase:
         self.path = path
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
+        self._writing: int | None = None  # the thread inside `transaction`, if any
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._readers_lock = threading.Lock()
+        self._opened = 0
+        self._watcher: sqlite3.Connection | None = None
         with self._lock:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -56,6 +64,11 @@ class StateBase:
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
+        with self._readers_lock:
+            while not self._readers.empty():
+                self._readers.get_nowait().close()
+            if self._watcher is not None:
+                self._watcher.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -66,6 +79,7 @@ class StateBase:
                 yield self.db
                 return
             conn.execute("BEGIN IMMEDIATE")
+            self._writing = threading.get_ident()
             try:
                 yield self.db
             except BaseException:
@@ -77,10 +91,56 @@ class StateBase:
                 except sqlite3.OperationalError as exc:
                     conn.execute("ROLLBACK")
                     raise LocalError(f"{self.path}: cannot save state ({exc}); is the disk full?") from None
+            finally:
+                self._writing = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read committed state on, without the writers' lock.
+
+        The daemon's threads share one connection for writing, behind one lock; a guard check
+        or a free-busy answer once queued there behind a mirror batch or a push (and behind
+        whatever that thread waited for under the interpreter lock). WAL lets readers go on
+        beside a writer, so reads take one of `READERS` connections of their own. A thread in
+        the middle of a transaction reads on the writing connection, so it sees its own writes."""
+        if self._writing == threading.get_ident():
+            with self._lock:
+                yield self.db.conn
+            return
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            with self._readers_lock:
+                fresh = self._opened < READERS
+                self._opened += fresh
+            conn = self._open_reader() if fresh else self._readers.get()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._readers.put(conn)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA query_only=1")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def data_version(self) -> int:
+        """A number that moves whenever any connection (this process's writer, another
+        process) commits: SQLite's `data_version`, on a connection of its own that never writes."""
+        with self._readers_lock:
+            if self._watcher is None:
+                self._watcher = self._open_reader()
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(r) for r in self.db.query(sql, params)]
+        with self._reading() as conn:
+            cursor = conn.execute(sql, params)
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
 
     # --- meta --------------------------------------------------------------------------
 

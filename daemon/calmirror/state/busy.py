@@ -86,8 +86,8 @@ class BusyTables(BusyFarTables):
 
     def busy_meta(self) -> dict[str, Any] | None:
         """{"fingerprint": ..., "horizon": [start, end], "complete": bool}, or None before the first build."""
-        with self._lock:
-            return _meta_of(self.db.conn)
+        with self._reading() as conn:
+            return _meta_of(conn)
 
     def busy_reset(self, fingerprint: str, horizon: tuple[int, int]) -> None:
         """Start the index afresh (new rules, or never built): every source is indexed again."""
@@ -260,22 +260,19 @@ class BusyTables(BusyFarTables):
 
     def busy_spans(self, q: SpanQuery) -> list[SpanRow]:
         """Spans touching [start, end) under the query's rules: two index range scans."""
-        with self._lock:
-            return list(self.db.conn.execute(_QUERY, _params(q)))
+        with self._reading() as conn:
+            return [tuple(row) for row in conn.execute(_QUERY, _params(q))]
 
-    def busy_generation(self) -> tuple[int, int]:
-        """Equal between two calls only if the database did not change in between: the rows
-        this process's connection changed (`total_changes`, rolled-back ones too) and SQLite's
-        `data_version`, which moves when another connection commits."""
-        with self._lock:
-            conn = self.db.conn
-            return conn.total_changes, conn.execute("PRAGMA data_version").fetchone()[0]
+    def busy_generation(self) -> int:
+        """Equal between two calls only if no connection committed in between (`data_version`
+        on a connection that never writes, so this process's own writes count too)."""
+        return self.data_version()
 
     def busy_extents(self, q: SpanQuery) -> list[tuple[int, int]]:
         """(busy start, end) of the same spans as `busy_spans`: what merged busy time needs,
         read from the covering index without building a row of strings per occurrence."""
-        with self._lock:
-            return self.db.conn.execute(_EXTENTS, _params(q)).fetchall()
+        with self._reading() as conn:
+            return [(row[0], row[1]) for row in conn.execute(_EXTENTS, _params(q))]
 
     def busy_reaching(
         self, sources: Sequence[str], start: int, end: int, before: int, after: int

@@ -28,6 +28,7 @@ from calmirror.state.base import StateBase
 
 YEARS_KEPT = 4
 TOUCH_S = 60.0  # a year's last use is recorded at most this often
+_far_used: dict[str, dict[int, float]] = {}  # database -> year -> when its use was last recorded here
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,7 @@ class BusyFarTables(StateBase):
     ) -> dict[int, list[FarItem]]:
         """Per year of the pieces, the entries of `sources` that may hold busy time in them
         and whose rows for that year are missing or were computed for another text."""
-        with self._lock:
-            conn = self.db.conn
+        with self._reading() as conn:
             return {
                 year: [FarItem(*r) for r in conn.execute(_MISSING, _missing_params(sources, pieces, year, horizon))]
                 for year in sorted({p.year for p in pieces})
@@ -147,20 +147,24 @@ class BusyFarTables(StateBase):
         """Every piece's rows under the query's rules, read in one snapshot; None when a year
         lacks the rows of an entry reaching it (changed meanwhile: compute and ask again)."""
         sources = list(query.sources)
-        with self.transaction() as db:
-            conn = db.conn
-            for year in sorted({p.year for p in pieces}):
+        years = sorted({p.year for p in pieces})
+        with self._reading() as conn:
+            if not conn.in_transaction:
+                conn.execute("BEGIN")  # one snapshot for the check and the rows
+            for year in years:
                 if conn.execute(_MISSING + " LIMIT 1", _missing_params(sources, pieces, year, horizon)).fetchone():
                     return None
             rows: list[tuple[Any, ...]] = []
             for piece in pieces:
-                rows += conn.execute(_FAR_QUERY, _piece_params(query, piece)).fetchall()
-            now = time.time()
-            for year in {p.year for p in pieces}:
-                conn.execute(
-                    "UPDATE busy_far_years SET used = ? WHERE year = ? AND used < ?", (now, year, now - TOUCH_S)
-                )
-            return rows
+                rows += [tuple(row) for row in conn.execute(_FAR_QUERY, _piece_params(query, piece))]
+        now = time.time()
+        used = _far_used.setdefault(str(self.path), {})
+        if any(used.get(year, 0.0) < now - TOUCH_S for year in years):
+            with self.transaction() as db:
+                for year in years:
+                    db.execute("UPDATE busy_far_years SET used = ? WHERE year = ?", (now, year))
+                    used[year] = now
+        return rows
 
     def busy_far_years(self) -> list[int]:
         with self._lock:
