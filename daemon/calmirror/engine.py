@@ -132,7 +132,8 @@ class Engine:
                     continue
                 self.linked.follow_unmirrored(conn.client, [c for c in calendars if account_of(c.id) == name], mirrored)
             except RemoteError as exc:
-                self.connections.health(name).failed(exc)
+                if not self.connections.health(name).failed(exc):  # refused the password before a reconnect
+                    continue  # the next pass follows them with the new one
                 self.state.record_event("error", "linked", f"following pushed appointments: {exc.message}")
                 log.error("following pushed appointments failed: %s", exc.message)
             except CalmirrorError as exc:
