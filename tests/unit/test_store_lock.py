@@ -148,7 +148,7 @@ def test_an_upgrade_is_refused_not_a_deadlock(lock: FairLock) -> None:
         assert lock.readers == 0
 
 
-def test_a_writer_that_stops_waiting_lets_the_others_through(lock: FairLock) -> None:
+def test_a_writer_that_stops_waiting_lets_the_others_through(lock: FairLock, monkeypatch: pytest.MonkeyPatch) -> None:
     """A waiting writer interrupted (an exception in its wait) must not hold its turn forever."""
     order: list[str] = []
     reader = Holder("reader 1", lambda: lock.hold("r"), order).start()
@@ -157,22 +157,25 @@ def test_a_writer_that_stops_waiting_lets_the_others_through(lock: FairLock) -> 
     class Interrupted(Exception):
         pass
 
-    condition = lock._changed
-    original = condition.wait_for
+    original = threading.Condition.wait_for
+    me = threading.current_thread()
     calls = 0
 
-    def interrupted_once(predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+    def interrupted_once(
+        condition: threading.Condition, predicate: Callable[[], bool], timeout: float | None = None
+    ) -> bool:
         nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise Interrupted
-        return original(predicate, timeout)
+        if threading.current_thread() is me:
+            calls += 1
+            if calls == 1:
+                raise Interrupted
+        return original(condition, predicate, timeout)
 
-    condition.wait_for = interrupted_once  # type: ignore[method-assign]
+    monkeypatch.setattr(threading.Condition, "wait_for", interrupted_once)
     with pytest.raises(Interrupted), lock.hold("w"):
         pass
-    condition.wait_for = original  # type: ignore[method-assign]
-    assert lock.waiting_writers == 0
+    monkeypatch.undo()
+    assert calls == 1 and lock.waiting_writers == 0
     second = Holder("reader 2", lambda: lock.hold("r"), order).start()
     assert second.entered.wait(5)  # no writer is ahead of it any more
     writer = Holder("writer", lambda: lock.hold("w"), order).start()

@@ -44,7 +44,15 @@ class LockUpgrade(RuntimeError):
 
 class FairLock:
     def __init__(self) -> None:
-        self._changed = threading.Condition(threading.Lock())
+        mutex = threading.Lock()
+        # Waking is targeted: readers wait together on `_changed`, each writer on its own
+        # condition (same mutex), and only the writer whose turn it is gets woken. With one
+        # condition for all, every release woke every waiter (twenty clients' threads), each
+        # of which needed the interpreter lock to look and sleep again before the one whose
+        # turn it was could run.
+        self._mutex = mutex
+        self._changed = threading.Condition(mutex)
+        self._writers: dict[int, threading.Condition] = {}  # ticket -> its waiting writer
         self._readers = 0  # holders of the shared lock (threads, not nestings)
         self._writing = False
         self._readers_waiting = 0
@@ -128,7 +136,8 @@ class FairLock:
             except BaseException:
                 if self._grants != grants:  # let in meanwhile: give the place back
                     self._readers -= 1
-                    self._changed.notify_all()
+                    if self._readers == 0:
+                        self._wake_writer()
                 else:
                     self._readers_waiting -= 1
                 raise
@@ -138,17 +147,20 @@ class FairLock:
         with self._changed:
             self._readers -= 1
             if self._readers == 0:
-                self._changed.notify_all()
+                self._wake_writer()
 
     def _acquire_write(self) -> None:
         with self._changed:
             ticket = self._next_ticket
             self._next_ticket += 1
+            mine = self._writers[ticket] = threading.Condition(self._mutex)
             try:
-                self._changed.wait_for(lambda: self._serving == ticket and not self._writing and self._readers == 0)
+                mine.wait_for(lambda: self._serving == ticket and not self._writing and self._readers == 0)
             except BaseException:
                 self._abandon(ticket)
                 raise
+            finally:
+                del self._writers[ticket]
             self._writing = True
 
     def _release_write(self) -> None:
@@ -156,7 +168,13 @@ class FairLock:
             self._writing = False
             self._advance()
             self._let_readers_in()
-            self._changed.notify_all()
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        """Wake the writer whose turn it is, if it waits (it checks the rest itself)."""
+        waiting = self._writers.get(self._serving)
+        if waiting is not None:
+            waiting.notify()
 
     def _advance(self) -> None:
         """The next writer's turn, past any that stopped waiting."""
@@ -172,13 +190,14 @@ class FairLock:
             self._abandoned.add(ticket)
         if not self._writers_ahead():
             self._let_readers_in()
-        self._changed.notify_all()
+        self._wake_writer()
 
     def _let_readers_in(self) -> None:
         if self._readers_waiting:
             self._readers += self._readers_waiting
             self._readers_waiting = 0
             self._grants += 1
+            self._changed.notify_all()
 
 
 _unlocked = threading.local()
