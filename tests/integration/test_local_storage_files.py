@@ -36,9 +36,12 @@ def test_a_put_syncs_the_item_and_not_its_derived_files(
     reply = requests.put(url(server, "a.ics"), data=event("a").encode(), headers=ICS, auth=(USER, PASSWORD), timeout=10)
     assert reply.status_code == 201
     folder = str(store.collection_dir(layout.APPOINTMENTS))
-    assert any(path.endswith("/a.ics") and ".Radicale.tmp-" in path for path in synced)  # the item, before its rename
+    # the item under its hidden scratch name, before the rename (no scratch folder: none is synced)
+    assert any(Path(path).name.startswith(".Radicale.tmp-") and path.endswith("-a.ics") for path in synced)
+    assert not any(Path(path).name.startswith(".Radicale.tmp-") and not path.endswith(".ics") for path in synced)
     assert folder in synced  # and its folder after it
     assert not any(".Radicale.cache" in path for path in synced)  # neither cache nor history
+    assert not [p.name for p in Path(folder).iterdir() if p.name.startswith(".Radicale.tmp-")]  # nothing left over
 
 
 def test_empty_cache_and_history_entries_are_read_as_missing(server: LocalServer, store: LocalStore) -> None:
