@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calmirror.model import BUSY_SHORT_US, BusyBatch, BusySpan, IndexedItem, busy_mirror_key
-from calmirror.state.busy_far import BusyFarTables
+from calmirror.state.busy_far import BusyFarTables, span_values
 
 META = "busy_index"
 TOKEN = "busy_token:"  # + local collection name: the sync token the index follows
@@ -170,23 +170,7 @@ class BusyTables(BusyFarTables):
         conn.executemany(
             "INSERT INTO busy_spans (item, source, uid, summary, start_us, end_us, travel, long, all_day, "
             "tentative, maybe, approximate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    item,
-                    source,
-                    s.uid,
-                    s.summary,
-                    s.start,
-                    s.end,
-                    s.travel,
-                    int(s.end - s.start >= BUSY_SHORT_US),
-                    int(s.all_day),
-                    int(s.tentative),
-                    int(s.maybe),
-                    int(s.approximate),
-                )
-                for s in spans
-            ],
+            [(item, source, *span_values(s)) for s in spans],
         )
 
     def _busy_drop(self, conn: sqlite3.Connection, source: str, hrefs: Sequence[str] | None) -> None:

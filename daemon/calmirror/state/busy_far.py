@@ -114,24 +114,7 @@ class BusyFarTables(StateBase):
                 conn.executemany(
                     "INSERT INTO busy_far_spans (item, year, source, uid, summary, start_us, end_us, travel, long, "
                     "all_day, tentative, maybe, approximate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            item.item,
-                            year,
-                            item.source,
-                            s.uid,
-                            s.summary,
-                            s.start,
-                            s.end,
-                            s.travel,
-                            int(s.end - s.start >= BUSY_SHORT_US),
-                            int(s.all_day),
-                            int(s.tentative),
-                            int(s.maybe),
-                            int(s.approximate),
-                        )
-                        for s in spans
-                    ],
+                    [(item.item, year, item.source, *span_values(s)) for s in spans],
                 )
                 conn.execute(
                     "INSERT OR REPLACE INTO busy_far_done (item, year, digest) VALUES (?, ?, ?)",
@@ -189,6 +172,23 @@ class BusyFarTables(StateBase):
             return
         conn.execute("DELETE FROM busy_far_spans WHERE item = ?", (item,))
         conn.execute("DELETE FROM busy_far_done WHERE item = ?", (item,))
+
+
+def span_values(s: BusySpan) -> tuple[str, str, int, int, int, int, int, int, int, int]:
+    """A span's columns from `uid` on, as both span tables store them."""
+    long = int(s.end - s.start >= BUSY_SHORT_US)
+    return (
+        s.uid,
+        s.summary,
+        s.start,
+        s.end,
+        s.travel,
+        long,
+        int(s.all_day),
+        int(s.tentative),
+        int(s.maybe),
+        int(s.approximate),
+    )
 
 
 def _missing_params(
