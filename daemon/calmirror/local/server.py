@@ -3,9 +3,10 @@
 Radicale's own `serve()` cannot take middleware, does not report a port chosen as 0 and
 has no ready signal, and its `ParallelHTTPServer` leaks a socketpair per request outside
 its own loop. So this module binds the socket itself (port 0 works, "address in use" is
-known at once), runs `wsgiref` with one thread per request using Radicale's request
-handler (HTTP/1.0, one request per connection, as Radicale's server does), and polls
-until Radicale answers before `start()` returns.
+known at once), runs `wsgiref` with one thread per connection using Radicale's request
+handler made to keep HTTP/1.1 connections (`http11`: a new connection and thread per
+request were most of a quick REPORT's time), and polls until Radicale answers before
+`start()` returns.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from types import TracebackType
 from typing import Any
 
 import radicale.app
-import radicale.server
 import radicale.storage
 
 from calmirror.errors import LocalServerError
@@ -32,6 +32,7 @@ from calmirror.local import layout, uid_cache
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
 from calmirror.local.fairness import gate_for
+from calmirror.local.http11 import ConnectionTracker, RequestHandler
 from calmirror.local.items import Limits
 from calmirror.local.middleware import (
     DEFAULT_MAX_BODY_BYTES,
@@ -56,7 +57,7 @@ READY_TIMEOUT_S = 10.0
 
 
 class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
-    """One thread per request, counted, so `stop()` can wait for the ones in flight."""
+    """One thread per connection; requests in flight counted, so `stop()` can wait for them."""
 
     daemon_threads = True
     request_queue_size = 128  # a burst of clients connecting at once must queue, not be refused
@@ -65,9 +66,8 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
     def __init__(self, address: tuple[str, int], family: int, request_timeout: float) -> None:
         self.address_family = family
         self._request_timeout = request_timeout
-        self._active = 0
-        self._idle = threading.Condition()
-        super().__init__(address, radicale.server.RequestHandler)
+        self.connections = ConnectionTracker()
+        super().__init__(address, RequestHandler)
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
@@ -85,31 +85,35 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
         return request, client_address
 
     def process_request(self, request: Request, client_address: tuple[str, int]) -> None:
-        with self._idle:
-            self._active += 1
+        self.connections.opened(_socket_of(request))
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._finished()
+            self.connections.closed(_socket_of(request))
             raise
 
     def process_request_thread(self, request: Request, client_address: tuple[str, int]) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._finished()
+            self.connections.closed(_socket_of(request))
 
-    def _finished(self) -> None:
-        with self._idle:
-            self._active -= 1
-            self._idle.notify_all()
+    def request_started(self, connection: socket.socket) -> bool:
+        return self.connections.request_started(connection)
+
+    def request_finished(self, connection: socket.socket) -> bool:
+        return self.connections.request_finished(connection)
 
     def wait_idle(self, timeout: float) -> bool:
-        with self._idle:
-            return self._idle.wait_for(lambda: self._active == 0, timeout)
+        self.connections.stop()
+        return self.connections.wait_idle(timeout)
 
     def handle_error(self, request: Request, client_address: tuple[str, int]) -> None:
         log.debug("request from %s failed", client_address, exc_info=True)
+
+
+def _socket_of(request: Request) -> socket.socket:
+    return request[1] if isinstance(request, tuple) else request
 
 
 def is_loopback(host: str) -> bool:
