@@ -139,6 +139,7 @@ def test_a_large_unread_body_closes_the_connection(server: LocalServer) -> None:
     ).encode() + body
     received = raw_exchange(server, put + f"OPTIONS / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     assert received.startswith(b"HTTP/1.1 401") and received.count(b"HTTP/1.1 ") == 1
+    assert b"\r\nConnection: close\r\n" in received  # the client is told, not left to find out
 
 
 def test_http_1_0_and_connection_close_get_one_answer_per_connection(server: LocalServer) -> None:
@@ -161,18 +162,24 @@ def test_a_chunked_body_is_refused_and_the_connection_closed(server: LocalServer
     ).encode()
     received = raw_exchange(server, chunked)
     assert received.startswith(b"HTTP/1.1 411") and received.count(b"HTTP/1.1 ") == 1
+    assert b"\r\nConnection: close\r\n" in received
 
 
-def test_a_put_then_get_on_one_connection(server: LocalServer) -> None:
+def test_a_put_head_and_get_on_one_connection(server: LocalServer) -> None:
     conn = connect(server)
     headers = {"Authorization": RIGHT, "Content-Type": "text/calendar"}
     conn.request("PUT", f"/{USER}/appointments/kept.ics", event("kept@local", "Kept").encode(), headers)
     created = conn.getresponse()
     created.read()
     assert created.status == 201
+    conn.request("HEAD", f"/{USER}/appointments/kept.ics", headers={"Authorization": RIGHT})
+    head = conn.getresponse()
+    assert head.status == 200 and head.read() == b"" and not head.will_close
+    sock = conn.sock
     conn.request("GET", f"/{USER}/appointments/kept.ics", headers={"Authorization": RIGHT})
     got = conn.getresponse()
     assert got.status == 200 and b"kept@local" in got.read()
+    assert conn.sock is sock
     conn.close()
 
 

@@ -88,21 +88,29 @@ class Body(io.RawIOBase):
 
 
 class ServerHandler(radicale.server.ServerHandler):
-    """wsgiref's handler speaking HTTP/1.1; notes whether the answer left the connection clean."""
+    """wsgiref's handler speaking HTTP/1.1; says `Connection: close` when the connection
+    will not be kept, and notes whether the answer left it clean."""
 
     http_version = "1.1"
     reusable = False
+    keep = False  # the request allows keeping the connection (set by `RequestHandler`)
+    body: Body | None = None
     # wsgiref's state, not in its type stubs
     status: str | None
     headers: Headers | None
     headers_sent: bool
     bytes_sent: int
+    environ: dict[str, Any] | None
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
         headers = self.headers
-        if headers is not None and "Content-Length" not in headers and self._code() not in NO_BODY_STATUSES:
-            headers["Connection"] = "close"  # the body ends with the connection
+        if headers is None:
+            return
+        unread = self.body is not None and self.body.remaining > MAX_DRAIN_BYTES
+        unbounded = "Content-Length" not in headers and self._code() not in NO_BODY_STATUSES
+        if not self.keep or unread or unbounded:  # unbounded: the body ends with the connection
+            headers["Connection"] = "close"
 
     def close(self) -> None:
         self.reusable = self._clean()
@@ -121,6 +129,8 @@ class ServerHandler(radicale.server.ServerHandler):
         length = headers.get("Content-Length")
         if length is None:
             return self._code() in NO_BODY_STATUSES and self.bytes_sent == 0
+        if self.environ is not None and self.environ.get("REQUEST_METHOD") == "HEAD":
+            return self.bytes_sent == 0  # the length is the GET's; no body follows
         return length.isdigit() and int(length) == int(self.bytes_sent)
 
 
@@ -185,6 +195,7 @@ class RequestHandler(radicale.server.RequestHandler):
         body = Body(self.rfile, length)
         handler = ServerHandler(body, cast("IO[bytes]", self.wfile), self.get_stderr(), self.get_environ())
         handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref logs through it
+        handler.keep, handler.body = keep, body
         handler.run(self.server.get_app())
         with contextlib.suppress(OSError):
             self.wfile.flush()
