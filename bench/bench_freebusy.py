@@ -1,7 +1,7 @@
 """A 30-day free-busy REPORT through the running daemon, against the same answer in process.
 
     python bench/bench_freebusy.py [--events 10000] [--requests 300] [--base-pythonpath DIR]
-        [--plain-requests 5] [--no-plain] [--json]
+        [--plain-requests 3] [--no-plain] [--json]
 
 Issue 15's goal is "availability 30 days, daemon: < 5 ms", and the answer itself costs a
 fraction of a millisecond in process, so this bench splits a REPORT's time into its parts.
@@ -9,10 +9,13 @@ The home is mirrored once (the generated corpus in the Work calendar, as in `ben
 then, on copies of it:
 
 - HTTP: the real daemon (`calmirror run`, a child) is sent `--requests` sequential 30-day
-  free-busy REPORTs on `busy/` and on the mirror, windows a day apart, from one
-  `requests.Session` (it reuses the connection when the server keeps it open). With
-  `--base-pythonpath` a daemon of that code runs beside it on its own copy, and the two are
-  asked in turn, request by request, so both see the same load.
+  free-busy REPORTs on `busy/` and on the mirror, windows a day apart, from a
+  `requests.Session` and then from one bare `http.client` connection (both reuse their
+  connection when the server keeps it open; the second shows what is left without a client
+  library's own ~0.5 ms per request). With `--base-pythonpath` a daemon of that code runs
+  beside it on its own copy, and the two are asked in turn, request by request, so both see
+  the same load. The daemon's own CPU time per REPORT (from /proc, both clients together)
+  does not depend on the box's load the way times do.
 - in process: the daemon's own free-busy callable (`make_freebusy` over `BusySources`, as
   the daemon wires it) and the whole WSGI app of the local server (Host check, middleware,
   callable; no socket), called directly in a child of that side's code.
@@ -25,7 +28,9 @@ Printed per figure: median, p95, min (ms), the box's load average before and aft
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
+import http.client
 import json
 import os
 import re
@@ -36,8 +41,8 @@ from pathlib import Path
 
 import common
 import requests
-from bench_mirror import Scenario, calmirror_pass, setup_calmirror
-from common import PlainRadicale, Report
+from bench_load import mirrored_home
+from common import PlainRadicale
 
 from calmirror import credentials
 from calmirror.home import Home
@@ -48,6 +53,7 @@ COLLECTIONS = ("busy", MIRROR)
 FIRST_DAY = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 SETTLE_S = 5.0  # after the daemon serves: its busy index warms and `busy/` fills
 WARM_REQUESTS = 20
+CLIENTS = ("requests", "bare")  # a requests.Session; one http.client connection (no client library's cost)
 
 IN_PROCESS = r"""
 import io, json, statistics, sys, time, datetime as dt
@@ -128,17 +134,20 @@ def report_body(n: int) -> bytes:
 
 
 class Side:
-    """One daemon (this checkout's, or another revision's) on its own copy of the home."""
+    """One daemon (this checkout's, or another revision's) on its own copy of the home, and
+    two clients of it: a `requests.Session` and a bare `http.client` connection."""
 
     def __init__(self, label: str, home_dir: Path, pythonpath: str | None) -> None:
         self.label, self.home_dir = label, home_dir
         self.env = {**os.environ, "PYTHONPATH": pythonpath or str(common.REPO / "daemon")}
         self.proc: common.BackgroundProcess | None = None
         self.session = requests.Session()
+        self.bare: http.client.HTTPConnection | None = None
         self.url = ""
         self.auth = ("", "")
-        self.times: dict[str, list[float]] = {c: [] for c in COLLECTIONS}
-        self.connections = 0
+        self.times: dict[str, list[float]] = {}
+        self.cpu_s = 0.0
+        self.requests = 0
 
     def start(self) -> None:
         self.proc = common.BackgroundProcess(
@@ -154,20 +163,34 @@ class Side:
             time.sleep(0.05)
         acct = credentials.local_account(Home(config_file=self.home_dir / "config.toml", data_dir=self.home_dir))
         self.url, self.auth = found.group(1), (acct.username, acct.password)
+        host, port = self.url.rstrip("/").removeprefix("http://").rsplit(":", 1)
+        self.bare = http.client.HTTPConnection(host, int(port), timeout=120)
 
-    def report(self, collection: str, n: int) -> float:
+    def cpu(self) -> float:
+        """The daemon's user + system CPU so far (s)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def report(self, collection: str, n: int, client: str) -> float:
+        """One REPORT, timed from sending to the whole answer; `client` is "requests" or "bare"."""
+        path = f"/{self.auth[0]}/{collection}/"
+        headers = {"Depth": "1", "Content-Type": "application/xml"}
         t0 = time.perf_counter()
-        answer = self.session.request(
-            "REPORT",
-            f"{self.url}{self.auth[0]}/{collection}/",
-            data=report_body(n),
-            auth=self.auth,
-            headers={"Depth": "1", "Content-Type": "application/xml"},
-            timeout=120,
-        )
+        if client == "bare":
+            assert self.bare is not None
+            token = base64.b64encode(":".join(self.auth).encode()).decode()
+            self.bare.request("REPORT", path, report_body(n), {**headers, "Authorization": f"Basic {token}"})
+            answer = self.bare.getresponse()
+            status, text = answer.status, answer.read().decode()
+        else:
+            reply = self.session.request(
+                "REPORT", self.url + path.lstrip("/"), data=report_body(n), auth=self.auth, headers=headers, timeout=120
+            )
+            status, text = reply.status_code, reply.text
         took = time.perf_counter() - t0
-        if answer.status_code != 200 or "VFREEBUSY" not in answer.text:
-            raise RuntimeError(f"{self.label}: free-busy answered {answer.status_code}: {answer.text[:200]}")
+        if status != 200 or "VFREEBUSY" not in text:
+            raise RuntimeError(f"{self.label}: free-busy answered {status}: {text[:200]}")
         return took
 
     def in_process(self, count: int) -> dict[str, list[float]]:
@@ -183,6 +206,8 @@ class Side:
 
     def stop(self) -> None:
         self.session.close()
+        if self.bare is not None:
+            self.bare.close()
         if self.proc is not None:
             self.proc.stop()
 
@@ -229,28 +254,21 @@ def plain_radicale(store: Path, username: str, count: int) -> dict[str, list[flo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=300, help="REPORTs per collection and daemon")
+    parser.add_argument("--requests", type=int, default=300, help="REPORTs per collection, client and daemon")
     parser.add_argument("--base-pythonpath", help="the daemon/ folder of another revision, asked in turn")
-    parser.add_argument("--plain-requests", type=int, default=5)
+    parser.add_argument("--plain-requests", type=int, default=3)
     parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    events = common.generate_events(args.events)
     results: dict[str, dict[str, float]] = {}
-    with common.icloud_with(events) as icloud:
-        sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, Report(), f"{args.events:,} events")
-        setup_calmirror(sc)
+    with mirrored_home(args.events, "freebusy") as (sc, pristine):
         assert sc.home is not None
-        calmirror_pass(sc)
-        pristine = sc.root / "pristine-home"
-        shutil.copytree(sc.home.data_dir, pristine, symlinks=True)
         sides = [Side("this", sc.root / "home-this", None)]
         if args.base_pythonpath:
             sides.insert(0, Side("base", sc.root / "home-base", args.base_pythonpath))
         for s in sides:
             shutil.copytree(pristine, s.home_dir, symlinks=True)
         load_before = os.getloadavg()
-        print(f"[freebusy] {args.events:,} events; load {load_before}", flush=True)
         try:
             for s in sides:
                 s.start()
@@ -258,17 +276,27 @@ def main() -> int:
             for collection in COLLECTIONS:
                 for n in range(WARM_REQUESTS):
                     for s in sides:
-                        s.report(collection, n)
-                for n in range(args.requests):
-                    for s in sides:
-                        s.times[collection].append(s.report(collection, n))
+                        s.report(collection, n, "requests")
+            for s in sides:
+                s.cpu_s = s.cpu()
+            for collection in COLLECTIONS:
+                for client in CLIENTS:
+                    for n in range(args.requests):
+                        for s in sides:  # in turn, request by request: both see the same load
+                            s.times.setdefault(f"{collection}, {client}", []).append(s.report(collection, n, client))
+                            s.requests += 1
+            for s in sides:
+                s.cpu_s = s.cpu() - s.cpu_s
         finally:
             for s in sides:
                 s.stop()
         load_http = os.getloadavg()
         for s in sides:
-            for collection in COLLECTIONS:
-                add(results, f"{s.label}: HTTP REPORT {collection}", s.times[collection])
+            for name, times in s.times.items():
+                add(results, f"{s.label}: HTTP REPORT {name}", times)
+            cpu_ms = s.cpu_s / max(1, s.requests) * 1000
+            results[f"{s.label}: daemon CPU per REPORT"] = {"median_ms": cpu_ms, "n": s.requests}
+            print(f"[freebusy] {s.label}: daemon CPU {cpu_ms:.2f} ms per REPORT", flush=True)
         for s in sides:
             for name, times in s.in_process(args.requests).items():
                 add(results, f"{s.label}: in process, {name}", times)
@@ -283,7 +311,8 @@ def main() -> int:
     print("| figure | median ms | p95 ms | min ms | n |")
     print("|---|---:|---:|---:|---:|")
     for name, row in results.items():
-        print(f"| {name} | {row['median_ms']:.2f} | {row['p95_ms']:.2f} | {row['min_ms']:.2f} | {row['n']:.0f} |")
+        cells = [f"{row[key]:.2f}" if key in row else "" for key in ("median_ms", "p95_ms", "min_ms")]
+        print(f"| {name} | {' | '.join(cells)} | {row['n']:.0f} |")
     if args.json:
         print(json.dumps({"events": args.events, "load": [load_before, load_http, load_after], "results": results}))
     return 0
