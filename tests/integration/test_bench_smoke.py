@@ -77,3 +77,21 @@ def test_the_mirror_benchmark_runs_a_base_revision_beside_this_checkout() -> Non
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "requests to iCloud" in line]
     assert [row.split("|")[1].strip() for row in rows] == ["initial mirror", "idle re-sync", "one-change re-sync"]
     assert all(row.split("|")[3].strip() == row.split("|")[4].strip() for row in rows)  # same requests both sides
+
+
+def test_the_free_busy_benchmark_runs_both_clients_a_base_and_the_peer() -> None:
+    code = str(BENCH.parent / "daemon")
+    done = run_bench(
+        "bench_freebusy.py",
+        *("--events", "20", "--requests", "3", "--plain-requests", "1", "--base-pythonpath", code, "--json"),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])["results"]
+    for side in ("base", "this"):
+        for collection in ("busy", "icloud-work"):
+            for client in ("requests", "bare"):
+                assert results[f"{side}: HTTP REPORT {collection}, {client}"]["n"] == 3
+            assert results[f"{side}: in process, WSGI app {collection}"]["median_ms"] > 0
+        assert results[f"{side}: daemon CPU per REPORT"]["n"] == 12
+    assert results["plain Radicale icloud-work"]["n"] == 1
