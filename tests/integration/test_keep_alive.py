@@ -208,3 +208,17 @@ def test_stop_does_not_wait_for_idle_kept_connections(tmp_path: Path) -> None:
         conn.request("OPTIONS", "/")
         conn.getresponse()
     conn.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(server: LocalServer) -> None:
+    host = "{}:{}".format(*address(server))
+    body = event("expect@local", "Expect").encode()
+    head = (
+        f"PUT /{USER}/appointments/expect.ics HTTP/1.1\r\nHost: {host}\r\nAuthorization: {RIGHT}\r\n"
+        f"Content-Type: text/calendar\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    with socket.create_connection(address(server), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")  # before any body was sent
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 201")

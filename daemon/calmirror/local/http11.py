@@ -149,6 +149,14 @@ class RequestHandler(radicale.server.RequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._request_timeout = self.connection.gettimeout()
 
+    def handle_expect_100(self) -> bool:
+        """`Expect: 100-continue` (curl sends it with a body): the interim answer must leave
+        at once, not wait in the buffered socket file while the client waits for it."""
+        self.send_response_only(100)
+        self.end_headers()
+        self.wfile.flush()
+        return True
+
     def handle(self) -> None:
         self.close_connection = True
         first = True
