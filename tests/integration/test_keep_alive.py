@@ -165,6 +165,18 @@ def test_a_chunked_body_is_refused_and_the_connection_closed(server: LocalServer
     assert b"\r\nConnection: close\r\n" in received
 
 
+def test_two_content_lengths_close_the_connection(server: LocalServer) -> None:
+    host = "{}:{}".format(*address(server))
+    smuggled = f"GET /{USER}/appointments/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: {RIGHT}\r\n\r\n".encode()
+    request = (
+        f"REPORT /{USER}/busy/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: {RIGHT}\r\n"
+        f"Content-Type: application/xml\r\nContent-Length: {len(FREEBUSY)}\r\n"
+        f"Content-Length: {len(FREEBUSY) + len(smuggled)}\r\n\r\n"
+    ).encode()
+    received = raw_exchange(server, request + FREEBUSY + smuggled)
+    assert received.count(b"HTTP/1.1 ") == 1 and b"\r\nConnection: close\r\n" in received, received[:400]
+
+
 def test_a_put_head_and_get_on_one_connection(server: LocalServer) -> None:
     conn = connect(server)
     headers = {"Authorization": RIGHT, "Content-Type": "text/calendar"}

@@ -9,7 +9,8 @@ ends). A booking page or a CalDAV client asking again and again should pay that 
 A connection is kept only when it is certainly clean, else closed after the answer:
 
 - the request is HTTP/1.1 without `Connection: close` (HTTP/1.0 clients get one request
-  per connection, as before) and has no Transfer-Encoding (its body's end is unknown);
+  per connection, as before) and has no Transfer-Encoding and at most one Content-Length
+  (else where its body ends is in doubt);
 - the application read no more than the Content-Length, and what it left unread (a 401
   for an anonymous PUT, say) is drained if small, or the connection closed;
 - the answer had a Content-Length that matches the bytes sent (or was a 204/304 with no
@@ -197,6 +198,7 @@ class RequestHandler(radicale.server.RequestHandler):
             return  # an error answer is sent and the connection closes
         keep = self.request_version == "HTTP/1.1" and not self.close_connection
         keep = keep and "Transfer-Encoding" not in self.headers
+        keep = keep and len(self.headers.get_all("Content-Length") or ()) <= 1  # two lengths: whose body?
         raw = str(self.headers.get("Content-Length") or "0").strip()
         length = int(raw) if raw.isdigit() else 0
         keep = keep and raw.isdigit()
