@@ -81,12 +81,12 @@ def privileges(calendar: caldav.Calendar) -> set[str]:
 
 def test_discovery_lists_appointments_blocked_and_read_only_mirrors(principal: caldav.Principal) -> None:
     calendars = by_name(principal)
-    assert set(calendars) == {"appointments", "blocked", "icloud-work", "icloud-home"}
+    assert set(calendars) == {"appointments", "blocked", "icloud-work", "icloud-home", "busy"}
     assert calendars["appointments"].get_display_name() == "Appointments"
     assert calendars["icloud-home"].get_display_name() == "iCloud · Home"
     for writable in ("appointments", "blocked"):
         assert "write" in privileges(calendars[writable]) or "write-content" in privileges(calendars[writable])
-    for mirror in ("icloud-work", "icloud-home"):
+    for mirror in ("icloud-work", "icloud-home", "busy"):  # busy/: every source's busy time, read-only
         granted = privileges(calendars[mirror])
         assert "read" in granted
         assert not granted & {"write", "write-content", "write-properties", "bind", "unbind", "all"}

@@ -165,7 +165,10 @@ def test_khal_lists_mirrors_and_its_new_appointment_reaches_icloud(desktop: Desk
     after = desktop.khal_("list", "--format", "{start} {title} [{calendar}]", "2026-12-03", "1d")
     assert "2026-12-03 10:00 Booked via khal [appointments]" in after.stdout
     again = desktop.vdir("sync")
-    assert again.returncode == 0 and "Copying" not in again.stdout + again.stderr
+    # Nothing moves again, except busy/ taking the new appointment's busy block (its keeper
+    # follows appointments/ a moment after the write, so this sync may be the one that sees it).
+    copied = [line for line in (again.stdout + again.stderr).splitlines() if "Copying" in line]
+    assert again.returncode == 0 and all(line.endswith("to local/busy") for line in copied), copied
 
 
 def test_editing_a_mirrored_event_through_vdirsyncer_is_refused_cleanly(desktop: Desktop, emu: Emulator) -> None:
