@@ -56,6 +56,7 @@ class BusyUpkeep:
         notified: bool = False,
     ) -> None:
         self.store, self.state, self.settings, self.clock = store, state, settings, clock
+        self._rules: tuple[int, Settings, engine.Rules] | None = None  # see `rules`
         self.lock = threading.RLock()
         self._stamps: dict[str, int] = {}  # collection -> folder stamp when last followed
         # The daemon hears of every change to a local collection (its server's writes, the
@@ -65,11 +66,20 @@ class BusyUpkeep:
         self.computed = 0  # texts parsed to compute entries, for tests and benchmarks
 
     def rules(self) -> engine.Rules:
+        """The busy rules: the settings' switches and every account's address. Worked out
+        again only when some connection committed or the settings were replaced since (every
+        guard check and free-busy REPORT asks; reading the accounts was a fifth of a REPORT)."""
+        version = self.state.data_version()
+        kept = self._rules
+        if kept is not None and kept[0] == version and kept[1] is self.settings:
+            return kept[2]
         me = {acct.apple_id.lower() for acct in self.state.accounts()}  # invitations to any account are yours
         a = self.settings.availability
-        return engine.Rules(
+        rules = engine.Rules(
             tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy, travel_time=a.travel_time
         )
+        self._rules = (version, self.settings, rules)
+        return rules
 
     def sources(self) -> list[SourceSpec]:
         a = self.settings.availability

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +85,23 @@ def _params(q: SpanQuery) -> dict[str, Any]:
 class BusyTables(BusyFarTables):
     """The busy index; see `availability.sources` for who keeps it current and asks it."""
 
+    _busy_meta_kept: tuple[int, dict[str, Any] | None] | None = None  # (data_version, meta)
+
     def busy_meta(self) -> dict[str, Any] | None:
-        """{"fingerprint": ..., "horizon": [start, end], "complete": bool}, or None before the first build."""
+        """{"fingerprint": ..., "horizon": [start, end], "complete": bool}, or None before the
+        first build. Read again only when some connection committed since (every guard check
+        and free-busy REPORT asks), or inside this thread's own transaction."""
+        if self._writing == threading.get_ident():
+            with self._reading() as conn:
+                return _meta_of(conn)
+        version = self.data_version()
+        kept = self._busy_meta_kept
+        if kept is not None and kept[0] == version:
+            return dict(kept[1]) if kept[1] is not None else None
         with self._reading() as conn:
-            return _meta_of(conn)
+            meta = _meta_of(conn)
+        self._busy_meta_kept = (version, meta)
+        return dict(meta) if meta is not None else None
 
     def busy_reset(self, fingerprint: str, horizon: tuple[int, int]) -> None:
         """Start the index afresh (new rules, or never built): every source is indexed again."""
