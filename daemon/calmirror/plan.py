@@ -58,7 +58,8 @@ class MirrorPlan:
 
 
 def _any_left(removed: set[str], excluded: frozenset[str], *hrefs: Iterable[str]) -> bool:
-    """Whether any href survives; stops at the first, so a batch of a big calendar stays O(batch)."""
+    """Whether any href survives; stops at the first, so a batch of a big calendar stays O(batch).
+    Callers name what they hold in memory before what may be read from the database."""
     return any(href not in removed and href not in excluded for href in itertools.chain(*hrefs))
 
 
@@ -145,7 +146,7 @@ def _plan(
     if (
         known
         and not policy.accept_empty
-        and not _any_left(removed, policy.exclude_hrefs, known, changed, policy.skipped_hrefs)
+        and not _any_left(removed, policy.exclude_hrefs, changed, known, policy.skipped_hrefs)
     ):
         return MirrorPlan(held_empty=True)
     plan.unskipped.extend(sorted(skipped_gone))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from calmirror.model import MirrorEntry
 from calmirror.state import SCHEMA_VERSION, State
 from tests.helpers import event
@@ -69,3 +71,22 @@ def test_texts_are_kept_byte_for_byte_whatever_the_mirror_holds(tmp_path: Path) 
         }
     finally:
         state.close()
+
+
+def test_a_batch_recorded_without_waiting_for_the_disk_leaves_the_connection_durable(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    full = 2  # PRAGMA synchronous: 1 NORMAL, 2 FULL
+    try:
+        state.apply_mirror_map("WORK", [entry("a", event("a"))], [], {}, replace=False, durable=False)
+        assert state.db.conn.execute("PRAGMA synchronous").fetchone()[0] == full
+        with pytest.raises(ValueError), state.transaction(durable=False):
+            raise ValueError("a failed batch")
+        assert state.db.conn.execute("PRAGMA synchronous").fetchone()[0] == full
+        assert state.mirror_texts("WORK") == {"https://p/c/a.ics": event("a")}
+    finally:
+        state.close()
+    reopened = State(tmp_path / "state.db")
+    try:
+        assert reopened.mirror_texts("WORK") == {"https://p/c/a.ics": event("a")}
+    finally:
+        reopened.close()

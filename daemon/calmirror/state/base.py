@@ -71,28 +71,40 @@ class StateBase:
                 self._watcher.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One atomic unit; nested use joins the outer transaction."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+        """One atomic unit; nested use joins the outer transaction.
+
+        `durable=False` commits without waiting for the disk (WAL, synchronous=NORMAL): still
+        atomic and in order, but a power cut may take it back together with every commit
+        after it, until the next durable commit (of any process) syncs the log. For records a
+        later durable commit confirms and whose loss only costs work again (a mirror batch:
+        the pass marked the mirror unclean durably first, and saves its token durably last).
+        """
         with self._lock:
             conn = self.db.conn
             if conn.in_transaction:
                 yield self.db
                 return
-            conn.execute("BEGIN IMMEDIATE")
-            self._writing = threading.get_ident()
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self.db
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
+                conn.execute("BEGIN IMMEDIATE")
+                self._writing = threading.get_ident()
                 try:
-                    conn.execute("COMMIT")
-                except sqlite3.OperationalError as exc:
+                    yield self.db
+                except BaseException:
                     conn.execute("ROLLBACK")
-                    raise LocalError(f"{self.path}: cannot save state ({exc}); is the disk full?") from None
+                    raise
+                else:
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.OperationalError as exc:
+                        conn.execute("ROLLBACK")
+                        raise LocalError(f"{self.path}: cannot save state ({exc}); is the disk full?") from None
             finally:
                 self._writing = None
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:

@@ -145,14 +145,15 @@ class MirrorTables(BusyTables):
         *,
         replace: bool,
         busy: BusyBatch | None = None,
+        durable: bool = True,
         **mirror_fields: Any,
     ) -> int:
         """Record what one batch did, the exact texts it fetched, their busy-index entries
         (`busy`, computed beforehand) and the new token, in one transaction; the calendar's
         generation moves on so caches of the texts see the change. Returns how many items
-        the map now holds for the calendar."""
+        the map now holds for the calendar. `durable=False`: see `transaction`."""
         now = time.time()
-        with self.transaction() as db:
+        with self.transaction(durable=durable) as db:
             # One counter for all calendars, so a mirror forgotten and added again never
             # repeats a generation a cache may still hold.
             row = db.execute("SELECT value FROM meta WHERE key = 'text_generation'").fetchone()
