@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import vobject.base
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,3 +39,38 @@ def test_folding_matches_vobject(text: str, width: int) -> None:
 def test_text_values_match_vobject(text: str, separator: str) -> None:
     expected = _ORIGINAL["stringToTextValues"](text, separator)
     assert vobject_speed.string_to_text_values(text, separator) == expected
+
+
+class _WithProperty(vobject.base.ContentLine):
+    """A content line class with a property, as vobject's own components have (`tzinfo`)."""
+
+    def _get_upper(self) -> str:
+        return str(self.__dict__.get("_upper", ""))
+
+    def _set_upper(self, value: str) -> None:
+        self.__dict__["_upper"] = value.upper()
+
+    upper = property(_get_upper, _set_upper)
+
+
+_ATTRIBUTES = st.sampled_from(
+    ["value", "name", "group", "behavior", "isNative", "encoded", "upper", "tzid_param", "x_a_b_paramlist", "other"]
+)
+
+
+@given(st.lists(st.tuples(_ATTRIBUTES, st.sampled_from(["v", "w"]), st.booleans()), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_content_line_attributes_match_vobject(stores: list[tuple[str, str, bool]]) -> None:
+    ours = _WithProperty("X", [], "")
+    theirs = _WithProperty("X", [], "")
+    for name, value, as_list in stores:
+        given_value: object = [value] if name.endswith("_paramlist") or (as_list and name != "upper") else value
+        vobject_speed.content_line_setattr(ours, name, given_value)
+        _ORIGINAL["ContentLine.__setattr__"](theirs, name, given_value)
+    assert ours.__dict__ == theirs.__dict__
+    assert ours.upper == theirs.upper
+
+
+def test_the_replacement_is_installed() -> None:
+    vobject_speed.install()
+    assert vobject.base.ContentLine.__setattr__ is vobject_speed.content_line_setattr

@@ -9,6 +9,11 @@ on one long property (an 8.7 MB DESCRIPTION took 17.7 s, most of it in the first
 - `stringToTextValues` walks a TEXT value one character at a time even when it holds no
   escape and no separator.
 
+And one cost on every object: `ContentLine.__setattr__` looks the name up on the class
+(`getattr` through the MRO, then `isinstance`) on each of the ten or so attribute stores of
+every content line, a tenth of checking an Apple-shaped event; the answer per class and
+name is kept instead (vobject never adds properties to its classes after import).
+
 The replacements below keep each function's contract and output exactly (a unit test
 compares them with the originals on generated input); `install()` is idempotent and runs
 when the local package is imported, before anything parses an object.
@@ -28,6 +33,7 @@ _ORIGINAL = {
     "getLogicalLines": vobject.base.getLogicalLines,
     "foldOneLine": vobject.base.foldOneLine,
     "stringToTextValues": vobject.icalendar.stringToTextValues,
+    "ContentLine.__setattr__": vobject.base.ContentLine.__setattr__,
 }
 
 
@@ -132,7 +138,26 @@ def string_to_text_values(
     return result
 
 
+_plain: dict[tuple[type, str], bool] = {}  # (class, name) -> stored as a plain attribute
+
+
+def content_line_setattr(self: Any, name: str, value: Any) -> None:
+    """vobject's `ContentLine.__setattr__`, deciding once per class and name whether the
+    name is a plain attribute (not a parameter alias, not a property)."""
+    key = (type(self), name)
+    plain = _plain.get(key)
+    if plain is None:
+        plain = _plain[key] = not (
+            name.endswith("_param") or name.endswith("_paramlist") or isinstance(getattr(key[0], name, None), property)
+        )
+    if plain:
+        object.__setattr__(self, name, value)
+    else:  # a parameter alias or a property: vobject's own way
+        _ORIGINAL["ContentLine.__setattr__"](self, name, value)
+
+
 def install() -> None:
+    vobject.base.ContentLine.__setattr__ = content_line_setattr
     vobject.base.getLogicalLines = get_logical_lines
     vobject.base.foldOneLine = fold_one_line
     vobject.icalendar.foldOneLine = fold_one_line
