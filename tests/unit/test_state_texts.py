@@ -73,6 +73,32 @@ def test_texts_are_kept_byte_for_byte_whatever_the_mirror_holds(tmp_path: Path) 
         state.close()
 
 
+def test_copy_counts_equal_a_count_of_every_row(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    try:
+        kinds = [
+            ("a", "exact", ""),
+            ("b", "exact", ""),
+            ("c", "exact", "zone kept as sent"),
+            ("d", "compatible", "RDATE periods"),
+            ("e", "compatible", "RDATE periods"),
+            ("f", "compatible", ""),
+            ("g", "withheld", "refused by Radicale: x"),
+        ]
+        entries = [entry(name, event(name), copy=copy, reason=reason) for name, copy, reason in kinds]
+        state.apply_mirror_map("WORK", entries, [], {}, replace=False)
+        state.apply_mirror_map("OTHER", [entry("h", event("h"), copy="compatible", reason="x")], [], {}, replace=False)
+        state.db.execute("UPDATE mirror_items SET copy = NULL WHERE href LIKE '%/b.ics'")  # rows from before copy kinds
+        expected: dict[str, dict[str, int]] = {"exact": {}, "compatible": {}, "withheld": {}, "unreadable": {}}
+        for known in state.mirror_items("WORK").values():
+            by_reason = expected[known.copy or "exact"]
+            by_reason[known.reason or ""] = by_reason.get(known.reason or "", 0) + 1
+        assert state.copy_counts("WORK") == expected
+        assert expected["exact"] == {"": 2, "zone kept as sent": 1} and expected["compatible"]["RDATE periods"] == 2
+    finally:
+        state.close()
+
+
 def test_a_batch_recorded_without_waiting_for_the_disk_leaves_the_connection_durable(tmp_path: Path) -> None:
     state = State(tmp_path / "state.db")
     full = 2  # PRAGMA synchronous: 1 NORMAL, 2 FULL

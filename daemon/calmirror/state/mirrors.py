@@ -274,12 +274,21 @@ class MirrorTables(BusyTables):
         (reason "" for exact copies). Unreadable ones are the skipped items."""
         counts: dict[str, dict[str, int]] = {kind: {} for kind in (*COPY_KINDS, "unreadable")}
         # Only the few rows that are not plain exact copies are counted (through the index on
-        # copy and reason); the plain exact ones are what the mirror's counter leaves.
+        # copy and reason); the plain exact ones are what the mirror's counter leaves. One
+        # range of the index per kind: with the kinds in one OR, SQLite walked every exact
+        # row (0.08 s at 100,000 events, in every pass).
         others = 0
         for r in self._rows(
-            "SELECT COALESCE(copy, 'exact') AS kind, COALESCE(reason, '') AS reason, COUNT(*) AS n "
-            "FROM mirror_items WHERE calendar_id = ? AND (copy IN ('compatible', 'withheld') "
-            "OR ((copy = 'exact' OR copy IS NULL) AND reason != '')) GROUP BY kind, reason",
+            "SELECT kind, reason, COUNT(*) AS n FROM ("
+            "SELECT copy AS kind, COALESCE(reason, '') AS reason FROM mirror_items "
+            "WHERE calendar_id = ?1 AND copy = 'compatible' "
+            "UNION ALL SELECT copy, COALESCE(reason, '') FROM mirror_items "
+            "WHERE calendar_id = ?1 AND copy = 'withheld' "
+            "UNION ALL SELECT 'exact', reason FROM mirror_items "
+            "WHERE calendar_id = ?1 AND copy = 'exact' AND reason > '' "
+            "UNION ALL SELECT 'exact', reason FROM mirror_items "
+            "WHERE calendar_id = ?1 AND copy IS NULL AND reason > ''"
+            ") GROUP BY kind, reason",
             (calendar_id,),
         ):
             counts.setdefault(r["kind"], {})[r["reason"]] = r["n"]
