@@ -8,6 +8,7 @@ their ETag and not fetched again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import re
@@ -37,6 +38,7 @@ from calmirror.plan import (
     plan_batch,
     plan_removals,
 )
+from calmirror.prefetch import prefetched
 from calmirror.remote import FetchedItem, ICloudClient, SyncChanges
 from calmirror.state import State
 from calmirror.state.mirror_view import KnownItems
@@ -304,17 +306,21 @@ class Mirror:
         progress: Progress | None,
     ) -> dict[str, str]:
         """Fetch `wanted` in multigets and mirror each batch; the next multiget is fetched while
-        the last batch is checked and written (`BatchWriter`). Returns the unreadable hrefs.
+        this one is planned and recorded (`prefetch`) and the batches before it are checked
+        and written (`BatchWriter`). Returns the unreadable hrefs.
         A batch is recorded only once written, also when the pass fails half-way, so a
         repeated pass does not fetch it again."""
         size = self.settings.sync.batch
         unreadable: dict[str, str] = {}
-        with self.store.mirror_writer(slug, len(wanted)) as writer:
+        batches = [wanted[start : start + size] for start in range(0, len(wanted), size)]
+        with (
+            self.store.mirror_writer(slug, len(wanted)) as writer,
+            contextlib.closing(prefetched(lambda batch: self._fetch(client, cal.url, batch), batches)) as answers,
+        ):
             try:
-                for start in range(0, len(wanted), size):
+                for start, (items, missing, refused) in zip(range(0, len(wanted), size), answers, strict=True):
                     if progress:
                         progress(cal.name, start, len(wanted))
-                    items, missing, refused = self._fetch(client, cal.url, wanted[start : start + size])
                     fetched = {item.href: (item.etag, item.body) for item in items}
                     known.preload([*fetched, *missing])
                     plan = plan_batch(known, listed=listed, fetched=fetched, missing=missing, policy=policy)
