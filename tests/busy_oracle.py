@@ -130,25 +130,37 @@ def objects(draw: st.DrawFn, uid: str) -> Obj:
     else:
         start = day + dt.timedelta(hours=draw(st.integers(0, 23)), minutes=draw(st.sampled_from([0, 15, 30, 45])))
         length = dt.timedelta(minutes=draw(st.sampled_from([15, 30, 60, 90, 180, 1560])))
-    kind = draw(st.sampled_from(["none", "none", "daily", "weekly", "monthly", "setpos", "yearly"]))
+    kind = draw(
+        st.sampled_from(
+            ["none", "none", "daily", "weekly", "monthly", "setpos", "nth", "lastday", "yearly", "yearly-day"]
+        )
+    )
     interval = draw(st.sampled_from([1, 1, 2, 3]))
     rule = ""
     if kind == "daily":
         rule = f"FREQ=DAILY;INTERVAL={interval}"
-    elif kind == "weekly":
+    elif kind == "weekly":  # Apple writes WKST=SU, which decides the weeks of an INTERVAL
         days = draw(st.sets(st.sampled_from(WEEKDAYS), max_size=3)) | {WEEKDAYS[start.weekday()]}
-        rule = f"FREQ=WEEKLY;INTERVAL={interval};BYDAY={','.join(sorted(days, key=WEEKDAYS.index))}"
+        wkst = draw(st.sampled_from(["", ";WKST=SU", ";WKST=MO"]))
+        rule = f"FREQ=WEEKLY;INTERVAL={interval};BYDAY={','.join(sorted(days, key=WEEKDAYS.index))}{wkst}"
     elif kind == "monthly":
         rule = f"FREQ=MONTHLY;INTERVAL={interval};BYMONTHDAY={start.day}"
     elif kind == "setpos":
         rule = f"FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS={draw(st.sampled_from([1, -1]))}"
+    elif kind == "nth":
+        rule = f"FREQ=MONTHLY;INTERVAL={interval};BYDAY={(start.day - 1) // 7 + 1}{WEEKDAYS[start.weekday()]}"
+    elif kind == "lastday":
+        rule = "FREQ=MONTHLY;BYMONTHDAY=-1"
     elif kind == "yearly":
         rule = "FREQ=YEARLY"
+    elif kind == "yearly-day":
+        rule = f"FREQ=YEARLY;BYMONTH={start.month};BYDAY=-1{WEEKDAYS[start.weekday()]}"
     ending: tuple[str, int] = ("open", 0)
     if rule:
         ending = draw(
             st.one_of(
                 st.tuples(st.just("count"), st.integers(1, 40)),
+                st.tuples(st.just("count"), st.integers(200, 1500)),
                 st.tuples(st.just("until"), st.integers(0, 900)),
                 st.just(("open", 0)),
                 st.just(("forever", 0)),
