@@ -192,11 +192,18 @@ def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them
             on_busy, on_free = _probes(want, window)
             stamp = "%Y%m%dT%H%M%SZ"
             if on_busy is not None:
-                answer = run.put(
-                    f"probe-busy-{n}.ics",
-                    event(f"probe-busy-{n}", "Probe", f"{on_busy[0]:{stamp}}", f"{on_busy[1]:{stamp}}"),
-                )
+                a, b = f"{on_busy[0]:{stamp}}", f"{on_busy[1]:{stamp}}"
+                answer = run.put(f"probe-busy-{n}.ics", event(f"probe-busy-{n}", "Probe", a, b))
                 assert answer.status_code == 409, (on_busy, answer.status_code, answer.text)
+                # a series whose third day is the busy time, and a FREE booking on it
+                a2, b2 = (f"{t - dt.timedelta(days=2):{stamp}}" for t in on_busy)
+                daily = event(f"probe-daily-{n}", "Probe", a2, b2, extra="RRULE:FREQ=DAILY;COUNT=3\r\n")
+                answer = run.put(f"probe-daily-{n}.ics", daily)
+                assert answer.status_code == 409, (on_busy, answer.status_code, answer.text)
+                free = event(f"probe-transparent-{n}", "Probe", a, b, extra="TRANSP:TRANSPARENT\r\n")
+                answer = run.put(f"probe-transparent-{n}.ics", free)
+                assert answer.status_code == 201, (on_busy, answer.status_code, answer.text)
+                assert run.delete(f"probe-transparent-{n}.ics").ok
             answer = run.put(
                 f"probe-free-{n}.ics",
                 event(f"probe-free-{n}", "Probe", f"{on_free[0]:{stamp}}", f"{on_free[1]:{stamp}}"),
