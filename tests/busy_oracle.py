@@ -153,6 +153,16 @@ def objects(draw: st.DrawFn, uid: str) -> Obj:
         rule = "FREQ=MONTHLY;BYMONTHDAY=-1"
     elif kind == "yearly":
         rule = "FREQ=YEARLY"
+    elif kind == "hourly":  # not drawn yet: one such example ran for minutes, cause not found
+        hours = sorted(draw(st.sets(st.integers(0, 23), min_size=1, max_size=4)) | {start.hour})
+        days = draw(st.sampled_from(["", ";BYDAY=MO,WE,FR", ";BYDAY=SA,SU"]))
+        # (at most a few hundred a month: a denser rule is walked only up to a cap, and the rest
+        # of the window is counted busy as one approximate stretch, by design)
+        freq, every = draw(
+            st.sampled_from([("HOURLY", 1), ("HOURLY", 5), ("HOURLY", 7), ("MINUTELY", 20), ("MINUTELY", 90)])
+        )
+        rule = f"FREQ={freq};INTERVAL={every}"
+        rule += f";BYHOUR={','.join(map(str, hours))}{days}"
     elif kind == "yearly-day":
         rule = f"FREQ=YEARLY;BYMONTH={start.month};BYDAY=-1{WEEKDAYS[start.weekday()]}"
     ending: tuple[str, int] = ("open", 0)
