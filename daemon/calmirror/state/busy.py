@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from calmirror.model import BUSY_SHORT_US, BusyBatch, BusySpan, IndexedItem, busy_mirror_key
-from calmirror.state.busy_far import BusyFarTables, span_values
+from calmirror.model import BusyBatch, BusySpan, IndexedItem, busy_mirror_key
+from calmirror.state.busy_far import BusyFarTables, span_values, window_params
 
 META = "busy_index"
 TOKEN = "busy_token:"  # + local collection name: the sync token the index follows
@@ -69,17 +69,7 @@ def _matches(meta: dict[str, Any] | None, batch: BusyBatch) -> bool:
 
 
 def _params(q: SpanQuery) -> dict[str, Any]:
-    return {
-        "ws": q.start,
-        "we": q.end,
-        "lo": q.start - BUSY_SHORT_US,
-        "travel": int(q.travel),
-        "tentative": int(q.tentative),
-        "sources": json.dumps(list(q.sources)),
-        "allday": json.dumps(list(q.allday)),
-        "mirrors": json.dumps(list(q.mirrors)),
-        "skip": json.dumps(list(q.skip_uids)),
-    }
+    return window_params(q, q.start, q.end)
 
 
 class BusyTables(BusyFarTables):

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from calmirror.model import BUSY_SHORT_US, BusySpan
 from calmirror.state.base import StateBase
@@ -206,13 +206,33 @@ def _missing_params(
 
 
 def _piece_params(q: FarQuery, piece: FarPiece) -> dict[str, Any]:
+    extra = {"year": piece.year, "min_start": piece.min_start, "max_end": piece.max_end}
+    return window_params(q, piece.start, piece.end) | extra
+
+
+class Switches(Protocol):
+    """The query-time rules both span tables' queries apply."""
+
+    @property
+    def sources(self) -> Sequence[str]: ...
+    @property
+    def allday(self) -> Sequence[str]: ...
+    @property
+    def mirrors(self) -> Sequence[str]: ...
+    @property
+    def travel(self) -> bool: ...
+    @property
+    def tentative(self) -> bool: ...
+    @property
+    def skip_uids(self) -> Sequence[str]: ...
+
+
+def window_params(q: Switches, start: int, end: int) -> dict[str, Any]:
+    """A window's parameters for either span table's query."""
     return {
-        "year": piece.year,
-        "ws": piece.start,
-        "we": piece.end,
-        "lo": piece.start - BUSY_SHORT_US,
-        "min_start": piece.min_start,
-        "max_end": piece.max_end,
+        "ws": start,
+        "we": end,
+        "lo": start - BUSY_SHORT_US,
         "travel": int(q.travel),
         "tentative": int(q.tentative),
         "sources": json.dumps(list(q.sources)),
