@@ -107,8 +107,9 @@ def test_icloud_503_then_recovery_honours_retry_after(running: Running, emu: Emu
 def test_401_stops_pushing_until_reconnect(running: Running, emu: Emulator) -> None:
     emu.set_password("zzzz-zzzz-zzzz-zzzz")
     running.put("p.ics", event("pw-1", "Needs auth"))
+    # The refusal may be seen first by a mirror pass, before the appointment is queued: wait for both.
     assert wait_for(lambda: (running.state().get_meta("health") or {}).get("state") == "auth_failed", 5)
-    assert len(running.state().outbox(("pending",))) == 1
+    assert wait_for(lambda: len(running.state().outbox(("pending",))) == 1, 5)
     # the user makes a new app-specific password and reconnects (stores it, SIGHUP reloads)
     credentials.store_icloud_password(running.home, APPLE_ID, "zzzz-zzzz-zzzz-zzzz")
     running.daemon.reload_requested.set()
