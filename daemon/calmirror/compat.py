@@ -32,12 +32,15 @@ The resource is changed line by line (`ical_lines`); bounding rules is `compat_b
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules
 from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, value_of
+
+log = logging.getLogger("calmirror.mirror")
 
 COMPAT_MARKER = "X-CALMIRROR-COMPATIBLE-COPY"
 COPY_OF = "X-CALMIRROR-COPY-OF"
@@ -83,6 +86,17 @@ def compatible_copy(
         resource = Resource.parse(text)
     except ValueError:
         return None
+    try:
+        return _made(resource, href, horizon, max_occurrences, refused)
+    except Exception:  # one object iCloud holds must never stop its calendar's pass
+        # (a YEARLY rule "forever" once raised OverflowError here, and every pass of its
+        # calendar failed). Without a copy the exact text is offered; if Radicale refuses it,
+        # the object is withheld and its busy time still counts.
+        log.warning("no compatible copy of %s: making it failed", href, exc_info=True)
+        return None
+
+
+def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int, refused: str) -> Compatible | None:
     reasons: list[str] = []
     if rename_custom_zones(resource):
         reasons.append(ZONES)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from calmirror import config, config_edit
 from calmirror.account import connect
 from calmirror.availability.sources import BusySources
@@ -65,6 +67,38 @@ def test_an_object_the_mirror_refuses_still_counts_from_its_exact_text(tmp_path:
     assert list(counts["unreadable"].values()) == [1]
     assert report.skipped == 1 and report.added == 2
 
+    busy = BusySources(engine.store, state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
+    assert busy == [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
+    state.close()
+
+
+def test_a_compatible_copy_that_cannot_be_made_withholds_that_object_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault while making one object's compatible copy (a YEARLY rule "forever" once raised
+    OverflowError there) must not stop the calendar's pass: the object is withheld from the
+    local mirror and its busy time still counts from the exact text."""
+    from calmirror import compat
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(compat, "bound_rules", broken)
+    items: dict[str, object] = {
+        "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
+        "daily.ics": DAILY_FOREVER,
+    }
+    with CorpusServer(APPLE_ID, APP_PASSWORD, [FakeCalendar("SHAPES", "Shapes", items)]) as server:  # type: ignore[arg-type]
+        home = connected(tmp_path, server, "SHAPES")
+        engine = Engine(home, config.load(home.config_file), State(home.state_db))
+        client = engine.client()
+        try:
+            (report,) = engine.mirror_pass(client)
+        finally:
+            client.close()
+    state = engine.state
+    counts = state.copy_counts("SHAPES")
+    assert counts["exact"] == {"": 1} and sum(counts["withheld"].values()) == 1 and report.added == 2
     busy = BusySources(engine.store, state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
     assert busy == [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
     state.close()
