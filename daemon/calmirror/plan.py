@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ from calmirror.transform import (
 )
 
 # --- mirror ------------------------------------------------------------------------------
+
+log = logging.getLogger("calmirror.mirror")
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,13 @@ def mirror_write(
         made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
     if refused is not None and made is None:
         raise BadItem(href, refused)
-    uid, copy = mirror_copy(made.text if made else body, href, policy.source, policy.details, policy.me)
+    try:
+        uid, copy = mirror_copy(made.text if made else body, href, policy.source, policy.details, policy.me)
+    except BadItem:
+        raise
+    except Exception as exc:  # a fault on one object must not stop its calendar's pass
+        log.warning("%s could not be copied into the mirror", href, exc_info=True)
+        raise BadItem(href, f"could not be copied ({type(exc).__name__})") from exc
     return uid, copy, made
 
 

@@ -102,3 +102,36 @@ def test_a_compatible_copy_that_cannot_be_made_withholds_that_object_only(
     busy = BusySources(engine.store, state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
     assert busy == [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
     state.close()
+
+
+def test_a_fault_copying_one_object_skips_that_object_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error while making one object's local copy is that object's problem, told
+    as its reason; the calendar's other objects are mirrored and the pass completes."""
+    from calmirror import plan
+
+    original = plan.mirror_copy
+
+    def faulty(text: str, href: str, *args: object) -> tuple[str, str]:
+        if "UID:plain" in text:
+            raise KeyError("a fault in the copy")
+        return original(text, href, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan, "mirror_copy", faulty)
+    items: dict[str, object] = {
+        "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
+        "other.ics": event("other", "Other", "20261210T160000Z", "20261210T170000Z"),
+    }
+    with CorpusServer(APPLE_ID, APP_PASSWORD, [FakeCalendar("SHAPES", "Shapes", items)]) as server:  # type: ignore[arg-type]
+        home = connected(tmp_path, server, "SHAPES")
+        engine = Engine(home, config.load(home.config_file), State(home.state_db))
+        client = engine.client()
+        try:
+            (report,) = engine.mirror_pass(client)
+        finally:
+            client.close()
+    assert report.added == 1 and report.skipped == 1
+    skipped = engine.state.skipped_items("SHAPES")
+    assert [(row["href"].rsplit("/", 1)[-1], row["reason"]) for row in skipped] == [
+        ("plain.ics", "could not be copied (KeyError)")
+    ]
+    engine.state.close()
