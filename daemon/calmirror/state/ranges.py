@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS range_items (
     occ_etag TEXT, occ_low INTEGER, occ_high INTEGER, occ_exact INTEGER,
     UNIQUE (collection, href)
 );
-CREATE INDEX IF NOT EXISTS range_items_window ON range_items (collection, component, start, stop);
+DROP INDEX IF EXISTS range_items_window;
 CREATE INDEX IF NOT EXISTS range_items_short
     ON range_items (collection, component, (stop - start < 864000), start, stop);
 CREATE TABLE IF NOT EXISTS range_occurrences (
