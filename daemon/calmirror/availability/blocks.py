@@ -9,8 +9,8 @@ a window is the weeks it touches, joined and clipped. Merging per week and then 
 gives exactly the one merge (touching intervals join, so a block cut at a week's edge joins
 its other part again).
 
-"The database changed" is `State.busy_generation()`: the changes made through the daemon's
-own connection and SQLite's `data_version` for commits of other processes; any write at all
+"The database changed" is `State.data_version()`: SQLite's `data_version` on a connection
+that never writes, so it moves with every commit of this process or another; any write at all
 (an outbox row, a push) empties the memo, which is conservative, never stale. Queries that
 skip UIDs (the guard's, each about one candidate) are not kept. Nothing parsed is kept: a few
 dozen integer pairs per week, for at most `BLOCKS_KEPT` weeks.

@@ -57,7 +57,7 @@ class BusySources:
         `mark_changed` (the daemon), so queries need not look at the folders."""
         self.store, self.state = store, state
         self.upkeep = BusyUpkeep(store, state, settings, clock, notified=notified)
-        self.blocks = MergedBlocks(state.busy_generation, state.busy_extents)  # merged busy time per week
+        self.blocks = MergedBlocks(state.data_version, state.busy_extents)  # merged busy time per week
 
     @property
     def settings(self) -> Settings:
@@ -281,20 +281,21 @@ class BusySources:
         rules = self.rules()
         own, wanted = engine.candidate_busy(calendar, rules)
         meta = self.state.busy_meta()
-        far = bool(wanted) and meta is not None
-        if far:
-            h0, h1 = int(meta["horizon"][0]), int(meta["horizon"][1])  # type: ignore[index]
+        far = False
+        if wanted and meta is not None:
+            h0, h1 = int(meta["horizon"][0]), int(meta["horizon"][1])
             far = to_us(wanted[0][0]) < h0 or to_us(wanted[-1][1]) > h1
         return Candidate(own, wanted, rules, far)
 
-    def overlaps(self, candidate: icalendar.Calendar | Candidate, wait: float = -1) -> list[Interval] | None:
-        """Busy time a new (or changed) appointment would collide with; its own stored copy
-        does not count. None when the index stayed busy for `wait` seconds."""
-        c = candidate if isinstance(candidate, Candidate) else self.candidate(candidate)
-        if not c.wanted:
+    def overlaps(self, candidate: Candidate, wait: float = -1) -> list[Interval] | None:
+        """Busy time a new (or changed) appointment would collide with; its own
+        stored copy does not count. None when the index stayed busy for `wait` seconds."""
+        if not candidate.wanted:
             return []
-        found = self._merged(c.wanted[0][0], c.wanted[-1][1], skip_uids=c.own, wait=wait, rules=c.rules)
-        return None if found is None else intersect(found, c.wanted)
+        found = self._merged(
+            candidate.wanted[0][0], candidate.wanted[-1][1], skip_uids=candidate.own, wait=wait, rules=candidate.rules
+        )
+        return None if found is None else intersect(found, candidate.wanted)
 
 
 @dataclass(frozen=True)

@@ -185,10 +185,7 @@ class BusyTables(BusyFarTables):
                 (source,),
             )
             conn.execute("DELETE FROM busy_spans WHERE source = ?", (source,))
-            conn.execute("DELETE FROM busy_far_spans WHERE source = ?", (source,))
-            conn.execute(
-                "DELETE FROM busy_far_done WHERE item IN (SELECT id FROM busy_items WHERE source = ?)", (source,)
-            )
+            self._far_forget_source(conn, source)
             conn.execute("DELETE FROM busy_items WHERE source = ?", (source,))
             return
         for href in hrefs:
@@ -250,11 +247,6 @@ class BusyTables(BusyFarTables):
         """Spans touching [start, end) under the query's rules: two index range scans."""
         with self._reading() as conn:
             return [tuple(row) for row in conn.execute(_QUERY, _params(q))]
-
-    def busy_generation(self) -> int:
-        """Equal between two calls only if no connection committed in between (`data_version`
-        on a connection that never writes, so this process's own writes count too)."""
-        return self.data_version()
 
     def busy_extents(self, q: SpanQuery) -> list[tuple[int, int]]:
         """(busy start, end) of the same spans as `busy_spans`: what merged busy time needs,

@@ -150,8 +150,8 @@ class BusyFarTables(StateBase):
         return rows
 
     def busy_far_years(self) -> list[int]:
-        with self._lock:
-            return [r[0] for r in self.db.conn.execute("SELECT year FROM busy_far_years ORDER BY year")]
+        with self._reading() as conn:
+            return [r[0] for r in conn.execute("SELECT year FROM busy_far_years ORDER BY year")]
 
     def _far_keep(self, conn: sqlite3.Connection, year: int) -> None:
         """Record the year's use; forget the least recently used years past `YEARS_KEPT`."""
@@ -172,6 +172,11 @@ class BusyFarTables(StateBase):
             return
         conn.execute("DELETE FROM busy_far_spans WHERE item = ?", (item,))
         conn.execute("DELETE FROM busy_far_done WHERE item = ?", (item,))
+
+    def _far_forget_source(self, conn: sqlite3.Connection, source: str) -> None:
+        """Inside the transaction that drops every entry of `source` (before the entries go)."""
+        conn.execute("DELETE FROM busy_far_spans WHERE source = ?", (source,))
+        conn.execute("DELETE FROM busy_far_done WHERE item IN (SELECT id FROM busy_items WHERE source = ?)", (source,))
 
 
 def span_values(s: BusySpan) -> tuple[str, str, int, int, int, int, int, int, int, int]:
