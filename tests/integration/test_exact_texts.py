@@ -17,6 +17,7 @@ from calmirror.account import connect
 from calmirror.availability.sources import BusySources
 from calmirror.engine import Engine
 from calmirror.home import Home
+from calmirror.mirror import SyncReport
 from calmirror.state import State
 from tests.helpers import APP_PASSWORD, APPLE_ID, event
 from tests.hostile_corpus import CorpusServer, FakeCalendar
@@ -44,12 +45,8 @@ def connected(root: Path, server: CorpusServer, calendar_id: str) -> Home:
     return home
 
 
-def test_an_object_the_mirror_refuses_still_counts_from_its_exact_text(tmp_path: Path) -> None:
-    items: dict[str, object] = {
-        "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
-        "daily.ics": DAILY_FOREVER,
-        "junk.ics": GARBAGE,
-    }
+def mirrored_once(tmp_path: Path, items: dict[str, object]) -> tuple[Engine, SyncReport]:
+    """One real mirror pass of a calendar "SHAPES" holding `items`, served verbatim."""
     with CorpusServer(APPLE_ID, APP_PASSWORD, [FakeCalendar("SHAPES", "Shapes", items)]) as server:  # type: ignore[arg-type]
         home = connected(tmp_path, server, "SHAPES")
         engine = Engine(home, config.load(home.config_file), State(home.state_db))
@@ -58,6 +55,24 @@ def test_an_object_the_mirror_refuses_still_counts_from_its_exact_text(tmp_path:
             (report,) = engine.mirror_pass(client)
         finally:
             client.close()
+    return engine, report
+
+
+#: The busy time of DAILY_FOREVER and the "plain" event on 10 December 2026.
+STAND_UP_AND_PLAIN = [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
+
+
+def busy_on_december_10(engine: Engine) -> list[tuple[datetime, datetime]]:
+    return BusySources(engine.store, engine.state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
+
+
+def test_an_object_the_mirror_refuses_still_counts_from_its_exact_text(tmp_path: Path) -> None:
+    items: dict[str, object] = {
+        "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
+        "daily.ics": DAILY_FOREVER,
+        "junk.ics": GARBAGE,
+    }
+    engine, report = mirrored_once(tmp_path, items)
     state = engine.state
     texts = {href.rsplit("/", 1)[-1]: text for href, text in state.mirror_texts("SHAPES").items()}
     assert texts == {"plain.ics": items["plain.ics"], "daily.ics": DAILY_FOREVER}  # byte for byte
@@ -67,8 +82,7 @@ def test_an_object_the_mirror_refuses_still_counts_from_its_exact_text(tmp_path:
     assert list(counts["unreadable"].values()) == [1]
     assert report.skipped == 1 and report.added == 2
 
-    busy = BusySources(engine.store, state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
-    assert busy == [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
+    assert busy_on_december_10(engine) == STAND_UP_AND_PLAIN
     state.close()
 
 
@@ -88,19 +102,11 @@ def test_a_compatible_copy_that_cannot_be_made_withholds_that_object_only(
         "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
         "daily.ics": DAILY_FOREVER,
     }
-    with CorpusServer(APPLE_ID, APP_PASSWORD, [FakeCalendar("SHAPES", "Shapes", items)]) as server:  # type: ignore[arg-type]
-        home = connected(tmp_path, server, "SHAPES")
-        engine = Engine(home, config.load(home.config_file), State(home.state_db))
-        client = engine.client()
-        try:
-            (report,) = engine.mirror_pass(client)
-        finally:
-            client.close()
+    engine, report = mirrored_once(tmp_path, items)
     state = engine.state
     counts = state.copy_counts("SHAPES")
     assert counts["exact"] == {"": 1} and sum(counts["withheld"].values()) == 1 and report.added == 2
-    busy = BusySources(engine.store, state, engine.settings).busy(utc(2026, 12, 10), utc(2026, 12, 11))
-    assert busy == [(utc(2026, 12, 10, 9), utc(2026, 12, 10, 9, 30)), (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15))]
+    assert busy_on_december_10(engine) == STAND_UP_AND_PLAIN
     state.close()
 
 
@@ -121,14 +127,7 @@ def test_a_fault_copying_one_object_skips_that_object_only(tmp_path: Path, monke
         "plain.ics": event("plain", "Plain", "20261210T140000Z", "20261210T150000Z"),
         "other.ics": event("other", "Other", "20261210T160000Z", "20261210T170000Z"),
     }
-    with CorpusServer(APPLE_ID, APP_PASSWORD, [FakeCalendar("SHAPES", "Shapes", items)]) as server:  # type: ignore[arg-type]
-        home = connected(tmp_path, server, "SHAPES")
-        engine = Engine(home, config.load(home.config_file), State(home.state_db))
-        client = engine.client()
-        try:
-            (report,) = engine.mirror_pass(client)
-        finally:
-            client.close()
+    engine, report = mirrored_once(tmp_path, items)
     assert report.added == 1 and report.skipped == 1
     skipped = engine.state.skipped_items("SHAPES")
     assert [(row["href"].rsplit("/", 1)[-1], row["reason"]) for row in skipped] == [
