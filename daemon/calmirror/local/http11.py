@@ -29,6 +29,7 @@ import io
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, cast
 from wsgiref.headers import Headers
 
@@ -57,12 +58,7 @@ class Body(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        wanted = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        if wanted <= 0:
-            return b""
-        data = self._stream.read(wanted)
-        self.remaining -= len(data)
-        return data
+        return self._within(size, self._stream.read)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
@@ -71,10 +67,14 @@ class Body(io.RawIOBase):
         return len(data)
 
     def readline(self, size: int | None = -1) -> bytes:
+        return self._within(size, self._stream.readline)
+
+    def _within(self, size: int | None, reader: Callable[[int], bytes]) -> bytes:
+        """`reader` of the stream, never past the body's end."""
         limit = self.remaining if size is None or size < 0 else min(size, self.remaining)
         if limit <= 0:
             return b""
-        data = self._stream.readline(limit)
+        data = reader(limit)
         self.remaining -= len(data)
         return data
 
