@@ -28,13 +28,6 @@ def at(hour: int) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    local = LocalStore(tmp_path / "store", USER)
-    local.ensure_base()
-    return local
-
-
-@pytest.fixture
 def work(store: LocalStore) -> LocalStore:
     store.ensure_mirror("work", "Work", "#1BADF8FF")
     return store
