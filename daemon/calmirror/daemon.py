@@ -99,6 +99,7 @@ class Daemon:
             range_store=self.ranges,
         )
         self.server.on_change = self._local_change
+        self.engine.linked.on_change = self._local_change  # iCloud's change written into appointments/
         self.busy = BusySources(self.engine.store, self.state, self.settings, notified=True)
         self.busy_calendar = BusyCalendar(self.busy, self.engine.store)
         self.engine.mirror.on_change = self._mirror_change

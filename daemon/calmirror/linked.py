@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from calmirror.config import Settings
@@ -37,6 +38,9 @@ log = logging.getLogger("calmirror.linked")
 class LinkedFollower:
     def __init__(self, state: State, store: LocalStore, settings: Settings, lock: threading.RLock) -> None:
         self.state, self.store, self.settings, self.lock = state, store, settings, lock
+        # Told of every write to `appointments/`, as the local server tells of a client's: the
+        # busy index must count the moved time now, not when the folder watcher notices.
+        self.on_change: Callable[[str], None] = lambda collection: None
 
     def follow(
         self, client: ICloudClient, cal: CalendarRow, listed: dict[str, str], deleted: list[str], full: bool
@@ -124,6 +128,8 @@ class LinkedFollower:
             self.state.set_remote_version(replace(version, applying=decision.text))
             self.store.write_appointment(appt.local_href, decision.text)
         self._record(version, appt.local_href, decision.text)
+        if decision.step == "apply":
+            self.on_change(APPOINTMENTS)
         return 1
 
     def _record(self, version: RemoteVersion, local_href: str, text: str) -> None:

@@ -125,6 +125,19 @@ def test_moved_in_icloud_is_busy_at_its_new_time_within_one_pass(run: Running, e
     assert "20290717T140000Z" in next(iter(in_icloud(emu, "move-1").values()))
 
 
+def test_a_move_brought_in_counts_at_once_without_the_folder_watcher(tmp_path: Path, emu: Emulator) -> None:
+    """Far past the busy index's horizon, busy time is read from rows that follow the index; the
+    follower tells the index of what it wrote, so the move counts as the pass ends, not when the
+    folder watcher happens to notice the file."""
+    with daemon_running(home_for(tmp_path, emu, "two-way")) as run:
+        name = push(run, emu, "fresh-1")
+        assert TEN in busy(run)
+        run.daemon.watcher.stop()
+        emu.put_item(emu.calendar_id("Work"), name, at_two("fresh-1", "Call with Ada"))
+        mirror_pass(run)
+        assert TWO in busy(run) and TEN not in busy(run)
+
+
 def test_retitled_in_icloud(run: Running, emu: Emulator, mode: str) -> None:
     name = push(run, emu, "title-1")
     emu.put_item(emu.calendar_id("Work"), name, at_ten("title-1", "Call with Ada (moved to Zoom)"))
