@@ -208,6 +208,30 @@ def check_daemon(home: Home, state: State) -> Check:
     return Check("daemon", answer.status < 500, f"running, {url} answers")
 
 
+def check_mirrors(state: State) -> Check:
+    """What the mirrors hold that local clients cannot see: withheld objects still count as
+    busy (fine, but worth saying why); unreadable ones are not iCalendar at all, so busy time
+    may be missing (a problem)."""
+    names = state.calendar_names()
+    withheld: list[str] = []
+    unreadable: list[str] = []
+    for row in state.mirrors():
+        counts = state.copy_counts(row.calendar_id)
+        name = names.get(row.calendar_id, row.calendar_id)
+        for kind, found in (("withheld", withheld), ("unreadable", unreadable)):
+            for reason, n in sorted(counts[kind].items()):
+                found.append(f"{name}: {n} × {reason}")
+    if unreadable:
+        return Check(
+            "mirrors",
+            False,
+            "not iCalendar, so their busy time may be missing (fix or delete them in iCloud): " + "; ".join(unreadable),
+        )
+    if withheld:
+        return Check("mirrors", True, "withheld from local clients, their busy time counted: " + "; ".join(withheld))
+    return Check("mirrors", True, "every mirrored object is shown to local clients")
+
+
 def check_unit() -> Check:
     for unit in UNIT_PLACES:
         if unit.exists():
@@ -241,6 +265,7 @@ def run_checks(home: Home, progress: Callable[[Check], None] | None = None) -> l
             add(check_icloud(home, settings, state))
         for acct in state.accounts():  # every account, each by its name
             add(check_icloud(home, settings, state, acct.name))
+        add(check_mirrors(state))
         add(check_daemon(home, state))
     finally:
         state.close()

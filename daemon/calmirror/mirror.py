@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, cast
 
-from calmirror.availability import engine
 from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
@@ -37,6 +36,7 @@ from calmirror.plan import (
     looks_like_full_listing,
     plan_batch,
     plan_removals,
+    why_unreadable,
 )
 from calmirror.prefetch import prefetched
 from calmirror.remote import FetchedItem, ICloudClient, SyncChanges
@@ -102,16 +102,6 @@ def slugify(name: str, taken: set[str], fallback: str) -> str:
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
     return slug
-
-
-def _unreadable(text: str) -> str | None:
-    """Why the engine cannot read an object the mirror refused, or None when its busy time
-    counts anyway (only objects that are not iCalendar at all are unreadable)."""
-    try:
-        engine.parse_calendar(text)
-    except engine.CalendarParseError as error:
-        return str(error)
-    return None
 
 
 def _has_work(plan: MirrorPlan) -> bool:
@@ -438,7 +428,7 @@ class Mirror:
                 old = known.get(entry.href)
                 if old is not None and old.in_mirror:
                     stale.append(old.local_href)
-                unreadable = _unreadable(entry.body or "")
+                unreadable = why_unreadable(entry.body or "")
                 if unreadable:
                     skipped[entry.href] = f"{refused[entry.local_href]} ({unreadable})"
                     if old is not None:

@@ -15,10 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from calmirror import compat
+from calmirror.availability.engine import CalendarParseError, parse_calendar
 from calmirror.errors import BadItem
 from calmirror.hrefs import path_of
 from calmirror.model import Appointment, MirrorEntry, PushKind
 from calmirror.transform import (
+    extract_uid,
     has_marker,
     icloud_body,
     is_cancelled,
@@ -164,10 +166,7 @@ def _plan(
         try:
             uid, copy, made = mirror_write(body, href, policy)
         except BadItem as bad:
-            plan.skipped[href] = bad.reason
-            if href in known:  # a once-good item turned bad: do not keep a stale copy
-                plan.local_deletes.append(known[href].local_href)
-                plan.gone.append(href)
+            _no_copy(plan, known, href, body, bad.reason, policy)
             continue
         if uid in policy.exclude_uids:
             if href in known:
@@ -181,6 +180,46 @@ def _plan(
             entry = _compatible_entry(entry, made)
         plan.entries.append(entry)
     return plan
+
+
+def _no_copy(
+    plan: MirrorPlan,
+    known: Mapping[str, MirrorEntry],
+    href: str,
+    body: str,
+    reason: str,
+    policy: MirrorPolicy,
+) -> None:
+    """An object with no local copy keeps its busy time: withheld with iCloud's exact text
+    whenever the engine can read it, and unreadable (skipped, its busy time unknown) only
+    when the text is not iCalendar at all. One holding no event at all has no busy time to
+    keep and is skipped with its reason, as before."""
+    old = known.get(href)
+    if old is not None and old.in_mirror:  # a once-good item turned bad: do not keep a stale copy
+        plan.local_deletes.append(old.local_href)
+    uid = extract_uid(body) or ""
+    unreadable = why_unreadable(body)
+    if unreadable is not None or uid in policy.exclude_uids or "BEGIN:VEVENT" not in body.upper():
+        if unreadable is not None:
+            plan.skipped[href] = reason if unreadable in reason else f"{reason} ({unreadable})"
+        elif uid not in policy.exclude_uids:  # no event in it (a to-do): no busy time to keep
+            plan.skipped[href] = reason
+        if old is not None:
+            plan.gone.append(href)
+        return
+    # No ETag: the next full listing fetches it again, as for an object Radicale refused.
+    local_href = old.local_href if old is not None else local_name(href)
+    plan.entries.append(MirrorEntry(href, "", uid, local_href, "withheld", reason, body))
+
+
+def why_unreadable(text: str) -> str | None:
+    """Why the engine cannot read an object, or None when its busy time counts (only an
+    object that is not iCalendar at all is unreadable)."""
+    try:
+        parse_calendar(text)
+    except CalendarParseError as error:
+        return str(error)
+    return None
 
 
 def mirror_write(

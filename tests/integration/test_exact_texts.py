@@ -15,6 +15,7 @@ import pytest
 from calmirror import config, config_edit
 from calmirror.account import connect
 from calmirror.availability.sources import BusySources
+from calmirror.doctor import check_mirrors
 from calmirror.engine import Engine
 from calmirror.home import Home
 from calmirror.mirror import SyncReport
@@ -110,9 +111,12 @@ def test_a_compatible_copy_that_cannot_be_made_withholds_that_object_only(
     state.close()
 
 
-def test_a_fault_copying_one_object_skips_that_object_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An unexpected error while making one object's local copy is that object's problem, told
-    as its reason; the calendar's other objects are mirrored and the pass completes."""
+def test_a_fault_copying_one_object_withholds_it_and_keeps_its_busy_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while making one object's local copy is that object's problem: it
+    is withheld from the local mirror with the fault as its reason, its busy time counts from
+    the exact text, and the calendar's other objects are mirrored."""
     from calmirror import plan
 
     original = plan.mirror_copy
@@ -128,9 +132,36 @@ def test_a_fault_copying_one_object_skips_that_object_only(tmp_path: Path, monke
         "other.ics": event("other", "Other", "20261210T160000Z", "20261210T170000Z"),
     }
     engine, report = mirrored_once(tmp_path, items)
-    assert report.added == 1 and report.skipped == 1
-    skipped = engine.state.skipped_items("SHAPES")
-    assert [(row["href"].rsplit("/", 1)[-1], row["reason"]) for row in skipped] == [
-        ("plain.ics", "could not be copied (KeyError)")
+    assert report.added == 2 and report.skipped == 0
+    counts = engine.state.copy_counts("SHAPES")
+    assert counts["withheld"] == {"could not be copied (KeyError)": 1} and not counts["unreadable"]
+    assert sorted(local_items(engine)) == ["other.ics"]
+    said = check_mirrors(engine.state)
+    assert said.ok and "Shapes: 1 × could not be copied (KeyError)" in said.detail and "withheld" in said.detail
+    assert busy_on_december_10(engine) == [
+        (utc(2026, 12, 10, 14), utc(2026, 12, 10, 15)),
+        (utc(2026, 12, 10, 16), utc(2026, 12, 10, 17)),
     ]
     engine.state.close()
+
+
+def test_an_object_without_uid_is_withheld_and_its_busy_time_counts(tmp_path: Path) -> None:
+    """A real shape the copy step refuses (no UID: the local server keys every object by it)
+    is withheld, not unreadable: the engine reads it, so its busy time counts."""
+    no_uid = event("gone", "Nameless", "20261210T140000Z", "20261210T150000Z").replace("UID:gone\r\n", "")
+    assert "\nUID" not in no_uid
+    items: dict[str, object] = {"no-uid.ics": no_uid, "daily.ics": DAILY_FOREVER, "junk.ics": GARBAGE}
+    engine, report = mirrored_once(tmp_path, items)
+    counts = engine.state.copy_counts("SHAPES")
+    assert counts["withheld"] == {"no UID": 1}
+    assert sum(counts["unreadable"].values()) == 1  # GARBAGE: not iCalendar at all
+    assert report.skipped == 1
+    assert not check_mirrors(engine.state).ok  # GARBAGE's busy time may be missing: doctor says so
+    assert busy_on_december_10(engine) == STAND_UP_AND_PLAIN
+    engine.state.close()
+
+
+def local_items(engine: Engine) -> list[str]:
+    """The names of the files the local mirror of SHAPES holds."""
+    (slug,) = [row.slug for row in engine.state.mirrors() if row.calendar_id == "SHAPES"]
+    return [href.rsplit("/", 1)[-1] for href in engine.store.mirror_item_names(slug or "")]

@@ -192,7 +192,7 @@ def _with_progress(engine: Engine, client: ICloudClient, accepted: frozenset[str
 
 _KIND_WORDS = {
     "compatible": "compatible copies (same busy time, stored in a form the local server takes)",
-    "withheld": "not shown to local clients (the local server refused them; their busy time counts)",
+    "withheld": "not shown to local clients (no local copy could be stored; their busy time counts)",
     "unreadable": "unreadable (not iCalendar)",
 }
 
