@@ -21,6 +21,10 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
   `<name> <digest of its definition>`, unique per definition and stable.
+- **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
+  zone, so Radicale reads the time as floating and refuses to write the object out
+  ("VTIMEZONE components must contain a valid TZID"). The name becomes the IANA zone CLDR
+  maps it to, which is how busy time reads it too.
 
 Every VEVENT of a copy carries `X-CALMIRROR-COMPATIBLE-COPY:<reasons>` and the VCALENDAR
 `X-CALMIRROR-COPY-OF:<remote href>`. Privacy (busy-only) and the mirror marker are applied
@@ -37,7 +41,7 @@ import re
 from dataclasses import dataclass
 
 from calmirror.availability import zones
-from calmirror.compat_bounds import bound_rules
+from calmirror.compat_bounds import bound_rules, over_limit
 from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, value_of
 
 log = logging.getLogger("calmirror.mirror")
@@ -50,6 +54,7 @@ MASTERLESS = "overrides without a master: master added"
 PERIODS = "RDATE periods as overrides"
 BOUNDED = "rule bounded by UNTIL"
 ZONES = "custom time zones renamed per definition"
+NAMED = "undefined Windows time zones named by their IANA zone"
 
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
 _TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
@@ -76,6 +81,17 @@ def has_custom_zones(text: str) -> bool:
     return any(zones.is_custom(name.strip()) for name in _TZID_LINE.findall(text))
 
 
+def has_undefined_windows_zones(text: str) -> bool:
+    """Cheap first look: whether a property names a Windows zone ("Eastern Standard Time")
+    that no VTIMEZONE of the object defines. Radicale cannot place such a time (its time-range
+    queries read it as floating) and refuses to write such an object out."""
+    used = {match.group(2).strip('"').strip() for match in _TZID_PARAM.finditer(text)}
+    if not used:
+        return False
+    defined = {name.strip() for name in _TZID_LINE.findall(text)}
+    return any(name not in defined and zones.windows_name(name) for name in used)
+
+
 def compatible_copy(
     text: str, href: str, horizon: dt.date, max_occurrences: int, *, refused: str = ""
 ) -> Compatible | None:
@@ -100,12 +116,19 @@ def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int,
     reasons: list[str] = []
     if rename_custom_zones(resource):
         reasons.append(ZONES)
+    if name_undefined_zones(resource):
+        reasons.append(NAMED)
     if add_missing_master(resource):
         reasons.append(MASTERLESS)
     if split_periods(resource):
         reasons.append(PERIODS)
     bounded = ""
-    wants_bound = not refused or "recurrence" in refused.lower() or "rrule" in refused.lower()
+    wants_bound = (
+        not refused
+        or "recurrence" in refused.lower()
+        or "rrule" in refused.lower()
+        or over_limit(resource, max_occurrences)
+    )
     if wants_bound and bound_rules(resource, horizon, max_occurrences):
         reasons.append(f"{BOUNDED} (horizon {horizon.isoformat()})")
         bounded = horizon.isoformat()
@@ -133,6 +156,27 @@ def rename_custom_zones(resource: Resource) -> bool:
         for index, line in enumerate(block):
             if name_of(line) == "TZID" and value_of(line).strip() in renames:
                 block[index] = "TZID:" + renames[value_of(line).strip()]
+    for event in resource.events:
+        event.lines = [_renameparams_of(line, renames) for line in event.lines]
+    return True
+
+
+def name_undefined_zones(resource: Resource) -> bool:
+    """A Windows zone name ("Eastern Standard Time") with no VTIMEZONE in the object becomes
+    the IANA zone CLDR maps it to, as busy time reads it (`zones.zone_for`). Radicale's vobject
+    knows no such name: when it has to write the object out it adds an empty VTIMEZONE for
+    it and refuses the result ("VTIMEZONE components must contain a valid TZID")."""
+    defined = {value_of(line).strip() for block in resource.timezones for line in block if name_of(line) == "TZID"}
+    renames: dict[str, str] = {}
+    for event in resource.events:
+        for line in event.lines:
+            for match in _TZID_PARAM.finditer(split(line)[0]):
+                name = match.group(2).strip('"')
+                mapped = None if name in defined or zones.iana_name(name) else zones.windows_name(name)
+                if mapped is not None:
+                    renames[name] = mapped
+    if not renames:
+        return False
     for event in resource.events:
         event.lines = [_renameparams_of(line, renames) for line in event.lines]
     return True

@@ -51,6 +51,37 @@ def bound_rules(resource: Resource, horizon: dt.date, limit: int) -> bool:
     return changed
 
 
+def over_limit(resource: Resource, limit: int) -> bool:
+    """Whether Radicale would refuse a rule of `resource` for counting past `limit`, by its
+    own early checks (COUNT, or (UNTIL - DTSTART) / one FREQ unit): such a rule needs its bound
+    whatever else Radicale named first (it stops at the first problem, RDATE periods say)."""
+    for event in resource.events:
+        start_line = event.get("DTSTART")
+        room = limit - sum(value_of(line).count(",") + 1 for line in event.all("RDATE"))
+        for _, line in event.top():
+            if name_of(line) != "RRULE" or start_line is None:
+                continue
+            parts = [p for p in value_of(line).split(";") if p]
+            ends = {k.upper(): v for k, _, v in (p.partition("=") for p in parts) if k.upper() in ("COUNT", "UNTIL")}
+            with suppress(ValueError, OverflowError):
+                if "COUNT" in ends and int(ends["COUNT"]) > room:
+                    return True
+                if "UNTIL" in ends:
+                    start, _, _ = _start(resource, start_line)
+                    until = _naive(ends["UNTIL"])
+                    if (until - start).total_seconds() / _FREQ_SECONDS.get(_freq(parts), 1.0) > room - 1:
+                        return True
+    return False
+
+
+def _naive(value: str) -> dt.datetime:
+    """An UNTIL as a naive date-time (its zone is at most a day off, which the check allows)."""
+    value = value.strip().rstrip("Zz").upper()
+    if "T" in value:
+        return dt.datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
+    return dt.datetime.strptime(value[:8], "%Y%m%d")
+
+
 def _bounded(resource: Resource, event: Event, rule: str, horizon: dt.date, limit: int) -> str | None:
     """The rule with COUNT/UNTIL replaced by an UNTIL at its last occurrence before the
     horizon, at most the limit-th; None when the rule ends well before either."""

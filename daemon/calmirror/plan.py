@@ -228,12 +228,15 @@ def mirror_write(
     """(uid, local text, the compatible copy it was made from or None) of one remote object.
 
     Without `refused` the exact text is used unless it defines a custom time zone (which
-    Radicale would take but place by another object's rules): a cheap text look for 10,000
-    ordinary events. With `refused` (Radicale's reason for the exact text), the compatible
+    Radicale would take but place by another object's rules) or names a Windows zone it does
+    not define (which Radicale cannot place): a cheap text look for 10,000 ordinary events.
+    With `refused` (Radicale's reason for the exact text), the compatible
     copy or BadItem. Privacy and the marker apply to either, in `mirror_copy`.
     """
     made = None
-    if policy.horizon is not None and (refused is not None or compat.has_custom_zones(body)):
+    if policy.horizon is not None and (
+        refused is not None or compat.has_custom_zones(body) or compat.has_undefined_windows_zones(body)
+    ):
         made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
     if refused is not None and made is None:
         raise BadItem(href, refused)

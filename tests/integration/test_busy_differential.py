@@ -4,9 +4,10 @@ Objects (tests/busy_oracle.py) go into an emulator calendar as iCloud would hold
 for byte; a real mirror pass copies them, and busy time is read back as `calmirror
 availability` reads it (the busy index, and the engine past its horizon) and compared, over
 windows inside and outside the index's horizon, with the oracle's answer computed from
-recurring-ical-events and the documented rules. Each Hypothesis example batches several
-objects into one calendar of one module-wide emulator and home, so an example costs one
-mirror pass. A longer exploration: CALMIRROR_EXPLORE=N runs N examples.
+recurring-ical-events and the documented rules. What a CalDAV client reads from the mirror
+(exact and compatible copies; nothing may be withheld) must expand to the same busy time.
+Each Hypothesis example batches several objects into one calendar of one module-wide
+emulator and home, so an example costs one mirror pass. A longer exploration: CALMIRROR_EXPLORE=N runs N examples.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from calmirror.availability.sources import BusySources, ask_daemon
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
 from calmirror.home import Home
+from calmirror.local.layout import mirror_name
 from calmirror.state import State
 from tests import busy_oracle as oracle
 from tests.helpers import APP_PASSWORD, APPLE_ID, busy_json, connected_home, daemon_running, event
@@ -89,6 +91,15 @@ class Audit:
         assert not report.error, report.error
         return list(texts.values())
 
+    def client_texts(self) -> list[str]:
+        """What a CalDAV client reads from the local mirror of the calendar."""
+        row = self.engine.state.mirror(self.cal_id)
+        assert row is not None and row.slug
+        return list(self.engine.store.items(mirror_name(row.slug)).values())
+
+    def withheld(self) -> dict[str, int]:
+        return self.engine.state.copy_counts(self.cal_id)["withheld"]
+
     def busy(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
         return BusySources(self.engine.store, self.engine.state, self.engine.settings).busy(start, end)
 
@@ -123,7 +134,8 @@ def differences(
     audit: Audit, objs: list[oracle.Obj], *, cli: bool = False, also: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
 ) -> list[str]:
     canonical = [oracle.write(o, canonical=True) for o in objs]
-    wrong = []
+    wrong = [f"withheld from clients: {audit.withheld()}"] if audit.withheld() else []
+    stored = audit.client_texts()
     for start, end in (*WINDOWS, *also):
         if cli:
             got = busy_json(audit.home, start=f"{start:%Y-%m-%dT%H:%M}", end=f"{end:%Y-%m-%dT%H:%M}")
@@ -134,6 +146,10 @@ def differences(
             lost = [(a.isoformat(), b.isoformat()) for a, b in want if (a, b) not in got]
             extra = [(a.isoformat(), b.isoformat()) for a, b in got if (a, b) not in want]
             wrong.append(f"{start:%Y-%m-%d}..{end:%Y-%m-%d}: oracle only {lost}, calmirror only {extra}")
+        # a CalDAV client expanding what the mirror holds (compatible copies included)
+        seen = oracle.busy(stored, start, end, ZONE, tentative_busy=False)
+        if seen != want:
+            wrong.append(f"{start:%Y-%m-%d}..{end:%Y-%m-%d}: a client of the mirror sees {seen}, not {want}")
     return wrong
 
 
