@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from calmirror import credentials, logs
 from calmirror.config import Settings
-from calmirror.errors import AuthFailed, CalendarChoiceError, NotConnected, UserError
+from calmirror.errors import AuthFailed, CalendarChoiceError, NotConnected, UserError, icloud_refused_help
 from calmirror.health import mark_ok
 from calmirror.home import Home
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, CalendarRow, account_of, scoped_id
@@ -140,7 +140,11 @@ def connect(
     check_account_slot(state, name)
     from calmirror.remote.client import ICloudClient  # requests, lxml: only when a command talks to iCloud
 
-    client = ICloudClient(server, apple_id, password, timeout=(10.0, settings.icloud.timeout))
+    # Nothing is connected yet, so a refusal's advice is this command again, not `--again`.
+    retry = "`calmirror connect` again" + ("" if name == PRIMARY else f" with --name {name}")
+    client = ICloudClient(
+        server, apple_id, password, timeout=(10.0, settings.icloud.timeout), refused_help=icloud_refused_help(retry)
+    )
     try:
         found = client.discover()
         calendars = _scoped(client.list_calendars(found.home_url), name)

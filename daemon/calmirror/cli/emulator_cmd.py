@@ -106,17 +106,19 @@ def serve(
     try:
         emu.start()
     except OSError as exc:
-        typer.echo(f"cannot start the emulator: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        typer.echo(f"calmirror: cannot start the emulator: {exc.strerror or exc}", err=True)
+        raise typer.Exit(5) from exc
     if events:
         from datetime import date
 
         from calmirror.emulator.seed import generated_items
 
+        # Seconds per thousand on a busy machine: say so rather than sit silent before the URL.
+        typer.echo(f"Putting {events} generated events into Work...", err=True)
         emu.bulk_load(emu.calendar_id("Work"), generated_items(events, date.today()))
     previous = signal.signal(signal.SIGTERM, _stopper(stop))
     try:
-        _announce(emu)
+        _announce(emu, apple_id)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -134,11 +136,12 @@ def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     return handler
 
 
-def _announce(emu: Emulator) -> None:
+def _announce(emu: Emulator, apple_id: str) -> None:
     typer.echo(f"iCloud emulator serving on {emu.url}")
     typer.echo(f"  partition host: {emu.partition_url}  DSID: {emu.dsid}")
     for info in emu.store.calendars():
         mode = "" if info.writable else " (read-only)"
         typer.echo(f"  {info.name}{mode}: {emu.calendar_url(info.cal_id)}")
+    typer.echo(f"Connect calmirror to it: calmirror connect --apple-id {apple_id} --server {emu.url}")
     typer.echo("Press Ctrl-C to stop.")
     sys.stdout.flush()

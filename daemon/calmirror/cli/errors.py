@@ -8,15 +8,22 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from calmirror.errors import AuthFailed, CalmirrorError, TLSFailure, Unavailable, Unreachable
+from calmirror.local.errors import AddressInUse
 
 T = TypeVar("T")
 log = logging.getLogger("calmirror")
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+INTERRUPTED = "calmirror: interrupted; what was finished is kept: run the command again to carry on\n"
 
 
 def message_for(error: CalmirrorError) -> str:
+    if isinstance(error, AddressInUse):
+        return (
+            f"{error.message} (by another program, or calmirror for another home): stop it, or set port "
+            "under [server] in config.toml (0 picks a free port)"
+        )
     if isinstance(error, AuthFailed):
         return error.message
     if isinstance(error, TLSFailure):
@@ -37,8 +44,14 @@ def guarded(main: Callable[[], T], verbose: Callable[[], bool]) -> T:
         sys.stderr.write(f"calmirror: {message_for(error)}\n")
         raise SystemExit(error.exit_code) from None
     except KeyboardInterrupt:
-        sys.stderr.write("calmirror: interrupted\n")
+        sys.stderr.write(INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit as leaving:
+        # Typer turns Ctrl-C into a silent exit 130; a user should still learn that what
+        # was finished is kept (a sync's committed batches, an outbox) and how to go on.
+        if leaving.code == EXIT_INTERRUPTED:
+            sys.stderr.write(INTERRUPTED)
+        raise
     except OSError as error:
         if error.errno == 28:
             sys.stderr.write("calmirror: the disk is full; free some space and try again (nothing was lost)\n")
