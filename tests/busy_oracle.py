@@ -18,6 +18,7 @@ process and so shares that correction, not the engine.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,13 @@ CUSTOM_DEFS: dict[str, list[str]] = {
 }
 WINDOWS = {"W. Europe Standard Time": "Europe/Berlin", "Eastern Standard Time": "America/New_York"}
 #: Start days are drawn around these, so most objects touch the test's windows.
-ANCHORS = (dt.datetime(2026, 12, 10), dt.datetime(2027, 3, 20), dt.datetime(2025, 12, 5), dt.datetime(2028, 12, 10))
+ANCHORS = (
+    dt.datetime(2026, 12, 10),
+    dt.datetime(2027, 3, 20),  # both spring DST changes within reach
+    dt.datetime(2026, 10, 28),  # both autumn ones (the clocks go back on 25 October and 1 November)
+    dt.datetime(2025, 12, 5),
+    dt.datetime(2028, 12, 10),
+)
 IANA = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 
 
@@ -88,7 +95,7 @@ class Obj:
     zone: str  # the IANA zone meant ("" for utc, floating and date)
     start: dt.datetime  # wall time (midnight for date)
     length: dt.timedelta
-    end_form: str  # dtend | duration | none
+    end_form: str  # dtend | duration | duration-exact (days written as hours: PT24H) | none
     rule: str  # RRULE without COUNT/UNTIL, or ""
     ending: tuple[str, int]  # ("count", n) | ("until", days) | ("open", 0) | ("forever", 0)
     props: Props
@@ -129,7 +136,7 @@ def objects(draw: st.DrawFn, uid: str) -> Obj:
         start, length = day, dt.timedelta(days=draw(st.integers(1, 3)))
     else:
         start = day + dt.timedelta(hours=draw(st.integers(0, 23)), minutes=draw(st.sampled_from([0, 15, 30, 45])))
-        length = dt.timedelta(minutes=draw(st.sampled_from([15, 30, 60, 90, 180, 1560])))
+        length = dt.timedelta(minutes=draw(st.sampled_from([15, 30, 60, 90, 180, 1440, 1560])))
     kind = draw(
         st.sampled_from(
             ["none", "none", "daily", "weekly", "monthly", "setpos", "nth", "lastday", "yearly", "yearly-day"]
@@ -200,7 +207,11 @@ def objects(draw: st.DrawFn, uid: str) -> Obj:
         zone=zone,
         start=start,
         length=length,
-        end_form=draw(st.sampled_from(["dtend", "dtend", "dtend", "duration", "duration", "none"])),
+        end_form=draw(
+            st.sampled_from(["dtend", "dtend", "dtend", "duration", "duration", "none"])
+            if form == "date"
+            else st.sampled_from(["dtend", "dtend", "dtend", "duration", "duration", "duration-exact", "none"])
+        ),
         rule=rule,
         ending=ending,
         props=draw(props()),
@@ -305,6 +316,8 @@ def _vevent(
         lines.append(_value(obj, start + length, canonical, "DTEND"))
     elif obj.end_form == "duration":
         lines.append(f"DURATION:{_duration(length)}")
+    elif obj.end_form == "duration-exact":  # RFC 5545 3.3.6: exact, where P1D is nominal
+        lines.append(f"DURATION:PT{int(length.total_seconds()) // 3600}H{int(length.total_seconds()) % 3600 // 60}M")
     lines += _prop_lines(p, obj.uid, obj.form != "date")
     return [*lines, "END:VEVENT"]
 
@@ -395,6 +408,83 @@ def _utc(value: dt.date | dt.datetime, tz: ZoneInfo) -> dt.datetime:
     return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
 
 
+# --- RFC 5545 lengths (the library adds DURATION and DTEND - DTSTART in wall-clock time) ---------
+
+
+@dataclass(frozen=True)
+class Length:
+    """What one VEVENT says about how long its occurrences last."""
+
+    start: dt.date | dt.datetime
+    end: dt.date | dt.datetime | None  # DTEND
+    days: int = 0  # DURATION's weeks and days: nominal (calendar days)
+    seconds: int = 0  # DURATION's hours, minutes and seconds: exact (elapsed)
+    periods: tuple[tuple[dt.datetime, str], ...] = ()  # RDATE;VALUE=PERIOD (UTC start, raw end)
+
+
+_DUR = re.compile(r"^([+-]?)P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def _dur(raw: str) -> tuple[int, int]:
+    """(nominal days, exact seconds) of an RFC 5545 duration, read from its text."""
+    m = _DUR.match(raw.strip().upper())
+    assert m is not None, raw
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in m.groups()[1:])
+    return weeks * 7 + days, hours * 3600 + minutes * 60 + seconds
+
+
+def _lengths(text: str, calendar: icalendar.Calendar) -> dict[object, Length]:
+    """Each VEVENT's Length, by (UID, its RECURRENCE-ID in UTC or None for the master)."""
+    raw_blocks = re.findall(r"^BEGIN:VEVENT\r?\n(.*?)^END:VEVENT", text.replace("\r\n ", ""), re.M | re.S)
+    found: dict[object, Length] = {}
+    for component, raw in zip(calendar.walk("VEVENT"), raw_blocks, strict=True):
+        duration = re.search(r"^DURATION[^:\r\n]*:(.*?)\r?$", raw, re.M)
+        days, seconds = _dur(duration.group(1)) if duration and "DTEND" not in component else (0, 0)
+        rdates = component.get("RDATE", [])
+        values = [v for r in (rdates if isinstance(rdates, list) else [rdates]) for v in r.dts]
+        starts = [_utc(v.dt[0], UTC) for v in values if isinstance(v.dt, tuple)]  # periods, in order
+        lines = re.findall(r"^RDATE[^:\r\n]*VALUE=PERIOD[^:\r\n]*:(.*?)\r?$", raw, re.M | re.I)
+        ends = [p.split("/", 1)[1] for line in lines for p in line.split(",")]
+        periods = list(zip(starts, ends, strict=True))
+        rid = component.get("RECURRENCE-ID")
+        key = (str(component["UID"]), _utc(rid.dt, UTC) if rid is not None else None)
+        found[key] = Length(
+            component["DTSTART"].dt,
+            component["DTEND"].dt if "DTEND" in component else None,
+            days,
+            seconds,
+            tuple(periods),
+        )
+    return found
+
+
+def rfc_end(occurrence: icalendar.Component, lengths: dict[object, Length]) -> dt.date | dt.datetime | None:
+    """The occurrence's end by RFC 5545, or None where the library's is right (dates,
+    floating and UTC times, and events without a length)."""
+    start = occurrence["DTSTART"].dt
+    if not isinstance(start, dt.datetime) or start.tzinfo is None or start.utcoffset() == dt.timedelta(0):
+        return None
+    uid, rid = str(occurrence["UID"]), occurrence.get("RECURRENCE-ID")
+    at = _utc(rid.dt, UTC) if rid is not None else None
+    length = lengths.get((uid, at)) or lengths.get((uid, None))
+    if length is None:
+        return None
+    if (uid, at) not in lengths:  # an occurrence of the master: perhaps one of its periods
+        for begin, end in length.periods:
+            if begin == start.astimezone(UTC):
+                if end.upper().lstrip("+").startswith("P"):
+                    days, seconds = _dur(end)
+                    return (start + dt.timedelta(days=days)).astimezone(UTC) + dt.timedelta(seconds=seconds)
+                return None  # an explicit end: the library's
+    if length.end is not None:
+        if not isinstance(length.end, dt.datetime) or not isinstance(length.start, dt.datetime):
+            return None
+        return start.astimezone(UTC) + (_utc(length.end, UTC) - _utc(length.start, UTC))
+    if not (length.days or length.seconds):
+        return None
+    return (start + dt.timedelta(days=length.days)).astimezone(UTC) + dt.timedelta(seconds=length.seconds)
+
+
 def busy(
     texts: list[str], start: dt.datetime, end: dt.datetime, tz: ZoneInfo, tentative_busy: bool
 ) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -403,12 +493,15 @@ def busy(
     lo, hi = (start - dt.timedelta(days=3)).date(), (end + dt.timedelta(days=3)).date()
     for text in texts:
         calendar = icalendar.Calendar.from_ical(text)
+        lengths = _lengths(text, calendar)
         for component in recurring_ical_events.of(calendar).between(lo, hi):
             if not busy_by_rules(component, tentative_busy):
                 continue
             first = component["DTSTART"].dt
             a = _utc(first, tz)
             b = _utc(component["DTEND"].dt, tz) if "DTEND" in component else a
+            exact = rfc_end(component, lengths)
+            b = exact if exact is not None else b
             travel = component.get("X-APPLE-TRAVEL-DURATION")
             if travel is not None and isinstance(first, dt.datetime) and a < b:
                 a -= travel.dt

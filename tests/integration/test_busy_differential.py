@@ -46,7 +46,8 @@ guard = "reject"
 WINDOWS = [
     (dt.datetime(2025, 11, 20, tzinfo=UTC), dt.datetime(2025, 12, 20, tzinfo=UTC)),  # across the index's past edge
     (dt.datetime(2026, 11, 28, tzinfo=UTC), dt.datetime(2027, 1, 10, tzinfo=UTC)),  # around today
-    (dt.datetime(2027, 3, 8, tzinfo=UTC), dt.datetime(2027, 4, 6, tzinfo=UTC)),  # both DST changes
+    (dt.datetime(2027, 3, 8, tzinfo=UTC), dt.datetime(2027, 4, 6, tzinfo=UTC)),  # both spring DST changes
+    (dt.datetime(2026, 10, 20, tzinfo=UTC), dt.datetime(2026, 11, 10, tzinfo=UTC)),  # both autumn ones
     (dt.datetime(2028, 11, 20, tzinfo=UTC), dt.datetime(2029, 2, 1, tzinfo=UTC)),  # across the far edge
 ]
 EXAMPLES = int(os.environ.get("CALMIRROR_EXPLORE", "0")) or 25

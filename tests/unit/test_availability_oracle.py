@@ -26,6 +26,7 @@ WINDOWS = [
     (dt.datetime(2025, 11, 20, tzinfo=UTC), dt.datetime(2025, 12, 20, tzinfo=UTC)),
     (dt.datetime(2026, 11, 28, tzinfo=UTC), dt.datetime(2027, 1, 10, tzinfo=UTC)),
     (dt.datetime(2027, 3, 8, tzinfo=UTC), dt.datetime(2027, 4, 6, tzinfo=UTC)),
+    (dt.datetime(2026, 10, 20, tzinfo=UTC), dt.datetime(2026, 11, 10, tzinfo=UTC)),  # autumn's DST changes
     (dt.datetime(2028, 11, 20, tzinfo=UTC), dt.datetime(2029, 2, 1, tzinfo=UTC)),
 ]
 

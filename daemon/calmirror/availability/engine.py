@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from calmirror.availability.durations import mark_exact_durations
 from calmirror.availability.expansion import occurrences
 from calmirror.availability.index import SourceIndex, clear_cache, index
 from calmirror.availability.instants import to_utc
@@ -130,7 +131,7 @@ def parse_calendar(text: str | bytes) -> icalendar.Calendar:
     if not text.strip():
         raise CalendarParseError("empty resource")
     try:
-        calendar = icalendar.Calendar.from_ical(text)
+        calendar = icalendar.Calendar.from_ical(mark_exact_durations(text))
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError... on junk
         raise CalendarParseError(f"unparsable iCalendar ({reason(exc)})") from None
     if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":

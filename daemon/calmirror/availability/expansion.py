@@ -22,6 +22,7 @@ from recurring_ical_events.util import convert_to_datetime
 
 from calmirror.availability import rrule_bounds as rb
 from calmirror.availability.compiled import Block, CompiledSeries, Raw, Span
+from calmirror.availability.durations import DST_SLACK, rfc_end
 from calmirror.availability.instants import UTC, Time, to_utc
 from calmirror.availability.intervals import shift
 from calmirror.availability.library_series import Adapter, CachedSeries, CapReached, OneOffSeries
@@ -61,7 +62,9 @@ def _rebased(cs: CompiledSeries, start: dt.datetime, count: int | None) -> tuple
     component["RRULE"] = vRecur(parts)
     cacheable = rule.freq in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY") and rule.per_period <= 64
     kind = CachedSeries if cacheable else OneOffSeries
-    return kind([Adapter(component, cs.master.info), *cs.modifications]), cacheable
+    rebased = Adapter(component, cs.master.info)
+    rebased.length = cs.master.length  # the original's DURATION, not the DTEND written here
+    return kind([rebased, *cs.modifications]), cacheable
 
 
 def _choose_series(cs: CompiledSeries, first: dt.datetime, last: dt.datetime) -> tuple[Any, bool]:
@@ -128,9 +131,10 @@ def expand(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.t
     ws, we = window
     span: tuple[Time, Time]
     if cs.kind == "aware":
-        span = (ws, we)
+        # (an occurrence's exact end may lie past the library's wall-clock one, `rfc_end`)
+        span = (ws - DST_SLACK, we)
         zone = cs.master.start.tzinfo if cs.master is not None else UTC
-        first, last = ws.astimezone(zone).replace(tzinfo=None), we.astimezone(zone).replace(tzinfo=None)
+        first, last = span[0].astimezone(zone).replace(tzinfo=None), we.astimezone(zone).replace(tzinfo=None)
     else:
         widen = dt.timedelta(hours=3)
         first = ws.astimezone(tz).replace(tzinfo=None) - widen
@@ -142,8 +146,10 @@ def expand(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.t
         for occurrence in series.between(*span):
             seen.add(id(occurrence.adapter))
             start = occurrence.start
-            approximate = rough and not occurrence.adapter.is_modification()
-            yield Raw(occurrence.adapter.info, start, occurrence.end, not isinstance(start, dt.datetime), approximate)
+            adapter = occurrence.adapter
+            approximate = rough and not adapter.is_modification()
+            end = rfc_end(adapter.length, adapter.duration, start, occurrence.end)
+            yield Raw(adapter.info, start, end, not isinstance(start, dt.datetime), approximate)
     except CapReached as cap:
         yield from _rest_of(cs, cap.at, span, seen)
 

@@ -20,6 +20,7 @@ from recurring_ical_events import EventAdapter, Occurrence, Series
 from recurring_ical_events.constants import NEGATIVE_RRULE_COUNT_REGEX
 from recurring_ical_events.util import compare_greater, convert_to_datetime, to_recurrence_ids
 
+from calmirror.availability.durations import length_of
 from calmirror.availability.instants import Time
 from calmirror.availability.rules import EventInfo
 
@@ -58,6 +59,7 @@ class Adapter(EventAdapter):  # type: ignore[misc]  # the library ships no types
         super().__init__(component)
         self.component = component
         self.info = info
+        self.length = length_of(component)  # for `durations.rfc_end`
 
 
 class _Occurrence(Occurrence):  # type: ignore[misc]  # the library ships no types

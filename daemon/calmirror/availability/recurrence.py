@@ -31,6 +31,7 @@ from recurring_ical_events import EventAdapter
 from calmirror.availability import rrule_bounds as rb
 from calmirror.availability import zones
 from calmirror.availability.compiled import CompiledCalendar, CompiledSeries, Single
+from calmirror.availability.durations import DST_SLACK, length_of, rfc_end
 from calmirror.availability.instants import Time, bound, wall
 from calmirror.availability.library_series import Adapter, CachedSeries
 from calmirror.availability.rules import event_info
@@ -83,6 +84,7 @@ def compile_calendar(calendar: icalendar.Calendar) -> CompiledCalendar:
 def _compile_single(uid: str, component: icalendar.Component) -> Single:
     adapter = EventAdapter(component)
     start, end = adapter.start, adapter.end  # the library's DTEND/DURATION/all-day defaults
+    end = rfc_end(length_of(component), adapter.duration, start, end)  # exact hours across DST
     info = event_info(component)
     return Single(uid, info, start, end, bound(start, False) - info.travel, bound(end, True))
 
@@ -145,7 +147,7 @@ def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> Comp
         kind=_kind(first.start),
         start0=wall(master.start) if master is not None else None,
         duration=master.duration if master is not None else dt.timedelta(0),
-        lead=max(durations) + move,
+        lead=max(durations) + move + DST_SLACK,
         travel=max(a.info.travel for a in (master, *mods) if a is not None),
     )
     if not _scan_rules(cs):  # the filters never meet the INTERVAL lattice: DTSTART only
@@ -154,7 +156,7 @@ def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> Comp
         del bare["RRULE"]
         cs.master = Adapter(bare, master.info)
         cs.series, cs.rules, cs.checkpoints, cs.last_start = CachedSeries([cs.master, *mods]), [], [], None
-    _set_extent(cs, max(durations), move)
+    _set_extent(cs, max(durations) + DST_SLACK, move)
     return cs
 
 
