@@ -16,6 +16,12 @@ Why it is shaped this way:
   it walked again in `CHUNK`-long windows, so a dense rule gets the engine's bounded work
   per window, never one approximation for three years. Each occurrence is then kept by the
   one chunk its start falls in (or the first chunk, for one that started before it).
+* A dense rule (every 15 minutes, every hour) would put over 100,000 rows into the index
+  for one resource. Its occurrences that overlap or touch, and that say the same about busy
+  time (same UID, event, all-day flag and approximation), are stored as one row: busy time is
+  their union, and the query's travel time and tentative switches apply to the merged row as
+  they would to each part (`merge_dense`). Ordinary resources keep one row per occurrence,
+  which the week view shows.
 * Times are integer microseconds since the epoch: exact, comparable in SQL, and able to
   hold the years 1 to 9999 that valid data may use.
 """
@@ -33,13 +39,14 @@ from calmirror.availability.rules import my_partstat
 from calmirror.model import BusySpan, IndexedItem
 
 UTC = dt.UTC
-INDEX_VERSION = 3  # moves when what a row means changes, or the engine's answer for a text: the index is rebuilt
+INDEX_VERSION = 4  # moves when what a row means changes, or the engine's answer for a text: the index is rebuilt
 HORIZON_BACK = dt.timedelta(days=365)
 HORIZON_AHEAD = dt.timedelta(days=730)
 CHUNK = dt.timedelta(days=32)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 parsed = 0  # texts parsed by this module in this process (tests: a restart parses none)
 _US = dt.timedelta(microseconds=1)
+DENSE_ROWS = 2_000  # more occurrences than this in one walk: merged where they touch (more than daily for years)
 
 
 def to_us(value: dt.datetime) -> int:
@@ -114,6 +121,36 @@ def _walk(
         chunk = end
 
 
+def merge_dense(hits: list[engine.ItemHit]) -> list[engine.ItemHit]:
+    """`hits`, with those of one event that overlap or touch merged into one, when there are
+    more than `DENSE_ROWS`; the union of busy time is unchanged under every query switch.
+
+    Hits merge only when every field but the times is the same (the event's info object is
+    shared by the occurrences of one master), and only when the later one starts no later
+    than the earlier ends before any travel time: with travel time on, the merged row's
+    start moves back by the travel as the first part's did, and the later parts' travel
+    lies inside the merged row."""
+    if len(hits) <= DENSE_ROWS:
+        return hits
+    groups: dict[tuple[object, ...], list[engine.ItemHit]] = {}
+    for hit in hits:
+        groups.setdefault((hit[2], id(hit[3]), hit[4], hit[5]), []).append(hit)
+    merged: list[engine.ItemHit] = []
+    for group in groups.values():
+        group.sort(key=lambda hit: (hit[0], hit[1]))
+        current = group[0]
+        for hit in group[1:]:
+            if current[0] < current[1] and hit[0] < hit[1] and hit[0] <= current[1]:
+                if hit[1] > current[1]:
+                    current = (current[0], hit[1], *current[2:])
+                continue
+            merged.append(current)
+            current = hit
+        merged.append(current)
+    merged.sort(key=lambda hit: (hit[0], hit[1]))
+    return merged
+
+
 def bounds(found: engine.SourceIndex) -> tuple[dt.datetime, dt.datetime | None] | None:
     """The earliest and latest instant the resource can occupy (travel included); None when
     it holds no usable event."""
@@ -145,7 +182,7 @@ def index_text(text: str, rules: engine.Rules, window: tuple[int, int]) -> Index
         return IndexedItem(known, None, None, ())
     found, (lo, hi) = read
     wide = index_rules(rules)
-    spans = tuple(_span(hit, wide.me) for hit in _walk(found, wide, lo, hi, window))
+    spans = tuple(_span(hit, wide.me) for hit in merge_dense(list(_walk(found, wide, lo, hi, window))))
     return IndexedItem(known, to_us(lo), None if hi is None else to_us(hi), spans)
 
 
@@ -157,9 +194,8 @@ def extend_text(text: str, rules: engine.Rules, old_end: int, new_end: int) -> t
         return ()
     found, (lo, hi) = read
     wide = index_rules(rules)
-    return tuple(
-        _span(hit, wide.me) for hit in _walk(found, wide, lo, hi, (old_end, new_end)) if to_us(hit[0]) >= old_end
-    )
+    added = [hit for hit in _walk(found, wide, lo, hi, (old_end, new_end)) if to_us(hit[0]) >= old_end]
+    return tuple(_span(hit, wide.me) for hit in merge_dense(added))
 
 
 def windows_text(text: str, rules: engine.Rules, windows: list[tuple[int, int]]) -> list[tuple[BusySpan, ...]]:
@@ -169,4 +205,7 @@ def windows_text(text: str, rules: engine.Rules, windows: list[tuple[int, int]])
         return [() for _ in windows]
     found, (lo, hi) = read
     wide = index_rules(rules)
-    return [tuple(_span(hit, wide.me) for hit in _walk(found, wide, lo, hi, window)) for window in windows]
+    return [
+        tuple(_span(hit, wide.me) for hit in merge_dense(list(_walk(found, wide, lo, hi, window))))
+        for window in windows
+    ]
