@@ -44,6 +44,8 @@ from xml.sax.saxutils import escape
 from radicale import pathutils
 
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
     from _typeshed import OptExcInfo
 
 from calmirror.local import davxml, layout, refusals, suspect
@@ -62,6 +64,7 @@ OnChange = Callable[[str], None]
 Guard = Callable[[str, bytes], "str | None"]
 FreeBusy = Callable[[str, datetime, datetime], str]
 ReadLock = Callable[[], AbstractContextManager[object]]
+Report = Callable[[str, "ET.Element"], "bytes | None"]  # (collection path, parsed body) -> a 207 body
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 WRITE_METHODS = frozenset({"PUT", "DELETE", "PROPPATCH", "MKCOL", "MKCALENDAR", "MOVE", "COPY"})
@@ -69,6 +72,7 @@ XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR
 CHANGE_METHODS = frozenset({"PUT", "DELETE", "MOVE"})
 LONG_READ_METHODS = frozenset({"PROPFIND", "REPORT"})  # hold the shared store lock while building the answer
 UNLOCKED_READ_METHODS = frozenset({"GET", "HEAD", "REPORT"})  # on a read-only calendar: no store lock
+_XML_HEADERS = (("Content-Type", "text/xml; charset=utf-8"),)  # as Radicale answers a REPORT
 # We are never behind a reverse proxy; these would let a client change how Radicale
 # maps the URL to a collection, and so differ from what the checks here looked at.
 _PROXY_HEADERS = (
@@ -141,6 +145,7 @@ class Middleware:
         self.read_lock = read_lock  # Radicale's shared store lock, held around a whole PROPFIND
         self.limits = limits or Limits()  # Radicale's per-object limits, for the reason of a refused PUT
         self.fairness = fairness or WritersFirst()  # shared with the store's other writers (`fairness`)
+        self.report: Report | None = None  # answers some REPORTs instead of Radicale
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         for header in _PROXY_HEADERS:
@@ -275,6 +280,11 @@ class Middleware:
                 query = davxml.free_busy_query(root)
                 if query is not None and self._readable_calendar(path):
                     return self._answer_freebusy(path, query, start_response)
+            if method == "REPORT" and self.report is not None and self._readable_calendar(path):
+                answer = self.report(path, root)  # a query the index answers (`range_answer`), else None
+                if answer is not None:
+                    start_response("207 Multi-Status", [*_XML_HEADERS, ("Content-Length", str(len(answer)))])
+                    return [answer]
         except davxml.XMLRefused as refused:
             raise Refusal(HTTPStatus.BAD_REQUEST, refused.reason) from None
         return None

@@ -120,7 +120,7 @@ class IndexedCollection(UidCachedCollection):
             yield from super().get_filtered(filters)  # no window to narrow by (`expand` removes it)
             return
         try:
-            found = self._from_index(index, name, component, start, end, simple, _plain_event_window(filters))
+            found = self._from_index(index, name, component, start, end, simple, plain_event_window(filters))
         except Exception:
             log.warning("the time-range index of %s failed; Radicale answers this query", name, exc_info=True)
             found = None
@@ -371,7 +371,7 @@ def _seconds(moment: dt.datetime) -> int:
     return delta.days * 86_400 + delta.seconds
 
 
-def _plain_event_window(filters: Sequence[ET.Element]) -> bool:
+def plain_event_window(filters: Sequence[ET.Element]) -> bool:
     """Whether the query is exactly `VCALENDAR > VEVENT > time-range` with a start or an end:
     the shape whose full filter is `time_range_match` on the item's VEVENTs."""
     if len(filters) != 1 or len(filters[0]) != 1:

@@ -19,6 +19,7 @@ import socketserver
 import threading
 import time
 import wsgiref.simple_server
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -28,7 +29,7 @@ import radicale.app
 import radicale.storage
 
 from calmirror.errors import LocalServerError
-from calmirror.local import layout, uid_cache
+from calmirror.local import layout, range_answer, uid_cache
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
 from calmirror.local.fairness import gate_for
@@ -114,6 +115,12 @@ class _ThreadedWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSG
 
 def _socket_of(request: Request) -> socket.socket:
     return request[1] if isinstance(request, tuple) else request
+
+
+def _indexed_report(storage: radicale.storage.BaseStorage, path: str, root: ET.Element, limit: int) -> bytes | None:
+    """A calendar-query on a mirror answered from the index (`range_answer`), else None."""
+    query = range_answer.plain_query(root)
+    return None if query is None else range_answer.answer(storage, path, query, limit)
 
 
 def is_loopback(host: str) -> bool:
@@ -272,6 +279,9 @@ class LocalServer:
         except (OSError, RuntimeError, ValueError) as error:
             raise LocalServerError(f"Radicale cannot start on {self.store_dir}: {error}") from error
         self._middleware.read_lock = lambda: storage.acquire_lock("r", "calmirror")
+        if self.range_store is not None:
+            limit = configuration.get("reporting", "max_expand_occurrence")
+            self._middleware.report = lambda path, root: _indexed_report(storage, path, root, limit)
         self._storage = storage
         self._middleware.limits = Limits.of(configuration)
 

@@ -229,10 +229,14 @@ class BusyTables(BusyFarTables):
 
     # --- reading -----------------------------------------------------------------------
 
+    # The upkeep's reads are on reader connections (WAL): under the writers' lock every guard
+    # check waited behind whatever transaction another thread had open (a push, a mirror
+    # batch, a guard note) just to learn that nothing had changed.
+
     def busy_digests(self, source: str) -> dict[str, str]:
         """href -> digest of the text each entry was computed from ("" when stale)."""
-        with self._lock:
-            return dict(self.db.conn.execute("SELECT href, digest FROM busy_items WHERE source = ?", (source,)))
+        with self._reading() as conn:
+            return {r[0]: r[1] for r in conn.execute("SELECT href, digest FROM busy_items WHERE source = ?", (source,))}
 
     def busy_sources(self) -> set[str]:
         with self._lock:
@@ -240,8 +244,8 @@ class BusyTables(BusyFarTables):
 
     def busy_stale(self) -> list[tuple[str, str]]:
         """(source, href) of entries to compute again."""
-        with self._lock:
-            return [(r[0], r[1]) for r in self.db.conn.execute("SELECT source, href FROM busy_items WHERE digest = ''")]
+        with self._reading() as conn:
+            return [(r[0], r[1]) for r in conn.execute("SELECT source, href FROM busy_items WHERE digest = ''")]
 
     def busy_spans(self, q: SpanQuery) -> list[SpanRow]:
         """Spans touching [start, end) under the query's rules: two index range scans."""
