@@ -244,7 +244,10 @@ class Mirror:
         counts = self.state.copy_counts(cal.id)
         report.copies = {kind: sum(by_reason.values()) for kind, by_reason in counts.items()}
         report.copy_reasons = {kind: by_reason for kind, by_reason in counts.items() if by_reason and kind != "exact"}
-        log.info("sync %s", report.summary())
+        # An idle pass every minute would be three lines a minute per calendar in the journal for
+        # ever; only a pass that changed something is news (`--verbose` shows the rest).
+        changed = report.added or report.updated or report.deleted or report.skipped or report.held_empty
+        (log.info if changed else log.debug)("sync %s", report.summary())
         return report
 
     def _match_map(self, cal: CalendarRow, slug: str) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -113,3 +117,64 @@ def test_a_taken_port_says_how_to_choose_another(cli: Cli, home: Path) -> None:
     assert result.returncode == 5
     line = one_clean_line(result)
     assert "the address is already in use" in line and "set port under [server] in config.toml" in line
+
+
+def _last_sync(cli: Cli, name: str) -> float:
+    mirrors = json.loads(cli("status", "--json").stdout)["mirrors"]
+    return next((m["last_sync"] or 0.0 for m in mirrors if m["name"] == name), 0.0)
+
+
+def test_an_idle_daemon_logs_nothing_for_passes_that_changed_nothing(cli: Cli, emu: Emulator, home: Path) -> None:
+    assert connect(cli, emu).returncode == 0
+    assert cli("link", "Work").returncode == 0
+    (home / "config.toml").write_text((home / "config.toml").read_text() + "\n[server]\nport = 0\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calmirror", "run"],
+        env={**os.environ, "CALMIRROR_HOME": str(home)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: _last_sync(cli, "Work") > 0, 60), "the first pass never ended"
+        first = _last_sync(cli, "Work")
+        assert cli("sync", "--now").returncode == 0
+        assert wait_for(lambda: _last_sync(cli, "Work") > first, 60), "the second pass never ended"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "sync Work: 16 added, 0 updated, 0 deleted, 0 skipped" in err  # the first pass is news
+    assert "0 added, 0 updated, 0 deleted, 0 skipped" not in err, err  # the idle one is not
+
+
+def _with_terminal() -> None:
+    """In the child: a session of its own whose controlling terminal is its stdin (a pty)."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_ctrl_d_at_the_password_prompt_is_one_line_and_exit_2(home: Path) -> None:
+    controller, terminal = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calmirror", "connect", "--apple-id", APPLE_ID, "--server", "http://127.0.0.1:9/"],
+        env={**os.environ, "CALMIRROR_HOME": str(home)},
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_with_terminal,  # the child must own the pty to be prompted on it
+    )
+    os.close(terminal)
+    try:
+        # The prompt's text goes to stdout; the hidden read writes to the terminal once it has
+        # turned echo off (and flushed what was typed before), so Ctrl-D goes after that.
+        ready, _, _ = select.select([controller], [], [], 60)
+        assert ready and os.read(controller, 1024), "never asked for the password"
+        os.write(controller, b"\x04")  # Ctrl-D
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(controller)
+    assert proc.returncode == 2
+    assert [line for line in err.splitlines() if line.strip()] == ["calmirror: no password given; nothing was changed"]

@@ -22,7 +22,10 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().strip()
     elif sys.stdin.isatty():
-        password = typer.prompt("App-specific password", hide_input=True).strip()
+        try:
+            password = typer.prompt("App-specific password", hide_input=True).strip()
+        except typer.Abort:  # Ctrl-D at the prompt: typer's own answer is "Aborted." and exit 1
+            raise UserError("no password given; nothing was changed") from None
     else:
         raise UserError("no terminal to ask for the password; pipe it in with --password-stdin")
     account.check_password(password)
