@@ -35,6 +35,7 @@ from calmirror.availability.expansion import occurrences
 from calmirror.availability.index import SourceIndex, clear_cache, index
 from calmirror.availability.instants import to_utc
 from calmirror.availability.intervals import Interval, intersect, merge, shift
+from calmirror.availability.lenient import parse_leniently
 from calmirror.availability.recurrence import reason
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
 
@@ -130,10 +131,14 @@ def parse_calendar(text: str | bytes) -> icalendar.Calendar:
     text = text.lstrip("\ufeff")  # some exporters write a UTF-8 byte order mark
     if not text.strip():
         raise CalendarParseError("empty resource")
+    text = mark_exact_durations(text)
     try:
-        calendar = icalendar.Calendar.from_ical(mark_exact_durations(text))
+        calendar = icalendar.Calendar.from_ical(text)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError... on junk
-        raise CalendarParseError(f"unparsable iCalendar ({reason(exc)})") from None
+        try:  # one bad alarm, zone or line must not hide the events (`lenient`)
+            calendar = parse_leniently(text)
+        except Exception:
+            raise CalendarParseError(f"unparsable iCalendar ({reason(exc)})") from None
     if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
         raise CalendarParseError("top-level component is not a VCALENDAR")
     return calendar

@@ -33,6 +33,7 @@ from calmirror.availability import zones
 from calmirror.availability.compiled import CompiledCalendar, CompiledSeries, Single
 from calmirror.availability.durations import DST_SLACK, length_of, rfc_end
 from calmirror.availability.instants import Time, bound, wall
+from calmirror.availability.lenient import drop_broken
 from calmirror.availability.library_series import Adapter, CachedSeries
 from calmirror.availability.rules import event_info
 
@@ -66,6 +67,7 @@ def compile_calendar(calendar: icalendar.Calendar) -> CompiledCalendar:
         skipped.append(("", f"X-WR-TIMEZONE ignored: {reason(exc)}"))
     groups: dict[str, list[icalendar.Component]] = {}
     for n, component in enumerate(calendar.walk("VEVENT")):
+        drop_broken(component)
         groups.setdefault(str(component.get("UID") or f"<no UID #{n}>"), []).append(component)
     singles: list[Single] = []
     series: list[CompiledSeries] = []

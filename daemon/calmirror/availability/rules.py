@@ -83,7 +83,10 @@ def travel_time(component: icalendar.Component) -> dt.timedelta:
         value = value[0] if value else None
     if value is None:
         return dt.timedelta(0)
-    found = getattr(value, "dt", None)
+    try:
+        found = getattr(value, "dt", None)
+    except Exception:  # a broken value (icalendar raises on reading it): no travel time, the event counts
+        return dt.timedelta(0)
     if not isinstance(found, dt.timedelta):
         try:
             found = vDuration.from_ical(str(value).strip())
