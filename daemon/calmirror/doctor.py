@@ -6,6 +6,7 @@ working" before a user has to read logs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import tempfile
@@ -154,8 +155,11 @@ def check_store(home: Home) -> Check:
         if problem := _private(folder, folder=True):
             return Check("local store", False, problem)
     try:
-        with tempfile.NamedTemporaryFile(dir=home.store_dir):
-            pass
+        # An empty file still fits on a full disk; one byte, synced, does not.
+        with tempfile.NamedTemporaryFile(dir=home.store_dir) as probe:
+            probe.write(b"x")
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as exc:
         return Check("local store", False, f"{home.store_dir} is not writable ({exc.strerror})")
     return Check("local store", True, f"{home.store_dir} private and writable")
@@ -176,10 +180,14 @@ def check_watcher(home: Home) -> Check:
         try:
             observer.schedule(Handler(), tmp, recursive=False)
             observer.start()
+        except OSError as exc:
+            observer.stop()
+            return Check("watcher", False, f"cannot watch files ({exc.strerror}); raise fs.inotify.max_user_watches")
+        try:
             (Path(tmp) / "probe.ics").write_text("x")
             noticed = seen.wait(3)
-        except OSError as exc:
-            return Check("watcher", False, f"cannot watch files ({exc.strerror}); raise fs.inotify.max_user_watches")
+        except OSError as exc:  # a full disk, not the watcher: say so rather than blame inotify
+            return Check("watcher", False, f"not checked: cannot write a file to watch ({exc.strerror})")
         finally:
             observer.stop()
             observer.join(3)

@@ -18,6 +18,11 @@ from calmirror.errors import LocalError
 from calmirror.state.schema import SCHEMA_VERSION, create_schema, enable_wal, upgrade_from_1
 
 READERS = 4  # connections that only read, shared by the daemon's threads
+_FULL = "{path}: cannot save state ({error}); is the disk full? Free some space and run it again (nothing is lost)"
+
+
+def _disk_full(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(error)
 
 
 class StateBase:
@@ -92,15 +97,21 @@ class StateBase:
                 self._writing = threading.get_ident()
                 try:
                     yield self.db
-                except BaseException:
-                    conn.execute("ROLLBACK")
+                except BaseException as exc:
+                    # SQLite itself rolls back on a full disk (SQLITE_FULL): a second ROLLBACK would
+                    # raise "no transaction is active" and hide why.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if isinstance(exc, sqlite3.OperationalError) and _disk_full(exc):
+                        raise LocalError(_FULL.format(path=self.path, error=exc)) from None
                     raise
                 else:
                     try:
                         conn.execute("COMMIT")
                     except sqlite3.OperationalError as exc:
-                        conn.execute("ROLLBACK")
-                        raise LocalError(f"{self.path}: cannot save state ({exc}); is the disk full?") from None
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise LocalError(_FULL.format(path=self.path, error=exc)) from None
             finally:
                 self._writing = None
                 if not durable:
