@@ -178,3 +178,17 @@ def test_ctrl_d_at_the_password_prompt_is_one_line_and_exit_2(home: Path) -> Non
         os.close(controller)
     assert proc.returncode == 2
     assert [line for line in err.splitlines() if line.strip()] == ["calmirror: no password given; nothing was changed"]
+
+
+def test_status_in_an_80_column_terminal_keeps_each_problem_on_one_line(cli: Cli, home: Path) -> None:
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="sample") as gone:
+        assert connect(cli, gone).returncode == 0
+        assert cli("link", "Work").returncode == 0
+        assert cli("sync").returncode == 0
+    assert cli("sync").returncode == 4  # iCloud stopped answering
+    shown = cli("status", env={"COLUMNS": "80"}).stdout.splitlines()
+    table = shown[shown.index("Mirrors") + 1 : next(i for i, line in enumerate(shown) if line.startswith("(!)"))]
+    assert all(len(line) <= 80 for line in table), "\n".join(table)
+    assert any(line.split()[:2] == ["Work", "(!)"] and "icloud-work" in line for line in table), table
+    problem = next(line for line in shown if line.startswith("(!) Work: "))
+    assert problem.endswith("connection refused")

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -227,24 +228,31 @@ def _print_status(d: dict[str, Any]) -> None:
         linked_name = d["linked"]["name"] or d["linked"]["id"]
         console.print(f"Linked calendar: {f'{owner}/{linked_name}' if owner else linked_name}")
     if d["mirrors"]:
-        table = Table(title="Mirrors")
-        for col in ("Calendar", "Local", "Exact", "Compatible", "Withheld", "Unreadable", "Last sync", "Problem"):
-            table.add_column(col)
+        # A problem is a whole sentence (a host, a URL, what to run): in a column of an 80-wide
+        # terminal it broke into a word per line, so each one gets its own line under the table.
+        table = Table(title="Mirrors", box=box.SIMPLE_HEAD, title_justify="left", collapse_padding=True)
+        for col in ("Calendar", "Local", "Exact", "Compat.", "Withheld", "Unread.", "Synced"):
+            table.add_column(col, no_wrap=True)
+        problems: list[str] = []
         for m in d["mirrors"]:
+            name = m["name"] if m["account"] in (PRIMARY_SPELLING, None) else f"{m['account']}/{m['name']}"
             emptied = "feed lists no events" if m.get("kind") == "feed" else "emptied in iCloud"
             problem = f"{emptied}; mirror kept" if m["held_empty"] else (m["last_error"] or "")
+            if problem:
+                problems.append(f"{name}: {problem}")
             copies = m["copies"]
             table.add_row(
-                m["name"] if m["account"] in (PRIMARY_SPELLING, None) else f"{m['account']}/{m['name']}",
+                name + (" (!)" if problem else ""),
                 m["local_collection"],
                 str(copies["exact"]),
                 str(copies["compatible"]),
                 str(copies["withheld"]),
                 str(copies["unreadable"]),
                 _fmt_age(m["last_sync_age_s"]),
-                problem,
             )
         console.print(table)
+        for line in problems:
+            console.print(f"(!) {line}")
         _print_copy_reasons(d["mirrors"])
     o = d["outbox"]
     oldest = f", oldest waiting {_fmt_age(o['oldest_pending_age_s'])}" if o["depth"] else ""
