@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
+import recurring_ical_events
+import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +36,7 @@ from calmirror.home import Home
 from calmirror.local.layout import mirror_name
 from calmirror.state import State
 from tests import busy_oracle as oracle
-from tests.helpers import APP_PASSWORD, APPLE_ID, busy_json, connected_home, daemon_running, event
+from tests.helpers import APP_PASSWORD, APPLE_ID, Running, busy_json, connected_home, daemon_running, event
 
 UTC = dt.UTC
 ZONE = ZoneInfo("Europe/Berlin")
@@ -192,6 +196,38 @@ def _probes(
     return on_busy, (middle, middle + dt.timedelta(minutes=30))
 
 
+def _anywhere(objs: list[oracle.Obj], start: dt.datetime, end: dt.datetime) -> set[str]:
+    """Names of the objects with any occurrence (busy or not) touching [start, end)."""
+    found = set()
+    for o in objs:
+        calendar = icalendar.Calendar.from_ical(oracle.write(o, canonical=True))
+        if recurring_ical_events.of(calendar).between(start, end):
+            found.add(f"{o.uid}.ics")
+    return found
+
+
+def _time_range_names(run: Running, collection: str, start: dt.datetime, end: dt.datetime) -> set[str]:
+    """Names of the items a calendar-query with a time range on the local mirror returns."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    body = (
+        '<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/></d:prop>'
+        '<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+        f'<c:time-range start="{start:{stamp}}" end="{end:{stamp}}"/>'
+        "</c:comp-filter></c:comp-filter></c:filter></c:calendar-query>"
+    )
+    answer = requests.request(
+        "REPORT",
+        run.collection_url(collection),
+        data=body,
+        auth=run.auth,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        timeout=60,
+    )
+    assert answer.status_code == 207, answer.text
+    hrefs = re.findall(r"<(?:\w+:)?href>([^<]+)</(?:\w+:)?href>", answer.text)
+    return {href.rsplit("/", 1)[-1] for href in hrefs if href.endswith(".ics")}
+
+
 @settings(max_examples=3, deadline=None, phases=PHASES, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(objs=corpora(6, 10))
 def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them(
@@ -199,10 +235,21 @@ def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them
 ) -> None:
     """With `guard = "reject"`: a booking on a busy occurrence is refused (409), one in free
     time is taken (201), inside the busy index's horizon and across its far edge; the daemon's
-    free-busy REPORT on `busy/` is the oracle's busy time too."""
+    free-busy REPORT on `busy/` is the oracle's busy time too; and a client's time-range query
+    on the mirror finds every object with an occurrence in the window (Radicale's expansion
+    of what the mirror holds, compatible copies included), and none far from it."""
     audit.load(objs)
     canonical = [oracle.write(o, canonical=True) for o in objs]
     with daemon_running(audit.home) as run:
+        row = audit.engine.state.mirror(audit.cal_id)
+        assert row is not None and row.slug
+        slack = dt.timedelta(days=1)  # the server expands in wall-clock time (not RFC 5545's exact hours)
+        for start, end in WINDOWS:  # the local server places every object, compatible copies too
+            got = _time_range_names(run, mirror_name(row.slug), start, end)
+            assert _anywhere(objs, start + slack, end - slack) <= got <= _anywhere(objs, start - slack, end + slack), (
+                start,
+                sorted(got),
+            )
         for n, window in enumerate((WINDOWS[1], WINDOWS[3])):
             want = oracle.busy(canonical, *window, ZONE, tentative_busy=False)
             assert ask_daemon(run.url, *run.auth, *window) == want, window
