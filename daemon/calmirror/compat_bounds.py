@@ -16,7 +16,9 @@ from itertools import islice
 
 import icalendar
 from dateutil import rrule
+from icalendar.prop import vRecur
 
+from calmirror.availability import rrule_bounds as rb
 from calmirror.availability import zones
 from calmirror.ical_lines import Event, Resource, name_of, params_of, value_of
 
@@ -84,7 +86,34 @@ def _naive(value: str) -> dt.datetime:
 
 def _bounded(resource: Resource, event: Event, rule: str, horizon: dt.date, limit: int) -> str | None:
     """The rule with COUNT/UNTIL replaced by an UNTIL at its last occurrence before the
-    horizon, at most the limit-th; None when the rule ends well before either."""
+    horizon, at most the limit-th; None when the rule ends well before either.
+
+    A filtered sub-daily rule that needs a bound is first written as the DAILY rule with the
+    same occurrences (`FREQ=HOURLY;BYHOUR=9` is every day at 9): Radicale estimates a DAILY
+    rule's count by days, not hours, so the copy reaches years further."""
+    bounded = _bounded_as_is(resource, event, rule, horizon, limit)
+    if bounded is None:
+        return None
+    daily = _daily(resource, event, rule)
+    if daily is None:
+        return bounded
+    return _bounded_as_is(resource, event, daily, horizon, limit) or daily
+
+
+def _daily(resource: Resource, event: Event, rule: str) -> str | None:
+    """The DAILY rule with the occurrences of a filtered HOURLY/MINUTELY/SECONDLY one, or None."""
+    start_line = event.get("DTSTART")
+    if start_line is None or _freq(rule.split(";")) not in ("HOURLY", "MINUTELY", "SECONDLY"):
+        return None
+    try:
+        start, _, _ = _start(resource, start_line)
+        daily = rb.daily_equivalent(rb.parts_of(vRecur.from_ical(rule)), start)
+        return None if daily is None else str(vRecur(daily).to_ical().decode())
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _bounded_as_is(resource: Resource, event: Event, rule: str, horizon: dt.date, limit: int) -> str | None:
     start_line = event.get("DTSTART")
     if start_line is None:
         return None

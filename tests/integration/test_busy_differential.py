@@ -244,12 +244,16 @@ def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them
         row = audit.engine.state.mirror(audit.cal_id)
         assert row is not None and row.slug
         slack = dt.timedelta(days=1)  # the server expands in wall-clock time (not RFC 5545's exact hours)
+        # An override of an occurrence its EXDATE removes: the library keeps it (busy time does
+        # too, erring towards busy), Radicale drops it. Exact text either way, left out here.
+        both = {f"{o.uid}.ics" for o in objs if {i for i, _ in o.exdates} & {v.index for v in o.overrides}}
         for start, end in WINDOWS:  # the local server places every object, compatible copies too
-            got = _time_range_names(run, mirror_name(row.slug), start, end)
-            assert _anywhere(objs, start + slack, end - slack) <= got <= _anywhere(objs, start - slack, end + slack), (
-                start,
-                sorted(got),
+            got = _time_range_names(run, mirror_name(row.slug), start, end) - both
+            inner, outer = (
+                _anywhere(objs, start + slack, end - slack) - both,
+                _anywhere(objs, start - slack, end + slack),
             )
+            assert inner <= got <= outer, (start, sorted(got))
         for n, window in enumerate((WINDOWS[1], WINDOWS[3])):
             want = oracle.busy(canonical, *window, ZONE, tentative_busy=False)
             assert ask_daemon(run.url, *run.auth, *window) == want, window

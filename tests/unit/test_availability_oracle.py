@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, Phase, assume, example, given, settings
@@ -126,6 +127,21 @@ def test_what_a_client_reads_from_the_mirror_expands_to_the_same_busy_time(obj: 
     assume("BEGIN:VEVENT" in text)  # (every override drawn fell past a short rule's end)
     stored = client_copy(text)
     canonical = oracle.write(obj, canonical=True)
+    reach = copy_reach(stored)
     for start, end in WINDOWS:
+        if reach is not None and end > reach:
+            continue  # beyond what Radicale's occurrence limit lets the copy hold (documented)
         want = oracle.busy([canonical], start, end, tz, tentative_busy=False)
         assert oracle.busy([stored], start, end, tz, tentative_busy=False) == want, (start, stored)
+
+
+def copy_reach(stored: str) -> dt.datetime | None:
+    """Where a copy bounded short of the horizon by Radicale's occurrence limit stops (a rule
+    so frequent that 10,000 of its occurrences, as Radicale estimates them, end sooner)."""
+    if "rule bounded by UNTIL" not in stored:
+        return None
+    found = re.search(r"^RRULE:.*UNTIL=(\d{8})", stored, re.MULTILINE)
+    if found is None:
+        return None
+    until = dt.datetime.strptime(found.group(1), "%Y%m%d").replace(tzinfo=UTC) + dt.timedelta(days=1)
+    return until if until.date() < HORIZON else None

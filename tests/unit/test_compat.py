@@ -92,6 +92,21 @@ def test_a_yearly_rule_written_as_forever_is_bounded_at_the_horizon() -> None:
     assert busy(made.text, *window) == busy(text, *window) != []
 
 
+def test_a_filtered_hourly_rule_forever_becomes_its_daily_equivalent_reaching_the_horizon() -> None:
+    """`FREQ=HOURLY;BYHOUR=9` is every day at 9; bounded as an HOURLY rule, Radicale's estimate
+    (one occurrence an hour) stopped the copy after 10,000 hours, 14 months. As the DAILY rule
+    with the same occurrences it reaches the horizon."""
+    text = event(
+        "nine", "Nine", "20261209T090000Z", "20261209T091500Z", extra="RRULE:FREQ=HOURLY;BYHOUR=9;COUNT=1000000000\r\n"
+    )
+    made = copy_of(text)
+    assert "FREQ=DAILY" in made.text and "UNTIL=20311231T090000Z" in made.text
+    assert isinstance(prepare_one("x.ics", made.text, Limits()), PreparedItem)
+    for year in (2027, 2031):
+        window = (dt.datetime(year, 3, 1, tzinfo=UTC), dt.datetime(year, 4, 30, tzinfo=UTC))
+        assert busy(made.text, *window) == busy(text, *window) != []
+
+
 def test_an_object_with_nothing_to_fix_has_no_copy() -> None:
     assert compat.compatible_copy(fixture("team-sync-weekly-ny-dst-exdate-moved.ics"), HREF, HORIZON, 10_000) is None
     assert compat.compatible_copy("not iCalendar", HREF, HORIZON, 10_000) is None
