@@ -192,3 +192,18 @@ def test_status_in_an_80_column_terminal_keeps_each_problem_on_one_line(cli: Cli
     assert any(line.split()[:2] == ["Work", "(!)"] and "icloud-work" in line for line in table), table
     problem = next(line for line in shown if line.startswith("(!) Work: "))
     assert problem.endswith("connection refused")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["availability"], "calmirror: Missing option '--from'; see `calmirror availability --help`"),
+        (["link"], "calmirror: Missing argument 'calendar'; see `calmirror link --help`"),
+        (["sync", "--bogus"], "calmirror: No such option: --bogus; see `calmirror sync --help`"),
+        (["frobnicate"], "calmirror: No such command 'frobnicate'; see `calmirror --help`"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_too(cli: Cli, args: list[str], said: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert one_clean_line(result) == said and not result.stdout

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import typer.core
+import typer.rich_utils
 
 from calmirror import __version__, home, logs
 from calmirror.cli import (
@@ -42,6 +44,20 @@ def _flags_without_type(option: typer.core.TyperOption, ctx: typer.Context) -> s
 
 _typed_display = typer.core.TyperOption.display_type_rich
 typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]  # a patch of typer
+
+
+def _one_line_usage_error(error: typer.TyperException) -> None:
+    """A usage mistake (a missing or unknown option, a bad value) is one line on stderr, as
+    every other failure is; typer draws a usage line, a hint and a boxed message instead."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
+        return
+    ctx = getattr(error, "ctx", None)
+    where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+    message = getattr(error, "format_message", lambda: str(error))()
+    sys.stderr.write(f"calmirror: {message.rstrip('.')}{where}\n")
+
+
+typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]  # a patch of typer
 
 
 def _version(value: bool) -> None:
@@ -89,9 +105,7 @@ def run() -> None:
     verbose = [False]
 
     def _main() -> None:
-        import sys
-
         verbose[0] = "--verbose" in sys.argv or "-v" in sys.argv
-        app(standalone_mode=True)
+        app(standalone_mode=True, prog_name="calmirror")  # also under `python -m calmirror`
 
     guarded(_main, lambda: verbose[0])
