@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 from xml.sax.saxutils import escape
 
 from radicale import pathutils
@@ -90,11 +90,14 @@ _PROXY_HEADERS = (
 class Refusal(Exception):
     """An answer the middleware gives instead of Radicale."""
 
-    def __init__(self, status: HTTPStatus, text: str, condition: str | None = None) -> None:
+    def __init__(
+        self, status: HTTPStatus, text: str, condition: str | None = None, *, needs_write: str | None = None
+    ) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
         self.condition = condition  # a CalDAV precondition: the answer is a `DAV:error` body
+        self.needs_write = needs_write  # a path the client may not write: `DAV:need-privileges`
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ class Middleware:
         except Refusal as refusal:
             if refusal.condition is not None:
                 return _respond_condition(start_response, refusal.status, refusal.condition, refusal.text)
+            if refusal.needs_write is not None:
+                return _respond_need_privileges(start_response, refusal.needs_write, refusal.text)
             return _respond(start_response, refusal.status, refusal.text)
 
     # --- checks ---------------------------------------------------------------------------
@@ -192,7 +197,7 @@ class Middleware:
             for target in (path, destination):
                 read_only = refusals.read_only(target)
                 if read_only is not None:
-                    raise Refusal(HTTPStatus.FORBIDDEN, read_only)
+                    raise Refusal(HTTPStatus.FORBIDDEN, read_only, needs_write=target)
         body = _read_body(environ, length) if length else b""
         if method in XML_METHODS and body.strip():
             answer = self._xml_request(method, path, body, start_response)
@@ -387,6 +392,24 @@ def _respond(
     start_response(
         f"{status.value} {status.phrase}",
         [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]
+
+
+def _respond_need_privileges(start_response: StartResponse, path: str, text: str) -> list[bytes]:
+    """A write into a read-only calendar: RFC 3744 §7.1.1's `DAV:need-privileges` naming the
+    resource and the privilege it lacks (`DAV:write`, which the collection never grants), with
+    the line a person reads."""
+    line = escape(" ".join(text.split()))
+    payload = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<D:error xmlns:D="DAV:"><D:need-privileges><D:resource><D:href>{escape(quote(path))}</D:href>'
+        "<D:privilege><D:write/></D:privilege></D:resource></D:need-privileges>"
+        f"<D:responsedescription>{line}</D:responsedescription></D:error>\n"
+    ).encode()
+    start_response(
+        f"{HTTPStatus.FORBIDDEN.value} {HTTPStatus.FORBIDDEN.phrase}",
+        [("Content-Type", "application/xml; charset=utf-8"), ("Content-Length", str(len(payload)))],
     )
     return [payload]
 
