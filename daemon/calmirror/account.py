@@ -159,6 +159,7 @@ def connect(
     credentials.store_icloud_password(home, apple_id, password, **_password_key(settings, name))
     state.set_account(Account(apple_id, server, found.principal_url, found.home_url, time.time(), name))
     state.set_calendars(calendars, name)
+    state.set_addresses(found.addresses, name)
     mark_ok(state, name)
     return calendars
 
@@ -189,6 +190,7 @@ def reconnect(
         credentials.store_icloud_password(home, current.apple_id, password, **key)
     moved = found.home_url != current.home_url
     state.move_home(replace(current, principal_url=found.principal_url, home_url=found.home_url), calendars)
+    state.set_addresses(found.addresses, name)
     mark_ok(state, name)
     return calendars, moved
 
@@ -200,6 +202,7 @@ def rediscover(client: ICloudClient, state: State, name: str = PRIMARY) -> bool:
     if current is None:
         raise NotConnected
     found = client.discover()
+    state.set_addresses(found.addresses, name)
     if found.home_url == current.home_url:
         return False
     calendars = _scoped(client.list_calendars(found.home_url), name)
@@ -236,6 +239,25 @@ def refresh_calendars(client: ICloudClient, state: State, name: str = PRIMARY) -
     calendars = _scoped(client.list_calendars(account.home_url), name)
     state.set_calendars(calendars, name)
     return calendars
+
+
+#: How often the daemon reads the user's addresses again (aliases change rarely; a
+#: reconnect or a followed home move reads them at once).
+ADDRESSES_EVERY_S = 24 * 3600.0
+
+
+def refresh_addresses(client: ICloudClient, state: State, name: str = PRIMARY, *, now: float | None = None) -> bool:
+    """Read the account's addresses from its principal when never read or a day old (one
+    PROPFIND); returns whether they were read."""
+    acct = state.account(name)
+    if acct is None or not acct.principal_url:
+        return False
+    now = time.time() if now is None else now
+    read_at = state.addresses_read_at(name)
+    if read_at is not None and 0 <= now - read_at < ADDRESSES_EVERY_S:
+        return False
+    state.set_addresses(client.addresses(acct.principal_url), name, now=now)
+    return True
 
 
 def refresh_all(home: Home, settings: Settings, state: State) -> list[CalendarRow]:

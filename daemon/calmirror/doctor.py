@@ -23,6 +23,7 @@ from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, account_of
 from calmirror.reconnect import host_of
 from calmirror.remote import ICloudClient
 from calmirror.state import State
+from calmirror.state.addresses import shown_addresses
 
 MIN_FREE_BYTES = 200 * 1024 * 1024
 UNIT_PLACES = (Path("/etc/systemd/system/calmirror.service"), Path.home() / ".config/systemd/user/calmirror.service")
@@ -99,6 +100,7 @@ def check_icloud(home: Home, settings: config.Settings, state: State, name: str 
     again = refused.again(name)
     try:
         calendars = account.refresh_calendars(client, state, name)
+        state.set_addresses(client.addresses(acct.principal_url), name)
     except AuthFailed:
         new = (
             "a new app-specific password"
@@ -125,7 +127,9 @@ def check_icloud(home: Home, settings: config.Settings, state: State, name: str 
         return Check(
             check, False, f"{who}the linked calendar is gone or read-only; run `calmirror link CALENDAR`", _label(name)
         )
-    return Check(check, True, f"{who}reachable, password accepted, {len(calendars)} calendars", _label(name))
+    invited = shown_addresses(state.addresses(name))
+    as_whom = f"; invitations to {', '.join(invited)} are yours" if invited else ""
+    return Check(check, True, f"{who}reachable, password accepted, {len(calendars)} calendars{as_whom}", _label(name))
 
 
 def _why_unreachable(client: ICloudClient, acct: Account, failure: RemoteError, again: str) -> str:

@@ -92,6 +92,7 @@ class Engine:
         self.mirror.prune()
         reports: list[SyncReport] = []
         refreshed: set[str] = set()
+        addressed: set[str] = set()
         for calendar_id in self.settings.icloud.conflicts:
             if only is not None and calendar_id not in only:
                 continue
@@ -113,11 +114,22 @@ class Engine:
                 continue
             if conn is None:
                 continue
+            if conn.name not in addressed:
+                addressed.add(conn.name)
+                self._addresses(conn)
             report = self._sync_one(conn, calendar_id, accept_empty, progress, refreshed)
             reports.append(report)
         if only is None:
             self._follow_unmirrored(client)
         return reports
+
+    def _addresses(self, conn: Connection) -> None:
+        """The user's addresses, read again once a day (a failure here leaves the old ones;
+        the calendar's own request reports the account's trouble)."""
+        try:
+            account.refresh_addresses(conn.client, self.state, conn.name)
+        except RemoteError as exc:
+            log.warning("reading your addresses from %s failed: %s", conn.name or "the account", exc.message)
 
     def _follow_unmirrored(self, client: ICloudClient | None) -> None:
         """Pushed appointments in a calendar that is not mirrored are followed all the same."""

@@ -51,13 +51,18 @@ class LinkedFollower:
         if not pushed:
             return 0
         known = {v.uid: v for v in self.state.remote_versions()}
-        fetch, gone = seen_changes(pushed, listed, deleted, full, known)
+        fetch, gone, confirm = seen_changes(pushed, listed, deleted, full, known)
         seen: list[tuple[Appointment, RemoteVersion]] = []
         now = time.time()
-        if fetch:
-            items, missing = client.fetch(cal.url, fetch, batch=max(1, self.settings.sync.batch))
+        if fetch or confirm:
+            # A GET of the href is the reliable read where a listing may lag (ICLOUD.md #17):
+            # what a full listing missed is gone only if fetching it finds nothing.
+            wanted = sorted({*fetch, *confirm})
+            items, missing = client.fetch(cal.url, wanted, batch=max(1, self.settings.sync.batch))
             for item in items:
                 appt = pushed[item.href]
+                if item.href not in fetch and item.etag == appt.remote_etag:
+                    continue  # there as we pushed it: the listing was late, nothing changed
                 if extract_uid(item.body) == appt.uid:
                     seen.append((appt, RemoteVersion(appt.uid, cal.id, item.href, item.etag, item.body, now)))
             gone = sorted({*gone, *(href for href in missing if href in pushed)})

@@ -22,10 +22,12 @@ from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
+from calmirror.late_listing import Fetch, confirm_absent
 from calmirror.linked import LinkedFollower
 from calmirror.local.layout import is_feed_id, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
+from calmirror.me import my_addresses
 from calmirror.mirror_lock import one_pass_at_a_time
 from calmirror.model import CalendarRow, MirrorEntry, account_of
 from calmirror.plan import (
@@ -153,9 +155,7 @@ class Mirror:
 
     def policy(self, cal: CalendarRow, accept_empty: bool) -> MirrorPolicy:
         appointments = self.state.appointments()
-        me = frozenset(a.apple_id.lower() for a in self.state.accounts()) | frozenset(
-            self.settings.availability.aliases
-        )
+        me = my_addresses(self.state, self.settings)
         return MirrorPolicy(
             source=cal.id,
             details=self.settings.calendar(cal.id).details,
@@ -179,6 +179,7 @@ class Mirror:
     ) -> SyncReport:
         slug = self.ensure_mirror(cal)
         report = SyncReport(cal.id, cal.name, slug)
+        self._copies_follow_me(cal)
         self.state.update_mirror(cal.id, last_attempt=time.time())
         if cal.id not in self._checked:
             if not self.state.mirror_clean(cal.id) or not self.state.mirror_item_count(cal.id):
@@ -206,6 +207,8 @@ class Mirror:
                 f"{cal.name}: iCloud answered the sync token with a full listing; treated as a full resync",
             )
         report.full = changes.full or token is None or stale
+        if report.full and len(known):
+            changes = confirm_absent(self._still_there(client, cal, known), changes, known, self.settings.sync.batch)
         policy = self.policy(cal, accept_empty)
 
         removal = plan_removals(
@@ -249,6 +252,31 @@ class Mirror:
         changed = report.added or report.updated or report.deleted or report.skipped or report.held_empty
         (log.info if changed else log.debug)("sync %s", report.summary())
         return report
+
+    def _still_there(self, client: Source, cal: CalendarRow, known: KnownItems) -> Fetch:
+        """A fetch for `confirm_absent`: an answer it cannot read still shows the item is there."""
+
+        def fetch(hrefs: Sequence[str]) -> tuple[list[FetchedItem], list[str]]:
+            items, missing, unreadable = self._fetch(client, cal.url, list(hrefs))
+            return items + [FetchedItem(href, known[href].etag, "") for href in unreadable], missing
+
+        return fetch
+
+    def _copies_follow_me(self, cal: CalendarRow) -> None:
+        """A busy-only copy bakes in whether the user declined (the meeting becomes TRANSPARENT):
+        when "me" changed since the copies were made (an alias iCloud names, or one configured),
+        every copy is made again from a full fetch."""
+        policy = self.policy(cal, False)
+        if policy.details != "busy":
+            return
+        key, me = f"mirror_me:{cal.id}", sorted(policy.me)
+        made = self.state.get_meta(key)
+        if made == me:
+            return
+        if made is not None or self.state.mirror_item_count(cal.id):
+            log.info("%s: your addresses changed; its busy-only copies are made again", cal.name)
+            self.state.refetch_mirror(cal.id)
+        self.state.set_meta(key, me)
 
     def _match_map(self, cal: CalendarRow, slug: str) -> None:
         """Make the mirror's files and the item map agree again after a crash.

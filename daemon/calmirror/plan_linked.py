@@ -89,12 +89,16 @@ def seen_changes(
     deleted: Iterable[str],
     full: bool,
     known: Mapping[str, RemoteVersion],
-) -> tuple[list[str], list[str]]:
-    """(hrefs to fetch, hrefs deleted in iCloud) among the pushed appointments of one listing.
+) -> tuple[list[str], list[str], list[str]]:
+    """(hrefs to fetch, hrefs deleted in iCloud, hrefs to confirm) among the pushed
+    appointments of one listing.
 
     Fetched: listed with an ETag that is neither the one we pushed nor one already recorded.
-    Deleted: named gone, or (on a full listing) not listed. A full listing that names nothing
-    at all is not taken as every appointment deleted (the empty-calendar rail of the mirror).
+    Deleted: named gone by the server. To confirm: not in a full listing. iCloud lists a
+    resource written seconds ago late (ICLOUD.md #17), so an appointment pushed just before
+    a first sync or a token reset is missing from its listing: absence is believed only
+    when fetching the href answers 404. A full listing that names nothing at all is not
+    taken as anything deleted (the empty-calendar rail of the mirror).
     """
     fetch = []
     for href, etag in listed.items():
@@ -105,10 +109,12 @@ def seen_changes(
         if recorded is None or recorded.etag != etag or recorded.deleted:
             fetch.append(href)
     gone = {href for href in deleted if href in pushed}
-    if full and listed:
-        gone.update(href for href in pushed if href not in listed)
-    gone = {href for href in gone if not ((v := known.get(pushed[href].uid)) and v.deleted)}
-    return sorted(fetch), sorted(gone)
+    absent = {href for href in pushed if href not in listed and href not in gone} if full and listed else set()
+
+    def news(href: str) -> bool:  # a deletion already recorded is not news
+        return not ((v := known.get(pushed[href].uid)) and v.deleted)
+
+    return sorted(fetch), sorted(filter(news, gone)), sorted(filter(news, absent))
 
 
 def folder_of(url: str) -> str:

@@ -10,9 +10,11 @@ from calmirror import control, health
 from calmirror.config import Settings
 from calmirror.home import Home
 from calmirror.local.layout import feed_id, is_feed_id, mirror_name
+from calmirror.me import my_addresses
 from calmirror.model import PRIMARY_SPELLING, account_of
 from calmirror.reconnect import host_of
 from calmirror.state import State
+from calmirror.state.addresses import shown_addresses
 
 
 def _age(ts: float | None, now: float) -> float | None:
@@ -73,6 +75,8 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
         if acct
         else {"state": "not connected", "text": "run `calmirror connect --apple-id EMAIL`"},
         "accounts": accounts_of(state, now),
+        # Whose answer to an invitation decides its busy time: logins, the servers' addresses, aliases
+        "me": sorted(my_addresses(state, settings)),
         "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
         "outbox": {
@@ -105,6 +109,8 @@ def accounts_of(state: State, now: float) -> list[dict[str, Any]]:
             "apple_id": acct.apple_id,
             "server": host_of(acct.server),
             "connection": health.describe(state, now, acct.name),
+            # what the server says the user is invited under (its calendar-user-address-set)
+            "addresses": shown_addresses(state.addresses(acct.name)),
         }
         for acct in state.accounts()
     ]

@@ -25,6 +25,7 @@ from calmirror.availability import engine, spans
 from calmirror.config import Settings
 from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
 from calmirror.local.store import LocalStore
+from calmirror.me import my_addresses
 from calmirror.model import BUSY_PUSHED, BusyBatch, BusySpan, busy_mirror_id, busy_mirror_key
 from calmirror.state import State
 
@@ -72,18 +73,16 @@ class BusyUpkeep:
         self.runs = 0  # upkeep runs that did the work, for tests
 
     def rules(self) -> engine.Rules:
-        """The busy rules: the settings' switches and every account's address. Worked out
+        """The busy rules: the settings' switches and the user's addresses (`me`). Worked out
         again only when some connection committed or the settings were replaced since (every
         guard check and free-busy REPORT asks; reading the accounts was a fifth of a REPORT)."""
         version = self.state.data_version()
         kept = self._rules
         if kept is not None and kept[0] == version and kept[1] is self.settings:
             return kept[2]
-        me = {acct.apple_id.lower() for acct in self.state.accounts()}  # invitations to any account are yours
         a = self.settings.availability
-        rules = engine.Rules(
-            tz=a.zone, me=frozenset(me | set(a.aliases)), tentative_busy=a.tentative_busy, travel_time=a.travel_time
-        )
+        me = my_addresses(self.state, self.settings)  # invitations to any account, under any alias, are yours
+        rules = engine.Rules(tz=a.zone, me=me, tentative_busy=a.tentative_busy, travel_time=a.travel_time)
         self._rules = (version, self.settings, rules)
         return rules
 

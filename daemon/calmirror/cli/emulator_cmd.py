@@ -87,6 +87,17 @@ def serve(
         int,
         typer.Option("--events", min=0, help="Also put this many generated events into Work, from today on."),
     ] = 0,
+    listing_lag: Annotated[
+        float,
+        typer.Option(
+            "--listing-lag",
+            min=0.0,
+            metavar="SECONDS",
+            envvar="CALMIRROR_EMULATOR_LISTING_LAG",
+            help="Play iCloud's eventual consistency: an event written less than SECONDS ago is missing "
+            "from listings (sync, calendar-query, Depth-1 PROPFIND); a GET or multiget finds it at once.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM, printing the URL to connect to."""
     from calmirror.emulator import Emulator
@@ -102,6 +113,7 @@ def serve(
         port=port,
         seed="empty" if empty else "sample",
         partition_port=partition_port,
+        listing_lag_s=listing_lag,
     )
     try:
         emu.start()
@@ -115,7 +127,9 @@ def serve(
 
         # Seconds per thousand on a busy machine: say so rather than sit silent before the URL.
         typer.echo(f"Putting {events} generated events into Work...", err=True)
+        lag, emu.listing_lag_s = emu.listing_lag_s, 0.0  # loaded before anyone listed: not "just written"
         emu.bulk_load(emu.calendar_id("Work"), generated_items(events, date.today()))
+        emu.listing_lag_s = lag
     previous = signal.signal(signal.SIGTERM, _stopper(stop))
     try:
         _announce(emu, apple_id)
@@ -139,6 +153,8 @@ def _stopper(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
 def _announce(emu: Emulator, apple_id: str) -> None:
     typer.echo(f"iCloud emulator serving on {emu.url}")
     typer.echo(f"  partition host: {emu.partition_url}  DSID: {emu.dsid}")
+    if emu.listing_lag_s:
+        typer.echo(f"  listings miss what was written in the last {emu.listing_lag_s:g} s")
     for info in emu.store.calendars():
         mode = "" if info.writable else " (read-only)"
         typer.echo(f"  {info.name}{mode}: {emu.calendar_url(info.cal_id)}")

@@ -223,6 +223,8 @@ def _print_status(d: dict[str, Any]) -> None:
         console.print(f"iCloud: {d['account']}: {d['connection']['text']}")
     else:
         console.print(f"iCloud: not connected; {d['connection']['text']}")
+    if d["me"]:
+        console.print(f"Invitations to you: {', '.join(d['me'])}")
     if d["linked"]["id"]:
         owner = account_of(d["linked"]["id"])
         linked_name = d["linked"]["name"] or d["linked"]["id"]

@@ -14,6 +14,13 @@ is opened it is reconciled with the items actually on disk: anything changed beh
 back (another program, a crash between item and log) becomes new entries, so a token from
 before still sees it. A missing or unreadable log starts a new generation, which every
 older token of the calendar fails (403 valid-sync-token, as iCloud for an expired one).
+
+Listing lag (ICLOUD.md #17, eventual consistency): with `lag_s` set, an item written less
+than `lag_s` seconds ago is missing from what the log lists (a full listing, the changes
+since a token) and the token handed out stops just before the oldest such write, so a later
+sync from it reports the write once it shows: iCloud is slow to list a change, it does not
+lose one. Deletions show at once. Write times live in memory only: after a restart every
+entry counts as old.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -43,6 +52,8 @@ class ChangeLog:
         for name, etag in entries:
             self._apply(name, etag)
         self._lock = threading.Lock()
+        self.lag_s = 0.0
+        self._recent: deque[tuple[float, int]] = deque()  # (monotonic time, position) of writes under lag
 
     # --- opening ----------------------------------------------------------------------
 
@@ -83,7 +94,10 @@ class ChangeLog:
         with self._lock:
             with self.path.open("a", encoding="utf-8") as out:
                 out.write("".join(f"{quote(name, safe='')}\t{etag}\n" for name, etag in added))
+            now = time.monotonic()
             for name, etag in added:
+                if etag and self.lag_s > 0:
+                    self._recent.append((now, len(self._entries)))
                 self._entries.append((name, etag))
                 self._apply(name, etag)
 
@@ -101,9 +115,26 @@ class ChangeLog:
     # --- reading ----------------------------------------------------------------------
 
     def token_hex(self) -> str:
-        """The 64 hex digits naming the current position (they change with every write)."""
+        """The 64 hex digits naming the current position (they change with every write that shows)."""
         with self._lock:
-            return _token_hex(self._generation, len(self._entries))
+            return _token_hex(self._generation, self._visible()[0])
+
+    def hidden(self) -> set[str]:
+        """Names of the items written too recently to be listed (empty without lag)."""
+        with self._lock:
+            return self._visible()[1]
+
+    def _visible(self) -> tuple[int, set[str]]:
+        """(the position before the oldest write still hidden, or the end; the names hidden)."""
+        if not self._recent:
+            return len(self._entries), set()
+        cutoff = time.monotonic() - self.lag_s
+        while self._recent and self._recent[0][0] <= cutoff:
+            self._recent.popleft()
+        if not self._recent:
+            return len(self._entries), set()
+        names = {self._entries[position][0] for _, position in self._recent}
+        return self._recent[0][1], {name for name in names if name in self._current}
 
     def position(self, token_hex: str) -> int | None:
         """The position a token of this log names; None for another log's, a forged or a future one."""
@@ -126,11 +157,12 @@ class ChangeLog:
         of entries written since ``position``, not the size of the calendar.
         """
         with self._lock:
-            token = _token_hex(self._generation, len(self._entries))
+            shown, hidden = self._visible()
+            token = _token_hex(self._generation, max(shown, position or 0))
             if position is None:
-                return token, list(self._current.items())
+                return token, [(name, etag) for name, etag in self._current.items() if name not in hidden]
             names = dict.fromkeys(name for name, _etag in self._entries[position:])
-            return token, [(name, self._current.get(name)) for name in names]
+            return token, [(name, self._current.get(name)) for name in names if name not in hidden]
 
     def etag(self, name: str) -> str | None:
         with self._lock:

@@ -21,8 +21,14 @@ def root_answer(request_path: str, principal_path: str, props: list[str]) -> byt
     return _answer(request_path, known, props)
 
 
-def principal_answer(principal_path: str, home_url: str, apple_id: str, props: list[str]) -> bytes:
+def principal_answer(
+    principal_path: str, home_url: str, apple_id: str, props: list[str], addresses: tuple[str, ...] = ()
+) -> bytes:
+    """`addresses`: the account's further addresses (aliases), served in the
+    calendar-user-address-set after the Apple ID and before the principal, as iCloud lists
+    every address the user is invited under there."""
     display = apple_id.split("@", 1)[0]
+    address_set = [f"mailto:{apple_id}", *(a if ":" in a else f"mailto:{a}" for a in addresses), principal_path]
     known = {
         clark(DAV, "current-user-principal"): xmlbits.href(principal_path),
         clark(DAV, "principal-URL"): xmlbits.href(principal_path),
@@ -30,7 +36,7 @@ def principal_answer(principal_path: str, home_url: str, apple_id: str, props: l
         clark(DAV, "resourcetype"): xmlbits.element(clark(DAV, "principal"))
         + xmlbits.element(clark(DAV, "collection")),
         clark(CALDAV, "calendar-home-set"): xmlbits.href(home_url),
-        clark(CALDAV, "calendar-user-address-set"): xmlbits.href(f"mailto:{apple_id}") + xmlbits.href(principal_path),
+        clark(CALDAV, "calendar-user-address-set"): "".join(xmlbits.href(a) for a in address_set),
         clark(CALDAV, "schedule-inbox-URL"): xmlbits.href(home_url + "inbox/"),
         clark(CALDAV, "schedule-outbox-URL"): xmlbits.href(home_url + "outbox/"),
     }

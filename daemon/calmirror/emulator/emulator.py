@@ -46,7 +46,12 @@ class Emulator:
         *,
         dsid: str = "10000001",
         partition_port: int = 0,
+        addresses: Iterable[str] = (),
+        listing_lag_s: float = 0.0,
     ) -> None:
+        """`addresses`: the account's aliases (`alias@icloud.com`, `mailto:…`, `tel:…`),
+        served in the principal's calendar-user-address-set beside `mailto:<apple_id>`.
+        `listing_lag_s`: iCloud's eventual consistency (ICLOUD.md #17), see `listing_lag_s`."""
         if seed not in seeding.SEEDS:
             raise ValueError(f"seed must be one of {seeding.SEEDS}, not {seed!r}")
         if not dsid.isdigit():
@@ -54,7 +59,7 @@ class Emulator:
         self.apple_id = apple_id
         self.dsid = dsid
         self.faults = Faults()
-        self._credentials = Credentials(apple_id, password)
+        self._credentials = Credentials(apple_id, password, tuple(addresses))
         self._tokens = TokenCodec()
         self._log = RequestLog()
         self._data_dir = data_dir
@@ -62,6 +67,7 @@ class Emulator:
         self._port = port
         self._partition_port = partition_port
         self._seed = seed
+        self._listing_lag_s = listing_lag_s
         self._store: Store | None = None
         self._front = Listener()
         self._partition = Listener()
@@ -82,6 +88,7 @@ class Emulator:
             self._store = store
             if not store.calendars():
                 self._seed_account(store)
+            store.listing_lag_s = self._listing_lag_s  # after the seed: its events are old news
             layer = ICloudLayer(store, self._credentials, self._tokens)
             front_context = ListenerContext(layer, "front", self.faults, self._log)
             front_port = self._front.bind("127.0.0.1", self._port, front_context)
@@ -231,6 +238,27 @@ class Emulator:
 
     def set_writable(self, cal_id: str, writable: bool) -> None:
         self.store.set_writable(cal_id, writable)
+
+    @property
+    def listing_lag_s(self) -> float:
+        """Eventual consistency (ICLOUD.md #17): an item written (by a client or an iCloud-side
+        edit) less than this many seconds ago is missing from every listing: sync-collection,
+        calendar-query and a Depth-1 PROPFIND, and ctags and sync tokens do not move past it
+        until it shows, so a later sync still reports it. A GET or calendar-multiget of its
+        href answers at once: a direct read of one resource is the reliable read, on iCloud
+        too, so that is how a client confirms a resource a listing missed. Deletions show at
+        once. Only writes made while it is set are held back."""
+        return self._listing_lag_s
+
+    @listing_lag_s.setter
+    def listing_lag_s(self, seconds: float) -> None:
+        self._listing_lag_s = seconds
+        if self._store is not None:
+            self._store.listing_lag_s = seconds
+
+    def set_addresses(self, addresses: Iterable[str]) -> None:
+        """Replace the aliases served in calendar-user-address-set (as when the user adds one)."""
+        self._credentials.addresses = tuple(addresses)
 
     def set_password(self, new: str) -> None:
         self._credentials.set_password(new)

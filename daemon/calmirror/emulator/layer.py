@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 from calmirror.emulator import discovery, objects, writes, xmlbits
 from calmirror.emulator.messages import Reply, Request, empty_reply, xml_reply
 from calmirror.emulator.reports import ReportPlan, prepare_report, stale_token_reply, sync_answer
-from calmirror.emulator.rewrite import Rewriter, prepend_response
+from calmirror.emulator.rewrite import Rewriter, drop_responses, prepend_response
 from calmirror.emulator.store import Store
 from calmirror.emulator.tokens import TokenCodec
 from calmirror.emulator.xmlbits import CALSERVER, DAV, clark
@@ -45,8 +45,9 @@ _WELL_KNOWN = ("/.well-known/caldav", "/.well-known/caldav/")
 class Credentials:
     """The account's Apple ID and current app-specific password (replaceable)."""
 
-    def __init__(self, apple_id: str, password: str) -> None:
+    def __init__(self, apple_id: str, password: str, addresses: tuple[str, ...] = ()) -> None:
         self.apple_id = apple_id
+        self.addresses = addresses  # further addresses the user is invited under (aliases)
         self._password = password
         self._lock = threading.Lock()
 
@@ -154,7 +155,10 @@ class ICloudLayer:
             return xml_reply(207, discovery.root_answer(target, self.store.principal_path, props))
         home = self.partition_url.rstrip("/") + self.store.home_path
         return xml_reply(
-            207, discovery.principal_answer(self.store.principal_path, home, self.credentials.apple_id, props)
+            207,
+            discovery.principal_answer(
+                self.store.principal_path, home, self.credentials.apple_id, props, self.credentials.addresses
+            ),
         )
 
     def _propfind(self, request: Request) -> Reply:
@@ -175,6 +179,8 @@ class ICloudLayer:
             reply.body = self._rewriter.multistatus(
                 reply.body, ctag_from_sync_token=wants_ctag, keep_sync_token=sync_token in props
             )
+            if cal_id is not None and request.depth != "0":
+                reply.body = drop_responses(reply.body, self.store.hidden_paths(cal_id))
         return reply
 
     def _ctag_answer(self, cal_id: str, path: str, props: list[str]) -> Reply:
@@ -195,6 +201,8 @@ class ICloudLayer:
             reply = self._radicale_call(request)
         if reply.status == 207 and plan.add_collection_response is not None:
             reply.body = prepend_response(reply.body, plan.add_collection_response)
+        if reply.status == 207 and plan.query and cal_id is not None:
+            reply.body = drop_responses(reply.body, self.store.hidden_paths(cal_id))
         return reply
 
     def _calendar_of(self, path: str) -> str | None:

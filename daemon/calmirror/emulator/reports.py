@@ -30,6 +30,8 @@ class ReportPlan:
     # Set when a sync-collection can be answered from the change log: Radicale's token
     # ("" for a first sync).
     fast_sync_token: str | None = None
+    # A calendar-query: a listing, which misses items written within the listing lag.
+    query: bool = False
 
 
 def stale_token_reply() -> Reply:
@@ -47,13 +49,11 @@ def prepare_report(request: Request, tokens: TokenCodec, *, drop_token: bool = F
         if not tokens.sync_collection:  # RFC 3253 §3.6: a report the resource does not support
             return ReportPlan(reply=xml_reply(403, xmlbits.error(clark(DAV, "supported-report"))))
         return _sync_collection(request, root, tokens, drop_token)
-    if (
-        root.tag == clark(CALDAV, "calendar-query")
-        and request.path.endswith("/")
-        and root.find(".//" + clark(CALDAV, "time-range")) is None
-    ):
-        return ReportPlan(add_collection_response=_collection_response(request.path, root))
-    return ReportPlan()
+    if root.tag != clark(CALDAV, "calendar-query"):
+        return ReportPlan()
+    if request.path.endswith("/") and root.find(".//" + clark(CALDAV, "time-range")) is None:
+        return ReportPlan(add_collection_response=_collection_response(request.path, root), query=True)
+    return ReportPlan(query=True)
 
 
 def _sync_collection(request: Request, root: ET.Element, tokens: TokenCodec, drop_token: bool) -> ReportPlan:

@@ -8,6 +8,7 @@ Radicale serialises (DAV: as the default namespace, `CS:` for calendarserver.org
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from calmirror.emulator.objects import open_calendar_data
 from calmirror.emulator.tokens import TokenCodec, short_etag
@@ -16,6 +17,7 @@ _GETETAG = re.compile(rb'<getetag>"([0-9a-f]{64})"</getetag>')
 _SYNC_TOKEN = re.compile(rb"<sync-token>http://radicale\.org/ns/sync/([0-9a-f]{64})</sync-token>")
 _PROP_SYNC_TOKEN = re.compile(rb"<sync-token>([^<]*)</sync-token>|<sync-token ?/>")
 _MULTISTATUS_OPEN = re.compile(rb"<multistatus[^>]*>")
+_RESPONSE = re.compile(rb"<response>\s*<href>([^<]*)</href>.*?</response>", re.DOTALL)
 _CTAG_OPEN = b'<getctag xmlns="http://calendarserver.org/ns/">'
 
 
@@ -60,3 +62,14 @@ def prepend_response(body: bytes, response: bytes) -> bytes:
     if match is None:
         return body
     return body[: match.end()] + response + body[match.end() :]
+
+
+def drop_responses(body: bytes, paths: set[str]) -> bytes:
+    """The multistatus without the responses for `paths` (items a lagging listing misses)."""
+    if not paths:
+        return body
+
+    def keep(match: re.Match[bytes]) -> bytes:
+        return b"" if unquote(match.group(1).decode("utf-8", "replace")) in paths else match.group(0)
+
+    return _RESPONSE.sub(keep, body)

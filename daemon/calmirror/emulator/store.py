@@ -59,6 +59,7 @@ class Store:
         self._uid_locations: dict[str, set[tuple[str, str]]] = {}
         self._uid_of: dict[tuple[str, str], str] = {}
         self._logs: dict[str, ChangeLog] = {}
+        self._lag_s = 0.0
         self.configuration = build_configuration(folder, dsid, self.calendar_access, self._log_at)
         self.storage = radicale.storage.load(self.configuration)
         self._ensure_layout()
@@ -144,6 +145,7 @@ class Store:
                 self._index(cal_id, item.href, item.uid)
                 present[item.href] = item.etag
             self._logs[cal_id] = ChangeLog.open(collection.folder, present)
+            self._logs[cal_id].lag_s = self._lag_s
 
     def calendars(self) -> list[CalendarInfo]:
         return list(self._calendars.values())
@@ -165,6 +167,7 @@ class Store:
                 raise ValueError(f"calendar {info.cal_id!r} exists")
             self.storage.create_collection(self.calendar_path(info.cal_id), props=props)
             self._logs[info.cal_id] = ChangeLog.create(self._collection(info.cal_id).folder)
+            self._logs[info.cal_id].lag_s = self._lag_s
             self._calendars[info.cal_id] = info
 
     def delete_calendar(self, cal_id: str) -> None:
@@ -230,6 +233,25 @@ class Store:
             self._unindex(cal_id, name)
             self._log(cal_id).record([(name, None)])
             return True
+
+    @property
+    def listing_lag_s(self) -> float:
+        return self._lag_s
+
+    @listing_lag_s.setter
+    def listing_lag_s(self, seconds: float) -> None:
+        """Writes from now on stay out of listings for `seconds` (see `changelog`)."""
+        with self.lock:
+            self._lag_s = max(0.0, float(seconds))
+            for log in self._logs.values():
+                log.lag_s = self._lag_s
+
+    def hidden_paths(self, cal_id: str) -> set[str]:
+        """Paths of the calendar's items written too recently to be listed."""
+        log = self._logs.get(cal_id)
+        if log is None:
+            return set()
+        return {self.calendar_path(cal_id) + name for name in log.hidden()}
 
     def sync_token(self, cal_id: str) -> str:
         """Radicale's form of the calendar's current sync token (from its change log: O(1))."""

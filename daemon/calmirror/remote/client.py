@@ -74,6 +74,10 @@ class ICloudClient:
         self._home_origin = hrefs.origin_of(found.home_url)
         return found
 
+    def addresses(self, principal_url: str) -> tuple[str, ...]:
+        """The addresses the user is invited under (`remote.discovery.addresses`); one request."""
+        return discovery.addresses(self._http, principal_url)
+
     def list_calendars(self, home_url: str) -> list[CalendarRow]:
         """One Depth-1 PROPFIND (`remote.calendars`)."""
         home = hrefs.as_collection(hrefs.canonical_url(home_url))

@@ -26,10 +26,13 @@ class CrossHostRedirect(RemoteError):
 
 
 def discover(http: Http, server_url: str) -> Account:
-    """Principal, then home. Usually 2 requests; 3 when the server URL does not answer
-    for the principal and /.well-known/caldav does (plus any same-host redirects)."""
+    """Principal, then its home and the addresses the user is invited under. Usually 2
+    requests; 3 when the server URL does not answer for the principal and
+    /.well-known/caldav does (plus any same-host redirects)."""
     principal = _find_principal(http, server_url)
-    answered, status = _propfind_following(http, principal, dav.propfind("c:calendar-home-set"))
+    answered, status = _propfind_following(
+        http, principal, dav.propfind("c:calendar-home-set", "c:calendar-user-address-set")
+    )
     home_href = first(status, lambda r: r.child_href(dav.HOME_SET))
     if home_href is None:
         raise BadRemoteData(
@@ -37,7 +40,19 @@ def discover(http: Http, server_url: str) -> Account:
             url=safe_url(principal),
             status=207,
         )
-    return Account(principal_url=principal, home_url=hrefs.as_collection(hrefs.resolve(answered, home_href)))
+    addresses = next((found for r in status.responses if (found := r.child_hrefs(dav.ADDRESS_SET))), [])
+    return Account(
+        principal_url=principal,
+        home_url=hrefs.as_collection(hrefs.resolve(answered, home_href)),
+        addresses=tuple(dict.fromkeys(addresses)),
+    )
+
+
+def addresses(http: Http, principal_url: str) -> tuple[str, ...]:
+    """The principal's calendar-user-address-set alone (one PROPFIND)."""
+    _, status = _propfind_following(http, principal_url, dav.propfind("c:calendar-user-address-set"))
+    found = next((got for r in status.responses if (got := r.child_hrefs(dav.ADDRESS_SET))), [])
+    return tuple(dict.fromkeys(found))
 
 
 def _find_principal(http: Http, server_url: str) -> str:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 class Account:
     principal_url: str
     home_url: str  # absolute, on the partition host (iCloud: https://pNN-caldav.icloud.com:443/<DSID>/calendars/)
+    # The principal's calendar-user-address-set: every address the user is invited under
+    # (iCloud: mailto: aliases that often differ from the Apple ID, the principal's URL, urn:uuid:).
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ PRIVILEGES = clark(DAV, "current-user-privilege-set")
 SYNC_TOKEN = clark(DAV, "sync-token")
 PRINCIPAL = clark(DAV, "current-user-principal")
 HOME_SET = clark(CALDAV, "calendar-home-set")
+ADDRESS_SET = clark(CALDAV, "calendar-user-address-set")
 COMPONENTS = clark(CALDAV, "supported-calendar-component-set")
 CALENDAR_DATA = clark(CALDAV, "calendar-data")
 GETCTAG = clark(CS, "getctag")
@@ -115,6 +116,14 @@ class DavResponse:
         if href is None or not (href.text or "").strip():
             return None
         return (href.text or "").strip()
+
+    def child_hrefs(self, name: str) -> list[str]:
+        """Every `<d:href>` inside property `name`, in order (calendar-user-address-set)."""
+        element = self.props.get(name)
+        if element is None:
+            return []
+        texts = ((href.text or "").strip() for href in element.iter(clark(DAV, "href")))
+        return [text for text in texts if text]
 
 
 @dataclass

@@ -68,7 +68,7 @@ class AccountTables(StateBase):
         account's goes with everything learnt from any server (it is forgotten last)."""
         with self.transaction() as db:
             if name == PRIMARY:
-                for table in ("account", "calendars"):
+                for table in ("account", "calendars", "account_addresses"):
                     db.execute(f"DELETE FROM {table}")
                 # Subscribed feeds (`feed:…`) do not come from an account: they stay.
                 for table, column in (
@@ -104,6 +104,7 @@ class AccountTables(StateBase):
                     (len(gone.home_url), gone.home_url),
                 )
             db.execute("DELETE FROM accounts WHERE name = ?", (name,))
+            db.execute("DELETE FROM account_addresses WHERE account = ?", (name,))
             db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"health:{name}", f"rediscovery:{name}"))
 
     def set_calendars(self, calendars: list[CalendarRow], account: str = PRIMARY) -> None:

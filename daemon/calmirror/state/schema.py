@@ -159,6 +159,11 @@ def create_schema(db: sqlite_utils.Database) -> None:
     # A failing feed's failures in a row (its backoff, `feeds.py`), kept across restarts: a
     # daemon started again must not poll a failing publisher at its plain interval again.
     db.table("feed_failures").create({"name": str, "failures": int, "since": float}, pk="name", if_not_exists=True)
+    # The addresses each account's server says the user is invited under (the principal's
+    # calendar-user-address-set), by account name ("" for the first), as a JSON list.
+    db.table("account_addresses").create(
+        {"account": str, "addresses": str, "read_at": float}, pk="account", if_not_exists=True
+    )
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_uid ON mirror_items(uid)")
     # copy_counts and the compatible copies due again, without reading every row's text
     db.execute("CREATE INDEX IF NOT EXISTS mirror_items_copy ON mirror_items(calendar_id, copy, reason, horizon)")
