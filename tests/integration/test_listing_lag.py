@@ -8,6 +8,10 @@ deletion. Both `[push] linked` modes; the real emulator and the real daemon.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,3 +171,26 @@ def test_an_event_changed_on_a_phone_keeps_its_busy_time_through_a_late_full_lis
         assert busy(run) == longer
         copies = run.daemon.engine.store.items("icloud-home")
         assert len([b for b in copies.values() if "UID:moved" in b]) == 1
+
+
+def test_calmirror_emulator_serve_takes_the_lag_from_the_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "PW": APP_PASSWORD, "CALMIRROR_EMULATOR_LISTING_LAG": "30"}
+    command = [sys.executable, "-m", "calmirror", "emulator", "serve", "--apple-id", APPLE_ID, "--password-env", "PW"]
+    proc = subprocess.Popen([*command, "--empty"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert "listings miss what was written in the last 30 s" in lines[2]
+        home = next(line for line in iter(proc.stdout.readline, "") if line.strip().startswith("Home:"))
+        url = home.split(": ", 1)[1].strip()
+        auth = (APPLE_ID, APP_PASSWORD)
+        body, ical = event("new", "New").encode(), {"Content-Type": "text/calendar"}
+        put = requests.put(url + "new.ics", data=body, auth=auth, headers=ical, timeout=10)
+        assert put.status_code == 201
+        headers = {"Depth": "1", "Content-Type": "application/xml"}
+        listed = requests.request("REPORT", url, data=QUERY, auth=auth, headers=headers, timeout=10)
+        assert listed.status_code == 207 and b"new.ics" not in listed.content
+        assert requests.get(url + "new.ics", auth=auth, timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0

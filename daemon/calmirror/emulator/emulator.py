@@ -5,6 +5,10 @@ caldav.icloud.com) and the partition (`http://localhost:<p2>/`, playing
 `pNN-caldav.icloud.com`). The methods below the HTTP surface are "iCloud-side"
 edits: they change the store the way another Apple device would, bypassing the
 layer's rules and the request log.
+
+Two iCloud behaviours are opt-in: `addresses` (aliases the principal's
+calendar-user-address-set lists beside the Apple ID) and `listing_lag_s` (eventual
+consistency: listings miss a just-written item while a GET or multiget of its href finds it).
 """
 
 from __future__ import annotations
