@@ -10,9 +10,10 @@ one, so what a full listing misses is fetched first, and only what answers 404 i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from calmirror.model import MirrorEntry
 from calmirror.remote import FetchedItem, SyncChanges
 
 log = logging.getLogger("calmirror.mirror")
@@ -33,3 +34,16 @@ def confirm_absent(fetch: Fetch, changes: SyncChanges, known: Iterable[str], bat
         return changes
     log.info("%d item(s) missing from a full listing are still there (a late listing); kept", len(found))
     return replace(changes, changed={**changes.changed, **{item.href: item.etag for item in found}})
+
+
+def still_there(
+    fetch: Callable[[list[str]], tuple[list[FetchedItem], list[str], dict[str, str]]], known: Mapping[str, MirrorEntry]
+) -> Fetch:
+    """A `Fetch` over the mirror's multiget (items, gone, unreadable): an answer it cannot
+    read still shows the item is there, at the ETag the mirror holds."""
+
+    def fetched(hrefs: Sequence[str]) -> tuple[list[FetchedItem], list[str]]:
+        items, missing, unreadable = fetch(list(hrefs))
+        return items + [FetchedItem(href, known[href].etag, "") for href in unreadable], missing
+
+    return fetched

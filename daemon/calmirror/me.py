@@ -9,8 +9,26 @@ the busy-only mirror copies never disagree about an invitation.
 from __future__ import annotations
 
 from calmirror.config import Settings
+from calmirror.plan import MirrorPolicy
 from calmirror.state import State
 
 
 def my_addresses(state: State, settings: Settings) -> frozenset[str]:
     return state.my_addresses() | frozenset(settings.availability.aliases)
+
+
+def copies_follow_me(state: State, calendar_id: str, policy: MirrorPolicy) -> bool:
+    """A busy-only copy bakes in whether the user declined (the meeting becomes TRANSPARENT),
+    so when "me" changed since a mirror's copies were made (an alias iCloud lists, one
+    configured) the next pass fetches and makes every copy again. Returns whether it will."""
+    if policy.details != "busy":
+        return False
+    key, me = f"mirror_me:{calendar_id}", sorted(policy.me)
+    made = state.get_meta(key)
+    if made == me:
+        return False
+    again = made is not None or bool(state.mirror_item_count(calendar_id))
+    if again:
+        state.refetch_mirror(calendar_id)
+    state.set_meta(key, me)  # after: a crash in between makes them again, never leaves them stale
+    return again

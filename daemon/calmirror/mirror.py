@@ -22,12 +22,12 @@ from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import BadRemoteData, InvalidSyncToken
-from calmirror.late_listing import Fetch, confirm_absent
+from calmirror.late_listing import confirm_absent, still_there
 from calmirror.linked import LinkedFollower
 from calmirror.local.layout import is_feed_id, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
-from calmirror.me import my_addresses
+from calmirror.me import copies_follow_me, my_addresses
 from calmirror.mirror_lock import one_pass_at_a_time
 from calmirror.model import CalendarRow, MirrorEntry, account_of
 from calmirror.plan import (
@@ -208,7 +208,8 @@ class Mirror:
             )
         report.full = changes.full or token is None or stale
         if report.full and len(known):
-            changes = confirm_absent(self._still_there(client, cal, known), changes, known, self.settings.sync.batch)
+            fetch = still_there(lambda hrefs: self._fetch(client, cal.url, hrefs), known)
+            changes = confirm_absent(fetch, changes, known, self.settings.sync.batch)
         policy = self.policy(cal, accept_empty)
 
         removal = plan_removals(
@@ -253,30 +254,9 @@ class Mirror:
         (log.info if changed else log.debug)("sync %s", report.summary())
         return report
 
-    def _still_there(self, client: Source, cal: CalendarRow, known: KnownItems) -> Fetch:
-        """A fetch for `confirm_absent`: an answer it cannot read still shows the item is there."""
-
-        def fetch(hrefs: Sequence[str]) -> tuple[list[FetchedItem], list[str]]:
-            items, missing, unreadable = self._fetch(client, cal.url, list(hrefs))
-            return items + [FetchedItem(href, known[href].etag, "") for href in unreadable], missing
-
-        return fetch
-
     def _copies_follow_me(self, cal: CalendarRow) -> None:
-        """A busy-only copy bakes in whether the user declined (the meeting becomes TRANSPARENT):
-        when "me" changed since the copies were made (an alias iCloud names, or one configured),
-        every copy is made again from a full fetch."""
-        policy = self.policy(cal, False)
-        if policy.details != "busy":
-            return
-        key, me = f"mirror_me:{cal.id}", sorted(policy.me)
-        made = self.state.get_meta(key)
-        if made == me:
-            return
-        if made is not None or self.state.mirror_item_count(cal.id):
+        if copies_follow_me(self.state, cal.id, self.policy(cal, False)):
             log.info("%s: your addresses changed; its busy-only copies are made again", cal.name)
-            self.state.refetch_mirror(cal.id)
-        self.state.set_meta(key, me)
 
     def _match_map(self, cal: CalendarRow, slug: str) -> None:
         """Make the mirror's files and the item map agree again after a crash.
