@@ -110,3 +110,54 @@ def test_a_line_cut_off_by_a_crash_is_dropped_and_the_disk_wins(tmp_path: Path) 
     again.record([("c.ics", '"1"')])
     reread = ChangeLog.open(str(tmp_path), {"a.ics": '"1"', "b.ics": '"1"', "c.ics": '"1"'})
     assert reread.token_hex() == again.token_hex()
+
+
+STEPS = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.tuples(NAMES, st.one_of(st.none(), st.sampled_from(['"1"', '"2"', '"3"'])))),
+        st.sampled_from([0.0, 0.0, 0.4, 1.5]),  # seconds that pass after the write
+        st.sampled_from(["none", "sync", "sync", "full"]),  # what the client does then
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=STEPS)
+def test_a_lagging_listing_hides_fresh_writes_and_loses_no_change(
+    tmp_path_factory: object, steps: list[tuple[tuple[str, str | None] | None, float, str]]
+) -> None:
+    """Under a listing lag a client syncing by token, or listing in full, never sees a write
+    younger than the lag, and once the lag has passed one sync from its token brings it to
+    exactly the calendar's state: iCloud lists late, it does not lose changes."""
+    folder = Path(tmp_path_factory.mktemp("lag"))  # type: ignore[attr-defined]
+    log = ChangeLog.create(str(folder))
+    now = [100.0]
+    log.clock = lambda: now[0]
+    log.lag_s = 1.0
+    state: dict[str, str] = {}
+    written: dict[str, float] = {}
+    token, seen = log.changes_since(None)
+    mirror = dict(seen)
+    for write, passes, does in steps:
+        if write is not None:
+            log.record([write])
+            state = _apply(state, [write])
+            if write[1] is not None:
+                written[write[0]] = now[0]
+        now[0] += passes
+        fresh = {name for name, at in written.items() if now[0] - at < 1.0 and name in state}
+        if does == "full":
+            token, listed = log.changes_since(None)
+            assert dict(listed) == {n: e for n, e in state.items() if n not in fresh}
+            mirror = dict(listed)
+        elif does == "sync":
+            position = log.position(token)
+            assert position is not None
+            token, changes = log.changes_since(position)
+            assert not {name for name, _ in changes} & fresh
+            mirror = _apply(mirror, changes)
+    now[0] += 1.0
+    position = log.position(token)
+    assert position is not None
+    assert _apply(mirror, log.changes_since(position)[1]) == state

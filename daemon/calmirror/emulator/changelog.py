@@ -53,6 +53,7 @@ class ChangeLog:
             self._apply(name, etag)
         self._lock = threading.Lock()
         self.lag_s = 0.0
+        self.clock = time.monotonic  # replaceable, for tests of the lag
         self._recent: deque[tuple[float, int]] = deque()  # (monotonic time, position) of writes under lag
 
     # --- opening ----------------------------------------------------------------------
@@ -94,7 +95,7 @@ class ChangeLog:
         with self._lock:
             with self.path.open("a", encoding="utf-8") as out:
                 out.write("".join(f"{quote(name, safe='')}\t{etag}\n" for name, etag in added))
-            now = time.monotonic()
+            now = self.clock()
             for name, etag in added:
                 if etag and self.lag_s > 0:
                     self._recent.append((now, len(self._entries)))
@@ -128,7 +129,7 @@ class ChangeLog:
         """(the position before the oldest write still hidden, or the end; the names hidden)."""
         if not self._recent:
             return len(self._entries), set()
-        cutoff = time.monotonic() - self.lag_s
+        cutoff = self.clock() - self.lag_s
         while self._recent and self._recent[0][0] <= cutoff:
             self._recent.popleft()
         if not self._recent:
