@@ -76,7 +76,7 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
         else {"state": "not connected", "text": "run `calmirror connect --apple-id EMAIL`"},
         "accounts": accounts_of(state, now),
         # Whose answer to an invitation decides its busy time: logins, the servers' addresses, aliases
-        "me": sorted(my_addresses(state, settings)),
+        "me": sorted(shown_addresses(tuple(my_addresses(state, settings)))),
         "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
         "outbox": {

@@ -103,7 +103,9 @@ def test_declined_under_an_alias_only_icloud_names_is_free(tmp_path: Path, alias
     shown = status_json(home)
     (acct,) = shown["accounts"]
     assert acct["addresses"] == [APPLE_ID, ALIAS, CUSTOM.lower(), "tel:+15551234"]  # not the principal's path
-    assert {APPLE_ID, ALIAS, CUSTOM.lower()} <= set(shown["me"])
+    assert shown["me"] == sorted([APPLE_ID, ALIAS, CUSTOM.lower(), "tel:+15551234"])
+    text = Cli(home.data_dir)("status").stdout
+    assert f"Invitations to you: {', '.join(shown['me'])}" in text
     doctor = Cli(home.data_dir)("doctor", "--json")
     icloud = {c["check"]: c for c in json.loads(doctor.stdout)}["iCloud"]
     assert icloud["ok"] and ALIAS in icloud["detail"] and CUSTOM.lower() in icloud["detail"]
