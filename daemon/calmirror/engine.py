@@ -130,6 +130,8 @@ class Engine:
             account.refresh_addresses(conn.client, self.state, conn.name)
         except RemoteError as exc:
             log.warning("reading your addresses from %s failed: %s", conn.name or "the account", exc.message)
+            # Asked again tomorrow, not at every pass: a server that refuses the PROPFIND keeps refusing.
+            self.state.set_addresses(self.state.addresses(conn.name), conn.name)
 
     def _follow_unmirrored(self, client: ICloudClient | None) -> None:
         """Pushed appointments in a calendar that is not mirrored are followed all the same."""

@@ -149,3 +149,17 @@ def test_a_home_that_never_read_the_addresses_reads_them_at_its_next_pass(tmp_pa
     state.close()
     assert busy_json(home, "--no-daemon") == [at(4), at(7)]
     assert config.load(home.config_file).availability.aliases == ()  # nothing typed into the config
+
+
+def test_a_refused_read_of_the_addresses_fails_no_pass_and_waits_a_day(tmp_path: Path, aliased: Emulator) -> None:
+    home = connected_home(tmp_path, aliased, conflicts=("Home",))
+    state = State(home.state_db)
+    state.forget_addresses()
+    aliased.faults.fail(count=5, status=403, retry_after=None, method="PROPFIND", path_contains="/principal/")
+    invite(aliased)
+    mirror_once(home)  # the calendar is mirrored all the same
+    assert aliased.faults.pending() == 4 and state.addresses() == ()
+    aliased.clear_requests()
+    mirror_once(home)
+    assert not [r for r in aliased.requests if "/principal/" in r.path]  # not asked again at every pass
+    state.close()
