@@ -21,6 +21,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
   `<name> <digest of its definition>`, unique per definition and stable.
+- **DTEND and DURATION both given** (not allowed; Radicale refuses it): DURATION is dropped,
+  as busy time reads the DTEND.
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
   zone, so Radicale reads the time as floating and refuses to write the object out
   ("VTIMEZONE components must contain a valid TZID"). The name becomes the IANA zone CLDR
@@ -55,6 +57,7 @@ PERIODS = "RDATE periods as overrides"
 BOUNDED = "rule bounded by UNTIL"
 ZONES = "custom time zones renamed per definition"
 NAMED = "undefined Windows time zones named by their IANA zone"
+BOTH_ENDS = "DURATION beside DTEND dropped"
 
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
 _TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
@@ -118,6 +121,8 @@ def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int,
         reasons.append(ZONES)
     if name_undefined_zones(resource):
         reasons.append(NAMED)
+    if drop_duration_beside_dtend(resource):
+        reasons.append(BOTH_ENDS)
     if add_missing_master(resource):
         reasons.append(MASTERLESS)
     if split_periods(resource):
@@ -194,6 +199,19 @@ def _renameparams_of(line: str, renames: dict[str, str]) -> str:
         return match.group(1) + (f'"{new}"' if raw.startswith('"') else new)
 
     return _TZID_PARAM.sub(swap, head) + ":" + value
+
+
+def drop_duration_beside_dtend(resource: Resource) -> bool:
+    """An event may give DTEND or DURATION, not both (RFC 5545); Radicale refuses one that
+    gives both. Busy time reads its DTEND (as recurring-ical-events does), so the copy keeps
+    that one."""
+    changed = False
+    for event in resource.events:
+        if event.get("DTEND") is not None and event.get("DURATION") is not None:
+            drop = {index for index, line in event.top() if name_of(line) == "DURATION"}
+            event.lines = [line for index, line in enumerate(event.lines) if index not in drop]
+            changed = True
+    return changed
 
 
 def add_missing_master(resource: Resource) -> bool:

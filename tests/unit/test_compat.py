@@ -107,6 +107,22 @@ def test_a_filtered_hourly_rule_forever_becomes_its_daily_equivalent_reaching_th
         assert busy(made.text, *window) == busy(text, *window) != []
 
 
+def test_an_event_with_both_dtend_and_duration_keeps_its_dtend() -> None:
+    """Not allowed by RFC 5545, refused by Radicale ("cannot contain both DTEND and DURATION"):
+    the copy keeps the DTEND, which busy time reads, and Radicale takes it."""
+    text = event("both", "Both", "20261210T100000Z", "20261210T110000Z", extra="DURATION:PT3H\r\n")
+    assert isinstance(prepare_one("x.ics", text, Limits()), str)
+    made = copy_of(text)
+    assert "DURATION" not in made.text.replace(compat.BOTH_ENDS, "") and "DTEND:20261210T110000Z" in made.text
+    assert isinstance(prepare_one("x.ics", made.text, Limits()), PreparedItem)
+    window = (dt.datetime(2026, 12, 10, tzinfo=UTC), dt.datetime(2026, 12, 11, tzinfo=UTC))
+    assert (
+        busy(made.text, *window)
+        == busy(text, *window)
+        == [(dt.datetime(2026, 12, 10, 10, tzinfo=UTC), dt.datetime(2026, 12, 10, 11, tzinfo=UTC))]
+    )
+
+
 def test_an_object_with_nothing_to_fix_has_no_copy() -> None:
     assert compat.compatible_copy(fixture("team-sync-weekly-ny-dst-exdate-moved.ics"), HREF, HORIZON, 10_000) is None
     assert compat.compatible_copy("not iCalendar", HREF, HORIZON, 10_000) is None
