@@ -21,12 +21,12 @@ log = logging.getLogger("calmirror.mirror")
 Fetch = Callable[[Sequence[str]], tuple[list[FetchedItem], list[str]]]
 
 
-def confirm_absent(fetch: Fetch, changes: SyncChanges, known: Iterable[str], batch: int) -> SyncChanges:
-    """`changes` (a full listing) with every known href it missed but a fetch still finds
-    added back as listed, with the ETag the fetch saw. Costs one multiget per `batch` missed
-    hrefs, and nothing when the listing names everything known."""
-    named = set(changes.changed) | set(changes.deleted)
-    absent = [href for href in known if href not in named]
+def confirm_absent(fetch: Fetch, changes: SyncChanges, gone: Iterable[str], batch: int) -> SyncChanges:
+    """`changes` (a full listing) with every href of `gone` (what the listing would delete)
+    that it did not name deleted but a fetch still finds added back as listed, with the ETag
+    the fetch saw; `changes` itself when there are none. One multiget per `batch` hrefs."""
+    named = set(changes.deleted)
+    absent = [href for href in gone if href not in named and href not in changes.changed]
     found: list[FetchedItem] = []
     for start in range(0, len(absent), max(1, batch)):
         found += fetch(absent[start : start + batch])[0]

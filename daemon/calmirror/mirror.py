@@ -207,14 +207,19 @@ class Mirror:
                 f"{cal.name}: iCloud answered the sync token with a full listing; treated as a full resync",
             )
         report.full = changes.full or token is None or stale
-        if report.full and len(known):
-            fetch = still_there(lambda hrefs: self._fetch(client, cal.url, hrefs), known)
-            changes = confirm_absent(fetch, changes, known, self.settings.sync.batch)
         policy = self.policy(cal, accept_empty)
 
         removal = plan_removals(
             known, changed=changes.changed, deleted=changes.deleted, full=report.full, policy=policy
         )
+        if report.full and removal.gone and not removal.held_empty:
+            fetch = still_there(lambda hrefs: self._fetch(client, cal.url, hrefs), known)
+            confirmed = confirm_absent(fetch, changes, removal.gone, self.settings.sync.batch)
+            if confirmed is not changes:  # some were listed late: plan with them listed
+                changes = confirmed
+                removal = plan_removals(
+                    known, changed=changes.changed, deleted=changes.deleted, full=True, policy=policy
+                )
         if removal.held_empty:
             report.held_empty = True
             self.state.update_mirror(cal.id, held_empty=1, last_error="iCloud lists no events; mirror kept")
