@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 import xml.etree.ElementTree as ET
@@ -399,3 +400,30 @@ def test_a_client_put_checks_uids_without_reading_every_appointment(
     LocalStore(tmp_path / "store", USER).write_appointment("behind.ics", event("uid-behind"))
     clash = http.put(base + "c.ics", data=event("uid-behind").encode(), headers=ics, timeout=10)
     assert clash.status_code == 409 and reads  # the folder changed: the UIDs were read again
+
+
+def test_a_batch_cut_off_between_its_renames_leaves_no_scratch_file_behind(
+    work: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scratch folders are kept from batch to batch: one that failed half-way is cleared,
+    so the same objects can be written again by the next batch."""
+    moves = {"left": 1}
+    real_replace = os.replace
+
+    def replace_then_fail(source: str, destination: str) -> None:
+        if moves["left"] == 0:
+            raise OSError("disk gone")
+        moves["left"] -= 1
+        real_replace(source, destination)
+
+    monkeypatch.setattr(bulk.os, "replace", replace_then_fail)
+    with pytest.raises(StoreError, match="disk gone"):
+        work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}")) for i in range(5)], [])
+    monkeypatch.setattr(bulk.os, "replace", real_replace)
+    folder = work.store_dir / "collection-root" / USER / "icloud-work"
+    cache = work.store_dir / "collection-cache" / USER / "icloud-work" / ".Radicale.cache"
+    for scratch_parent in (folder, cache / "item", cache / "history"):
+        assert not any((scratch_parent / bulk.SCRATCH_DIR).glob("*/*"))
+    assert work.apply_mirror("work", [(f"e{i}.ics", event(f"e{i}", "Again")) for i in range(5)], []) == []
+    assert len(work.items("icloud-work")) == 5
+    assert all(not any((p / bulk.SCRATCH_DIR).glob("*/*")) for p in (folder, cache / "item", cache / "history"))
