@@ -25,6 +25,16 @@ def test_logical_lines_match_vobject(text: str) -> None:
     assert list(vobject_speed.get_logical_lines(io.StringIO(text))) == expected
 
 
+@given(st.text(st.sampled_from(list("ab;,:\\nN Qq-uoted-printable\té€😀\r\n\x0c\u2028")), max_size=400))
+@settings(max_examples=400, deadline=None)
+def test_logical_lines_without_a_line_ending_in_equals_match_vobject(text: str) -> None:
+    """The plain unfolding taken when no line can continue a quoted-printable value."""
+    text = text.replace("=", "")
+    assert list(vobject_speed.get_logical_lines(io.StringIO(text))) == list(
+        _ORIGINAL["getLogicalLines"](io.StringIO(text))
+    )
+
+
 @given(st.text(st.sampled_from(list("abcé€😀 ")), max_size=600), st.integers(10, 90))
 @settings(max_examples=300, deadline=None)
 def test_folding_matches_vobject(text: str, width: int) -> None:

@@ -24,6 +24,7 @@ when the local package is imported, before anything parses an object.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from typing import IO, Any
@@ -44,10 +45,17 @@ _ORIGINAL = {
 
 def get_logical_lines(fp: IO[str], allowQP: bool = True) -> Iterator[tuple[str, int]]:
     """vobject's `getLogicalLines`, keeping the parts of a logical line in a list and the
-    quoted-printable test on its last characters only."""
+    quoted-printable test on its last characters only; a text with no line ending in '='
+    (every calendar object from iCloud, nearly) is simply unfolded."""
     if not allowQP:
         yield from _ORIGINAL["getLogicalLines"](fp, allowQP)
         return
+    if isinstance(fp, io.StringIO) and fp.tell() == 0:
+        text = fp.getvalue()
+        if _QP_CONTINUES.search(text) is None:
+            fp.seek(0, io.SEEK_END)
+            yield from _unfolded(text)
+            return
     quoted_printable = False
     parts: list[str] = []
     size = 0
@@ -102,6 +110,36 @@ def get_logical_lines(fp: IO[str], allowQP: bool = True) -> Iterator[tuple[str, 
             quoted_printable = True
     if size > 0:
         yield "".join(parts), start_number
+
+
+#: A physical line ending in '=', the only way a quoted-printable value continues.
+_QP_CONTINUES = re.compile(r"=\r*(?:\n|\Z)")
+
+
+def _unfolded(text: str) -> Iterator[tuple[str, int]]:
+    """`get_logical_lines` of a text none of whose lines ends in '=' (so no line continues
+    a quoted-printable value): plain unfolding, in one pass over the text's lines."""
+    pieces = text.split("\n")  # what readline() splits at: a lone CR is not a line end
+    if pieces[-1] == "":
+        pieces.pop()
+    parts: list[str] = []
+    size = start = 0
+    for number, piece in enumerate(pieces, 1):
+        line = piece.rstrip("\r\n")
+        if line.rstrip() == "":
+            if size > 0:
+                yield "".join(parts), start
+            start, parts, size = number, [], 0
+        elif line[0] in " \t":
+            parts.append(line[1:])
+            size += len(line) - 1
+        elif size > 0:
+            yield "".join(parts), start
+            start, parts, size = number, [line], len(line)
+        else:
+            parts, size = [line], len(line)
+    if size > 0:
+        yield "".join(parts), start
 
 
 def fold_one_line(outbuf: Any, input: str, lineLength: int = 75) -> None:
