@@ -137,3 +137,38 @@ def test_corpus_lines_match_vobject() -> None:
 def test_content_line_reader_is_installed() -> None:
     vobject_speed.install()
     assert vobject.base.textLineToContentLine is vobject_speed.text_line_to_content_line
+
+
+def _read_with(transform: object, text: str) -> tuple[str, str]:
+    """What vobject makes of `text` with `transform` as `VBase.transformToNative`: its
+    serialization, or the error it raises."""
+    installed = vobject.base.VBase.transformToNative
+    vobject.base.VBase.transformToNative = transform  # type: ignore[method-assign]
+    try:
+        return "ok", "".join(component.serialize() for component in vobject.readComponents(text, allowQP=True))
+    except Exception as error:
+        return type(error).__name__, str(error)
+    finally:
+        vobject.base.VBase.transformToNative = installed  # type: ignore[method-assign]
+
+
+_BROKEN = [
+    "DTSTART:2026-13-45",
+    "DTSTART;TZID=Nowhere/Atlantis:20260101T100000",
+    "DURATION:PXYZ",
+    "RRULE:FREQ=SOMETIMES",
+    "EXDATE;VALUE=DATE:2026x",
+    "TRIGGER:-PT1H",
+]
+
+
+def test_native_values_and_their_errors_match_vobject() -> None:
+    from calmirror.testing.corpus import generate_events
+
+    texts = [text for _, text in generate_events(150)]
+    head, tail = texts[0].split("END:VEVENT", 1)
+    texts += [f"{head}{line}\r\nEND:VEVENT{tail}" for line in _BROKEN]
+    for text in texts:
+        theirs = _read_with(_ORIGINAL["VBase.transformToNative"], text)
+        assert _read_with(vobject_speed.transform_to_native, text) == theirs
+    assert any(_read_with(vobject_speed.transform_to_native, t)[0] == "ParseError" for t in texts[-len(_BROKEN) :])

@@ -16,6 +16,9 @@ name is kept instead (vobject never adds properties to its classes after import)
 `textLineToContentLine`, a quarter of that check, runs its line regex and then those stores
 for every line: most lines of an event are a plain `NAME:value`, which is split at its first
 colon, and every line's content line is filled in one dictionary update.
+`VBase.transformToNative` copies every line it converts (`copy.copy`, through the pickle
+protocol) only to name it in an error message: the attributes are kept instead, and the copy
+made from them when there is an error to report.
 
 The replacements below keep each function's contract and output exactly (a unit test
 compares them with the originals on generated input); `install()` is idempotent and runs
@@ -40,6 +43,7 @@ _ORIGINAL = {
     "stringToTextValues": vobject.icalendar.stringToTextValues,
     "ContentLine.__setattr__": vobject.base.ContentLine.__setattr__,
     "textLineToContentLine": vobject.base.textLineToContentLine,
+    "VBase.transformToNative": vobject.base.VBase.transformToNative,
 }
 
 
@@ -244,7 +248,27 @@ def text_line_to_content_line(text: str, n: int | None = None) -> Any:
 _new_content_line = object.__new__
 
 
+def transform_to_native(self: Any) -> Any:
+    """vobject's `VBase.transformToNative`, with the same result and the same errors."""
+    if self.isNative or not self.behavior or not self.behavior.hasNative:
+        return self
+    state = dict(self.__dict__)  # all that copy.copy(self) keeps of it (no vobject class has its own copy)
+    try:
+        return self.behavior.transformToNative(self)
+    except Exception as error:
+        line_number = getattr(self, "lineNumber", None)
+        if isinstance(error, vobject.base.ParseError):
+            if line_number is not None:
+                error.lineNumber = line_number
+            raise
+        original = type(self).__new__(type(self))
+        original.__dict__.update(state)
+        message = f"In transformToNative, unhandled exception on line {line_number}: {type(error)}: {error}"
+        raise vobject.base.ParseError(f"{message} ({original})", line_number) from error
+
+
 def install() -> None:
+    vobject.base.VBase.transformToNative = transform_to_native
     vobject.base.textLineToContentLine = text_line_to_content_line
     vobject.base.ContentLine.__setattr__ = content_line_setattr
     vobject.base.getLogicalLines = get_logical_lines
