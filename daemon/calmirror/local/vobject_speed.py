@@ -261,7 +261,7 @@ def transform_to_native(self: Any) -> Any:
             if line_number is not None:
                 error.lineNumber = line_number
             raise
-        original = type(self).__new__(type(self))
+        original = object.__new__(type(self))  # as copy.copy makes it: no vobject class has its own __new__
         original.__dict__.update(state)
         message = f"In transformToNative, unhandled exception on line {line_number}: {type(error)}: {error}"
         raise vobject.base.ParseError(f"{message} ({original})", line_number) from error
