@@ -2,6 +2,7 @@
 
     python bench/bench_mirror.py [--events N] [--vdirsyncer-timeout-min M]   # alone
     python bench/bench_mirror.py --events 100000 --no-vdirsyncer --base-pythonpath OLD/daemon
+    python bench/bench_mirror.py --events 10000 --no-vdirsyncer --busy-index   # as the daemon's first pass
     python bench/run_all.py [--large]                                         # with the rest
 
 Both sides read the same emulator calendar (the generated corpus, loaded once) and are run
@@ -84,6 +85,7 @@ class Scenario:
     base_rows: list[BaseRow] = field(default_factory=list)
     vdir: VdirPair | None = None
     vdir_synced: bool = False
+    busy_index: bool = False  # each pass builds the busy index first, as the daemon does
 
     @property
     def size(self) -> int:
@@ -162,13 +164,21 @@ password = "bench"
 # --- the calmirror child ------------------------------------------------------------------
 
 
-def child_mirror(home_dir: str) -> int:
-    """Run in a child process: one mirror pass over the home's conflict calendars, JSON on stdout."""
+def child_mirror(home_dir: str, busy_index: bool = False) -> int:
+    """Run in a child process: one mirror pass over the home's conflict calendars, JSON on stdout.
+
+    `busy_index`: build the busy index first (quick on an empty home), as the daemon does
+    before its first pass, so the pass also computes and writes every event's busy-index
+    entries; without it they are left to the daemon's upkeep afterwards."""
     from calmirror.testing.homes import engine_for
 
     home = Home(config_file=Path(home_dir) / "config.toml", data_dir=Path(home_dir))
     started = time.perf_counter()
     engine = engine_for(home)
+    if busy_index:
+        from calmirror.availability.busy_upkeep import BusyUpkeep
+
+        BusyUpkeep(engine.store, engine.state, engine.settings).ensure()
     client = engine.client()
     remote_s = _time_remote(client)
     ready = time.perf_counter()
@@ -228,7 +238,7 @@ _BASE_CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); import calmirror.testing.homes; "
     "sys.path.insert(0, sys.argv[2]); import bench_mirror; "
     "assert calmirror.__file__.startswith(sys.argv[1]), calmirror.__file__; "
-    "raise SystemExit(bench_mirror.child_mirror(sys.argv[3]))"
+    "raise SystemExit(bench_mirror.child_mirror(sys.argv[3], sys.argv[4:] == ['--busy-index']))"
 )
 
 
@@ -270,6 +280,8 @@ def calmirror_pass(
         ]
     else:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child-mirror", str(home.data_dir)]
+    if sc.busy_index:
+        cmd.append("--busy-index")
     result = common.run_measured(cmd, timeout=timeout)
     if not result.ok:
         raise RuntimeError(f"calmirror mirror child failed ({result.returncode}): {result.stderr[-3000:]}")
@@ -610,9 +622,14 @@ def main() -> int:
         "--base-pythonpath", metavar="DIR", help="the daemon/ folder of a revision to run beside this checkout"
     )
     parser.add_argument("--child-timeout-s", type=float, default=CHILD_TIMEOUT_S, help="limit for each calmirror pass")
+    parser.add_argument(
+        "--busy-index",
+        action="store_true",
+        help="build the busy index before each pass, as the daemon does, so the passes write its entries too",
+    )
     args = parser.parse_args()
     if args.child_mirror:
-        return child_mirror(args.child_mirror)
+        return child_mirror(args.child_mirror, args.busy_index)
     report = Report()
     events = common.generate_events(args.events)
     print(f"{common.machine_summary()}; {common.revision()}; load {os.getloadavg()}", flush=True)
@@ -620,6 +637,7 @@ def main() -> int:
         print(f"[mirror] emulator loaded {args.events:,} events in {icloud.load_s:.0f} s", flush=True)
         sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, report, f"{args.events:,} events")
         sc.base_code = str(Path(args.base_pythonpath).resolve()) if args.base_pythonpath else None
+        sc.busy_index = args.busy_index
         try:
             run(
                 sc,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, cast
 
+from calmirror.availability import engine, spans
 from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
@@ -29,7 +30,7 @@ from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
 from calmirror.me import copies_follow_me, my_addresses
 from calmirror.mirror_lock import one_pass_at_a_time
-from calmirror.model import CalendarRow, MirrorEntry, account_of
+from calmirror.model import BusyBatch, CalendarRow, IndexedItem, MirrorEntry, account_of
 from calmirror.plan import (
     MirrorPlan,
     MirrorPolicy,
@@ -48,6 +49,7 @@ from calmirror.state.mirror_view import KnownItems
 log = logging.getLogger("calmirror.mirror")
 
 Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
+BusyJob = tuple[str, tuple[int, int], engine.Rules]  # the busy index's fingerprint, horizon and rules
 
 
 class Source(Protocol):
@@ -319,6 +321,7 @@ class Mirror:
         size = self.settings.sync.batch
         unreadable: dict[str, str] = {}
         batches = [wanted[start : start + size] for start in range(0, len(wanted), size)]
+        busy_job = BusyUpkeep(self.store, self.state, self.settings).batch_job() if wanted else None
         with (
             self.store.mirror_writer(slug, len(wanted)) as writer,
             contextlib.closing(prefetched(lambda batch: self._fetch(client, cal.url, batch), batches)) as answers,
@@ -333,7 +336,7 @@ class Mirror:
                     plan.skipped.update(refused)
                     unreadable.update(refused)
                     if _has_work(plan):
-                        for written in writer.submit(self._batch(plan, policy)):
+                        for written in writer.submit(self._batch(plan, policy, busy_job)):
                             self._record_written(cal.id, slug, written, known, report)
                 for written in writer.drain():
                     self._record_written(cal.id, slug, written, known, report)
@@ -347,10 +350,19 @@ class Mirror:
         return unreadable
 
     @staticmethod
-    def _batch(plan: MirrorPlan, policy: MirrorPolicy) -> Batch:
+    def _batch(plan: MirrorPlan, policy: MirrorPolicy, busy_job: BusyJob | None = None) -> Batch:
         """The local side of a plan; an exact text Radicale refuses is tried again as its
-        compatible copy (`compat.py`), made from the exact text in the writer's thread."""
+        compatible copy (`compat.py`), made from the exact text in the writer's thread.
+
+        With `busy_job` (the busy index's fingerprint, horizon and rules), the check worker
+        also computes the batch's busy-index entries from the exact texts: parsing them was
+        the pass's main thread's largest cost (about 1 ms per event, with the check on the
+        other core); `_record` uses them where the index has not moved on meanwhile."""
         entries = {entry.local_href: entry for entry in plan.entries}
+        texts = {entry.href: entry.body for entry in plan.entries if entry.body is not None}
+        side = None
+        if busy_job is not None and texts:
+            side = (spans.index_texts, (texts, busy_job[2], busy_job[1]))
         swapped: dict[str, MirrorEntry] = {}
 
         def fallback(local_href: str, refused: str) -> str | None:
@@ -361,16 +373,22 @@ class Mirror:
             swapped[local_href] = made[0]
             return made[1]
 
-        return Batch(plan.writes, plan.local_deletes, tag=(plan, swapped), fallback=fallback)
+        job = busy_job[:2] if busy_job is not None else None
+        return Batch(plan.writes, plan.local_deletes, tag=(plan, swapped, job), fallback=fallback, side=side)
 
     def _record_written(
         self, calendar_id: str, slug: str, written: Written, known: KnownItems, report: SyncReport
     ) -> None:
-        plan, swapped = cast(tuple[MirrorPlan, dict[str, MirrorEntry]], written.batch.tag)
+        plan, swapped, job = cast(
+            tuple[MirrorPlan, dict[str, MirrorEntry], tuple[str, tuple[int, int]] | None], written.batch.tag
+        )
         if swapped:
             entries = [swapped.get(e.local_href, e) if e.local_href in written.fell_back else e for e in plan.entries]
             plan = replace(plan, entries=entries)
-        self._record(calendar_id, slug, plan, written.refused, known, report)
+        computed = None
+        if job is not None and isinstance(written.side, dict):
+            computed = BusyBatch(job[0], job[1], cast(dict[str, IndexedItem], written.side))
+        self._record(calendar_id, slug, plan, written.refused, known, report, computed)
 
     def _rederive(
         self, calendar_id: str, slug: str, known: KnownItems, policy: MirrorPolicy, report: SyncReport
@@ -429,6 +447,7 @@ class Mirror:
         refused: dict[str, str],
         known: KnownItems,
         report: SyncReport,
+        computed: BusyBatch | None = None,
     ) -> None:
         """After a batch is written: the map, the report and the caches follow it.
 
@@ -468,7 +487,7 @@ class Mirror:
         report.skipped_reasons.update(skipped)
         report.deleted += len(plan.gone)
         texts = {entry.href: entry.body for entry in entries if entry.body is not None}
-        busy = BusyUpkeep(self.store, self.state, self.settings).mirror_batch(calendar_id, texts)
+        busy = BusyUpkeep(self.store, self.state, self.settings).mirror_batch(calendar_id, texts, computed)
         # Not waiting for the disk per batch (an fsync each, a fifth of an initial mirror's
         # main thread): the pass marked the mirror unclean durably before its first write and
         # saves its token durably after the last, so a record lost to a power cut leaves files

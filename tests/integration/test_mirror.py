@@ -311,3 +311,38 @@ def test_a_pass_cut_short_leaves_the_mirror_to_be_checked_by_the_next_process(
     assert not engine.state.mirror_clean(work)
     report = sync(engine_for(home))["Work"]
     assert report.added == 1 and not report.error and engine.state.mirror_clean(work)
+
+
+def _busy_entries(engine: Engine) -> dict[str, dict[str, str]]:
+    return {source: engine.state.busy_digests(source) for source in sorted(engine.state.busy_sources())}
+
+
+def test_busy_entries_a_check_worker_computes_are_those_the_pass_would(
+    tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the busy index built, a pass whose batches worker processes check has them compute
+    the busy-index entries too; the index then holds what a pass checking in-process writes."""
+    from calmirror.availability.busy_upkeep import BusyUpkeep
+    from calmirror.availability.spans import IndexedItem
+    from calmirror.local import check_pool
+
+    made_here = [0]  # entries made in this process (one unpickled from a worker is not __init__ed)
+    real_init = IndexedItem.__init__
+
+    def counted(self: IndexedItem, *args: Any, **kwargs: Any) -> None:
+        made_here[0] += 1
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexedItem, "__init__", counted)
+    entries: dict[bool, dict[str, dict[str, str]]] = {}
+    made: dict[bool, int] = {}
+    for pooled in (False, True):
+        monkeypatch.setattr(check_pool, "WORTH_A_POOL", 1 if pooled else 10**9)
+        engine = engine_for(connected_home(tmp_path / str(pooled), emu, conflicts=("Work", "Home")))
+        BusyUpkeep(engine.store, engine.state, engine.settings).ensure()  # as the daemon does before its first pass
+        made_here[0] = 0
+        assert sync(engine)["Work"].added == 16
+        made[pooled] = made_here[0]
+        entries[pooled] = _busy_entries(engine)
+    assert entries[True] == entries[False] and sum(len(e) for e in entries[False].values()) >= 25
+    assert made[False] >= 25 and made[True] == 0  # none computed in the syncing process

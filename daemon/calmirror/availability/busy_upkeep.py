@@ -103,9 +103,13 @@ class BusyUpkeep:
 
     # --- computing entries -----------------------------------------------------------------
 
-    def batch(self, texts: dict[str, str], meta: dict[str, Any] | None = None) -> BusyBatch | None:
+    def batch(
+        self, texts: dict[str, str], meta: dict[str, Any] | None = None, known: BusyBatch | None = None
+    ) -> BusyBatch | None:
         """Entries for `texts` under the index's current horizon and rules; None when the index
-        is not built for the current rules (the next upkeep rebuilds it)."""
+        is not built for the current rules (the next upkeep rebuilds it). `known`: entries
+        already computed elsewhere (a check worker), used where they are of the same text,
+        horizon and rules."""
         rules = self.rules()
         meta = self.state.busy_meta() if meta is None else meta
         fingerprint = spans.fingerprint(rules)
@@ -113,12 +117,33 @@ class BusyUpkeep:
             return None
         horizon = (int(meta["horizon"][0]), int(meta["horizon"][1]))
         self.computed += len(texts)
-        items = {href: spans.index_text(text, rules, horizon) for href, text in texts.items()}
+        ready = (
+            known.items if known is not None and (known.fingerprint, known.horizon) == (fingerprint, horizon) else {}
+        )
+        items = {}
+        for href, text in texts.items():
+            entry = ready.get(href)
+            items[href] = (
+                entry
+                if entry is not None and entry.digest == spans.digest(text)
+                else spans.index_text(text, rules, horizon)
+            )
         return BusyBatch(fingerprint, horizon, items)
 
-    def mirror_batch(self, calendar_id: str, texts: dict[str, str]) -> BusyBatch | None:
+    def mirror_batch(self, calendar_id: str, texts: dict[str, str], known: BusyBatch | None = None) -> BusyBatch | None:
         """Entries of one mirror batch, computed before its transaction (see `apply_mirror_map`)."""
-        return self.batch(texts) if texts else None
+        return self.batch(texts, known=known) if texts else None
+
+    def batch_job(self) -> tuple[str, tuple[int, int], engine.Rules] | None:
+        """(fingerprint, horizon, rules) entries are computed under now, for a check worker to
+        compute a mirror batch's beside its check; None while the index is not built for the
+        current rules (no entries are then computed at all)."""
+        rules = self.rules()
+        meta = self.state.busy_meta()
+        fingerprint = spans.fingerprint(rules)
+        if meta is None or meta["fingerprint"] != fingerprint:
+            return None
+        return fingerprint, (int(meta["horizon"][0]), int(meta["horizon"][1])), rules
 
     def texts(self, source: str, hrefs: list[str]) -> dict[str, str]:
         """The current texts of some entries of a source (missing ones left out)."""

@@ -186,6 +186,12 @@ def index_text(text: str, rules: engine.Rules, window: tuple[int, int]) -> Index
     return IndexedItem(known, to_us(lo), None if hi is None else to_us(hi), spans)
 
 
+def index_texts(texts: dict[str, str], rules: engine.Rules, window: tuple[int, int]) -> dict[str, IndexedItem]:
+    """`index_text` of several resources by href: one call a check worker makes for a whole
+    mirror batch, beside Radicale's check of it (`check_pool.SideJob`)."""
+    return {href: index_text(text, rules, window) for href, text in texts.items()}
+
+
 def extend_text(text: str, rules: engine.Rules, old_end: int, new_end: int) -> tuple[BusySpan, ...]:
     """The rows a horizon moving from `old_end` to `new_end` adds: occurrences starting in
     between (those starting earlier are already indexed)."""

@@ -20,11 +20,11 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from calmirror.local.items import Limits, PreparedItem, prepare_chunk
 
@@ -37,6 +37,21 @@ WORKER_TIMEOUT_S = 600.0
 WORTH_A_POOL = 1000
 
 Checked = list[PreparedItem | str]
+#: Other work on the same objects that a worker does beside the check, so the caller's own
+#: thread need not (a module-level function and its picklable arguments; e.g. the busy index
+#: entries of the exact texts): its result comes back with the check's.
+SideJob = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def run_side(side: SideJob | None) -> object:
+    """The side job's result; None without one or when it fails (the caller then does the
+    work itself, and meets the error there): it must never cost the check."""
+    if side is None:
+        return None
+    try:
+        return side[0](*side[1])
+    except Exception:
+        return None
 
 
 class WorkerFailed(Exception):
@@ -99,19 +114,24 @@ class _Worker:
             env=env,
         )
 
-    def check(self, pairs: Sequence[tuple[str, str]], limits: Limits, timeout: float) -> Checked:
+    def check(
+        self, pairs: Sequence[tuple[str, str]], limits: Limits, timeout: float, side: SideJob | None = None
+    ) -> tuple[Checked, object]:
         timer = threading.Timer(timeout, self.process.kill)
         timer.start()
         try:
-            write_frame(cast(IO[bytes], self.process.stdin), (list(pairs), limits))
+            write_frame(cast(IO[bytes], self.process.stdin), (list(pairs), limits, side))
             answer = read_frame(cast(IO[bytes], self.process.stdout))
-        except (OSError, EOFError, pickle.PickleError, ValueError) as error:
+        except (OSError, EOFError, pickle.PickleError, ValueError, AttributeError, TypeError) as error:
             raise WorkerFailed(f"worker failed: {error}") from error
         finally:
             timer.cancel()
-        if not isinstance(answer, list) or len(answer) != len(pairs):
+        if not isinstance(answer, tuple) or len(answer) != 2:
+            raise WorkerFailed("worker answered something other than (results, side result)")
+        results, side_result = answer
+        if not isinstance(results, list) or len(results) != len(pairs):
             raise WorkerFailed("worker answered with the wrong number of results")
-        return cast(Checked, answer)
+        return cast(Checked, results), side_result
 
     def close(self) -> None:
         try:
@@ -152,31 +172,32 @@ class CheckPool:
     ) -> None:
         self.close()
 
-    def submit(self, pairs: Sequence[tuple[str, str]]) -> Future[Checked]:
-        return self._threads.submit(self._check, list(pairs))
+    def submit(self, pairs: Sequence[tuple[str, str]], side: SideJob | None = None) -> Future[tuple[Checked, object]]:
+        """The checks of `pairs` and the result of `side` (None without one)."""
+        return self._threads.submit(self._check, list(pairs), side)
 
     def check_all(self, pairs: Sequence[tuple[str, str]]) -> Checked:
         """Every object, split evenly over the workers, in order."""
         size = -(-len(pairs) // self.size) if pairs else 1
         futures = [self.submit(pairs[start : start + size]) for start in range(0, len(pairs), size)]
-        return [result for future in futures for result in future.result()]
+        return [result for future in futures for result in future.result()[0]]
 
-    def _check(self, pairs: list[tuple[str, str]]) -> Checked:
+    def _check(self, pairs: list[tuple[str, str]], side: SideJob | None) -> tuple[Checked, object]:
         worker = self._idle.get()
         try:
             if worker is None:
                 worker = _Worker()
                 with self._lock:
                     self._all.append(worker)
-            results = worker.check(pairs, self.limits, self.timeout)
+            answer = worker.check(pairs, self.limits, self.timeout, side)
         except (OSError, WorkerFailed) as error:
             log.warning("checking calendar objects in a worker process failed (%s); checking them here", error)
             if worker is not None:
                 worker.close()
             self._idle.put(None)
-            return prepare_chunk(pairs, self.limits)
+            return prepare_chunk(pairs, self.limits), run_side(side)
         self._idle.put(worker)
-        return results
+        return answer
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)

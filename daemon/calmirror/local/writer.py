@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from calmirror.local.check_pool import Checked, CheckPool
+from calmirror.local.check_pool import Checked, CheckPool, SideJob
 from calmirror.local.items import PreparedItem
 
 if TYPE_CHECKING:
@@ -33,12 +33,15 @@ Fallback = Callable[[str, str], str | None]
 class Batch:
     """One batch of a mirror: texts to write by href, hrefs to delete, and the caller's own
     record of it (`tag`, handed back untouched). An object the check refuses is tried once
-    more with the text `fallback` gives for it (a compatible copy)."""
+    more with the text `fallback` gives for it (a compatible copy). `side`: other work on the
+    batch that a check worker does beside the check (see `check_pool.SideJob`), its result
+    handed back in `Written.side`; without worker processes it is not done."""
 
     writes: Sequence[tuple[str, str]]
     deletes: Sequence[str]
     tag: object = None
     fallback: Fallback | None = None
+    side: SideJob | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Written:
     batch: Batch
     refused: dict[str, str] = field(default_factory=dict)  # href -> reason: nothing written for it
     fell_back: dict[str, str] = field(default_factory=dict)  # href -> why the first text was refused
+    side: object = None  # the side job's result, None when it was not done or failed
 
 
 class BatchWriter:
@@ -60,7 +64,7 @@ class BatchWriter:
     def submit(self, batch: Batch) -> Iterator[Written]:
         """Queue a batch; yields the batches finished meanwhile (waiting while too many are
         in flight, so memory stays bounded)."""
-        checking = self.pool.submit(batch.writes) if self.pool is not None and batch.writes else None
+        checking = self.pool.submit(batch.writes, batch.side) if self.pool is not None and batch.writes else None
         self._pending.append((batch, self._writer.submit(self._write, batch, checking)))
         while self._pending and (len(self._pending) > self.depth or self._pending[0][1].done()):
             yield self._next()
@@ -89,20 +93,23 @@ class BatchWriter:
         _, future = self._pending.popleft()
         return future.result()
 
-    def _write(self, batch: Batch, checking: Future[Checked] | None) -> Written:
+    def _write(self, batch: Batch, checking: Future[tuple[Checked, object]] | None) -> Written:
         if self._failed.is_set():
             raise RuntimeError("an earlier batch was not written")
         try:
+            side = None
             if checking is not None:
                 hrefs = [href for href, _ in batch.writes]
-                checked = list(zip(hrefs, checking.result(), strict=True))
+                results, side = checking.result()
+                checked = list(zip(hrefs, results, strict=True))
             else:
                 checked = self.store.check(batch.writes)
             fell_back: dict[str, str] = {}
             if batch.fallback is not None:
                 checked = self._second_tries(checked, batch.fallback, fell_back)
             refused = dict(self.store.write_checked(self.slug, checked, batch.deletes))
-            return Written(batch, refused, {href: why for href, why in fell_back.items() if href not in refused})
+            kept = {href: why for href, why in fell_back.items() if href not in refused}
+            return Written(batch, refused, kept, side)
         except BaseException:
             self._failed.set()
             raise
