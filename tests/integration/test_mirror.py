@@ -118,13 +118,17 @@ def test_503_in_the_middle_of_a_multiget_then_recovery(tmp_path: Path, emu: Emul
     with pytest.raises(Exception) as caught:
         engine.mirror.sync_calendar(client, cal, progress=arm)
     assert getattr(caught.value, "retry_after", None) == 2
+    # The first batch landed and the token was not saved. The next multiget is sent while a
+    # batch is worked on (`prefetch`), and the writer may have begun the batch behind the
+    # first: under load the fault can meet the third or fourth request instead, so one to
+    # three whole batches landed.
     partial = len(local_copies(engine, "work"))
-    assert partial == 5  # the first batch landed; the token was not saved
+    assert partial in (5, 10, 15)
     emu.clear_requests()
     report = engine.mirror.sync_calendar(client, cal)
     client.close()
-    assert report.added == 11 and len(local_copies(engine, "work")) == 16
-    assert len(requests_to(emu, emu.calendar_id("Work"))) == 1 + math.ceil(11 / 5)
+    assert report.added == 16 - partial and len(local_copies(engine, "work")) == 16
+    assert len(requests_to(emu, emu.calendar_id("Work"))) == 1 + math.ceil((16 - partial) / 5)
 
 
 def test_pass_after_503_holds_every_request_until_retry_after(tmp_path: Path, emu: Emulator) -> None:
