@@ -138,6 +138,7 @@ def test_what_a_client_reads_from_the_mirror_expands_to_the_same_busy_time(obj: 
 def copy_reach(stored: str) -> dt.datetime | None:
     """Where a copy bounded short of the horizon by Radicale's occurrence limit stops (a rule
     so frequent that 10,000 of its occurrences, as Radicale estimates them, end sooner)."""
+    stored = re.sub(r"\r?\n[ \t]", "", stored)  # (the marker line is folded)
     if "rule bounded by UNTIL" not in stored:
         return None
     found = re.search(r"^RRULE:.*UNTIL=(\d{8})", stored, re.MULTILINE)
