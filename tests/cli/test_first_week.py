@@ -57,7 +57,23 @@ def test_status_when_not_connected_says_what_to_do(cli: Cli, home: Path) -> None
     assert "iCloud: not connected; run `calmirror connect --apple-id EMAIL`" in result.stdout
 
 
-@pytest.mark.parametrize("command", [["status"], ["doctor"], ["local-account"], ["status", "--json"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["doctor"],
+        ["local-account"],
+        ["status", "--json"],
+        # a mistyped --home once made an empty home and answered from it: "nothing busy"
+        ["availability", "--from", "2026-12-07", "--to", "2026-12-08"],
+        ["week"],
+        ["calendars"],
+        ["conflicts", "list"],
+        ["outbox", "list"],
+        ["outbox", "retry"],
+        ["feed", "url"],
+    ],
+)
 def test_read_only_commands_do_not_create_a_missing_home(cli: Cli, tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "never-made"
     result = cli("--home", str(missing), *command)

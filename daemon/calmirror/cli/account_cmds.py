@@ -210,6 +210,7 @@ def register(app: typer.Typer) -> None:
         from calmirror import account
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made and answered from
         if refresh:
             account.refresh_all(c.home, c.settings, c.state)
         elif c.state.account() is None:

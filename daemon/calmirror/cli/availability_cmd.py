@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         from calmirror.local.store import LocalStore
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home would answer "nothing busy"
         zone = _zone(tz or c.settings.availability.timezone)
         window_start, window_end = slots.parse_time(start, zone), slots.parse_time(end, zone)
         if window_end <= window_start:

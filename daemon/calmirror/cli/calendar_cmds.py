@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the conflict calendars and their local mirrors."""
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made and answered from
         names = c.state.calendar_names()  # a calendar deleted in iCloud keeps its last name
         rows: list[dict[str, Any]] = []
         for cal_id in c.settings.icloud.conflicts:

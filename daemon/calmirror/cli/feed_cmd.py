@@ -60,6 +60,7 @@ def url(ctx: typer.Context) -> None:
     from calmirror.web import feed
 
     c = ctx_of(ctx)
+    c.require_home()  # a mistyped --home is said, never made and answered from
     token = feed.token(c.state)
     if token is None:
         raise UserError("the feed is off; `calmirror feed enable` turns it on")

@@ -134,6 +134,7 @@ def register(app: typer.Typer) -> None:
     def outbox_retry(ctx: typer.Context) -> None:
         """Queue failed appointments again."""
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made and answered from
         count = c.state.requeue_failed()
         control.signal_daemon(c.home.pid_file, signal.SIGUSR1)
         console.print(f"Re-queued {count} failed appointment(s).")
@@ -145,6 +146,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show appointments waiting for iCloud or failed."""
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made and answered from
         rows: list[dict[str, Any]] = [
             {
                 "uid": r.uid,

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         from calmirror.web.week import parse_day
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home would answer "nothing busy"
         zone = c.settings.availability.zone
         # The words as typed, unquoted or not: `calmirror week next monday` is one date.
         first = parse_day(" ".join(date) if date else "today", dt.datetime.now(zone).date())
