@@ -134,12 +134,12 @@ def test_broken_config_gives_file_key_and_exit_2(cli: Cli, home: Path) -> None:
 def test_unusable_home_gives_one_line(cli: Cli, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    result = cli("--home", str(blocker / "inner"), "outbox", "retry")
+    result = cli("--home", str(blocker / "inner"), "feed", "enable")  # a command that makes a home
     assert result.returncode == 5 and "cannot create folder" in one_clean_line(result)
     if os.geteuid() != 0:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        result = cli("--home", str(locked / "inner"), "outbox", "retry")
+        result = cli("--home", str(locked / "inner"), "feed", "enable")
         assert result.returncode == 5 and "permission denied" in one_clean_line(result)
 
 
