@@ -376,3 +376,24 @@ def test_merged_busy_time_is_kept_per_week_until_the_database_changes() -> None:
         assert after == av.merge((max(o.start, window[0]), min(o.end, window[1])) for o in engine_answer(busy, *window))
         assert after != first and busy.blocks.computed > computed
         assert (dt.datetime(2027, 3, 4, 10, tzinfo=UTC), dt.datetime(2027, 3, 12, 11, tzinfo=UTC)) in after
+
+
+def test_an_occurrence_crossing_the_horizon_stays_busy_to_the_window_end() -> None:
+    """Found by the property above: three-day all-day occurrences, the last starting before the
+    horizon's end and ending after the week (of the merged-week memo) the horizon ends in. The
+    merged busy time stopped at that week's edge, an hour short of the window's end: the years
+    past the horizon leave an occurrence that starts inside it to the index."""
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//prop//EN\r\nBEGIN:VEVENT\r\nUID:a0-ev0\r\n"
+        "DTSTAMP:20270101T000000Z\r\nDTSTART;VALUE=DATE:20270301\r\nDTEND;VALUE=DATE:20270304\r\n"
+        "RRULE:FREQ=DAILY;COUNT=16\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    clock = Clock(BASE.replace(tzinfo=UTC) - spans.HORIZON_AHEAD + dt.timedelta(days=16, hours=5))
+    with world("UTC", clock, allday=True, tentative=False) as busy:
+        busy.store.write_appointment("a0.ics", text)
+        busy.upkeep.ensure()
+        ws = BASE.replace(tzinfo=UTC)
+        we = ws + dt.timedelta(hours=409)  # past the horizon's end and the week it ends in
+        expected = av.merge((max(o.start, ws), min(o.end, we)) for o in engine_answer(busy, ws, we))
+        assert expected == [(ws, we)]
+        assert busy.busy(ws, we) == expected

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import icalendar
@@ -161,6 +161,12 @@ class BusySources:
         query, _names, _travel, outside = found
         a, b = to_us(start), to_us(end)
         ints = self.blocks.pairs(query) if query is not None else []  # travel applied by the query
+        if query is not None and (a < query.start or b > query.end):
+            # The weeks stop at the horizon's, clipped at their edges; an occurrence the index
+            # holds may cross the horizon and reach past them, and the years outside leave it
+            # to the index: read whole the rows touching each edge of the inside part.
+            for lo, hi in ((query.start, query.start + 1), (query.end - 1, query.end)):
+                ints += self.state.busy_extents(replace(query, start=lo, end=hi))
         ints += [(to_us(o.start), to_us(o.end)) for o in outside]
         return [(from_us(lo), from_us(hi)) for lo, hi in merge_clipped(ints, a, b)]
 
