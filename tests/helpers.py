@@ -193,3 +193,16 @@ def write_lock_held(store: Any) -> Iterator[Callable[[], None]]:
     finally:
         release.set()
         thread.join(5)
+
+
+def emulator_serve(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """`calmirror emulator serve` as a child process on a free port, as a newcomer starts it:
+    the password through the environment (`PW`), never on the command line."""
+    command = [sys.executable, "-m", "calmirror", "emulator", "serve", "--apple-id", APPLE_ID, "--password-env", "PW"]
+    return subprocess.Popen(
+        [*command, "--port", "0", *args],
+        env={**os.environ, "PW": APP_PASSWORD, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -16,7 +16,7 @@ import requests
 from calmirror.emulator import Emulator
 from tests.cli.test_cli_foundation import connect, one_clean_line
 from tests.conftest import Cli
-from tests.helpers import APP_PASSWORD, APPLE_ID, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, emulator_serve, wait_for
 
 
 def test_bare_calmirror_prints_help_and_succeeds(cli: Cli) -> None:
@@ -133,16 +133,7 @@ def test_demo_books_a_free_slot_and_says_what_it_does(tmp_path: Path) -> None:
 
 
 def test_emulator_serve_seeds_generated_events(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "calmirror", "emulator", "serve"),
-            *("--apple-id", APPLE_ID, "--password-env", "PW", "--port", "0", "--events", "120"),
-        ],
-        env={**os.environ, "PW": APP_PASSWORD},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = emulator_serve("--events", "120")
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(4)]

@@ -22,7 +22,7 @@ from calmirror.emulator import Emulator
 from calmirror.emulator.seed import generated_items
 from tests.cli.test_cli_foundation import connect, one_clean_line
 from tests.conftest import Cli
-from tests.helpers import APP_PASSWORD, APPLE_ID, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, emulator_serve, wait_for
 
 BIG = 3000
 
@@ -87,16 +87,7 @@ def test_ctrl_c_in_a_long_sync_says_so_and_the_next_sync_carries_on(cli: Cli, bi
 
 
 def test_emulator_serve_says_how_to_connect_to_it(cli: Cli) -> None:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "calmirror", "emulator", "serve"),
-            *("--apple-id", APPLE_ID, "--password-env", "PW", "--port", "0", "--events", "20"),
-        ],
-        env={**os.environ, "PW": APP_PASSWORD},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = emulator_serve("--events", "20")
     try:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stderr.readline().strip() == "Putting 20 generated events into Work..."

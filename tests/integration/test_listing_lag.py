@@ -8,10 +8,7 @@ deletion. Both `[push] linked` modes; the real emulator and the real daemon.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +25,7 @@ from tests.helpers import (
     Running,
     connected_home,
     daemon_running,
+    emulator_serve,
     event,
     wait_for,
     wrong_in_icloud,
@@ -174,9 +172,7 @@ def test_an_event_changed_on_a_phone_keeps_its_busy_time_through_a_late_full_lis
 
 
 def test_calmirror_emulator_serve_takes_the_lag_from_the_environment(tmp_path: Path) -> None:
-    env = {**os.environ, "PW": APP_PASSWORD, "CALMIRROR_EMULATOR_LISTING_LAG": "30"}
-    command = [sys.executable, "-m", "calmirror", "emulator", "serve", "--apple-id", APPLE_ID, "--password-env", "PW"]
-    proc = subprocess.Popen([*command, "--empty"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = emulator_serve("--empty", env={"CALMIRROR_EMULATOR_LISTING_LAG": "30"})
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
