@@ -400,30 +400,26 @@ def _respond_need_privileges(start_response: StartResponse, path: str, text: str
     """A write into a read-only calendar: RFC 3744 §7.1.1's `DAV:need-privileges` naming the
     resource and the privilege it lacks (`DAV:write`, which the collection never grants), with
     the line a person reads."""
-    line = escape(" ".join(text.split()))
-    payload = (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<D:error xmlns:D="DAV:"><D:need-privileges><D:resource><D:href>{escape(quote(path))}</D:href>'
+    needs = (
+        f"<D:need-privileges><D:resource><D:href>{escape(quote(path))}</D:href>"
         "<D:privilege><D:write/></D:privilege></D:resource></D:need-privileges>"
-        f"<D:responsedescription>{line}</D:responsedescription></D:error>\n"
-    ).encode()
-    start_response(
-        f"{HTTPStatus.FORBIDDEN.value} {HTTPStatus.FORBIDDEN.phrase}",
-        [("Content-Type", "application/xml; charset=utf-8"), ("Content-Length", str(len(payload)))],
     )
-    return [payload]
+    return _respond_dav_error(start_response, HTTPStatus.FORBIDDEN, 'xmlns:D="DAV:"', needs, text)
 
 
 def _respond_condition(start_response: StartResponse, status: HTTPStatus, condition: str, text: str) -> list[bytes]:
     """A CalDAV precondition (RFC 4791 §1.3) clients can act on, with the line a person reads."""
+    namespaces = f'xmlns:D="DAV:" xmlns:C="{davxml.CALDAV}"'
+    return _respond_dav_error(start_response, status, namespaces, f"<C:{condition}/>", text)
+
+
+def _respond_dav_error(
+    start_response: StartResponse, status: HTTPStatus, namespaces: str, element: str, text: str
+) -> list[bytes]:
+    """A `DAV:error` body holding `element` and the one line a person reads."""
     line = escape(" ".join(text.split()))
     payload = (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<D:error xmlns:D="DAV:" xmlns:C="{davxml.CALDAV}"><C:{condition}/>'
+        f'<?xml version="1.0" encoding="utf-8"?>\n<D:error {namespaces}>{element}'
         f"<D:responsedescription>{line}</D:responsedescription></D:error>\n"
-    ).encode()
-    start_response(
-        f"{status.value} {status.phrase}",
-        [("Content-Type", "application/xml; charset=utf-8"), ("Content-Length", str(len(payload)))],
     )
-    return [payload]
+    return _respond(start_response, status, payload, content_type="application/xml; charset=utf-8")
