@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from calmirror.availability.sources import ask_daemon
 from calmirror.emulator import Emulator
 from calmirror.remote import ICloudClient
 from tests.helpers import (
@@ -30,9 +29,9 @@ from tests.helpers import (
     wait_for,
     wrong_in_icloud,
 )
+from tests.integration.test_linked_changes import DAY, busy
 
 LAG = 3.0
-DAY = dt.datetime(2029, 7, 17, tzinfo=dt.UTC)  # nothing of the sample account that day
 TEN = (DAY.replace(hour=10), DAY.replace(hour=11))
 TWO = (DAY.replace(hour=14), DAY.replace(hour=15))
 QUERY = (
@@ -101,12 +100,6 @@ def mirror_pass(run: Running) -> None:
         assert all(r.error is None for r in reports), [r.error for r in reports]
     finally:
         client.close()
-
-
-def busy(run: Running) -> list[tuple[dt.datetime, dt.datetime]]:
-    found = ask_daemon(run.url, *run.auth, DAY, DAY + dt.timedelta(days=1))
-    assert found is not None
-    return found
 
 
 def intact(run: Running, uid: str) -> None:
