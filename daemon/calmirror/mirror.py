@@ -287,7 +287,8 @@ class Mirror:
             self.state.refetch_items(cal.id, lost)
         if strays or lost:
             message = (
-                f"{cal.name}: the mirror did not match its record after a restart: removed "
+                f"{cal.name}: the mirror did not match its record (an earlier pass was interrupted, "
+                f"or its files were changed outside calmirror): removed "
                 f"{len(strays)} stray item(s), fetching {len(lost)} again"
             )
             log.warning("%s", message)
