@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from calmirror.emulator import Emulator
     from calmirror.engine import Engine
-    from calmirror.mirror import SyncReport
+    from calmirror.sync_report import SyncReport
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

@@ -20,13 +20,14 @@ from calmirror.health import Health
 from calmirror.home import Home
 from calmirror.linked import LinkedFollower
 from calmirror.local.store import LocalStore
-from calmirror.mirror import Mirror, Progress, SyncReport
+from calmirror.mirror import Mirror
 from calmirror.model import PRIMARY, CalendarRow, account_of
 from calmirror.push import Pusher, PushResult
 from calmirror.reconnect import Healer
 from calmirror.refused import held_line_of
 from calmirror.remote import ICloudClient
 from calmirror.state import State
+from calmirror.sync_report import Progress, SyncReport
 
 log = logging.getLogger("calmirror.engine")
 

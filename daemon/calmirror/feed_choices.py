@@ -50,7 +50,7 @@ def check_url(state: State, url: str, allow_http: bool) -> str:
 
 
 def default_name(url: str, taken: set[str]) -> str:
-    from calmirror.mirror import slugify
+    from calmirror.mirror_collections import slugify
 
     parts = urlsplit(url)
     stem = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".ics") or (parts.hostname or "feed")

@@ -4,6 +4,10 @@ One pass per calendar: one sync-collection REPORT, multigets in batches for what
 storage-API writes in batches, then the new token. The token is saved last, so a pass cut
 short by a crash or a 503 is simply repeated; items already applied are recognised by
 their ETag and not fetched again.
+
+Beside it: which collections mirror which calendars (`mirror_collections`), making a mirror
+match its record after a crash (`mirror_recovery`), where resources come from and fetching
+them (`mirror_source`), and what a pass reports (`sync_report`).
 """
 
 from __future__ import annotations
@@ -11,26 +15,27 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-import re
 import time
-import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Protocol, cast
+from collections.abc import Callable
+from dataclasses import replace
+from typing import cast
 
 from calmirror.availability import engine, spans
 from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
-from calmirror.errors import BadRemoteData, InvalidSyncToken
+from calmirror.errors import InvalidSyncToken
 from calmirror.late_listing import confirm_absent, still_there
 from calmirror.linked import LinkedFollower
-from calmirror.local.layout import is_feed_id, mirror_name
+from calmirror.local.layout import mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.local.writer import Batch, Written
 from calmirror.me import copies_follow_me, my_addresses
+from calmirror.mirror_collections import MirrorCollections
 from calmirror.mirror_lock import one_pass_at_a_time
-from calmirror.model import BusyBatch, CalendarRow, IndexedItem, MirrorEntry, account_of
+from calmirror.mirror_recovery import MirrorRecovery
+from calmirror.mirror_source import Source, fetch_halving
+from calmirror.model import BusyBatch, CalendarRow, IndexedItem, MirrorEntry
 from calmirror.plan import (
     MirrorPlan,
     MirrorPolicy,
@@ -42,116 +47,27 @@ from calmirror.plan import (
     why_unreadable,
 )
 from calmirror.prefetch import prefetched
-from calmirror.remote import FetchedItem, ICloudClient, SyncChanges
+from calmirror.remote import ICloudClient
 from calmirror.state import State
 from calmirror.state.mirror_view import KnownItems
+from calmirror.sync_report import Progress, SyncReport
 
 log = logging.getLogger("calmirror.mirror")
 
-Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
 BusyJob = tuple[str, tuple[int, int], engine.Rules]  # the busy index's fingerprint, horizon and rules
-
-
-class Source(Protocol):
-    """Where a mirror's resources come from: an iCloud calendar (`ICloudClient`), or a
-    subscribed feed already split into resources (`feeds.FeedListing`)."""
-
-    def sync(self, calendar_url: str, token: str | None) -> SyncChanges: ...
-
-    def fetch(
-        self, calendar_url: str, hrefs_wanted: Sequence[str], *, batch: int = ...
-    ) -> tuple[list[FetchedItem], list[str]]: ...
-
-
-@dataclass
-class SyncReport:
-    calendar_id: str
-    name: str
-    slug: str
-    added: int = 0
-    updated: int = 0
-    deleted: int = 0
-    skipped: int = 0
-    full: bool = False
-    held_empty: bool = False
-    error: str | None = None
-    skipped_reasons: dict[str, str] = field(default_factory=dict)
-    # after the pass: exact / compatible / withheld / unreadable counts and their reasons
-    copies: dict[str, int] = field(default_factory=dict)
-    copy_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        if self.error:
-            return f"{self.name}: failed: {self.error}"
-        if self.held_empty:
-            return (
-                f"{self.name}: iCloud lists no events; the mirror was kept "
-                f'(run `calmirror sync --accept-empty "{self.name}"` if that is right)'
-            )
-        line = (
-            f"{self.name}: {self.added} added, {self.updated} updated, {self.deleted} deleted, {self.skipped} skipped"
-        )
-        shown = [f"{self.copies[k]} {k}" for k in ("compatible", "withheld", "unreadable") if self.copies.get(k)]
-        return line + (f" ({', '.join(shown)})" if shown else "")
-
-
-def slugify(name: str, taken: set[str], fallback: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    base = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:40]
-    base = base or re.sub(r"[^a-z0-9]+", "", fallback.lower())[:8] or "calendar"
-    slug, n = base, 2
-    while slug in taken:
-        slug, n = f"{base}-{n}", n + 1
-    return slug
 
 
 def _has_work(plan: MirrorPlan) -> bool:
     return bool(plan.changed or plan.entries or plan.unskipped)
 
 
-class Mirror:
+class Mirror(MirrorCollections, MirrorRecovery):
     def __init__(self, state: State, store: LocalStore, settings: Settings) -> None:
         self.state, self.store, self.settings = state, store, settings
         self._checked: set[str] = set()  # calendars whose mirror this process compared with the map
         self._dirty: set[str] = set()  # calendars this process began writing and has not finished
         self.on_change: Callable[[str], None] = lambda collection: None  # tells caches a mirror changed
         self.follower: LinkedFollower | None = None  # what iCloud does to pushed appointments here
-
-    # --- which calendars ---------------------------------------------------------------
-
-    def ensure_mirror(self, cal: CalendarRow) -> str:
-        """The local slug of a conflict calendar, creating its collection when new."""
-        row = self.state.mirror(cal.id)
-        taken = {r.slug for r in self.state.mirrors() if r.calendar_id != cal.id and r.slug}
-        owner = account_of(cal.id)  # a further account's mirrors are `icloud-<account>-<slug>/`
-        slug = row.slug if row and row.slug else slugify(f"{owner} {cal.name}" if owner else cal.name, taken, cal.id)
-        existed = slug in set(self.store.list_mirrors())
-        self.store.ensure_mirror(slug, cal.name, cal.color)  # creates it, or follows a rename or new colour
-        if not existed and row and row.sync_token:
-            # The local copy was lost (store wiped): start again from a full listing.
-            self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)
-        if not row or row.slug != slug:
-            self.state.update_mirror(cal.id, slug=slug)
-        return slug
-
-    def remove(self, calendar_id: str) -> None:
-        row = self.state.mirror(calendar_id)
-        if row and row.slug:
-            self.store.delete_mirror(row.slug)
-        self.state.forget_mirror(calendar_id)
-
-    def prune(self) -> list[str]:
-        """Drop mirrors of calendars that are no longer conflict calendars."""
-        wanted = set(self.settings.icloud.conflicts)
-        removed = [
-            r.calendar_id for r in self.state.mirrors() if r.calendar_id not in wanted and not is_feed_id(r.calendar_id)
-        ]
-        for calendar_id in removed:
-            self.remove(calendar_id)
-        return removed
 
     # --- one calendar ------------------------------------------------------------------
 
@@ -215,7 +131,7 @@ class Mirror:
             known, changed=changes.changed, deleted=changes.deleted, full=report.full, policy=policy
         )
         if report.full and removal.gone and not removal.held_empty:
-            fetch = still_there(lambda hrefs: self._fetch(client, cal.url, hrefs), known)
+            fetch = still_there(lambda hrefs: fetch_halving(client, cal.url, hrefs), known)
             confirmed = confirm_absent(fetch, changes, removal.gone, self.settings.sync.batch)
             if confirmed is not changes:  # some were listed late: plan with them listed
                 changes = confirmed
@@ -265,43 +181,6 @@ class Mirror:
         if copies_follow_me(self.state, cal.id, self.policy(cal, False)):
             log.info("%s: your addresses changed; its busy-only copies are made again", cal.name)
 
-    def _match_map(self, cal: CalendarRow, slug: str) -> None:
-        """Make the mirror's files and the item map agree again after a crash.
-
-        A batch is written before the map records it, so a crash in between leaves files the
-        map does not know; if iCloud then deletes those events, no pass would ever remove
-        them. Files without a map entry are removed and map entries without a file are
-        fetched again (through one full listing). A pass marks the mirror unclean before its
-        first write and clean once finished, so this runs (a folder listing and one query)
-        only in a process that has not seen the mirror yet and finds it unclean (or empty).
-        """
-        files = self.store.mirror_item_names(slug)
-        known = self.state.mirror_items(cal.id)
-        mapped = {entry.local_href: href for href, entry in known.items() if entry.in_mirror}
-        strays = sorted(files - mapped.keys())
-        lost = sorted(href for local_href, href in mapped.items() if local_href not in files)
-        if strays:
-            self.store.apply_mirror(slug, [], strays)
-            self.on_change(mirror_name(slug))
-        if lost:
-            self.state.refetch_items(cal.id, lost)
-        if strays or lost:
-            message = (
-                f"{cal.name}: the mirror did not match its record (an earlier pass was interrupted, "
-                f"or its files were changed outside calmirror): removed "
-                f"{len(strays)} stray item(s), fetching {len(lost)} again"
-            )
-            log.warning("%s", message)
-            self.state.record_event("warning", "mirror", message)
-        self.state.set_mirror_clean(cal.id, True)
-        self._dirty.discard(cal.id)
-
-    def _writing(self, calendar_id: str) -> None:
-        """Before the first write of a pass: a crash from here on leaves the mirror unclean."""
-        if calendar_id not in self._dirty:
-            self.state.set_mirror_clean(calendar_id, False)
-            self._dirty.add(calendar_id)
-
     def _fetch_all(
         self,
         client: Source,
@@ -325,7 +204,7 @@ class Mirror:
         busy_job = BusyUpkeep(self.store, self.state, self.settings).batch_job() if wanted else None
         with (
             self.store.mirror_writer(slug, len(wanted)) as writer,
-            contextlib.closing(prefetched(lambda batch: self._fetch(client, cal.url, batch), batches)) as answers,
+            contextlib.closing(prefetched(lambda batch: fetch_halving(client, cal.url, batch), batches)) as answers,
         ):
             try:
                 for start, (items, missing, refused) in zip(range(0, len(wanted), size), answers, strict=True):
@@ -414,26 +293,6 @@ class Mirror:
         if policy.horizon is None:
             return []
         return self.state.compatible_due(calendar_id, policy.horizon.isoformat())
-
-    def _fetch(
-        self,
-        client: Source,
-        url: str,
-        hrefs: list[str],
-    ) -> tuple[list[FetchedItem], list[str], dict[str, str]]:
-        """One multiget; when its answer is unreadable (cut off, not XML, a DOCTYPE), halve the
-        batch until the item that breaks it is alone, so one bad item cannot stop a calendar.
-        Returns the items, the hrefs gone, and the unreadable hrefs with the reason."""
-        try:
-            items, missing = client.fetch(url, hrefs, batch=max(1, len(hrefs)))
-            return items, missing, {}
-        except BadRemoteData as exc:
-            if len(hrefs) <= 1:
-                reason = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
-                return [], [], dict.fromkeys(hrefs, f"unreadable answer from iCloud: {reason}"[:200])
-        half = len(hrefs) // 2
-        first, second = self._fetch(client, url, hrefs[:half]), self._fetch(client, url, hrefs[half:])
-        return first[0] + second[0], first[1] + second[1], {**first[2], **second[2]}
 
     def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: KnownItems, report: SyncReport) -> None:
         if _has_work(plan):

@@ -2,7 +2,7 @@
 and a `calmirror sync` run beside the daemon.
 
 A pass writes each batch before the item map records it, and a process that has not seen a
-mirror yet and finds it unclean removes the files the map does not know (`Mirror._match_map`:
+mirror yet and finds it unclean removes the files the map does not know (`MirrorRecovery._match_map`:
 a crash between write and record leaves such strays). Beside another process's pass those
 "strays" were the batch it had just written: removed, then recorded by the other as present,
 so the events were gone from the mirror for good. An exclusive `flock` per mirror, held for

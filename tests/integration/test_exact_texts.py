@@ -18,8 +18,8 @@ from calmirror.availability.sources import BusySources
 from calmirror.doctor import check_mirrors
 from calmirror.engine import Engine
 from calmirror.home import Home
-from calmirror.mirror import SyncReport
 from calmirror.state import State
+from calmirror.sync_report import SyncReport
 from tests.helpers import APP_PASSWORD, APPLE_ID, event
 from tests.hostile_corpus import CorpusServer, FakeCalendar
 

@@ -12,7 +12,7 @@ import pytest
 from calmirror import config_edit
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
-from calmirror.mirror import SyncReport
+from calmirror.sync_report import SyncReport
 from calmirror.transform import MARKER
 from tests.helpers import connected_home, engine_for, event
 
