@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print the calendars as JSON.")] = False,
     ) -> None:
         """Check an Apple ID and app-specific password (or a CalDAV server's login), store them, list calendars."""
-        from calmirror import account
+        from calmirror import account, calendar_choice
         from calmirror.refused import is_icloud_login
 
         c = ctx_of(ctx)
@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         if icloud and (warning := account.password_warning(password)):
             err_console.print(f"warning: {warning}")
         calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server, name or PRIMARY)
-        rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
+        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in calendars]
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         if json_out:
             print_json({"apple_id": apple_id, "account": name or PRIMARY_SPELLING, "calendars": rows})
@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
         )
 
     def _connect_again(c: Ctx, password_stdin: bool, json_out: bool, label: str | None) -> None:
-        from calmirror import account
+        from calmirror import account, calendar_choice
         from calmirror.reconnect import host_of
 
         if c.state.account() is None:
@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
             logs.redact(password)
         calendars, moved = account.reconnect(c.home, c.settings, c.state, password, current.name)
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
-        rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in calendars]
+        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in calendars]
         after = c.state.account(current.name)
         home_url = after.home_url if after else current.home_url
         if json_out:
@@ -207,15 +207,15 @@ def register(app: typer.Typer) -> None:
         refresh: Annotated[bool, typer.Option("--refresh/--cached", help="Ask iCloud again.")] = True,
     ) -> None:
         """List every account's calendars, what each can be used for, and its role."""
-        from calmirror import account
+        from calmirror import account, calendar_choice
 
         c = ctx_of(ctx)
         c.require_home()  # a mistyped --home is said, never made and answered from
         if refresh:
             account.refresh_all(c.home, c.settings, c.state)
         elif c.state.account() is None:
-            account.find_calendar(c.state, "")  # raises NotConnected
-        rows = [calendar_payload(cal, account.role(c.settings, cal)) for cal in c.state.calendars()]
+            calendar_choice.find_calendar(c.state, "")  # raises NotConnected
+        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in c.state.calendars()]
         if json_out:
             print_json(rows)
         else:

@@ -45,16 +45,16 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Make CALENDAR the linked iCloud calendar that receives your appointments."""
-        from calmirror import account
+        from calmirror import calendar_choice
 
         c = ctx_of(ctx)
-        cal = account.find_calendar(c.state, calendar)
-        account.check_linkable(cal)
+        cal = calendar_choice.find_calendar(c.state, calendar)
+        calendar_choice.check_linkable(cal)
         previous = c.settings.icloud.linked
         c._settings = config_edit.set_linked(c.home.config_file, cal.id, also_conflict=not no_conflict)
         _reload_daemon(c)
         console.print(
-            f"Linked calendar: {account.address(cal)} ({cal.id})"
+            f"Linked calendar: {calendar_choice.address(cal)} ({cal.id})"
             + ("" if no_conflict else "; also a conflict calendar")
         )
         if previous and previous != cal.id:
@@ -71,13 +71,13 @@ def register(app: typer.Typer) -> None:
         ],
     ) -> None:
         """Mirror CALENDARS locally (read-only) and let their busy events block time."""
-        from calmirror import account
+        from calmirror import calendar_choice
 
         c = ctx_of(ctx)
         chosen = []
         for name in calendars:
-            cal = account.find_calendar(c.state, name)
-            account.check_conflict(cal)
+            cal = calendar_choice.find_calendar(c.state, name)
+            calendar_choice.check_conflict(cal)
             chosen.append(cal)
         ids = [*c.settings.icloud.conflicts, *(cal.id for cal in chosen)]
         c._settings = config_edit.set_conflicts(c.home.config_file, ids)
@@ -92,10 +92,10 @@ def register(app: typer.Typer) -> None:
         ],
     ) -> None:
         """Stop mirroring CALENDARS; their local mirrors are removed."""
-        from calmirror import account
+        from calmirror import calendar_choice
 
         c = ctx_of(ctx)
-        drop = {account.find_calendar(c.state, name).id for name in calendars}
+        drop = {calendar_choice.find_calendar(c.state, name).id for name in calendars}
         ids = [i for i in c.settings.icloud.conflicts if i not in drop]
         c._settings = config_edit.set_conflicts(c.home.config_file, ids)
         remove_mirrors(c)
@@ -148,12 +148,12 @@ def register(app: typer.Typer) -> None:
         details: Annotated[str, typer.Argument(help="'full' copies everything; 'busy' keeps only times.")],
     ) -> None:
         """Choose how much of a conflict calendar is copied locally (full or busy)."""
-        from calmirror import account
+        from calmirror import calendar_choice
 
         c = ctx_of(ctx)
-        account.check_details(details)
-        cal = account.find_calendar(c.state, calendar)
-        account.check_privacy(cal, c.settings.icloud.conflicts)
+        calendar_choice.check_details(details)
+        cal = calendar_choice.find_calendar(c.state, calendar)
+        calendar_choice.check_privacy(cal, c.settings.icloud.conflicts)
         c._settings = config_edit.set_calendar_details(c.home.config_file, cal.id, details)
         c.state.refetch_mirror(cal.id)  # every copy is rewritten at the next pass
         _reload_daemon(c)
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _names(c: Ctx, ids: tuple[str, ...] | list[str]) -> list[str]:
-    from calmirror import account
+    from calmirror import calendar_choice
 
-    by_id = {cal.id: account.address(cal) for cal in c.state.calendars()}
+    by_id = {cal.id: calendar_choice.address(cal) for cal in c.state.calendars()}
     return [by_id.get(i, i) for i in ids]

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """One pass: mirror every conflict calendar and feed, and push waiting appointments."""
-        from calmirror import account
+        from calmirror import calendar_choice
         from calmirror.engine import Engine
 
         c = ctx_of(ctx)
@@ -58,9 +58,9 @@ def register(app: typer.Typer) -> None:
         feed_names = {f.name for f in c.state.feeds()}
         connected = c.state.account() is not None
         if not connected and not feed_names:
-            account.find_calendar(c.state, "")  # raises NotConnected
+            calendar_choice.find_calendar(c.state, "")  # raises NotConnected
         wanted = accept_empty or []
-        accepted = frozenset(account.find_calendar(c.state, n).id for n in wanted if n not in feed_names)
+        accepted = frozenset(calendar_choice.find_calendar(c.state, n).id for n in wanted if n not in feed_names)
         chosen = bool(c.settings.icloud.conflicts or c.settings.icloud.linked)
         if not chosen and not feed_names:
             raise UserError(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from calmirror import account, config_edit, logs
+from calmirror import account, calendar_choice, config_edit, logs
 from calmirror.availability.sources import BusySources
 from calmirror.cli.errors import message_for
 from calmirror.config import Settings
@@ -72,7 +72,7 @@ def _refusal(check: Callable[..., object], *args: object) -> str | None:
 
 
 def _as_role(state: State, name_or_id: str, check: Callable[[CalendarRow], None]) -> None:
-    check(account.find_calendar(state, name_or_id))
+    check(calendar_choice.find_calendar(state, name_or_id))
 
 
 def _password_refused(error: AuthFailed, password: str) -> str:
@@ -162,20 +162,21 @@ def choose_calendars(backend: Backend, choice: Choice) -> Errors:
 
     if choice.linked:
         where = f"linked-{choice.linked}" if choice.linked in known else "linked"
-        refuse(where, _refusal(_as_role, state, choice.linked, account.check_linkable))
+        refuse(where, _refusal(_as_role, state, choice.linked, calendar_choice.check_linkable))
     for cal_id in choice.conflicts:
         where = f"conflict-{cal_id}" if cal_id in known else "conflicts"
-        refuse(where, _refusal(_as_role, state, cal_id, account.check_conflict))
+        refuse(where, _refusal(_as_role, state, cal_id, calendar_choice.check_conflict))
     conflicts = list(choice.conflicts)
     if choice.linked and choice.linked != settings.icloud.linked and choice.linked not in conflicts:
         conflicts.append(choice.linked)  # as `calmirror link`: the linked calendar blocks time too
     for cal_id, details in choice.details.items():
         if cal_id not in known:
-            refuse("conflicts", _refusal(account.find_calendar, state, cal_id))
+            refuse("conflicts", _refusal(calendar_choice.find_calendar, state, cal_id))
         elif details != settings.calendar(cal_id).details:  # what `calmirror privacy` would be asked
             refuse(
                 f"details-{cal_id}",
-                _refusal(account.check_details, details) or _refusal(account.check_privacy, known[cal_id], conflicts),
+                _refusal(calendar_choice.check_details, details)
+                or _refusal(calendar_choice.check_privacy, known[cal_id], conflicts),
             )
     if errors:
         return errors

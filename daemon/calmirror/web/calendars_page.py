@@ -8,7 +8,7 @@ from dataclasses import replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from calmirror import account
+from calmirror import calendar_choice
 from calmirror.model import PRIMARY_SPELLING, CalendarRow, account_of
 from calmirror.remote.feed import shown_url
 from calmirror.web import actions, feed_actions
@@ -23,7 +23,7 @@ def spelled(calendars: list[CalendarRow], several: bool) -> dict[str, str]:
     `work/Team` in a named account and `default/Team` in the first."""
     if not several:
         return {c.id: c.name for c in calendars}
-    return {c.id: account.address(c) if account_of(c.id) else f"{PRIMARY_SPELLING}/{c.name}" for c in calendars}
+    return {c.id: calendar_choice.address(c) if account_of(c.id) else f"{PRIMARY_SPELLING}/{c.name}" for c in calendars}
 
 
 def calendars(
