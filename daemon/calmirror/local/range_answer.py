@@ -39,7 +39,8 @@ from radicale import pathutils, storage, xmlutils
 from radicale.app.report import test_filter, xml_item_response
 
 from calmirror.local import layout
-from calmirror.local.range_query import IndexedCollection, plain_event_window
+from calmirror.local.range_query import IndexedCollection
+from calmirror.local.range_walk import plain_event_window
 from calmirror.local.store_lock import unlocked_reads
 
 log = logging.getLogger("calmirror.local")

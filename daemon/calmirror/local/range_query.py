@@ -31,7 +31,7 @@ cached range and, once a query has needed it, the occurrences Radicale's own fil
   full filter is `time_range_match`, which walks `visit_time_ranges` (overrides first,
   then the series in order) until an occurrence overlaps or the series starts past the
   window. The first query that needs it records that walk for the item version (its etag),
-  over a window around now, by calling `visit_time_ranges` on the item's own parse; later
+  over a window around now, by calling `visit_time_ranges` on the item's own parse (`range_walk`); later
   windows inside the recorded span are decided in SQL (`EXISTS` an occurrence that
   overlaps), which equals Radicale's walk when the series' starts come in order (checked
   while recording; otherwise, or on any error, Radicale decides that item). An item that
@@ -45,7 +45,6 @@ cached range and, once a query has needed it, the occurrences Radicale's own fil
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import logging
 import os
 import threading
@@ -58,10 +57,11 @@ from typing import Any, Protocol
 
 from radicale import config as radicale_config
 from radicale import item as radicale_item
-from radicale import pathutils, xmlutils
+from radicale import pathutils
 from radicale.item import filter as radicale_filter
 
 from calmirror.local import layout, vobject_speed
+from calmirror.local.range_walk import plain_event_window, record_occurrences
 from calmirror.local.storage import size_ok
 from calmirror.local.store_lock import unlocked_reads
 from calmirror.local.uid_cache import UidCachedCollection, UidCachedStorage
@@ -75,14 +75,11 @@ log = logging.getLogger("calmirror.local")
 RACY_NS = 2_000_000_000
 #: Occurrences are recorded this far around now (and around the window that asked), seconds.
 SPAN_S = 400 * 86_400
-#: A walk longer than this is not recorded (Radicale decides that item for that window).
-MAX_VISITS = 100_000
 #: Warming records items whose cached range is longer than this (a window of a week or less
 #: needs the occurrences only of an item that spans it), this many per turn of the lock.
 WARM_LONGER_THAN_S = 7 * 86_400
 WARM_TURN = 50
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NEVER = (radicale_filter.TIMESTAMP_MAX, radicale_filter.TIMESTAMP_MIN)  # a range no window overlaps
 
 
@@ -327,67 +324,6 @@ def _warm(
                     index.record(name, href, occurrences)
                     recorded += 1
     return recorded
-
-
-def record_occurrences(item: radicale_item.Item, low: int, high: int) -> Occurrences | None:
-    """The time ranges Radicale's `time_range_match` would visit in `item`, for every window
-    inside [low, high]; None when the walk is too long to record (not stored)."""
-    ranges: list[tuple[int, int]] = []
-    last_start: int | None = None
-    in_order = True
-    visits = 0
-    too_long = False
-
-    def range_fn(range_start: dt.datetime, range_end: dt.datetime, is_recurrence: bool) -> bool:
-        nonlocal last_start, in_order, visits, too_long
-        visits += 1
-        if visits > MAX_VISITS:
-            too_long = True
-            return True
-        begin, finish = _seconds(range_start), _seconds(range_end)
-        if not is_recurrence:
-            if last_start is not None and begin < last_start:
-                in_order = False
-            last_start = begin
-        if finish > low:  # one that ends by `low` overlaps no window starting at or after it
-            ranges.append((begin, finish))
-        # Radicale's walk stops at the first series start past its window; this one past `high`.
-        return not is_recurrence and high < begin
-
-    try:
-        radicale_filter.visit_time_ranges(item.vobject_item, "VEVENT", range_fn, lambda _: False)
-    except Exception:
-        return Occurrences(item.etag, low, high, exact=False, ranges=())
-    if too_long:
-        return None
-    return Occurrences(item.etag, low, high, exact=in_order, ranges=tuple(ranges) if in_order else ())
-
-
-def _seconds(moment: dt.datetime) -> int:
-    """Exact POSIX seconds; a fraction of a second raises (the item then goes to Radicale)."""
-    delta = moment - _EPOCH
-    if delta.microseconds:
-        raise ValueError("a time with a fraction of a second")
-    return delta.days * 86_400 + delta.seconds
-
-
-def plain_event_window(filters: Sequence[ET.Element]) -> bool:
-    """Whether the query is exactly `VCALENDAR > VEVENT > time-range` with a start or an end:
-    the shape whose full filter is `time_range_match` on the item's VEVENTs."""
-    if len(filters) != 1 or len(filters[0]) != 1:
-        return False
-    calendar = filters[0][0]
-    if not _is_comp(calendar, "VCALENDAR") or len(calendar) != 1:
-        return False
-    event = calendar[0]
-    if not _is_comp(event, "VEVENT") or len(event) != 1:
-        return False
-    window = event[0]
-    return window.tag == xmlutils.make_clark("C:time-range") and bool(window.get("start") or window.get("end"))
-
-
-def _is_comp(element: ET.Element, name: str) -> bool:
-    return element.tag == xmlutils.make_clark("C:comp-filter") and element.get("name", "").upper() == name
 
 
 class IndexedStorage(UidCachedStorage):
