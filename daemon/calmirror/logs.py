@@ -45,9 +45,10 @@ class _Scrubbing(logging.Formatter):
 
 
 class _FromLibraries(logging.Filter):
-    """Records sent to the root logger by libraries (vobject reports an unknown TZID with a
-    bare `logging.error`): named after the library and shown as debug detail, as they add
-    nothing to the reason calmirror gives for the same object."""
+    """Records sent to the root logger by libraries (a bare `logging.error`): named after the
+    library and shown as debug detail, as they add nothing to the reason calmirror gives for
+    the same object. vobject's own are sent to the `vobject` logger before they get here
+    (`local/vobject_logging.py`); this catches those of a library that does the same."""
 
     def __init__(self) -> None:
         super().__init__()
