@@ -396,64 +396,60 @@ def _mirror_rows(
         if peer.timed_out
         else f"failed (exit {peer.returncode})"
     )
-    add = sc.report.add
     note = (
         f"calmirror pass alone {fmt(float(data['pass_s']), 's')} (process start, imports, discovery excluded), "  # type: ignore[arg-type]
         f"iCloud's answers took {fmt(float(data['remote_s']), 's')} of it (the next one is fetched while "  # type: ignore[arg-type]
         "the last is worked on)"
     )
-    add(
-        Row(
-            bench,
-            "wall time, whole process",
-            mine.wall_s,
-            VDIRSYNCER_PEER,
-            peer.wall_s if peer_ok and peer else None,
-            "s",
-            goal=goals.get("wall", ""),
-            note=note,
-            peer_text=failed_text if not peer_ok else None,
+
+    def row(metric: str, calmirror: float, vdirsyncer: float | None, unit: str, **more: str) -> None:
+        """One row beside vdirsyncer's figure, or what became of vdirsyncer's run."""
+        shown = vdirsyncer if peer_ok else None
+        sc.report.add(
+            Row(
+                bench,
+                metric,
+                calmirror,
+                VDIRSYNCER_PEER,
+                shown,
+                unit,
+                peer_text=None if peer_ok else failed_text,
+                **more,
+            )
         )
+
+    row(
+        "wall time, whole process",
+        mine.wall_s,
+        peer.wall_s if peer else None,
+        "s",
+        goal=goals.get("wall", ""),
+        note=note,
     )
-    add(
-        Row(
-            bench,
-            "requests to iCloud",
-            my_traffic.requests,
-            VDIRSYNCER_PEER,
-            peer_traffic.requests if peer_traffic and peer_ok else None,
-            "",
-            goal=goals.get("requests", ""),
-            note=f"calmirror {my_traffic.methods_text()}; vdirsyncer "
-            f"{peer_traffic.methods_text() if peer_traffic else '–'}",
-            peer_text=failed_text if not peer_ok else None,
-        )
+    row(
+        "requests to iCloud",
+        my_traffic.requests,
+        peer_traffic.requests if peer_traffic else None,
+        "",
+        goal=goals.get("requests", ""),
+        note=f"calmirror {my_traffic.methods_text()}; vdirsyncer "
+        f"{peer_traffic.methods_text() if peer_traffic else '–'}",
     )
-    add(
-        Row(
-            bench,
-            "bytes from iCloud",
-            my_traffic.response_bytes / 1024,
-            VDIRSYNCER_PEER,
-            peer_traffic.response_bytes / 1024 if peer_traffic and peer_ok else None,
-            "KiB",
-            goal=goals.get("bytes", ""),
-            note=f"sent: calmirror {my_traffic.request_bytes / 1024:.1f} KiB, vdirsyncer "
-            f"{(peer_traffic.request_bytes / 1024) if peer_traffic else 0:.1f} KiB",
-            peer_text=failed_text if not peer_ok else None,
-        )
+    row(
+        "bytes from iCloud",
+        my_traffic.response_bytes / 1024,
+        peer_traffic.response_bytes / 1024 if peer_traffic else None,
+        "KiB",
+        goal=goals.get("bytes", ""),
+        note=f"sent: calmirror {my_traffic.request_bytes / 1024:.1f} KiB, vdirsyncer "
+        f"{(peer_traffic.request_bytes / 1024) if peer_traffic else 0:.1f} KiB",
     )
-    add(
-        Row(
-            bench,
-            "peak RSS of the syncing process",
-            mine.maxrss_mib,
-            VDIRSYNCER_PEER,
-            peer.maxrss_mib if peer_ok and peer else None,
-            "MiB",
-            note="calmirror writes its store in-process; vdirsyncer's target Radicale is a separate process",
-            peer_text=failed_text if not peer_ok else None,
-        )
+    row(
+        "peak RSS of the syncing process",
+        mine.maxrss_mib,
+        peer.maxrss_mib if peer else None,
+        "MiB",
+        note="calmirror writes its store in-process; vdirsyncer's target Radicale is a separate process",
     )
 
 

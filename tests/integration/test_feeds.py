@@ -69,6 +69,17 @@ def local_texts(store: LocalStore, name: str = "rota") -> dict[str, str]:
 # --- the fetcher alone -------------------------------------------------------------------
 
 
+def two_feeds(server: FeedServer, parts: Parts) -> FeedPoller:
+    """Feeds `rota` (ROTA) and `other` (its first event), subscribed and polled once."""
+    state, store, settings = parts
+    server.publish("/rota.ics", feed_text(ROTA))
+    server.publish("/other.ics", feed_text(ROTA[:1]))
+    poller = FeedPoller(state, store, settings)
+    poller.poll(subscribe(state, server.url("/rota.ics")), now=0.0)
+    poller.poll(subscribe(state, server.url("/other.ics"), name="other"), now=0.0)
+    return poller
+
+
 def test_conditional_get_with_etag_and_last_modified(server: FeedServer) -> None:
     server.publish("/rota.ics", feed_text(ROTA))
     server.publish("/lm.ics", feed_text(ROTA), etag=False)
@@ -320,12 +331,8 @@ def test_what_the_store_refuses_gets_a_compatible_copy_and_still_counts(server: 
 
 
 def test_a_failing_feed_backs_off_on_its_own_and_starts_again_when_it_answers(server: FeedServer, parts: Parts) -> None:
-    state, store, settings = parts
-    server.publish("/rota.ics", feed_text(ROTA))
-    server.publish("/other.ics", feed_text(ROTA[:1]))
-    poller = FeedPoller(state, store, settings)
-    poller.poll(subscribe(state, server.url("/rota.ics")), now=0.0)
-    poller.poll(subscribe(state, server.url("/other.ics"), name="other"), now=0.0)
+    state = parts[0]
+    poller = two_feeds(server, parts)
     server.fail("/rota.ics", 500)
     waits = []
     for now in (1000.0, 5000.0, 9000.0, 20000.0):
@@ -375,11 +382,7 @@ def test_what_is_left_of_an_unsubscribed_feed_is_pruned(server: FeedServer, part
     """A poll writing a feed's mirror while another process removed the feed leaves a mirror
     without a feed; the daemon's loop prunes it (and nothing of a subscribed feed)."""
     state, store, settings = parts
-    server.publish("/rota.ics", feed_text(ROTA))
-    server.publish("/other.ics", feed_text(ROTA[:1]))
-    poller = FeedPoller(state, store, settings)
-    poller.poll(subscribe(state, server.url("/rota.ics")), now=0.0)
-    poller.poll(subscribe(state, server.url("/other.ics"), name="other"), now=0.0)
+    poller = two_feeds(server, parts)
     state.forget_feed("rota", feed_id("rota"))  # the feed's row only: its mirror is left behind
     assert state.mirror(feed_id("rota")) is not None and local_texts(store)
     assert poller.prune_unsubscribed() == [feed_id("rota")]
