@@ -54,6 +54,7 @@ class SyncSettings:
     interval: float = 60.0
     jitter: float = 0.1
     batch: int = 100
+    full_listing_hours: float = 24.0  # how often a pass lists every ETag instead of the changes since its token
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,9 @@ def parse(file: Path, data: Mapping[str, Any]) -> Settings:
         interval=r.get("interval", float, 60.0, lambda v: None if v >= 5 else "must be at least 5 (seconds)"),
         jitter=r.get("jitter", float, 0.1, lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
         batch=r.get("batch", int, 100, lambda v: None if 1 <= v <= 1000 else "must be from 1 to 1000"),
+        full_listing_hours=r.get(
+            "full_listing_hours", float, 24.0, lambda v: None if v >= 1 else "must be at least 1 (hours)"
+        ),
     )
     r.finish()
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 from calmirror.config import Settings
 from calmirror.digest import content_hash
 from calmirror.errors import InvalidSyncToken
+from calmirror.full_listing import full_listing_due, listed_whole
 from calmirror.local.layout import APPOINTMENTS
 from calmirror.local.store import LocalStore
 from calmirror.model import Appointment, CalendarRow, RemoteVersion
@@ -96,12 +97,17 @@ class LinkedFollower:
                 continue
             key = f"linked_token:{cal.id}"
             token = self.state.get_meta(key)
+            if token is not None and full_listing_due(self.state, cal.id, self.settings.sync.full_listing_hours):
+                token = None  # now and then every ETag, in case a token passed over a change
             try:
                 changes = client.sync(cal.url, token)
             except InvalidSyncToken:
                 changes = client.sync(cal.url, None)
-            seen += self.follow(client, cal, changes.changed, changes.deleted, changes.full or token is None)
+            full = changes.full or token is None
+            seen += self.follow(client, cal, changes.changed, changes.deleted, full)
             self.state.set_meta(key, changes.token)
+            if full:
+                listed_whole(self.state, cal.id)
         return seen
 
     def resume(self) -> int:

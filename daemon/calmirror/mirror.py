@@ -25,6 +25,7 @@ from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
 from calmirror.config import Settings
 from calmirror.errors import InvalidSyncToken
+from calmirror.full_listing import full_listing_due, listed_whole
 from calmirror.late_listing import confirm_absent, still_there
 from calmirror.linked import LinkedFollower
 from calmirror.local.layout import mirror_name
@@ -105,6 +106,9 @@ class Mirror(MirrorCollections, MirrorRecovery):
             self._checked.add(cal.id)
         row = self.state.mirror(cal.id)
         token = row.sync_token if row else None
+        if token is not None and full_listing_due(self.state, cal.id, self.settings.sync.full_listing_hours):
+            log.info("%s: comparing every ETag iCloud lists (the periodic full listing)", cal.name)
+            token = None
         try:
             changes = client.sync(cal.url, token)
         except InvalidSyncToken:
@@ -165,6 +169,8 @@ class Mirror(MirrorCollections, MirrorRecovery):
             held_empty=0,
             last_error=problem,
         )
+        if report.full and not unreadable:
+            listed_whole(self.state, cal.id)
         if cal.id in self._dirty:
             self.state.set_mirror_clean(cal.id, True)
             self._dirty.discard(cal.id)

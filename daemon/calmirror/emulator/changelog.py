@@ -102,6 +102,13 @@ class ChangeLog:
                 self._entries.append((name, etag))
                 self._apply(name, etag)
 
+    def record_past_tokens(self, name: str, etag: str) -> None:
+        """A write no token will report: a full listing shows it, the changes since any token
+        do not (a fault: a token that moved past a write iCloud listed late). Not in the file,
+        so reopening the log finds it on disk and reports it from then on."""
+        with self._lock:
+            self._apply(name, etag)
+
     def _apply(self, name: str, etag: str) -> None:
         if etag:
             self._current[name] = etag

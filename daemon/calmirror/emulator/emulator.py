@@ -197,13 +197,17 @@ class Emulator:
 
     # --- iCloud-side edits ------------------------------------------------------------
 
-    def put_item(self, cal_id: str, name: str, ics_text: str, *, unchecked: bool = False) -> str:
+    def put_item(
+        self, cal_id: str, name: str, ics_text: str, *, unchecked: bool = False, past_tokens: bool = False
+    ) -> str:
         """Store ``ics_text`` as another Apple device would: kept exactly (CRLF aside), even
         what Radicale refuses. Raises InvalidObject for text that is not a calendar object,
-        unless ``unchecked`` (bytes that got into the account some other way)."""
+        unless ``unchecked`` (bytes that got into the account some other way). With
+        ``past_tokens`` no sync token ever reports the write, only a full listing shows it:
+        what a token that moved past a write listed late would do."""
         path = self.store.calendar_path(cal_id)
         item = prepare_unchecked(ics_text, name, path) if unchecked else prepare_item(ics_text, path)
-        self.store.write_items(cal_id, [(name, item)])
+        self.store.write_items(cal_id, [(name, item)], past_tokens=past_tokens)
         return self.store.calendar_path(cal_id) + name
 
     def delete_item(self, cal_id: str, name: str) -> None:

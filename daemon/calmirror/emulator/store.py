@@ -207,8 +207,11 @@ class Store:
                 for item in self._collection(cal_id).get_all()
             }
 
-    def write_items(self, cal_id: str, items: Iterable[tuple[str, radicale_item.Item]]) -> list[tuple[str, bool]]:
-        """Store prepared items under one storage lock; (long etag, created) for each."""
+    def write_items(
+        self, cal_id: str, items: Iterable[tuple[str, radicale_item.Item]], *, past_tokens: bool = False
+    ) -> list[tuple[str, bool]]:
+        """Store prepared items under one storage lock; (long etag, created) for each.
+        `past_tokens`: no sync token reports these writes (`ChangeLog.record_past_tokens`)."""
         results = []
         with self.lock, self._locked("w"):
             collection = self._collection(cal_id)
@@ -220,7 +223,11 @@ class Store:
                     self._index(cal_id, name, uploaded.uid)
                     results.append((name, uploaded.etag, replaced is None))
             finally:  # what was written before a failure is in the calendar, so in its log
-                log.record((name, etag) for name, etag, _created in results)
+                if past_tokens:
+                    for name, etag, _created in results:
+                        log.record_past_tokens(name, etag)
+                else:
+                    log.record((name, etag) for name, etag, _created in results)
         return [(etag, created) for _name, etag, created in results]
 
     def delete_item(self, cal_id: str, name: str) -> bool:
