@@ -5,6 +5,21 @@ system calendar on loopback; the store (`LocalStore`) is the in-process storage 
 writes the read-only iCloud mirrors and reads any collection; the watcher
 (`AppointmentWatcher`) says when a client changed `appointments/`.
 
+- The server: `server`, `middleware` (the rules Radicale cannot express), `http11`
+  (persistent connections), `auth`, `rights`, `radicale_config`, `davxml` (client XML read
+  safely), `refusals` and `suspect` (what a write is refused for, in one line), `fairness`
+  (writers first), `loopback` (the running daemon asked as a client would), `errors`.
+- The store: `store`, `storage` and `store_lock` (the lock, writers first), `layout`
+  (collection names and paths, in one place), `listing` (changes since a token),
+  `uid_cache` and `uid_index` (UIDs from memory), `watcher`.
+- Mirror writes: `writer` (check and write batches behind the fetch), `items` (checking an
+  object), `check_pool` and `items_worker` (checks in worker processes), `batch` (which
+  changes of a batch may be applied), `bulk` (straight into Radicale's folders).
+- Time-range queries on mirrors: `range_query`, `range_walk`, `range_answer`,
+  `range_keeper`.
+- vobject: `vobject_speed` (linear in an object's size) and `vobject_logging` (its bare
+  `logging.error` calls kept off the root logger).
+
 The names below load on first use: `calmirror.local.layout` (imported by state, the CLI
 and nearly everything else) must not drag Radicale into a command that never touches
 the store. Every module here that lets Radicale parse an object installs

@@ -4,6 +4,12 @@
 failure into a typed `calmirror.errors.RemoteError`; the rest of calmirror receives the
 plain dataclasses below and never sees HTTP or XML.
 
+`client` (`ICloudClient`), `http` (the session and where HTTP errors become typed ones),
+`discovery` (principal, then calendar home), `calendars` (the calendars in a home),
+`changes` (sync-collection), `multiget`, `multistatus` and `xml` (bodies and a parser that
+refuses hostile XML), `hrefs` (one spelling for every URL), `models`, and `feed`
+(subscribed ICS feeds: one bounded conditional GET).
+
 The names below load on first use, so a command that only checks a URL (`remote.hrefs`)
 does not pay for requests, lxml and icalendar.
 """

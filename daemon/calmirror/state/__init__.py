@@ -5,6 +5,13 @@ remote calendars, sync tokens, the item maps of mirrors and appointments, and th
 outbox. WAL with synchronous=FULL makes a committed outbox row survive power loss. One
 connection is shared by the daemon's threads behind a lock; SQLite serialises writers
 anyway and every transaction here is short.
+
+`State` is put together from one module per group of tables: `accounts` (accounts and
+their calendars), `addresses` (the addresses a server names for the user), `mirrors`
+(item maps with iCloud's exact text; `mirror_view` reads one as the planners see it),
+`push` (appointments and the outbox), `feeds`, `busy` and `busy_far` (the busy index, and
+years past its horizon), `ranges` (the time-range index of mirrors). `base` holds the
+connection, `schema` the tables, their version and upgrades.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Test support ships in the package for the same reason the iCloud emulator does: the
 benchmarks and the tests must feed calmirror the same data, accounts and homes, and both
 run from a plain install. This module and `ical` import nothing heavy (the availability
-benchmark reports its own peak RSS); `homes` pulls in the daemon.
+benchmark reports its own peak RSS); `homes` pulls in the daemon. `corpus` is the
+benchmark corpus, `feed_server` a small ICS publisher on loopback.
 """
 
 from __future__ import annotations
