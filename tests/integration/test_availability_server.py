@@ -3,6 +3,7 @@ double-booking guard rejects or warns."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import requests
 from calmirror.availability.engine import merge
 from calmirror.availability.sources import from_vfreebusy
 from calmirror.emulator import Emulator
-from tests.helpers import Running, busy_json, connected_home, event, start_daemon, status_json, wait_for
+from tests.helpers import APPLE_ID, Running, busy_json, connected_home, event, start_daemon, status_json, wait_for
 
 FREEBUSY = (
     '<?xml version="1.0" encoding="utf-8"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">'
@@ -130,5 +131,99 @@ def test_a_restarted_daemon_guards_its_first_put_without_parsing_the_mirrors(tmp
             "again.ics", event("clash-4", "Overlaps mine", start="20261208T181500Z", end="20261208T190000Z")
         )
         assert again.status_code == 409  # the appointment just written counts at once
+    finally:
+        run.stop()
+
+
+def _freebusy_lines(url: str, auth: tuple[str, str]) -> list[str]:
+    """The FREEBUSY lines of a free-busy REPORT's answer, unfolded, as `FBTYPE=KIND:PERIOD`."""
+    answer = requests.request(
+        "REPORT", url, data=FREEBUSY, auth=auth, timeout=30, headers={"Depth": "1", "Content-Type": "application/xml"}
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    text = re.sub(r"\r?\n[ \t]", "", answer.text)
+    return re.findall(r"^FREEBUSY;(FBTYPE=[A-Z-]+:[0-9TZ/]+)\r?$", text, re.MULTILINE)
+
+
+#: The plain shapes both servers read alike: STATUS alone decides (Radicale reads no PARTSTAT).
+PLAIN = {
+    "confirmed.ics": event(
+        "fb-confirmed", start="20261202T090000Z", end="20261202T100000Z", extra="STATUS:CONFIRMED\r\n"
+    ),
+    "tentative.ics": event(
+        "fb-tentative", start="20261202T110000Z", end="20261202T120000Z", extra="STATUS:TENTATIVE\r\n"
+    ),
+    "plain.ics": event("fb-plain", start="20261202T130000Z", end="20261202T140000Z"),
+    "tentative-later.ics": event(
+        "fb-tentative-2", start="20261203T150000Z", end="20261203T160000Z", extra="STATUS:TENTATIVE\r\n"
+    ),
+}
+
+
+def test_free_busy_reports_tentative_time_as_busy_tentative(tmp_path: Path, emu: Emulator) -> None:
+    """RFC 4791 §7.10 / RFC 5545 §3.2.9: tentative time is FBTYPE=BUSY-TENTATIVE, per collection
+    and on `busy/`; where firm and tentative busy time overlap, BUSY wins for that stretch. For
+    the plain shapes the answer is Radicale's own free-busy answer for the same events."""
+    from tests.contract.servers import radicale_server
+
+    run = daemon_with(tmp_path, emu, "off")
+    me = APPLE_ID
+    invited = (
+        "ORGANIZER:mailto:boss@example.net\r\n"
+        f"ATTENDEE;PARTSTAT=TENTATIVE:mailto:{me}\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:boss@example.net\r\n"
+    )
+    others = {
+        "partstat.ics": event("fb-partstat", start="20261204T090000Z", end="20261204T100000Z", extra=invited),
+        "cdo.ics": event(
+            "fb-cdo", start="20261204T110000Z", end="20261204T120000Z", extra="X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE\r\n"
+        ),
+        # tentative 14:00-17:00 under a firm 15:00-16:00: BUSY-TENTATIVE before and after only
+        "wide.ics": event("fb-wide", start="20261205T140000Z", end="20261205T170000Z", extra="STATUS:TENTATIVE\r\n"),
+        "firm.ics": event("fb-firm", start="20261205T150000Z", end="20261205T160000Z"),
+    }
+    try:
+        for name, text in PLAIN.items():
+            assert run.put(name, text).status_code == 201
+        (tmp_path / "plain").mkdir()
+        with radicale_server(tmp_path / "plain") as plain:
+            url = plain.new_calendar("Plain")
+            for name, text in PLAIN.items():
+                answer = requests.put(
+                    url + name,
+                    data=text.encode(),
+                    auth=(plain.username, plain.password),
+                    headers={"Content-Type": "text/calendar"},
+                    timeout=10,
+                )
+                assert answer.status_code == 201, answer.text
+            radicale_says = _freebusy_lines(url, (plain.username, plain.password))
+        ours = _freebusy_lines(run.collection_url("appointments"), run.auth)
+        assert ours == [
+            "FBTYPE=BUSY:20261202T090000Z/20261202T100000Z",
+            "FBTYPE=BUSY-TENTATIVE:20261202T110000Z/20261202T120000Z",
+            "FBTYPE=BUSY:20261202T130000Z/20261202T140000Z",
+            "FBTYPE=BUSY-TENTATIVE:20261203T150000Z/20261203T160000Z",
+        ]
+        assert sorted(ours) == sorted(radicale_says)
+
+        for name, text in others.items():
+            assert run.put(name, text).status_code == 201
+        ours = _freebusy_lines(run.collection_url("appointments"), run.auth)
+        assert ours[4:] == [
+            "FBTYPE=BUSY-TENTATIVE:20261204T090000Z/20261204T100000Z",  # the user's own PARTSTAT
+            "FBTYPE=BUSY-TENTATIVE:20261204T110000Z/20261204T120000Z",  # Outlook's BUSYSTATUS
+            "FBTYPE=BUSY-TENTATIVE:20261205T140000Z/20261205T150000Z",
+            "FBTYPE=BUSY:20261205T150000Z/20261205T160000Z",
+            "FBTYPE=BUSY-TENTATIVE:20261205T160000Z/20261205T170000Z",
+        ]
+        on_busy = _freebusy_lines(run.collection_url("busy"), run.auth)
+        assert set(ours) <= set(on_busy)  # `busy/`: every source, each kind kept
+        assert any(line.startswith("FBTYPE=BUSY:") for line in set(on_busy) - set(ours))  # the mirrors' events
+        # availability and the guard are unchanged: tentative time blocks (tentative_busy = true)
+        # availability and the guard are unchanged: tentative time blocks (tentative_busy = true),
+        # whether the CLI asks the daemon (which reads both kinds) or the index itself
+        cli = busy_json(run.home.data_dir, "--no-daemon")
+        assert report_busy(run, "busy") == cli == busy_json(run.home.data_dir)
+        assert (datetime(2026, 12, 5, 14, tzinfo=UTC), datetime(2026, 12, 5, 17, tzinfo=UTC)) in cli
     finally:
         run.stop()

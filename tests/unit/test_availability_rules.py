@@ -549,3 +549,18 @@ def test_guard_candidates_do_not_push_real_sources_out_of_the_memo() -> None:
         candidate = av.parse_calendar(ics(f"UID:c{n}\nDTSTART:20261207T1030{n % 60:02d}Z\nDTEND:20261207T113000Z"))
         assert av.overlaps(candidate, sources, rules)
     assert set(remembered) <= set(busy_index._indexes)
+
+
+def test_to_vfreebusy_reports_tentative_time_where_no_busy_time_covers_it() -> None:
+    text = av.to_vfreebusy(
+        [iv("2026-12-07 10:00", "2026-12-07 11:00")],
+        z("2026-12-07 00:00"),
+        z("2026-12-08 00:00"),
+        dtstamp=z("2026-11-30 12:00"),
+        tentative=[iv("2026-12-07 09:00", "2026-12-07 12:00"), iv("2026-12-07 10:15", "2026-12-07 10:45")],
+    )
+    assert [line for line in text.split("\r\n") if line.startswith("FREEBUSY")] == [
+        "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20261207T090000Z/20261207T100000Z",
+        "FREEBUSY;FBTYPE=BUSY:20261207T100000Z/20261207T110000Z",  # both: BUSY wins for that stretch
+        "FREEBUSY;FBTYPE=BUSY-TENTATIVE:20261207T110000Z/20261207T120000Z",
+    ]

@@ -34,7 +34,7 @@ from calmirror.availability.durations import mark_exact_durations
 from calmirror.availability.expansion import occurrences
 from calmirror.availability.index import SourceIndex, clear_cache, index
 from calmirror.availability.instants import to_utc
-from calmirror.availability.intervals import Interval, intersect, merge, shift
+from calmirror.availability.intervals import Interval, intersect, merge, shift, subtract
 from calmirror.availability.lenient import parse_leniently
 from calmirror.availability.recurrence import reason
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
@@ -331,13 +331,18 @@ def to_vfreebusy(
     start: dt.datetime,
     end: dt.datetime,
     dtstamp: dt.datetime | None = None,
+    tentative: Iterable[Interval] = (),
 ) -> str:
     """An RFC 5545 VFREEBUSY reply in the form a CalDAV free-busy-query returns.
 
-    Times are UTC, one FREEBUSY;FBTYPE=BUSY line per merged interval (as Radicale writes
-    them). DTSTAMP is required by the RFC but this module reads no clock: callers pass
-    the current time; without it the window start stands in, keeping output reproducible.
-    Busy edges are widened to whole seconds so rounding never shrinks busy time.
+    Times are UTC, one FREEBUSY line per merged interval, in time order: `intervals` as
+    FBTYPE=BUSY, and `tentative` (time busy only tentatively: STATUS:TENTATIVE, the user's
+    PARTSTAT=TENTATIVE, Outlook's BUSYSTATUS:TENTATIVE) as FBTYPE=BUSY-TENTATIVE (RFC 4791
+    §7.10, RFC 5545 §3.2.9) where no BUSY interval covers it: a stretch both are is BUSY, so
+    a client reading only BUSY lines never loses firm busy time. DTSTAMP is required by the
+    RFC but this module reads no clock: callers pass the current time; without it the window
+    start stands in, keeping output reproducible. Busy edges are widened to whole seconds so
+    rounding never shrinks busy time.
     """
     ws, we = _check_window(start, end)
     lines = [
@@ -349,7 +354,10 @@ def to_vfreebusy(
         f"DTSTART:{_stamp(ws, False)}",
         f"DTEND:{_stamp(we, True)}",
     ]
-    for a, b in merge((max(a, ws), min(b, we)) for a, b in intervals):
-        lines.append(f"FREEBUSY;FBTYPE=BUSY:{_stamp(a, False)}/{_stamp(b, True)}")
+    busy = merge((max(a, ws), min(b, we)) for a, b in intervals)
+    maybe = subtract(merge((max(a, ws), min(b, we)) for a, b in tentative), busy)
+    kinds = sorted([(a, b, "BUSY") for a, b in busy] + [(a, b, "BUSY-TENTATIVE") for a, b in maybe])
+    for a, b, kind in kinds:
+        lines.append(f"FREEBUSY;FBTYPE={kind}:{_stamp(a, False)}/{_stamp(b, True)}")
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]
     return "\r\n".join(lines) + "\r\n"

@@ -26,7 +26,7 @@ import icalendar
 from calmirror.availability import engine, far_years, spans
 from calmirror.availability.blocks import MergedBlocks
 from calmirror.availability.busy_upkeep import PUSHED_IN_ICLOUD, BusyUpkeep, SourceSpec
-from calmirror.availability.intervals import Interval, intersect, merge_clipped
+from calmirror.availability.intervals import Interval, intersect, merge, merge_clipped, subtract
 from calmirror.availability.spans import from_us, to_us
 from calmirror.config import Settings
 from calmirror.local.layout import BUSY
@@ -282,6 +282,19 @@ class BusySources:
         """The busy time of one collection's own events, by the same rules."""
         return self._merged(start, end, only=collection) or []
 
+    def busy_kinds(
+        self, start: datetime, end: datetime, only: str | None = None
+    ) -> tuple[list[Interval], list[Interval]]:
+        """(firm busy time, time busy only tentatively) of every source, or of one collection's
+        own events: what a free-busy answer reports as FBTYPE=BUSY and BUSY-TENTATIVE. The
+        second is empty when tentative time does not count (`tentative_busy = false`): it is
+        then free, as `availability` and the guard say. Together they are `busy`/`busy_in`."""
+        rules = self.rules()
+        firm = self._merged(start, end, only=only, rules=replace(rules, tentative_busy=False)) or []
+        if not rules.tentative_busy:
+            return firm, []
+        return firm, subtract(self._merged(start, end, only=only, rules=rules) or [], firm)
+
     def candidate(self, calendar: icalendar.Calendar) -> Candidate:
         """What a guard check of `calendar` asks the index, worked out once per PUT."""
         rules = self.rules()
@@ -337,7 +350,7 @@ FREEBUSY_QUERY = (
 
 
 def from_vfreebusy(text: bytes | str) -> list[tuple[datetime, datetime]]:
-    """Busy periods of a VFREEBUSY answer (FBTYPE=BUSY and its tentative/unavailable kinds)."""
+    """Busy time of a VFREEBUSY answer (FBTYPE=BUSY and its tentative/unavailable kinds), merged."""
     import icalendar
 
     cal = icalendar.Calendar.from_ical(text)
@@ -350,7 +363,7 @@ def from_vfreebusy(text: bytes | str) -> list[tuple[datetime, datetime]]:
             for start, end in prop.dt if isinstance(prop.dt, list) else [prop.dt]:
                 stop = end if isinstance(end, datetime) else start + end
                 busy.append((start.astimezone(UTC), stop.astimezone(UTC)))
-    return sorted(busy)
+    return merge(busy)  # BUSY and BUSY-TENTATIVE lines may touch: one stretch of busy time
 
 
 def ask_daemon(
