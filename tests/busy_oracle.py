@@ -8,7 +8,10 @@ every TZID is the IANA zone the generator meant and no VTIMEZONE appears. The or
 expands the canonical text with recurring-ical-events (the library's own expansion, not
 the engine's bounded walks, blocks or busy index) and applies the documented busy rules
 itself: TRANSP, STATUS, the user's PARTSTAT, X-MICROSOFT-CDO-BUSYSTATUS, travel time,
-all-day and floating values in the configured zone.
+all-day and floating values in the configured zone. Two readings are the oracle's own,
+written into the canonical text rather than left to the library: a DATE UNTIL on a timed
+rule ends after that whole day (in the event's zone), and an override of an occurrence an
+EXDATE removes is still an occurrence.
 
 Note: importing calmirror's availability package patches the library's recurrence ids
 (wall time and UTC kept apart, `availability.library_series`); the oracle runs in the same
@@ -97,7 +100,7 @@ class Obj:
     length: dt.timedelta
     end_form: str  # dtend | duration | duration-exact (days written as hours: PT24H) | none
     rule: str  # RRULE without COUNT/UNTIL, or ""
-    ending: tuple[str, int]  # ("count", n) | ("until", days) | ("open", 0) | ("forever", 0)
+    ending: tuple[str, int]  # ("count", n) | ("until" | "until-date", days) | ("open", 0) | ("forever", 0)
     props: Props
     master: bool = True
     exdates: tuple[tuple[int, str], ...] = ()  # (occurrence index, "zone" | "utc")
@@ -179,6 +182,7 @@ def objects(draw: st.DrawFn, uid: str) -> Obj:
                 st.tuples(st.just("count"), st.integers(1, 40)),
                 st.tuples(st.just("count"), st.integers(200, 1500)),
                 st.tuples(st.just("until"), st.integers(0, 900)),
+                st.tuples(st.just("until-date"), st.integers(0, 120)),  # UNTIL=YYYYMMDD, timed or not
                 st.just(("open", 0)),
                 st.just(("forever", 0)),
             )
@@ -247,6 +251,8 @@ def rule_walls(rule: str, start: dt.datetime, ending: tuple[str, int], limit: in
     for wall in rrulestr(text, dtstart=start):
         if ending[0] == "until" and wall > start + dt.timedelta(days=ending[1]):
             break
+        if ending[0] == "until-date" and wall.date() > (start + dt.timedelta(days=ending[1])).date():
+            break  # a DATE UNTIL: the whole last day counts (see `write`)
         walls.append(wall)
         if len(walls) >= limit:
             break
@@ -337,10 +343,23 @@ def write(obj: Obj, canonical: bool) -> str:
                 until = obj.start + dt.timedelta(days=obj.ending[1])
                 unt = _value(obj, until, canonical, "X", utc=obj.form not in ("floating", "date"))
                 rule += ";UNTIL=" + unt.split(":", 1)[1]
+            elif obj.ending[0] == "until-date":
+                # iCloud holds what clients write: a DATE UNTIL on timed occurrences too (RFC
+                # 5545 calls it invalid). Busy time counts that whole last day, in the event's
+                # zone: the oracle's text says so with the day's last second.
+                day = (obj.start + dt.timedelta(days=obj.ending[1])).replace(hour=0, minute=0)
+                if canonical and obj.form != "date":
+                    last = day.replace(hour=23, minute=59, second=59)
+                    rule += ";UNTIL=" + _value(obj, last, canonical, "X", utc=obj.form != "floating").split(":", 1)[1]
+                else:
+                    rule += f";UNTIL={day:%Y%m%d}"
             head.append(f"RRULE:{rule}")
         walls = rule_walls(obj.rule, obj.start, obj.ending, 10) if obj.rule else []
+        overridden = {o.index for o in obj.overrides}
         for index, how in obj.exdates:
-            if index < len(walls):
+            # An override of an EXDATEd occurrence still counts (an event someone wrote after
+            # the rule; erring towards busy): the oracle's text simply does not exclude it.
+            if index < len(walls) and not (canonical and index in overridden):
                 head.append(_value(obj, walls[index], canonical, "EXDATE", utc=how == "utc" and obj.form != "floating"))
         for days, hour, period in obj.rdates:
             at = (obj.start + dt.timedelta(days=days)).replace(hour=hour, minute=0)

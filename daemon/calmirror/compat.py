@@ -21,6 +21,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
   `<name> <digest of its definition>`, unique per definition and stable.
+- **A DATE UNTIL on a timed rule, an override of an EXDATEd occurrence**: shapes readers
+  disagree on, written so every reader sees the busy time the engine counts (`compat_series`).
 - **DTEND and DURATION both given** (not allowed; Radicale refuses it): DURATION is dropped,
   as busy time reads the DTEND.
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
@@ -44,6 +46,7 @@ from dataclasses import dataclass
 
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
+from calmirror.compat_series import DATE_UNTIL, OVERRIDDEN_EXDATES, keep_overrides, until_as_end_of_day
 from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, value_of
 
 log = logging.getLogger("calmirror.mirror")
@@ -123,6 +126,10 @@ def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int,
         reasons.append(NAMED)
     if drop_duration_beside_dtend(resource):
         reasons.append(BOTH_ENDS)
+    if until_as_end_of_day(resource):
+        reasons.append(DATE_UNTIL)
+    if keep_overrides(resource):
+        reasons.append(OVERRIDDEN_EXDATES)
     if add_missing_master(resource):
         reasons.append(MASTERLESS)
     if split_periods(resource):

@@ -69,7 +69,7 @@ def over_limit(resource: Resource, limit: int) -> bool:
                 if "COUNT" in ends and int(ends["COUNT"]) > room:
                     return True
                 if "UNTIL" in ends:
-                    start, _, _ = _start(resource, start_line)
+                    start, _, _ = start_of(resource, start_line)
                     until = _naive(ends["UNTIL"])
                     if (until - start).total_seconds() / _FREQ_SECONDS.get(_freq(parts), 1.0) > room - 1:
                         return True
@@ -106,7 +106,7 @@ def _daily(resource: Resource, event: Event, rule: str) -> str | None:
     if start_line is None or _freq(rule.split(";")) not in ("HOURLY", "MINUTELY", "SECONDLY"):
         return None
     try:
-        start, _, _ = _start(resource, start_line)
+        start, _, _ = start_of(resource, start_line)
         daily = rb.daily_equivalent(rb.parts_of(vRecur.from_ical(rule)), start)
         return None if daily is None else str(vRecur(daily).to_ical().decode())
     except (ValueError, TypeError, KeyError):
@@ -121,7 +121,7 @@ def _bounded_as_is(resource: Resource, event: Event, rule: str, horizon: dt.date
     has_end = any(p.upper().startswith(("COUNT=", "UNTIL=")) for p in parts)
     if not has_end:
         return None  # Radicale does not count open-ended rules
-    start, form, tz = _start(resource, start_line)
+    start, form, tz = start_of(resource, start_line)
     # Radicale also estimates (UNTIL - DTSTART) / one FREQ unit, ignoring INTERVAL and
     # filters, and counts RDATEs with the rule: stay under both, with a day to spare
     # for the zone offset.
@@ -146,7 +146,7 @@ def _bounded_as_is(resource: Resource, event: Event, rule: str, horizon: dt.date
     return ";".join([*plain, "UNTIL=" + _until(last, form, tz)])
 
 
-def _start(resource: Resource, line: str) -> tuple[dt.datetime, str, dt.tzinfo | None]:
+def start_of(resource: Resource, line: str) -> tuple[dt.datetime, str, dt.tzinfo | None]:
     """DTSTART as a naive local date-time, its form (date, floating, utc, zoned), its zone."""
     value = value_of(line).strip()
     params = params_of(line).upper()

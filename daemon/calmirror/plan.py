@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from calmirror import compat
 from calmirror.availability.engine import CalendarParseError, parse_calendar
+from calmirror.compat_series import needs_series_fixes
 from calmirror.errors import BadItem
 from calmirror.hrefs import path_of
 from calmirror.model import Appointment, MirrorEntry, PushKind
@@ -228,14 +229,18 @@ def mirror_write(
     """(uid, local text, the compatible copy it was made from or None) of one remote object.
 
     Without `refused` the exact text is used unless it defines a custom time zone (which
-    Radicale would take but place by another object's rules) or names a Windows zone it does
-    not define (which Radicale cannot place): a cheap text look for 10,000 ordinary events.
+    Radicale would take but place by another object's rules), names a Windows zone it does
+    not define (which Radicale cannot place), or holds a series readers disagree on
+    (`compat_series`): a cheap text look for 10,000 ordinary events.
     With `refused` (Radicale's reason for the exact text), the compatible
     copy or BadItem. Privacy and the marker apply to either, in `mirror_copy`.
     """
     made = None
     if policy.horizon is not None and (
-        refused is not None or compat.has_custom_zones(body) or compat.has_undefined_windows_zones(body)
+        refused is not None
+        or compat.has_custom_zones(body)
+        or compat.has_undefined_windows_zones(body)
+        or needs_series_fixes(body)
     ):
         made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
     if refused is not None and made is None:

@@ -131,7 +131,8 @@ def _utc(ev: Ev, wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 def reference(
     evs: list[Ev], start: dt.datetime, end: dt.datetime, zone: ZoneInfo, allday: bool, tentative: bool
 ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """Naive expansion: step whole days, drop EXDATEs, apply the override, judge, merge, clip."""
+    """Naive expansion: step whole days, drop EXDATEs, apply the override, judge, merge, clip.
+    An override of an EXDATEd occurrence still counts (an event of its own; erring towards busy)."""
     spans = []
     for ev in evs:
         if ev.form == "date" and not allday:
@@ -139,7 +140,7 @@ def reference(
         if ev.status == "CANCELLED" or (ev.status == "TENTATIVE" and not tentative):
             continue
         for i in range(ev.count):
-            if i in ev.exdates:
+            if i in ev.exdates and i != ev.moved:
                 continue
             wall = _occurrence_wall(ev, i)
             transparent = ev.transparent
@@ -148,6 +149,8 @@ def reference(
             if transparent:
                 continue
             a, b = _utc(ev, wall, zone), _utc(ev, wall + ev.length, zone)
+            if ev.form == "berlin":  # RFC 5545: DTEND - DTSTART of zoned times is exact hours (across DST)
+                b = a + ev.length
             a, b = max(a, start), min(b, end)
             if a < b:
                 spans.append((a, b))

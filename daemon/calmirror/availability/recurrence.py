@@ -34,7 +34,7 @@ from calmirror.availability.compiled import CompiledCalendar, CompiledSeries, Si
 from calmirror.availability.durations import DST_SLACK, length_of, rfc_end
 from calmirror.availability.instants import Time, bound, wall
 from calmirror.availability.lenient import drop_broken
-from calmirror.availability.library_series import Adapter, CachedSeries
+from calmirror.availability.library_series import Adapter, CachedSeries, _recurrence_ids
 from calmirror.availability.rules import event_info
 
 COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to here
@@ -108,6 +108,10 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
         if not rb.feasible(parts, start0):
             changed = True
             continue
+        until = _until_of_timed_rule(parts, master.start)
+        if until is not None:
+            parts = {**parts, "UNTIL": [until]}
+            changed = True
         daily = rb.daily_equivalent(parts, start0)
         changed = changed or daily is not None
         parts = daily or parts
@@ -124,12 +128,68 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
     return master, [rb.rule_info(parts, start0) for parts in kept]
 
 
+def _overrides_kept(master: Adapter, mods: Sequence[Adapter]) -> Adapter:
+    """The master without the EXDATE values that name an occurrence an override (a
+    RECURRENCE-ID component of the same UID) still describes.
+
+    The shape is contradictory (the occurrence is removed, and moved or changed), and
+    readers disagree: recurring-ical-events drops the override with the occurrence, Radicale
+    (and so a CalDAV client's time-range query on the mirror) shows the override. The
+    override is an event of its own, with its own time and status, that someone wrote after
+    the rule; erring towards busy never double-books anyone, so it counts, as any override
+    does. The compatible copy drops the same values (`compat_series.keep_overrides`), so
+    clients that expand with the library see it too."""
+    if not mods:
+        return master
+    named = {rid for mod in mods for rid in mod.recurrence_ids}
+    days = {getattr(mod.component.get("RECURRENCE-ID"), "dt", None) for mod in mods} - {None}
+    days = {day for day in days if not isinstance(day, dt.datetime)}
+    component = master.component.copy()
+    found: Any = component.get("EXDATE")
+    kept: list[list[Time]] = []
+    changed = False
+    for line in found if isinstance(found, list) else [found]:
+        values = [v.dt for v in line.dts]
+        left = [v for v in values if not (named & set(_recurrence_ids(v)) or v in days)]
+        changed = changed or len(left) != len(values)
+        if left:
+            kept.append(left)
+    if not changed:
+        return master
+    component.pop("EXDATE", None)
+    for values in kept:
+        component.add("EXDATE", values)
+    return Adapter(component, master.info)
+
+
+def _until_of_timed_rule(parts: dict[str, list[Any]], start: Time) -> dt.datetime | None:
+    """A DATE UNTIL on a rule of timed occurrences, read as the end of that day in the
+    event's own zone (floating: wall time); None when the UNTIL is not such a date.
+
+    RFC 5545 calls the shape invalid (UNTIL must take DTSTART's value type), but iCloud holds
+    what clients write, and readers disagree: dateutil and recurring-ical-events take the
+    date as its midnight and drop that last day, vobject (Radicale) takes it at DTSTART's time
+    of day. A writer of a date meant "up to and including that day", and erring towards busy
+    never double-books anyone, so the whole last day counts. The compatible copy writes the
+    same instant out (`compat.until_as_end_of_day`), so a client of the mirror sees it too."""
+    values = parts.get("UNTIL") or []
+    if not isinstance(start, dt.datetime) or len(values) != 1:
+        return None
+    value = values[0]
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        return None
+    end = dt.datetime.combine(value, dt.time(23, 59, 59), tzinfo=start.tzinfo)
+    return end if start.tzinfo is None else end.astimezone(dt.UTC)  # (RFC 5545: UNTIL in UTC)
+
+
 def _compile_series(uid: str, components: Sequence[icalendar.Component]) -> CompiledSeries:
     adapters = [Adapter(c, event_info(c)) for c in components]
     masters = [a for a in adapters if not a.is_modification()]
     # The library keeps the master with the highest SEQUENCE (the first of equals); we pick
     # it first so that a simplified master costs one Series construction, not two.
     master = max(masters, key=lambda a: a.sequence) if masters else None
+    if master is not None and "EXDATE" in master.component:
+        master = _overrides_kept(master, [a for a in adapters if a.is_modification()])
     rules: list[rb.RuleInfo] = []
     if master is not None and _rrules(master.component):
         master, rules = _simplified(master)

@@ -1,0 +1,125 @@
+"""Compatible copies of series whose reading clients disagree on, written so every reader
+sees the busy time the engine counts (`compat` applies these with the other fixes).
+
+- **A DATE UNTIL on a rule of timed occurrences** (`DTSTART:20261210T100000`,
+  `RRULE:FREQ=DAILY;UNTIL=20261212`; invalid by RFC 5545, written by some clients and held
+  by iCloud): dateutil and recurring-ical-events end the rule at that day's midnight, vobject
+  (Radicale) at DTSTART's time of day on it. Busy time counts the whole last day
+  (`availability.recurrence._until_of_timed_rule`), so the copy writes the UNTIL as the last
+  second of that day in the event's zone: in UTC for zoned and UTC times, as wall time for
+  floating ones.
+- **An override of an occurrence an EXDATE removes**: recurring-ical-events drops the
+  override with the occurrence, Radicale shows it. Busy time counts it
+  (`availability.recurrence._overrides_kept`), so the copy drops those EXDATE values: the
+  occurrence exists and the override describes it, for every reader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from calmirror.compat_bounds import start_of
+from calmirror.ical_lines import Event, Resource, name_of, params_of, value_of
+
+DATE_UNTIL = "DATE UNTIL of a timed rule written as the end of that day"
+OVERRIDDEN_EXDATES = "EXDATEs of overridden occurrences dropped"
+
+_DATE_UNTIL = re.compile(r"^RRULE[;:][^\r\n]*UNTIL=\d{8}(?:[;\r\n]|$)", re.MULTILINE | re.IGNORECASE)
+_TIMED_START = re.compile(r"^DTSTART(?:;[^\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
+
+
+def needs_series_fixes(text: str) -> bool:
+    """Cheap first look (a few regexes, no parse): whether a fix here may apply."""
+    if _DATE_UNTIL.search(text) and _TIMED_START.search(text):
+        return True
+    upper = text.upper()
+    return "\nEXDATE" in upper and "\nRECURRENCE-ID" in upper
+
+
+def until_as_end_of_day(resource: Resource) -> bool:
+    changed = False
+    for event in resource.events:
+        start_line = event.get("DTSTART")
+        if start_line is None:
+            continue
+        for index, line in event.top():
+            if name_of(line) != "RRULE":
+                continue
+            parts = value_of(line).split(";")
+            for n, part in enumerate(parts):
+                key, _, value = part.partition("=")
+                if key.upper() != "UNTIL" or not re.fullmatch(r"\d{8}", value.strip()):
+                    continue
+                try:
+                    end = _end_of_day(resource, start_line, value.strip())
+                except (ValueError, OverflowError):
+                    continue
+                if end is not None:
+                    parts[n] = f"UNTIL={end}"
+                    event.lines[index] = "RRULE" + params_of(line) + ":" + ";".join(parts)
+                    changed = True
+    return changed
+
+
+def _end_of_day(resource: Resource, start_line: str, day: str) -> str | None:
+    _, form, tz = start_of(resource, start_line)
+    if form == "date":
+        return None  # a DATE UNTIL on all-day occurrences is the valid form
+    if form == "floating":
+        return f"{day}T235959"
+    last = dt.datetime.strptime(day, "%Y%m%d").replace(hour=23, minute=59, second=59, tzinfo=tz)
+    return last.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def keep_overrides(resource: Resource) -> bool:
+    """Drop each EXDATE value that names an occurrence an override of the same UID describes."""
+    named: dict[str, set[tuple[object, ...]]] = {}
+    for event in resource.events:
+        rid, uid = event.get("RECURRENCE-ID"), event.get("UID")
+        if rid is not None and uid is not None:
+            named.setdefault(value_of(uid).strip(), set()).update(_keys(resource, rid))
+    changed = False
+    for event in resource.events:
+        uid = event.get("UID")
+        overridden = named.get(value_of(uid).strip(), set()) if uid is not None else set()
+        if overridden and event.get("RECURRENCE-ID") is None:
+            changed = _drop_named(resource, event, overridden) or changed
+    return changed
+
+
+def _drop_named(resource: Resource, event: Event, overridden: set[tuple[object, ...]]) -> bool:
+    drop: set[int] = set()
+    rewritten: dict[int, str] = {}
+    for index, line in event.top():
+        if name_of(line) != "EXDATE":
+            continue
+        head = line[: len(line) - len(value_of(line)) - 1]
+        values = [v for v in value_of(line).split(",") if v.strip()]
+        left = [v for v in values if not (_keys(resource, f"{head}:{v.strip()}") & overridden)]
+        if len(left) == len(values):
+            continue
+        if left:
+            rewritten[index] = head + ":" + ",".join(left)
+        else:
+            drop.add(index)
+    if not drop and not rewritten:
+        return False
+    event.lines = [rewritten.get(i, line) for i, line in enumerate(event.lines) if i not in drop]
+    return True
+
+
+def _keys(resource: Resource, line: str) -> set[tuple[object, ...]]:
+    """How recurring-ical-events identifies the instant of a DTSTART-like line (as
+    `availability.library_series` corrects it: UTC matches UTC, wall time wall time; a
+    floating time is compared as it is, a date as its day)."""
+    try:
+        naive, form, tz = start_of(resource, line)
+    except (ValueError, OverflowError):
+        return set()
+    if form == "date":
+        return {("date", naive.date())}
+    if form == "floating":
+        return {("utc", naive)}
+    utc = naive.replace(tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None)
+    return {("utc", utc), ("wall", naive)}
