@@ -11,9 +11,9 @@ The modules at this level, by what they are for:
   typed error tree), `config`, `config_edit`, `home` (where the files live),
   `credentials`, `logs`, `hrefs` (pure URL helpers), `digest` (an appointment's hash).
 - Pure decisions: `plan` (mirror and push), `plan_linked` (pushed appointments changed in
-  iCloud), `transform` (rewrites on the way in and out), `compat` and `compat_bounds`
-  (compatible copies of what Radicale refuses), `ical_lines` (a line-level iCalendar model),
-  `feedsplit` (one ICS feed into resources).
+  iCloud), `transform` (rewrites on the way in and out), `compat`, `compat_bounds` and
+  `compat_series` (compatible copies of what Radicale refuses or reads otherwise),
+  `ical_lines` (a line-level iCalendar model), `feedsplit` (one ICS feed into resources).
 - Mirroring iCloud: `engine` (one mirror pass and one push pass), `mirror` (the pass's batch
   loop), `mirror_collections` (which collection mirrors which calendar), `mirror_recovery`
   (a mirror cut short by a crash), `mirror_source` (fetching, halving around a bad item),
