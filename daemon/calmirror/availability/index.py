@@ -103,6 +103,14 @@ def index(calendars: Sequence[icalendar.Calendar], remember: bool = True) -> Sou
         return built
 
 
+def single_index(single: Single) -> SourceIndex:
+    """The index of a resource holding one single event read without icalendar
+    (`simple_event`), shaped as `_build` shapes it."""
+    if single.hi - single.lo < SHORT:
+        return SourceIndex((), [single.lo], [single], [], [], [])
+    return SourceIndex((), [], [], [single], [], [])
+
+
 def _build(calendars: Sequence[icalendar.Calendar]) -> SourceIndex:
     short: list[Single] = []
     long: list[Single] = []

@@ -34,8 +34,10 @@ import json
 from collections.abc import Iterator
 
 from calmirror.availability import engine
+from calmirror.availability.index import single_index
 from calmirror.availability.intervals import shift
 from calmirror.availability.rules import my_partstat
+from calmirror.availability.simple_event import single_of
 from calmirror.model import BusySpan, IndexedItem
 
 UTC = dt.UTC
@@ -165,10 +167,14 @@ def _read(text: str) -> tuple[engine.SourceIndex, tuple[dt.datetime, dt.datetime
     """The resource's engine index and bounds; None when it holds no usable event."""
     global parsed
     parsed += 1
-    try:
-        found = engine.item_index(engine.parse_calendar(text))
-    except ValueError:
-        return None
+    single = single_of(text)
+    if single is not None:
+        found = single_index(single)
+    else:
+        try:
+            found = engine.item_index(engine.parse_calendar(text))
+        except ValueError:
+            return None
     edges = bounds(found)
     return None if edges is None else (found, edges)
 
