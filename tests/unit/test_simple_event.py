@@ -190,7 +190,12 @@ def simple_events(draw: st.DrawFn) -> str:
             lines.append(f"{name}:{draw(st.sampled_from(values))}")
     lines.extend(draw(st.lists(attendee(), max_size=3)))
     extra = draw(
-        st.sampled_from(["", "", "", "alarm", "zone", "long", "rrule", "recurrence-id", "two", "dup", "lower", "xwr"])
+        st.sampled_from(
+            [
+                *("", "", "", "alarm", "zone", "long", "rrule", "recurrence-id", "two", "dup", "lower", "xwr"),
+                *("bad-top", "bad-alarm", "junk", "second-calendar"),
+            ]
+        )
     )
     head: list[str] = ["CALSCALE:GREGORIAN"] if draw(st.booleans()) else []
     components: list[str] = []
@@ -211,10 +216,18 @@ def simple_events(draw: st.DrawFn) -> str:
         lines.append("transp:TRANSPARENT")
     elif extra == "xwr":
         head.append("X-WR-TIMEZONE:America/New_York")
+    elif extra == "bad-top":  # a value icalendar cannot read fails the whole object at the top
+        head.append(draw(st.sampled_from(["REFRESH-INTERVAL;VALUE=DURATION:xyz", "X-FOO;VALUE=DURATION:xyz"])))
+    elif extra == "bad-alarm":  # ... and in an alarm, which the lenient reader then leaves out
+        alarm = ["BEGIN:VALARM", "TRIGGER:xyz", "END:VALARM"]
+    elif extra == "junk":  # lines icalendar cannot split or read inside the event
+        lines.append(draw(st.sampled_from(["FOO;", "DTSTAMP:garbage", "SEQUENCE:abc", "GEO:x", "ORGANIZER;CN=x"])))
     events = ["BEGIN:VEVENT", "DTSTAMP:20260101T000000Z", *draw(st.permutations(lines)), *alarm, "END:VEVENT"]
     if extra == "two":
         events += ["BEGIN:VEVENT", "UID:other", "DTSTART:20261201T100000Z", "END:VEVENT"]
     body = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *head, *components, *events, "END:VCALENDAR"]
+    if extra == "second-calendar":
+        body += ["BEGIN:VCALENDAR", "END:VCALENDAR"]
     newline = draw(st.sampled_from(["\r\n", "\r\n", "\n"]))
     return newline.join(fold(line) for line in "\r\n".join(body).split("\r\n")) + newline
 

@@ -64,6 +64,7 @@ _ONCE: Final = frozenset(
     }
 )
 _DATE_PARAMS: Final = frozenset({"TZID", "VALUE"})
+_CALENDAR_PROPS: Final = frozenset({"VERSION", "PRODID", "CALSCALE", "METHOD"})  # text: never unreadable
 
 Params = dict[str, list[str]]
 Line = tuple[Params, str]  # (parameters, raw value)
@@ -116,7 +117,7 @@ def _single(text: str) -> Single:
 def _event_lines(lines: list[str]) -> dict[str, list[Line]]:
     """The VEVENT's lines by name, after checking the whole object's shape."""
     stack: list[str] = []
-    events = 0
+    events = calendars = 0
     props: dict[str, list[Line]] = {}
     calscale = 0
     for line in lines:
@@ -128,14 +129,16 @@ def _event_lines(lines: list[str]) -> dict[str, list[Line]]:
         name = match.group(1)
         if name in ("BEGIN", "END"):
             component = line[len(name) + 1 :] if match.group(2) == ":" else ""
-            _nest(stack, name == "BEGIN", component)
+            _nest(stack, name == "BEGIN", component, calendars > 0)
+            calendars += name == "BEGIN" and component == "VCALENDAR"
             events += name == "BEGIN" and component == "VEVENT"
             continue
         if not stack:
             raise _Decline  # a property outside every component, or after the end
         where = stack[-1]
         if where == "VCALENDAR":
-            if name == "X-WR-TIMEZONE":
+            # A value icalendar cannot read fails the whole object here, except in X- properties.
+            if name == "X-WR-TIMEZONE" or (name not in _CALENDAR_PROPS and not name.startswith("X-")):
                 raise _Decline
             if name == "CALSCALE":
                 calscale += 1
@@ -154,11 +157,13 @@ def _event_lines(lines: list[str]) -> dict[str, list[Line]]:
     return props
 
 
-def _nest(stack: list[str], begin: bool, component: str) -> None:
+def _nest(stack: list[str], begin: bool, component: str, seen: bool) -> None:
     if begin:
         parent = _PARENTS.get(component)
         if component == "VCALENDAR":
             parent = None
+            if seen:
+                raise _Decline  # a second object in one resource: icalendar refuses the text
         elif component == "VEVENT":
             parent = "VCALENDAR"
         elif parent is None:
