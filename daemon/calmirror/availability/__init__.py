@@ -11,7 +11,8 @@ The engine (`engine`) and everything under it are pure: calendars in, intervals 
   a TZID means), `lenient` (busy time from objects icalendar refuses whole), `compiled`
   (what compiling yields), `index` (memos for many windows), `intervals` (half-open UTC
   intervals), `slots` (free slots and what users type to ask for them).
-- The busy index: `spans` (what it stores for one resource), `busy_upkeep` (keeping it
+- The busy index: `spans` (what it stores for one resource), `simple_event` (a plain
+  single event's entry read from its lines, declining to the full parse), `busy_upkeep` (keeping it
   current), `sources` (answers from it), `blocks` (merged busy time kept per week),
   `far_years` and `far_checks` (past its horizon).
 - What others see: `busy_calendar` (the read-only `busy/` calendar), `guard` (the
