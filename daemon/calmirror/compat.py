@@ -16,7 +16,9 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   and never past the limit-th occurrence (so a secondly rule reaches less far: the exact
   text still counts in full for busy time). The horizon moves: `horizon_for(today)` is
   January 1st six years on, so it lies five to six years ahead and changes once a year;
-  the mirror re-derives copies whose horizon is older (`MirrorEntry.horizon`).
+  the mirror re-derives copies whose horizon is older (`MirrorEntry.horizon`). A rule so
+  frequent that the limit would stop it before the horizon (every 90 minutes), whose COUNT
+  outlives the year 9999, loses its COUNT instead: exact, and reaching every window.
 - **Custom TZIDs** (Exchange's `Customized Time Zone`, Windows names defined in-object):
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
@@ -61,6 +63,7 @@ BOUNDED = "rule bounded by UNTIL"
 ZONES = "custom time zones renamed per definition"
 NAMED = "undefined Windows time zones named by their IANA zone"
 BOTH_ENDS = "DURATION beside DTEND dropped"
+OPENED = "COUNT outliving the year 9999 dropped"
 
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
 _TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
@@ -141,13 +144,32 @@ def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int,
         or "rrule" in refused.lower()
         or over_limit(resource, max_occurrences)
     )
+    rules_before = _rules(resource)
     if wants_bound and bound_rules(resource, horizon, max_occurrences):
-        reasons.append(f"{BOUNDED} (horizon {horizon.isoformat()})")
-        bounded = horizon.isoformat()
+        changed = [rule for key, rule in _rules(resource).items() if rule != rules_before.get(key)]
+        if any(_ends(rule) for rule in changed):
+            reasons.append(f"{BOUNDED} (horizon {horizon.isoformat()})")
+            bounded = horizon.isoformat()
+        if any(not _ends(rule) for rule in changed):
+            reasons.append(OPENED)
     if not reasons:
         return None
     mark(resource, ", ".join(reasons), href)
     return Compatible(resource.render(), tuple(reasons), bounded)
+
+
+def _rules(resource: Resource) -> dict[tuple[int, int], str]:
+    """Each RRULE's value by (event, line) position."""
+    return {
+        (n, index): value_of(line)
+        for n, event in enumerate(resource.events)
+        for index, line in event.top()
+        if name_of(line) == "RRULE"
+    }
+
+
+def _ends(rule: str) -> bool:
+    return any(p.partition("=")[0].strip().upper() in ("COUNT", "UNTIL") for p in rule.split(";"))
 
 
 # --- the fixes ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Radicale refuses an object whose rule it counts past `max_occurrences`, and it c
 its own estimate: (UNTIL - DTSTART) / one FREQ unit, ignoring INTERVAL and filters, with
 the RDATEs added. A rule with a COUNT or UNTIL beyond that (`COUNT=1000000000`, apps'
 "forever") is given an UNTIL at its last occurrence before the horizon, and never past the
-limit-th occurrence; busy time still counts the exact text in full (`compat`).
+limit-th occurrence; busy time still counts the exact text in full (`compat`). A rule so
+frequent that the limit would come first, and whose COUNT outlives the year 9999, loses
+its COUNT instead: exact, and never counted by Radicale (it counts only bounded rules).
 """
 
 from __future__ import annotations
@@ -143,7 +145,19 @@ def _bounded_as_is(resource: Resource, event: Event, rule: str, horizon: dt.date
         return None
     last = inside[-1]
     plain = [p for p in parts if not p.upper().startswith(("COUNT=", "UNTIL="))]
+    if stop < dt.datetime.combine(horizon, dt.time()) and _never_ends(rule, start):
+        # The limit comes before the horizon (every 90 minutes: 10,000 of them are two weeks),
+        # and the COUNT outlives the year 9999 ("forever"): the same rule without it is exact,
+        # and Radicale counts no rule without COUNT or UNTIL, so the copy reaches everywhere.
+        return ";".join(plain)
     return ";".join([*plain, "UNTIL=" + _until(last, form, tz)])
+
+
+def _never_ends(rule: str, start: dt.datetime) -> bool:
+    try:
+        return rb.count_never_ends(rb.parts_of(vRecur.from_ical(rule)), start)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return False
 
 
 def start_of(resource: Resource, line: str) -> tuple[dt.datetime, str, dt.tzinfo | None]:

@@ -7,8 +7,10 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import vobject
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from radicale.item import filter as radicale_filter
 
 from calmirror import compat
 from calmirror.availability import engine as av
@@ -198,3 +200,38 @@ def test_generated_objects_keep_their_busy_time_inside_the_horizon(text: str, st
         window = (dt.datetime(2027, 1, 1, tzinfo=UTC), dt.datetime(2027, 3, 1, tzinfo=UTC))  # the limit comes first
     assert busy(made.text, *window) == busy(text, *window)
     assert isinstance(prepare_one("x.ics", made.text, Limits()), PreparedItem), made.text
+
+
+def test_a_rule_too_frequent_for_the_limit_written_as_forever_reaches_every_window() -> None:
+    """Every 90 minutes, COUNT=1000000000: 10,000 occurrences (Radicale's limit) are two weeks,
+    so a copy bounded by an UNTIL stopped there for clients. The COUNT outlives the year 9999,
+    so the copy drops it: the same occurrences, and Radicale counts no open rule."""
+    text = event(
+        "often",
+        "Often",
+        "20261209T090000Z",
+        "20261209T093000Z",
+        extra="RRULE:FREQ=MINUTELY;INTERVAL=90;COUNT=1000000000\r\n",
+    )
+    made = copy_of(text)
+    assert made.reasons == (compat.OPENED,) and not made.horizon
+    assert "RRULE:FREQ=MINUTELY;INTERVAL=90\r\n" in made.text
+    stored = prepare_one("x.ics", made.text, Limits())
+    assert isinstance(stored, PreparedItem)
+    for years in (0, 1, 3, 8):  # past the horizon too
+        start = dt.datetime(2027, 2, 1, tzinfo=UTC) + dt.timedelta(days=365 * years)
+        window = (start, start + dt.timedelta(days=3))
+        assert busy(made.text, *window) == busy(text, *window) != []
+        assert radicale_reaches(made.text, window), years  # Radicale's own walk gets there
+
+
+def radicale_reaches(text: str, window: tuple[dt.datetime, dt.datetime]) -> bool:
+    """Whether Radicale's own time-range walk (RFC 4791 §9.9) finds an occurrence in `window`."""
+    seen: list[dt.datetime] = []
+
+    def visit(start: dt.datetime, _end: dt.datetime, _is_recurrence: bool) -> bool:
+        seen.append(start)
+        return start >= window[1]
+
+    radicale_filter.visit_time_ranges(vobject.readOne(text), "VEVENT", visit, lambda _start: False)
+    return any(window[0] <= start < window[1] for start in seen)
