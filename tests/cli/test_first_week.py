@@ -25,11 +25,30 @@ def test_bare_calmirror_prints_help_and_succeeds(cli: Cli) -> None:
     assert "Usage:" in result.stdout and "availability" in result.stdout and not result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["sync"], ["status"], ["calendars"], ["demo"], ["availability"], ["run"]])
-def test_help_shows_no_type_for_flags(cli: Cli, command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["sync"],
+        ["status"],
+        ["calendars"],
+        ["demo"],
+        ["availability"],
+        ["run"],
+        ["week"],
+        ["conflicts", "add"],
+        ["feeds", "poll"],
+        ["emulator", "serve"],
+    ],
+)
+def test_help_shows_what_a_value_is_not_a_python_type(cli: Cli, command: list[str]) -> None:
+    """No type for a flag (typer printed `<bool>`), one value's type for a value given many
+    times (it printed `<list[str]>`) and a bounded number's type (`<int range>`)."""
     result = cli(*command, "--help")
     assert result.returncode == 0
-    assert "<bool>" not in result.stdout and "--help" in result.stdout
+    assert "--help" in result.stdout
+    for python_words in ("<bool>", "list[", " range>"):
+        assert python_words not in result.stdout
 
 
 def test_a_mistyped_calendar_suggests_the_closest_name(cli: Cli, emu: Emulator) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,11 +40,25 @@ app = typer.Typer(
 
 def _flags_without_type(option: typer.core.TyperOption, ctx: typer.Context) -> str | None:
     """A flag takes no value, so help shows no type for it (typer prints `<bool>`)."""
-    return None if option.is_flag else _typed_display(option, ctx)
+    return None if option.is_flag else _plain(_typed_display(option, ctx))
+
+
+def _argument_type(argument: typer.core.TyperArgument, ctx: typer.Context) -> str | None:
+    return _plain(_argument_display(argument, ctx))
+
+
+def _plain(shown: str | None) -> str | None:
+    """One value's type: typer prints `<list[str]>` for a value given many times (the `...` and
+    the help say so already) and `<int range>` for a bounded number (the bounds follow)."""
+    if shown is None:
+        return None
+    return re.sub(r"^<list\[(.*)\]>", r"<\1>", shown).replace(" range>", ">")
 
 
 _typed_display = typer.core.TyperOption.display_type_rich
+_argument_display = typer.core.TyperArgument.display_type_rich
 typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]  # a patch of typer
+typer.core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]  # a patch of typer
 
 
 def _one_line_usage_error(error: typer.TyperException) -> None:
