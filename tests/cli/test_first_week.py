@@ -101,6 +101,32 @@ def test_read_only_commands_do_not_create_a_missing_home(cli: Cli, tmp_path: Pat
     assert not missing.exists()
 
 
+def test_availability_and_week_say_what_busy_time_does_not_count_yet(cli: Cli, emu: Emulator, home: Path) -> None:
+    """On a new home "Busy: none" read as "iCloud says you are free": until a conflict calendar
+    is mirrored, both commands say on stderr what is missing and what to run."""
+    window = ["availability", "--from", "2026-12-08", "--to", "2026-12-09", "--json"]
+    assert cli("feed", "enable").returncode == 0  # a home, with no account
+    steps = [
+        ("no account is connected", "run `calmirror connect --apple-id EMAIL`"),
+        ("no conflict calendar is chosen", "run `calmirror conflicts add NAME`"),
+        ("Work is not mirrored yet, so its events do not count", "run `calmirror sync`"),
+    ]
+    for step, (missing, what_to_run) in enumerate(steps):
+        if step == 1:
+            assert connect(cli, emu).returncode == 0
+        if step == 2:
+            assert cli("conflicts", "add", "Work").returncode == 0
+        for command in (window, ["week", "2026-12-07", "--json"]):
+            result = cli(*command)
+            assert result.returncode == 0 and json.loads(result.stdout)  # the answer itself is unchanged
+            assert result.stderr.startswith("warning: ") and missing in result.stderr
+            assert what_to_run in one_clean_line(result)
+    assert cli("sync").returncode == 0
+    mirrored = cli(*window)
+    assert mirrored.returncode == 0 and mirrored.stderr == ""
+    assert json.loads(mirrored.stdout)["intervals"]
+
+
 def test_home_that_is_a_file_gives_one_line(cli: Cli, tmp_path: Path) -> None:
     a_file = tmp_path / "calmirror-home"
     a_file.write_text("")

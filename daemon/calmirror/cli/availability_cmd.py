@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from rich.table import Table
 
-from calmirror.cli.context import console, ctx_of, print_json
+from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.errors import UserError
 
 
@@ -18,6 +18,42 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise UserError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
+
+
+def warn_uncounted(c: Ctx) -> None:
+    """Say on stderr what busy time is not counted yet: on a new home `availability` answered
+    "Busy: none" (and `week` "nothing busy") with no account connected, no conflict calendar
+    chosen or none mirrored yet, which reads as "iCloud says you are free"."""
+    line = uncounted(c)
+    if line:
+        err_console.print(f"warning: {line}", markup=False)
+
+
+def uncounted(c: Ctx) -> str | None:
+    feeds = c.state.feeds()
+    if not c.state.accounts() and not feeds:
+        return (
+            "no account is connected, so only local appointments and blocked slots count; "
+            "run `calmirror connect --apple-id EMAIL`"
+        )
+    if not c.settings.icloud.conflicts and not feeds:
+        return (
+            "no conflict calendar is chosen, so only local appointments and blocked slots count; "
+            "run `calmirror conflicts add NAME` (`calmirror calendars` lists them)"
+        )
+    names = c.state.calendar_names()
+    waiting = [
+        names.get(cal_id, cal_id)
+        for cal_id in c.settings.icloud.conflicts
+        if getattr(c.state.mirror(cal_id), "last_sync", None) is None
+    ]
+    if waiting:
+        are, their = ("is", "its") if len(waiting) == 1 else ("are", "their")
+        return (
+            f"{', '.join(waiting)} {are} not mirrored yet, so {their} events do not count; "
+            "run `calmirror sync`, or `calmirror run` to keep them in step"
+        )
+    return None
 
 
 def register(app: typer.Typer) -> None:
@@ -75,6 +111,7 @@ def register(app: typer.Typer) -> None:
             free = slots.free_slots(busy, window_start, window_end, length, zone, hours, weekdays)
             rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()} for s, e in free]
             title = f"Free {slot} slots"
+        warn_uncounted(c)
         if json_out:
             print_json({"timezone": str(zone), "kind": "busy" if length is None else "free", "intervals": rows})
             return

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from calmirror.cli.availability_cmd import warn_uncounted
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.errors import UserError
 
@@ -50,6 +51,7 @@ def register(app: typer.Typer) -> None:
         data = None if in_process else _ask_daemon(c, first, slot, within)
         if data is None:
             data = _compute(c, first, length, hours)
+        warn_uncounted(c)
         if json_out:
             print_json(data)
             return
