@@ -127,6 +127,19 @@ def test_availability_and_week_say_what_busy_time_does_not_count_yet(cli: Cli, e
     assert json.loads(mirrored.stdout)["intervals"]
 
 
+def test_status_after_disconnect_says_why_the_linked_calendar_has_no_name(cli: Cli, emu: Emulator) -> None:
+    """`disconnect` keeps the link for the account's return; status showed a bare calendar id."""
+    assert connect(cli, emu).returncode == 0
+    assert cli("link", "Work").returncode == 0
+    assert "Linked calendar: Work\n" in cli("status").stdout
+    gone = cli("disconnect")
+    assert gone.returncode == 0 and "stay chosen for when this account connects again" in gone.stdout
+    said = cli("status").stdout
+    assert "Linked calendar: " in said and "in no connected account: connect it again" in said
+    assert connect(cli, emu).returncode == 0
+    assert "Linked calendar: Work\n" in cli("status").stdout
+
+
 def test_home_that_is_a_file_gives_one_line(cli: Cli, tmp_path: Path) -> None:
     a_file = tmp_path / "calmirror-home"
     a_file.write_text("")

@@ -198,7 +198,10 @@ def register(app: typer.Typer) -> None:
             console.print("No iCloud account was connected.")
             return
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
-        console.print(f"Disconnected {apple_id}; local appointments are untouched.")
+        console.print(
+            f"Disconnected {apple_id}; local appointments are untouched, and the linked and conflict "
+            "calendars stay chosen for when this account connects again."
+        )
 
     @app.command()
     def calendars(

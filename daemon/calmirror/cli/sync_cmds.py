@@ -230,7 +230,9 @@ def _print_status(d: dict[str, Any]) -> None:
     if d["linked"]["id"]:
         owner = account_of(d["linked"]["id"])
         linked_name = d["linked"]["name"] or d["linked"]["id"]
-        console.print(f"Linked calendar: {f'{owner}/{linked_name}' if owner else linked_name}")
+        # After `disconnect` the choice stays for the same account's return, but no name is known.
+        unknown = "" if d["linked"]["name"] else " (in no connected account: connect it again or run `calmirror link`)"
+        console.print(f"Linked calendar: {f'{owner}/{linked_name}' if owner else linked_name}{unknown}")
     if d["mirrors"]:
         # A problem is a whole sentence (a host, a URL, what to run): in a column of an 80-wide
         # terminal it broke into a word per line, so each one gets its own line under the table.
