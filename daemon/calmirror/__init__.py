@@ -19,7 +19,8 @@ The modules at this level, by what they are for:
   (a mirror cut short by a crash), `mirror_source` (fetching, halving around a bad item),
   `mirror_lock` (one pass per mirror across processes), `sync_report` (what a pass did),
   `prefetch` (the next multiget while this one is worked on), `late_listing` (a resource
-  missing from a listing is not yet gone), `linked` (following pushed appointments), `me`
+  missing from a listing is not yet gone), `full_listing` (a periodic listing of every ETag
+  finds a change no sync token reports), `linked` (following pushed appointments), `me`
   (whose answer to an invitation counts).
 - Pushing appointments: `detect` (client changes into outbox rows), `push` (the outbox to
   the linked calendar).
