@@ -25,6 +25,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   `<name> <digest of its definition>`, unique per definition and stable.
 - **A DATE UNTIL on a timed rule, an override of an EXDATEd occurrence**: shapes readers
   disagree on, written so every reader sees the busy time the engine counts (`compat_series`).
+- **A UTF-8 byte-order mark** before `BEGIN:VCALENDAR` (some exporters write one; Radicale
+  refuses the object as "not valid iCalendar"): dropped.
 - **DTEND and DURATION both given** (not allowed; Radicale refuses it): DURATION is dropped,
   as busy time reads the DTEND.
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
@@ -48,7 +50,16 @@ from dataclasses import dataclass
 
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
-from calmirror.compat_series import DATE_UNTIL, OVERRIDDEN_EXDATES, keep_overrides, until_as_end_of_day
+from calmirror.compat_series import (
+    DATE_UNTIL,
+    EXRULES,
+    OVERRIDDEN_EXDATES,
+    THIS_AND_FUTURE,
+    drop_exrules,
+    keep_overrides,
+    this_and_future,
+    until_as_end_of_day,
+)
 from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, value_of
 
 log = logging.getLogger("calmirror.mirror")
@@ -56,6 +67,7 @@ log = logging.getLogger("calmirror.mirror")
 COMPAT_MARKER = "X-CALMIRROR-COMPATIBLE-COPY"
 COPY_OF = "X-CALMIRROR-COPY-OF"
 HORIZON_YEARS = 6  # January 1st this many years on: five to six years ahead
+THIS_AND_FUTURE_ROOM = 2_500  # overrides written for one RANGE=THISANDFUTURE (daily to the horizon)
 
 MASTERLESS = "overrides without a master: master added"
 PERIODS = "RDATE periods as overrides"
@@ -64,6 +76,7 @@ ZONES = "custom time zones renamed per definition"
 NAMED = "undefined Windows time zones named by their IANA zone"
 BOTH_ENDS = "DURATION beside DTEND dropped"
 OPENED = "COUNT outliving the year 9999 dropped"
+BOM = "byte-order mark dropped"
 
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
 _TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
@@ -107,12 +120,13 @@ def compatible_copy(
     """The compatible copy of one object, or None when nothing in it needs changing (or it
     cannot be read well enough to change). `refused` is Radicale's reason for refusing the
     exact text, when known: a bounded UNTIL is used only when the rule was the trouble."""
+    marked = text.startswith("\ufeff")  # a byte-order mark some exporters write: Radicale refuses it
     try:
-        resource = Resource.parse(text)
+        resource = Resource.parse(text.removeprefix("\ufeff"))
     except ValueError:
         return None
     try:
-        return _made(resource, href, horizon, max_occurrences, refused)
+        return _made(resource, href, horizon, max_occurrences, refused, (BOM,) if marked else ())
     except Exception:  # one object iCloud holds must never stop its calendar's pass
         # (a YEARLY rule "forever" once raised OverflowError here, and every pass of its
         # calendar failed). Without a copy the exact text is offered; if Radicale refuses it,
@@ -121,8 +135,10 @@ def compatible_copy(
         return None
 
 
-def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int, refused: str) -> Compatible | None:
-    reasons: list[str] = []
+def _made(
+    resource: Resource, href: str, horizon: dt.date, max_occurrences: int, refused: str, already: tuple[str, ...]
+) -> Compatible | None:
+    reasons: list[str] = list(already)
     if rename_custom_zones(resource):
         reasons.append(ZONES)
     if name_undefined_zones(resource):
@@ -133,11 +149,15 @@ def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int,
         reasons.append(DATE_UNTIL)
     if keep_overrides(resource):
         reasons.append(OVERRIDDEN_EXDATES)
+    if drop_exrules(resource):
+        reasons.append(EXRULES)
+    spread = this_and_future(resource, horizon, THIS_AND_FUTURE_ROOM)
+    if spread:
+        reasons.append(f"{THIS_AND_FUTURE} (horizon {horizon.isoformat()})")
     if add_missing_master(resource):
         reasons.append(MASTERLESS)
     if split_periods(resource):
         reasons.append(PERIODS)
-    bounded = ""
     wants_bound = (
         not refused
         or "recurrence" in refused.lower()
@@ -145,6 +165,7 @@ def _made(resource: Resource, href: str, horizon: dt.date, max_occurrences: int,
         or over_limit(resource, max_occurrences)
     )
     rules_before = _rules(resource)
+    bounded = horizon.isoformat() if spread else ""
     if wants_bound and bound_rules(resource, horizon, max_occurrences):
         changed = [rule for key, rule in _rules(resource).items() if rule != rules_before.get(key)]
         if any(_ends(rule) for rule in changed):

@@ -12,18 +12,29 @@ sees the busy time the engine counts (`compat` applies these with the other fixe
   override with the occurrence, Radicale shows it. Busy time counts it
   (`availability.recurrence._overrides_kept`), so the copy drops those EXDATE values: the
   occurrence exists and the override describes it, for every reader.
+- **RANGE=THISANDFUTURE overrides**: Radicale reads one as a single override, so later
+  occurrences stayed at their old times for clients; the copy writes one override per later
+  occurrence up to the horizon (`this_and_future`).
+- **EXRULE** (RFC 2445's exception rule, deprecated by RFC 5545): recurring-ical-events, and
+  so busy time, does not read it, erring towards busy; Radicale does. The copy drops it, so
+  clients show every occurrence busy time counts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from itertools import islice
+
+from dateutil import rrule
 
 from calmirror.compat_bounds import start_of
 from calmirror.ical_lines import Event, Resource, name_of, params_of, value_of
 
 DATE_UNTIL = "DATE UNTIL of a timed rule written as the end of that day"
 OVERRIDDEN_EXDATES = "EXDATEs of overridden occurrences dropped"
+EXRULES = "EXRULE dropped (busy time does not read it)"
+THIS_AND_FUTURE = "RANGE=THISANDFUTURE written as one override per later occurrence"
 
 _DATE_UNTIL = re.compile(r"^RRULE[;:][^\r\n]*UNTIL=\d{8}(?:[;\r\n]|$)", re.MULTILINE | re.IGNORECASE)
 _TIMED_START = re.compile(r"^DTSTART(?:;[^\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
@@ -34,7 +45,17 @@ def needs_series_fixes(text: str) -> bool:
     if _DATE_UNTIL.search(text) and _TIMED_START.search(text):
         return True
     upper = text.upper()
-    return "\nEXDATE" in upper and "\nRECURRENCE-ID" in upper
+    return ("\nEXDATE" in upper and "\nRECURRENCE-ID" in upper) or "\nEXRULE" in upper or "THISANDFUTURE" in upper
+
+
+def drop_exrules(resource: Resource) -> bool:
+    changed = False
+    for event in resource.events:
+        drop = {index for index, line in event.top() if name_of(line) == "EXRULE"}
+        if drop:
+            event.lines = [line for index, line in enumerate(event.lines) if index not in drop]
+            changed = True
+    return changed
 
 
 def until_as_end_of_day(resource: Resource) -> bool:
@@ -123,3 +144,102 @@ def _keys(resource: Resource, line: str) -> set[tuple[object, ...]]:
         return {("utc", naive)}
     utc = naive.replace(tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None)
     return {("utc", utc), ("wall", naive)}
+
+
+def this_and_future(resource: Resource, horizon: dt.date, room: int) -> bool:
+    """Each RANGE=THISANDFUTURE override written out as one override per later occurrence up
+    to the horizon (at most `room` of them), where master, RECURRENCE-ID and override share one
+    time form: Radicale reads the range as a single override, so later occurrences stayed at
+    their old times for clients while busy time (recurring-ical-events) moves them."""
+    changed = False
+    for master in [e for e in resource.events if e.get("RECURRENCE-ID") is None and e.get("RRULE")]:
+        uid = master.get("UID")
+        for override in [e for e in resource.events if e.get("UID") == uid and e is not master]:
+            rid = override.get("RECURRENCE-ID") or ""
+            if "RANGE=THISANDFUTURE" not in params_of(rid).upper():
+                continue
+            made = _later_overrides(resource, master, override, horizon, room)
+            if made is None:
+                continue
+            override.lines = [_no_range(line) if name_of(line) == "RECURRENCE-ID" else line for line in override.lines]
+            resource.events.extend(made)
+            room -= len(made)
+            changed = True
+    return changed
+
+
+def _no_range(line: str) -> str:
+    return (
+        "RECURRENCE-ID"
+        + re.sub(r";RANGE=THISANDFUTURE", "", params_of(line), flags=re.IGNORECASE)
+        + ":"
+        + value_of(line)
+    )
+
+
+def _later_overrides(
+    resource: Resource, master: Event, override: Event, horizon: dt.date, room: int
+) -> list[Event] | None:
+    start_line, rid_line, moved_line = master.get("DTSTART"), override.get("RECURRENCE-ID"), override.get("DTSTART")
+    if start_line is None or rid_line is None or moved_line is None:
+        return None
+    params = params_of(start_line)
+    if params_of(_no_range(rid_line)) != params or params_of(moved_line) != params:
+        return None  # mixed time forms: left as they are
+    end_line = override.get("DTEND")
+    if end_line is not None and params_of(end_line) != params:
+        return None
+    try:
+        first, form, tz = start_of(resource, start_line)
+        at, _, _ = start_of(resource, rid_line)
+        moved, _, _ = start_of(resource, moved_line)
+        length = start_of(resource, end_line)[0] - moved if end_line is not None else None
+        walk = rrule.rrulestr(_wall_until(value_of(master.get("RRULE") or ""), tz), dtstart=first, ignoretz=True)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    taken = {_keys_of(resource, e.get("RECURRENCE-ID") or "") for e in resource.events if e.get("RECURRENCE-ID")}
+    removed = {key for line in master.all("EXDATE") for key in _exdate_keys(resource, line)}
+    stop = dt.datetime.combine(horizon, dt.time())
+    later = []
+    for wall in islice(walk.xafter(at, inc=False), room):  # (past `room`, later ones keep their times)
+        if wall >= stop:
+            break
+        later.append(wall)
+    shift = moved - at
+    base = list(override.without("RECURRENCE-ID", "DTSTART", "DTEND"))
+    made = []
+    for wall in later:
+        rid = f"RECURRENCE-ID{params}:{_format(wall, form)}"
+        if _keys_of(resource, rid) in taken or _keys(resource, rid) & removed:
+            continue
+        lines = [*base, rid, f"DTSTART{params}:{_format(wall + shift, form)}"]
+        if length is not None:
+            lines.append(f"DTEND{params}:{_format(wall + shift + length, form)}")
+        made.append(Event(lines))
+    return made
+
+
+def _wall_until(rule: str, tz: dt.tzinfo | None) -> str:
+    """The rule with a UTC UNTIL read as wall time in the event's zone (the walk is naive)."""
+    parts = rule.split(";")
+    for n, part in enumerate(parts):
+        key, _, value = part.partition("=")
+        if key.upper() == "UNTIL" and value.upper().endswith("Z") and tz is not None:
+            utc = dt.datetime.strptime(value[:15], "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+            parts[n] = "UNTIL=" + utc.astimezone(tz).strftime("%Y%m%dT%H%M%S")
+    return ";".join(parts)
+
+
+def _format(wall: dt.datetime, form: str) -> str:
+    if form == "date":
+        return wall.strftime("%Y%m%d")
+    return wall.strftime("%Y%m%dT%H%M%S") + ("Z" if form == "utc" else "")
+
+
+def _keys_of(resource: Resource, line: str) -> frozenset[tuple[object, ...]]:
+    return frozenset(_keys(resource, line))
+
+
+def _exdate_keys(resource: Resource, line: str) -> set[tuple[object, ...]]:
+    head = line[: len(line) - len(value_of(line)) - 1]
+    return {key for v in value_of(line).split(",") if v.strip() for key in _keys(resource, f"{head}:{v.strip()}")}

@@ -49,10 +49,10 @@ def radicale_starts(text: str) -> list[dt.datetime]:
     """What Radicale's own time-range walk finds in the stored text (RFC 4791 §9.9)."""
     seen: list[dt.datetime] = []
 
-    def visit(start: dt.datetime, _end: dt.datetime, _is_recurrence: bool) -> bool:
+    def visit(start: dt.datetime, _end: dt.datetime, is_recurrence: bool) -> bool:
         if WINDOW[0] <= start.astimezone(UTC) < WINDOW[1]:
             seen.append(start.astimezone(UTC))
-        return False
+        return not is_recurrence and start.astimezone(UTC) >= WINDOW[1]  # (a rule may never end)
 
     radicale_filter.visit_time_ranges(vobject.readOne(text), "VEVENT", visit, lambda _start: False)
     return sorted(seen)
@@ -151,3 +151,65 @@ def test_an_override_of_an_exdated_occurrence_counts_and_every_reader_of_the_cop
     assert library_starts(copy) == want
     assert radicale_starts(copy) == want
     assert library_starts(text) != want  # (the library alone drops them with the exact text)
+
+
+def test_a_this_and_future_override_moves_every_later_occurrence_for_clients_too() -> None:
+    """Radicale reads RANGE=THISANDFUTURE as one override; the copy writes one override per
+    later occurrence up to the horizon, each as the range's override says."""
+    text = resource(
+        ["UID:taf", "DTSTART;TZID=Europe/Berlin:20261210T100000", "DURATION:PT1H", "RRULE:FREQ=DAILY"],
+        [
+            "UID:taf",
+            "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20261215T100000",
+            "DTSTART;TZID=Europe/Berlin:20261215T143000",
+            "DTEND;TZID=Europe/Berlin:20261215T150000",
+            "SUMMARY:Shorter, in the afternoon",
+        ],
+        [
+            "UID:taf",
+            "RECURRENCE-ID;TZID=Europe/Berlin:20261220T100000",
+            "DTSTART;TZID=Europe/Berlin:20261220T080000",
+            "DTEND;TZID=Europe/Berlin:20261220T083000",
+        ],
+    )
+    want = [dt.datetime(2026, 12, d, 9, tzinfo=UTC) for d in range(10, 15)]
+    want += [dt.datetime(2026, 12, d, 13, 30, tzinfo=UTC) for d in range(15, 32) if d != 20]
+    want.insert(10, dt.datetime(2026, 12, 20, 7, tzinfo=UTC))  # its own override stays its own
+    assert engine_starts(text) == want
+    copy = client_copy(text)
+    assert compat_series.THIS_AND_FUTURE in copy and "THISANDFUTURE" not in copy.replace(
+        compat_series.THIS_AND_FUTURE, ""
+    )
+    assert radicale_starts(copy) == want
+    assert library_starts(copy) == want
+    for year in (2027, 2030):  # busy time of the copy is the exact text's, years on
+        window = (dt.datetime(year, 6, 1, tzinfo=UTC), dt.datetime(year, 6, 15, tzinfo=UTC))
+        source = [av.Source("s", [av.parse_calendar(t)]) for t in (copy, text)]
+        assert av.busy_intervals(source[:1], *window, RULES) == av.busy_intervals(source[1:], *window, RULES) != []
+
+
+def test_an_exrule_is_dropped_from_the_copy_as_busy_time_does_not_read_it() -> None:
+    text = resource(
+        [
+            "UID:exrule",
+            "DTSTART:20261210T100000Z",
+            "DURATION:PT1H",
+            "RRULE:FREQ=DAILY;COUNT=4",
+            "EXRULE:FREQ=DAILY;INTERVAL=2;COUNT=2",
+        ]
+    )
+    want = [dt.datetime(2026, 12, d, 10, tzinfo=UTC) for d in range(10, 14)]
+    assert engine_starts(text) == want  # erring towards busy
+    copy = client_copy(text)
+    assert "EXRULE" not in copy.replace(compat_series.EXRULES, "")
+    assert radicale_starts(copy) == want and radicale_starts(text) != want
+
+
+def test_a_byte_order_mark_radicale_refuses_is_dropped_from_the_copy() -> None:
+    text = "\ufeff" + resource(["UID:bom", "DTSTART:20261210T100000Z", "DURATION:PT1H"])
+    refused = prepare_one("x.ics", text, Limits())
+    assert isinstance(refused, str)
+    _, copy, made = mirror_write(text, "x.ics", POLICY, refused=refused)
+    assert made is not None and made.reasons == (compat.BOM,)
+    assert isinstance(prepare_one("x.ics", copy, Limits()), PreparedItem)
+    assert radicale_starts(copy) == engine_starts(text) == [dt.datetime(2026, 12, 10, 10, tzinfo=UTC)]

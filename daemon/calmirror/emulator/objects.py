@@ -59,7 +59,7 @@ def read_shape(text: str) -> ObjectShape:
     One VCALENDAR; its components of one kind, all with the same non-empty UID (RFC 4791
     4.1); date properties that look like dates. Raises InvalidObject otherwise.
     """
-    lines = _unfolded(text)
+    lines = _unfolded(text.removeprefix("\ufeff"))  # (a byte-order mark some exporters write is no content)
     if not lines or lines[0].upper() != "BEGIN:VCALENDAR" or lines[-1].upper() != "END:VCALENDAR":
         raise InvalidObject("not an iCalendar object (no VCALENDAR around it)")
     stack: list[str] = []

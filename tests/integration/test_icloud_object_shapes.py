@@ -1,0 +1,324 @@
+"""Shapes of objects iCloud holds, end to end: the emulator stores and serves each as iCloud
+does, a real mirror pass copies it, its busy time is what a person reading it works out
+(by hand, in UTC, below), and a CalDAV client of the mirror finds every occurrence where
+busy time has it (Radicale's own time-range walk over what the mirror stores, and
+recurring-ical-events over the same text, as a client expanding it itself would).
+
+The shapes here are the ones the other corpora do not already hold: Apple's alarms,
+structured locations and attachments, Outlook's zone names with colons and commas, a
+RANGE=THISANDFUTURE override, EXRULE beside RDATEs, Outlook's out-of-office status, bare LF
+line endings with a byte-order mark, and a 1.5 MB description.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import icalendar
+import pytest
+import recurring_ical_events
+import requests
+import vobject
+from radicale.item import filter as radicale_filter
+
+from calmirror import config
+from calmirror.availability.sources import BusySources
+from calmirror.emulator import Emulator
+from calmirror.engine import Engine
+from calmirror.local.layout import mirror_name
+from calmirror.state import State
+from calmirror.testing import ical
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home
+
+UTC = dt.UTC
+WINDOW = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 10, tzinfo=UTC))
+CONFIG = '\n[availability]\ntimezone = "Europe/Berlin"\n'
+OUTLOOK_ZONE = "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna"
+
+
+def z(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    text: str
+    busy: tuple[tuple[str, str], ...]  # UTC, worked out by hand
+
+    @property
+    def uid(self) -> str:
+        return self.name
+
+
+def _calendar(*lines: str, zones: tuple[str, ...] = ()) -> str:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{ical.APPLE_PRODID}", "CALSCALE:GREGORIAN", *zones]
+    return "\r\n".join([*head, *lines, "END:VCALENDAR"]) + "\r\n"
+
+
+def _folded(name: str, value: str) -> list[str]:
+    line = f"{name}:{value}"
+    return [line[:75], *(" " + line[i : i + 74] for i in range(75, len(line), 74))]
+
+
+APPLE = Shape(
+    "apple-alarm-location",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:apple-alarm-location",
+        "DTSTAMP:20261201T090000Z",
+        "CREATED:20261201T090000Z",
+        "DTSTART;TZID=Europe/Berlin:20261214T100000",
+        "DTEND;TZID=Europe/Berlin:20261214T110000",
+        "SUMMARY:Site visit",
+        "LOCATION:Alexanderplatz 1\\n10178 Berlin\\nGermany",
+        "X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-ADDRESS=Alexanderplatz 1\\n10178 Ber",
+        ' lin;X-APPLE-RADIUS=70.5;X-TITLE="Alexanderplatz 1":geo:52.521918,13.413215',
+        "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR:AUTOMATIC",
+        f"ORGANIZER;CN=Me;EMAIL={APPLE_ID}:mailto:{APPLE_ID}",
+        f"ATTENDEE;CN=Me;CUTYPE=INDIVIDUAL;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:{APPLE_ID}",
+        "ATTENDEE;CN=Client;PARTSTAT=NEEDS-ACTION;RSVP=TRUE;SCHEDULE-STATUS=1.2:mailto:c@example.net",
+        "SEQUENCE:0",
+        "BEGIN:VALARM",
+        "X-WR-ALARMUID:5A1D1B0E-7C9E-4F43-9C1A-0D7E2A3B4C5D",
+        "UID:5A1D1B0E-7C9E-4F43-9C1A-0D7E2A3B4C5D",
+        "TRIGGER:-PT15M",
+        "ACTION:DISPLAY",
+        "DESCRIPTION:Reminder",
+        "X-APPLE-DEFAULT-ALARM:TRUE",
+        "END:VALARM",
+        "BEGIN:VALARM",
+        "X-WR-ALARMUID:6B2E2C1F-8DAF-4054-AD2B-1E8F3B4C5D6E",
+        "TRIGGER;VALUE=DATE-TIME:19760401T005545Z",
+        "ACTION:NONE",
+        "END:VALARM",
+        "END:VEVENT",
+        zones=tuple(ical.VTIMEZONES["Europe/Berlin"]),
+    ),
+    (("2026-12-14 09:00", "2026-12-14 10:00"),),
+)
+
+_BLOB = base64.b64encode(bytes(range(256)) * 1200).decode()  # 300 KB of a PDF, say
+ATTACHMENTS = Shape(
+    "attachments",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:attachments",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART:20261214T120000Z",
+        "DTEND:20261214T130000Z",
+        "SUMMARY:Contract review",
+        *_folded("ATTACH;ENCODING=BASE64;VALUE=BINARY;FMTTYPE=application/pdf;X-FILENAME=contract.pdf", _BLOB),
+        "ATTACH;FILENAME=agenda.pdf;FMTTYPE=application/pdf;MANAGED-ID=2;SIZE=48211:https://p",
+        " 01-calendarws.icloud.com/ca/attachment/1/9f8e7d6c/agenda.pdf",
+        "END:VEVENT",
+    ),
+    (("2026-12-14 12:00", "2026-12-14 13:00"),),
+)
+
+COLON_ZONE = Shape(
+    "outlook-zone-with-colon",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:outlook-zone-with-colon",
+        "DTSTAMP:20261201T090000Z",
+        f'DTSTART;TZID="{OUTLOOK_ZONE}":20261215T090000',
+        f'DTEND;TZID="{OUTLOOK_ZONE}":20261215T100000',
+        "RRULE:FREQ=WEEKLY;COUNT=3",
+        "SUMMARY:Steering group",
+        "X-MICROSOFT-CDO-BUSYSTATUS:BUSY",
+        "END:VEVENT",
+        zones=tuple(
+            line.replace("TZID:Europe/Berlin", f"TZID:{OUTLOOK_ZONE}") for line in ical.VTIMEZONES["Europe/Berlin"]
+        ),
+    ),
+    (
+        ("2026-12-15 08:00", "2026-12-15 09:00"),
+        ("2026-12-22 08:00", "2026-12-22 09:00"),
+        ("2026-12-29 08:00", "2026-12-29 09:00"),
+    ),
+)
+
+THIS_AND_FUTURE = Shape(
+    "this-and-future",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:this-and-future",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART;TZID=Europe/Berlin:20261216T100000",
+        "DTEND;TZID=Europe/Berlin:20261216T110000",
+        "RRULE:FREQ=DAILY;COUNT=5",
+        "SUMMARY:Daily check",
+        "END:VEVENT",
+        "BEGIN:VEVENT",
+        "UID:this-and-future",
+        "DTSTAMP:20261201T090000Z",
+        "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20261218T100000",
+        "DTSTART;TZID=Europe/Berlin:20261218T140000",
+        "DTEND;TZID=Europe/Berlin:20261218T150000",
+        "SUMMARY:Daily check (afternoons from now on)",
+        "SEQUENCE:1",
+        "END:VEVENT",
+        zones=tuple(ical.VTIMEZONES["Europe/Berlin"]),
+    ),
+    (
+        ("2026-12-16 09:00", "2026-12-16 10:00"),
+        ("2026-12-17 09:00", "2026-12-17 10:00"),
+        ("2026-12-18 13:00", "2026-12-18 14:00"),  # this one and every later one: four hours later
+        ("2026-12-19 13:00", "2026-12-19 14:00"),
+        ("2026-12-20 13:00", "2026-12-20 14:00"),
+    ),
+)
+
+EXRULE = Shape(
+    "exrule-rdates",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:exrule-rdates",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART;TZID=Europe/Berlin:20261222T100000",
+        "DURATION:PT45M",
+        "RRULE:FREQ=DAILY;COUNT=4",
+        # RFC 2445's exception rule, deprecated by RFC 5545: would take out the 22nd and the 24th.
+        # Busy time does not read it (erring towards busy); the copy drops it for clients.
+        "EXRULE:FREQ=DAILY;INTERVAL=2;COUNT=2",
+        "RDATE;TZID=Europe/Berlin:20261228T100000,20261229T160000",
+        "SUMMARY:Rota",
+        "END:VEVENT",
+        zones=tuple(ical.VTIMEZONES["Europe/Berlin"]),
+    ),
+    (
+        ("2026-12-22 09:00", "2026-12-22 09:45"),
+        ("2026-12-23 09:00", "2026-12-23 09:45"),
+        ("2026-12-24 09:00", "2026-12-24 09:45"),
+        ("2026-12-25 09:00", "2026-12-25 09:45"),
+        ("2026-12-28 09:00", "2026-12-28 09:45"),
+        ("2026-12-29 15:00", "2026-12-29 15:45"),
+    ),
+)
+
+OUT_OF_OFFICE = Shape(
+    "out-of-office",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:out-of-office",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART:20261217T120000Z",
+        "DTEND:20261217T130000Z",
+        "SUMMARY:Away",
+        "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+        "X-MICROSOFT-CDO-INTENDEDSTATUS:OOF",
+        "X-MICROSOFT-CDO-ALLDAYEVENT:FALSE",
+        "END:VEVENT",
+    ),
+    (("2026-12-17 12:00", "2026-12-17 13:00"),),
+)
+
+BARE_LF = Shape(
+    "bare-lf-with-bom",
+    "\ufeff"
+    + _calendar(
+        "BEGIN:VEVENT",
+        "UID:bare-lf-with-bom",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART:20261217T150000Z",
+        "DTEND:20261217T160000Z",
+        "SUMMARY:Exported from somewhere",
+        "END:VEVENT",
+    ).replace("\r\n", "\n"),
+    (("2026-12-17 15:00", "2026-12-17 16:00"),),
+)
+
+HUGE = Shape(
+    "huge-description",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:huge-description",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART:20261218T080000Z",
+        "DTEND:20261218T090000Z",
+        "SUMMARY:Minutes",
+        *_folded("DESCRIPTION", "Protokoll – Überblick ✓ 会议记录 " * 40_000),  # 1.5 MB, multi-byte
+        "END:VEVENT",
+    ),
+    (("2026-12-18 08:00", "2026-12-18 09:00"),),
+)
+
+SHAPES = (APPLE, ATTACHMENTS, COLON_ZONE, THIS_AND_FUTURE, EXRULE, OUT_OF_OFFICE, BARE_LF, HUGE)
+
+
+@dataclass
+class Mirrored:
+    emu: Emulator
+    engine: Engine
+    cal_id: str
+
+    def client_text(self, uid: str) -> str:
+        row = self.engine.state.mirror(self.cal_id)
+        assert row is not None and row.slug
+        found = [t for t in self.engine.store.items(mirror_name(row.slug)).values() if f"UID:{uid}\r\n" in t]
+        assert len(found) == 1, f"{uid}: {len(found)} copies in the mirror"
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
+        cal_id = emu.create_calendar("Shapes")
+        for shape in SHAPES:
+            emu.put_item(cal_id, f"{shape.name}.ics", shape.text)
+        home = connected_home(tmp_path_factory.mktemp("shapes"), emu, conflicts=("Shapes",), extra_config=CONFIG)
+        engine = Engine(home, config.load(home.config_file), State(home.state_db))
+        client = engine.client()
+        try:
+            (report,) = engine.mirror_pass(client)
+            assert not report.error, report.error
+            yield Mirrored(emu, engine, cal_id)
+        finally:
+            client.close()
+            engine.state.close()
+
+
+def _lines(text: str) -> str:
+    return text.lstrip("\ufeff").replace("\r\n", "\n")
+
+
+def radicale_starts(text: str) -> list[dt.datetime]:
+    seen: list[dt.datetime] = []
+
+    def visit(start: dt.datetime, _end: dt.datetime, is_recurrence: bool) -> bool:
+        if WINDOW[0] <= start.astimezone(UTC) < WINDOW[1]:
+            seen.append(start.astimezone(UTC))
+        return not is_recurrence and start.astimezone(UTC) >= WINDOW[1]  # (a rule may never end)
+
+    radicale_filter.visit_time_ranges(vobject.readOne(text), "VEVENT", visit, lambda _start: False)
+    return sorted(seen)
+
+
+def library_starts(text: str) -> list[dt.datetime]:
+    found = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(*WINDOW)
+    return sorted(e["DTSTART"].dt.astimezone(UTC) for e in found)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
+def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_of_the_mirror_sees_it(
+    mirrored: Mirrored, shape: Shape
+) -> None:
+    url = mirrored.emu.calendar_url(mirrored.cal_id) + f"{shape.name}.ics"
+    served = requests.get(url, auth=(APPLE_ID, APP_PASSWORD), timeout=30)
+    assert served.status_code == 200
+    assert _lines(served.content.decode()) == _lines(shape.text)  # as iCloud: the same, line endings aside
+
+    busy = BusySources(mirrored.engine.store, mirrored.engine.state, mirrored.engine.settings)
+    found = busy.occurrences(*WINDOW)
+    assert found is not None
+    want = [(z(a), z(b)) for a, b in shape.busy]
+    assert [(o.start, o.end) for o in found if o.uid == shape.uid] == want
+
+    stored = mirrored.client_text(shape.uid)
+    starts = [a for a, _ in want]
+    assert radicale_starts(stored) == starts  # a client's time-range query on the mirror
+    assert library_starts(stored) == starts  # a client expanding the copy itself
