@@ -215,7 +215,12 @@ def _param(params: Params, name: str) -> str | None:
 
 def _text(props: dict[str, list[Line]], name: str) -> str:
     line = _one(props, name)
-    return "" if line is None else str(unescape_backslash(line[1]))
+    return "" if line is None else _unescaped(line[1])
+
+
+def _unescaped(raw: str) -> str:
+    """A text value as icalendar reads it (its backslash escapes undone)."""
+    return str(unescape_backslash(raw)) if "\\" in raw else raw
 
 
 def _time(line: Line) -> Time:
@@ -307,7 +312,7 @@ def _info(props: dict[str, list[Line]], uid: str) -> EventInfo:
     ms_status = _text(props, "X-MICROSOFT-CDO-BUSYSTATUS").strip().upper()
     attendees: list[tuple[frozenset[str], str]] = []
     for params, raw in props.get("ATTENDEE", ()):
-        addresses = {normalise_address(str(unescape_backslash(raw)))}
+        addresses = {normalise_address(_unescaped(raw))}
         email = _param(params, "EMAIL")
         if email:
             addresses.add(normalise_address(email))
