@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from calmirror.availability.durations import mark_exact_durations
-from calmirror.availability.expansion import occurrences
+from calmirror.availability.expansion import in_one_walk, occurrences
 from calmirror.availability.index import SourceIndex, clear_cache, index
 from calmirror.availability.instants import to_utc
 from calmirror.availability.intervals import Interval, intersect, merge, shift, subtract
@@ -170,7 +170,10 @@ def _walk_one(
     window: tuple[dt.datetime, dt.datetime],
     rules: Rules,
     problems: list[Skipped] | None,
+    once: bool = False,
 ) -> Iterator[_Hit]:
+    """`once`: the window is walked once (the busy index), so each series is expanded in
+    one walk where that gives the blocks' answer (`expansion.in_one_walk`)."""
     ws, we = window
     tz = rules.tz
     travel = rules.travel_time
@@ -195,7 +198,10 @@ def _walk_one(
             continue
         ahead = series.travel if travel else dt.timedelta(0)
         try:
-            spans = occurrences(series, (ws, shift(we, ahead)), tz)
+            reach = (ws, shift(we, ahead))
+            spans = in_one_walk(series, reach, tz) if once else None
+            if spans is None:
+                spans = occurrences(series, reach, tz)
         except Exception as exc:  # TooDense, or data the library chokes on: skip this series only
             if problems is not None:
                 problems.append(Skipped(source.name, series.uid, reason(exc)))
@@ -311,7 +317,7 @@ def walk_item(
 ) -> Iterator[ItemHit]:
     """Every busy occurrence of one resource touching [start, end), unclipped: what the
     busy index stores, so the index and this engine cannot disagree."""
-    for h in _walk_one(Source("item", found.calendars), found, _check_window(start, end), rules, problems):
+    for h in _walk_one(Source("item", found.calendars), found, _check_window(start, end), rules, problems, once=True):
         yield h[0], h[1], h[3], h[4], h[5], h[6]
 
 

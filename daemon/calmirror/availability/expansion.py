@@ -219,5 +219,32 @@ def occurrences(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz:
     return found
 
 
+def in_one_walk(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz: dt.tzinfo) -> list[Span] | None:
+    """The series' occurrences that may touch a long UTC window, from one walk, sorted by
+    start as `occurrences` returns them; None where that walk could answer otherwise than
+    the blocks, and the caller asks `occurrences`.
+
+    The busy index walks each resource once over its whole horizon, where the blocks that
+    make repeated queries cheap cost twice the work (a rebase and a library call per 63
+    days). One walk gives the same occurrences wherever both are exact, so it is used only
+    where the blocks cannot be approximate or skip the series when it is not (one rule at
+    most, and a COUNT rule with filters only when compiling counted all of it) and its own
+    answer is exact (no stand-in for a capped rest, no rule too dense for this window).
+    """
+    if len(cs.rules) > 1 or (
+        not cs.scanned_all and any(r.count is not None and not r.one_per_period for r in cs.rules)
+    ):
+        return None
+    with cs.lock:
+        try:
+            found = [_span(raw, tz) for raw in expand(cs, window, tz)]
+        except Exception:  # TooDense, or what the library chokes on: the blocks decide
+            return None
+    if any(span.approximate for span in found):
+        return None
+    ws, we = window
+    return sorted((span for span in found if span.start < we and span.end > ws), key=lambda span: span.start)
+
+
 def _span(raw: Raw, tz: dt.tzinfo) -> Span:
     return Span(raw.info, to_utc(raw.start, tz), to_utc(raw.end, tz), raw.all_day, raw.approximate)

@@ -1,0 +1,93 @@
+"""The busy index expands each series in one walk over its horizon (`expansion.in_one_walk`)
+instead of the 63-day blocks repeated queries use: its entries must be exactly the entries
+the blocks give (same rows, same order), over the oracle's generated objects (rules, counts,
+untils, exdates, rdates, overrides, every zone form) and every corpus the tests hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calmirror.availability import engine, expansion, spans
+from calmirror.model import IndexedItem
+from calmirror.testing.corpus import generate_events
+from tests import busy_oracle as oracle
+from tests import hostile_corpus, icloud_shapes
+
+UTC = dt.UTC
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
+ZONES = ["Europe/Berlin", "America/Los_Angeles"]
+
+
+def entry_pair(text: str, now: dt.datetime, zone: str, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    """(one walk, blocks): the index entry, or the reason computing it failed, each way."""
+    rules = engine.Rules(tz=ZoneInfo(zone), me=frozenset({oracle.ME, oracle.ALIAS, "me@example.com"}))
+    window = spans.horizon_at(now)
+
+    def entry() -> IndexedItem | str:
+        try:
+            return spans.index_text(text, rules, window)
+        except Exception as exc:  # both ways must fail alike
+            return type(exc).__name__
+
+    walked = entry()
+    with monkeypatch.context() as patched:
+        patched.setattr(engine, "in_one_walk", lambda *_args: None)
+        blocks = entry()
+    return walked, blocks
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(obj=oracle.objects("obj"), zone=st.sampled_from(ZONES), anchor=st.sampled_from(oracle.ANCHORS))
+def test_generated_series_give_the_blocks_entries(
+    monkeypatch: pytest.MonkeyPatch, obj: oracle.Obj, zone: str, anchor: dt.datetime
+) -> None:
+    text = oracle.write(obj, canonical=False)
+    walked, blocks = entry_pair(text, anchor.replace(tzinfo=UTC), zone, monkeypatch)
+    assert walked == blocks, text
+
+
+def corpus_texts() -> Iterator[tuple[str, str]]:
+    for path in sorted(FIXTURES.rglob("*.ics")):
+        yield f"fixture {path.name}", path.read_text(encoding="utf-8")
+    for case in hostile_corpus.CORPUS:
+        try:
+            yield f"hostile {case.name}", case.body.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    for name, text in icloud_shapes.SHAPES.items():
+        yield f"shape {name}", text
+    for name, text in generate_events(300, seed=5):
+        if "RRULE:FREQ=WEEKLY" in text:
+            yield f"corpus {name}", text
+
+
+def test_every_corpus_text_gives_the_blocks_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    series = 0
+    for name, text in corpus_texts():
+        walked, blocks = entry_pair(text, dt.datetime(2026, 12, 7, tzinfo=UTC), "Europe/Berlin", monkeypatch)
+        assert walked == blocks, name
+        series += isinstance(walked, IndexedItem) and len(walked.spans) > 1
+    assert series > 40
+
+
+def test_a_series_too_dense_for_one_walk_is_left_to_the_blocks() -> None:
+    """An every-15-minutes rule has more occurrences in the horizon than one walk may take:
+    the one walk declines (its stand-in would be approximate) and the blocks answer."""
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:dense\r\n"
+        "DTSTART:20261201T000000Z\r\nDTEND:20261201T000500Z\r\nRRULE:FREQ=MINUTELY;INTERVAL=15\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    found = engine.item_index(engine.parse_calendar(text))
+    window = (dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2028, 1, 1, tzinfo=UTC))
+    assert expansion.in_one_walk(found.series[0], window, ZoneInfo("UTC")) is None
+    short = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2026, 12, 2, tzinfo=UTC))
+    walked = expansion.in_one_walk(found.series[0], short, ZoneInfo("UTC"))
+    assert walked is not None and len(walked) == 96
