@@ -362,6 +362,7 @@ class Daemon:
                 break
             held = self._client(held)
             if self.state.account() is None:
+                self.engine.mirror.prune()  # a disconnect leaves the account's mirrors to go
                 continue
             try:
                 self.engine.mirror_pass(held[1] if held else None)

@@ -40,12 +40,14 @@ class MirrorCollections:
         owner = account_of(cal.id)  # a further account's mirrors are `icloud-<account>-<slug>/`
         slug = row.slug if row and row.slug else slugify(f"{owner} {cal.name}" if owner else cal.name, taken, cal.id)
         existed = slug in set(self.store.list_mirrors())
+        if not row or row.slug != slug:
+            # Recorded before the collection is made: a collection no record claims is left
+            # over from a forgotten account and goes (`prune`), also in another process.
+            self.state.update_mirror(cal.id, slug=slug)
         self.store.ensure_mirror(slug, cal.name, cal.color)  # creates it, or follows a rename or new colour
         if not existed and row and row.sync_token:
             # The local copy was lost (store wiped): start again from a full listing.
             self.state.apply_mirror_map(cal.id, [], [], {}, replace=True, sync_token=None)
-        if not row or row.slug != slug:
-            self.state.update_mirror(cal.id, slug=slug)
         return slug
 
     def remove(self, calendar_id: str) -> None:
@@ -62,4 +64,14 @@ class MirrorCollections:
         ]
         for calendar_id in removed:
             self.remove(calendar_id)
+        self._prune_unclaimed()
         return removed
+
+    def _prune_unclaimed(self) -> None:
+        """Remove iCloud mirrors no record claims: `disconnect` forgets the first account's
+        records, and its mirrors stayed behind, shown to clients but counted nowhere; a
+        calendar mirrored again under the same slug then found their files as strays."""
+        claimed = {r.slug for r in self.state.mirrors() if r.slug}
+        for slug in self.store.list_mirrors():
+            if slug not in claimed and not is_feed_id(slug):
+                self.store.delete_mirror(slug)

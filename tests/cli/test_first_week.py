@@ -127,17 +127,27 @@ def test_availability_and_week_say_what_busy_time_does_not_count_yet(cli: Cli, e
     assert json.loads(mirrored.stdout)["intervals"]
 
 
-def test_status_after_disconnect_says_why_the_linked_calendar_has_no_name(cli: Cli, emu: Emulator) -> None:
-    """`disconnect` keeps the link for the account's return; status showed a bare calendar id."""
+def test_disconnect_removes_the_mirrors_and_status_says_why_the_link_has_no_name(
+    cli: Cli, emu: Emulator, home: Path
+) -> None:
+    """`disconnect` keeps the link for the account's return; status showed a bare calendar id.
+    Its mirrors stayed behind, shown to clients but counted nowhere, and a sync after connecting
+    again found their files as strays ("the mirror did not match its record")."""
+    mirror = home / "store" / "collection-root" / "calmirror" / "icloud-work"
     assert connect(cli, emu).returncode == 0
     assert cli("link", "Work").returncode == 0
+    assert cli("sync").returncode == 0 and mirror.is_dir()
     assert "Linked calendar: Work\n" in cli("status").stdout
     gone = cli("disconnect")
     assert gone.returncode == 0 and "stay chosen for when this account connects again" in gone.stdout
+    assert not mirror.exists()
     said = cli("status").stdout
     assert "Linked calendar: " in said and "in no connected account: connect it again" in said
     assert connect(cli, emu).returncode == 0
-    assert "Linked calendar: Work\n" in cli("status").stdout
+    again = cli("sync")
+    assert again.returncode == 0 and "Work: 16 added" in again.stdout, again.stdout
+    assert "did not match its record" not in again.stderr + again.stdout
+    assert "Linked calendar: Work\n" in cli("status").stdout and mirror.is_dir()
 
 
 def test_home_that_is_a_file_gives_one_line(cli: Cli, tmp_path: Path) -> None:

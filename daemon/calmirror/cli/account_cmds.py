@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from calmirror import control, credentials, logs
+from calmirror.cli.calendar_cmds import remove_mirrors
 from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.config import ICLOUD_SERVER
 from calmirror.errors import UserError
@@ -197,10 +198,11 @@ def register(app: typer.Typer) -> None:
         if apple_id is None:
             console.print("No iCloud account was connected.")
             return
+        remove_mirrors(c)  # only when no daemon runs: a running one prunes them on the reload below
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         console.print(
-            f"Disconnected {apple_id}; local appointments are untouched, and the linked and conflict "
-            "calendars stay chosen for when this account connects again."
+            f"Disconnected {apple_id}; its mirrors are removed and local appointments are untouched; "
+            "the linked and conflict calendars stay chosen for when this account connects again."
         )
 
     @app.command()
