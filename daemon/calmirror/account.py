@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 APP_PASSWORD_HELP = (
     "iCloud needs an app-specific password (like abcd-efgh-ijkl-mnop), not your Apple ID "
-    "password: make one at https://account.apple.com -> Sign-In and Security -> "
+    "password: make one at https://account.apple.com → Sign-In and Security → "
     "App-Specific Passwords"
 )
 NOT_AN_APP_PASSWORD = (

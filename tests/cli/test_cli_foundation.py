@@ -66,6 +66,10 @@ def test_password_not_shaped_like_an_app_password_gets_a_warning(cli: Cli, emu: 
     result = connect(cli, emu, "hunter2")
     assert "does not look like an app-specific password" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+    # the warning and the refusal after it give the same way to the page, in the same words
+    warning, refusal = (line for line in result.stderr.splitlines() if line.strip())
+    path = "https://account.apple.com → Sign-In and Security → App-Specific Passwords"
+    assert path in warning and path in refusal
 
 
 def test_connecting_twice_is_refused(cli: Cli, emu: Emulator) -> None:
