@@ -163,6 +163,7 @@ class LoadResult:
     seconds: float
     tally: Tally
     maxrss_mib: float = 0.0
+    max_pss_mib: float = 0.0  # the daemon and its children (reader processes, check workers), sampled
     load_avg: str = ""
 
     def answered(self) -> int:
@@ -230,14 +231,59 @@ def load_daemon(
         time.sleep(0.05)
     acct = credentials.local_account(_home(home_dir))
     user_url = f"{found.group(1)}{acct.username}/"
+    pss = PssSampler(proc.proc.pid)
+    pss.start()
     try:
         result = run_load(
             target, user_url, f"{user_url}icloud-work/", (acct.username, acct.password), clients, seconds, only
         )
     finally:
+        pss.stop()
         proc.stop()
     result.maxrss_mib = proc.maxrss_kib / 1024
+    result.max_pss_mib = pss.max_kib / 1024
     return result
+
+
+class PssSampler(threading.Thread):
+    """The largest sum of PSS (`/proc/PID/smaps_rollup`) over a process and its descendants,
+    sampled every half second: a page a forked child shares with its parent counts once, split
+    between them, where adding each one's RSS would count it in each."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True, name="pss-sampler")
+        self.pid = pid
+        self.max_kib = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.5):
+            self.max_kib = max(self.max_kib, sum(_pss_kib(pid) for pid in _tree(self.pid)))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(5)
+
+
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in task.read_text().split())
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 @contextlib.contextmanager
@@ -313,7 +359,9 @@ def main() -> int:
     for result in results:
         print(
             f"- {result.target}: {result.answered() / result.seconds:.1f} answers/s over {result.seconds:.1f} s; "
-            f"peak RSS {result.maxrss_mib:.0f} MiB; load average after the run {result.load_avg}"
+            f"peak RSS {result.maxrss_mib:.0f} MiB (the main process, VmHWM)"
+            + (f"; peak PSS {result.max_pss_mib:.0f} MiB (it and its children)" if result.max_pss_mib else "")
+            + f"; load average after the run {result.load_avg}"
         )
         for example in result.tally.examples:
             print(f"  - e.g. {example}")
