@@ -54,6 +54,7 @@ def test_the_load_benchmark_runs_against_the_daemon_and_plain_radicale() -> None
     for target in ("calmirror", "plain Radicale"):
         line = next(row for row in done.stdout.splitlines() if row.startswith(f"| {target} | put |"))
         assert int(line.split("|")[3]) > 0, line  # answered writes
+    assert "peak PSS" in done.stdout  # the daemon and its children, counted once
 
 
 def test_the_range_query_benchmark_runs_and_answers_agree() -> None:
