@@ -21,8 +21,6 @@ import icalendar
 import pytest
 import recurring_ical_events
 import requests
-import vobject
-from radicale.item import filter as radicale_filter
 
 from calmirror import config
 from calmirror.availability.sources import BusySources
@@ -32,6 +30,7 @@ from calmirror.local.layout import mirror_name
 from calmirror.state import State
 from calmirror.testing import ical
 from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home
+from tests.radicale_view import radicale_starts
 
 UTC = dt.UTC
 WINDOW = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 10, tzinfo=UTC))
@@ -286,18 +285,6 @@ def _lines(text: str) -> str:
     return text.lstrip("\ufeff").replace("\r\n", "\n")
 
 
-def radicale_starts(text: str) -> list[dt.datetime]:
-    seen: list[dt.datetime] = []
-
-    def visit(start: dt.datetime, _end: dt.datetime, is_recurrence: bool) -> bool:
-        if WINDOW[0] <= start.astimezone(UTC) < WINDOW[1]:
-            seen.append(start.astimezone(UTC))
-        return not is_recurrence and start.astimezone(UTC) >= WINDOW[1]  # (a rule may never end)
-
-    radicale_filter.visit_time_ranges(vobject.readOne(text), "VEVENT", visit, lambda _start: False)
-    return sorted(seen)
-
-
 def library_starts(text: str) -> list[dt.datetime]:
     found = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(*WINDOW)
     return sorted(e["DTSTART"].dt.astimezone(UTC) for e in found)
@@ -320,5 +307,5 @@ def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_of_the_mirror_se
 
     stored = mirrored.client_text(shape.uid)
     starts = [a for a, _ in want]
-    assert radicale_starts(stored) == starts  # a client's time-range query on the mirror
+    assert radicale_starts(stored, WINDOW) == starts  # a client's time-range query on the mirror
     assert library_starts(stored) == starts  # a client expanding the copy itself

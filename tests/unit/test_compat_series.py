@@ -11,14 +11,13 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
-import vobject
-from radicale.item import filter as radicale_filter
 
 from calmirror import compat, compat_series
 from calmirror.availability import engine as av
 from calmirror.ical_lines import unfold
 from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.plan import MirrorPolicy, mirror_write
+from tests.radicale_view import radicale_starts
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -43,19 +42,6 @@ def library_starts(text: str) -> list[dt.datetime]:
     """A client that expands what it reads itself (recurring-ical-events)."""
     found = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(*WINDOW)
     return sorted(_utc(e["DTSTART"].dt) for e in found)
-
-
-def radicale_starts(text: str) -> list[dt.datetime]:
-    """What Radicale's own time-range walk finds in the stored text (RFC 4791 §9.9)."""
-    seen: list[dt.datetime] = []
-
-    def visit(start: dt.datetime, _end: dt.datetime, is_recurrence: bool) -> bool:
-        if WINDOW[0] <= start.astimezone(UTC) < WINDOW[1]:
-            seen.append(start.astimezone(UTC))
-        return not is_recurrence and start.astimezone(UTC) >= WINDOW[1]  # (a rule may never end)
-
-    radicale_filter.visit_time_ranges(vobject.readOne(text), "VEVENT", visit, lambda _start: False)
-    return sorted(seen)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -85,8 +71,8 @@ def test_a_date_until_on_a_timed_rule_counts_the_whole_last_day_for_every_reader
     copy = client_copy(text)
     assert "UNTIL=20261212T225959Z" in copy and compat_series.DATE_UNTIL in copy
     assert library_starts(copy) == want
-    assert radicale_starts(copy) == want
-    assert radicale_starts(text) != want  # (Radicale's own reading of the exact text stops at 10:00)
+    assert radicale_starts(copy, WINDOW) == want
+    assert radicale_starts(text, WINDOW) != want  # (Radicale's own reading of the exact text stops at 10:00)
 
 
 def test_a_floating_rule_with_a_date_until_ends_at_the_last_second_of_that_day() -> None:
@@ -149,7 +135,7 @@ def test_an_override_of_an_exdated_occurrence_counts_and_every_reader_of_the_cop
     assert "EXDATE;TZID=Europe/Berlin:20261211T100000\r\n" in copy  # the 11th stays removed
     assert "20261212T100000," not in copy and "EXDATE:20261213T090000Z" not in copy
     assert library_starts(copy) == want
-    assert radicale_starts(copy) == want
+    assert radicale_starts(copy, WINDOW) == want
     assert library_starts(text) != want  # (the library alone drops them with the exact text)
 
 
@@ -180,7 +166,7 @@ def test_a_this_and_future_override_moves_every_later_occurrence_for_clients_too
     assert compat_series.THIS_AND_FUTURE in copy and "THISANDFUTURE" not in copy.replace(
         compat_series.THIS_AND_FUTURE, ""
     )
-    assert radicale_starts(copy) == want
+    assert radicale_starts(copy, WINDOW) == want
     assert library_starts(copy) == want
     for year in (2027, 2030):  # busy time of the copy is the exact text's, years on
         window = (dt.datetime(year, 6, 1, tzinfo=UTC), dt.datetime(year, 6, 15, tzinfo=UTC))
@@ -202,7 +188,7 @@ def test_an_exrule_is_dropped_from_the_copy_as_busy_time_does_not_read_it() -> N
     assert engine_starts(text) == want  # erring towards busy
     copy = client_copy(text)
     assert "EXRULE" not in copy.replace(compat_series.EXRULES, "")
-    assert radicale_starts(copy) == want and radicale_starts(text) != want
+    assert radicale_starts(copy, WINDOW) == want and radicale_starts(text, WINDOW) != want
 
 
 def test_a_byte_order_mark_radicale_refuses_is_dropped_from_the_copy() -> None:
@@ -212,4 +198,4 @@ def test_a_byte_order_mark_radicale_refuses_is_dropped_from_the_copy() -> None:
     _, copy, made = mirror_write(text, "x.ics", POLICY, refused=refused)
     assert made is not None and made.reasons == (compat.BOM,)
     assert isinstance(prepare_one("x.ics", copy, Limits()), PreparedItem)
-    assert radicale_starts(copy) == engine_starts(text) == [dt.datetime(2026, 12, 10, 10, tzinfo=UTC)]
+    assert radicale_starts(copy, WINDOW) == engine_starts(text) == [dt.datetime(2026, 12, 10, 10, tzinfo=UTC)]

@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 
 from calmirror.availability import engine, expansion, spans
 from calmirror.model import IndexedItem
-from calmirror.testing.corpus import generate_events
 from tests import busy_oracle as oracle
-from tests import hostile_corpus, icloud_shapes
+from tests.corpora import corpus_texts
 
 UTC = dt.UTC
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
@@ -53,24 +52,16 @@ def test_generated_series_give_the_blocks_entries(
     assert walked == blocks, text
 
 
-def corpus_texts() -> Iterator[tuple[str, str]]:
-    for path in sorted(FIXTURES.rglob("*.ics")):
-        yield f"fixture {path.name}", path.read_text(encoding="utf-8")
-    for case in hostile_corpus.CORPUS:
-        try:
-            yield f"hostile {case.name}", case.body.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-    for name, text in icloud_shapes.SHAPES.items():
-        yield f"shape {name}", text
-    for name, text in generate_events(300, seed=5):
-        if "RRULE:FREQ=WEEKLY" in text:
-            yield f"corpus {name}", text
+def weekly_corpus() -> Iterator[tuple[str, str]]:
+    """Every corpus text the tests hold; of the generated ones, the weekly series."""
+    for name, text in corpus_texts(300, seed=5):
+        if not name.startswith("corpus ") or "RRULE:FREQ=WEEKLY" in text:
+            yield name, text
 
 
 def test_every_corpus_text_gives_the_blocks_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     series = 0
-    for name, text in corpus_texts():
+    for name, text in weekly_corpus():
         walked, blocks = entry_pair(text, dt.datetime(2026, 12, 7, tzinfo=UTC), "Europe/Berlin", monkeypatch)
         assert walked == blocks, name
         series += isinstance(walked, IndexedItem) and len(walked.spans) > 1

@@ -11,7 +11,6 @@ fixtures, the hostile corpus, the iCloud shapes and the benchmark corpus.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,7 @@ from calmirror.availability.simple_event import single_of
 from calmirror.model import IndexedItem
 from calmirror.testing import ical
 from calmirror.testing.corpus import generate_events
-from tests import hostile_corpus, icloud_shapes
+from tests.corpora import corpus_texts
 
 UTC = dt.UTC
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
@@ -241,22 +240,8 @@ def test_generated_events_equal_the_full_path_or_decline(monkeypatch: pytest.Mon
 # --- every corpus the tests hold ----------------------------------------------------------------
 
 
-def corpus_texts() -> Iterator[tuple[str, str]]:
-    for path in sorted(FIXTURES.rglob("*.ics")):
-        yield f"fixture {path.name}", path.read_text(encoding="utf-8")
-    for case in hostile_corpus.CORPUS:
-        try:
-            yield f"hostile {case.name}", case.body.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-    for name, text in icloud_shapes.SHAPES.items():
-        yield f"shape {name}", text
-    for name, text in generate_events(400, seed=7):
-        yield f"corpus {name}", text
-
-
 def test_every_corpus_text_equals_the_full_path_or_declines(monkeypatch: pytest.MonkeyPatch) -> None:
-    answered = sum(assert_equal_or_declined(text, monkeypatch) for _name, text in corpus_texts())
+    answered = sum(assert_equal_or_declined(text, monkeypatch) for _name, text in corpus_texts(400, seed=7))
     assert answered > 300  # the fast path is taken, not declined everywhere
 
 
