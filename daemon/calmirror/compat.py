@@ -17,8 +17,9 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   text still counts in full for busy time). The horizon moves: `horizon_for(today)` is
   January 1st six years on, so it lies five to six years ahead and changes once a year;
   the mirror re-derives copies whose horizon is older (`MirrorEntry.horizon`). A rule so
-  frequent that the limit would stop it before the horizon (every 90 minutes), whose COUNT
-  outlives the year 9999, loses its COUNT instead: exact, and reaching every window.
+  frequent that the limit would stop it before the horizon (every 90 minutes, every second),
+  that runs past the horizon, loses its COUNT or UNTIL instead: the same up to the horizon,
+  and reaching every window.
 - **Custom TZIDs** (Exchange's `Customized Time Zone`, Windows names defined in-object):
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
@@ -54,9 +55,11 @@ from calmirror.compat_series import (
     DATE_UNTIL,
     EXRULES,
     OVERRIDDEN_EXDATES,
+    START_AS_RDATE,
     THIS_AND_FUTURE,
     drop_exrules,
     keep_overrides,
+    start_as_rdate,
     this_and_future,
     until_as_end_of_day,
 )
@@ -75,7 +78,7 @@ BOUNDED = "rule bounded by UNTIL"
 ZONES = "custom time zones renamed per definition"
 NAMED = "undefined Windows time zones named by their IANA zone"
 BOTH_ENDS = "DURATION beside DTEND dropped"
-OPENED = "COUNT outliving the year 9999 dropped"
+OPENED = "end past the horizon dropped"
 BOM = "byte-order mark dropped"
 
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
@@ -151,6 +154,8 @@ def _made(
         reasons.append(OVERRIDDEN_EXDATES)
     if drop_exrules(resource):
         reasons.append(EXRULES)
+    if start_as_rdate(resource):
+        reasons.append(START_AS_RDATE)
     spread = this_and_future(resource, horizon, THIS_AND_FUTURE_ROOM)
     if spread:
         reasons.append(f"{THIS_AND_FUTURE} (horizon {horizon.isoformat()})")
@@ -172,7 +177,8 @@ def _made(
             reasons.append(f"{BOUNDED} (horizon {horizon.isoformat()})")
             bounded = horizon.isoformat()
         if any(not _ends(rule) for rule in changed):
-            reasons.append(OPENED)
+            reasons.append(f"{OPENED} (horizon {horizon.isoformat()})")
+            bounded = horizon.isoformat()
     if not reasons:
         return None
     mark(resource, ", ".join(reasons), href)

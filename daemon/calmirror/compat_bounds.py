@@ -5,8 +5,9 @@ its own estimate: (UNTIL - DTSTART) / one FREQ unit, ignoring INTERVAL and filte
 the RDATEs added. A rule with a COUNT or UNTIL beyond that (`COUNT=1000000000`, apps'
 "forever") is given an UNTIL at its last occurrence before the horizon, and never past the
 limit-th occurrence; busy time still counts the exact text in full (`compat`). A rule so
-frequent that the limit would come first, and whose COUNT outlives the year 9999, loses
-its COUNT instead: exact, and never counted by Radicale (it counts only bounded rules).
+frequent that the limit would come first, and that runs past the horizon, loses its COUNT
+or UNTIL instead: the same up to the horizon, and never counted by Radicale (it counts only
+bounded rules).
 """
 
 from __future__ import annotations
@@ -141,22 +142,31 @@ def _bounded_as_is(resource: Resource, event: Event, rule: str, horizon: dt.date
     inside = [occurrence for occurrence in kept if occurrence < stop][:limit]
     if len(inside) == len(kept) and len(kept) <= limit:
         return None  # ends before both the horizon and the limit: Radicale refused something else
+    plain = [p for p in parts if not p.upper().startswith(("COUNT=", "UNTIL="))]
+    far = dt.datetime.combine(horizon, dt.time())
+    if stop < far and _runs_past(rule, start, far):
+        # The limit comes before the horizon (every 90 minutes: 10,000 of them are two weeks),
+        # and the rule runs past the horizon (a COUNT of a billion, an UNTIL in 9999): without
+        # its end it is the same rule up to the horizon, which is all a copy promises, and
+        # Radicale counts no rule without COUNT or UNTIL, so clients see it in every window.
+        return ";".join(plain)
     if not inside:
         return None
-    last = inside[-1]
-    plain = [p for p in parts if not p.upper().startswith(("COUNT=", "UNTIL="))]
-    if stop < dt.datetime.combine(horizon, dt.time()) and _never_ends(rule, start):
-        # The limit comes before the horizon (every 90 minutes: 10,000 of them are two weeks),
-        # and the COUNT outlives the year 9999 ("forever"): the same rule without it is exact,
-        # and Radicale counts no rule without COUNT or UNTIL, so the copy reaches everywhere.
-        return ";".join(plain)
-    return ";".join([*plain, "UNTIL=" + _until(last, form, tz)])
+    return ";".join([*plain, "UNTIL=" + _until(inside[-1], form, tz)])
 
 
-def _never_ends(rule: str, start: dt.datetime) -> bool:
+def _runs_past(rule: str, start: dt.datetime, far: dt.datetime) -> bool:
+    """Whether the rule surely has occurrences past `far` (by its COUNT against an upper
+    bound of the occurrences before `far`, or by its UNTIL), without walking it."""
     try:
-        return rb.count_never_ends(rb.parts_of(vRecur.from_ical(rule)), start)
-    except (ValueError, TypeError, KeyError, OverflowError):
+        parts = rb.parts_of(vRecur.from_ical(rule))
+        if "UNTIL" in parts:
+            until = parts["UNTIL"][0]
+            until = until if isinstance(until, dt.datetime) else dt.datetime.combine(until, dt.time())
+            return until.replace(tzinfo=None) > far + dt.timedelta(days=1)
+        info = rb.rule_info(parts, start)
+        return info.count is not None and info.count > rb.steps(info, start, far, counted=False)
+    except (ValueError, TypeError, KeyError, OverflowError, IndexError):
         return False
 
 

@@ -15,6 +15,9 @@ sees the busy time the engine counts (`compat` applies these with the other fixe
 - **RANGE=THISANDFUTURE overrides**: Radicale reads one as a single override, so later
   occurrences stayed at their old times for clients; the copy writes one override per later
   occurrence up to the horizon (`this_and_future`).
+- **A rule that never matches** (`FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30`): RFC 5545 makes
+  DTSTART an occurrence anyway, and busy time counts it; Radicale showed nothing of the
+  event. The copy adds DTSTART as an RDATE.
 - **EXRULE** (RFC 2445's exception rule, deprecated by RFC 5545): recurring-ical-events, and
   so busy time, does not read it, erring towards busy; Radicale does. The copy drops it, so
   clients show every occurrence busy time counts.
@@ -27,7 +30,9 @@ import re
 from itertools import islice
 
 from dateutil import rrule
+from icalendar.prop import vRecur
 
+from calmirror.availability import rrule_bounds as rb
 from calmirror.compat_bounds import start_of
 from calmirror.ical_lines import Event, Resource, name_of, params_of, value_of
 
@@ -35,6 +40,7 @@ DATE_UNTIL = "DATE UNTIL of a timed rule written as the end of that day"
 OVERRIDDEN_EXDATES = "EXDATEs of overridden occurrences dropped"
 EXRULES = "EXRULE dropped (busy time does not read it)"
 THIS_AND_FUTURE = "RANGE=THISANDFUTURE written as one override per later occurrence"
+START_AS_RDATE = "DTSTART of a rule that never matches added as an RDATE"
 
 _DATE_UNTIL = re.compile(r"^RRULE[;:][^\r\n]*UNTIL=\d{8}(?:[;\r\n]|$)", re.MULTILINE | re.IGNORECASE)
 _TIMED_START = re.compile(r"^DTSTART(?:;[^\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
@@ -45,7 +51,9 @@ def needs_series_fixes(text: str) -> bool:
     if _DATE_UNTIL.search(text) and _TIMED_START.search(text):
         return True
     upper = text.upper()
-    return ("\nEXDATE" in upper and "\nRECURRENCE-ID" in upper) or "\nEXRULE" in upper or "THISANDFUTURE" in upper
+    if ("\nEXDATE" in upper and "\nRECURRENCE-ID" in upper) or "\nEXRULE" in upper or "THISANDFUTURE" in upper:
+        return True
+    return has_start_left_out(text)
 
 
 def drop_exrules(resource: Resource) -> bool:
@@ -243,3 +251,66 @@ def _keys_of(resource: Resource, line: str) -> frozenset[tuple[object, ...]]:
 def _exdate_keys(resource: Resource, line: str) -> set[tuple[object, ...]]:
     head = line[: len(line) - len(value_of(line)) - 1]
     return {key for v in value_of(line).split(",") if v.strip() for key in _keys(resource, f"{head}:{v.strip()}")}
+
+
+# --- a DTSTART the rule does not produce ------------------------------------------------------
+
+_START_VALUE = re.compile(r"^DTSTART(?:;[^\r\n:]*)?:(\d{8})(?:T(\d{6}))?", re.MULTILINE | re.IGNORECASE)
+_FILTERED_RULE = re.compile(r"^RRULE:([^\r\n]*\bBY[^\r\n]*)\r?$", re.MULTILINE | re.IGNORECASE)
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def start_left_out(start: str, rule: str) -> bool:
+    """Whether a rule with filters produces no occurrence at all (30 February), so that
+    Radicale shows nothing of the event: RFC 5545 makes DTSTART an occurrence anyway, busy
+    time counts it, and vobject adds it only beside a rule's own first occurrence. (A rule
+    that produces others but not DTSTART is read alike: vobject adds DTSTART to them.) A
+    weekly rule by weekday, what Apple and Outlook write, always produces some."""
+    parts = {k.upper(): v for k, _, v in (p.partition("=") for p in rule.split(";") if p)}
+    if (
+        set(parts) <= {"FREQ", "BYDAY", "INTERVAL", "COUNT", "UNTIL", "WKST"}
+        and parts.get("FREQ", "").upper() == "WEEKLY"
+    ):
+        return False
+    try:
+        value = start.strip().upper().rstrip("Z")
+        at = (
+            dt.datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
+            if "T" in value
+            else dt.datetime.strptime(value[:8], "%Y%m%d")
+        )
+        return not rb.feasible(rb.parts_of(vRecur.from_ical(rule)), at)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return False
+
+
+def has_start_left_out(text: str) -> bool:
+    """Cheap first look for `start_as_rdate`: the first DTSTART and filtered RRULE by regex."""
+    rule = _FILTERED_RULE.search(text)
+    if rule is None:
+        return False
+    start = _START_VALUE.search(text)
+    return start is not None and start_left_out(
+        start.group(1) + ("T" + start.group(2) if start.group(2) else ""), rule.group(1)
+    )
+
+
+def start_as_rdate(resource: Resource) -> bool:
+    """A master whose rule never matches gets its DTSTART as an RDATE too, so every reader
+    shows the occurrence busy time counts (an EXDATE of it still removes it)."""
+    changed = False
+    for event in resource.events:
+        start, rules = event.get("DTSTART"), event.all("RRULE")
+        if start is None or len(rules) != 1 or event.get("RECURRENCE-ID") is not None:
+            continue
+        if not start_left_out(value_of(start), value_of(rules[0])):
+            continue
+        keys = _keys(resource, start)
+        if any(keys & _exdate_keys(resource, line) for line in event.all("EXDATE")):
+            continue
+        if any(keys & _exdate_keys(resource, line) for line in event.all("RDATE")):
+            continue
+        head = start[: len(start) - len(value_of(start)) - 1]
+        event.lines.append("RDATE" + head[len("DTSTART") :] + ":" + value_of(start).strip())
+        changed = True
+    return changed

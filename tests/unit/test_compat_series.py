@@ -199,3 +199,26 @@ def test_a_byte_order_mark_radicale_refuses_is_dropped_from_the_copy() -> None:
     assert made is not None and made.reasons == (compat.BOM,)
     assert isinstance(prepare_one("x.ics", copy, Limits()), PreparedItem)
     assert radicale_starts(copy, WINDOW) == engine_starts(text) == [dt.datetime(2026, 12, 10, 10, tzinfo=UTC)]
+
+
+def test_a_rule_that_never_matches_keeps_its_dtstart_for_clients() -> None:
+    """RFC 5545: DTSTART is an occurrence even where the rule produces none (busy time counts
+    it); Radicale showed nothing of such an event, so the copy adds DTSTART as an RDATE."""
+    text = resource(
+        [
+            "UID:leap",
+            "DTSTART;TZID=Europe/Berlin:20261208T100000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+            "SUMMARY:Never again",
+        ]
+    )
+    want = [dt.datetime(2026, 12, 8, 9, tzinfo=UTC)]
+    assert engine_starts(text) == want
+    assert radicale_starts(text, WINDOW) == []  # (Radicale's own reading of the exact text)
+    copy = client_copy(text)
+    assert "RDATE;TZID=Europe/Berlin:20261208T100000" in copy
+    assert radicale_starts(copy, WINDOW) == want
+    assert library_starts(copy) == want  # once, not twice
+    weekly = text.replace("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=WEEKLY;BYDAY=MO")
+    assert not compat_series.needs_series_fixes(weekly)  # (vobject adds a DTSTART the rule skips)

@@ -17,8 +17,9 @@ writes the read-only iCloud mirrors and reads any collection; the watcher
   changes of a batch may be applied), `bulk` (straight into Radicale's folders).
 - Time-range queries on mirrors: `range_query`, `range_walk`, `range_answer`,
   `range_keeper`.
-- vobject: `vobject_speed` (linear in an object's size) and `vobject_logging` (its bare
-  `logging.error` calls kept off the root logger).
+- vobject: `vobject_speed` (linear in an object's size), `vobject_logging` (its bare
+  `logging.error` calls kept off the root logger) and `vobject_zones` (a TZID without a
+  VTIMEZONE placed right across DST).
 
 The names below load on first use: `calmirror.local.layout` (imported by state, the CLI
 and nearly everything else) must not drag Radicale into a command that never touches

@@ -23,7 +23,8 @@ made from them when there is an error to report.
 The replacements below keep each function's contract and output exactly (a unit test
 compares them with the originals on generated input); `install()` is idempotent and runs
 when the local package is imported, before anything parses an object. It also sends
-vobject's bare `logging.error` calls to a logger of their own (`vobject_logging`).
+vobject's bare `logging.error` calls to a logger of their own (`vobject_logging`), and an IANA
+TZID without a VTIMEZONE resolved with zoneinfo rather than pytz (`vobject_zones`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import vobject.base
 import vobject.icalendar
 import vobject.vcard
 
-from calmirror.local import vobject_logging
+from calmirror.local import vobject_logging, vobject_zones
 
 _QP = "quoted-printable"
 _ORIGINAL = {
@@ -272,6 +273,7 @@ def transform_to_native(self: Any) -> Any:
 
 def install() -> None:
     vobject_logging.install()
+    vobject_zones.install()
     vobject.base.VBase.transformToNative = transform_to_native
     vobject.base.textLineToContentLine = text_line_to_content_line
     vobject.base.ContentLine.__setattr__ = content_line_setattr
