@@ -7,15 +7,14 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import vobject
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from radicale.item import filter as radicale_filter
 
 from calmirror import compat
 from calmirror.availability import engine as av
 from calmirror.local.items import Limits, PreparedItem, prepare_one
 from calmirror.testing.ical import event
+from tests.radicale_view import radicale_starts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "icloud"
 HORIZON = dt.date(2032, 1, 1)
@@ -222,16 +221,4 @@ def test_a_rule_too_frequent_for_the_limit_written_as_forever_reaches_every_wind
         start = dt.datetime(2027, 2, 1, tzinfo=UTC) + dt.timedelta(days=365 * years)
         window = (start, start + dt.timedelta(days=3))
         assert busy(made.text, *window) == busy(text, *window) != []
-        assert radicale_reaches(made.text, window), years  # Radicale's own walk gets there
-
-
-def radicale_reaches(text: str, window: tuple[dt.datetime, dt.datetime]) -> bool:
-    """Whether Radicale's own time-range walk (RFC 4791 §9.9) finds an occurrence in `window`."""
-    seen: list[dt.datetime] = []
-
-    def visit(start: dt.datetime, _end: dt.datetime, _is_recurrence: bool) -> bool:
-        seen.append(start)
-        return start >= window[1]
-
-    radicale_filter.visit_time_ranges(vobject.readOne(text), "VEVENT", visit, lambda _start: False)
-    return any(window[0] <= start < window[1] for start in seen)
+        assert radicale_starts(made.text, window), years  # Radicale's own walk gets there
