@@ -19,7 +19,8 @@
   the writes that came first go first (`fairness`). A GET or REPORT on a calendar only
   calmirror writes takes no store lock at all (`store_lock.unlocked_reads`).
 - A write Radicale refuses with its bare text ("Bad Request") gets one line saying why
-  and what to do instead, with the same status (`refusals`).
+  and what to do instead, with the same status (`refusals`). Every answer given here
+  instead of Radicale's is built in `answers`.
 
 Everything that answers instead of Radicale runs only for an authenticated request: an
 anonymous one goes straight to Radicale, which answers 401 (with its delay against
@@ -34,12 +35,10 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urlparse
-from xml.sax.saxutils import escape
+from urllib.parse import unquote, urlparse
 
 from radicale import pathutils
 
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo
 
 from calmirror.local import davxml, layout, refusals, suspect
+from calmirror.local.answers import RadicaleAnswer, Refusal, StartResponse, respond, respond_refusal
 from calmirror.local.auth import Credentials
 from calmirror.local.fairness import WritersFirst
 from calmirror.local.items import Limits
@@ -58,7 +58,6 @@ from calmirror.local.store_lock import unlocked_reads
 log = logging.getLogger("calmirror.local")
 
 Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 OnChange = Callable[[str], None]
 Guard = Callable[[str, bytes], "str | None"]
@@ -85,44 +84,6 @@ _PROXY_HEADERS = (
     "HTTP_X_REMOTE_ADDR",
     "HTTP_X_REMOTE_USER",
 )
-
-
-class Refusal(Exception):
-    """An answer the middleware gives instead of Radicale."""
-
-    def __init__(
-        self, status: HTTPStatus, text: str, condition: str | None = None, *, needs_write: str | None = None
-    ) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.condition = condition  # a CalDAV precondition: the answer is a `DAV:error` body
-        self.needs_write = needs_write  # a path the client may not write: `DAV:need-privileges`
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """Radicale's whole answer, held back so it can be replaced before the client sees it."""
-
-    status_line: str
-    headers: list[tuple[str, str]]
-    body: list[bytes]
-
-    @property
-    def code(self) -> int:
-        return int(self.status_line.split(" ", 1)[0])
-
-    @property
-    def plain_refusal(self) -> HTTPStatus | None:
-        """The status of a 4xx with Radicale's bare text; None for anything else, a `DAV:error`
-        body (which clients parse) included."""
-        content_type = next((v for k, v in self.headers if k.lower() == "content-type"), "")
-        if not (400 <= self.code < 500 and self.code != 401 and content_type.startswith("text/plain")):
-            return None
-        try:
-            return HTTPStatus(self.code)
-        except ValueError:
-            return None
 
 
 class Middleware:
@@ -163,11 +124,7 @@ class Middleware:
                 return self.app(environ, start_response)
             return self._authenticated(method, environ, start_response, length)
         except Refusal as refusal:
-            if refusal.condition is not None:
-                return _respond_condition(start_response, refusal.status, refusal.condition, refusal.text)
-            if refusal.needs_write is not None:
-                return _respond_need_privileges(start_response, refusal.needs_write, refusal.text)
-            return _respond(start_response, refusal.status, refusal.text)
+            return respond_refusal(start_response, refusal)
 
     # --- checks ---------------------------------------------------------------------------
 
@@ -220,7 +177,7 @@ class Middleware:
         if refused is not None:
             conditions = {"if-none-match": str(environ.get("HTTP_IF_NONE_MATCH", ""))}
             reason = refusals.explain(method, refused, layout.split_path(path), conditions, body, self.limits)
-            return _respond(start_response, refused, reason)
+            return respond(start_response, refused, reason)
         start_response(reply.status_line, reply.headers)
         touched = {self._own_collection(path), self._own_collection(destination)}
         if method in CHANGE_METHODS and reply.code // 100 == 2:
@@ -229,7 +186,7 @@ class Middleware:
                     self._notify_change(collection)
         return reply.body
 
-    def _radicale(self, method: str, environ: Environ) -> _Answer:
+    def _radicale(self, method: str, environ: Environ) -> RadicaleAnswer:
         """Radicale's answer in full; a PROPFIND's is built under the shared store lock."""
         captured: list[Any] = []
         written: list[bytes] = []
@@ -248,7 +205,7 @@ class Middleware:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
-        return _Answer(captured[0], captured[1], body)
+        return RadicaleAnswer(captured[0], captured[1], body)
 
     def _turn(self, method: str, environ: Environ) -> AbstractContextManager[object]:
         """Writes announce themselves; long reads let announced writes go first (`fairness`);
@@ -338,7 +295,7 @@ class Middleware:
         except Exception:
             log.exception("the free-busy callable failed")
             raise Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "free-busy lookup failed") from None
-        return _respond(start_response, HTTPStatus.OK, text, content_type="text/calendar; charset=utf-8")
+        return respond(start_response, HTTPStatus.OK, text, content_type="text/calendar; charset=utf-8")
 
     def _notify_change(self, collection: str) -> None:
         on_change = self.on_change
@@ -377,49 +334,3 @@ def _read_body(environ: Environ, length: int) -> bytes:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return bytes(body)
-
-
-def _respond(
-    start_response: StartResponse,
-    status: HTTPStatus,
-    text: str,
-    *,
-    content_type: str = "text/plain; charset=utf-8",
-) -> list[bytes]:
-    if content_type.startswith("text/plain") and not text.endswith("\n"):
-        text += "\n"
-    payload = text.encode("utf-8")
-    start_response(
-        f"{status.value} {status.phrase}",
-        [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
-    )
-    return [payload]
-
-
-def _respond_need_privileges(start_response: StartResponse, path: str, text: str) -> list[bytes]:
-    """A write into a read-only calendar: RFC 3744 §7.1.1's `DAV:need-privileges` naming the
-    resource and the privilege it lacks (`DAV:write`, which the collection never grants), with
-    the line a person reads."""
-    needs = (
-        f"<D:need-privileges><D:resource><D:href>{escape(quote(path))}</D:href>"
-        "<D:privilege><D:write/></D:privilege></D:resource></D:need-privileges>"
-    )
-    return _respond_dav_error(start_response, HTTPStatus.FORBIDDEN, 'xmlns:D="DAV:"', needs, text)
-
-
-def _respond_condition(start_response: StartResponse, status: HTTPStatus, condition: str, text: str) -> list[bytes]:
-    """A CalDAV precondition (RFC 4791 §1.3) clients can act on, with the line a person reads."""
-    namespaces = f'xmlns:D="DAV:" xmlns:C="{davxml.CALDAV}"'
-    return _respond_dav_error(start_response, status, namespaces, f"<C:{condition}/>", text)
-
-
-def _respond_dav_error(
-    start_response: StartResponse, status: HTTPStatus, namespaces: str, element: str, text: str
-) -> list[bytes]:
-    """A `DAV:error` body holding `element` and the one line a person reads."""
-    line = escape(" ".join(text.split()))
-    payload = (
-        f'<?xml version="1.0" encoding="utf-8"?>\n<D:error {namespaces}>{element}'
-        f"<D:responsedescription>{line}</D:responsedescription></D:error>\n"
-    )
-    return _respond(start_response, status, payload, content_type="application/xml; charset=utf-8")

@@ -30,6 +30,7 @@ import radicale.storage
 
 from calmirror.errors import LocalServerError
 from calmirror.local import layout, range_answer, uid_cache
+from calmirror.local.answers import StartResponse
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
 from calmirror.local.fairness import gate_for
@@ -42,7 +43,6 @@ from calmirror.local.middleware import (
     Guard,
     Middleware,
     OnChange,
-    StartResponse,
     WSGIApp,
 )
 from calmirror.local.radicale_config import build_configuration
