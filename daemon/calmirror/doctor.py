@@ -90,7 +90,7 @@ def check_icloud(home: Home, settings: config.Settings, state: State, name: str 
     check = check_name(name)
     acct = state.account(name)
     if acct is None:
-        return Check(check, False, "not connected", _label(name))
+        return Check(check, False, "not connected; run `calmirror connect --apple-id EMAIL`", _label(name))
     several = len(state.accounts()) > 1
     who = f"{acct.apple_id} on {host_of(acct.server)}: " if several or name != PRIMARY else ""
     try:

@@ -76,6 +76,15 @@ def test_status_when_not_connected_says_what_to_do(cli: Cli, home: Path) -> None
     assert "iCloud: not connected; run `calmirror connect --apple-id EMAIL`" in result.stdout
 
 
+def test_doctor_when_not_connected_says_what_to_do_on_every_problem_line(cli: Cli, home: Path) -> None:
+    assert cli("feed", "enable").returncode == 0  # a home with its state, and no account
+    result = cli("doctor")
+    assert result.returncode == 1
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem")]
+    assert [line.split(":")[0] for line in problems] == ["problem  credentials", "problem  iCloud"]
+    assert all("run `calmirror connect --apple-id EMAIL`" in line for line in problems), problems
+
+
 @pytest.mark.parametrize(
     "command",
     [
