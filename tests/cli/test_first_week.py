@@ -74,6 +74,7 @@ def test_status_when_not_connected_says_what_to_do(cli: Cli, home: Path) -> None
     assert result.returncode == 0
     assert "not connected: not connected" not in result.stdout
     assert "iCloud: not connected; run `calmirror connect --apple-id EMAIL`" in result.stdout
+    assert "(daemon not running; start it with `calmirror run`)" in result.stdout
 
 
 def test_doctor_when_not_connected_says_what_to_do_on_every_problem_line(cli: Cli, home: Path) -> None:

@@ -216,7 +216,7 @@ def _print_copy_reasons(mirrors: list[dict[str, Any]]) -> None:
 def _print_status(d: dict[str, Any]) -> None:
     console.print(
         f"Local calendar: {d['local_url'] or 'not started yet'}"
-        f" ({'daemon running' if d['daemon_running'] else 'daemon not running'})"
+        f" ({'daemon running' if d['daemon_running'] else 'daemon not running; start it with `calmirror run`'})"
     )
     if len(d["accounts"]) > 1:
         for a in d["accounts"]:
