@@ -18,9 +18,9 @@ from pathlib import Path
 from calmirror import account, config, control, credentials, refused
 from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
 from calmirror.home import Home
+from calmirror.hrefs import host_of
 from calmirror.local import loopback
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, account_of
-from calmirror.reconnect import host_of
 from calmirror.remote import ICloudClient
 from calmirror.state import State
 from calmirror.state.addresses import shown_addresses

@@ -9,6 +9,12 @@ from __future__ import annotations
 from urllib.parse import unquote_to_bytes, urlsplit
 
 
+def host_of(url: str) -> str:
+    """`host:port` as a user would recognise it in an error line."""
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2] or url
+
+
 def path_of(url: str) -> str:
     return urlsplit(url).path or "/"
 

@@ -8,9 +8,13 @@ the busy-only mirror copies never disagree about an invitation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from calmirror.config import Settings
-from calmirror.plan import MirrorPolicy
 from calmirror.state import State
+
+if TYPE_CHECKING:  # the planner pulls in icalendar and the busy engine; `status` needs neither
+    from calmirror.plan import MirrorPolicy
 
 
 def my_addresses(state: State, settings: Settings) -> frozenset[str]:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from calmirror import account as accounts
 from calmirror.errors import NotFound, RemoteError, TLSFailure, Unreachable
+from calmirror.hrefs import host_of
 from calmirror.model import PRIMARY
 from calmirror.remote import ICloudClient
 from calmirror.remote.http import REDIRECTS
@@ -29,12 +30,6 @@ log = logging.getLogger("calmirror.reconnect")
 
 REDISCOVERY_PERIOD_S = 60.0
 META_KEY = "rediscovery"
-
-
-def host_of(url: str) -> str:
-    """`host:port` as a user would recognise it in an error line."""
-    parts = urlsplit(url)
-    return parts.netloc.rpartition("@")[2] or url
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -9,10 +9,10 @@ from typing import Any
 from calmirror import control, health
 from calmirror.config import Settings
 from calmirror.home import Home
+from calmirror.hrefs import host_of
 from calmirror.local.layout import feed_id, is_feed_id, mirror_name
 from calmirror.me import my_addresses
 from calmirror.model import PRIMARY_SPELLING, account_of
-from calmirror.reconnect import host_of
 from calmirror.state import State
 from calmirror.state.addresses import shown_addresses
 

@@ -9,7 +9,7 @@ from typing import Annotated, TypedDict
 import typer
 from rich.table import Table
 
-from calmirror import control, credentials, logs
+from calmirror import control, logs
 from calmirror.cli.calendar_cmds import remove_mirrors
 from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.config import ICLOUD_SERVER
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
 
     def _connect_again(c: Ctx, password_stdin: bool, json_out: bool, label: str | None) -> None:
         from calmirror import account, calendar_choice
-        from calmirror.reconnect import host_of
+        from calmirror.hrefs import host_of
 
         if c.state.account() is None:
             raise UserError("no iCloud account is connected; run `calmirror connect --apple-id EMAIL`")
@@ -234,6 +234,8 @@ def register(app: typer.Typer) -> None:
         """Show the URL and login any CalDAV client can use for the local calendar."""
         c = ctx_of(ctx)
         c.require_home()
+        from calmirror import credentials
+
         acct = credentials.local_account(c.home)
         url = c.state.get_meta("local_url") or f"http://{c.settings.server.host}:{c.settings.server.port}/"
         data = {

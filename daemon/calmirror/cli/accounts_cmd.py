@@ -23,7 +23,7 @@ def accounts_list(
 ) -> None:
     """Show every account: its name, login, server, health and calendars in use."""
     from calmirror import health
-    from calmirror.reconnect import host_of
+    from calmirror.hrefs import host_of
 
     c = ctx_of(ctx)
     c.require_home()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from calmirror import config_edit, control
+from calmirror import control
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.local.layout import mirror_name
 
@@ -51,6 +51,8 @@ def register(app: typer.Typer) -> None:
         cal = calendar_choice.find_calendar(c.state, calendar)
         calendar_choice.check_linkable(cal)
         previous = c.settings.icloud.linked
+        from calmirror import config_edit  # tomlkit, only for the commands that write config.toml
+
         c._settings = config_edit.set_linked(c.home.config_file, cal.id, also_conflict=not no_conflict)
         _reload_daemon(c)
         console.print(
@@ -80,6 +82,8 @@ def register(app: typer.Typer) -> None:
             calendar_choice.check_conflict(cal)
             chosen.append(cal)
         ids = [*c.settings.icloud.conflicts, *(cal.id for cal in chosen)]
+        from calmirror import config_edit  # tomlkit, only for the commands that write config.toml
+
         c._settings = config_edit.set_conflicts(c.home.config_file, ids)
         _reload_daemon(c)
         console.print("Conflict calendars: " + ", ".join(_names(c, c.settings.icloud.conflicts)))
@@ -97,6 +101,8 @@ def register(app: typer.Typer) -> None:
         c = ctx_of(ctx)
         drop = {calendar_choice.find_calendar(c.state, name).id for name in calendars}
         ids = [i for i in c.settings.icloud.conflicts if i not in drop]
+        from calmirror import config_edit  # tomlkit, only for the commands that write config.toml
+
         c._settings = config_edit.set_conflicts(c.home.config_file, ids)
         remove_mirrors(c)
         _reload_daemon(c)
@@ -154,6 +160,8 @@ def register(app: typer.Typer) -> None:
         calendar_choice.check_details(details)
         cal = calendar_choice.find_calendar(c.state, calendar)
         calendar_choice.check_privacy(cal, c.settings.icloud.conflicts)
+        from calmirror import config_edit  # tomlkit, only for the commands that write config.toml
+
         c._settings = config_edit.set_calendar_details(c.home.config_file, cal.id, details)
         c.state.refetch_mirror(cal.id)  # every copy is rewritten at the next pass
         _reload_daemon(c)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from calmirror import config, config_edit, credentials, logs
+from calmirror import config, logs
 from calmirror.cli.context import console, ctx_of
 from calmirror.home import Home
 
@@ -75,7 +75,7 @@ def _free_slot(daemon: Daemon) -> tuple[datetime, datetime]:
 
 
 def _prepare(home: Home, emu_url: str, port: int) -> None:
-    from calmirror import account
+    from calmirror import account, config_edit
     from calmirror.state import State
 
     home.ensure()
@@ -92,6 +92,7 @@ def _prepare(home: Home, emu_url: str, port: int) -> None:
 
 
 def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[datetime, datetime], show: str) -> None:
+    from calmirror import credentials
     from calmirror.local import loopback
     from calmirror.state import State
 

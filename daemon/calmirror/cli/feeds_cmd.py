@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from calmirror import control, credentials
+from calmirror import control
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.errors import UserError
 from calmirror.local.layout import feed_id, mirror_name
@@ -30,6 +30,7 @@ app = typer.Typer(
 
 
 def poller(c: Ctx) -> FeedPoller:
+    from calmirror import credentials
     from calmirror.feeds import FeedPoller
     from calmirror.local.store import LocalStore
 

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 import typer.core
-import typer.rich_utils
 
 from calmirror import __version__, home, logs
 from calmirror.cli import (
@@ -60,6 +59,22 @@ _argument_display = typer.core.TyperArgument.display_type_rich
 typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]  # a patch of typer
 typer.core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]  # a patch of typer
 
+_typed_process_value = typer.core._TyperParameter.process_value
+
+
+def _absent_without_pydantic(param: typer.core._TyperParameter, ctx: typer.Context, value: object) -> object:
+    """An option left out (None) becomes None, or () for one given many times, without the
+    value's pydantic TypeAdapter, which typer builds first for every value it checks: building
+    the first one imports pydantic, about a tenth of a second of a `calmirror sync` or
+    `status` that gives no valued option. A value given, or a required one, goes to typer."""
+    if value is not None or param.required:
+        return _typed_process_value(param, ctx, value)
+    absent = () if param.multiple or param.nargs == -1 else None
+    return absent if param.callback is None else param.callback(ctx, param, absent)
+
+
+typer.core._TyperParameter.process_value = _absent_without_pydantic  # type: ignore[method-assign,assignment]  # a patch of typer
+
 
 def _one_line_usage_error(error: typer.TyperException) -> None:
     """A usage mistake (a missing or unknown option, a bad value) is one line on stderr, as
@@ -72,7 +87,20 @@ def _one_line_usage_error(error: typer.TyperException) -> None:
     sys.stderr.write(f"calmirror: {message.rstrip('.')}{where}\n")
 
 
-typer.rich_utils.rich_format_error = _one_line_usage_error  # type: ignore[assignment]  # a patch of typer
+def _invoke() -> None:
+    """The app outside typer's standalone mode, which would import its rich help and error
+    formatting (rich's markdown, syntax and traceback modules, a tenth of a second of CPU)
+    for every command just to be able to draw a usage error; only `--help` draws with it."""
+    try:
+        code = app(standalone_mode=False, prog_name="calmirror")  # also under `python -m calmirror`
+    except typer.TyperException as error:  # click's usage and parameter errors
+        _one_line_usage_error(error)
+        raise SystemExit(error.exit_code) from None
+    except typer.Abort:  # end of input at a prompt
+        sys.stderr.write("Aborted.\n")
+        raise SystemExit(1) from None
+    if isinstance(code, int) and code:  # `typer.Exit(n)` and Ctrl-C (130) come back as a number
+        raise SystemExit(code)
 
 
 def _version(value: bool) -> None:
@@ -121,6 +149,6 @@ def run() -> None:
 
     def _main() -> None:
         verbose[0] = "--verbose" in sys.argv or "-v" in sys.argv
-        app(standalone_mode=True, prog_name="calmirror")  # also under `python -m calmirror`
+        _invoke()
 
     guarded(_main, lambda: verbose[0])

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from calmirror import control
@@ -173,6 +172,8 @@ def register(app: typer.Typer) -> None:
 def _with_progress(engine: Engine, client: ICloudClient, accepted: frozenset[str], show: bool) -> list[Any]:
     if not show:
         return engine.mirror_pass(client, accept_empty=accepted)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
