@@ -139,7 +139,8 @@ def test_a_propfind_is_answered_while_a_write_waits_for_the_store_lock(
     store.ensure_mirror("home", "Home", None)
     held = pathutils.RwLock(str(tmp_path / "store" / ".Radicale.lock"))  # a long reader elsewhere
     with held.acquire("r"):
-        writer = threading.Thread(target=store.apply_mirror, args=("home", [("a.ics", event("a"))], []))
+        # A write across the store (a mirror's name): a batch of items takes only its mirror's lane.
+        writer = threading.Thread(target=store.update_mirror_meta, args=("home", "Renamed", None))
         writer.start()
         time.sleep(0.3)
         assert writer.is_alive(), "the write should be waiting for the reader"
@@ -150,6 +151,7 @@ def test_a_propfind_is_answered_while_a_write_waits_for_the_store_lock(
         assert answer.status_code == 207 and time.monotonic() - started < 5
     writer.join(10)
     assert not writer.is_alive()
+    store.apply_mirror("home", [("a.ics", event("a"))], [])
     assert "a.ics" in store.items("icloud-home")
 
 

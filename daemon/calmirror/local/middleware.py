@@ -53,7 +53,7 @@ from calmirror.local.auth import Credentials
 from calmirror.local.fairness import WritersFirst
 from calmirror.local.items import Limits
 from calmirror.local.rights import collection_rights
-from calmirror.local.store_lock import unlocked_reads
+from calmirror.local.store_lock import lane_of_request, unlocked_reads
 
 log = logging.getLogger("calmirror.local")
 
@@ -210,9 +210,12 @@ class Middleware:
     def _turn(self, method: str, environ: Environ) -> AbstractContextManager[object]:
         """Writes announce themselves; long reads let announced writes go first (`fairness`);
         a read of a calendar only calmirror writes takes no store lock (`store_lock`)."""
+        path = str(environ.get("PATH_INFO", ""))
         if method in WRITE_METHODS:
-            return self.fairness.writing()
-        own = self._own_collection(str(environ.get("PATH_INFO", "")))
+            # A write of one item takes its collection's lane under the shared store lock: it
+            # waits for no reader, so readers need not wait for it (`store_lock`).
+            return self.fairness.writing() if lane_of_request(method, path) is None else contextlib.nullcontext()
+        own = self._own_collection(path)
         if method in UNLOCKED_READ_METHODS and own is not None and layout.is_read_only(own):
             return unlocked_reads()
         if method in LONG_READ_METHODS:

@@ -39,7 +39,7 @@ from radicale import pathutils, types
 from radicale.storage import multifilesystem
 from radicale.storage.multifilesystem.cache import CacheContent
 
-from calmirror.local.store_lock import lock_for, reads_unlocked
+from calmirror.local.store_lock import hold_lane, lane_of_request, lock_for, reads_unlocked
 
 CLEAN_HISTORY_EVERY_S = 3600.0
 
@@ -165,8 +165,28 @@ class FairLockStorage(multifilesystem.Storage):
         if mode == "r" and reads_unlocked():
             yield
             return
+        lane = lane_of_request(str(kwargs.get("request", "")), str(kwargs.get("path", ""))) if mode == "w" else None
+        if lane is not None:
+            with self.lane(lane, "w"):
+                yield
+            return
         fair = self.fair_lock.hold(mode) if mode == "r" or self.fair_lock.held() else self._exclusive()
         with fair, super().acquire_lock(mode, user, *args, **kwargs):
+            yield
+
+    @contextmanager
+    def lane(self, collection: str, mode: str) -> Iterator[None]:
+        """The store lock shared and the lane of `collection` (`user/name`) in `mode`: what a
+        write touching only that collection's files needs (see `store_lock`). A thread holding
+        the store lock exclusively holds every lane already."""
+        if self.fair_lock.held() and not self.fair_lock.held_shared_only():
+            yield
+            return
+        with (
+            self.fair_lock.hold("r"),
+            super().acquire_lock("r"),
+            hold_lane(self._filesystem_folder, collection, mode),
+        ):
             yield
 
     @contextmanager

@@ -77,7 +77,7 @@ class LocalStore:
         self.username = username
         configuration = build_configuration(self.store_dir, storage_type=FairLockStorage)
         try:
-            self._storage = cast(multifilesystem.Storage, radicale.storage.load(configuration))
+            self._storage = cast(FairLockStorage, radicale.storage.load(configuration))
         except (OSError, RuntimeError, ValueError) as error:
             raise StoreError(f"cannot open the calendar store in {self.store_dir}: {error}") from error
         self._limits = Limits.of(configuration)
@@ -86,14 +86,21 @@ class LocalStore:
     # --- locking and lookup ---------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, mode: str) -> Iterator[None]:
+    def _locked(self, mode: str, lane: str | None = None) -> Iterator[None]:
         """Radicale's store lock; a write also announces itself to the server's readers
-        (`fairness`), or back-to-back client listings would hold a mirror write for seconds."""
+        (`fairness`), or back-to-back client listings would hold a mirror write for seconds.
+
+        With `lane` (a collection's name), only that collection is locked, in `mode`, under
+        the store lock held shared (`store_lock`): a batch of one mirror no longer holds
+        clients' writes to `appointments/` behind it, and a read sees no write to it half done."""
         try:
             with contextlib.ExitStack() as stack:
-                if mode == "w":
-                    stack.enter_context(fairness.gate_for(self.store_dir).writing())
-                stack.enter_context(self._storage.acquire_lock(mode, _LOCK_ACTOR))
+                if lane is not None:
+                    stack.enter_context(self._storage.lane(f"{self.username}/{lane}", mode))
+                else:
+                    if mode == "w":
+                        stack.enter_context(fairness.gate_for(self.store_dir).writing())
+                    stack.enter_context(self._storage.acquire_lock(mode, _LOCK_ACTOR))
                 yield
         except OSError as error:
             raise StoreError(f"the calendar store in {self.store_dir} failed: {error}") from error
@@ -234,7 +241,7 @@ class LocalStore:
         return self._item_names(layout.BUSY)
 
     def _item_names(self, name: str) -> set[str]:
-        with self._locked("r"):
+        with self._locked("r", lane=name):
             self._require(name)
             with os.scandir(self.collection_dir(name)) as entries:
                 return {
@@ -293,7 +300,7 @@ class LocalStore:
     ) -> list[tuple[str, str]]:
         rejected = [(href, result) for href, result in checked if isinstance(result, str)]
         valid = [result for _, result in checked if isinstance(result, PreparedItem)]
-        with self._locked("w"):
+        with self._locked("w", lane=name):
             collection = self._require(name)
             folder, log = self.collection_dir(name), self._cache_dir(name) / uid_index.LOG_NAME
 
@@ -322,7 +329,7 @@ class LocalStore:
         checked = prepare_one(href, text, self._limits)
         if isinstance(checked, str):
             raise StoreError(f"cannot store {layout.APPOINTMENTS}/{href}: {checked}")
-        with self._locked("w"):
+        with self._locked("w", lane=layout.APPOINTMENTS):
             collection = self._require(layout.APPOINTMENTS)
             try:
                 bulk.write_items(self._storage, collection.path, [checked], [])
@@ -332,7 +339,7 @@ class LocalStore:
     # --- reading any collection -----------------------------------------------------------
 
     def items(self, name: str) -> dict[str, str]:
-        with self._locked("r"):
+        with self._locked("r", lane=name):
             return {item.href: item.serialize() for item in self._require(name).get_all() if item.href}
 
     def item(self, name: str, href: str) -> str | None:
@@ -353,7 +360,7 @@ class LocalStore:
         return found
 
     def etags(self, name: str) -> dict[str, str]:
-        with self._locked("r"):
+        with self._locked("r", lane=name):
             return {item.href: item.etag for item in self._require(name).get_all() if item.href}
 
     def changes(self, name: str, token: str | None) -> ChangeSet:
@@ -364,7 +371,7 @@ class LocalStore:
         found = listing.since(folder, token)  # no store lock: see `listing`
         if found is not None:
             return ChangeSet(found[0], found[1], full=False)
-        with self._locked("r"):
+        with self._locked("r", lane=name):
             collection = self._require(name)
             radicale_token, _ = listing.split(token)
             if radicale_token:

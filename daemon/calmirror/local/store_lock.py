@@ -27,15 +27,36 @@ one (cache and history before the item), so a reader sees each item whole, old o
 read during a mirror batch may see part of the batch, as a client syncing a moment earlier
 or later would. Radicale's own cache writes during a read take its per-collection cache
 lock, and an item cache entry is checked against the item's bytes before use.
+
+Lanes: a write that touches one collection's files only (a mirror or `busy/` batch, a
+client's PUT or DELETE of one item in `appointments/` or `blocked/`) takes the store lock
+*shared* and that collection's lane exclusively (`hold_lane`: a `FairLock` per collection
+in this process, then an `flock` on the collection's own lock file, which keeps another
+calmirror process writing the same collection out). With one exclusive lock for the whole
+store, every client PUT into `appointments/` waited behind a mirror batch (up to 2.6 s:
+`syncfs`, the UID index's first replay) and behind every other collection's writes.
+Everything else that writes (creating, changing or removing a collection, MOVE, Radicale's
+own PUT of a whole calendar, the CLI's base set-up) still takes the store lock exclusively,
+so it waits for every lane and every lane waits for it; a plain Radicale, which knows no
+lanes, takes the store's `flock` exclusively for every write and so is kept out too.
+Two lane writers never touch the same files: each collection keeps its items, item cache,
+sync history and UID log in its own folders. A reader holding the shared store lock may
+see a lane write in progress in the collection it reads, one whole file at a time (every
+file is renamed into place complete), as a read of a mirror always could; calmirror's own
+reads of one collection (`LocalStore`) take its lane shared and see none.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
+
+from calmirror.local import layout
 
 
 class LockUpgrade(RuntimeError):
@@ -88,6 +109,11 @@ class FairLock:
     def held(self) -> bool:
         """Whether this thread holds the lock in either mode."""
         return self._depth() != (0, 0)
+
+    def held_shared_only(self) -> bool:
+        """Whether this thread holds the lock, and only shared."""
+        reads, writes = self._depth()
+        return reads > 0 and writes == 0
 
     # --- taking and giving back ---------------------------------------------------------
 
@@ -229,3 +255,59 @@ def lock_for(store_dir: str | Path) -> FairLock:
     key = os.path.realpath(store_dir)
     with _locks_lock:
         return _locks.setdefault(key, FairLock())
+
+
+# --- lanes: one lock per collection for writes that touch that collection only -------------
+
+LANES_DIR = ".calmirror-lanes"
+LANE_REQUESTS = frozenset({"PUT", "DELETE"})
+
+
+def lane_of_request(method: str, path: str) -> str | None:
+    """The collection (`user/name`) whose lane a client's write takes instead of the whole
+    store: a PUT or DELETE of one item of `appointments/` or `blocked/`. None for every other
+    write (a collection's own PUT, DELETE or properties, MOVE across collections)."""
+    if method not in LANE_REQUESTS or not path:
+        return None
+    parts = layout.split_path(path)
+    if len(parts) == 3 and parts[1] in layout.WRITABLE:
+        return f"{parts[0]}/{parts[1]}"
+    return None
+
+
+_lanes: dict[tuple[str, str], FairLock] = {}
+
+
+def lane_for(store_dir: str | Path, collection: str) -> FairLock:
+    """The in-process lock of one collection's lane (`collection` as `user/name`)."""
+    key = (os.path.realpath(store_dir), collection)
+    with _locks_lock:
+        return _lanes.setdefault(key, FairLock())
+
+
+def lane_file(store_dir: str | Path, collection: str) -> Path:
+    """The lane's lock file: one per collection, beside Radicale's own `.Radicale.lock`."""
+    return Path(store_dir) / LANES_DIR / (quote(collection, safe="") + ".lock")
+
+
+@contextmanager
+def hold_lane(store_dir: str | Path, collection: str, mode: str) -> Iterator[None]:
+    """The lane of `collection` in `mode` ("r" or "w"): this process's `FairLock` (writers
+    first, as the store's), then the `flock` that keeps other processes' writers of the same
+    collection out. The caller holds the store lock shared. Nested in the same thread, the
+    lane is held already: nothing more is taken."""
+    fair = lane_for(store_dir, collection)
+    nested = fair.held()
+    with fair.hold(mode):
+        if nested:
+            yield
+            return
+        path = lane_file(store_dir, collection)
+        try:
+            handle = path.open("a+b")
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+b")
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if mode == "w" else fcntl.LOCK_SH)
+            yield  # closing the file gives the flock back
