@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import random
 import re
@@ -35,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import common
@@ -66,7 +68,23 @@ class Tally:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     examples: list[str] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # the clients' process: how late a 10 ms sleep woke
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def watch_lag(deadline: float, lags: list[float]) -> threading.Thread:
+    """A thread that sleeps 10 ms at a time until `deadline` and records how late it woke: the
+    time a client thread waits for its own process's interpreter lock (and for a core) before
+    it can read an answer, which is inside every latency the clients measure."""
+
+    def run() -> None:
+        while (before := time.perf_counter()) < deadline:
+            time.sleep(0.01)
+            lags.append(time.perf_counter() - before - 0.01)
+
+    thread = threading.Thread(target=run, daemon=True, name="load-lag")
+    thread.start()
+    return thread
 
 
 #: Where the clients' bookings go: from the end of 2027, client n's from n × 1,000 × 1.5 h on,
@@ -166,6 +184,13 @@ class LoadResult:
     max_pss_mib: float = 0.0  # the daemon and its children (reader processes, check workers), sampled
     load_avg: str = ""
 
+    def lag(self) -> str:
+        lags = self.tally.lags
+        if not lags:
+            return "–"
+        p50, p99 = common.percentile(lags, 0.50) * 1000, common.percentile(lags, 0.99) * 1000
+        return f"p50 {p50:.1f} / p99 {p99:.1f} / max {max(lags) * 1000:.0f} ms"
+
     def answered(self) -> int:
         return sum(len(v) for v in self.tally.latencies.values())
 
@@ -188,20 +213,100 @@ def run_load(
     clients: int,
     seconds: float,
     only: str | None = None,
+    processes: int = 1,
 ) -> LoadResult:
     print(f"[load] {target}: {clients} clients × {seconds:.0f} s{f', only {only}' if only else ''}", flush=True)
     for body in (QUERY, FREEBUSY):  # untimed: each server builds its caches on its first read
         requests.request("REPORT", mirror, data=body.encode(), auth=auth, headers={"Depth": "1"}, timeout=600)
     print(f"[load] {target}: caches built, clients start", flush=True)
+    if processes > 1:
+        tally, elapsed = _clients_in_processes(processes, base, mirror, auth, clients, seconds, only)
+        return LoadResult(target, elapsed, tally, load_avg=_load_avg())
     tally = Tally()
     started = time.perf_counter()
-    threads = [Client(n, base, mirror, auth, started + seconds, tally, only) for n in range(clients)]
+    threads: list[threading.Thread] = [
+        Client(n, base, mirror, auth, started + seconds, tally, only) for n in range(clients)
+    ]
     for thread in threads:
         thread.start()
+    threads.append(watch_lag(started + seconds, tally.lags))
     for thread in threads:
         thread.join(seconds + 180)
     elapsed = time.perf_counter() - started
     return LoadResult(target, elapsed, tally, load_avg=_load_avg())
+
+
+Outcome = tuple[dict[str, list[float]], dict[str, int], list[str], list[float]]
+
+
+def _clients_in_processes(
+    processes: int,
+    base: str,
+    mirror: str,
+    auth: tuple[str, str],
+    clients: int,
+    seconds: float,
+    only: str | None,
+) -> tuple[Tally, float]:
+    """The same clients (numbers, mix, seeds) as threads of `processes` child processes, which
+    start together once all are ready; their tallies are merged. In one process the clients'
+    own interpreter lock (every query answer is ~700 KB read and decoded in Python) is part
+    of every latency measured."""
+    context = multiprocessing.get_context("spawn")
+    ready: multiprocessing.Queue[int] = context.Queue()
+    results: multiprocessing.Queue[Outcome] = context.Queue()
+    go = context.Event()
+    children = [
+        context.Process(
+            target=_client_process,
+            args=(list(range(first, clients, processes)), base, mirror, auth, seconds, only, ready, go, results),
+            daemon=True,
+        )
+        for first in range(processes)
+    ]
+    for child in children:
+        child.start()
+    for _ in children:
+        ready.get(timeout=300)
+    started = time.perf_counter()
+    go.set()
+    tally = Tally()
+    for _ in children:
+        latencies, failures, examples, lags = results.get(timeout=seconds + 300)
+        tally.lags.extend(lags)
+        for kind, values in latencies.items():
+            tally.latencies[kind].extend(values)
+        for kind, count in failures.items():
+            tally.failures[kind] += count
+        tally.examples.extend(examples[: max(0, 5 - len(tally.examples))])
+    elapsed = time.perf_counter() - started
+    for child in children:
+        child.join(30)
+    return tally, elapsed
+
+
+def _client_process(
+    numbers: list[int],
+    base: str,
+    mirror: str,
+    auth: tuple[str, str],
+    seconds: float,
+    only: str | None,
+    ready: multiprocessing.Queue[int],
+    go: EventType,
+    results: multiprocessing.Queue[Outcome],
+) -> None:
+    ready.put(len(numbers))
+    go.wait()
+    tally = Tally()
+    started = time.perf_counter()
+    threads: list[threading.Thread] = [Client(n, base, mirror, auth, started + seconds, tally, only) for n in numbers]
+    for thread in threads:
+        thread.start()
+    threads.append(watch_lag(started + seconds, tally.lags))
+    for thread in threads:
+        thread.join(seconds + 180)
+    results.put((dict(tally.latencies), dict(tally.failures), tally.examples, tally.lags))
 
 
 def _load_avg() -> str:
@@ -216,6 +321,7 @@ def load_daemon(
     pythonpath: str | None = None,
     only: str | None = None,
     launcher: Sequence[str] = ("-m", "calmirror"),
+    processes: int = 1,
 ) -> LoadResult:
     """The daemon of this checkout (or of `pythonpath`) on `home_dir`, under the load;
     `launcher`: what follows the interpreter to start calmirror (a tracing wrapper, say)."""
@@ -235,7 +341,14 @@ def load_daemon(
     pss.start()
     try:
         result = run_load(
-            target, user_url, f"{user_url}icloud-work/", (acct.username, acct.password), clients, seconds, only
+            target,
+            user_url,
+            f"{user_url}icloud-work/",
+            (acct.username, acct.password),
+            clients,
+            seconds,
+            only,
+            processes,
         )
     finally:
         pss.stop()
@@ -306,11 +419,13 @@ def _home(data_dir: Path) -> Home:
     return Home(config_file=data_dir / "config.toml", data_dir=data_dir)
 
 
-def load_plain(store: Path, username: str, clients: int, seconds: float, only: str | None = None) -> LoadResult:
+def load_plain(
+    store: Path, username: str, clients: int, seconds: float, only: str | None = None, processes: int = 1
+) -> LoadResult:
     with PlainRadicale(store) as radicale:
         user_url = f"{radicale.url}{username}/"
         result = run_load(
-            "plain Radicale", user_url, f"{user_url}icloud-work/", (username, "x"), clients, seconds, only
+            "plain Radicale", user_url, f"{user_url}icloud-work/", (username, "x"), clients, seconds, only, processes
         )
         radicale.stop()
         result.maxrss_mib = radicale.maxrss_kib / 1024
@@ -326,6 +441,12 @@ def main() -> int:
     parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--only", choices=KINDS, help="send only this kind of request instead of the mix")
     parser.add_argument("--near", action="store_true", help="bookings within the next year (inside the horizon)")
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=4,
+        help="spread the clients over this many processes (1: all threads of this one, as before)",
+    )
     args = parser.parse_args()
     if args.near:
         today = int(time.time()) // 86_400 * 86_400
@@ -338,17 +459,35 @@ def main() -> int:
             shutil.copytree(pristine, base_home, symlinks=True)
             results.append(
                 load_daemon(
-                    "calmirror (base)", base_home, args.clients, args.seconds, args.base_pythonpath, only=args.only
+                    "calmirror (base)",
+                    base_home,
+                    args.clients,
+                    args.seconds,
+                    args.base_pythonpath,
+                    only=args.only,
+                    processes=args.client_processes,
                 )
             )
-        results.append(load_daemon("calmirror", sc.home.data_dir, args.clients, args.seconds, only=args.only))
+        results.append(
+            load_daemon(
+                "calmirror",
+                sc.home.data_dir,
+                args.clients,
+                args.seconds,
+                only=args.only,
+                processes=args.client_processes,
+            )
+        )
         if not args.no_plain:
             username = credentials.local_account(_home(pristine)).username
-            results.append(load_plain(pristine / "store", username, args.clients, args.seconds, args.only))
+            results.append(
+                load_plain(pristine / "store", username, args.clients, args.seconds, args.only, args.client_processes)
+            )
     print()
     print(f"machine: {common.machine_summary()}; revision {common.revision()}")
     print(
-        f"{args.clients} clients × {args.seconds:.0f} s at {args.events:,} mirrored events"
+        f"{args.clients} clients in {args.client_processes} process(es) × {args.seconds:.0f} s"
+        f" at {args.events:,} mirrored events"
         + ("; bookings within the next year" if args.near else "; bookings from the end of 2027 on")
     )
     print("| target | kind | answered | per s | p50 ms | p99 ms | failed |")
@@ -362,6 +501,7 @@ def main() -> int:
             f"peak RSS {result.maxrss_mib:.0f} MiB (the main process, VmHWM)"
             + (f"; peak PSS {result.max_pss_mib:.0f} MiB (it and its children)" if result.max_pss_mib else "")
             + f"; load average after the run {result.load_avg}"
+            + f"; the clients' 10 ms sleeps woke late by {result.lag()}"
         )
         for example in result.tally.examples:
             print(f"  - e.g. {example}")
