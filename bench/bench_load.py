@@ -18,7 +18,10 @@ Then the same clients send the same mix to a plain Radicale (`python -m radicale
 `--base-pythonpath` a daemon of another revision (its `daemon/` folder) runs the same
 load first on another copy of the home, so a change is measured against the code before
 it on the same box at about the same time. Latency is from sending to the whole answer;
-throughput is answers per second of the run. The box's load average is printed with it.
+throughput is answers per second of the run. The box's load average is printed with it,
+and how late a 10 ms sleep woke in the clients' own process (its interpreter lock and the
+wait for a core are inside every latency measured); `--client-processes N` spreads the same
+clients over N processes.
 """
 
 from __future__ import annotations
@@ -444,8 +447,9 @@ def main() -> int:
     parser.add_argument(
         "--client-processes",
         type=int,
-        default=4,
-        help="spread the clients over this many processes (1: all threads of this one, as before)",
+        default=1,
+        help="spread the clients over this many processes (default: all threads of this one; see RESULTS.md: "
+        "the clients' own interpreter lock was not what made a PUT slow)",
     )
     args = parser.parse_args()
     if args.near:
