@@ -51,3 +51,13 @@ def test_the_event_counts_beside_a_malformed_part(text: str) -> None:
 def test_what_is_not_icalendar_is_still_refused(text: str) -> None:
     with pytest.raises(av.CalendarParseError):
         av.parse_calendar(text)
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_a_value_holding_a_separator_stays_one_line(separator: str) -> None:
+    """Read again without the bad alarm, a description holding a character `str.splitlines`
+    breaks at stays one value: it neither ends the line nor starts a property of its own."""
+    text = obj(inside=f"DESCRIPTION:see{separator}DTSTART:20261210T080000Z\r\n" + ALARM.format("TRIGGER:xyz\r\n"))
+    test_the_event_counts_beside_a_malformed_part(text)
+    [event] = av.parse_calendar(text).walk("VEVENT")
+    assert str(event["DESCRIPTION"]) == f"see{separator}DTSTART:20261210T080000Z"

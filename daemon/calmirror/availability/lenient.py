@@ -24,13 +24,16 @@ from icalendar.prop.broken import vBroken
 KEPT = frozenset({"VCALENDAR", "VEVENT", "VTIMEZONE", "STANDARD", "DAYLIGHT"})
 DROPPED_WHEN_BROKEN = ("EXDATE", "EXRULE")
 _FOLD = re.compile(r"\r?\n[ \t]")
+#: Lines end at a line break only, as icalendar splits them: `str.splitlines` also splits at
+#: \x1c-\x1e, \x85 and \u2028, which a value may hold (a SUMMARY was cut at one).
+_NEWLINE = re.compile(r"\r?\n")
 
 
 def busy_lines(text: str, *, zones: bool = True) -> str:
     """The object with only the components and lines busy time needs (see above)."""
     kept: list[str] = []
     skipping = 0  # depth inside a component that is not kept
-    for line in _FOLD.sub("", text).splitlines():
+    for line in _NEWLINE.split(_FOLD.sub("", text)):
         if not line.strip():
             continue
         upper = line.upper()
