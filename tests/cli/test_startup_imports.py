@@ -79,6 +79,20 @@ def test_a_usage_mistake_is_still_one_line_without_typers_error_drawing(home: Pa
     assert "typer.rich_utils" not in modules
 
 
+def test_only_the_named_command_is_built_and_a_mistyped_one_still_finds_its_neighbour(home: Path) -> None:
+    mistyped, _ = loaded(home, "synk")
+    assert mistyped.returncode == 2
+    assert (
+        mistyped.stderr.splitlines()[0]
+        == "calmirror: No such command 'synk'. Did you mean 'sync'?; see `calmirror --help`"
+    )
+    in_group, _ = loaded(home, "--home", str(home), "outbox", "lst")
+    assert in_group.returncode == 2
+    assert in_group.stderr.splitlines()[0].startswith("calmirror: No such command 'lst'. Did you mean 'list'?")
+    version, _ = loaded(home, "-v", "--version")
+    assert version.stdout.startswith("calmirror ")
+
+
 def test_sync_and_status_load_only_what_they_use(home: Path, emu: Emulator) -> None:
     connected_home(home, emu, conflicts=("Work", "Home"))
     first, _ = loaded(home, "sync")
