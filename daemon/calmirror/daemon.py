@@ -110,6 +110,7 @@ class Daemon:
         self.server.guard = make_guard(
             self.busy, self.state, lambda: self.settings.availability.guard, self.guard_notes, self.far_checks
         )
+        self.server.bookings_one_at_a_time = lambda: self.settings.availability.guard == "reject"
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
         # Served before the first mirror pass, so local appointments work at once; every known

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -110,6 +111,8 @@ class Middleware:
         self.limits = limits or Limits()  # Radicale's per-object limits, for the reason of a refused PUT
         self.fairness = fairness or WritersFirst()  # shared with the store's other writers (`fairness`)
         self.report: Report | None = None  # answers some REPORTs instead of Radicale
+        self.bookings_one_at_a_time: Callable[[], bool] = lambda: False  # the guard refuses double bookings
+        self._bookings = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         for header in _PROXY_HEADERS:
@@ -163,28 +166,42 @@ class Middleware:
         own = self._own_collection(path)
         if method == "PROPPATCH" and own is not None and own not in layout.WRITABLE and not layout.is_read_only(own):
             raise Refusal(HTTPStatus.NOT_FOUND, f"there is no calendar {own}/ to change")
-        if method == "PUT" and layout.is_item_path(path) and own in layout.WRITABLE:
-            found = suspect.check(body, own, self.limits.max_rrule_occurrence)
-            if found is not None:
-                log.info("refused a write into %s/: %s", own, found.reason)
-                raise Refusal(HTTPStatus.FORBIDDEN, found.reason, condition=found.condition)
-            if own == layout.APPOINTMENTS:
-                self._check_guard(body)
-        if method == "MOVE" and destination is not None:
-            self._check_move_guard(environ, path, destination)
-        reply = self._radicale(method, environ)
-        refused = reply.plain_refusal if method in WRITE_METHODS else None
-        if refused is not None:
-            conditions = {"if-none-match": str(environ.get("HTTP_IF_NONE_MATCH", ""))}
-            reason = refusals.explain(method, refused, layout.split_path(path), conditions, body, self.limits)
-            return respond(start_response, refused, reason)
-        start_response(reply.status_line, reply.headers)
-        touched = {self._own_collection(path), self._own_collection(destination)}
-        if method in CHANGE_METHODS and reply.code // 100 == 2:
-            for collection in sorted(layout.WRITABLE):
-                if collection in touched:
-                    self._notify_change(collection)
-        return reply.body
+        with self._booking_turn(method, own, destination):
+            if method == "PUT" and layout.is_item_path(path) and own in layout.WRITABLE:
+                found = suspect.check(body, own, self.limits.max_rrule_occurrence)
+                if found is not None:
+                    log.info("refused a write into %s/: %s", own, found.reason)
+                    raise Refusal(HTTPStatus.FORBIDDEN, found.reason, condition=found.condition)
+                if own == layout.APPOINTMENTS:
+                    self._check_guard(body)
+            if method == "MOVE" and destination is not None:
+                self._check_move_guard(environ, path, destination)
+            reply = self._radicale(method, environ)
+            refused = reply.plain_refusal if method in WRITE_METHODS else None
+            if refused is not None:
+                conditions = {"if-none-match": str(environ.get("HTTP_IF_NONE_MATCH", ""))}
+                reason = refusals.explain(method, refused, layout.split_path(path), conditions, body, self.limits)
+                return respond(start_response, refused, reason)
+            start_response(reply.status_line, reply.headers)
+            touched = {self._own_collection(path), self._own_collection(destination)}
+            if method in CHANGE_METHODS and reply.code // 100 == 2:
+                for collection in sorted(layout.WRITABLE):
+                    if collection in touched:
+                        self._notify_change(collection)
+            return reply.body
+
+    def _booking_turn(self, method: str, own: str | None, destination: str | None) -> AbstractContextManager[object]:
+        """While the guard refuses double bookings, one booking at a time from its check until
+        the busy index has heard of it: the guard asks the index, which learns of a booking only
+        once it is written, so two checks side by side both found one slot free and both were
+        written. A warning-only guard lets them run side by side (a late warning is all a race
+        costs there)."""
+        booking = (method == "PUT" and own == layout.APPOINTMENTS) or (
+            method == "MOVE" and self._own_collection(destination) == layout.APPOINTMENTS
+        )
+        if not booking or self.guard is None or not self.bookings_one_at_a_time():
+            return contextlib.nullcontext()
+        return self._bookings
 
     def _radicale(self, method: str, environ: Environ) -> RadicaleAnswer:
         """Radicale's answer in full; a PROPFIND's is built under the shared store lock."""

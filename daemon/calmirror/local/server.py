@@ -209,6 +209,15 @@ class LocalServer:
         self._middleware.guard = value
 
     @property
+    def bookings_one_at_a_time(self) -> Callable[[], bool]:
+        """Whether appointments are written one at a time from the guard's check on (`middleware`)."""
+        return self._middleware.bookings_one_at_a_time
+
+    @bookings_one_at_a_time.setter
+    def bookings_one_at_a_time(self, value: Callable[[], bool]) -> None:
+        self._middleware.bookings_one_at_a_time = value
+
+    @property
     def freebusy(self) -> FreeBusy | None:
         return self._middleware.freebusy
 
