@@ -235,13 +235,15 @@ def in_one_walk(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz:
         not cs.scanned_all and any(r.count is not None and not r.one_per_period for r in cs.rules)
     ):
         return None
+    if cs.kind == "date" and any(r.freq in ("HOURLY", "MINUTELY", "SECONDLY") for r in cs.rules):
+        return None  # dates of a sub-daily rule repeat: how often depends on the walk's windows
     with cs.lock:
         try:
             found = [_span(raw, tz) for raw in expand(cs, window, tz)]
         except Exception:  # TooDense, or what the library chokes on: the blocks decide
             return None
-    if any(span.approximate for span in found):
-        return None
+    if any(span.approximate for span in found) or len({(s.start, s.end) for s in found}) < len(found):
+        return None  # equal occurrences: the blocks decide how many count
     ws, we = window
     return sorted((span for span in found if span.start < we and span.end > ws), key=lambda span: span.start)
 
