@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -195,6 +196,14 @@ def write_lock_held(store: Any) -> Iterator[Callable[[], None]]:
         thread.join(5)
 
 
+def interruptible() -> None:
+    """A child's Ctrl-C (SIGINT) back to the default before it starts: a shell that runs the
+    tests in the background (`.ci/run &`) starts them with SIGINT ignored, every child inherits
+    that, and Python then never raises KeyboardInterrupt, so a test's SIGINT did nothing. For
+    `preexec_fn` of a child the test interrupts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def emulator_serve(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
     """`calmirror emulator serve` as a child process on a free port, as a newcomer starts it:
     the password through the environment (`PW`), never on the command line."""
@@ -205,4 +214,5 @@ def emulator_serve(*args: str, env: Mapping[str, str] | None = None) -> subproce
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )

@@ -22,7 +22,7 @@ from calmirror.emulator import Emulator
 from calmirror.emulator.seed import generated_items
 from tests.cli.test_cli_foundation import connect, one_clean_line
 from tests.conftest import Cli
-from tests.helpers import APP_PASSWORD, APPLE_ID, emulator_serve, wait_for
+from tests.helpers import APP_PASSWORD, APPLE_ID, emulator_serve, interruptible, wait_for
 
 BIG = 3000
 
@@ -62,6 +62,7 @@ def test_ctrl_c_in_a_long_sync_says_so_and_the_next_sync_carries_on(cli: Cli, bi
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         # Interrupted once a batch is recorded (the folder fills a moment before the record).
