@@ -289,6 +289,8 @@ def run_load(tmp_path: Path, seconds: float) -> dict[str, float]:
                 return row is not None and row.item_count == len(emu.items(home_cal)) and not row.last_error
 
             assert wait_for(mirror_matches, 30, every=0.5)
+            # iCloud can hold the last push a moment before its outbox row is marked done.
+            assert wait_for(lambda: status_json(home)["outbox"]["depth"] == 0, 30, every=0.5), status_json(home)
             status = status_json(home)
             assert status["outbox"]["depth"] == 0 and status["outbox"]["failed"] == []
         finally:
