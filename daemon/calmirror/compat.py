@@ -47,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from calmirror.availability import zones
@@ -142,27 +143,11 @@ def _made(
     resource: Resource, href: str, horizon: dt.date, max_occurrences: int, refused: str, already: tuple[str, ...]
 ) -> Compatible | None:
     reasons: list[str] = list(already)
-    if rename_custom_zones(resource):
-        reasons.append(ZONES)
-    if name_undefined_zones(resource):
-        reasons.append(NAMED)
-    if drop_duration_beside_dtend(resource):
-        reasons.append(BOTH_ENDS)
-    if until_as_end_of_day(resource):
-        reasons.append(DATE_UNTIL)
-    if keep_overrides(resource):
-        reasons.append(OVERRIDDEN_EXDATES)
-    if drop_exrules(resource):
-        reasons.append(EXRULES)
-    if start_as_rdate(resource):
-        reasons.append(START_AS_RDATE)
+    reasons += [reason for rewrite, reason in _BEFORE_SPREAD if rewrite(resource)]
     spread = this_and_future(resource, horizon, THIS_AND_FUTURE_ROOM)
     if spread:
         reasons.append(f"{THIS_AND_FUTURE} (horizon {horizon.isoformat()})")
-    if add_missing_master(resource):
-        reasons.append(MASTERLESS)
-    if split_periods(resource):
-        reasons.append(PERIODS)
+    reasons += [reason for rewrite, reason in _AFTER_SPREAD if rewrite(resource)]
     wants_bound = (
         not refused
         or "recurrence" in refused.lower()
@@ -318,3 +303,21 @@ def mark(resource: Resource, reasons: str, href: str) -> None:
     for event in resource.events:
         event.lines = [line for line in event.lines if name_of(line) != COMPAT_MARKER]
         event.lines.insert(0, f"{COMPAT_MARKER}:{escape(reasons)}")
+
+
+#: The rewrites of a copy with the reason each gives, in the order they are made; a
+#: THISANDFUTURE override is spread between the two groups (`_made`), and the rules are
+#: bounded last.
+_BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
+    (rename_custom_zones, ZONES),
+    (name_undefined_zones, NAMED),
+    (drop_duration_beside_dtend, BOTH_ENDS),
+    (until_as_end_of_day, DATE_UNTIL),
+    (keep_overrides, OVERRIDDEN_EXDATES),
+    (drop_exrules, EXRULES),
+    (start_as_rdate, START_AS_RDATE),
+)
+_AFTER_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
+    (add_missing_master, MASTERLESS),
+    (split_periods, PERIODS),
+)
