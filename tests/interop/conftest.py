@@ -3,7 +3,7 @@
 The daemon comes from the shared `running` fixture (tests/conftest.py, the harness in
 tests/helpers.py): in-process, on a home connected to the sample emulator, Work linked and
 Work + Home mirrored. Tools that are installed into the same environment as pytest are found
-beside the interpreter first, so `/work/venv/bin/pytest` finds `/work/venv/bin/vdirsyncer`
+beside the interpreter first, so `.venv/bin/pytest` finds `.venv/bin/vdirsyncer`
 without the venv on PATH.
 """
 
