@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from contextlib import suppress
+from functools import lru_cache
 from itertools import islice
 
 import icalendar
@@ -187,8 +188,17 @@ def start_of(resource: Resource, line: str) -> tuple[dt.datetime, str, dt.tzinfo
 
 
 def _own_zones(resource: Resource) -> dict[str, icalendar.Timezone]:
+    return _zones_of(tuple(tuple(block) for block in resource.timezones))
+
+
+@lru_cache(maxsize=64)
+def _zones_of(blocks: tuple[tuple[str, ...], ...]) -> dict[str, icalendar.Timezone]:
+    """The object's VTIMEZONEs by TZID, parsed once per set of blocks: `start_of` runs for
+    every RECURRENCE-ID and EXDATE value a copy compares (a THISANDFUTURE override spread over
+    a daily series: over a thousand), and parsing the blocks each time was nearly all of its
+    cost. Read only by the callers."""
     own: dict[str, icalendar.Timezone] = {}
-    for block in resource.timezones:
+    for block in blocks:
         try:
             wrapped = icalendar.Calendar.from_ical("\r\n".join(["BEGIN:VCALENDAR", *block, "END:VCALENDAR", ""]))
         except Exception:
