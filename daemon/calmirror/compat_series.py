@@ -34,7 +34,7 @@ from icalendar.prop import vRecur
 
 from calmirror.availability import rrule_bounds as rb
 from calmirror.compat_bounds import start_of
-from calmirror.ical_lines import Event, Resource, name_of, params_of, value_of
+from calmirror.ical_lines import Event, Resource, name_of, params_of, split, value_of
 
 DATE_UNTIL = "DATE UNTIL of a timed rule written as the end of that day"
 OVERRIDDEN_EXDATES = "EXDATEs of overridden occurrences dropped"
@@ -123,8 +123,8 @@ def _drop_named(resource: Resource, event: Event, overridden: set[tuple[object, 
     for index, line in event.top():
         if name_of(line) != "EXDATE":
             continue
-        head = line[: len(line) - len(value_of(line)) - 1]
-        values = [v for v in value_of(line).split(",") if v.strip()]
+        head, value = split(line)
+        values = [v for v in value.split(",") if v.strip()]
         left = [v for v in values if not (_keys(resource, f"{head}:{v.strip()}") & overridden)]
         if len(left) == len(values):
             continue
@@ -206,7 +206,7 @@ def _later_overrides(
     except (ValueError, TypeError, OverflowError):
         return None
     taken = {_keys_of(resource, e.get("RECURRENCE-ID") or "") for e in resource.events if e.get("RECURRENCE-ID")}
-    removed = {key for line in master.all("EXDATE") for key in _exdate_keys(resource, line)}
+    removed = {key for line in master.all("EXDATE") for key in _date_list_keys(resource, line)}
     stop = dt.datetime.combine(horizon, dt.time())
     later = []
     for wall in islice(walk.xafter(at, inc=False), room):  # (past `room`, later ones keep their times)
@@ -248,9 +248,10 @@ def _keys_of(resource: Resource, line: str) -> frozenset[tuple[object, ...]]:
     return frozenset(_keys(resource, line))
 
 
-def _exdate_keys(resource: Resource, line: str) -> set[tuple[object, ...]]:
-    head = line[: len(line) - len(value_of(line)) - 1]
-    return {key for v in value_of(line).split(",") if v.strip() for key in _keys(resource, f"{head}:{v.strip()}")}
+def _date_list_keys(resource: Resource, line: str) -> set[tuple[object, ...]]:
+    """The instants an EXDATE or RDATE line names (`_keys` of each value)."""
+    head, value = split(line)
+    return {key for v in value.split(",") if v.strip() for key in _keys(resource, f"{head}:{v.strip()}")}
 
 
 # --- a DTSTART the rule does not produce ------------------------------------------------------
@@ -306,11 +307,9 @@ def start_as_rdate(resource: Resource) -> bool:
         if not start_left_out(value_of(start), value_of(rules[0])):
             continue
         keys = _keys(resource, start)
-        if any(keys & _exdate_keys(resource, line) for line in event.all("EXDATE")):
-            continue
-        if any(keys & _exdate_keys(resource, line) for line in event.all("RDATE")):
-            continue
-        head = start[: len(start) - len(value_of(start)) - 1]
-        event.lines.append("RDATE" + head[len("DTSTART") :] + ":" + value_of(start).strip())
+        if any(keys & _date_list_keys(resource, line) for line in [*event.all("EXDATE"), *event.all("RDATE")]):
+            continue  # removed by an EXDATE, or already an RDATE
+        head, value = split(start)
+        event.lines.append("RDATE" + head[len("DTSTART") :] + ":" + value.strip())
         changed = True
     return changed
