@@ -34,7 +34,7 @@ from calmirror.availability.compiled import Single
 from calmirror.availability.durations import EXACT_PARAM, Length, mark_exact_durations, rfc_end
 from calmirror.availability.instants import Time, bound
 from calmirror.availability.rules import EventInfo, normalise_address
-from calmirror.availability.zones import _iana_names
+from calmirror.availability.zones import iana_name
 
 UTC = dt.UTC
 YEARS: Final = (1900, 2400)  # dates outside are left to the full path (bounds near year 1 or 9999)
@@ -243,7 +243,7 @@ def _time(line: Line) -> Time:
         return _in_years(naive.replace(tzinfo=UTC))
     if tzid is None:
         return _in_years(naive)
-    if tzid not in _iana_names() or tzid.startswith("/"):
+    if iana_name(tzid) != tzid:  # exactly an IANA name: no vendor prefix, no blanks
         raise _Decline
     return _in_years(naive.replace(tzinfo=zoneinfo.ZoneInfo(tzid)))
 
