@@ -27,7 +27,7 @@ from calmirror.availability.rules import EventInfo
 MAX_OCCURRENCES = 5_000  # per rule per query; the library spends ~15 us on each
 
 
-def _recurrence_ids(time: Time) -> tuple[Any, ...]:
+def recurrence_ids(time: Time) -> tuple[Any, ...]:
     """recurring-ical-events' recurrence ids, with the wall-time form kept apart from the UTC one.
 
     The library identifies an occurrence, an EXDATE and a RECURRENCE-ID by (UTC as naive,
@@ -42,8 +42,8 @@ def _recurrence_ids(time: Time) -> tuple[Any, ...]:
     return (ids[0], ("wall", ids[1])) if len(ids) == 2 else ids
 
 
-_ric_rrule.to_recurrence_ids = _recurrence_ids
-_ric_adapters.to_recurrence_ids = _recurrence_ids
+_ric_rrule.to_recurrence_ids = recurrence_ids
+_ric_adapters.to_recurrence_ids = recurrence_ids
 
 
 class CapReached(Exception):

@@ -34,7 +34,7 @@ from calmirror.availability.compiled import CompiledCalendar, CompiledSeries, Si
 from calmirror.availability.durations import DST_SLACK, length_of, rfc_end
 from calmirror.availability.instants import Time, bound, wall
 from calmirror.availability.lenient import drop_broken
-from calmirror.availability.library_series import Adapter, CachedSeries, _recurrence_ids
+from calmirror.availability.library_series import Adapter, CachedSeries, recurrence_ids
 from calmirror.availability.rules import event_info
 
 COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to here
@@ -150,7 +150,7 @@ def _overrides_kept(master: Adapter, mods: Sequence[Adapter]) -> Adapter:
     changed = False
     for line in found if isinstance(found, list) else [found]:
         values = [v.dt for v in line.dts]
-        left = [v for v in values if not (named & set(_recurrence_ids(v)) or v in days)]
+        left = [v for v in values if not (named & set(recurrence_ids(v)) or v in days)]
         changed = changed or len(left) != len(values)
         if left:
             kept.append(left)
@@ -171,7 +171,7 @@ def _until_of_timed_rule(parts: dict[str, list[Any]], start: Time) -> dt.datetim
     date as its midnight and drop that last day, vobject (Radicale) takes it at DTSTART's time
     of day. A writer of a date meant "up to and including that day", and erring towards busy
     never double-books anyone, so the whole last day counts. The compatible copy writes the
-    same instant out (`compat.until_as_end_of_day`), so a client of the mirror sees it too."""
+    same instant out (`compat_series.until_as_end_of_day`), so a client of the mirror sees it too."""
     values = parts.get("UNTIL") or []
     if not isinstance(start, dt.datetime) or len(values) != 1:
         return None
