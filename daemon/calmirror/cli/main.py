@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import typer.core
 import typer.main
 import typer.models
 
@@ -26,6 +24,7 @@ from calmirror.cli import (
     feeds_cmd,
     run_cmds,
     sync_cmds,
+    typer_patches,
     week_cmd,
 )
 from calmirror.cli.context import Ctx
@@ -40,43 +39,7 @@ app = typer.Typer(
 )
 
 
-def _flags_without_type(option: typer.core.TyperOption, ctx: typer.Context) -> str | None:
-    """A flag takes no value, so help shows no type for it (typer prints `<bool>`)."""
-    return None if option.is_flag else _plain(_typed_display(option, ctx))
-
-
-def _argument_type(argument: typer.core.TyperArgument, ctx: typer.Context) -> str | None:
-    return _plain(_argument_display(argument, ctx))
-
-
-def _plain(shown: str | None) -> str | None:
-    """One value's type: typer prints `<list[str]>` for a value given many times (the `...` and
-    the help say so already) and `<int range>` for a bounded number (the bounds follow)."""
-    if shown is None:
-        return None
-    return re.sub(r"^<list\[(.*)\]>", r"<\1>", shown).replace(" range>", ">")
-
-
-_typed_display = typer.core.TyperOption.display_type_rich
-_argument_display = typer.core.TyperArgument.display_type_rich
-typer.core.TyperOption.display_type_rich = _flags_without_type  # type: ignore[method-assign,assignment]  # a patch of typer
-typer.core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]  # a patch of typer
-
-_typed_process_value = typer.core._TyperParameter.process_value
-
-
-def _absent_without_pydantic(param: typer.core._TyperParameter, ctx: typer.Context, value: object) -> object:
-    """An option left out (None) becomes None, or () for one given many times, without the
-    value's pydantic TypeAdapter, which typer builds first for every value it checks: building
-    the first one imports pydantic, about a tenth of a second of a `calmirror sync` or
-    `status` that gives no valued option. A value given, or a required one, goes to typer."""
-    if value is not None or param.required:
-        return _typed_process_value(param, ctx, value)
-    absent = () if param.multiple or param.nargs == -1 else None
-    return absent if param.callback is None else param.callback(ctx, param, absent)
-
-
-typer.core._TyperParameter.process_value = _absent_without_pydantic  # type: ignore[method-assign,assignment]  # a patch of typer
+typer_patches.apply()
 
 
 def _one_line_usage_error(error: typer.TyperException) -> None:
@@ -110,9 +73,10 @@ def _for_command(argv: list[str]) -> typer.Typer:
     """The app with only the command `argv` names (or its group, for `outbox list`): typer
     builds every command's parameters from its signature before it runs one, a third of the
     CPU of a `calmirror sync` after its imports. The root's help, a bare `calmirror` and a name
-    it does not know (whose error suggests the nearest) get every command."""
+    it does not know (whose error suggests the nearest) get every command, and so does every
+    command when typer is not one this was tested with (`typer_patches`)."""
     name = _command_name(argv[1:])
-    if name is None:
+    if name is None or not typer_patches.applied("only the command run is built"):
         return app
     commands = [c for c in app.registered_commands if (c.name or _command_of(c)) == name]
     groups = [g for g in app.registered_groups if g.name == name]
@@ -164,6 +128,8 @@ def main(
     os.umask(0o077)  # calendars, state and secrets are private: every file we create is 0600
     ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)
     logs.setup("warning", verbose)  # commands print their own summaries; `run` logs at info
+    if verbose and (note := typer_patches.note()):
+        typer.echo(note, err=True)
     ctx.call_on_close(ctx.obj.close)
 
 
