@@ -15,7 +15,7 @@ from calmirror import account, credentials
 from calmirror.config import Settings
 from calmirror.connections import Connection, Connections
 from calmirror.detect import ChangeDetector
-from calmirror.errors import AuthFailed, CalmirrorError, NotFound, RemoteError
+from calmirror.errors import AuthFailed, CalmirrorError, NotFound, RemoteError, Unavailable
 from calmirror.health import Health
 from calmirror.home import Home
 from calmirror.linked import LinkedFollower
@@ -105,7 +105,12 @@ class Engine:
             if wait > 0:
                 label = self.state.calendar_names().get(calendar_id, calendar_id)
                 reports.append(
-                    SyncReport(calendar_id, label, "", error=f"the server asked to wait; retrying in {wait:.0f} s")
+                    SyncReport(
+                        calendar_id,
+                        label,
+                        "",
+                        error=f"the server asked to wait; nothing is sent to it for {wait:.0f} s",
+                    )
                 )
                 continue
             try:
@@ -203,6 +208,8 @@ class Engine:
             if not conn.health.failed(exc):  # a 401 to the password from before a reconnect
                 return self._failed(calendar_id, "refused with the password from before the reconnect; next pass")
             message = exc.message if not isinstance(exc, AuthFailed) else held_line_of(self.state, conn.name)
+            if isinstance(exc, Unavailable) and exc.retry_after:
+                message += f"; the server asked to wait {exc.retry_after:.0f} s"
             return self._failed(calendar_id, message)
 
     def push_pass(self, client: ICloudClient) -> list[PushResult]:

@@ -111,6 +111,11 @@ def describe(state: State, now: float | None = None, account: str = PRIMARY) -> 
         "unreachable": "unreachable",
         "unknown": "not checked yet",
     }.get(current["state"], current["state"])
-    if current["state"] == "unreachable" and current.get("since"):
+    retry_in = max(0.0, float(current.get("not_before") or 0) - now)
+    if current["state"] == "unreachable" and retry_in > 0:
+        # A 503 with Retry-After is an answer, not an outage: say until when nothing is sent.
+        until = time.strftime("%H:%M:%S", time.localtime(now + retry_in))
+        text = f"asked to wait: nothing is sent to it before {until}, then calmirror tries again"
+    elif current["state"] == "unreachable" and current.get("since"):
         text += " since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(current["since"]))
-    return {**current, "text": text, "retry_in": max(0.0, float(current.get("not_before") or 0) - now)}
+    return {**current, "text": text, "retry_in": retry_in}

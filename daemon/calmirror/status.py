@@ -65,6 +65,12 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
                 **copies_of(state, cal_id),
             }
         )
+    # A chosen conflict calendar has no mirror row before its first pass (a new choice, or
+    # one held by the server asking to wait): named, so status does not leave it out silently.
+    have = {m["id"] for m in mirrors}
+    not_yet = [
+        {"id": cal_id, "name": names.get(cal_id, cal_id)} for cal_id in settings.icloud.conflicts if cal_id not in have
+    ]
     pending = state.outbox(("pending", "in_flight"))
     failed = state.outbox(("failed",))
     return {
@@ -79,6 +85,7 @@ def gather(home: Home, settings: Settings, state: State, now: float | None = Non
         "me": sorted(shown_addresses(tuple(my_addresses(state, settings)))),
         "linked": {"id": settings.icloud.linked, "name": names.get(settings.icloud.linked or "")},
         "mirrors": mirrors,
+        "not_mirrored_yet": not_yet,
         "outbox": {
             "depth": len(pending),
             "oldest_pending_age_s": _age(min((r.enqueued_at for r in pending), default=None), now),

@@ -261,6 +261,14 @@ def _print_status(d: dict[str, Any]) -> None:
         for line in problems:
             console.print(f"(!) {line}")
         _print_copy_reasons(d["mirrors"])
+    if d["not_mirrored_yet"]:
+        waiting = ", ".join(m["name"] for m in d["not_mirrored_yet"])
+        how = (
+            "the running daemon mirrors them at its next pass"
+            if d["daemon_running"]
+            else "run `calmirror sync` or `calmirror run`"
+        )
+        console.print(f"Not mirrored yet: {waiting} ({how})")
     o = d["outbox"]
     oldest = f", oldest waiting {_fmt_age(o['oldest_pending_age_s'])}" if o["depth"] else ""
     last = o["last_push"]
@@ -282,5 +290,7 @@ def _print_status(d: dict[str, Any]) -> None:
             f"Version conflict {time.strftime('%Y-%m-%d %H:%M', time.localtime(c['ts']))}: {c['uid']}: {c['reason']} "
             "(both versions: `calmirror status --json`; `calmirror status --clear-version-conflicts` forgets them)"
         )
+    if d["recent_errors"]:
+        console.print("Recent errors:")
     for e in d["recent_errors"][:5]:
         console.print(f"  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['ts']))} {e['kind']}: {e['message']}")
