@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,48 @@ def test_availability_and_week_say_what_busy_time_does_not_count_yet(cli: Cli, e
     mirrored = cli(*window)
     assert mirrored.returncode == 0 and mirrored.stderr == ""
     assert json.loads(mirrored.stdout)["intervals"]
+
+
+def test_availability_takes_the_days_week_takes_and_needs_no_window(cli: Cli, emu: Emulator, home: Path) -> None:
+    """`availability` alone answered "Missing option '--from'", and `--from today` was "not a
+    date" while `week today` works: it now starts now, looks a week ahead, and takes `today`,
+    `tomorrow`, `monday` or `+3d` as the start of that day."""
+    today = datetime.now(UTC).date()
+    for days in (0, 1, 2, 5):  # busy at 23:00 UTC each of those days, whenever the test runs
+        at = (today + timedelta(days=days)).strftime("%Y%m%d")
+        emu.put_item(
+            emu.calendar_id("Work"),
+            f"late-{days}.ics",
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:late-{days}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{at}T230000Z\r\n"
+            f"DTEND:{at}T233000Z\r\nSUMMARY:Late call\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        )
+    assert connect(cli, emu).returncode == 0 and cli("link", "Work").returncode == 0
+    assert cli("sync").returncode == 0
+
+    def busy(*window: str) -> object:
+        result = cli("availability", *window, "--tz", "UTC", "--json", "--no-daemon")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        return json.loads(result.stdout)
+
+    in_words = busy("--from", "today", "--to", "+7d")
+    assert in_words == busy("--from", today.isoformat(), "--to", (today + timedelta(days=7)).isoformat())
+    assert in_words["intervals"]
+    assert busy("--from", "tomorrow", "--to", "+3d") == busy(
+        "--from", (today + timedelta(days=1)).isoformat(), "--to", (today + timedelta(days=3)).isoformat()
+    )
+    alone = busy()  # from now, a week ahead: what is left of today and the next seven days
+    assert len(alone["intervals"]) >= 3 and all(
+        datetime.fromisoformat(i["end"]) > datetime.now(UTC) - timedelta(minutes=1) for i in alone["intervals"]
+    )
+    assert alone["intervals"][-1]["start"] < (datetime.now(UTC) + timedelta(days=7)).isoformat()
+
+    refused = cli("availability", "--from", "someday")
+    assert refused.returncode == 2
+    assert one_clean_line(refused) == (
+        "calmirror: --from 'someday': not a date; use now, today, tomorrow, monday, +3d, "
+        "2026-12-01, 2026-12-01T09:00 or 2026-12-01T09:00+01:00"
+    )
 
 
 def test_disconnect_removes_the_mirrors_and_status_says_why_the_link_has_no_name(

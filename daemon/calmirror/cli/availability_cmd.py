@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +18,28 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise UserError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
+
+
+# What `slots.parse_time` suggests, with the words `week` takes in front.
+DAY_WORDS = "use now, today, tomorrow, monday, +3d, "
+
+
+def when(text: str, zone: ZoneInfo, now: datetime, what: str) -> datetime:
+    """An instant from what a person types: `now`, a day as `week` takes it (`today`,
+    `monday`, `+3d`: the start of that day in `zone`) or an ISO date or date-time."""
+    from calmirror.availability import slots
+    from calmirror.web.week import BadDate, parse_day
+
+    if text.strip().lower() == "now":
+        return now
+    try:
+        return slots.parse_time(text, zone, what)
+    except slots.BadInput as refused:
+        try:
+            day = parse_day(text, now.astimezone(zone).date())
+        except BadDate:
+            raise slots.BadInput(what, text, refused.problem.replace("use ", DAY_WORDS, 1)) from None
+        return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
 def warn_uncounted(c: Ctx) -> None:
@@ -60,8 +82,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def availability(
         ctx: typer.Context,
-        start: Annotated[str, typer.Option("--from", help="Start: 2026-12-01 or 2026-12-01T09:00.")],
-        end: Annotated[str, typer.Option("--to", help="End (exclusive).")],
+        start: Annotated[
+            str,
+            typer.Option("--from", help="Start: now, today, tomorrow, monday, +3d, 2026-12-01 or 2026-12-01T09:00."),
+        ] = "now",
+        end: Annotated[
+            str | None,
+            typer.Option("--to", help="End (exclusive), written as --from is; default: 7 days after --from."),
+        ] = None,
         tz: Annotated[
             str | None, typer.Option("--tz", help="Zone for input and output (default: availability.timezone).")
         ] = None,
@@ -87,7 +115,9 @@ def register(app: typer.Typer) -> None:
         c = ctx_of(ctx)
         c.require_home()  # a mistyped --home would answer "nothing busy"
         zone = _zone(tz or c.settings.availability.timezone)
-        window_start, window_end = slots.parse_time(start, zone), slots.parse_time(end, zone)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        window_start = when(start, zone, now, "--from")
+        window_end = when(end, zone, now, "--to") if end else window_start + timedelta(days=7)
         if window_end <= window_start:
             raise UserError("--to must be after --from")
         if window_end - window_start > timedelta(days=366):
