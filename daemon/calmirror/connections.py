@@ -16,7 +16,7 @@ from calmirror import account
 from calmirror.config import Settings
 from calmirror.health import Health
 from calmirror.home import Home
-from calmirror.model import PRIMARY, account_of
+from calmirror.model import PRIMARY
 from calmirror.reconnect import Healer
 from calmirror.remote import ICloudClient
 from calmirror.state import State
@@ -77,9 +77,6 @@ class Connections:
         if client is None:
             return None
         return Connection(name, client, self.health(name), self.healer(name))
-
-    def for_calendar(self, calendar_id: str, first: ICloudClient | None) -> Connection | None:
-        return self.connection(account_of(calendar_id), first)
 
     def account_of_url(self, url: str) -> str:
         """The account whose home holds `url` (an appointment's remote calendar), else the first."""

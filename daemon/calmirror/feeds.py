@@ -180,10 +180,6 @@ class FeedPoller:
             busy = set(self._in_flight)
         return [f for f in self.state.feeds() if f.next_poll <= now and f.name not in busy]
 
-    def poll_due(self, now: float | None = None) -> list[FeedReport]:
-        now = time.time() if now is None else now
-        return [self.poll(feed, now=now) for feed in self.due(now)]
-
     def poll_many(
         self, feeds: Sequence[FeedRow], *, accept_empty: frozenset[str] = frozenset(), now: float | None = None
     ) -> list[FeedReport]:

@@ -273,15 +273,6 @@ def fallback_entry(entry: MirrorEntry, policy: MirrorPolicy, refused: str) -> tu
     return (_compatible_entry(entry, made), copy) if made is not None else None
 
 
-def horizon_due(known: Mapping[str, MirrorEntry], horizon: dt.date) -> list[str]:
-    """Hrefs of compatible copies derived for an older horizon: they are derived again from
-    the exact text, so a bounded rule keeps reaching five years ahead."""
-    mark = horizon.isoformat()
-    return sorted(
-        href for href, entry in known.items() if entry.copy == "compatible" and entry.horizon and entry.horizon < mark
-    )
-
-
 # --- push --------------------------------------------------------------------------------
 
 

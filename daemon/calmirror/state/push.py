@@ -48,10 +48,6 @@ class PushTables(StateBase):
 
     # --- iCloud's versions of pushed appointments ----------------------------------------
 
-    def remote_version(self, uid: str) -> RemoteVersion | None:
-        rows = self._rows("SELECT * FROM remote_versions WHERE uid = ?", (uid,))
-        return RemoteVersion(**rows[0]) if rows else None
-
     def remote_versions(self) -> list[RemoteVersion]:
         return [RemoteVersion(**r) for r in self._rows("SELECT * FROM remote_versions ORDER BY seen_at")]
 
