@@ -101,6 +101,16 @@ class BusyUpkeep:
         out.append(SourceSpec(BUSY_PUSHED, PUSHED_IN_ICLOUD, None, a.allday_busy, False))
         return out
 
+    def build_due(self) -> str | None:
+        """Why the next upkeep indexes every source anew, or None when it only follows changes:
+        a command can say so first, since that takes seconds per thousand events."""
+        meta = self.state.busy_meta()
+        if meta is None:
+            return "built for the first time"
+        if meta["fingerprint"] != spans.fingerprint(self.rules()):
+            return "rebuilt (calmirror was upgraded, or availability.timezone or your addresses changed)"
+        return None if meta.get("complete") else "completed (its last build did not finish)"
+
     # --- computing entries -----------------------------------------------------------------
 
     def batch(
@@ -216,6 +226,7 @@ class BusyUpkeep:
             self.lock.release()
 
     def _rebuild(self) -> None:
+        log.info("the busy index is being %s; busy time waits for it", self.build_due() or "rebuilt")
         began = time.monotonic()
         rules = self.rules()
         self.state.busy_reset(spans.fingerprint(rules), spans.horizon_at(self.clock()))

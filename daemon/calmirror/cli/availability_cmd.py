@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from calmirror.cli.context import Ctx, console, ctx_of, err_console, print_json
 from calmirror.errors import UserError
+
+if TYPE_CHECKING:
+    from calmirror.availability.sources import BusySources
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -20,6 +23,7 @@ def _zone(name: str) -> ZoneInfo:
         raise UserError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
 
 
+NOTED_BUILD = 1000  # mirrored events from which an index build takes long enough to say so
 # What `slots.parse_time` suggests, with the words `week` takes in front.
 DAY_WORDS = "use now, today, tomorrow, monday, +3d, "
 
@@ -40,6 +44,15 @@ def when(text: str, zone: ZoneInfo, now: datetime, what: str) -> datetime:
         except BadDate:
             raise slots.BadInput(what, text, refused.problem.replace("use ", DAY_WORDS, 1)) from None
         return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def say_index_build(c: Ctx, sources: BusySources) -> None:
+    """On stderr, before a long wait: the first question after an upgrade (or a change of
+    time zone) rebuilds the busy index, seconds per thousand events, and said nothing."""
+    why = sources.upkeep.build_due()
+    events = sum(row.item_count or 0 for row in c.state.mirrors())
+    if why and events >= NOTED_BUILD:
+        err_console.print(f"The busy index is being {why}: {events:,} mirrored events, once.", markup=False)
 
 
 def warn_uncounted(c: Ctx) -> None:
@@ -133,7 +146,9 @@ def register(app: typer.Typer) -> None:
         if busy is None:
             store = LocalStore(c.home.store_dir, acct.username)
             store.ensure_base()
-            busy = BusySources(store, c.state, c.settings).busy(window_start, window_end)
+            sources = BusySources(store, c.state, c.settings)
+            say_index_build(c, sources)
+            busy = sources.busy(window_start, window_end)
         if length is None:
             rows = [{"start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()} for s, e in busy]
             title = "Busy"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from calmirror.cli.availability_cmd import warn_uncounted
+from calmirror.cli.availability_cmd import say_index_build, warn_uncounted
 from calmirror.cli.context import Ctx, console, ctx_of, print_json
 from calmirror.errors import UserError
 
@@ -68,6 +68,7 @@ def _compute(c: Ctx, first: dt.date, length: dt.timedelta, hours: tuple[dt.time,
     store = LocalStore(c.home.store_dir, local_account(c.home).username)
     store.ensure_base()
     busy = BusySources(store, c.state, c.settings)
+    say_index_build(c, busy)
     return to_json(week_for(busy, c.state, c.settings, first, slot=length, hours=hours))
 
 
