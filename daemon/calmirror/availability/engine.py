@@ -7,7 +7,7 @@ database: the daemon, the CLI and the double-booking guard hand in what they hav
 Why it is shaped this way:
 
 * Each `icalendar.Calendar` is compiled once and each source indexed once
-  (`availability.busy_index`), so asking about many windows over the same 10,000 mirrored
+  (`availability.index`), so asking about many windows over the same 10,000 mirrored
   events does not redo that work. Calendars handed in must not be mutated afterwards:
   a changed resource is a new parse, hence a new object. `clear_cache()` exists for
   benchmarks and tests.

@@ -1,7 +1,9 @@
 """Memos that let one parsed corpus answer many windows quickly.
 
-The daemon keeps its parsed calendars in memory and asks about many windows (every
-guarded PUT, every free-busy REPORT). Two memos make that cheap, both keyed by object
+A caller that holds parsed calendars and asks about many windows (the web week handed
+calendars, the tests' and benchmarks' corpora) walks them once. The daemon itself answers
+from the busy index in the state database (`availability.sources`) and parses only what it
+computes entries from, with `remember=False`. Two memos make repeated walks cheap, both keyed by object
 identity and both only ever holding what is derived from the calendars themselves, never
 from a query's rules or window:
 
