@@ -29,7 +29,7 @@ import radicale.app
 import radicale.storage
 
 from calmirror.errors import LocalServerError
-from calmirror.local import layout, range_answer, uid_cache
+from calmirror.local import expand, layout, range_answer, uid_cache
 from calmirror.local.answers import StartResponse
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
@@ -49,6 +49,8 @@ from calmirror.local.radicale_config import build_configuration
 from calmirror.local.range_query import IndexedStorage, RangeStore, storage_type, warm
 from calmirror.local.store import LocalStore
 from calmirror.web.front import front
+
+expand.install()  # RFC 4791's expand in place of Radicale's (floating series, RDATEs)
 
 log = logging.getLogger("calmirror.local")
 
