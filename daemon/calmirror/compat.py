@@ -20,6 +20,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   frequent that the limit would stop it before the horizon (every 90 minutes, every second),
   that runs past the horizon, loses its COUNT or UNTIL instead: the same up to the horizon,
   and reaching every window.
+  One that ends before the horizon is written out as RDATEs instead, which Radicale does not
+  count (`compat_rdates`); past 50,000 occurrences it stays cut, and its reason says so.
 - **Custom TZIDs** (Exchange's `Customized Time Zone`, Windows names defined in-object):
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
@@ -52,6 +54,7 @@ from dataclasses import dataclass
 
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
+from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_series import (
     DATE_UNTIL,
     EXRULES,
@@ -80,6 +83,8 @@ ZONES = "custom time zones renamed per definition"
 NAMED = "undefined Windows time zones named by their IANA zone"
 BOTH_ENDS = "DURATION beside DTEND dropped"
 OPENED = "end past the horizon dropped"
+WRITTEN_OUT = "rule too frequent for Radicale's occurrence limit written out as RDATEs"
+CUT = "rule cut at Radicale's occurrence limit before its end: clients see fewer occurrences than busy time counts"
 BOM = "byte-order mark dropped"
 
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
@@ -154,6 +159,12 @@ def _made(
         or "rrule" in refused.lower()
         or over_limit(resource, max_occurrences)
     )
+    if wants_bound:
+        written, cut = rules_as_rdates(resource, horizon, max_occurrences)
+        reasons += [WRITTEN_OUT] if written else []
+        if cut:
+            reasons.append(CUT)
+            log.warning("%s: a rule has more than %d occurrences before its end; %s", href, RDATE_ROOM, CUT)
     rules_before = _rules(resource)
     bounded = horizon.isoformat() if spread else ""
     if wants_bound and bound_rules(resource, horizon, max_occurrences):

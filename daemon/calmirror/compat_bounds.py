@@ -50,7 +50,7 @@ def bound_rules(resource: Resource, horizon: dt.date, limit: int) -> bool:
         for index, line in event.top():
             if name_of(line) != "RRULE":
                 continue
-            bounded = _bounded(resource, event, value_of(line), horizon, limit)
+            bounded = bounded_rule(resource, event, value_of(line), horizon, limit)
             if bounded is not None and bounded != value_of(line):
                 event.lines[index] = "RRULE" + params_of(line) + ":" + bounded
                 changed = True
@@ -88,7 +88,7 @@ def _naive(value: str) -> dt.datetime:
     return dt.datetime.strptime(value[:8], "%Y%m%d")
 
 
-def _bounded(resource: Resource, event: Event, rule: str, horizon: dt.date, limit: int) -> str | None:
+def bounded_rule(resource: Resource, event: Event, rule: str, horizon: dt.date, limit: int) -> str | None:
     """The rule with COUNT/UNTIL replaced by an UNTIL at its last occurrence before the
     horizon, at most the limit-th; None when the rule ends well before either.
 

@@ -53,9 +53,15 @@ def put(served: tuple[LocalServer, LocalStore, requests.Session], collection: st
 
 
 def expanded(served: tuple[LocalServer, LocalStore, requests.Session], collection: str) -> list[icalendar.Event]:
-    """The VEVENTs one expanding calendar-query over WINDOW answers with (a 207 required)."""
+    return query_expanded(served, collection, WINDOW)
+
+
+def query_expanded(
+    served: tuple[LocalServer, LocalStore, requests.Session], collection: str, window: tuple[dt.datetime, dt.datetime]
+) -> list[icalendar.Event]:
+    """The VEVENTs one expanding calendar-query over `window` answers with (a 207 required)."""
     server, _, http = served
-    start, end = (t.strftime("%Y%m%dT%H%M%SZ") for t in WINDOW)
+    start, end = (t.strftime("%Y%m%dT%H%M%SZ") for t in window)
     query = f"""<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
   <D:prop><C:calendar-data><C:expand start="{start}" end="{end}"/></C:calendar-data></D:prop>
@@ -74,9 +80,11 @@ def expanded(served: tuple[LocalServer, LocalStore, requests.Session], collectio
     return sorted(events, key=lambda e: str(e.decoded("DTSTART")))
 
 
-def busy(text: str, zone: ZoneInfo) -> list[tuple[dt.datetime, dt.datetime]]:
+def busy(
+    text: str, zone: ZoneInfo, window: tuple[dt.datetime, dt.datetime] = WINDOW
+) -> list[tuple[dt.datetime, dt.datetime]]:
     rules = av.Rules(zone)
-    intervals = av.busy_intervals([av.Source("s", [av.parse_calendar(text)])], *WINDOW, rules)
+    intervals = av.busy_intervals([av.Source("s", [av.parse_calendar(text)])], *window, rules)
     return [(start, end) for start, end in intervals]
 
 
