@@ -29,7 +29,7 @@ import radicale.app
 import radicale.storage
 
 from calmirror.errors import LocalServerError
-from calmirror.local import expand, layout, range_answer, uid_cache
+from calmirror.local import expand, layout, radicale_errors, range_answer, uid_cache
 from calmirror.local.answers import StartResponse
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
@@ -51,6 +51,7 @@ from calmirror.local.store import LocalStore
 from calmirror.web.front import front
 
 expand.install()  # RFC 4791's expand in place of Radicale's (floating series, RDATEs)
+radicale_errors.install()  # one line per 500, saying what failed
 
 log = logging.getLogger("calmirror.local")
 
