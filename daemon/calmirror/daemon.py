@@ -111,6 +111,7 @@ class Daemon:
             self.busy, self.state, lambda: self.settings.availability.guard, self.guard_notes, self.far_checks
         )
         self.server.bookings_one_at_a_time = lambda: self.settings.availability.guard == "reject"
+        self.far_checks.resume(self.state.take_far_checks())  # those a stop interrupted: their warnings are owed
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
         # Served before the first mirror pass, so local appointments work at once; every known
@@ -227,7 +228,8 @@ class Daemon:
         if engine is not None:
             engine.connections.close()
         self.server.stop(timeout=max(0.5, deadline - time.monotonic()))
-        self.far_checks.close(timeout=max(0.5, deadline - time.monotonic()))
+        left = self.far_checks.close(timeout=max(0.5, deadline - time.monotonic()))
+        self.state.leave_far_checks(left)  # checked again at the next start
         self.guard_notes.close(timeout=max(0.5, deadline - time.monotonic()))  # before the state closes
         self.ranges.close()
         control.remove_record(self.home.pid_file)

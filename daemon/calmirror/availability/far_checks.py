@@ -8,40 +8,84 @@ In mode "warn" the check only records a warning, so the PUT need not wait: it is
 at once and the check runs here, one after another, writing its decision as the guard would
 (unless a newer version of the same appointment was decided meanwhile). Mode "reject" must
 answer before the write, and still checks in the request.
+
+A stop waits for these checks only as long as its grace allows; a check still running or
+queued then would fail on the closed database and its warning be lost. So `close` returns
+the bookings not yet checked, the daemon keeps them in the state (`state/far_left.py`), and
+the next start checks them again (`resume`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 
 from calmirror.worker import Worker
 
 log = logging.getLogger("calmirror.guard")
+
+Booking = tuple[str, bytes]  # (uid, the body the client wrote)
 
 
 class FarChecks:
     """One thread running deferred checks in the order they came, started by the first."""
 
     def __init__(self) -> None:
-        self._worker: Worker[Callable[[], object]] = Worker(
-            "guard-far", _run, log, "%d double-booking check(s) past the busy index's horizon failed"
+        self._worker: Worker[tuple[int, Callable[[], object]]] = Worker(
+            "guard-far", self._run, log, "%d double-booking check(s) past the busy index's horizon failed"
         )
+        self._keys = itertools.count()
+        self._open: dict[int, Booking] = {}  # submitted and not yet done
+        self._lock = threading.Lock()
+        self._stopping = False
+        self.again: Callable[[bytes], None] | None = None  # set by the guard: check a left booking again
 
-    def submit(self, check: Callable[[], object]) -> None:
+    def submit(self, check: Callable[[], object], booking: Booking | None = None) -> None:
+        key = next(self._keys)
+        if booking is not None:
+            with self._lock:
+                self._open[key] = booking
         self._worker.start()
-        self._worker.put(check)
+        self._worker.put((key, check))
+
+    def resume(self, bookings: Sequence[Booking]) -> None:
+        """Check again the bookings a stop left unchecked (their warnings are still owed)."""
+        if bookings and self.again is not None:
+            log.info("checking %d booking(s) past the horizon left unchecked at the last stop", len(bookings))
+            for _uid, body in bookings:
+                self.again(body)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every check submitted so far has run; False after `timeout` s."""
         return self._worker.flush(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop after the checks queued so far (a check not run by then is logged, not made)."""
-        if not self._worker.close(timeout):
-            log.warning("stopped with double-booking checks past the horizon still queued")
+    def close(self, timeout: float = 10.0) -> list[Booking]:
+        """Stop after the checks queued so far, waiting at most `timeout` s; returns the
+        bookings whose check did not finish (to be kept and checked at the next start)."""
+        done = self._worker.close(timeout)
+        with self._lock:
+            self._stopping = True
+            left = list(self._open.values())
+        if not done or left:
+            log.warning(
+                "stopped with %d double-booking check(s) past the horizon unfinished: they run at the next start",
+                len(left),
+            )
+        return left
 
-
-def _run(checks: list[Callable[[], object]]) -> None:
-    for check in checks:  # one at a time (the worker's batch is 1)
-        check()
+    def _run(self, checks: list[tuple[int, Callable[[], object]]]) -> None:
+        for key, check in checks:  # one at a time (the worker's batch is 1)
+            try:
+                check()
+            except Exception:
+                with self._lock:
+                    if self._stopping and key in self._open:  # the state closed under it: kept for the next start
+                        log.info("double-booking check of %s stopped with the daemon", self._open[key][0])
+                        return
+                    self._open.pop(key, None)
+                raise
+            with self._lock:
+                if not self._stopping:
+                    self._open.pop(key, None)

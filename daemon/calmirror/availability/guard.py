@@ -104,12 +104,14 @@ def make_guard(
     numbers = itertools.count()
     order = threading.Lock()
 
-    def check(cal: Candidate, uid: str, summary: str, current: str, number: int) -> str | None:
+    def check(
+        cal: Candidate, uid: str, summary: str, current: str, number: int, wait: float = GUARD_WAIT_S
+    ) -> str | None:
         if current != "reject":  # only a warning is at stake: a version replaced since is not worth seconds
             with order:
                 if decided.get(uid) != number:
                     return None
-        hits = busy.overlaps(cal, wait=GUARD_WAIT_S)
+        hits = busy.overlaps(cal, wait=wait)
         if hits is None:  # the busy index is being built: never keep a client waiting
             log.warning("double-booking check skipped for %s: calendars still loading", uid)
             return None
@@ -132,6 +134,9 @@ def make_guard(
         current = mode()
         if current == "off" or collection != APPOINTMENTS:
             return None
+        return decide(body, current, again=False)
+
+    def decide(body: bytes, current: str, again: bool) -> str | None:
         try:
             cal = engine.parse_calendar(body)
         except ValueError:
@@ -143,12 +148,23 @@ def make_guard(
         summary = str(events[0].get("SUMMARY", "appointment"))
         with order:
             number = decided[uid] = next(numbers)
+        if far is not None and again:  # left by a stop: checked once the index is there, however long it takes
+            far.submit(lambda: check(busy.candidate(cal), uid, summary, "warn", number, wait=-1), (uid, body))
+            return None
         prepared = busy.candidate(cal)
         if current == "warn" and far is not None and prepared.far:
-            far.submit(lambda: check(prepared, uid, summary, current, number))
+            far.submit(lambda: check(prepared, uid, summary, current, number), (uid, body))
             return None
         return check(prepared, uid, summary, current, number)
 
+    def check_again(body: bytes) -> None:
+        """A booking whose far check a stop interrupted: it was let through in mode "warn",
+        so only its warning is owed, whatever the mode is now (but "off")."""
+        if mode() != "off":
+            decide(body, "warn", again=True)
+
+    if far is not None:
+        far.again = check_again
     return guard
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from calmirror.model import CalendarRow, EventRow, GuardNote, component_kinds
 from calmirror.state.accounts import AccountTables
 from calmirror.state.addresses import AddressTables
+from calmirror.state.far_left import FarLeftTables
 from calmirror.state.feeds import FeedTables
 from calmirror.state.mirrors import MirrorTables
 from calmirror.state.push import PushTables
@@ -32,7 +33,7 @@ from calmirror.state.schema import SCHEMA_VERSION
 __all__ = ["SCHEMA_VERSION", "State"]
 
 
-class State(AccountTables, AddressTables, MirrorTables, PushTables, FeedTables):
+class State(AccountTables, AddressTables, MirrorTables, PushTables, FeedTables, FarLeftTables):
     """Calendars, events and guard warnings here; accounts, mirrors, pushes and feeds in their own tables' modules."""
 
     def calendars(self) -> list[CalendarRow]:

@@ -112,6 +112,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
     db.table("guard_warnings").create(
         {"uid": str, "summary": str, "start": str, "end": str, "ts": float}, pk="uid", if_not_exists=True
     )
+    # Far guard checks a stop interrupted, checked again at the next start (`state/far_left.py`).
+    db.table("guard_far_left").create({"uid": str, "body": bytes, "ts": float}, pk="uid", if_not_exists=True)
     # Version 3: iCloud's version of a pushed appointment while it differs from the last
     # agreed one (busy time counts it; two-way brings it into appointments/), and the
     # versions a conflict overrode, kept so that neither side's change is lost silently.
