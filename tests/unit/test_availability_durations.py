@@ -64,6 +64,15 @@ CASES = [
             (at("2026-11-02", "06:30"), at("2026-11-02", "07:30")),
         ],
     ),
+    # a daily 00:00-03:00 first held on the night the clocks go back: four elapsed hours,
+    # and so every later occurrence too (wall-clock arithmetic made the next one three)
+    (
+        vevent("20261101T000000", "DTEND;TZID=America/New_York:20261101T030000", "RRULE:FREQ=DAILY;COUNT=2"),
+        [
+            (at("2026-11-01", "04:00"), at("2026-11-01", "08:00")),
+            (at("2026-11-02", "05:00"), at("2026-11-02", "09:00")),
+        ],
+    ),
     # a daily PT1H from years back (the engine rebases the rule near the window)
     (
         vevent("20200101T013000", "DURATION:PT1H", "RRULE:FREQ=DAILY"),

@@ -149,8 +149,10 @@ def reference(
             if transparent:
                 continue
             a, b = _utc(ev, wall, zone), _utc(ev, wall + ev.length, zone)
-            if ev.form == "berlin":  # RFC 5545: DTEND - DTSTART of zoned times is exact hours (across DST)
-                b = a + ev.length
+            if ev.form == "berlin" and i != ev.moved:
+                # RFC 5545: every instance lasts the master's exact DTEND - DTSTART (across DST);
+                # an override's own DTEND is its end.
+                b = a + (_utc(ev, ev.start + ev.length, zone) - _utc(ev, ev.start, zone))
             a, b = max(a, start), min(b, end)
             if a < b:
                 spans.append((a, b))

@@ -85,6 +85,9 @@ def rfc_end(length: Length | None, duration: dt.timedelta, start: Time, end: Tim
     nominal = start + days
     if not exact:
         return nominal
-    if nominal.utcoffset() == end.utcoffset():
+    if nominal.utcoffset() == end.utcoffset() and duration == days + exact:
         return end  # no change of offset on the way: wall-clock and elapsed time agree
+    # (A first occurrence across a DST change makes the library's wall-clock duration differ
+    # from the exact one every later occurrence lasts: DTSTART 00:00, DTEND 03:00 on the night
+    # the clocks go back is four hours, also on the next day, where the library counts three.)
     return (nominal.astimezone(_UTC) + exact).astimezone(start.tzinfo)
