@@ -8,10 +8,11 @@ every TZID is the IANA zone the generator meant and no VTIMEZONE appears. The or
 expands the canonical text with recurring-ical-events (the library's own expansion, not
 the engine's bounded walks, blocks or busy index) and applies the documented busy rules
 itself: TRANSP, STATUS, the user's PARTSTAT, X-MICROSOFT-CDO-BUSYSTATUS, travel time,
-all-day and floating values in the configured zone. Two readings are the oracle's own,
+all-day and floating values in the configured zone. Three readings are the oracle's own,
 written into the canonical text rather than left to the library: a DATE UNTIL on a timed
-rule ends after that whole day (in the event's zone), and an override of an occurrence an
-EXDATE removes is still an occurrence.
+rule ends after that whole day (in the event's zone), an override of an occurrence an
+EXDATE removes is still an occurrence, and a DTSTART the rule does not produce counts
+toward its COUNT (RFC 5545; the library adds it on top).
 
 Note: importing calmirror's availability package patches the library's recurrence ids
 (wall time and UTC kept apart, `availability.library_series`); the oracle runs in the same
@@ -243,20 +244,26 @@ def objects(draw: st.DrawFn, uid: str) -> Obj:
 
 
 def rule_walls(rule: str, start: dt.datetime, ending: tuple[str, int], limit: int) -> list[dt.datetime]:
-    """The first `limit` wall times of the rule, as its COUNT or UNTIL leaves them."""
-    text = rule
-    if ending[0] == "count":
-        text += f";COUNT={ending[1]}"
-    walls = []
-    for wall in rrulestr(text, dtstart=start):
+    """The first `limit` wall times of the rule, as its COUNT or UNTIL leaves them: DTSTART
+    first and counted toward COUNT also where the rule's filters would not produce it (RFC
+    5545 3.3.10; dateutil would add it on top)."""
+    walls = [start]
+    for wall in rrulestr(rule, dtstart=start):
+        if len(walls) >= limit or (ending[0] == "count" and len(walls) >= ending[1]):
+            break
+        if wall == start:
+            continue
         if ending[0] == "until" and wall > start + dt.timedelta(days=ending[1]):
             break
         if ending[0] == "until-date" and wall.date() > (start + dt.timedelta(days=ending[1])).date():
             break  # a DATE UNTIL: the whole last day counts (see `write`)
         walls.append(wall)
-        if len(walls) >= limit:
-            break
-    return walls
+    return walls[:limit]
+
+
+def start_off_rule(rule: str, start: dt.datetime) -> bool:
+    """Whether the rule's own walk from DTSTART does not produce DTSTART."""
+    return next(iter(rrulestr(rule, dtstart=start)), None) != start
 
 
 # --- writing ----------------------------------------------------------------------------------------
@@ -335,7 +342,13 @@ def write(obj: Obj, canonical: bool) -> str:
         head: list[str] = []
         if obj.rule:
             rule = obj.rule
-            if obj.ending[0] == "count":
+            if obj.ending[0] == "count" and canonical and start_off_rule(obj.rule, obj.start):
+                # DTSTART off the rule counts toward COUNT (RFC 5545); the library would add it
+                # on top, so the oracle's text ends at the last counted occurrence instead.
+                last = rule_walls(obj.rule, obj.start, obj.ending, obj.ending[1])[-1]
+                unt = _value(obj, last, canonical, "X", utc=obj.form not in ("floating", "date"))
+                rule += ";UNTIL=" + unt.split(":", 1)[1]
+            elif obj.ending[0] == "count":
                 rule += f";COUNT={obj.ending[1]}"
             elif obj.ending[0] == "forever":
                 rule += ";COUNT=1000000000"

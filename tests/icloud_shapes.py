@@ -175,6 +175,38 @@ WINDOWS_ZONE_WITHOUT_VTIMEZONE = _ics(
     "END:VCALENDAR",
 )
 
+# RFC 5545 3.3.10: DTSTART counts toward COUNT even where the rule's filters would not produce
+# it (dateutil and recurring-ical-events add it on top; Radicale does not).
+COUNT_OFF_RULE_SETPOS = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Apple Inc.//macOS 15.3.2//EN",
+    "BEGIN:VEVENT",
+    "UID:count-off-rule-setpos@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART:20261203T140000Z",
+    "DTEND:20261203T150000Z",
+    "RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;COUNT=3",
+    "SUMMARY:Month-end review (first one early)",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+COUNT_OFF_RULE_MONTHDAY = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Apple Inc.//macOS 15.3.2//EN",
+    "BEGIN:VEVENT",
+    "UID:count-off-rule-monthday@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART;VALUE=DATE:20261202",
+    "DTEND;VALUE=DATE:20261203",
+    "RRULE:FREQ=MONTHLY;BYMONTHDAY=15;COUNT=2",
+    "SUMMARY:Rent (first one late)",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
 SHAPES: dict[str, str] = {
     "overrides-without-master": OVERRIDES_WITHOUT_MASTER,
     "huge-count": HUGE_COUNT,
@@ -183,4 +215,6 @@ SHAPES: dict[str, str] = {
     "custom-zone-new-york-like": CUSTOM_ZONE_NEW_YORK_LIKE,
     "windows-zone-with-vtimezone": WINDOWS_ZONE_WITH_VTIMEZONE,
     "windows-zone-without-vtimezone": WINDOWS_ZONE_WITHOUT_VTIMEZONE,
+    "count-off-rule-setpos": COUNT_OFF_RULE_SETPOS,
+    "count-off-rule-monthday": COUNT_OFF_RULE_MONTHDAY,
 }

@@ -26,7 +26,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   Radicale's vobject keeps one process-wide zone per TZID name and would place a second
   definition by the first one's rules. Each defined custom TZID is renamed
   `<name> <digest of its definition>`, unique per definition and stable.
-- **A DATE UNTIL on a timed rule, an override of an EXDATEd occurrence**: shapes readers
+- **A DATE UNTIL on a timed rule, an override of an EXDATEd occurrence, a COUNT rule that
+  does not produce DTSTART**: shapes readers
   disagree on, written so every reader sees the busy time the engine counts (`compat_series`).
 - **A UTF-8 byte-order mark** before `BEGIN:VCALENDAR` (some exporters write one; Radicale
   refuses the object as "not valid iCalendar"): dropped.
@@ -56,11 +57,13 @@ from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_series import (
+    COUNT_AS_UNTIL,
     DATE_UNTIL,
     EXRULES,
     OVERRIDDEN_EXDATES,
     START_AS_RDATE,
     THIS_AND_FUTURE,
+    count_as_until,
     drop_exrules,
     keep_overrides,
     start_as_rdate,
@@ -327,6 +330,7 @@ _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (keep_overrides, OVERRIDDEN_EXDATES),
     (drop_exrules, EXRULES),
     (start_as_rdate, START_AS_RDATE),
+    (count_as_until, COUNT_AS_UNTIL),
 )
 _AFTER_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (add_missing_master, MASTERLESS),

@@ -153,7 +153,7 @@ def _bounded_as_is(resource: Resource, event: Event, rule: str, horizon: dt.date
         return ";".join(plain)
     if not inside:
         return None
-    return ";".join([*plain, "UNTIL=" + _until(inside[-1], form, tz)])
+    return ";".join([*plain, "UNTIL=" + until_value(inside[-1], form, tz)])
 
 
 def _runs_past(rule: str, start: dt.datetime, far: dt.datetime) -> bool:
@@ -209,7 +209,8 @@ def _zones_of(blocks: tuple[tuple[str, ...], ...]) -> dict[str, icalendar.Timezo
     return own
 
 
-def _until(last: dt.datetime, form: str, tz: dt.tzinfo | None) -> str:
+def until_value(last: dt.datetime, form: str, tz: dt.tzinfo | None) -> str:
+    """An occurrence as an UNTIL value in the form RFC 5545 asks for DTSTART's form."""
     if form == "date":
         return last.strftime("%Y%m%d")
     if form == "floating":

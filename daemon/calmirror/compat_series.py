@@ -21,6 +21,11 @@ sees the busy time the engine counts (`compat` applies these with the other fixe
 - **EXRULE** (RFC 2445's exception rule, deprecated by RFC 5545): recurring-ical-events, and
   so busy time, does not read it, erring towards busy; Radicale does. The copy drops it, so
   clients show every occurrence busy time counts.
+- **A COUNT rule that does not produce DTSTART** (`BYDAY=MO;COUNT=3` from a Tuesday): RFC
+  5545 counts DTSTART as the first of the COUNT, as busy time and vobject (Radicale) do;
+  dateutil and recurring-ical-events add it on top, one too many for a client expanding the
+  copy itself. The copy writes the COUNT as an UNTIL at the last occurrence, which every
+  reader ends alike (`count_as_until`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from dateutil import rrule
 from icalendar.prop import vRecur
 
 from calmirror.availability import rrule_bounds as rb
-from calmirror.compat_bounds import start_of
+from calmirror.compat_bounds import start_of, until_value
 from calmirror.ical_lines import Event, Resource, name_of, params_of, split, value_of
 
 DATE_UNTIL = "DATE UNTIL of a timed rule written as the end of that day"
@@ -41,6 +46,8 @@ OVERRIDDEN_EXDATES = "EXDATEs of overridden occurrences dropped"
 EXRULES = "EXRULE dropped (busy time does not read it)"
 THIS_AND_FUTURE = "RANGE=THISANDFUTURE written as one override per later occurrence"
 START_AS_RDATE = "DTSTART of a rule that never matches added as an RDATE"
+COUNT_AS_UNTIL = "COUNT of a rule that does not produce DTSTART written as an UNTIL"
+COUNT_WALK_LIMIT = 100_000  # larger COUNTs are left to `compat_bounds`, which ends them sooner
 
 _DATE_UNTIL = re.compile(r"^RRULE[;:][^\r\n]*UNTIL=\d{8}(?:[;\r\n]|$)", re.MULTILINE | re.IGNORECASE)
 _TIMED_START = re.compile(r"^DTSTART(?:;[^\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
@@ -53,7 +60,7 @@ def needs_series_fixes(text: str) -> bool:
     upper = text.upper()
     if ("\nEXDATE" in upper and "\nRECURRENCE-ID" in upper) or "\nEXRULE" in upper or "THISANDFUTURE" in upper:
         return True
-    return has_start_left_out(text)
+    return has_start_left_out(text) or has_count_past_start(text)
 
 
 def drop_exrules(resource: Resource) -> bool:
@@ -312,4 +319,79 @@ def start_as_rdate(resource: Resource) -> bool:
         head, value = split(start)
         event.lines.append("RDATE" + head[len("DTSTART") :] + ":" + value.strip())
         changed = True
+    return changed
+
+
+# --- a COUNT that DTSTART counts toward ---------------------------------------------------------
+
+_COUNTED_RULE = re.compile(r"^RRULE:([^\r\n]*\bCOUNT=[^\r\n]*)\r?$", re.MULTILINE | re.IGNORECASE)
+
+
+def _rule_left_out(at: dt.datetime, rule: str) -> tuple[list[str], dict[str, list[object]], int] | None:
+    """(the rule's text parts but COUNT, the rule to walk without COUNT, COUNT) when a rule
+    that can match has a COUNT that DTSTART `at` counts toward without being the first
+    occurrence of its walk (`rrule_bounds.start_counted`); None otherwise."""
+    if "COUNT=" not in rule.upper() or "BY" not in rule.upper():
+        return None
+    try:
+        parts = rb.parts_of(vRecur.from_ical(rule))
+        if "COUNT" not in parts or "UNTIL" in parts or not rb.feasible(parts, at):
+            return None  # (a rule that never matches: `start_as_rdate`)
+        if rb.start_counted(parts, at) is parts:
+            return None
+        walk = {k: v for k, v in parts.items() if k != "COUNT"}
+        walk = rb.daily_equivalent(walk, at) or walk  # the same occurrences, walked by day
+        count = int(parts["COUNT"][0])
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return None
+    return [p for p in rule.split(";") if p and not p.upper().startswith("COUNT=")], walk, count
+
+
+def has_count_past_start(text: str) -> bool:
+    """Cheap first look for `count_as_until`: a filtered COUNT rule some event's DTSTART is
+    not the first occurrence of (by regex, no parse)."""
+    rules = [m.group(1) for m in _COUNTED_RULE.finditer(text)]
+    if not rules:
+        return False
+    starts = _START_VALUE.finditer(text, max(text.upper().find("BEGIN:VEVENT"), 0))
+    for start in starts:
+        try:
+            at = dt.datetime.strptime(start.group(1) + (start.group(2) or "000000"), "%Y%m%d%H%M%S")
+        except ValueError:
+            continue
+        if any(_rule_left_out(at, rule) is not None for rule in rules):
+            return True
+    return False
+
+
+def count_as_until(resource: Resource) -> bool:
+    """A master's COUNT rule whose walk does not start at DTSTART ends at an UNTIL on its
+    (COUNT - 1)-th occurrence (DTSTART is the first), or goes when COUNT is 1."""
+    changed = False
+    for event in resource.events:
+        start = event.get("DTSTART")
+        if start is None or event.get("RECURRENCE-ID") is not None:
+            continue
+        drop: set[int] = set()
+        for index, line in event.top():
+            if name_of(line) != "RRULE":
+                continue
+            try:
+                at, form, tz = start_of(resource, start)
+            except (ValueError, OverflowError):
+                break
+            found = _rule_left_out(at, value_of(line))
+            if found is None or found[2] > COUNT_WALK_LIMIT:
+                continue
+            plain, walk, count = found
+            text = vRecur(walk).to_ical().decode()
+            rest = list(islice(rrule.rrulestr(text, dtstart=at, ignoretz=True, cache=False), count - 1))
+            if not rest:
+                drop.add(index)  # COUNT=1: DTSTART alone
+            else:
+                event.lines[index] = (
+                    "RRULE" + params_of(line) + ":" + ";".join([*plain, "UNTIL=" + until_value(rest[-1], form, tz)])
+                )
+            changed = True
+        event.lines = [line for index, line in enumerate(event.lines) if index not in drop]
     return changed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -246,7 +247,29 @@ HUGE = Shape(
     (("2026-12-18 08:00", "2026-12-18 09:00"),),
 )
 
-SHAPES = (APPLE, ATTACHMENTS, COLON_ZONE, THIS_AND_FUTURE, EXRULE, OUT_OF_OFFICE, BARE_LF, HUGE)
+# RFC 5545 3.3.10: DTSTART is the first occurrence and counts toward COUNT, also where the
+# rule's filters would not produce it: a Tuesday and two Mondays, not a third Monday on 4 January.
+COUNT_OFF_RULE = Shape(
+    "count-off-rule",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:count-off-rule",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART;TZID=Europe/Berlin:20261215T100000",
+        "DTEND;TZID=Europe/Berlin:20261215T110000",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=3",
+        "SUMMARY:Kick-off on a Tuesday, then Mondays",
+        "END:VEVENT",
+        zones=tuple(ical.VTIMEZONES["Europe/Berlin"]),
+    ),
+    (
+        ("2026-12-15 09:00", "2026-12-15 10:00"),
+        ("2026-12-21 09:00", "2026-12-21 10:00"),
+        ("2026-12-28 09:00", "2026-12-28 10:00"),
+    ),
+)
+
+SHAPES = (APPLE, ATTACHMENTS, COLON_ZONE, THIS_AND_FUTURE, EXRULE, OUT_OF_OFFICE, BARE_LF, HUGE, COUNT_OFF_RULE)
 
 
 @dataclass
@@ -309,3 +332,33 @@ def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_of_the_mirror_se
     starts = [a for a, _ in want]
     assert radicale_starts(stored, WINDOW) == starts  # a client's time-range query on the mirror
     assert library_starts(stored) == starts  # a client expanding the copy itself
+
+
+def _found_by_query(url: str, start: str, end: str) -> list[str]:
+    """The hrefs a server's calendar-query with a time-range answers (RFC 4791 7.8)."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        "<D:prop><D:getetag/></D:prop>"
+        '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        f'<C:time-range start="{start}" end="{end}"/>'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    )
+    answer = requests.request(
+        "REPORT",
+        url,
+        data=body,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        auth=(APPLE_ID, APP_PASSWORD),
+        timeout=30,
+    )
+    assert answer.status_code == 207, answer.status_code
+    return [href.split("/")[-1] for href in re.findall(r"<[^>]*href>([^<]*)<", answer.text)]
+
+
+def test_a_radicale_server_counts_dtstart_toward_count(mirrored: Mirrored) -> None:
+    """What the copy relies on, asked of a running Radicale (the emulator's store) rather than
+    read in its code: the third Monday (4 January) is no occurrence, the second one is."""
+    url = mirrored.emu.calendar_url(mirrored.cal_id)
+    assert "count-off-rule.ics" in _found_by_query(url, "20261228T000000Z", "20261229T000000Z")
+    assert "count-off-rule.ics" not in _found_by_query(url, "20270104T000000Z", "20270105T000000Z")

@@ -115,6 +115,11 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
         daily = rb.daily_equivalent(parts, start0)
         changed = changed or daily is not None
         parts = daily or parts
+        counted = rb.start_counted(parts, start0)
+        changed = changed or counted is not parts
+        if counted is None:  # COUNT=1 and DTSTART is not the rule's: DTSTART alone
+            continue
+        parts = counted
         if rb.count_never_ends(parts, start0):  # "forever" written as COUNT=1000000000
             parts = {k: v for k, v in parts.items() if k != "COUNT"}
             changed = True

@@ -219,6 +219,24 @@ def feasible(parts: dict[str, list[Any]], start0: dt.datetime) -> bool:
     return _first({**days, "FREQ": ["DAILY"], "INTERVAL": [g]}, start) is not None
 
 
+def start_counted(parts: dict[str, list[Any]], start0: dt.datetime) -> dict[str, list[Any]] | None:
+    """The rule with its COUNT taken as RFC 5545 counts it: None when nothing of it is left.
+
+    DTSTART is always the first occurrence and counts toward COUNT (RFC 5545 3.3.10), also
+    when the rule's filters would not produce it (`BYDAY=MO;COUNT=3` from a Tuesday: the
+    Tuesday and two Mondays). dateutil and recurring-ical-events add DTSTART on top of COUNT
+    rule occurrences (one too many); vobject, and so Radicale, takes one off the COUNT. Here
+    too: the rule keeps COUNT - 1, and the library adds DTSTART as it always does."""
+    count = parts.get("COUNT")
+    if not count or int(count[0]) <= 0 or set(parts) <= _PLAIN_KEYS:
+        return parts  # (a plain rule always starts at DTSTART; a non-positive COUNT is dropped)
+    walked = {k: v for k, v in parts.items() if k not in ("COUNT", "UNTIL")}
+    if _first(daily_equivalent(walked, start0) or walked, start0) == start0:
+        return parts
+    left = int(count[0]) - 1
+    return {**parts, "COUNT": [left]} if left else None
+
+
 def lattice(rule: RuleInfo, start0: dt.datetime, k: int) -> dt.datetime:
     """The start of the k-th period of the rule, as naive wall time (raises OverflowError)."""
     if rule.freq in FIXED_SECONDS:
