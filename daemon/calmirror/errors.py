@@ -190,7 +190,11 @@ class AlreadyRunning(LocalError):
 
     def __init__(self, home: str, pid: int | None, url: str) -> None:
         detail = ", ".join(x for x in (f"pid {pid}" if pid else "", f"URL {url}" if url else "") if x)
-        super().__init__(f"calmirror is already running for {home}" + (f" ({detail})" if detail else ""))
+        super().__init__(
+            f"calmirror is already running for {home}"
+            + (f" ({detail})" if detail else "")
+            + "; it keeps running: use that one, or stop it first to start another"
+        )
         self.home = home
         self.pid = pid
         self.url = url

@@ -42,6 +42,7 @@ def test_a_second_run_on_the_same_home_exits_at_once_naming_the_first(
     line = one_clean_line(second)
     assert f"calmirror is already running for {home}" in line
     assert f"pid {first_daemon.pid}" in line and url in line
+    assert line.endswith("; it keeps running: use that one, or stop it first to start another")
     # The first daemon is untouched: its record stays, status and local-account still name it.
     status = json.loads(cli("status", "--json").stdout)
     assert status["daemon_running"] and status["local_url"] == url
