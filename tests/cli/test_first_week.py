@@ -138,6 +138,18 @@ def test_availability_and_week_say_what_busy_time_does_not_count_yet(cli: Cli, e
     assert json.loads(mirrored.stdout)["intervals"]
 
 
+def test_connect_lists_the_calendars_in_the_order_calendars_does(cli: Cli, emu: Emulator) -> None:
+    """connect printed the server's order (Reminders, Work, Family, Home), `calendars` the names'."""
+    shown = cli(
+        "connect", "--apple-id", APPLE_ID, "--server", emu.url, "--password-stdin", "--json", input=APP_PASSWORD
+    )
+    assert shown.returncode == 0, shown.stderr
+    listed = [c["name"] for c in json.loads(cli("calendars", "--json").stdout)]
+    assert [c["name"] for c in json.loads(shown.stdout)["calendars"]] == listed == sorted(listed)
+    again = cli("connect", "--again", "--password-stdin", "--json", input=APP_PASSWORD)
+    assert [c["name"] for c in json.loads(again.stdout)["calendars"]] == listed
+
+
 def test_availability_takes_the_days_week_takes_and_needs_no_window(cli: Cli, emu: Emulator, home: Path) -> None:
     """`availability` alone answered "Missing option '--from'", and `--from today` was "not a
     date" while `week today` works: it now starts now, looks a week ahead, and takes `today`,

@@ -68,6 +68,11 @@ def calendar_payload(cal: CalendarRow, role: str) -> CalendarPayload:
     }
 
 
+def by_name(calendars: list[CalendarRow]) -> list[CalendarRow]:
+    """As the state database lists them (`ORDER BY name`), so `connect` and `calendars` agree."""
+    return sorted(calendars, key=lambda cal: cal.name)
+
+
 def print_calendars(rows: list[CalendarPayload]) -> None:
     several = len({r["account"] for r in rows}) > 1
     table = Table(show_lines=False)
@@ -142,7 +147,8 @@ def register(app: typer.Typer) -> None:
         if icloud and (warning := account.password_warning(password)):
             err_console.print(f"warning: {warning}")
         calendars = account.connect(c.home, c.settings, c.state, apple_id, password, server, name or PRIMARY)
-        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in calendars]
+        # In the order `calmirror calendars` lists them, not the server's.
+        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in by_name(calendars)]
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         if json_out:
             print_json({"apple_id": apple_id, "account": name or PRIMARY_SPELLING, "calendars": rows})
@@ -177,7 +183,7 @@ def register(app: typer.Typer) -> None:
             logs.redact(password)
         calendars, moved = account.reconnect(c.home, c.settings, c.state, password, current.name)
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
-        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in calendars]
+        rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in by_name(calendars)]
         after = c.state.account(current.name)
         home_url = after.home_url if after else current.home_url
         if json_out:
