@@ -43,7 +43,15 @@ import requests
 from calmirror.emulator import Emulator
 from tests.helpers import APP_PASSWORD, APPLE_ID, Running, connected_home, start_daemon, wait_for
 from tests.interop.conftest import emulator_writes, require_tool
-from tests.interop.tester_grades import BY_DESIGN, EVENTS_ONLY, EVENTS_ONLY_REASON, KNOWN_BUGS, NO_MKCALENDAR
+from tests.interop.tester_grades import (
+    BOTH_SHORT,
+    BY_DESIGN,
+    EVENTS_ONLY,
+    EVENTS_ONLY_REASON,
+    EXPAND_NOTES,
+    KNOWN_BUGS,
+    NO_MKCALENDAR,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -383,6 +391,18 @@ def render_report(r: Results) -> str:
         f"- Writes that reached iCloud (the emulator) during all runs: {len(r.writes_to_icloud)}.",
         "- Through calmirror each refused request on a path that is not one of its calendars costs about 1 s",
         "  (Radicale's deliberate delay on 401/403), which is most of why its runs take longer.",
+        "",
+        "## Graded short on both servers, as a client meets it",
+        "",
+        *[
+            f"- `{f}` ({support(r.calmirror_blocked, f)} through calmirror): {why}."
+            for f, why in BOTH_SHORT.items()
+            if f in r.calmirror_blocked.features
+        ],
+        "",
+        "## Beyond the tester: expanded recurrences",
+        "",
+        *[f"- {note}." for note in EXPAND_NOTES],
         "",
         "## Side by side",
         "",
