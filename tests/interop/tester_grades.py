@@ -83,9 +83,9 @@ BOTH_SHORT: dict[str, str] = {
 EXPAND_NOTES = (
     "Plain Radicale 3.9 answers an expanding calendar-query with 500 for a whole calendar holding one "
     "floating recurring event; calmirror answers it, the instances floating",
-    "Plain Radicale leaves RDATE occurrences unexpanded (the first instance comes back carrying the RDATE "
-    "list); calmirror expands them, so compatible copies (RDATE periods, overrides without a master, a rule "
-    "written out as RDATEs) show every occurrence busy time counts",
+    "Plain Radicale leaves the RDATEs of a series without an RRULE unexpanded (the first instance comes back "
+    "carrying the RDATE list); calmirror expands them, so compatible copies (RDATE periods, overrides "
+    "without a master, a rule written out as RDATEs) show every occurrence busy time counts",
     "calmirror returns single zoned events in UTC without VTIMEZONE, and keeps an override moved into the "
     "window from outside it",
     "Expanding a rule of one occurrence a second over more than about 11 days passes Radicale's limit of "

@@ -8,9 +8,9 @@ against it over HTTP:
   cannot compare the two ("can't compare offset-naive and offset-aware datetimes"). A
   client then sees nothing of that calendar. A floating override would also be moved by
   the machine's own UTC offset (`astimezone` of a naive time).
-- **RDATEs are never expanded**: a series of RDATEs without an RRULE comes back as its
-  first instance still carrying the RDATE list, and with an RRULE the RDATEs are dropped.
-  Compatible copies use RDATEs (a master for overrides without one, RDATE;VALUE=PERIOD,
+- **RDATEs without an RRULE are not expanded**: such a series comes back as its first
+  instance still carrying the RDATE list (beside an RRULE they are). Compatible copies use
+  RDATEs without a rule (a master for overrides without one, RDATE;VALUE=PERIOD,
   a rule that never matches), so a client expanding one saw only its DTSTART.
 - **An override moved into the window from outside it is lost**, as only rule
   occurrences inside the window are looked at.
