@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from calmirror import account, credentials
+from calmirror import account, credentials, logs
 from calmirror.config import Settings
 from calmirror.connections import Connection, Connections
 from calmirror.detect import ChangeDetector
@@ -164,7 +164,7 @@ class Engine:
         name = self.state.calendar_names().get(calendar_id, calendar_id)
         self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
         self.state.record_event("error", "mirror", f"{name}: {message}")
-        log.error("sync %s failed: %s", name, message)
+        log.error("sync %s failed: %s", name, message, extra=logs.REPORTED)
         return SyncReport(calendar_id, name, getattr(self.state.mirror(calendar_id), "slug", None) or "", error=message)
 
     def _sync_one(

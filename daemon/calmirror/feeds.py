@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from calmirror import logs
 from calmirror.config import Settings
 from calmirror.errors import FeedError, RemoteError, Unavailable
 from calmirror.feed_mirror import FeedMirror, calendar_of
@@ -360,7 +361,7 @@ class FeedPoller:
         self.state.update_mirror(feed_id(feed.name), last_error=exc.message[:300], last_attempt=now)
         if not trial:
             self.state.record_event("error", "feed", f"{feed.name}: {exc.message}")
-            log.error("feed %s: %s", feed.name, exc.message)
+            log.error("feed %s: %s", feed.name, exc.message, extra=logs.REPORTED)
         return report
 
 

@@ -71,11 +71,27 @@ def _library_of(pathname: str) -> str:
 
 _FROM_LIBRARIES = _FromLibraries()
 
+# `extra` of a failure that is also in what the code returns (a calendar's or a feed's
+# report): the daemon's journal needs the record, a command prints the report itself.
+REPORTED = {"reported": True}
 
-def setup(level: str = "info", verbose: bool = False) -> None:
+
+class _Summarised(logging.Filter):
+    """Drops the records marked `REPORTED`: `calmirror sync` printed each failed calendar
+    twice, once in its summary and once as a timestamped ERROR line on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "reported", False)
+
+
+def setup(level: str = "info", verbose: bool = False, *, summarised: bool = False) -> None:
+    """`summarised`: the process prints reports of its own (a command, not the daemon), so
+    records marked `REPORTED` are left out unless `verbose`."""
     journal = bool(os.environ.get("JOURNAL_STREAM"))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Scrubbing(journal))
+    if summarised and not verbose:
+        handler.addFilter(_Summarised())
     root = logging.getLogger("calmirror")
     root.handlers[:] = [handler]
     root.propagate = False

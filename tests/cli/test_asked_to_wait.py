@@ -27,6 +27,12 @@ def test_a_server_asking_to_wait_is_said_as_a_wait_with_its_end(cli: Cli, emu: E
     )
     assert home_line.startswith("Home: failed: the server asked to wait; nothing is sent to it for 1")
     assert "retrying" not in first.stdout  # a sync run by hand retries nothing by itself
+    # Each failure once, in the summary; stderr says what comes next (it also had an ERROR
+    # log line per calendar, repeating the summary with a timestamp).
+    assert first.stderr.splitlines() == [
+        "calmirror: 2 of 2 calendars could not be synced (above); what was synced is kept, and the next "
+        "`calmirror sync` (or the running daemon) tries again"
+    ]
 
     shown = cli("status")
     assert shown.returncode == 0, shown.stderr
@@ -39,3 +45,12 @@ def test_a_server_asking_to_wait_is_said_as_a_wait_with_its_end(cli: Cli, emu: E
     assert data["connection"]["state"] == "unreachable" and 100 < data["connection"]["retry_in"] <= 120
     assert [m["name"] for m in data["not_mirrored_yet"]] == ["Home"]
     assert [m["name"] for m in data["mirrors"]] == ["Work"]
+
+
+def test_verbose_keeps_the_log_line_of_each_failed_calendar(cli: Cli, emu: Emulator, home: Path) -> None:
+    connected_home(home, emu, conflicts=("Work",))
+    emu.faults.fail(count=5, status=503, retry_after=None)
+    verbose = cli("--verbose", "sync")
+    assert verbose.returncode == 4
+    assert "ERROR   calmirror.engine: sync Work failed: " in verbose.stderr
+    assert verbose.stderr.rstrip().endswith("tries again")

@@ -127,7 +127,7 @@ def main(
         raise typer.Exit(0)
     os.umask(0o077)  # calendars, state and secrets are private: every file we create is 0600
     ctx.obj = Ctx(home=home.resolve(home_dir), verbose=verbose)
-    logs.setup("warning", verbose)  # commands print their own summaries; `run` logs at info
+    logs.setup("warning", verbose, summarised=True)  # commands print their own summaries; `run` logs at info
     if verbose and (note := typer_patches.note()):
         typer.echo(note, err=True)
     ctx.call_on_close(ctx.obj.close)

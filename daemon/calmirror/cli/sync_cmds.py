@@ -12,7 +12,7 @@ from rich.table import Table
 
 from calmirror import control
 from calmirror.cli import feeds_cmd
-from calmirror.cli.context import console, ctx_of, print_json
+from calmirror.cli.context import console, ctx_of, err_console, print_json
 from calmirror.errors import UserError
 from calmirror.model import PRIMARY_SPELLING, account_of
 
@@ -96,6 +96,14 @@ def register(app: typer.Typer) -> None:
                     + (f", {len(pushes) - ok} to retry" if ok < len(pushes) else "")
                 )
         if failed:
+            if not json_out:
+                kinds = "calendars and feeds" if feed_reports and reports else "feeds" if feed_reports else "calendars"
+                tried = len(reports) + len(feed_reports)
+                err_console.print(
+                    f"calmirror: {len(failed)} of {tried} {kinds} could not be synced (above); what was synced "
+                    "is kept, and the next `calmirror sync` (or the running daemon) tries again",
+                    markup=False,
+                )
             raise typer.Exit(4)
 
     @app.command("status")
