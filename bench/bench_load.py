@@ -325,9 +325,11 @@ def load_daemon(
     only: str | None = None,
     launcher: Sequence[str] = ("-m", "calmirror"),
     processes: int = 1,
+    settle: bool = False,
 ) -> LoadResult:
     """The daemon of this checkout (or of `pythonpath`) on `home_dir`, under the load;
-    `launcher`: what follows the interpreter to start calmirror (a tracing wrapper, say)."""
+    `launcher`: what follows the interpreter to start calmirror (a tracing wrapper, say);
+    `settle`: the clients start only once the daemon's start-up work is done (`settled`)."""
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     proc = common.BackgroundProcess(
         [sys.executable, *launcher, "--home", str(home_dir), "run"], home_dir / "daemon.log", env=env
@@ -340,6 +342,9 @@ def load_daemon(
         time.sleep(0.05)
     acct = credentials.local_account(_home(home_dir))
     user_url = f"{found.group(1)}{acct.username}/"
+    if settle:
+        waited = settled(proc.proc.pid)
+        print(f"[load] {target}: start-up work done {waited:.1f} s after it began serving", flush=True)
     pss = PssSampler(proc.proc.pid)
     pss.start()
     try:
@@ -359,6 +364,31 @@ def load_daemon(
     result.maxrss_mib = proc.maxrss_kib / 1024
     result.max_pss_mib = pss.max_kib / 1024
     return result
+
+
+def settled(pid: int, quiet: float = 3.0, below: float = 0.05, limit: float = 900.0) -> float:
+    """Wait until the process and its children used under `below` of a core for `quiet` s
+    running (its start-up work done: the busy index checked, the time-range index warmed),
+    or `limit` s passed; returns the seconds waited. A daemon that has run for a while is in
+    this state; a load that starts at once measures its start-up too (`--cold`)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    began = last_busy = time.monotonic()
+    used = _cpu_ticks(pid)
+    while (now := time.monotonic()) - last_busy < quiet and now - began < limit:
+        time.sleep(0.5)
+        before, used = used, _cpu_ticks(pid)
+        if (used - before) / tick > below * 0.5:
+            last_busy = time.monotonic()
+    return time.monotonic() - began
+
+
+def _cpu_ticks(pid: int) -> int:
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total
 
 
 class PssSampler(threading.Thread):
@@ -403,12 +433,15 @@ def _pss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def mirrored_home(n_events: int, tag: str) -> Iterator[tuple[Scenario, Path]]:
+def mirrored_home(n_events: int, tag: str, busy_index: bool = False) -> Iterator[tuple[Scenario, Path]]:
     """The emulator with `n_events` generated events, a home with Work mirrored once, and a
-    pristine copy of that home for each daemon to start from a copy of (this and bench_memory)."""
+    pristine copy of that home for each daemon to start from a copy of (this and bench_memory).
+    `busy_index`: the pass writes the busy index's entries with its batches, as the daemon's
+    own passes do; without it the daemon builds the index at its start."""
     events = common.generate_events(n_events)
     with common.icloud_with(events) as icloud:
         sc = Scenario(icloud.emu, icloud.root, events, icloud.work_id, Report(), f"{n_events:,} events")
+        sc.busy_index = busy_index
         setup_calmirror(sc)
         assert sc.home is not None
         print(f"[{tag}] mirroring {n_events:,} events; load {_load_avg()}", flush=True)
@@ -445,6 +478,13 @@ def main() -> int:
     parser.add_argument("--only", choices=KINDS, help="send only this kind of request instead of the mix")
     parser.add_argument("--near", action="store_true", help="bookings within the next year (inside the horizon)")
     parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="start the clients as soon as the daemon serves, during its start-up work, on a home mirrored "
+        "without the busy index (the daemon then builds it while the clients run); default: the pass writes "
+        "the index as the daemon's passes do, and the clients start once the daemon is idle",
+    )
+    parser.add_argument(
         "--client-processes",
         type=int,
         default=1,
@@ -456,7 +496,7 @@ def main() -> int:
         today = int(time.time()) // 86_400 * 86_400
         BOOKINGS.update(first=today + 30 * 86_400, wrap=300 * 16)  # 300 days of 1.5 h slots
     results: list[LoadResult] = []
-    with mirrored_home(args.events, "load") as (sc, pristine):
+    with mirrored_home(args.events, "load", busy_index=not args.cold) as (sc, pristine):
         assert sc.home is not None
         if args.base_pythonpath:
             base_home = sc.root / "base-home"
@@ -470,6 +510,7 @@ def main() -> int:
                     args.base_pythonpath,
                     only=args.only,
                     processes=args.client_processes,
+                    settle=not args.cold,
                 )
             )
         results.append(
@@ -480,6 +521,7 @@ def main() -> int:
                 args.seconds,
                 only=args.only,
                 processes=args.client_processes,
+                settle=not args.cold,
             )
         )
         if not args.no_plain:
@@ -493,6 +535,7 @@ def main() -> int:
         f"{args.clients} clients in {args.client_processes} process(es) × {args.seconds:.0f} s"
         f" at {args.events:,} mirrored events"
         + ("; bookings within the next year" if args.near else "; bookings from the end of 2027 on")
+        + ("; clients start while the daemon starts up" if args.cold else "; clients start once the daemon is idle")
     )
     print("| target | kind | answered | per s | p50 ms | p99 ms | failed |")
     print("|---|---|---|---|---|---|---|")
