@@ -187,3 +187,85 @@ def test_a_lane_held_by_another_process_keeps_the_batch_out_not_the_clients(
         holder.kill()
         holder.wait()
     assert set(work.items(layout.mirror_name("work"))) == {"m1.ics"}
+
+
+@contextmanager
+def lane_held_elsewhere(store: LocalStore, collection: str) -> Iterator[Callable[[], None]]:
+    """The lane of `collection` held by another process until the block calls what it gets."""
+    lane = lane_file(store.store_dir, f"{USER}/{collection}")
+    lane.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'a+b'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(lane),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+        def release() -> None:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(10)
+
+        yield release
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def scratch_files(store: LocalStore, collection: str) -> list[Path]:
+    return sorted((store.store_dir / "collection-root" / USER / collection).glob(".Radicale.tmp-*"))
+
+
+def test_a_put_writes_its_item_before_waiting_for_the_lane(server: LocalServer, store: LocalStore) -> None:
+    answers: list[requests.Response] = []
+    with (
+        lane_held_elsewhere(store, layout.APPOINTMENTS) as release,
+        running(lambda: answers.append(put(server, layout.APPOINTMENTS, "a1"))) as putting,
+    ):
+        for _ in range(200):  # the item's text is on disk while the lane is still held
+            if scratch_files(store, layout.APPOINTMENTS):
+                break
+            putting.join(0.05)
+        (ahead,) = scratch_files(store, layout.APPOINTMENTS)
+        text = ahead.read_bytes()
+        assert b"UID:a1" in text and putting.is_alive() and answers == []
+        release()
+    assert [a.status_code for a in answers] == [201]
+    assert scratch_files(store, layout.APPOINTMENTS) == []
+    item = store.store_dir / "collection-root" / USER / layout.APPOINTMENTS / "a1.ics"
+    assert item.read_bytes() == text  # renamed into place, not written again
+    assert requests.get(f"{server.url}{USER}/{layout.APPOINTMENTS}/a1.ics", auth=AUTH, timeout=10).content == text
+
+
+def test_a_put_refused_inside_the_lane_leaves_no_file(server: LocalServer, store: LocalStore) -> None:
+    url = f"{server.url}{USER}/{layout.APPOINTMENTS}/a1.ics"
+    assert put(server, layout.APPOINTMENTS, "a1").status_code == 201
+    before = requests.get(url, auth=AUTH, timeout=10).content
+    refused = requests.put(
+        url,
+        data=event("a1", start="20261203T100000Z", end="20261203T110000Z"),
+        headers={"Content-Type": "text/calendar", "If-Match": '"not-its-etag"'},
+        auth=AUTH,
+        timeout=(5, 60),
+    )
+    assert refused.status_code == 412
+    assert requests.get(url, auth=AUTH, timeout=10).content == before
+    assert put(server, layout.APPOINTMENTS, "a1").status_code == 204  # the same again: a change
+    other = requests.put(
+        f"{server.url}{USER}/{layout.APPOINTMENTS}/other.ics",
+        data=event("a1"),  # the UID of another item: Radicale's no-uid-conflict
+        headers={"Content-Type": "text/calendar"},
+        auth=AUTH,
+        timeout=(5, 60),
+    )
+    assert other.status_code == 409
+    assert scratch_files(store, layout.APPOINTMENTS) == []
+    assert not (store.store_dir / "collection-root" / USER / layout.APPOINTMENTS / "other.ics").exists()
