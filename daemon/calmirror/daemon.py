@@ -36,6 +36,7 @@ from calmirror.sdnotify import Notifier
 from calmirror.signal_inbox import SignalInbox
 from calmirror.state import State
 from calmirror.state.ranges import RangeIndex
+from calmirror.sync_report import LoggedProgress
 from calmirror.web.app import page_for
 
 log = logging.getLogger("calmirror.daemon")
@@ -65,6 +66,7 @@ class Daemon:
         self.url = ""
         self.not_connected_every = NOT_CONNECTED_EVERY_S
         self._said_not_connected: float | None = None  # monotonic time of the last warning
+        self.progress = LoggedProgress(log.info)  # a long pass says how far it got
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -330,7 +332,7 @@ class Daemon:
             return
         held = self._client(None)
         try:
-            self.engine.mirror_pass(held[1] if held else None)
+            self.engine.mirror_pass(held[1] if held else None, progress=self.progress)
         finally:
             if held:
                 held[1].close()
@@ -368,7 +370,7 @@ class Daemon:
                 self.engine.mirror.prune()  # a disconnect leaves the account's mirrors to go
                 continue
             try:
-                self.engine.mirror_pass(held[1] if held else None)
+                self.engine.mirror_pass(held[1] if held else None, progress=self.progress)
             except CalmirrorError as exc:
                 log.error("mirror: %s", exc.message)
         if held:

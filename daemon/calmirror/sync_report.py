@@ -6,10 +6,32 @@ benchmarks can read a report without the machinery that makes one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 Progress = Callable[[str, int, int], None]  # (calendar name, done, total)
+
+
+class LoggedProgress:
+    """A long pass says how far it got every `every_s` seconds: the daemon's first mirror of
+    10,000 events logged nothing between "listening" and "serving" (seconds here, minutes at
+    100,000), so a user watching the journal could not tell it from a hang."""
+
+    def __init__(
+        self, say: Callable[[str], None], every_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.say, self.every_s, self.clock = say, every_s, clock
+        self._next: dict[str, float] = {}  # calendar name -> when it may be said again
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        now = self.clock()
+        due = self._next.setdefault(name, now + self.every_s)  # the first call starts the clock
+        if done >= total:
+            self._next.pop(name, None)
+        elif now >= due:
+            self._next[name] = now + self.every_s
+            self.say(f"mirroring {name}: {done:,} of {total:,} objects")
 
 
 @dataclass

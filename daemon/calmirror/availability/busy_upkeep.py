@@ -226,7 +226,8 @@ class BusyUpkeep:
             self.lock.release()
 
     def _rebuild(self) -> None:
-        log.info("the busy index is being %s; busy time waits for it", self.build_due() or "rebuilt")
+        if self.state.busy_meta() is not None:  # a new home's first build is over at once
+            log.info("the busy index is being %s; busy time waits for it", self.build_due() or "rebuilt")
         began = time.monotonic()
         rules = self.rules()
         self.state.busy_reset(spans.fingerprint(rules), spans.horizon_at(self.clock()))
