@@ -162,9 +162,15 @@ class Engine:
     def _failed(self, calendar_id: str, message: str) -> SyncReport:
         # The last name known: a calendar deleted in iCloud keeps it after it left the listing.
         name = self.state.calendar_names().get(calendar_id, calendar_id)
+        before = self.state.mirror(calendar_id)
         self.state.update_mirror(calendar_id, last_error=message[:300], last_attempt=time.time())
-        self.state.record_event("error", "mirror", f"{name}: {message}")
-        log.error("sync %s failed: %s", name, message, extra=logs.REPORTED)
+        if before is not None and before.last_error == message[:300]:
+            # The same failure at every pass (iCloud out for an hour): said when it began, not
+            # three lines a minute in the journal and in status's recent errors.
+            log.debug("sync %s failed again: %s", name, message, extra=logs.REPORTED)
+        else:
+            self.state.record_event("error", "mirror", f"{name}: {message}")
+            log.error("sync %s failed: %s", name, message, extra=logs.REPORTED)
         return SyncReport(calendar_id, name, getattr(self.state.mirror(calendar_id), "slug", None) or "", error=message)
 
     def _sync_one(

@@ -56,6 +56,8 @@ class Health:
             self.auth_failed = False
             if previous.get("state") != "ok":
                 self.state.set_meta(self.key, {"state": "ok", "since": time.time(), "not_before": 0})
+            if previous.get("state") in ("unreachable", "auth_failed"):  # its failures were logged once
+                log.info("%s answers again", f"account {self.account}" if self.account else "iCloud")
 
     def renew_credentials(self) -> None:
         with self._lock:
