@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from calmirror.emulator import Emulator
+from calmirror.testing.homes import connected_home
 from tests.cli.test_cli_foundation import connect, one_clean_line
 from tests.conftest import Cli
 from tests.helpers import APP_PASSWORD, APPLE_ID, emulator_serve, wait_for
@@ -238,6 +239,14 @@ def test_sync_now_json_prints_json(cli: Cli, home: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
+
+
+def test_sync_now_without_a_daemon_says_it_syncs_here(cli: Cli, emu: Emulator, home: Path) -> None:
+    connected_home(home, emu, conflicts=("Work",))
+    result = cli("sync", "--now")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["No daemon runs for this home (`calmirror run`); syncing here instead."]
+    assert result.stdout.startswith("Work: 16 added")
 
 
 def test_demo_books_a_free_slot_and_says_what_it_does(tmp_path: Path) -> None:

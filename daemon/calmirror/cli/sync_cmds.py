@@ -54,6 +54,8 @@ def register(app: typer.Typer) -> None:
             else:
                 console.print("Asked the running daemon to sync now.")
             return
+        if now:  # it synced here without a word, as if a daemon had been asked
+            err_console.print("No daemon runs for this home (`calmirror run`); syncing here instead.", markup=False)
         feed_names = {f.name for f in c.state.feeds()}
         connected = c.state.account() is not None
         if not connected and not feed_names:
