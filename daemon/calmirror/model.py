@@ -271,6 +271,7 @@ BUSY_PUSHED = "pushed-in-icloud"  # iCloud's differing versions of pushed appoin
 _MIRROR_KEY = "mirror:"
 #: Spans shorter than this (10 days, in microseconds) are found by a range scan on their start.
 BUSY_SHORT_US = 10 * 86_400 * 1_000_000
+KIND_UNAVAILABLE = 2  # a span row's kind column (`tentative`): Outlook's out of office
 
 
 def busy_mirror_key(calendar_id: str) -> str:
@@ -290,7 +291,9 @@ class BusySpan:
     `start` already includes the travel time before it (`travel`, 0 for all-day events), so
     the query drops it when the user switches travel time off. `maybe` marks an occurrence
     that is busy only when tentative time counts (STATUS or the user's own PARTSTAT);
-    `tentative` is STATUS/BUSYSTATUS alone, as shown to users.
+    `tentative` is STATUS/BUSYSTATUS alone, as shown to users; `unavailable` is Outlook's
+    out of office (FBTYPE=BUSY-UNAVAILABLE in free-busy answers). The two share one column,
+    the row's kind (0 busy, 1 tentative, 2 unavailable).
     """
 
     uid: str
@@ -302,6 +305,7 @@ class BusySpan:
     tentative: bool
     maybe: bool
     approximate: bool
+    unavailable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,10 +135,10 @@ def test_a_restarted_daemon_guards_its_first_put_without_parsing_the_mirrors(tmp
         run.stop()
 
 
-def _freebusy_lines(url: str, auth: tuple[str, str]) -> list[str]:
+def _freebusy_lines(url: str, auth: tuple[str, str], query: str = FREEBUSY) -> list[str]:
     """The FREEBUSY lines of a free-busy REPORT's answer, unfolded, as `FBTYPE=KIND:PERIOD`."""
     answer = requests.request(
-        "REPORT", url, data=FREEBUSY, auth=auth, timeout=30, headers={"Depth": "1", "Content-Type": "application/xml"}
+        "REPORT", url, data=query, auth=auth, timeout=30, headers={"Depth": "1", "Content-Type": "application/xml"}
     )
     assert answer.status_code == 200, answer.text[:300]
     text = re.sub(r"\r?\n[ \t]", "", answer.text)
@@ -225,5 +225,32 @@ def test_free_busy_reports_tentative_time_as_busy_tentative(tmp_path: Path, emu:
         cli = busy_json(run.home.data_dir, "--no-daemon")
         assert report_busy(run, "busy") == cli == busy_json(run.home.data_dir)
         assert (datetime(2026, 12, 5, 14, tzinfo=UTC), datetime(2026, 12, 5, 17, tzinfo=UTC)) in cli
+    finally:
+        run.stop()
+
+
+def test_free_busy_reports_out_of_office_as_busy_unavailable(tmp_path: Path, emu: Emulator) -> None:
+    """RFC 5545 3.2.9: Outlook's out of office (X-MICROSOFT-CDO-BUSYSTATUS:OOF) is
+    FBTYPE=BUSY-UNAVAILABLE, inside the busy index's horizon and past it (2029); where it
+    overlaps firm busy time that stretch says so too. availability counts it busy, as before."""
+    run = daemon_with(tmp_path, emu, "off")
+    oof = "X-MICROSOFT-CDO-BUSYSTATUS:OOF\r\n"
+    try:
+        assert run.put("away.ics", event("fb-away", start="20261207T090000Z", end="20261207T120000Z", extra=oof)).ok
+        assert run.put("call.ics", event("fb-call", start="20261207T110000Z", end="20261207T130000Z")).ok
+        assert run.put("far.ics", event("fb-far", start="20290604T090000Z", end="20290604T100000Z", extra=oof)).ok
+        lines = [line for line in _freebusy_lines(run.collection_url("appointments"), run.auth) if "20261207" in line]
+        assert lines == [
+            "FBTYPE=BUSY-UNAVAILABLE:20261207T090000Z/20261207T120000Z",
+            "FBTYPE=BUSY:20261207T120000Z/20261207T130000Z",
+        ]
+        far = FREEBUSY.replace("20261201T000000Z", "20290601T000000Z").replace("20261215T000000Z", "20290610T000000Z")
+        assert _freebusy_lines(run.collection_url("busy"), run.auth, far) == [
+            "FBTYPE=BUSY-UNAVAILABLE:20290604T090000Z/20290604T100000Z"
+        ]
+        away = (datetime(2026, 12, 7, 9, tzinfo=UTC), datetime(2026, 12, 7, 13, tzinfo=UTC))
+        cli = busy_json(run.home.data_dir, "--no-daemon")
+        assert any(a <= away[0] and away[1] <= b for a, b in cli)
+        assert report_busy(run, "busy") == cli
     finally:
         run.stop()

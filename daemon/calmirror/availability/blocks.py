@@ -51,7 +51,14 @@ class MergedBlocks:
             if generation != self._kept_at:
                 self._kept.clear()
                 self._kept_at = generation
-        rules = (tuple(query.sources), tuple(query.allday), tuple(query.mirrors), query.travel, query.tentative)
+        rules = (
+            tuple(query.sources),
+            tuple(query.allday),
+            tuple(query.mirrors),
+            query.travel,
+            query.tentative,
+            query.unavailable,
+        )
         out: Pairs = []
         first = query.start - query.start % BLOCK_US
         for lo in range(first, query.end, BLOCK_US):

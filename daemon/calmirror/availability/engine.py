@@ -106,6 +106,7 @@ class BusyOccurrence:
     all_day: bool = False
     tentative: bool = False
     approximate: bool = False
+    unavailable: bool = False  # Outlook's out of office
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +247,9 @@ def busy_occurrences(
     them alive after it."""
     window = _check_window(start, end)
     found = [
-        BusyOccurrence(source.name, uid, info.summary, start, end, all_day, info.tentative, approximate)
+        BusyOccurrence(
+            source.name, uid, info.summary, start, end, all_day, info.tentative, approximate, info.unavailable
+        )
         for start, end, source, uid, info, all_day, approximate in _walk(sources, window, rules, None, remember)
     ]
     found.sort(key=lambda o: (o.start, o.end, o.source, o.uid))
@@ -338,6 +341,7 @@ def to_vfreebusy(
     end: dt.datetime,
     dtstamp: dt.datetime | None = None,
     tentative: Iterable[Interval] = (),
+    unavailable: Iterable[Interval] = (),
 ) -> str:
     """An RFC 5545 VFREEBUSY reply in the form a CalDAV free-busy-query returns.
 
@@ -345,7 +349,9 @@ def to_vfreebusy(
     FBTYPE=BUSY, and `tentative` (time busy only tentatively: STATUS:TENTATIVE, the user's
     PARTSTAT=TENTATIVE, Outlook's BUSYSTATUS:TENTATIVE) as FBTYPE=BUSY-TENTATIVE (RFC 4791
     §7.10, RFC 5545 §3.2.9) where no BUSY interval covers it: a stretch both are is BUSY, so
-    a client reading only BUSY lines never loses firm busy time. DTSTAMP is required by the
+    a client reading only BUSY lines never loses firm busy time. `unavailable` (Outlook's
+    out of office, BUSYSTATUS:OOF) is FBTYPE=BUSY-UNAVAILABLE, and BUSY only where it is not
+    (its time is firm busy time too). DTSTAMP is required by the
     RFC but this module reads no clock: callers pass the current time; without it the window
     start stands in, keeping output reproducible. Busy edges are widened to whole seconds so
     rounding never shrinks busy time.
@@ -361,8 +367,13 @@ def to_vfreebusy(
         f"DTEND:{_stamp(we, True)}",
     ]
     busy = merge((max(a, ws), min(b, we)) for a, b in intervals)
-    maybe = subtract(merge((max(a, ws), min(b, we)) for a, b in tentative), busy)
-    kinds = sorted([(a, b, "BUSY") for a, b in busy] + [(a, b, "BUSY-TENTATIVE") for a, b in maybe])
+    away = merge((max(a, ws), min(b, we)) for a, b in unavailable)
+    maybe = subtract(merge((max(a, ws), min(b, we)) for a, b in tentative), merge([*busy, *away]))
+    kinds = sorted(
+        [(a, b, "BUSY") for a, b in subtract(busy, away)]
+        + [(a, b, "BUSY-UNAVAILABLE") for a, b in away if a < b]
+        + [(a, b, "BUSY-TENTATIVE") for a, b in maybe]
+    )
     for a, b, kind in kinds:
         lines.append(f"FREEBUSY;FBTYPE={kind}:{_stamp(a, False)}/{_stamp(b, True)}")
     lines += ["END:VFREEBUSY", "END:VCALENDAR"]

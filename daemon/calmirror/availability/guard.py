@@ -171,12 +171,15 @@ def make_guard(
 def make_freebusy(busy: BusySources) -> Callable[[str, datetime, datetime], str]:
     """A free-busy REPORT answers for the collection it is sent to (RFC 4791 §7.10): its own
     events, by the same busy rules; `busy/` answers for every source together. Tentative time
-    is reported as such (FBTYPE=BUSY-TENTATIVE), so a client can tell it from firm busy time."""
+    is reported as such (FBTYPE=BUSY-TENTATIVE), so a client can tell it from firm busy time,
+    and Outlook's out of office as FBTYPE=BUSY-UNAVAILABLE."""
 
     def freebusy(collection_path: str, start: datetime, end: datetime) -> str:
         parts = split_path(collection_path)
         collection = parts[1] if len(parts) == 2 else ""
-        firm, tentative = busy.busy_kinds(start, end, only=None if collection == BUSY else collection)
-        return engine.to_vfreebusy(firm, start, end, dtstamp=datetime.now(UTC), tentative=tentative)
+        only = None if collection == BUSY else collection
+        firm, tentative = busy.busy_kinds(start, end, only=only)
+        away = busy.unavailable(start, end, only=only)
+        return engine.to_vfreebusy(firm, start, end, dtstamp=datetime.now(UTC), tentative=tentative, unavailable=away)
 
     return freebusy

@@ -46,6 +46,8 @@ class EventInfo:
     tentative: bool  # STATUS:TENTATIVE or Outlook's BUSYSTATUS:TENTATIVE
     attendees: tuple[tuple[frozenset[str], str], ...]  # (addresses, PARTSTAT)
     travel: dt.timedelta = dt.timedelta(0)  # Apple's travel time before a timed occurrence
+    # Outlook's BUSYSTATUS:OOF (out of office): busy, and reported as FBTYPE=BUSY-UNAVAILABLE
+    unavailable: bool = False
 
 
 def normalise_address(value: str) -> str:
@@ -116,6 +118,7 @@ def event_info(component: icalendar.Component) -> EventInfo:
         tentative=status == "TENTATIVE" or ms_status == "TENTATIVE",
         attendees=tuple(attendees),
         travel=travel_time(component),
+        unavailable=ms_status == "OOF" and status != "TENTATIVE",
     )
 
 

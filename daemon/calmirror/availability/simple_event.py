@@ -325,4 +325,5 @@ def _info(props: dict[str, list[Line]], uid: str) -> EventInfo:
         tentative=status == "TENTATIVE" or ms_status == "TENTATIVE",
         attendees=tuple(attendees),
         travel=_travel(props),
+        unavailable=ms_status == "OOF" and status != "TENTATIVE",
     )

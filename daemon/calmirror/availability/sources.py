@@ -31,7 +31,7 @@ from calmirror.availability.spans import from_us, to_us
 from calmirror.config import Settings
 from calmirror.local.layout import BUSY
 from calmirror.local.store import LocalStore
-from calmirror.model import BusySpan
+from calmirror.model import KIND_UNAVAILABLE, BusySpan
 from calmirror.state import State
 from calmirror.state.busy import SpanQuery, SpanRow
 from calmirror.state.busy_far import FarItem, FarPiece, FarQuery
@@ -110,9 +110,10 @@ class BusySources:
         skip_uids: Iterable[str],
         wait: float,
         rules: engine.Rules | None = None,
+        unavailable: bool = False,
     ) -> tuple[SpanQuery | None, dict[str, str], bool, list[engine.BusyOccurrence]] | None:
         """The index query for the part of the window inside its horizon (None: no part), and
-        the engine's occurrences for the parts outside it."""
+        the engine's occurrences for the parts outside it (`unavailable`: out of office only)."""
         ws, we = engine._check_window(start, end)
         rules = self.rules() if rules is None else rules
         if not self.upkeep.ensure(wait, rules):
@@ -139,10 +140,12 @@ class BusySources:
                 travel=rules.travel_time,
                 tentative=rules.tentative_busy,
                 skip_uids=skip,
+                unavailable=unavailable,
             )
         outside = []
         if specs and (a < h0 or b > h1):
             outside = self._outside(specs, rules, (a, b), (h0, h1), inside, frozenset(skip))
+            outside = [o for o in outside if o.unavailable] if unavailable else outside
         return query, {s.key: s.name for s in specs}, rules.travel_time, outside
 
     def _merged(
@@ -153,9 +156,10 @@ class BusySources:
         skip_uids: Iterable[str] = (),
         wait: float = -1,
         rules: engine.Rules | None = None,
+        unavailable: bool = False,
     ) -> list[Interval] | None:
         """Merged busy time clipped to the window, merged in integers: no object per occurrence."""
-        found = self._gather(start, end, only, skip_uids, wait, rules)
+        found = self._gather(start, end, only, skip_uids, wait, rules, unavailable)
         if found is None:
             return None
         query, _names, _travel, outside = found
@@ -295,6 +299,11 @@ class BusySources:
             return firm, []
         return firm, subtract(self._merged(start, end, only=only, rules=rules) or [], firm)
 
+    def unavailable(self, start: datetime, end: datetime, only: str | None = None) -> list[Interval]:
+        """The part of the busy time that is Outlook's out of office (BUSYSTATUS:OOF): what a
+        free-busy answer reports as FBTYPE=BUSY-UNAVAILABLE (RFC 5545 3.2.9)."""
+        return self._merged(start, end, only=only, unavailable=True) or []
+
     def candidate(self, calendar: icalendar.Calendar) -> Candidate:
         """What a guard check of `calendar` asks the index, worked out once per PUT."""
         rules = self.rules()
@@ -330,7 +339,7 @@ class Candidate:
 
 
 def _occurrence(row: SpanRow, names: dict[str, str], travel: bool) -> engine.BusyOccurrence:
-    source, uid, summary, start, end, before, all_day, tentative, approximate = row
+    source, uid, summary, start, end, before, all_day, kind, approximate = row
     return engine.BusyOccurrence(
         names[source],
         uid,
@@ -338,8 +347,9 @@ def _occurrence(row: SpanRow, names: dict[str, str], travel: bool) -> engine.Bus
         from_us(start if travel else start + before),
         from_us(end),
         bool(all_day),
-        bool(tentative),
+        kind == 1,
         bool(approximate),
+        kind == KIND_UNAVAILABLE,
     )
 
 

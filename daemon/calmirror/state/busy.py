@@ -35,6 +35,7 @@ class SpanQuery:
     travel: bool
     tentative: bool
     skip_uids: Sequence[str] = ()
+    unavailable: bool = False  # only out-of-office rows (kind 2)
 
 
 SpanRow = tuple[str, str, str, int, int, int, int, int, int]  # source uid summary start end travel all_day tent approx
@@ -42,7 +43,8 @@ SpanRow = tuple[str, str, str, int, int, int, int, int, int]  # source uid summa
 _SELECT = (
     "SELECT source, uid, summary, start_us, end_us, travel, all_day, tentative, approximate FROM busy_spans "
     "WHERE {range} AND end_us > :ws AND start_us + CASE WHEN :travel THEN 0 ELSE travel END < :we "
-    "AND (:tentative OR maybe = 0) AND source IN (SELECT value FROM json_each(:sources)) "
+    "AND (:tentative OR maybe = 0) AND (:unavailable = 0 OR tentative = 2) "
+    "AND source IN (SELECT value FROM json_each(:sources)) "
     "AND (all_day = 0 OR source IN (SELECT value FROM json_each(:allday))) "
     "AND NOT (source IN (SELECT value FROM json_each(:mirrors)) AND uid IN (SELECT uid FROM appointments)) "
     "AND uid NOT IN (SELECT value FROM json_each(:skip))"

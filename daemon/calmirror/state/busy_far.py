@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from calmirror.model import BUSY_SHORT_US, BusySpan
+from calmirror.model import BUSY_SHORT_US, KIND_UNAVAILABLE, BusySpan
 from calmirror.state.base import StateBase
 
 YEARS_KEPT = 4
@@ -66,7 +66,8 @@ _FAR_SELECT = (
     "WHERE year = :year AND {range} AND end_us > :ws AND end_us <= :max_end "
     "AND start_us + CASE WHEN :travel THEN 0 ELSE travel END < :we "
     "AND start_us + CASE WHEN :travel THEN 0 ELSE travel END >= :min_start "
-    "AND (:tentative OR maybe = 0) AND source IN (SELECT value FROM json_each(:sources)) "
+    "AND (:tentative OR maybe = 0) AND (:unavailable = 0 OR tentative = 2) "
+    "AND source IN (SELECT value FROM json_each(:sources)) "
     "AND (all_day = 0 OR source IN (SELECT value FROM json_each(:allday))) "
     "AND NOT (source IN (SELECT value FROM json_each(:mirrors)) AND uid IN (SELECT uid FROM appointments)) "
     "AND uid NOT IN (SELECT value FROM json_each(:skip))"
@@ -86,6 +87,7 @@ class FarQuery:
     travel: bool
     tentative: bool
     skip_uids: Sequence[str] = ()
+    unavailable: bool = False  # only out-of-office rows (kind 2)
 
 
 class BusyFarTables(StateBase):
@@ -190,7 +192,7 @@ def span_values(s: BusySpan) -> tuple[str, str, int, int, int, int, int, int, in
         s.travel,
         long,
         int(s.all_day),
-        int(s.tentative),
+        KIND_UNAVAILABLE if s.unavailable else int(s.tentative),
         int(s.maybe),
         int(s.approximate),
     )
@@ -230,6 +232,8 @@ class Switches(Protocol):
     def tentative(self) -> bool: ...
     @property
     def skip_uids(self) -> Sequence[str]: ...
+    @property
+    def unavailable(self) -> bool: ...
 
 
 def window_params(q: Switches, start: int, end: int) -> dict[str, Any]:
@@ -240,6 +244,7 @@ def window_params(q: Switches, start: int, end: int) -> dict[str, Any]:
         "lo": start - BUSY_SHORT_US,
         "travel": int(q.travel),
         "tentative": int(q.tentative),
+        "unavailable": int(q.unavailable),
         "sources": json.dumps(list(q.sources)),
         "allday": json.dumps(list(q.allday)),
         "mirrors": json.dumps(list(q.mirrors)),
