@@ -207,6 +207,39 @@ COUNT_OFF_RULE_MONTHDAY = _ics(
     "END:VCALENDAR",
 )
 
+# RFC 7529 rules (Apple Calendar's lunar repeats; Radicale refuses RSCALE): DTSTART and the
+# RDATE count, later lunar occurrences are not known; RSCALE=GREGORIAN is a plain rule.
+RSCALE_CHINESE = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Apple Inc.//macOS 15.3.2//EN",
+    "BEGIN:VEVENT",
+    "UID:rscale-chinese@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART;VALUE=DATE:20270206",
+    "DTEND;VALUE=DATE:20270207",
+    "RRULE:RSCALE=CHINESE;FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=30",
+    "RDATE;VALUE=DATE:20270210",
+    "SUMMARY:New Year's Eve (lunar)",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
+RSCALE_GREGORIAN_SKIP = _ics(
+    "BEGIN:VCALENDAR",
+    "VERSION:2.0",
+    "PRODID:-//Apple Inc.//macOS 15.3.2//EN",
+    "BEGIN:VEVENT",
+    "UID:rscale-gregorian-skip@example.org",
+    "DTSTAMP:20261201T090000Z",
+    "DTSTART:20261231T090000Z",
+    "DTEND:20261231T100000Z",
+    "RRULE:RSCALE=GREGORIAN;FREQ=MONTHLY;SKIP=BACKWARD;COUNT=4",
+    "SUMMARY:Month-end close",
+    "END:VEVENT",
+    "END:VCALENDAR",
+)
+
 SHAPES: dict[str, str] = {
     "overrides-without-master": OVERRIDES_WITHOUT_MASTER,
     "huge-count": HUGE_COUNT,
@@ -217,4 +250,6 @@ SHAPES: dict[str, str] = {
     "windows-zone-without-vtimezone": WINDOWS_ZONE_WITHOUT_VTIMEZONE,
     "count-off-rule-setpos": COUNT_OFF_RULE_SETPOS,
     "count-off-rule-monthday": COUNT_OFF_RULE_MONTHDAY,
+    "rscale-chinese": RSCALE_CHINESE,
+    "rscale-gregorian-skip": RSCALE_GREGORIAN_SKIP,
 }

@@ -29,6 +29,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
 - **A DATE UNTIL on a timed rule, an override of an EXDATEd occurrence, a COUNT rule that
   does not produce DTSTART**: shapes readers
   disagree on, written so every reader sees the busy time the engine counts (`compat_series`).
+- **Rules in another calendar scale** (RFC 7529 RSCALE; Radicale refuses them): a Gregorian
+  one becomes a plain rule, any other is dropped, as busy time reads them (`compat_scales`).
 - **A UTF-8 byte-order mark** before `BEGIN:VCALENDAR` (some exporters write one; Radicale
   refuses the object as "not valid iCalendar"): dropped.
 - **DTEND and DURATION both given** (not allowed; Radicale refuses it): DURATION is dropped,
@@ -56,6 +58,7 @@ from dataclasses import dataclass
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
+from calmirror.compat_scales import GREGORIAN_SCALE, OTHER_SCALE, drop_other_scales, plain_gregorian_rules
 from calmirror.compat_series import (
     COUNT_AS_UNTIL,
     DATE_UNTIL,
@@ -323,6 +326,8 @@ def mark(resource: Resource, reasons: str, href: str) -> None:
 #: THISANDFUTURE override is spread between the two groups (`_made`), and the rules are
 #: bounded last.
 _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
+    (plain_gregorian_rules, GREGORIAN_SCALE),
+    (drop_other_scales, OTHER_SCALE),
     (rename_custom_zones, ZONES),
     (name_undefined_zones, NAMED),
     (drop_duration_beside_dtend, BOTH_ENDS),

@@ -269,7 +269,57 @@ COUNT_OFF_RULE = Shape(
     ),
 )
 
-SHAPES = (APPLE, ATTACHMENTS, COLON_ZONE, THIS_AND_FUTURE, EXRULE, OUT_OF_OFFICE, BARE_LF, HUGE, COUNT_OFF_RULE)
+# RFC 7529: Apple Calendar's lunar repeat. No library here walks Chinese months: DTSTART counts,
+# and the copy (Radicale refuses RSCALE) keeps it and says later occurrences are not known.
+LUNAR = Shape(
+    "lunar-birthday",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:lunar-birthday",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART;TZID=Europe/Berlin:20261220T120000",
+        "DTEND;TZID=Europe/Berlin:20261220T130000",
+        "RRULE:RSCALE=CHINESE;FREQ=YEARLY",
+        "SUMMARY:Grandmother's birthday",
+        "END:VEVENT",
+        zones=tuple(ical.VTIMEZONES["Europe/Berlin"]),
+    ),
+    (("2026-12-20 11:00", "2026-12-20 12:00"),),
+)
+
+GREGORIAN_SCALE = Shape(
+    "gregorian-rscale",
+    _calendar(
+        "BEGIN:VEVENT",
+        "UID:gregorian-rscale",
+        "DTSTAMP:20261201T090000Z",
+        "DTSTART;TZID=Europe/Berlin:20261221T140000",
+        "DTEND;TZID=Europe/Berlin:20261221T143000",
+        "RRULE:RSCALE=GREGORIAN;FREQ=WEEKLY;SKIP=OMIT;COUNT=3",
+        "SUMMARY:Weekly, in the Gregorian scale said out loud",
+        "END:VEVENT",
+        zones=tuple(ical.VTIMEZONES["Europe/Berlin"]),
+    ),
+    (
+        ("2026-12-21 13:00", "2026-12-21 13:30"),
+        ("2026-12-28 13:00", "2026-12-28 13:30"),
+        ("2027-01-04 13:00", "2027-01-04 13:30"),
+    ),
+)
+
+SHAPES = (
+    APPLE,
+    ATTACHMENTS,
+    COLON_ZONE,
+    THIS_AND_FUTURE,
+    EXRULE,
+    OUT_OF_OFFICE,
+    BARE_LF,
+    HUGE,
+    COUNT_OFF_RULE,
+    LUNAR,
+    GREGORIAN_SCALE,
+)
 
 
 @dataclass
@@ -362,3 +412,8 @@ def test_a_radicale_server_counts_dtstart_toward_count(mirrored: Mirrored) -> No
     url = mirrored.emu.calendar_url(mirrored.cal_id)
     assert "count-off-rule.ics" in _found_by_query(url, "20261228T000000Z", "20261229T000000Z")
     assert "count-off-rule.ics" not in _found_by_query(url, "20270104T000000Z", "20270105T000000Z")
+
+
+def test_status_says_what_is_not_known_of_a_lunar_rule(mirrored: Mirrored) -> None:
+    compatible = mirrored.engine.state.copy_counts(mirrored.cal_id)["compatible"]
+    assert any("another calendar scale" in reason and "not known" in reason for reason in compatible), compatible

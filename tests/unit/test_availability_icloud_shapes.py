@@ -12,6 +12,7 @@ import pytest
 
 from calmirror.availability import engine as av
 from calmirror.testing import ical
+from tests import icloud_shapes
 
 UTC = dt.UTC
 ME = frozenset({"me@example.com"})
@@ -364,4 +365,28 @@ def test_a_utc_time_never_matches_another_occurrences_wall_time() -> None:
     excluded = cal([*series, "EXDATE;TZID=Europe/Berlin:20261202T110000"], head=BERLIN)
     assert busy(excluded, window=("2026-12-02 00:00", "2026-12-03 00:00")) == [
         iv("2026-12-02 09:00", "2026-12-02 09:30")
+    ]
+
+
+# --- rules in another calendar scale (RFC 7529) ---------------------------------------------------
+
+
+def test_a_lunar_rule_counts_dtstart_and_its_rdates_and_nothing_is_skipped() -> None:
+    """No library here walks Chinese months: what can be known counts (DTSTART, RDATEs)."""
+    window = ("2026-12-01 00:00", "2029-01-01 00:00")
+    assert busy(icloud_shapes.RSCALE_CHINESE, window) == [
+        iv("2027-02-06 00:00", "2027-02-07 00:00"),
+        iv("2027-02-10 00:00", "2027-02-11 00:00"),
+    ]
+    assert skipped(icloud_shapes.RSCALE_CHINESE, window) == []
+
+
+def test_a_gregorian_rscale_is_a_plain_rule() -> None:
+    """SKIP=BACKWARD would move 31 February to the 28th; that one is left out, and COUNT runs on."""
+    window = ("2026-12-01 00:00", "2027-12-01 00:00")
+    assert [a for a, _ in busy(icloud_shapes.RSCALE_GREGORIAN_SKIP, window)] == [
+        z("2026-12-31 09:00"),
+        z("2027-01-31 09:00"),
+        z("2027-03-31 09:00"),
+        z("2027-05-31 09:00"),
     ]

@@ -99,12 +99,23 @@ def _rrules(component: icalendar.Component) -> list[Any]:
 
 
 def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
-    """The master with infeasible rules dropped and filtered sub-daily rules made DAILY."""
+    """The master with infeasible rules dropped and filtered sub-daily rules made DAILY.
+
+    A rule in another calendar scale (RFC 7529: Apple writes `RSCALE=CHINESE;FREQ=YEARLY` for
+    a lunar birthday) is dropped too: no library here walks Chinese or Hebrew months, and
+    DTSTART, RDATEs and overrides still count (the mirror's copy says later occurrences are
+    not known, `compat_scales`). RSCALE=GREGORIAN is a plain rule; dateutil does SKIP=OMIT,
+    and an occurrence SKIP=BACKWARD or FORWARD would move is left out."""
     start0 = wall(master.start)
     kept: list[dict[str, list[Any]]] = []
     changed = False
     for recur in _rrules(master.component):
         parts = rb.parts_of(recur)
+        if "RSCALE" in parts or "SKIP" in parts:
+            changed = True
+            if str(parts.get("RSCALE", ["GREGORIAN"])[0]).strip().upper() != "GREGORIAN":
+                continue  # another calendar scale (RFC 7529): DTSTART, RDATEs and overrides count
+            parts = {k: v for k, v in parts.items() if k not in ("RSCALE", "SKIP")}
         if not rb.feasible(parts, start0):
             changed = True
             continue
