@@ -10,8 +10,7 @@ writes the read-only iCloud mirrors and reads any collection; the watcher
   `rights`, `radicale_config`, `davxml` (client XML read safely), `refusals` and `suspect`
   (what a write is refused for, in one line), `fairness` (writers first), `loopback` (the
   running daemon asked as a client would), `errors`.
-- The store: `store`, `storage` and `store_lock` (the lock, writers first, a lane per
-  collection), `prewrite` (a client's item synced before its lane), `layout`
+- The store: `store`, `storage` and `store_lock` (the lock, writers first), `layout`
   (collection names and paths, in one place), `listing` (changes since a token),
   `uid_cache` and `uid_index` (UIDs from memory), `watcher`.
 - Mirror writes: `writer` (check and write batches behind the fetch), `items` (checking an
