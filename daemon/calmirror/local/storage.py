@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import os
 import secrets
 import threading
@@ -40,11 +39,9 @@ from radicale import pathutils, types
 from radicale.storage import multifilesystem
 from radicale.storage.multifilesystem.cache import CacheContent
 
-from calmirror.local import prewrite
 from calmirror.local.store_lock import hold_lane, lane_of_request, lock_for, reads_unlocked
 
 CLEAN_HISTORY_EVERY_S = 3600.0
-prewrite.install()  # a client's item is written before its lane (`prewrite`)
 
 
 def size_ok(path: str, limit: int) -> bool:
@@ -108,24 +105,7 @@ class StoreCollection(multifilesystem.Collection):
         Radicale makes and removes a folder for every file it writes, three per client PUT
         (item, cache, history), all inside the exclusive store lock; removing them was about
         a third of the time a write held the lock on this disk. A crash leaves at most a
-        hidden file that nothing reads. The item of a client's PUT was written and synced
-        before the lane (`prewrite`): if this is that text, it is only renamed into place."""
-        if mode == "w" and prewrite.waiting(path):
-            buffer = io.StringIO(newline=newline)
-            yield buffer
-            scratch = prewrite.take(path, buffer.getvalue())
-            if scratch is not None:
-                scratch.replace(path)
-                self._storage._sync_directory(str(Path(path).parent))
-                return
-            with self._write_scratch(path, mode, newline) as tmp:
-                tmp.write(buffer.getvalue())
-            return
-        with self._write_scratch(path, mode, newline) as tmp:
-            yield tmp
-
-    @contextmanager
-    def _write_scratch(self, path: str, mode: str, newline: str | None) -> Iterator[IO[Any]]:
+        hidden file that nothing reads."""
         target = Path(path)
         scratch = target.with_name(f".Radicale.tmp-{secrets.token_hex(6)}-{target.name}")
         descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as in open()
@@ -188,17 +168,7 @@ class FairLockStorage(multifilesystem.Storage):
             return
         lane = lane_of_request(str(kwargs.get("request", "")), str(kwargs.get("path", ""))) if mode == "w" else None
         if lane is not None:
-            ahead = (
-                prewrite.written_ahead(
-                    self._get_collection_root_folder(),
-                    str(kwargs.get("path", "")),
-                    self.configuration.get("encoding", "stock"),
-                    self._fsync,
-                )
-                if kwargs.get("request") == "PUT"
-                else contextlib.nullcontext()
-            )
-            with ahead, self.lane(lane, "w"):
+            with self.lane(lane, "w"):
                 yield
             return
         fair = self.fair_lock.hold(mode) if mode == "r" or self.fair_lock.held() else self._exclusive()
