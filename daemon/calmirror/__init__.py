@@ -30,8 +30,9 @@ The modules at this level, by what they are for:
   password in its server's words).
 - Feeds: `feeds` (polling subscribed ICS feeds), `feed_mirror`, `feed_choices`.
 - Running: `daemon` (the one process and its threads), `control` (one daemon per home,
-  signals), `signal_inbox`, `sdnotify`, `worker` (a background queue), `arenas` (malloc
-  arenas), `status` and `doctor` (what is wrong and what to do).
+  signals), `signal_inbox`, `sdnotify`, `worker` (a background queue), `interpreter`
+  (its lock handed over every 1 ms), `arenas` (malloc arenas), `status` and `doctor` (what
+  is wrong and what to do).
 """
 
 __version__ = "0.1.0"

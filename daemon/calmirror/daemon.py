@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from calmirror import config, control, logs
+from calmirror import config, control, interpreter, logs
 from calmirror.arenas import limit_malloc_arenas
 from calmirror.availability.busy_calendar import BusyCalendar
 from calmirror.availability.far_checks import FarChecks
@@ -72,6 +72,7 @@ class Daemon:
 
     def run(self) -> int:
         limit_malloc_arenas()  # before the server's threads (`arenas`)
+        interpreter.hand_over_often()  # a PUT's lane is not held through others' 5 ms turns
         self.home.ensure()
         self._lock = control.HomeLock(self.home.lock_file, self.home.pid_file, self.home.data_dir)
         self._lock.acquire()  # before anything touches the state or the store
