@@ -27,6 +27,21 @@ def test_bare_calmirror_prints_help_and_succeeds(cli: Cli) -> None:
     assert "Usage:" in result.stdout and "availability" in result.stdout and not result.stderr
 
 
+def test_help_lists_the_commands_in_the_order_a_newcomer_needs_them(cli: Cli) -> None:
+    """The help listed commands as the modules registered them: demo twelfth, conflicts after
+    week. Every command has a place in `PANELS`, so a new one cannot drift to the end."""
+    from calmirror.cli import main
+
+    placed = [name for names in main.PANELS.values() for name in names]
+    registered = [c.name or main._command_of(c) for c in main.app.registered_commands]
+    assert sorted(placed) == sorted([*registered, *(g.name for g in main.app.registered_groups)])
+    shown = cli("--help").stdout
+    headings = [line.split("─ ")[1].split(" ─")[0] for line in shown.splitlines() if line.startswith("╭─ ")]
+    assert headings == ["Options", *main.PANELS]
+    first_words = [line.split()[1] for line in shown.splitlines() if line.startswith("│ ") and line[2:3].isalpha()]
+    assert first_words[:3] == ["demo", "connect", "calendars"]
+
+
 @pytest.mark.parametrize(
     "command",
     [

@@ -146,6 +146,30 @@ app.add_typer(feed_cmd.app, name="feed")
 app.add_typer(accounts_cmd.app, name="accounts")
 app.add_typer(feeds_cmd.app, name="feeds")
 
+# The root's help in the order a newcomer meets the commands, under headings: typer lists them
+# as the modules registered them (connect, disconnect, calendars, … demo twelfth, conflicts
+# after week), one panel of nineteen. Within a panel typer puts groups after commands.
+PANELS = {
+    "Try it, then set up": ("demo", "connect", "calendars", "link", "conflicts", "privacy"),
+    "Keep in step and check": ("run", "sync", "status", "local-account", "doctor", "outbox"),
+    "Your time": ("availability", "week"),
+    "More": ("accounts", "feeds", "feed", "disconnect", "emulator"),
+}
+
+
+def _arrange(typer_app: typer.Typer) -> None:
+    order = [name for names in PANELS.values() for name in names]
+    panel_of = {name: panel for panel, names in PANELS.items() for name in names}
+    for command in typer_app.registered_commands:
+        command.rich_help_panel = panel_of.get(command.name or _command_of(command) or "", "More")
+    for group in typer_app.registered_groups:
+        group.rich_help_panel = panel_of.get(group.name or "", "More")
+    typer_app.registered_commands.sort(key=lambda c: order.index(n) if (n := c.name or _command_of(c)) in order else 99)
+    typer_app.registered_groups.sort(key=lambda g: order.index(g.name) if g.name in order else 99)
+
+
+_arrange(app)
+
 
 def run() -> None:
     verbose = [False]
