@@ -139,7 +139,12 @@ class _Reader:
     def finish(self) -> None:
         unknown = sorted(set(self.table) - self.seen)
         if unknown:
-            raise self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(self.seen))})")
+            import difflib  # only for a config that does not load
+
+            # A typo (`[availabilty]`, `portt`) is the usual unknown key: name the one meant.
+            close = difflib.get_close_matches(unknown[0], sorted(self.seen), n=1, cutoff=0.75)
+            meant = f"; did you mean {close[0]!r}?" if close else ""
+            raise self.fail(unknown[0], f"unknown key{meant} (allowed: {', '.join(sorted(self.seen))})")
 
 
 def _kind_name(kind: type) -> str:
