@@ -195,7 +195,10 @@ def test_status_in_an_80_column_terminal_keeps_each_problem_on_one_line(cli: Cli
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["availability", "--slots", "1h", "--within"], "calmirror: Option '--within' requires an argument"),
+        (
+            ["availability", "--slots", "1h", "--within"],
+            "calmirror: Option '--within' requires an argument; see `calmirror availability --help`",
+        ),
         (["link"], "calmirror: Missing argument 'calendar'; see `calmirror link --help`"),
         (["sync", "--bogus"], "calmirror: No such option: --bogus; see `calmirror sync --help`"),
         (["frobnicate"], "calmirror: No such command 'frobnicate'; see `calmirror --help`"),

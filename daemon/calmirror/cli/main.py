@@ -48,7 +48,11 @@ def _one_line_usage_error(error: typer.TyperException) -> None:
     if type(error).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
         return
     ctx = getattr(error, "ctx", None)
-    where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+    if ctx is not None:
+        where = f"; see `{ctx.command_path} --help`"
+    else:  # a value missing after an option is found before any context: name the command typed
+        name = _command_name(sys.argv[1:])
+        where = f"; see `calmirror {name + ' ' if name else ''}--help`"
     message = getattr(error, "format_message", lambda: str(error))()
     sys.stderr.write(f"calmirror: {message.rstrip('.')}{where}\n")
 
