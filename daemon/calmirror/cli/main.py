@@ -1,4 +1,5 @@
-"""`calmirror`: the Typer app, its global options and the command groups."""
+"""`calmirror`: the Typer app, its global options, its commands under the headings the help shows,
+and the entry point, which builds only the command a process runs and makes usage errors one line."""
 
 from __future__ import annotations
 

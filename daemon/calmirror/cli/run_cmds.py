@@ -1,4 +1,4 @@
-"""run (the daemon in the foreground)."""
+"""run (the daemon in the foreground) and doctor (what it needs, checked)."""
 
 from __future__ import annotations
 
