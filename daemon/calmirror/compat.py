@@ -31,6 +31,9 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   disagree on, written so every reader sees the busy time the engine counts (`compat_series`).
 - **Rules in another calendar scale** (RFC 7529 RSCALE; Radicale refuses them): a Gregorian
   one becomes a plain rule, any other is dropped, as busy time reads them (`compat_scales`).
+- **Bytes that are not UTF-8** (an old client's Windows-1252 `é`, kept exactly in iCloud's
+  text, `raw_text`): read as Windows-1252; **NUL and other C0 controls** (no XML answer can
+  carry them): dropped.
 - **A UTF-8 byte-order mark** before `BEGIN:VCALENDAR` (some exporters write one; Radicale
   refuses the object as "not valid iCalendar"): dropped.
 - **DTEND and DURATION both given** (not allowed; Radicale refuses it): DURATION is dropped,
@@ -74,6 +77,7 @@ from calmirror.compat_series import (
     until_as_end_of_day,
 )
 from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, value_of
+from calmirror.raw_text import as_windows_1252, has_raw_bytes
 
 log = logging.getLogger("calmirror.mirror")
 
@@ -92,7 +96,10 @@ OPENED = "end past the horizon dropped"
 WRITTEN_OUT = "rule too frequent for Radicale's occurrence limit written out as RDATEs"
 CUT = "rule cut at Radicale's occurrence limit before its end: clients see fewer occurrences than busy time counts"
 BOM = "byte-order mark dropped"
+RAW_BYTES = "bytes that are not UTF-8 read as Windows-1252"
+UNCARRIED = "characters XML cannot carry (NUL, other C0 controls) dropped"
 
+_UNCARRIED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
 _TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
 
@@ -110,6 +117,12 @@ class Compatible:
     @property
     def reason(self) -> str:
         return "; ".join(self.reasons)
+
+
+def has_unstorable_text(text: str) -> bool:
+    """Cheap first look: bytes that are not UTF-8 (`raw_text`), or characters no XML answer
+    to a client can carry (NUL and the other C0 controls but tab and line breaks)."""
+    return has_raw_bytes(text) or _UNCARRIED.search(text) is not None
 
 
 def has_custom_zones(text: str) -> bool:
@@ -136,12 +149,17 @@ def compatible_copy(
     cannot be read well enough to change). `refused` is Radicale's reason for refusing the
     exact text, when known: a bounded UNTIL is used only when the rule was the trouble."""
     marked = text.startswith("\ufeff")  # a byte-order mark some exporters write: Radicale refuses it
+    already = [BOM] if marked else []
+    if has_raw_bytes(text):  # Radicale keeps UTF-8 only; iCloud's exact text keeps the bytes
+        text, already = as_windows_1252(text), [*already, RAW_BYTES]
+    if _UNCARRIED.search(text):  # a client's XML answer could not carry them
+        text, already = _UNCARRIED.sub("", text), [*already, UNCARRIED]
     try:
         resource = Resource.parse(text.removeprefix("\ufeff"))
     except ValueError:
         return None
     try:
-        return _made(resource, href, horizon, max_occurrences, refused, (BOM,) if marked else ())
+        return _made(resource, href, horizon, max_occurrences, refused, tuple(already))
     except Exception:  # one object iCloud holds must never stop its calendar's pass
         # (a YEARLY rule "forever" once raised OverflowError here, and every pass of its
         # calendar failed). Without a copy the exact text is offered; if Radicale refuses it,

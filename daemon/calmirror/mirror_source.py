@@ -4,9 +4,9 @@ answer cannot be read does not stop a calendar's pass."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from calmirror.errors import BadRemoteData
+from calmirror.errors import BadRemoteData, Conflict, Forbidden, NotFound, PreconditionFailed
 from calmirror.remote import FetchedItem, SyncChanges
 
 
@@ -19,6 +19,26 @@ class Source(Protocol):
     def fetch(
         self, calendar_url: str, hrefs_wanted: Sequence[str], *, batch: int = ...
     ) -> tuple[list[FetchedItem], list[str]]: ...
+
+
+@runtime_checkable
+class OneByOne(Protocol):
+    """A source that can also GET one resource (an iCloud calendar; a feed cannot)."""
+
+    def get(self, href: str) -> FetchedItem: ...
+
+
+def _one_by_one(client: Source, href: str) -> FetchedItem | None:
+    """The resource by a GET of its own, for an item no multiget answer can carry: bytes that
+    are not UTF-8, or a NUL, which XML cannot hold (the answer is then not XML at all), are
+    plain bytes in a GET's body. None when that fails too."""
+    if not isinstance(client, OneByOne):
+        return None
+    try:
+        item = client.get(href)
+    except (BadRemoteData, NotFound, Forbidden, Conflict, PreconditionFailed):
+        return None
+    return FetchedItem(href, item.etag, item.body)
 
 
 def fetch_halving(
@@ -34,6 +54,9 @@ def fetch_halving(
         return items, missing, {}
     except BadRemoteData as exc:
         if len(hrefs) <= 1:
+            alone = _one_by_one(client, hrefs[0]) if hrefs else None
+            if alone is not None:
+                return [alone], [], {}
             reason = exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message
             return [], [], dict.fromkeys(hrefs, f"unreadable answer from iCloud: {reason}"[:200])
     half = len(hrefs) // 2

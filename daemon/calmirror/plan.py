@@ -240,6 +240,7 @@ def mirror_write(
     if policy.horizon is not None and (
         refused is not None
         or compat.has_custom_zones(body)
+        or compat.has_unstorable_text(body)
         or compat.has_undefined_windows_zones(body)
         or needs_series_fixes(body)
         or needs_scale_fixes(body)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from calmirror.model import MirrorEntry
+from calmirror.raw_text import exact_bytes, from_bytes
 from calmirror.state import SCHEMA_VERSION, State
 from tests.helpers import event
 
@@ -116,3 +117,18 @@ def test_a_batch_recorded_without_waiting_for_the_disk_leaves_the_connection_dur
         assert reopened.mirror_texts("WORK") == {"https://p/c/a.ics": event("a")}
     finally:
         reopened.close()
+
+
+def test_a_text_with_bytes_that_are_not_utf8_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    """An old client's Windows-1252 `é` and an encoded lone surrogate stay as iCloud holds them
+    (read with surrogateescape, `raw_text`); SQLite's TEXT cannot hold them, the state keeps them."""
+    raw = event("c").encode().replace(b"SUMMARY:Meeting", b"SUMMARY:Caf\xe9 \xed\xa0\x80")
+    state = State(tmp_path / "state.db")
+    try:
+        state.apply_mirror_map(
+            "WORK", [entry("c", from_bytes(raw), copy="compatible", reason="r")], [], {}, replace=False
+        )
+        assert exact_bytes(state.mirror_texts("WORK")["https://p/c/c.ics"]) == raw
+        assert exact_bytes(state.mirror_texts_of("WORK", ["https://p/c/c.ics"])["https://p/c/c.ics"]) == raw
+    finally:
+        state.close()

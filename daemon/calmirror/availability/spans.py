@@ -39,6 +39,7 @@ from calmirror.availability.intervals import shift
 from calmirror.availability.rules import my_partstat
 from calmirror.availability.simple_event import single_of
 from calmirror.model import BusySpan, IndexedItem
+from calmirror.raw_text import shown
 
 UTC = dt.UTC
 INDEX_VERSION = 9  # moves when what a row means changes, or the engine's answer for a text: the index is rebuilt
@@ -85,7 +86,7 @@ def _span(hit: engine.ItemHit, me: frozenset[str]) -> BusySpan:
     travel = info.travel if info.travel and not all_day else dt.timedelta(0)
     return BusySpan(
         uid=uid,
-        summary=info.summary,
+        summary=shown(info.summary),  # (SQLite keeps UTF-8 text: bytes that are not are read as Windows-1252)
         start=to_us(start),
         end=to_us(end),
         travel=travel // _US,

@@ -35,6 +35,7 @@ from calmirror.emulator.server import (
 )
 from calmirror.emulator.store import CalendarInfo, Store
 from calmirror.emulator.tokens import TokenCodec, short_etag
+from calmirror.raw_text import from_bytes
 
 _LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 
@@ -198,7 +199,7 @@ class Emulator:
     # --- iCloud-side edits ------------------------------------------------------------
 
     def put_item(
-        self, cal_id: str, name: str, ics_text: str, *, unchecked: bool = False, past_tokens: bool = False
+        self, cal_id: str, name: str, ics_text: str | bytes, *, unchecked: bool = False, past_tokens: bool = False
     ) -> str:
         """Store ``ics_text`` as another Apple device would: kept exactly (CRLF aside), even
         what Radicale refuses. Raises InvalidObject for text that is not a calendar object,
@@ -206,6 +207,8 @@ class Emulator:
         ``past_tokens`` no sync token ever reports the write, only a full listing shows it:
         what a token that moved past a write listed late would do."""
         path = self.store.calendar_path(cal_id)
+        if isinstance(ics_text, bytes):  # bytes that are not all UTF-8 are kept as they are
+            ics_text = from_bytes(ics_text)
         item = prepare_unchecked(ics_text, name, path) if unchecked else prepare_item(ics_text, path)
         self.store.write_items(cal_id, [(name, item)], past_tokens=past_tokens)
         return self.store.calendar_path(cal_id) + name

@@ -11,6 +11,10 @@ one. The envelope spans 1970 to 2100, so time-range queries never leave the obje
 
 What iCloud itself refuses is decided here from the text, not from vobject: something
 that is not an iCalendar object at all (400) and an event with a start but no end (404).
+
+Bytes that are not UTF-8 (an old client's Windows-1252) are held too, in an envelope, and
+served as they are: a GET's body has them, and so has a multiget's calendar-data, which is
+then no longer well-formed XML (what a server pasting stored bytes into XML answers).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import re
 from dataclasses import dataclass
 
 import radicale.item as radicale_item
+
+from calmirror.raw_text import exact_bytes, from_bytes
 
 MAX_RRULE_OCCURRENCE = 100_000
 ENVELOPE_PROPERTY = "X-CALMIRROR-EMULATOR-EXACT-TEXT"
@@ -169,7 +175,7 @@ def event_without_end(item: radicale_item.Item) -> bool:
 
 
 def envelope(normalized: str, shape: ObjectShape) -> str:
-    encoded = base64.b64encode(normalized.encode("utf-8")).decode("ascii")
+    encoded = base64.b64encode(exact_bytes(normalized)).decode("ascii")
     span = _ENVELOPE_SPAN.get(shape.component)
     lines = [
         "BEGIN:VCALENDAR",
@@ -195,7 +201,7 @@ def opened(text: str) -> str:
     """The exact text an item stands for: itself, or what its envelope carries."""
     if ENVELOPE_PROPERTY not in text:
         return text
-    match = _ENVELOPE_VALUE.search(text.encode("utf-8"))
+    match = _ENVELOPE_VALUE.search(exact_bytes(text))
     return text if match is None else _decode(match.group(1))
 
 
@@ -204,7 +210,7 @@ def opened_bytes(body: bytes) -> bytes:
     if _ENVELOPE_MARK not in body:
         return body
     match = _ENVELOPE_VALUE.search(body)
-    return body if match is None else _decode(match.group(1)).encode("utf-8")
+    return body if match is None else exact_bytes(_decode(match.group(1)))
 
 
 def open_calendar_data(body: bytes) -> bytes:
@@ -220,7 +226,7 @@ def open_calendar_data(body: bytes) -> bytes:
         value = _ENVELOPE_VALUE.search(inner)
         if value is None:
             return match.group(0)
-        exact = _decode(value.group(1)).encode("utf-8")
+        exact = exact_bytes(_decode(value.group(1)))  # (bytes that are not UTF-8 too, as they are)
         escaped = exact.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
         return match.group(1) + escaped + match.group(3)
 
@@ -229,6 +235,6 @@ def open_calendar_data(body: bytes) -> bytes:
 
 def _decode(value: bytes) -> str:
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        return from_bytes(base64.b64decode(value, validate=True))
+    except binascii.Error:
         return ""

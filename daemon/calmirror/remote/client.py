@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from calmirror.errors import BadRemoteData
 from calmirror.model import CalendarRow
+from calmirror.raw_text import from_bytes
 from calmirror.remote import calendars, changes, discovery, hrefs, multiget
 from calmirror.remote import xml as dav
 from calmirror.remote.http import AUTH_HELP, Http, safe_url, where
@@ -113,8 +114,11 @@ class ICloudClient:
         url = self._item_url(href)
         response = self._http.request("GET", url, headers={"Accept": "text/calendar"})
         etag = response.headers.get("ETag") or self._etag_of(url)
-        if "charset" not in response.headers.get("Content-Type", "").lower():
-            response.encoding = "utf-8"  # RFC 5545's default; requests would guess Latin-1
+        declared = response.headers.get("Content-Type", "").lower().replace(" ", "")
+        if "charset" not in declared or "charset=utf-8" in declared or 'charset="utf-8"' in declared:
+            # RFC 5545's default (requests would guess Latin-1), every byte kept: one that is
+            # not UTF-8 (an old client's Windows-1252) stays in the text as itself (`raw_text`)
+            return FetchedItem(url, etag, from_bytes(response.content))
         return FetchedItem(url, etag, response.text)
 
     def create(self, href: str, body: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calmirror.model import BusyBatch, BusySpan, IndexedItem, busy_mirror_key
+from calmirror.raw_text import loaded
 from calmirror.state.busy_far import BusyFarTables, span_values, window_params
 
 META = "busy_index"
@@ -331,7 +332,7 @@ class BusyTables(BusyFarTables):
                 ).fetchall()
             if not page:
                 return
-            yield from ((r[0], r[1]) for r in page)
+            yield from ((r[0], loaded(r[1]) or "") for r in page)
             last = page[-1][0]
 
 

@@ -14,6 +14,7 @@ from calmirror.model import (
     MirrorRow,
     busy_mirror_key,
 )
+from calmirror.raw_text import loaded, stored
 from calmirror.state.busy import BusyTables
 from calmirror.state.mirror_view import KnownItems
 
@@ -192,7 +193,7 @@ class MirrorTables(BusyTables):
                             e.etag,
                             e.uid,
                             e.local_href,
-                            e.body,
+                            stored(e.body),
                             e.copy,
                             e.reason,
                             generation,
@@ -242,7 +243,7 @@ class MirrorTables(BusyTables):
         """href -> iCloud's exact text of every resource of the calendar that has one
         (whatever the local mirror holds for it)."""
         return {
-            r["href"]: r["body"]
+            r["href"]: loaded(r["body"]) or ""
             for r in self._rows(
                 "SELECT href, body FROM mirror_items WHERE calendar_id = ? AND body IS NOT NULL", (calendar_id,)
             )
@@ -261,7 +262,7 @@ class MirrorTables(BusyTables):
                     f"AND href IN ({marks})",
                     (calendar_id, *chunk),
                 ):
-                    found[row[0]] = row[1]
+                    found[row[0]] = loaded(row[1]) or ""
         return found
 
     def mirror_generation(self, calendar_id: str) -> int:
