@@ -76,7 +76,7 @@ from calmirror.compat_series import (
     this_and_future,
     until_as_end_of_day,
 )
-from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, value_of
+from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, unfold, value_of
 from calmirror.raw_text import as_windows_1252, has_raw_bytes
 
 log = logging.getLogger("calmirror.mirror")
@@ -96,7 +96,7 @@ OPENED = "end past the horizon dropped"
 WRITTEN_OUT = "rule too frequent for Radicale's occurrence limit written out as RDATEs"
 CUT = "rule cut at Radicale's occurrence limit before its end: clients see fewer occurrences than busy time counts"
 BOM = "byte-order mark dropped"
-RAW_BYTES = "bytes that are not UTF-8 read as Windows-1252"
+RAW_BYTES = "bytes that are not UTF-8 read as Windows-1252 (or as the UTF-8 a fold had cut)"
 UNCARRIED = "characters XML cannot carry (NUL, other C0 controls) dropped"
 
 _UNCARRIED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -151,7 +151,8 @@ def compatible_copy(
     marked = text.startswith("\ufeff")  # a byte-order mark some exporters write: Radicale refuses it
     already = [BOM] if marked else []
     if has_raw_bytes(text):  # Radicale keeps UTF-8 only; iCloud's exact text keeps the bytes
-        text, already = as_windows_1252(text), [*already, RAW_BYTES]
+        text = as_windows_1252(unfold(text))  # (unfolded first: a fold may cut a UTF-8 sequence)
+        already = [*already, RAW_BYTES]
     if _UNCARRIED.search(text):  # a client's XML answer could not carry them
         text, already = _UNCARRIED.sub("", text), [*already, UNCARRIED]
     try:

@@ -42,10 +42,15 @@ def loaded(value: str | bytes | None) -> str | None:
 
 def as_windows_1252(text: str) -> str:
     """The bytes that are not UTF-8 read as Windows-1252, what the old clients that write
-    them use (a byte Windows-1252 leaves undefined as Latin-1): readable, valid UTF-8."""
+    them use (a byte Windows-1252 leaves undefined as Latin-1): readable, valid UTF-8. A run
+    of them that is UTF-8 after all (once unfolded) is read as UTF-8."""
 
     def decoded(match: re.Match[str]) -> str:
-        return "".join(_cp1252(byte) for byte in exact_bytes(match.group(0)))
+        raw = exact_bytes(match.group(0))
+        try:  # a UTF-8 sequence a fold cut in two (folding counts octets), joined again by unfolding
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "".join(_cp1252(byte) for byte in raw)
 
     return _ESCAPED.sub(decoded, text)
 

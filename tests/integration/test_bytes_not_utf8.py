@@ -47,6 +47,8 @@ OBJECTS = {
     "cp1252": _object("cp1252", "20261214T0900", b"SUMMARY:Caf\xe9 with Ren\xe9e", b"LOCATION:Stra\xdfe 1 \x80 5"),
     "surrogate": _object("surrogate", "20261215T0900", b"SUMMARY:lone \xed\xa0\x80 surrogate"),
     "nul": _object("nul", "20261216T0900", b"SUMMARY:Standup", b"DESCRIPTION:a\x00b"),
+    # folding counts octets: a writer that folds in the middle of a UTF-8 sequence (\xc3 | \xa9)
+    "cut-by-fold": _object("cut-by-fold", "20261218T0900", b"SUMMARY:Caf\xc3\r\n \xa9 au lait"),
 }
 
 
@@ -87,12 +89,13 @@ def test_busy_time_counts_and_the_exact_bytes_are_kept(mirrored: Mirrored) -> No
     busy = BusySources(mirrored.engine.store, mirrored.engine.state, mirrored.engine.settings)
     found = busy.occurrences(*WINDOW)
     assert found is not None
-    assert sorted(o.uid for o in found) == ["cp1252", "nul", "plain", "surrogate"]
+    assert sorted(o.uid for o in found) == ["cp1252", "cut-by-fold", "nul", "plain", "surrogate"]
     texts = mirrored.engine.state.mirror_texts(mirrored.cal_id)
     kept = {href.rsplit("/", 1)[-1].removesuffix(".ics"): exact_bytes(text) for href, text in texts.items()}
     assert {name: kept[name] for name in OBJECTS} == OBJECTS  # iCloud's text, byte for byte
     shown = {o.uid: o.summary for o in found}
     assert shown["cp1252"] == "Café with Renée"  # (the index keeps text: the bytes read as Windows-1252)
+    assert shown["cut-by-fold"] == "Café au lait"  # (unfolded, the bytes are UTF-8 again)
 
 
 def test_clients_get_a_copy_radicale_takes_and_status_says_why(mirrored: Mirrored) -> None:
@@ -101,6 +104,7 @@ def test_clients_get_a_copy_radicale_takes_and_status_says_why(mirrored: Mirrore
     copies = mirrored.engine.store.items(mirror_name(row.slug)).values()
     cp1252 = next(text for text in copies if "UID:cp1252" in text)
     assert "SUMMARY:Café with Renée" in cp1252 and "LOCATION:Straße 1 € 5" in cp1252
+    assert "SUMMARY:Café au lait" in next(text for text in copies if "UID:cut-by-fold" in text)
     nul = next(text for text in copies if "UID:nul" in text)
     assert "\x00" not in nul and "DESCRIPTION:ab" in nul
     counts = mirrored.engine.state.copy_counts(mirrored.cal_id)
