@@ -1,5 +1,5 @@
-"""Fixtures shared by the local-store tests: a store with its base collections, and the
-daemon's local server over it."""
+"""Fixtures shared by the integration tests: a store with its base collections, the daemon's
+local server over it, and the real daemon the fault tests drive (`faulty`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from calmirror.emulator import Emulator
 from calmirror.local import LocalServer, LocalStore
 from calmirror.testing import LOCAL_PASSWORD, LOCAL_USER
+from tests.integration.faulty import Faulty, daemon
 
 
 @pytest.fixture
@@ -23,3 +25,11 @@ def store(tmp_path: Path) -> LocalStore:
 def server(store: LocalStore) -> Iterator[LocalServer]:
     with LocalServer(store.store_dir, port=0, username=LOCAL_USER, password=LOCAL_PASSWORD) as srv:
         yield srv
+
+
+@pytest.fixture
+def faulty(tmp_path: Path, emu: Emulator) -> Iterator[Faulty]:
+    """The daemon on a home with Work and Home mirrored; its mirror loop waits for the test."""
+    f = daemon(tmp_path, emu)
+    yield f
+    f.run.stop()

@@ -5,20 +5,11 @@ when iCloud answers again."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from calmirror.emulator import Emulator
-from tests.integration.test_remote_faults import Faulty, daemon
-
-
-@pytest.fixture
-def faulty(tmp_path: Path, emu: Emulator) -> Iterator[Faulty]:
-    f = daemon(tmp_path, emu)
-    yield f
-    f.run.stop()
+from tests.integration.faulty import Faulty
 
 
 def test_an_outage_is_logged_when_it_begins_and_when_it_ends(

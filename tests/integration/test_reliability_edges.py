@@ -44,12 +44,12 @@ from tests.helpers import (
     status_json,
     wait_for,
 )
+from tests.integration.faulty import QUIET
 
 AUTH = ("u", "p")
 PROPFIND_ETAGS = (
     '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><D:getcontenttype/></D:prop></D:propfind>'
 )
-QUIET = "\n[sync]\ninterval = 3600\n[push]\nmax_backoff = 1\n"  # the mirror runs only when a test wakes it
 ICS = {"Content-Type": "text/calendar"}
 
 

@@ -4,7 +4,6 @@ nothing about the new password: it must not hold the account until the next reco
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,9 @@ from calmirror.errors import AuthFailed
 from calmirror.health import Health
 from calmirror.state import State
 from tests.helpers import APPLE_ID, event, wait_for
-from tests.integration.test_remote_faults import Faulty, daemon
+from tests.integration.faulty import Faulty
 
 STALE = "a 401 to a request sent with the password before the reconnect; not held"
-
-
-@pytest.fixture
-def faulty(tmp_path: Path, emu: Emulator) -> Iterator[Faulty]:
-    f = daemon(tmp_path, emu)
-    yield f
-    f.run.stop()
 
 
 def test_a_slow_old_requests_401_after_a_reconnect_holds_nothing(
