@@ -289,10 +289,12 @@ def test_demo_books_a_free_slot_and_says_what_it_does(tmp_path: Path) -> None:
     assert "port 5232 is in use, so the demo took a free port" in said
 
 
-def test_emulator_serve_seeds_generated_events(tmp_path: Path) -> None:
-    proc = emulator_serve("--events", "120")
+def test_emulator_serve_seeds_generated_events_and_says_how_far_it_got(tmp_path: Path) -> None:
+    proc = emulator_serve("--events", "2120")
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        said = [proc.stderr.readline().strip() for _ in range(3)]
+        assert said == ["Putting 2,120 generated events into Work...", "2,000 of 2,120", "2,120 of 2,120"]
         lines = [proc.stdout.readline() for _ in range(4)]
         work_url = next(line.split(": ", 1)[1].strip() for line in lines if line.strip().startswith("Work"))
         listing = requests.request(
@@ -304,7 +306,7 @@ def test_emulator_serve_seeds_generated_events(tmp_path: Path) -> None:
             timeout=30,
         )
         assert listing.status_code == 207
-        assert listing.text.count("GENERATED-") == 120
+        assert listing.text.count("GENERATED-") == 2120
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
