@@ -11,6 +11,24 @@ def _ics(*lines: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+_BERLIN = (
+    "BEGIN:VTIMEZONE",
+    "TZID:Europe/Berlin",
+    "BEGIN:DAYLIGHT",
+    "TZOFFSETFROM:+0100",
+    "TZOFFSETTO:+0200",
+    "DTSTART:19810329T020000",
+    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+    "END:DAYLIGHT",
+    "BEGIN:STANDARD",
+    "TZOFFSETFROM:+0200",
+    "TZOFFSETTO:+0100",
+    "DTSTART:19961027T030000",
+    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+    "END:STANDARD",
+    "END:VTIMEZONE",
+)
+
 _CUSTOM_ZONE_PLUS_ONE = (
     "BEGIN:VTIMEZONE",
     "TZID:Customized Time Zone",
@@ -240,6 +258,92 @@ RSCALE_GREGORIAN_SKIP = _ics(
     "END:VCALENDAR",
 )
 
+
+def _event(uid: str, *lines: str, zones: tuple[str, ...] = _BERLIN) -> str:
+    head = ("BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//macOS 15.3.2//EN", *zones)
+    return _ics(*head, "BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261201T090000Z", *lines, "END:VEVENT", "END:VCALENDAR")
+
+
+def _more(uid: str, *events: tuple[str, ...]) -> str:
+    """One resource of several VEVENTs (a master and its overrides) of one UID."""
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Apple Inc.//macOS 15.3.2//EN", *_BERLIN]
+    for event in events:
+        lines += ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20261201T090000Z", *event, "END:VEVENT"]
+    return _ics(*lines, "END:VCALENDAR")
+
+
+# A DATE has no zone (RFC 5545 3.3.4); some writers add a TZID all the same: still all-day.
+DATE_WITH_TZID = _event(
+    "date-with-tzid@example.org",
+    "DTSTART;VALUE=DATE;TZID=Europe/Berlin:20261210",
+    "DTEND;VALUE=DATE;TZID=Europe/Berlin:20261211",
+    "SUMMARY:Offsite (all day)",
+)
+
+# Shapes tried against Radicale and the RFC (each agrees); kept so every later change is checked.
+HUNTED: dict[str, str] = {
+    "wkst-su-interval": _event(
+        "wkst-su@example.org",
+        "DTSTART:20261201T100000Z",
+        "DURATION:PT1H",
+        "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU;WKST=SU;COUNT=6",
+    ),
+    "byweekno": _event(
+        "byweekno@example.org", "DTSTART:20261201T100000Z", "DURATION:PT1H", "RRULE:FREQ=YEARLY;BYWEEKNO=1,20;BYDAY=MO"
+    ),
+    "byyearday": _event(
+        "byyearday@example.org", "DTSTART:20261201T100000Z", "DURATION:PT1H", "RRULE:FREQ=YEARLY;BYYEARDAY=1,-1;COUNT=4"
+    ),
+    "floating-until-on-zoned": _event(
+        "floating-until@example.org",
+        "DTSTART;TZID=Europe/Berlin:20261201T100000",
+        "DURATION:PT1H",
+        "RRULE:FREQ=DAILY;UNTIL=20261205T100000",
+    ),
+    "duration-in-weeks": _event("weeks@example.org", "DTSTART:20261201T100000Z", "DURATION:P1W"),
+    "date-recurrence-id-on-timed": _more(
+        "date-rid@example.org",
+        ("DTSTART:20261201T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"),
+        ("RECURRENCE-ID;VALUE=DATE:20261202", "DTSTART:20261202T150000Z", "DURATION:PT1H"),
+    ),
+    "same-recurrence-id-twice": _more(
+        "same-rid@example.org",
+        ("DTSTART:20261201T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"),
+        ("RECURRENCE-ID:20261202T100000Z", "DTSTART:20261202T150000Z", "DURATION:PT1H", "SEQUENCE:1"),
+        ("RECURRENCE-ID:20261202T100000Z", "DTSTART:20261202T180000Z", "DURATION:PT1H", "SEQUENCE:2"),
+    ),
+    "override-across-midnight": _more(
+        "midnight@example.org",
+        ("DTSTART;TZID=Europe/Berlin:20261201T230000", "DURATION:PT2H", "RRULE:FREQ=DAILY;COUNT=3"),
+        (
+            "RECURRENCE-ID;TZID=Europe/Berlin:20261202T230000",
+            "DTSTART;TZID=Europe/Berlin:20261203T003000",
+            "DURATION:PT2H",
+        ),
+    ),
+    "override-across-dst": _more(
+        "dst@example.org",
+        ("DTSTART;TZID=Europe/Berlin:20270327T013000", "DURATION:PT2H", "RRULE:FREQ=DAILY;COUNT=3"),
+        (
+            "RECURRENCE-ID;TZID=Europe/Berlin:20270328T013000",
+            "DTSTART;TZID=Europe/Berlin:20270328T013000",
+            "DTEND;TZID=Europe/Berlin:20270328T040000",
+        ),
+    ),
+    "cancelled-override": _more(
+        "cancelled@example.org",
+        ("DTSTART:20261201T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"),
+        ("RECURRENCE-ID:20261202T100000Z", "DTSTART:20261202T100000Z", "DURATION:PT1H", "STATUS:CANCELLED"),
+    ),
+    "x-apple-odd-parameters": _event(
+        "x-apple@example.org",
+        "DTSTART:20261201T100000Z",
+        "DURATION:PT1H",
+        'X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-ADDRESS="a:b;c";X-TITLE=;X-APPLE-RADIUS=0:geo:0,0',
+        "X-APPLE-TRAVEL-DURATION;VALUE=DURATION:PT0S",
+    ),
+}
+
 SHAPES: dict[str, str] = {
     "overrides-without-master": OVERRIDES_WITHOUT_MASTER,
     "huge-count": HUGE_COUNT,
@@ -252,4 +356,6 @@ SHAPES: dict[str, str] = {
     "count-off-rule-monthday": COUNT_OFF_RULE_MONTHDAY,
     "rscale-chinese": RSCALE_CHINESE,
     "rscale-gregorian-skip": RSCALE_GREGORIAN_SKIP,
+    "date-with-tzid": DATE_WITH_TZID,
+    **HUNTED,
 }

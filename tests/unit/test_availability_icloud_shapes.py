@@ -390,3 +390,13 @@ def test_a_gregorian_rscale_is_a_plain_rule() -> None:
         z("2027-03-31 09:00"),
         z("2027-05-31 09:00"),
     ]
+
+
+def test_a_date_with_a_tzid_is_all_day_in_the_configured_zone() -> None:
+    """RFC 5545 3.3.4: a DATE has no zone; icalendar read it as midnight in the TZID's zone (a
+    timed 24 hours, in Berlin for someone in New York)."""
+    text = icloud_shapes.DATE_WITH_TZID
+    assert busy(text, tz="America/New_York") == [iv("2026-12-10 05:00", "2026-12-11 05:00")]
+    source = av.Source("s", [av.parse_calendar(text)], allday_busy=False)
+    window = (z("2026-12-01 00:00"), z("2027-01-01 00:00"))
+    assert av.busy_intervals([source], *window, av.Rules(ZoneInfo("UTC"))) == []  # all-day: the switch applies

@@ -38,6 +38,7 @@ from calmirror.availability.intervals import Interval, intersect, merge, shift, 
 from calmirror.availability.lenient import parse_leniently
 from calmirror.availability.recurrence import reason
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
+from calmirror.availability.zones import without_date_zones
 
 UTC = dt.UTC
 
@@ -132,7 +133,7 @@ def parse_calendar(text: str | bytes) -> icalendar.Calendar:
     text = text.lstrip("\ufeff")  # some exporters write a UTF-8 byte order mark
     if not text.strip():
         raise CalendarParseError("empty resource")
-    text = mark_exact_durations(text)
+    text = without_date_zones(mark_exact_durations(text))
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError... on junk

@@ -46,6 +46,32 @@ _DEFINED_KEPT = 4096  # distinct definitions remembered; beyond that, rebuilt pe
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 
 
+_DATE_LINE = re.compile(
+    r"^((?:DTSTART|DTEND|DUE|RDATE|EXDATE|RECURRENCE-ID)(?:;[^:\r\n]*)?):(\d{8}(?:,\d{8})*)(\r?)$",
+    re.MULTILINE | re.IGNORECASE,
+)
+_TZID_PARAM = re.compile(r';TZID=(?:"[^"]*"|[^;:]*)', re.IGNORECASE)
+
+
+def without_date_zones(text: str) -> str:
+    """`text` with the TZID parameter dropped from date values (`DTSTART;VALUE=DATE;TZID=...`).
+
+    A DATE has no time of day and so no zone (RFC 5545 3.3.4); some writers add the TZID all
+    the same. icalendar then reads the day as midnight in that zone, a timed 24 hours: no longer
+    all-day, and in the wrong zone for someone elsewhere. Radicale reads the day."""
+    if "VALUE=DATE" not in text.upper():
+        return text
+
+    def drop(match: re.Match[str]) -> str:
+        head = match.group(1)
+        upper = head.upper()
+        if "VALUE=DATE" not in upper or "VALUE=DATE-TIME" in upper or "TZID=" not in upper:
+            return match.group(0)
+        return _TZID_PARAM.sub("", head) + ":" + match.group(2) + match.group(3)
+
+    return _DATE_LINE.sub(drop, text)
+
+
 @cache
 def _iana_names() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
