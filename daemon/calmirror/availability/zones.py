@@ -50,7 +50,6 @@ _DATE_LINE = re.compile(
     r"^((?:DTSTART|DTEND|DUE|RDATE|EXDATE|RECURRENCE-ID)(?:;[^:\r\n]*)?):(\d{8}(?:,\d{8})*)(\r?)$",
     re.MULTILINE | re.IGNORECASE,
 )
-_TZID_PARAM = re.compile(r';TZID=(?:"[^"]*"|[^;:]*)', re.IGNORECASE)
 
 
 def without_date_zones(text: str) -> str:
