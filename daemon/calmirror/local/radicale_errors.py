@@ -1,15 +1,15 @@
 """One log line for each request Radicale answers 500, saying what failed.
 
-Radicale reports an internal error of a request in three records: `Exception: <message>` on
-its logger (which request, it does not say), the traceback with the `logging` module's own
-`error` (the root logger: calmirror shows it only with --verbose), and then the answer's
-status (`PROPFIND response status for '/…' … : 500 Internal Server Error`, at CRITICAL; which
-failure, it does not say). An error escaping its request handler is logged with the
-traceback at ERROR whatever the verbosity. A user whose client got a 500 needs one line to
-report: the method, the path, the exception and where it was raised. So the message is kept
-per thread when it is logged, left out of the log, and written into the status line;
-tracebacks stay behind --verbose (the `radicale` logger at INFO), where every record of
-Radicale is kept as it was. Secrets are scrubbed from every line by `logs`.
+Radicale reports an internal error of a request in three records: `Exception: <message>`
+(or `PermissionError: …`) on its logger (which request, it does not say), the traceback
+with the `logging` module's own `error` (the root logger: calmirror shows it only with
+--verbose), and then the answer's status (`PROPFIND response status for '/…' … : 500
+Internal Server Error`, at CRITICAL; which failure, it does not say). An error escaping its
+request handler is logged with the traceback at ERROR whatever the verbosity. A user whose
+client got a 500 needs one line to report: the method, the path, the exception and where it
+was raised. So the message is kept per thread when it is logged, left out of the log, and
+written into the status line; tracebacks stay behind --verbose (the `radicale` logger at
+INFO), where every record of Radicale is kept as it was. Secrets are scrubbed from every line by `logs`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import traceback
 from pathlib import PurePath
 
 _STATUS = re.compile(r"^(?P<method>\S+) response status for (?P<path>'[^']*'|\"[^\"]*\").*: (?P<status>5\d\d .*)$")
-_EXCEPTION = "Exception: %s"
+_EXCEPTION = ("Exception: %s", "PermissionError: %s")  # the request's error, then its status
 _ESCAPED = "An exception occurred during %s request on %r: %s"
 
 
@@ -44,7 +44,7 @@ class _OneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         verbose = logging.getLogger("radicale").isEnabledFor(logging.INFO)
-        if record.msg == _EXCEPTION:
+        if record.msg in _EXCEPTION:
             error = sys.exc_info()[1]
             self._failed.what = what_failed(error) if error is not None else record.getMessage()
             return verbose
