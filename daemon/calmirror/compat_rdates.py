@@ -8,7 +8,7 @@ rule with a real end inside the horizon (every 90 minutes for two months: 960 oc
 but 86,400 minutes by Radicale's estimate) stopped the client's copy days or years early
 while busy time counted it in full. Radicale counts RDATEs only beside a rule, so the same
 occurrences as a DTSTART and an RDATE list, with no RRULE, are taken whole (measured: 50,000
-RDATEs stored in 1.4 s, a week's query 0.1-0.2 s, an expanding one 1-3 s); every reader
+RDATEs stored in 1.4 s, a three-day query 0.1-0.2 s, an expanding one 1-3 s, at load 7-10); every reader
 treats RDATE like the rule's occurrences (EXDATEs and overrides still apply to them).
 Past `RDATE_ROOM` occurrences the copy stays cut, and says so in its reason (`status`).
 """
