@@ -12,7 +12,7 @@ from datetime import UTC
 import icalendar
 
 from calmirror.availability.far_checks import FarChecks
-from calmirror.availability.guard import make_guard
+from calmirror.availability.guard import GUARD_WAIT_S, make_guard
 from calmirror.availability.sources import BusySources
 from calmirror.local.layout import APPOINTMENTS
 from tests.unit.test_busy_index import Clock, mirror_write, world
@@ -84,3 +84,17 @@ def test_reject_mode_still_checks_a_far_booking_before_the_write() -> None:
         reason = guard(APPOINTMENTS, booking("b", FAR))
         assert reason is not None and reason.startswith("overlaps busy time")
         assert guard(APPOINTMENTS, booking("c", NEAR_FREE)) is None
+
+
+def test_a_far_check_waits_for_an_index_being_built_instead_of_skipping() -> None:
+    """Nobody waits for a far check, so it is not given up after GUARD_WAIT_S like a check in
+    the request (a rebuild at start takes minutes at 100,000 events): its warning still comes."""
+    with guarded("warn") as (busy, guard, far):
+        assert busy.upkeep.lock.acquire(timeout=10)  # a rebuild of the index in progress
+        try:
+            assert guard(APPOINTMENTS, booking("b", FAR)) is None
+            assert not far.flush(timeout=GUARD_WAIT_S + 1)  # past the request's wait: still waiting
+        finally:
+            busy.upkeep.lock.release()
+        assert far.flush()
+        assert warned(busy) == ["b"]

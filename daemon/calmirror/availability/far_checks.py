@@ -7,7 +7,9 @@ at a time in the process), and a client's PUT waited for that under the one inte
 In mode "warn" the check only records a warning, so the PUT need not wait: it is answered
 at once and the check runs here, one after another, writing its decision as the guard would
 (unless a newer version of the same appointment was decided meanwhile). Mode "reject" must
-answer before the write, and still checks in the request.
+answer before the write, and still checks in the request. Nobody waits for a check here, so
+it waits for a busy index being built (minutes at start on a large home) rather than giving
+up after the request's few seconds and losing the warning.
 
 A stop waits for these checks only as long as its grace allows; a check still running or
 queued then would fail on the closed database and its warning be lost. So `close` returns

@@ -152,8 +152,8 @@ def make_guard(
             far.submit(lambda: check(busy.candidate(cal), uid, summary, "warn", number, wait=-1), (uid, body))
             return None
         prepared = busy.candidate(cal)
-        if current == "warn" and far is not None and prepared.far:
-            far.submit(lambda: check(prepared, uid, summary, current, number), (uid, body))
+        if current == "warn" and far is not None and prepared.far:  # off the request: waits for an index being built
+            far.submit(lambda: check(prepared, uid, summary, current, number, wait=-1), (uid, body))
             return None
         return check(prepared, uid, summary, current, number)
 
