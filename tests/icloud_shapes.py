@@ -335,6 +335,29 @@ HUNTED: dict[str, str] = {
         ("DTSTART:20261201T100000Z", "DURATION:PT1H", "RRULE:FREQ=DAILY;COUNT=3"),
         ("RECURRENCE-ID:20261202T100000Z", "DTSTART:20261202T100000Z", "DURATION:PT1H", "STATUS:CANCELLED"),
     ),
+    # Shapes Radicale could not walk or store as busy time reads them; the copy writes them so
+    # it can (`compat_dates`).
+    "date-dtend-on-timed": _event("date-dtend@example.org", "DTSTART:20261201T100000Z", "DTEND;VALUE=DATE:20261202"),
+    "date-rdate-on-timed": _event(
+        "date-rdate@example.org",
+        "DTSTART:20261201T100000Z",
+        "DURATION:PT1H",
+        "RRULE:FREQ=WEEKLY;COUNT=2",
+        "RDATE;VALUE=DATE:20261220",
+    ),
+    "date-exdate-on-timed": _event(
+        "date-exdate@example.org",
+        "DTSTART;TZID=Europe/Berlin:20261201T100000",
+        "DURATION:PT1H",
+        "RRULE:FREQ=DAILY;COUNT=3",
+        "EXDATE;VALUE=DATE:20261202",
+    ),
+    "tzid-with-a-trailing-blank": _event(
+        "tzid-blank@example.org",
+        "DTSTART;TZID=Europe/Berlin :20261210T100000",
+        "DTEND;TZID=Europe/Berlin :20261210T110000",
+        zones=(),
+    ),
     "x-apple-odd-parameters": _event(
         "x-apple@example.org",
         "DTSTART:20261201T100000Z",

@@ -29,6 +29,7 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
 - **A DATE UNTIL on a timed rule, an override of an EXDATEd occurrence, a COUNT rule that
   does not produce DTSTART**: shapes readers
   disagree on, written so every reader sees the busy time the engine counts (`compat_series`).
+- **Dates beside a timed DTSTART, blanks around a TZID name** (`compat_dates`).
 - **Rules in another calendar scale** (RFC 7529 RSCALE; Radicale refuses them): a Gregorian
   one becomes a plain rule, any other is dropped, as busy time reads them (`compat_scales`).
 - **Bytes that are not UTF-8** (an old client's Windows-1252 `é`, kept exactly in iCloud's
@@ -60,6 +61,7 @@ from dataclasses import dataclass
 
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
+from calmirror.compat_dates import DATES_AS_TIMES, TRIMMED_TZIDS, dates_as_times, trim_tzids
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_scales import GREGORIAN_SCALE, OTHER_SCALE, drop_other_scales, plain_gregorian_rules
 from calmirror.compat_series import (
@@ -346,6 +348,8 @@ def mark(resource: Resource, reasons: str, href: str) -> None:
 #: bounded last.
 _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (plain_gregorian_rules, GREGORIAN_SCALE),
+    (trim_tzids, TRIMMED_TZIDS),
+    (dates_as_times, DATES_AS_TIMES),
     (drop_other_scales, OTHER_SCALE),
     (rename_custom_zones, ZONES),
     (name_undefined_zones, NAMED),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from calmirror import compat
 from calmirror.availability.engine import CalendarParseError, parse_calendar
+from calmirror.compat_dates import needs_date_fixes
 from calmirror.compat_scales import needs_scale_fixes
 from calmirror.compat_series import needs_series_fixes
 from calmirror.errors import BadItem
@@ -244,6 +245,7 @@ def mirror_write(
         or compat.has_undefined_windows_zones(body)
         or needs_series_fixes(body)
         or needs_scale_fixes(body)
+        or needs_date_fixes(body)
     ):
         made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
     if refused is not None and made is None:

@@ -1,0 +1,84 @@
+"""Compatible copies of events that mix dates and times, or name a zone with blanks around it,
+which Radicale cannot walk as busy time reads them.
+
+- **A DATE DTEND, RDATE or EXDATE beside a timed DTSTART** (`DTSTART:20261201T100000Z`,
+  `RDATE;VALUE=DATE:20261220`): Radicale refuses a date DTEND ("cannot be stored") and its
+  time-range walk fails on a date RDATE or EXDATE (a date compared with a time), so the event
+  was withheld or its occurrences unknown to clients. Busy time reads a DTEND or RDATE date as
+  that day's midnight and an EXDATE date as every occurrence on that day; the copy writes them
+  in DTSTART's own form: midnight for DTEND and RDATE, DTSTART's time of day for EXDATE.
+- **A TZID parameter with blanks around the name** (`TZID=Europe/Berlin `): busy time reads the
+  zone it names, Radicale finds no such zone and reads the time as floating; the copy trims it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from calmirror.compat_bounds import start_of
+from calmirror.ical_lines import Resource, name_of, params_of, split, value_of
+
+DATES_AS_TIMES = "date values beside a timed DTSTART written as times"
+TRIMMED_TZIDS = "blanks around TZID names trimmed"
+
+_TZID = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
+_DATE = re.compile(r"\d{8}")
+_TIMED_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
+_DATE_VALUES = re.compile(r"^(?:DTEND|RDATE|EXDATE)(?:;[^:\r\n]*)?:\d{8}(?:,\d{8})*\r?$", re.MULTILINE | re.IGNORECASE)
+_BLANK_TZID = re.compile(r';TZID=(?:"\s[^"]*"|"[^"]*\s"|\s[^;:\r\n]*|[^;:\r\n"]*\s(?=[;:]))', re.IGNORECASE)
+
+
+def needs_date_fixes(text: str) -> bool:
+    """Cheap first look: a timed DTSTART beside a date DTEND, RDATE or EXDATE (a VTIMEZONE's
+    timed DTSTART can make this say yes for nothing), or a TZID name with blanks around it."""
+    return (_TIMED_START.search(text) is not None and _DATE_VALUES.search(text) is not None) or (
+        _BLANK_TZID.search(text) is not None
+    )
+
+
+def trim_tzids(resource: Resource) -> bool:
+    changed = False
+    for event in resource.events:
+        for index, line in enumerate(event.lines):
+            head, value = split(line)
+
+            def trimmed(match: re.Match[str]) -> str:
+                raw = match.group(2)
+                name = raw.strip('"')
+                if name == name.strip():
+                    return match.group(0)
+                return match.group(1) + (f'"{name.strip()}"' if raw.startswith('"') else name.strip())
+
+            new = _TZID.sub(trimmed, head)
+            if new != head:
+                event.lines[index] = new + ":" + value
+                changed = True
+    return changed
+
+
+def dates_as_times(resource: Resource) -> bool:
+    changed = False
+    for event in resource.events:
+        start = event.get("DTSTART")
+        if start is None:
+            continue
+        try:
+            at, form, _ = start_of(resource, start)
+        except (ValueError, OverflowError):
+            continue
+        if form == "date":
+            continue
+        time_of_day = at.strftime("%H%M%S")
+        params = re.sub(r";VALUE=[^;:]*", "", params_of(start), flags=re.IGNORECASE)
+        for index, line in event.top():
+            name = name_of(line)
+            values = [v.strip() for v in value_of(line).split(",")]
+            if name not in ("DTEND", "RDATE", "EXDATE") or not all(_DATE.fullmatch(v) for v in values):
+                continue
+            if "VALUE=PERIOD" in params_of(line).upper():
+                continue
+            clock = time_of_day if name == "EXDATE" else "000000"
+            times = [f"{v}T{clock}" + ("Z" if form == "utc" else "") for v in values]
+            event.lines[index] = name + params + ":" + ",".join(times)
+            changed = True
+    return changed
