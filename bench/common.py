@@ -266,7 +266,7 @@ def icloud_with(events: Sequence[tuple[str, str]]) -> Iterator[Icloud]:
             emu.bulk_load(work, events)
             yield Icloud(root, emu, work, time.perf_counter() - started)
         return
-    kept = Path(cache) / _corpus_key(events)
+    kept = Path(cache) / corpus_key(events)
     with temp_dir() as root:
         store = root / "emulator-store"
         started = time.perf_counter()
@@ -286,7 +286,7 @@ def icloud_with(events: Sequence[tuple[str, str]]) -> Iterator[Icloud]:
 EMULATOR_CACHE_ENV = "CALMIRROR_BENCH_EMULATOR_CACHE"
 
 
-def _corpus_key(events: Sequence[tuple[str, str]]) -> str:
+def corpus_key(events: Sequence[tuple[str, str]]) -> str:
     digest = hashlib.sha256()
     for name, text in events:
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")

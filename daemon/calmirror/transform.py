@@ -2,7 +2,8 @@
 
 Mirroring 10,000 events must take seconds, so a full-detail mirror copy is made with
 text operations only (the marker is one inserted line); icalendar parses only when the
-content itself has to change (busy-only privacy, push fix-ups).
+content itself has to change (busy-only privacy, push fix-ups), and is imported only then:
+loading it is a tenth of a fresh one-change `calmirror sync`, which never needs it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import contextlib
 import hashlib
 import re
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import icalendar
-
 from calmirror.errors import BadItem
+
+if TYPE_CHECKING:
+    import icalendar
 
 MARKER = "X-CALMIRROR-SOURCE"
 _FOLD = re.compile(r"\r?\n[ \t]")
@@ -108,6 +111,8 @@ def mark_mirrored(text: str, source: str) -> str:
 
 
 def _parse(text: str, href: str) -> icalendar.Calendar:
+    import icalendar
+
     try:
         cal = icalendar.Calendar.from_ical(text)
     except Exception as exc:

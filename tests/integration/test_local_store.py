@@ -160,6 +160,19 @@ def test_a_uid_may_move_to_another_href_within_one_batch(work: LocalStore) -> No
     assert set(work.mirror_hrefs("work")) == {"new.ics"}
 
 
+def test_a_uid_taken_over_from_an_href_rewritten_later_in_the_batch_stays_claimed(work: LocalStore) -> None:
+    """b takes a's UID while a, later in the same batch, gets another one: b holds the UID
+    from then on, in this process and the next (the index once dropped b's claim when it
+    rewrote a, and a third item could then take the same UID)."""
+    work.apply_mirror("work", [("a.ics", event("first"))], [])
+    assert work.apply_mirror("work", [("b.ics", event("first")), ("a.ics", event("second"))], []) == []
+    refused = dict(work.apply_mirror("work", [("c.ics", event("first"))], []))
+    assert "b.ics" in refused["c.ics"]
+    refused = dict(LocalStore(work.store_dir, USER).apply_mirror("work", [("d.ics", event("first"))], []))
+    assert "b.ics" in refused["d.ics"]
+    assert set(work.mirror_hrefs("work")) == {"a.ics", "b.ics"}
+
+
 def test_a_refused_replacement_keeps_its_old_uid_claimed(work: LocalStore) -> None:
     work.apply_mirror("work", [("x.ics", event("uid-x"))], [])
     batch = [("x.ics", "broken"), ("y.ics", event("uid-x"))]

@@ -308,7 +308,12 @@ class LocalStore:
                 return [(item.href, item.uid) for item in collection.get_all() if item.href]
 
             uids = self._uids.current(name, folder, log, read_all)
-            plan = batch.plan_batch(uids.uid_of, uids.owner_of, valid, deletes)
+            try:
+                plan = batch.plan_batch(uids.uid_of, uids.owner_of, valid, deletes)
+            except uid_index.StaleUids:  # a shard log that no longer reads as stamped
+                self._uids.forget(name, log)
+                uids = self._uids.current(name, folder, log, read_all)
+                plan = batch.plan_batch(uids.uid_of, uids.owner_of, valid, deletes)
             written = {item.href for item in plan.upserts}
             removed = [href for href in plan.deletes if href not in written]
             try:
