@@ -68,9 +68,19 @@ writes = st.lists(
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=writes)
-def test_a_later_process_reads_what_was_written(tmp_path_factory: pytest.TempPathFactory, steps: list) -> None:
+@given(steps=writes, tail_max=st.sampled_from([1, 4, 9, uid_index.TAIL_MAX]))
+def test_a_later_process_reads_what_was_written(
+    tmp_path_factory: pytest.TempPathFactory, steps: list, tail_max: int
+) -> None:
+    """Whatever the tail's size: written to the shards at every write, every few, or never."""
     coll = Collection(tmp_path_factory.mktemp("uids"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(uid_index, "TAIL_MAX", tail_max)
+        patch.setattr(uid_index, "_MIN_COMPACT", 3)
+        replay(coll, steps)
+
+
+def replay(coll: Collection, steps: list) -> None:
     index = UidIndex()
     for upserts, removed, restart in steps:
         # UIDs stay unique, as the batch plan keeps them: a step that would share one is left out
@@ -80,15 +90,18 @@ def test_a_later_process_reads_what_was_written(tmp_path_factory: pytest.TempPat
         if restart:
             index = UidIndex()
         write(index, coll, upserts, removed)
-    fresh = UidIndex().current("work", coll.folder, coll.log, coll.read_all)
-    assert dict(fresh.uid_of) == coll.items
-    assert dict(fresh.owner_of) == owners(coll.items)
+    for found in (index, UidIndex()):  # this process's and a later one's
+        uids = found.current("work", coll.folder, coll.log, coll.read_all)
+        assert dict(uids.uid_of) == coll.items
+        assert dict(uids.owner_of) == owners(coll.items)
     assert coll.full_reads <= 1  # only the very first look, on an empty log
 
 
 def test_a_fresh_process_reads_only_the_shards_of_its_batch(tmp_path: Path) -> None:
     coll = Collection(tmp_path)
-    write(UidIndex(), coll, {f"e{i}.ics": f"u{i}" for i in range(2_000)}, [])
+    write(UidIndex(), coll, {f"e{i}.ics": f"u{i}" for i in range(uid_index.TAIL_MAX)}, [])  # past the tail
+    write(UidIndex(), coll, {"e1.ics": "v1"}, ["e2.ics"])  # in the tail
+    assert (uid_index._shard_dir(coll.log) / f"h{shard_of('e7.ics'):02d}").stat().st_size > 0
     fresh = UidIndex().current("work", coll.folder, coll.log, coll.read_all)
     assert fresh.uid_of.get("e7.ics") == "u7"
     assert fresh.owner_of.get("u7") == "e7.ics"
@@ -96,6 +109,8 @@ def test_a_fresh_process_reads_only_the_shards_of_its_batch(tmp_path: Path) -> N
     assert set(fresh.uid_of.shards) == {shard_of("e7.ics")}
     assert set(fresh.owner_of.shards) == {shard_of("u7"), shard_of("nobody")}
     assert len(fresh.uid_of.shards) < SHARDS and coll.full_reads == 1
+    assert fresh.uid_of.get("e1.ics") == "v1" and "e2.ics" not in fresh.uid_of
+    assert fresh.owner_of.get("u1") is None and fresh.owner_of.get("v1") == "e1.ics"
 
 
 def test_the_single_log_of_an_earlier_version_is_turned_into_shards(tmp_path: Path) -> None:
@@ -123,8 +138,9 @@ def test_a_folder_changed_behind_the_logs_is_read_again(tmp_path: Path) -> None:
     assert found.owner_of.get("taken") == "stranger.ics" and coll.full_reads == 2
 
 
-def test_a_shard_cut_short_is_not_trusted(tmp_path: Path) -> None:
-    """A shard log shorter than its stamp says (lost in a crash) means reading the items."""
+def test_a_shard_cut_short_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard log shorter than the tail says (lost in a crash) means reading the items."""
+    monkeypatch.setattr(uid_index, "TAIL_MAX", 10)
     coll = Collection(tmp_path)
     write(UidIndex(), coll, {f"e{i}.ics": f"u{i}" for i in range(50)}, [])
     write(UidIndex(), coll, {"e1.ics": "v1"}, [])
@@ -134,8 +150,11 @@ def test_a_shard_cut_short_is_not_trusted(tmp_path: Path) -> None:
     assert found.uid_of.get("e1.ics") == "v1" and coll.full_reads == 2
 
 
-def test_a_shard_that_does_not_read_raises_for_the_store_to_read_again(tmp_path: Path) -> None:
+def test_a_shard_that_does_not_read_raises_for_the_store_to_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same length, other bytes: found only when the shard is read, as `StaleUids`."""
+    monkeypatch.setattr(uid_index, "TAIL_MAX", 10)
     coll = Collection(tmp_path)
     write(UidIndex(), coll, {f"e{i}.ics": f"u{i}" for i in range(50)}, [])
     shard = uid_index._shard_dir(coll.log) / f"h{shard_of('e1.ics'):02d}"
