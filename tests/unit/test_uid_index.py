@@ -166,3 +166,28 @@ def test_a_shard_that_does_not_read_raises_for_the_store_to_read_again(
     index.forget("work", coll.log)
     again = index.current("work", coll.folder, coll.log, coll.read_all)
     assert again.uid_of.get("e1.ics") == "u1" and coll.full_reads == 2
+
+
+def test_a_fold_cut_off_before_its_tail_is_written_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the tail's changes reached their shards but before the tail was written
+    again, with the folder's stamp unchanged (a write within one tick of its clock): the shards
+    are longer than the tail says, so a later process reads the items."""
+    monkeypatch.setattr(uid_index, "TAIL_MAX", 10)
+    coll = Collection(tmp_path)
+    write(UidIndex(), coll, {f"e{i}.ics": f"u{i}" for i in range(30)}, [])
+    write(UidIndex(), coll, {"e1.ics": "v1"}, ["e2.ics"])  # in the tail
+
+    def crash(folder: Path, entry: uid_index.Uids) -> None:
+        raise OSError("power cut")
+
+    entry = UidIndex().current("work", coll.folder, coll.log, coll.read_all)
+    assert entry.tail_h == {"e1.ics": "v1", "e2.ics": None}
+    monkeypatch.setattr(uid_index, "_write_tail", crash)
+    with pytest.raises(OSError, match="power cut"):
+        uid_index._fold(uid_index._shard_dir(coll.log), entry)
+    monkeypatch.undo()
+    found = UidIndex().current("work", coll.folder, coll.log, coll.read_all)
+    assert coll.full_reads == 2
+    assert dict(found.uid_of) == coll.items
