@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calmirror import account, config, control, credentials, refused
-from calmirror.errors import AuthFailed, CalmirrorError, RemoteError
+from calmirror.errors import AuthFailed, CalmirrorError, RemoteError, Unavailable
 from calmirror.home import Home
 from calmirror.hrefs import host_of
 from calmirror.local import loopback
@@ -134,10 +134,21 @@ def check_icloud(home: Home, settings: config.Settings, state: State, name: str 
 
 def _why_unreachable(client: ICloudClient, acct: Account, failure: RemoteError, again: str) -> str:
     """Blame the network only when the front door (the server URL) does not answer either:
-    the home lives on a partition host that iCloud can change (ICLOUD.md)."""
+    the home lives on a partition host that iCloud can change (ICLOUD.md). A 5xx is an answer:
+    the server is busy or asks to wait, and the network is not to blame."""
+    if isinstance(failure, Unavailable) and failure.retry_after:  # asked to wait: no more requests now
+        return (
+            f"{failure.message}: the server asked to wait {failure.retry_after:.0f} s, so the network is "
+            "fine; calmirror waits that long and tries again by itself"
+        )
     try:
         found = client.discover()
     except RemoteError as unanswered:
+        if isinstance(unanswered, Unavailable):
+            return (
+                f"{unanswered.message}: the server answered, so the network is fine; it is busy or down "
+                "for now, and calmirror tries again by itself"
+            )
         where = "`icloud.server`" if acct.name == PRIMARY else "the account's server"
         return f"{unanswered.message}; check the network and {where}"
     front = host_of(acct.server)

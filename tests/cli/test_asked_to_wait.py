@@ -54,3 +54,16 @@ def test_verbose_keeps_the_log_line_of_each_failed_calendar(cli: Cli, emu: Emula
     assert verbose.returncode == 4
     assert "ERROR   calmirror.engine: sync Work failed: " in verbose.stderr
     assert verbose.stderr.rstrip().endswith("tries again")
+
+
+def test_doctor_does_not_blame_the_network_for_a_server_that_answers_5xx(cli: Cli, emu: Emulator, home: Path) -> None:
+    """doctor said "503 Service Unavailable; check the network and `icloud.server`": the server
+    answered, so neither is to blame."""
+    connected_home(home, emu, conflicts=("Work",))
+    for retry_after, said in ((120, "the server asked to wait 120 s"), (None, "the server answered")):
+        emu.faults.clear()
+        emu.faults.fail(count=50, status=503, retry_after=retry_after)
+        checks = {c["check"]: c for c in json.loads(cli("doctor", "--json").stdout)}
+        detail = checks["iCloud"]["detail"]
+        assert not checks["iCloud"]["ok"] and "503" in detail and said in detail, detail
+        assert "check the network" not in detail and "tries again by itself" in detail
