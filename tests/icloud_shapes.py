@@ -352,6 +352,9 @@ HUNTED: dict[str, str] = {
         "RRULE:FREQ=DAILY;COUNT=3",
         "EXDATE;VALUE=DATE:20261202",
     ),
+    "date-start-timed-end": _event(
+        "date-start@example.org", "DTSTART;VALUE=DATE:20261210", "DTEND:20261210T150000Z", zones=()
+    ),
     "tzid-with-a-trailing-blank": _event(
         "tzid-blank@example.org",
         "DTSTART;TZID=Europe/Berlin :20261210T100000",

@@ -7,6 +7,8 @@ which Radicale cannot walk as busy time reads them.
   was withheld or its occurrences unknown to clients. Busy time reads a DTEND or RDATE date as
   that day's midnight and an EXDATE date as every occurrence on that day; the copy writes them
   in DTSTART's own form: midnight for DTEND and RDATE, DTSTART's time of day for EXDATE.
+- **A date DTSTART beside a timed DTEND** (not recurring): Radicale refuses it; busy time
+  reads the start as that day's midnight, and the copy writes it so, in DTEND's form.
 - **A TZID parameter with blanks around the name** (`TZID=Europe/Berlin `): busy time reads the
   zone it names, Radicale finds no such zone and reads the time as floating; the copy trims it.
 """
@@ -16,13 +18,15 @@ from __future__ import annotations
 import re
 
 from calmirror.compat_bounds import start_of
-from calmirror.ical_lines import Resource, name_of, params_of, split, value_of
+from calmirror.ical_lines import Event, Resource, name_of, params_of, split, value_of
 
 DATES_AS_TIMES = "date values beside a timed DTSTART written as times"
 TRIMMED_TZIDS = "blanks around TZID names trimmed"
 
 _TZID = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
 _DATE = re.compile(r"\d{8}")
+_DATE_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}\r?$", re.MULTILINE | re.IGNORECASE)
+_TIMED_END = re.compile(r"^DTEND(?:;[^:\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
 _TIMED_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
 _DATE_VALUES = re.compile(r"^(?:DTEND|RDATE|EXDATE)(?:;[^:\r\n]*)?:\d{8}(?:,\d{8})*\r?$", re.MULTILINE | re.IGNORECASE)
 _BLANK_TZID = re.compile(r';TZID=(?:"\s[^"]*"|"[^"]*\s"|\s[^;:\r\n]*|[^;:\r\n"]*\s(?=[;:]))', re.IGNORECASE)
@@ -31,8 +35,10 @@ _BLANK_TZID = re.compile(r';TZID=(?:"\s[^"]*"|"[^"]*\s"|\s[^;:\r\n]*|[^;:\r\n"]*
 def needs_date_fixes(text: str) -> bool:
     """Cheap first look: a timed DTSTART beside a date DTEND, RDATE or EXDATE (a VTIMEZONE's
     timed DTSTART can make this say yes for nothing), or a TZID name with blanks around it."""
-    return (_TIMED_START.search(text) is not None and _DATE_VALUES.search(text) is not None) or (
-        _BLANK_TZID.search(text) is not None
+    return (
+        (_TIMED_START.search(text) is not None and _DATE_VALUES.search(text) is not None)
+        or (_DATE_START.search(text) is not None and _TIMED_END.search(text) is not None)
+        or _BLANK_TZID.search(text) is not None
     )
 
 
@@ -67,6 +73,7 @@ def dates_as_times(resource: Resource) -> bool:
         except (ValueError, OverflowError):
             continue
         if form == "date":
+            changed = _start_as_time(resource, event) or changed
             continue
         time_of_day = at.strftime("%H%M%S")
         params = re.sub(r";VALUE=[^;:]*", "", params_of(start), flags=re.IGNORECASE)
@@ -82,3 +89,21 @@ def dates_as_times(resource: Resource) -> bool:
             event.lines[index] = name + params + ":" + ",".join(times)
             changed = True
     return changed
+
+
+def _start_as_time(resource: Resource, event: Event) -> bool:
+    """A date DTSTART beside a timed DTEND: DTSTART as that day's midnight in DTEND's form
+    (busy time reads it so; Radicale refuses the mix)."""
+    start, end = event.get("DTSTART"), event.get("DTEND")
+    if start is None or end is None or event.get("RRULE") is not None:
+        return False
+    try:
+        _, form, _ = start_of(resource, end)
+    except (ValueError, OverflowError):
+        return False
+    if form == "date" or not _DATE.fullmatch(value_of(start).strip()):
+        return False
+    params = re.sub(r";VALUE=[^;:]*", "", params_of(end), flags=re.IGNORECASE)
+    moment = value_of(start).strip() + "T000000" + ("Z" if form == "utc" else "")
+    event.lines = [("DTSTART" + params + ":" + moment) if line is start else line for line in event.lines]
+    return True
