@@ -118,13 +118,32 @@ def test_doctor_when_not_connected_says_what_to_do_on_every_problem_line(cli: Cl
         ["outbox", "list"],
         ["outbox", "retry"],
         ["feed", "url"],
+        # these said "not connected" (or did nothing) and left a new home with a state
+        # database, a store and a secrets folder behind
+        ["link", "Work"],
+        ["conflicts", "add", "Work"],
+        ["conflicts", "remove", "Work"],
+        ["privacy", "Work", "busy"],
+        ["sync"],
+        ["feeds", "remove", "rota"],
+        ["feeds", "privacy", "rota", "busy"],
+        ["feeds", "poll"],
+        ["feed", "disable"],
+        ["feed", "rotate"],
     ],
 )
-def test_read_only_commands_do_not_create_a_missing_home(cli: Cli, tmp_path: Path, command: list[str]) -> None:
+def test_commands_that_need_a_home_do_not_create_a_missing_one(cli: Cli, tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "never-made"
     result = cli("--home", str(missing), *command)
     assert result.returncode == 2
     assert f"{missing} does not exist" in one_clean_line(result)
+    assert not missing.exists()
+
+
+def test_disconnect_on_a_missing_home_has_nothing_to_forget_and_makes_no_home(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "never-made"
+    result = cli("--home", str(missing), "disconnect")
+    assert result.returncode == 0 and result.stdout == "No iCloud account was connected.\n"
     assert not missing.exists()
 
 

@@ -200,6 +200,9 @@ def register(app: typer.Typer) -> None:
         from calmirror import account
 
         c = ctx_of(ctx)
+        if not c.home.data_dir.exists():  # nothing to forget, and no home to make for it
+            console.print("No iCloud account was connected.")
+            return
         apple_id = account.disconnect(c.home, c.settings, c.state)
         if apple_id is None:
             console.print("No iCloud account was connected.")

@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         from calmirror import calendar_choice
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made
         cal = calendar_choice.find_calendar(c.state, calendar)
         calendar_choice.check_linkable(cal)
         previous = c.settings.icloud.linked
@@ -76,6 +77,7 @@ def register(app: typer.Typer) -> None:
         from calmirror import calendar_choice
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made
         chosen = []
         for name in calendars:
             cal = calendar_choice.find_calendar(c.state, name)
@@ -99,6 +101,7 @@ def register(app: typer.Typer) -> None:
         from calmirror import calendar_choice
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made
         drop = {calendar_choice.find_calendar(c.state, name).id for name in calendars}
         ids = [i for i in c.settings.icloud.conflicts if i not in drop]
         from calmirror import config_edit  # tomlkit, only for the commands that write config.toml
@@ -157,6 +160,7 @@ def register(app: typer.Typer) -> None:
         from calmirror import calendar_choice
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made
         calendar_choice.check_details(details)
         cal = calendar_choice.find_calendar(c.state, calendar)
         calendar_choice.check_privacy(cal, c.settings.icloud.conflicts)

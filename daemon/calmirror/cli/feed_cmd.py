@@ -42,6 +42,7 @@ def disable(ctx: typer.Context) -> None:
     from calmirror.web import feed
 
     c = ctx_of(ctx)
+    c.require_home()  # a mistyped --home is said, never made
     console.print("The feed is off." if feed.disable(c.state) else "The feed was already off.")
 
 
@@ -51,6 +52,7 @@ def rotate(ctx: typer.Context) -> None:
     from calmirror.web import feed
 
     c = ctx_of(ctx)
+    c.require_home()  # a mistyped --home is said, never made
     console.print(_url(c, feed.rotate(c.state)))
 
 

@@ -133,6 +133,7 @@ def list_(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", h
 def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The feed's short name.")]) -> None:
     """Unsubscribe: the feed's mirror and everything kept of it go."""
     c = ctx_of(ctx)
+    c.require_home()  # a mistyped --home is said, never made
     feed = _find(c, name)
     p = poller(c)
     p.remove(feed)
@@ -151,6 +152,7 @@ def privacy(
     from calmirror.feed_choices import check_privacy, set_privacy
 
     c = ctx_of(ctx)
+    c.require_home()  # a mistyped --home is said, never made
     check_privacy(details, "privacy")
     if not set_privacy(c.state, _find(c, name), details):
         console.print(f"Feed {name} is already {details}.")
@@ -191,6 +193,7 @@ def poll(
 ) -> None:
     """Poll feeds now (one conditional GET each)."""
     c = ctx_of(ctx)
+    c.require_home()  # a mistyped --home is said, never made
     if accept_empty and not names:
         raise UserError("--accept-empty needs the feed's name: `calmirror feeds poll NAME --accept-empty`")
     reports = poll_all(c, names or [], frozenset(names or []) if accept_empty else frozenset())

@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         from calmirror.engine import Engine
 
         c = ctx_of(ctx)
+        c.require_home()  # a mistyped --home is said, never made
         if now and control.signal_daemon(c.home.pid_file, signal.SIGUSR1):
             if json_out:
                 print_json({"asked_daemon": True, "pid": control.read_pid(c.home.pid_file)})
