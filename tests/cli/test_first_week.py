@@ -130,6 +130,7 @@ def test_doctor_when_not_connected_says_what_to_do_on_every_problem_line(cli: Cl
         ["feeds", "poll"],
         ["feed", "disable"],
         ["feed", "rotate"],
+        ["connect", "--again"],
     ],
 )
 def test_commands_that_need_a_home_do_not_create_a_missing_one(cli: Cli, tmp_path: Path, command: list[str]) -> None:

@@ -165,6 +165,7 @@ def register(app: typer.Typer) -> None:
         from calmirror import account, calendar_choice
         from calmirror.hrefs import host_of
 
+        c.require_home()  # a mistyped --home is said, never made
         if c.state.account() is None:
             raise UserError("no iCloud account is connected; run `calmirror connect --apple-id EMAIL`")
         current = account.account_named(c.state, label or PRIMARY_SPELLING)
