@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from calmirror.availability import engine, expansion, spans
@@ -44,6 +44,22 @@ def entry_pair(text: str, now: dt.datetime, zone: str, monkeypatch: pytest.Monke
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(obj=oracle.objects("obj"), zone=st.sampled_from(ZONES), anchor=st.sampled_from(oracle.ANCHORS))
+@example(  # a series too dense for blocks, with an RDATE: expanded per window, its rows in the library's order
+    obj=oracle.Obj(
+        uid="obj",
+        form="utc",
+        zone="",
+        start=dt.datetime(2026, 12, 10),
+        length=dt.timedelta(minutes=15),
+        end_form="dtend",
+        rule="FREQ=MINUTELY;INTERVAL=90;BYHOUR=0",
+        ending=("count", 2),
+        props=oracle.Props(),
+        rdates=((1, 6, False),),
+    ),
+    zone="Europe/Berlin",
+    anchor=dt.datetime(2026, 12, 10),
+)
 def test_generated_series_give_the_blocks_entries(
     monkeypatch: pytest.MonkeyPatch, obj: oracle.Obj, zone: str, anchor: dt.datetime
 ) -> None:

@@ -191,8 +191,8 @@ def occurrences(cs: CompiledSeries, window: tuple[dt.datetime, dt.datetime], tz:
     throughout: blocks and the library's rule objects are shared between threads.
     """
     with cs.lock:
-        if not _blockable(cs):
-            return [_span(raw, tz) for raw in expand(cs, window, tz)]
+        if not _blockable(cs):  # (sorted by start, as the blocks give them)
+            return sorted((_span(raw, tz) for raw in expand(cs, window, tz)), key=lambda span: span.start)
         ws, we = window
         first = (ws - _EPOCH) // BLOCK
         last = (we - _EPOCH - dt.timedelta(microseconds=1)) // BLOCK
