@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calmirror.availability import engine as av
+from calmirror.raw_text import from_bytes
 from calmirror.testing import ical
 from tests import icloud_shapes
 
@@ -400,3 +401,13 @@ def test_a_date_with_a_tzid_is_all_day_in_the_configured_zone() -> None:
     source = av.Source("s", [av.parse_calendar(text)], allday_busy=False)
     window = (z("2026-12-01 00:00"), z("2027-01-01 00:00"))
     assert av.busy_intervals([source], *window, av.Rules(ZoneInfo("UTC"))) == []  # all-day: the switch applies
+
+
+def test_a_summary_with_bytes_that_are_not_utf8_is_shown_readable() -> None:
+    """iCloud's exact text keeps an old client's Windows-1252 byte (`raw_text`); what the engine
+    answers a person (the week, `--json`, stdout) is valid UTF-8."""
+    raw = cal(["UID:w", "DTSTAMP:20261101T000000Z", "DTSTART:20261201T100000Z", "DURATION:PT1H", "SUMMARY:Caf@"])
+    text = from_bytes(raw.encode().replace(b"Caf@", b"Caf\xe9"))
+    source = av.Source("s", [av.parse_calendar(text)])
+    found = av.busy_occurrences([source], z("2026-12-01 00:00"), z("2026-12-02 00:00"), av.Rules(ZoneInfo("UTC")))
+    assert [o.summary for o in found] == ["Café"]

@@ -39,6 +39,7 @@ from calmirror.availability.lenient import parse_leniently
 from calmirror.availability.recurrence import reason
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
 from calmirror.availability.zones import without_date_zones
+from calmirror.raw_text import shown
 
 UTC = dt.UTC
 
@@ -249,7 +250,7 @@ def busy_occurrences(
     window = _check_window(start, end)
     found = [
         BusyOccurrence(
-            source.name, uid, info.summary, start, end, all_day, info.tentative, approximate, info.unavailable
+            source.name, uid, shown(info.summary), start, end, all_day, info.tentative, approximate, info.unavailable
         )
         for start, end, source, uid, info, all_day, approximate in _walk(sources, window, rules, None, remember)
     ]
