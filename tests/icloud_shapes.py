@@ -355,6 +355,10 @@ HUNTED: dict[str, str] = {
     "date-start-timed-end": _event(
         "date-start@example.org", "DTSTART;VALUE=DATE:20261210", "DTEND:20261210T150000Z", zones=()
     ),
+    "dtend-before-dtstart": _event(
+        "backwards@example.org", "DTSTART:20261201T100000Z", "DTEND:20261201T090000Z", "SUMMARY:Backwards"
+    ),
+    "negative-duration": _event("negative@example.org", "DTSTART:20261201T100000Z", "DURATION:-PT1H"),
     "tzid-with-a-trailing-blank": _event(
         "tzid-blank@example.org",
         "DTSTART;TZID=Europe/Berlin :20261210T100000",

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
-from calmirror.compat_dates import DATES_AS_TIMES, TRIMMED_TZIDS, dates_as_times, trim_tzids
+from calmirror.compat_dates import BACKWARDS, DATES_AS_TIMES, TRIMMED_TZIDS, backwards_spans, dates_as_times, trim_tzids
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_scales import GREGORIAN_SCALE, OTHER_SCALE, drop_other_scales, plain_gregorian_rules
 from calmirror.compat_series import (
@@ -350,6 +350,7 @@ _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (plain_gregorian_rules, GREGORIAN_SCALE),
     (trim_tzids, TRIMMED_TZIDS),
     (dates_as_times, DATES_AS_TIMES),
+    (backwards_spans, BACKWARDS),
     (drop_other_scales, OTHER_SCALE),
     (rename_custom_zones, ZONES),
     (name_undefined_zones, NAMED),

@@ -9,6 +9,9 @@ which Radicale cannot walk as busy time reads them.
   in DTSTART's own form: midnight for DTEND and RDATE, DTSTART's time of day for EXDATE.
 - **A date DTSTART beside a timed DTEND** (not recurring): Radicale refuses it; busy time
   reads the start as that day's midnight, and the copy writes it so, in DTEND's form.
+- **An end before its start** (a DTEND before DTSTART, a negative DURATION; not recurring):
+  busy time counts the span between them, Radicale shows the event at DTSTART; the copy
+  writes the span forwards (`backwards_spans`).
 - **A TZID parameter with blanks around the name** (`TZID=Europe/Berlin `): busy time reads the
   zone it names, Radicale finds no such zone and reads the time as floating; the copy trims it.
 """
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import re
 
+from icalendar.prop import vDuration
+
 from calmirror.compat_bounds import start_of
 from calmirror.ical_lines import Event, Resource, name_of, params_of, split, value_of
 
 DATES_AS_TIMES = "date values beside a timed DTSTART written as times"
 TRIMMED_TZIDS = "blanks around TZID names trimmed"
+BACKWARDS = "an end before its start written forwards"
 
 _TZID = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
 _DATE = re.compile(r"\d{8}")
@@ -29,6 +35,9 @@ _DATE_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}\r?$", re.MULTILINE | re
 _TIMED_END = re.compile(r"^DTEND(?:;[^:\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
 _TIMED_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
 _DATE_VALUES = re.compile(r"^(?:DTEND|RDATE|EXDATE)(?:;[^:\r\n]*)?:\d{8}(?:,\d{8})*\r?$", re.MULTILINE | re.IGNORECASE)
+_NEGATIVE = re.compile(r"^DURATION(?:;[^:\r\n]*)?:-", re.MULTILINE | re.IGNORECASE)
+_START_VALUE = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:([0-9TZ]+)\r?$", re.MULTILINE | re.IGNORECASE)
+_END_VALUE = re.compile(r"^DTEND(?:;[^:\r\n]*)?:([0-9TZ]+)\r?$", re.MULTILINE | re.IGNORECASE)
 _BLANK_TZID = re.compile(r';TZID=(?:"\s[^"]*"|"[^"]*\s"|\s[^;:\r\n]*|[^;:\r\n"]*\s(?=[;:]))', re.IGNORECASE)
 
 
@@ -39,6 +48,20 @@ def needs_date_fixes(text: str) -> bool:
         (_TIMED_START.search(text) is not None and _DATE_VALUES.search(text) is not None)
         or (_DATE_START.search(text) is not None and _TIMED_END.search(text) is not None)
         or _BLANK_TZID.search(text) is not None
+        or _NEGATIVE.search(text) is not None
+        or _ends_early(text)
+    )
+
+
+def _ends_early(text: str) -> bool:
+    """A DTEND whose value sorts before DTSTART's (same length: same form, a cheap look)."""
+    first = max(text.upper().find("BEGIN:VEVENT"), 0)  # (past a VTIMEZONE's own DTSTARTs)
+    start, end = _START_VALUE.search(text, first), _END_VALUE.search(text, first)
+    return (
+        start is not None
+        and end is not None
+        and len(start.group(1)) == len(end.group(1))
+        and end.group(1) < start.group(1)
     )
 
 
@@ -107,3 +130,35 @@ def _start_as_time(resource: Resource, event: Event) -> bool:
     moment = value_of(start).strip() + "T000000" + ("Z" if form == "utc" else "")
     event.lines = [("DTSTART" + params + ":" + moment) if line is start else line for line in event.lines]
     return True
+
+
+def backwards_spans(resource: Resource) -> bool:
+    changed = False
+    for event in resource.events:
+        if event.get("RRULE") or event.get("RDATE") or event.get("RECURRENCE-ID"):
+            continue
+        start, end, duration = event.get("DTSTART"), event.get("DTEND"), event.get("DURATION")
+        if start is None:
+            continue
+        try:
+            at, form, _ = start_of(resource, start)
+            if end is not None and params_of(end) == params_of(start):
+                until, _, _ = start_of(resource, end)
+                if until < at:
+                    swapped = {id(start): "DTSTART" + params_of(end) + ":" + value_of(end).strip()}
+                    swapped[id(end)] = "DTEND" + params_of(start) + ":" + value_of(start).strip()
+                    event.lines = [swapped.get(id(line), line) for line in event.lines]
+                    changed = True
+            elif end is None and duration is not None and value_of(duration).strip().startswith("-"):
+                length = vDuration.from_ical(value_of(duration).strip()[1:])
+                earlier = at - length
+                stamp = earlier.strftime("%Y%m%d") if form == "date" else earlier.strftime("%Y%m%dT%H%M%S")
+                moved = "DTSTART" + params_of(start) + ":" + stamp + ("Z" if form == "utc" else "")
+                forwards = "DURATION" + params_of(duration) + ":" + value_of(duration).strip()[1:]
+                event.lines = [
+                    moved if line is start else forwards if line is duration else line for line in event.lines
+                ]
+                changed = True
+        except (ValueError, OverflowError):
+            continue
+    return changed
