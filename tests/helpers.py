@@ -26,6 +26,7 @@ import requests
 from calmirror import config, credentials
 from calmirror.daemon import Daemon
 from calmirror.emulator import Emulator
+from calmirror.engine import Engine
 from calmirror.home import Home
 from calmirror.state import State
 from calmirror.testing import APP_PASSWORD, APPLE_ID
@@ -46,6 +47,21 @@ __all__ = [
     "wait_for",
     "wrong_in_icloud",
 ]
+
+
+@contextmanager
+def mirrored_once(home: Home) -> Iterator[Engine]:
+    """An engine on `home` after one mirror pass of its one conflict calendar, which must
+    report no error; its client and state are closed after the block."""
+    engine = Engine(home, config.load(home.config_file), State(home.state_db))
+    client = engine.client()
+    try:
+        (report,) = engine.mirror_pass(client)
+        assert not report.error, report.error
+        yield engine
+    finally:
+        client.close()
+        engine.state.close()
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, every: float = 0.02) -> bool:

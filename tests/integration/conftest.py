@@ -1,5 +1,6 @@
 """Fixtures shared by the integration tests: a store with its base collections, the daemon's
-local server over it, and the real daemon the fault tests drive (`faulty`)."""
+local server over it, a server with a Work mirror and a client session (`served`), and the
+real daemon the fault tests drive (`faulty`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from calmirror.emulator import Emulator
 from calmirror.local import LocalServer, LocalStore
@@ -25,6 +27,19 @@ def store(tmp_path: Path) -> LocalStore:
 def server(store: LocalStore) -> Iterator[LocalServer]:
     with LocalServer(store.store_dir, port=0, username=LOCAL_USER, password=LOCAL_PASSWORD) as srv:
         yield srv
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[LocalServer, LocalStore, requests.Session]]:
+    """A local server over a store with its base collections and a Work mirror, and a client
+    session signed in to it."""
+    with LocalServer(tmp_path / "store", port=0, username=LOCAL_USER, password=LOCAL_PASSWORD) as server:
+        store = LocalStore(server.store_dir, LOCAL_USER)
+        store.ensure_base()
+        store.ensure_mirror("work", "Work", None)
+        with requests.Session() as http:
+            http.auth = (LOCAL_USER, LOCAL_PASSWORD)
+            yield server, store, http
 
 
 @pytest.fixture

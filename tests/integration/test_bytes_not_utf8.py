@@ -16,14 +16,12 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from calmirror import config
 from calmirror.availability.sources import BusySources
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
 from calmirror.local.layout import mirror_name
 from calmirror.raw_text import exact_bytes
-from calmirror.state import State
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, mirrored_once
 
 UTC = dt.UTC
 WINDOW = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 1, tzinfo=UTC))
@@ -67,15 +65,8 @@ def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
             emu.put_item(cal_id, f"{name}.ics", raw)
         emu.put_item(cal_id, "plain.ics", _object("plain", "20261217T0900", b"SUMMARY:Plain").decode())
         home = connected_home(tmp_path_factory.mktemp("bytes"), emu, conflicts=("Old",))
-        engine = Engine(home, config.load(home.config_file), State(home.state_db))
-        client = engine.client()
-        try:
-            (report,) = engine.mirror_pass(client)
-            assert not report.error, report.error
+        with mirrored_once(home) as engine:
             yield Mirrored(emu, engine, cal_id)
-        finally:
-            client.close()
-            engine.state.close()
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTS))

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -19,22 +17,11 @@ from calmirror.availability import engine as av
 from calmirror.compat import compatible_copy, horizon_for
 from calmirror.local import LocalServer, LocalStore
 from calmirror.local.radicale_config import MAX_EXPAND_OCCURRENCE
-from calmirror.testing import LOCAL_PASSWORD, LOCAL_USER, ical
+from calmirror.testing import LOCAL_USER, ical
 
 CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 WINDOW = (dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 10, tzinfo=dt.UTC))
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[LocalServer, LocalStore, requests.Session]]:
-    with LocalServer(tmp_path / "store", port=0, username=LOCAL_USER, password=LOCAL_PASSWORD) as server:
-        store = LocalStore(server.store_dir, LOCAL_USER)
-        store.ensure_base()
-        store.ensure_mirror("work", "Work", None)
-        with requests.Session() as http:
-            http.auth = (LOCAL_USER, LOCAL_PASSWORD)
-            yield server, store, http
 
 
 def calendar(*events: list[str], head: list[str] | None = None) -> str:

@@ -5,30 +5,17 @@ real HTTP (`compat_rdates`); past what a copy can list, its reason says it is cu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 import requests
 
 from calmirror.compat import CUT, WRITTEN_OUT, compatible_copy, horizon_for
 from calmirror.local import LocalServer, LocalStore
-from calmirror.testing import LOCAL_PASSWORD, LOCAL_USER, ical
+from calmirror.testing import ical
 from tests.integration.test_expand import BERLIN, busy, calendar, placed, query_expanded
 
 LIMIT = 10_000  # Radicale's occurrence limit (MirrorPolicy.max_occurrences), which the copies stay under
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[LocalServer, LocalStore, requests.Session]]:
-    with LocalServer(tmp_path / "store", port=0, username=LOCAL_USER, password=LOCAL_PASSWORD) as server:
-        store = LocalStore(server.store_dir, LOCAL_USER)
-        store.ensure_base()
-        store.ensure_mirror("work", "Work", None)
-        with requests.Session() as http:
-            http.auth = (LOCAL_USER, LOCAL_PASSWORD)
-            yield server, store, http
 
 
 EVERY_90_MINUTES = {  # 960 occurrences in two months; Radicale estimates 86,400 (minutes)
@@ -47,16 +34,16 @@ EVERY_90_MINUTES = {  # 960 occurrences in two months; Radicale estimates 86,400
 
 @pytest.mark.parametrize("form", list(EVERY_90_MINUTES))
 def test_a_frequent_rule_ending_inside_the_horizon_reaches_its_end_for_clients(
-    mirror: tuple[LocalServer, LocalStore, requests.Session], form: str
+    served: tuple[LocalServer, LocalStore, requests.Session], form: str
 ) -> None:
     exact = EVERY_90_MINUTES[form]
-    _, store, _ = mirror
+    _, store, _ = served
     ((_, refused),) = store.apply_mirror("work", [("pump.ics", exact)], [])  # Radicale counts 86,400 minutes
     copy = compatible_copy(exact, "pump.ics", horizon_for(date.today()), LIMIT, refused=refused)
     assert copy is not None and WRITTEN_OUT in copy.reasons
     assert store.apply_mirror("work", [("pump.ics", copy.text)], []) == []
     window = (dt.datetime(2026, 12, 28, tzinfo=dt.UTC), dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
-    events = query_expanded(mirror, "icloud-work", window)  # the bounded copy stopped on 7 November
+    events = query_expanded(served, "icloud-work", window)  # the bounded copy stopped on 7 November
     assert len(events) == (
         63 if form == "zoned" else 48
     )  # to 31 December 23:00 UTC, less one EXDATE; to 30 December 22:30

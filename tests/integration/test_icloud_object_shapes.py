@@ -23,14 +23,12 @@ import pytest
 import recurring_ical_events
 import requests
 
-from calmirror import config
 from calmirror.availability.sources import BusySources
 from calmirror.emulator import Emulator
 from calmirror.engine import Engine
 from calmirror.local.layout import mirror_name
-from calmirror.state import State
 from calmirror.testing import ical
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, mirrored_once
 from tests.radicale_view import radicale_starts
 
 UTC = dt.UTC
@@ -343,15 +341,8 @@ def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
         for shape in SHAPES:
             emu.put_item(cal_id, f"{shape.name}.ics", shape.text)
         home = connected_home(tmp_path_factory.mktemp("shapes"), emu, conflicts=("Shapes",), extra_config=CONFIG)
-        engine = Engine(home, config.load(home.config_file), State(home.state_db))
-        client = engine.client()
-        try:
-            (report,) = engine.mirror_pass(client)
-            assert not report.error, report.error
+        with mirrored_once(home) as engine:
             yield Mirrored(emu, engine, cal_id)
-        finally:
-            client.close()
-            engine.state.close()
 
 
 def _lines(text: str) -> str:
