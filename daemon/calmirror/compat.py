@@ -78,7 +78,7 @@ from calmirror.compat_series import (
     this_and_future,
     until_as_end_of_day,
 )
-from calmirror.ical_lines import Event, Resource, escape, name_of, params_of, split, unfold, value_of
+from calmirror.ical_lines import TZID_PARAM, Event, Resource, escape, name_of, params_of, split, unfold, value_of
 from calmirror.raw_text import as_windows_1252, has_raw_bytes
 
 log = logging.getLogger("calmirror.mirror")
@@ -103,7 +103,6 @@ UNCARRIED = "characters XML cannot carry (NUL, other C0 controls) dropped"
 
 _UNCARRIED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TZID_LINE = re.compile(r"^TZID:(.*?)\r?$", re.MULTILINE)
-_TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
 
 
 def horizon_for(today: dt.date) -> dt.date:
@@ -137,7 +136,7 @@ def has_undefined_windows_zones(text: str) -> bool:
     """Cheap first look: whether a property names a Windows zone ("Eastern Standard Time")
     that no VTIMEZONE of the object defines. Radicale cannot place such a time (its time-range
     queries read it as floating) and refuses to write such an object out."""
-    used = {match.group(2).strip('"').strip() for match in _TZID_PARAM.finditer(text)}
+    used = {match.group(2).strip('"').strip() for match in TZID_PARAM.finditer(text)}
     if not used:
         return False
     defined = {name.strip() for name in _TZID_LINE.findall(text)}
@@ -254,7 +253,7 @@ def name_undefined_zones(resource: Resource) -> bool:
     renames: dict[str, str] = {}
     for event in resource.events:
         for line in event.lines:
-            for match in _TZID_PARAM.finditer(split(line)[0]):
+            for match in TZID_PARAM.finditer(split(line)[0]):
                 name = match.group(2).strip('"')
                 mapped = None if name in defined or zones.iana_name(name) else zones.windows_name(name)
                 if mapped is not None:
@@ -277,7 +276,7 @@ def _renameparams_of(line: str, renames: dict[str, str]) -> str:
         new = renames[name]
         return match.group(1) + (f'"{new}"' if raw.startswith('"') else new)
 
-    return _TZID_PARAM.sub(swap, head) + ":" + value
+    return TZID_PARAM.sub(swap, head) + ":" + value
 
 
 def drop_duration_beside_dtend(resource: Resource) -> bool:

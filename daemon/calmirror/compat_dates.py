@@ -23,13 +23,12 @@ import re
 from icalendar.prop import vDuration
 
 from calmirror.compat_bounds import start_of
-from calmirror.ical_lines import Event, Resource, name_of, params_of, split, value_of
+from calmirror.ical_lines import TZID_PARAM, Event, Resource, name_of, params_of, split, value_of
 
 DATES_AS_TIMES = "date values beside a timed DTSTART written as times"
 TRIMMED_TZIDS = "blanks around TZID names trimmed"
 BACKWARDS = "an end before its start written forwards"
 
-_TZID = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
 _DATE = re.compile(r"\d{8}")
 _DATE_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}\r?$", re.MULTILINE | re.IGNORECASE)
 _TIMED_END = re.compile(r"^DTEND(?:;[^:\r\n]*)?:\d{8}T", re.MULTILINE | re.IGNORECASE)
@@ -78,7 +77,7 @@ def trim_tzids(resource: Resource) -> bool:
                     return match.group(0)
                 return match.group(1) + (f'"{name.strip()}"' if raw.startswith('"') else name.strip())
 
-            new = _TZID.sub(trimmed, head)
+            new = TZID_PARAM.sub(trimmed, head)
             if new != head:
                 event.lines[index] = new + ":" + value
                 changed = True

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+#: A TZID parameter in a line's head: group 1 `;TZID=`, group 2 the name, quoted or not.
+TZID_PARAM = re.compile(r'(;TZID=)("[^"]*"|[^;:]*)', re.IGNORECASE)
+
 
 def unfold(text: str) -> str:
     return re.sub(r"\r?\n[ \t]", "", text)
