@@ -304,6 +304,7 @@ def test_demo_books_a_free_slot_and_says_what_it_does(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     said = result.stdout + result.stderr
     assert "reached the linked iCloud calendar" in said and "a free slot" in said
+    assert ".calmirror/ (same login)" in said  # the page is named, not left to the README
     assert "double booking" not in said.lower() and "overlaps busy time" not in said
     assert "Press Ctrl-C" not in said and "The demo stops in 2 s." in said
     assert "port 5232 is in use, so the demo took a free port" in said

@@ -251,3 +251,21 @@ def test_a_second_account_and_a_feed_set_up_and_removed_in_the_browser(world: Wo
         page.get_by_label("Remove feed rota").click()
         expect(page.locator(".done")).to_contain_text("Unsubscribed")
         expect(page.locator("#feeds-none")).to_be_visible()
+
+
+def test_every_page_fits_a_phone_screen(world: World) -> None:
+    """On a 390 px phone every page fits the screen's width and every link of the header can be
+    reached: a table wider than the screen scrolls inside its card, not the whole page."""
+    page = world.page
+    page.set_viewport_size({"width": 390, "height": 800})
+    try:
+        for path in (WEEK, "calendars", "connection", "outbox"):
+            world.go(path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
+            for link in page.locator("header.top a, header.top button").all():
+                box = link.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (path, link.inner_text(), box)
+            page.screenshot(path=str(ARTIFACTS / f"phone-{path.split('?')[0]}.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})

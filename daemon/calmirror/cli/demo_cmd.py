@@ -132,6 +132,7 @@ def _round_trip(home: Home, url: str, emu: Emulator, work_id: str, slot: tuple[d
         console.print("  the appointment has not reached iCloud yet; see `calmirror status`")
     console.print("\nPoint any CalDAV client at the local calendar:")
     console.print(f"  URL:      {url}\n  Username: {acct.username}\n  Password: {acct.password}")
+    console.print(f"\nOr open the week, your calendars and the outbox in a browser: {url}.calmirror/ (same login)")
     console.print(show)
 
 
