@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calmirror import account, config, control, credentials, refused
-from calmirror.errors import AuthFailed, CalmirrorError, RemoteError, Unavailable
+from calmirror.errors import AuthFailed, CalmirrorError, LocalError, RemoteError, Unavailable
 from calmirror.home import Home
 from calmirror.hrefs import host_of
 from calmirror.local import loopback
@@ -190,7 +190,11 @@ def check_watcher(home: Home) -> Check:
         def on_any_event(self, event: object) -> None:
             seen.set()
 
-    with tempfile.TemporaryDirectory(dir=home.data_dir if home.data_dir.exists() else None) as tmp:
+    try:
+        folder = tempfile.TemporaryDirectory(dir=home.data_dir if home.data_dir.exists() else None)
+    except OSError as exc:  # a read-only or full home: say so, and let the other checks run
+        return Check("watcher", False, f"not checked: cannot make a folder to watch ({exc.strerror})")
+    with folder as tmp:
         observer = Observer()
         try:
             observer.schedule(Handler(), tmp, recursive=False)
@@ -281,7 +285,11 @@ def run_checks(home: Home, progress: Callable[[Check], None] | None = None) -> l
     if not home.state_db.exists():
         add(Check("credentials", False, "nothing set up yet; run `calmirror connect --apple-id EMAIL`"))
         return checks
-    state = State(home.state_db)
+    try:
+        state = State(home.state_db)
+    except LocalError as unopened:  # a read-only home: a check that fails, not the end of doctor
+        add(Check("state", False, unopened.message))
+        return checks
     try:
         add(check_credentials(home, settings, state))
         if state.account() is None:

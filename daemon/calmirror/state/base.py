@@ -4,6 +4,7 @@ synchronous=FULL so a committed outbox row survives power loss."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -25,6 +26,19 @@ def _disk_full(error: sqlite3.OperationalError) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(error)
 
 
+def _cannot_open(path: Path, error: sqlite3.DatabaseError) -> str:
+    """Why the state database did not open, and what to do. A home that cannot be written
+    (a read-only mount, another user's folder) told the user to move state.db aside: advice
+    that throws away every link, mirror and waiting appointment to fix nothing."""
+    unwritable = [p for p in (path.parent, path) if p.exists() and not os.access(p, os.W_OK)]
+    if unwritable:
+        return (
+            f"{unwritable[0]}: cannot be written (a read-only file system, or another user's); "
+            "make it writable for this user, or use another --home"
+        )
+    return f"{path}: cannot open the state database ({error}); move it aside to start afresh"
+
+
 class StateBase:
     def __init__(self, path: Path) -> None:
         try:
@@ -37,7 +51,7 @@ class StateBase:
                 if sidecar.exists():
                     sidecar.chmod(0o600)
         except sqlite3.DatabaseError as exc:
-            raise LocalError(f"{path}: cannot open the state database ({exc}); move it aside to start afresh") from None
+            raise LocalError(_cannot_open(path, exc)) from None
         self.path = path
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
