@@ -143,6 +143,13 @@ def test_an_appointment_written_over_caldav_appears_in_the_week(world: World) ->
         monday = world.page.locator('.day[data-date="2026-12-07"]').bounding_box()
         tuesday = world.page.locator('.day[data-date="2026-12-08"]').bounding_box()
         assert monday and tuesday and tuesday["y"] >= monday["y"] + monday["height"], (monday, tuesday)
+        # Each day lists its blocks in time order with their end, not a 24-hour grid of empty rows.
+        blocks = world.page.locator('.day[data-date="2026-12-08"] .timeline .block')
+        tops = [box["y"] for box in (blocks.nth(i).bounding_box() for i in range(blocks.count())) if box]
+        assert len(tops) >= 2 and tops == sorted(tops), tops
+        expect(blocks.filter(has_text="Call with Dana")).to_contain_text("10:00–11:00", use_inner_text=True)
+        timeline = world.page.locator('.day[data-date="2026-12-08"] .timeline').bounding_box()
+        assert timeline and timeline["height"] < 40 * blocks.count(), timeline
         world.page.screenshot(path=str(ARTIFACTS / "week-narrow.png"), full_page=True)
     finally:
         world.page.set_viewport_size({"width": 1400, "height": 1000})

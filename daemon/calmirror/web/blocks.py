@@ -37,7 +37,7 @@ def _minutes(value: dt.datetime, day: dt.date, before: int) -> int:
 def timeline(day: Day, zone: ZoneInfo, classes: Mapping[str, str]) -> Markup:
     parts: list[str] = []
     per_source: dict[str, tuple[str, str, str]] = {}
-    for b in day.timed:
+    for b in sorted(day.timed, key=lambda b: (b.start, b.end)):  # in time order: a phone lists them
         shown = per_source.get(b.source)
         if shown is None:
             shown = per_source[b.source] = (
@@ -52,12 +52,13 @@ def timeline(day: Day, zone: ZoneInfo, classes: Mapping[str, str]) -> Markup:
         rows = min(max(-(-end // 15) - row, MIN_ROWS), ROWS - row)
         begins = _hm(b.start)
         label = begins if b.start.date() == day.date else "…"
+        until = _hm(b.end) if b.end.date() == day.date else "…"
         kind = " tentative" if b.tentative else ""
         parts.append(
             f'<div class="block r-{row + 1} h-{rows}{kind} {css}" '
             f'data-source="{source}" data-start="{b.start.isoformat()}" data-end="{b.end.isoformat()}" '
             f'title="{begins}–{_hm(b.end)} {title} · {calendar}">'
-            f'<span class="time">{label}</span> <span class="title">{title}</span> '
+            f'<span class="time">{label}<span class="until">–{until}</span></span> <span class="title">{title}</span> '
             f'<span class="cal">{calendar}</span></div>\n'
         )
     return Markup("".join(parts))
