@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from calmirror import credentials, logs
 from calmirror.config import Settings
-from calmirror.errors import AuthFailed, NotConnected, UserError, icloud_refused_help
+from calmirror.errors import AuthFailed, NotConnected, RemoteError, UserError, icloud_refused_help
 from calmirror.health import mark_ok
 from calmirror.home import Home
 from calmirror.model import PRIMARY, PRIMARY_SPELLING, Account, CalendarRow, account_of, scoped_id
@@ -55,8 +55,13 @@ def password_warning(password: str) -> str | None:
 
 
 def check_server(server: str) -> None:
-    """The CalDAV server URL as the client will take it (its own words when it would not)."""
-    hrefs.canonical_url(server)
+    """The CalDAV server URL as the client will take it (its own words when it would not), as
+    the user's mistake (exit 2): the client's own error for it ended `connect` with exit 1,
+    which says "doctor found a problem"."""
+    try:
+        hrefs.canonical_url(server)
+    except RemoteError as refused:
+        raise UserError(refused.message) from None
 
 
 ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,19}")
@@ -97,10 +102,13 @@ def _password_key(settings: Settings, name: str) -> dict[str, str]:
     return {"backend": settings.icloud.credential, "account": name}
 
 
-def check_not_connected(state: State, server: str, apple_id: str) -> None:
-    """One connection per account: the same login at the same server is refused."""
+def check_not_connected(state: State, server: str, apple_id: str, besides: str | None = None) -> None:
+    """One connection per account: the same login at the same server is refused (`besides`:
+    the account being moved to `server`, which is not in the way of itself)."""
     host, user = identity(server, apple_id)
     for other in state.accounts():
+        if other.name == besides:
+            continue
         other_host, other_user = identity(other.server, other.apple_id)
         # An Apple ID given for iCloud is the one already connected, wherever that one's
         # server was given as (a test front door, a partition host).
@@ -158,14 +166,25 @@ def connect(
 
 
 def reconnect(
-    home: Home, settings: Settings, state: State, password: str | None, name: str = PRIMARY
+    home: Home,
+    settings: Settings,
+    state: State,
+    password: str | None,
+    name: str = PRIMARY,
+    server: str | None = None,
 ) -> tuple[list[CalendarRow], bool]:
     """Validate again and rediscover from the server URL, keeping links, conflicts and the
-    outbox; `password` replaces the stored one (None keeps it). Returns the calendars and
-    whether the home moved. Nothing is stored when any step fails."""
+    outbox; `password` replaces the stored one (None keeps it), `server` the stored server URL
+    (a CalDAV server that moved; without it the account could only be disconnected, losing
+    its mirrors and choices). Returns the calendars and whether the home moved. Nothing is
+    stored when any step fails."""
     current = state.account(name)
     if current is None:
         raise NotConnected
+    if server is not None:
+        check_server(server)
+        check_not_connected(state, server, current.apple_id, besides=name)
+        current = replace(current, server=server)
     key = _password_key(settings, name)
     secret = password or credentials.load_icloud_password(home, current.apple_id, **key)
     from calmirror.remote.client import ICloudClient

@@ -149,8 +149,9 @@ def _why_unreachable(client: ICloudClient, acct: Account, failure: RemoteError, 
                 f"{unanswered.message}: the server answered, so the network is fine; it is busy or down "
                 "for now, and calmirror tries again by itself"
             )
-        where = "`icloud.server`" if acct.name == PRIMARY else "the account's server"
-        return f"{unanswered.message}; check the network and {where}"
+        # The stored server URL, not the config's (read only when connecting), is the one asked.
+        again = "`calmirror connect --again" + ("" if acct.name == PRIMARY else f" --name {acct.name}")
+        return f"{unanswered.message}; check the network, or give the server's new URL: {again} --server URL`"
     front = host_of(acct.server)
     if found.home_url != acct.home_url:
         return (

@@ -3,6 +3,7 @@ partition host, calmirror asks the front door again, moves there and carries on.
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -162,3 +163,42 @@ def test_connect_again_moves_keeps_choices_and_takes_a_new_password(home: Path, 
     assert fixed.returncode == 0, fixed.stderr
     assert "new password stored" in fixed.stdout
     assert cli("calendars", input="").returncode == 0
+
+
+def test_connect_again_takes_the_servers_new_url_and_keeps_every_mirrored_item(home: Path, cli: Cli) -> None:
+    """A CalDAV server that moved to a new URL (a new host, a restarted emulator on another
+    port): `--server` with `--again` was ignored, and doctor sent the user to `icloud.server`,
+    which only `connect` reads. The only way on was `disconnect`, dropping every mirror."""
+    data = home.parent / "server-data"
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, data_dir=str(data)) as before:
+        assert (
+            cli(
+                "connect", "--apple-id", APPLE_ID, "--password-stdin", "--server", before.url, input=APP_PASSWORD + "\n"
+            ).returncode
+            == 0
+        )
+        assert cli("link", "Work").returncode == 0
+        assert cli("sync").returncode == 0
+    gone = cli("doctor")
+    assert gone.returncode == 1 and "connect --again --server URL" in gone.stdout
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, data_dir=str(data)) as after:
+        assert _port(after.url) != _port(before.url)
+        moved = cli("connect", "--again", "--server", after.url, input="")
+        assert moved.returncode == 0, moved.stderr
+        synced = cli("sync", "--json")
+        assert synced.returncode == 0, synced.stderr
+        (work,) = json.loads(synced.stdout)["calendars"]
+        assert (work["added"], work["deleted"], work["error"]) == (0, 0, None)
+        with closing(State(home / "state.db")) as state:
+            account = state.account()
+            assert account is not None and account.server == after.url
+    bad = cli("connect", "--again", "--server", "webcal://example.org/", input="")
+    assert bad.returncode == 2 and "not an http(s) CalDAV URL" in bad.stderr
+
+
+def test_connect_without_server_takes_the_configs(home: Path, cli: Cli, emu: Emulator) -> None:
+    """The config's `icloud.server` ("CalDAV server of the account") was read by the page's form
+    only: `calmirror connect` went to iCloud whatever it said."""
+    (home / "config.toml").write_text(f'[icloud]\nserver = "{emu.url}"\n', encoding="utf-8")
+    done = cli("connect", "--apple-id", APPLE_ID, "--password-stdin", input=APP_PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr

@@ -122,8 +122,13 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--password-stdin", help="Read the app-specific password from stdin.")
         ] = False,
         server: Annotated[
-            str, typer.Option("--server", help="CalDAV server URL (iCloud unless given; any CalDAV server works).")
-        ] = ICLOUD_SERVER,
+            str | None,
+            typer.Option(
+                "--server",
+                help="CalDAV server URL (default: icloud.server in the config, else iCloud; any CalDAV server "
+                "works); with --again, the connected account's new server URL.",
+            ),
+        ] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the calendars as JSON.")] = False,
     ) -> None:
         """Check an Apple ID and app-specific password (or a CalDAV server's login), store them, list calendars."""
@@ -132,10 +137,12 @@ def register(app: typer.Typer) -> None:
 
         c = ctx_of(ctx)
         if again:
-            _connect_again(c, password_stdin, json_out, name)
+            _connect_again(c, password_stdin, json_out, name, server)
             return
         if apple_id is None:
             raise UserError("give --apple-id EMAIL (or --again to check the connected account again)")
+        # The config's server is the first account's, as the page's form takes it.
+        server = server or (c.settings.icloud.server if name is None else ICLOUD_SERVER)
         icloud = is_icloud_login(server, apple_id, name or PRIMARY)
         if icloud:
             account.check_apple_id(apple_id)
@@ -161,7 +168,7 @@ def register(app: typer.Typer) -> None:
             f"`calmirror conflicts add {example}…` picks what blocks your time."
         )
 
-    def _connect_again(c: Ctx, password_stdin: bool, json_out: bool, label: str | None) -> None:
+    def _connect_again(c: Ctx, password_stdin: bool, json_out: bool, label: str | None, server: str | None) -> None:
         from calmirror import account, calendar_choice
         from calmirror.hrefs import host_of
 
@@ -182,7 +189,7 @@ def register(app: typer.Typer) -> None:
             password = typed or None
         if password is not None:
             logs.redact(password)
-        calendars, moved = account.reconnect(c.home, c.settings, c.state, password, current.name)
+        calendars, moved = account.reconnect(c.home, c.settings, c.state, password, current.name, server)
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
         rows = [calendar_payload(cal, calendar_choice.role(c.settings, cal)) for cal in by_name(calendars)]
         after = c.state.account(current.name)
@@ -191,6 +198,8 @@ def register(app: typer.Typer) -> None:
             print_json({"apple_id": current.apple_id, "moved": moved, "home": home_url, "calendars": rows})
             return
         what = f"moved to {host_of(home_url)}" if moved else f"still on {host_of(home_url)}"
+        if server is not None:
+            what = f"asked {host_of(server)}: {what}"
         kept = "new password stored" if password is not None else "password unchanged"
         console.print(f"Checked {current.apple_id} again: calendars {what}; {kept}. Links, conflicts and outbox kept.")
         print_calendars(rows)
