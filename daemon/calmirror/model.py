@@ -319,6 +319,32 @@ class IndexedItem:
     hi: int | None
     spans: tuple[BusySpan, ...]
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as plain tuples: a check worker sends a mirror batch's entries back to the
+        pass (about 2,400 spans per 100 Apple-shaped events), and the dataclasses' own state
+        protocol (`fields()` per span one way, a frozen `__setattr__` per field the other)
+        cost 17 ms per batch, 17 s of CPU at 100,000 events; this takes 4."""
+        rows = tuple(
+            (s.uid, s.summary, s.start, s.end, s.travel, s.all_day, s.tentative, s.maybe, s.approximate, s.unavailable)
+            for s in self.spans
+        )
+        return (_indexed_item, (self.digest, self.lo, self.hi, rows))
+
+
+_SPAN_SETTERS = tuple(getattr(BusySpan, name).__set__ for name in BusySpan.__slots__)
+
+
+def _indexed_item(digest: str, lo: int | None, hi: int | None, rows: tuple[tuple[object, ...], ...]) -> IndexedItem:
+    """`IndexedItem.__reduce__`'s other half: the spans filled slot by slot, as `__init__`
+    would (BusySpan has no `__post_init__`), without its per-field frozen checks."""
+    spans = []
+    for row in rows:
+        span = object.__new__(BusySpan)
+        for setter, value in zip(_SPAN_SETTERS, row, strict=True):
+            setter(span, value)
+        spans.append(span)
+    return IndexedItem(digest, lo, hi, tuple(spans))
+
 
 @dataclass(frozen=True)
 class BusyBatch:
