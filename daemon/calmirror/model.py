@@ -332,18 +332,23 @@ class IndexedItem:
 
 
 _SPAN_SETTERS = tuple(getattr(BusySpan, name).__set__ for name in BusySpan.__slots__)
+_ITEM_SETTERS = tuple(getattr(IndexedItem, name).__set__ for name in IndexedItem.__slots__)
 
 
 def _indexed_item(digest: str, lo: int | None, hi: int | None, rows: tuple[tuple[object, ...], ...]) -> IndexedItem:
-    """`IndexedItem.__reduce__`'s other half: the spans filled slot by slot, as `__init__`
-    would (BusySpan has no `__post_init__`), without its per-field frozen checks."""
+    """`IndexedItem.__reduce__`'s other half: the entry and its spans filled slot by slot, as
+    `__init__` would (neither has a `__post_init__`), without its per-field frozen checks;
+    like the dataclasses' own unpickling, it calls no `__init__`."""
     spans = []
     for row in rows:
         span = object.__new__(BusySpan)
         for setter, value in zip(_SPAN_SETTERS, row, strict=True):
             setter(span, value)
         spans.append(span)
-    return IndexedItem(digest, lo, hi, tuple(spans))
+    item = object.__new__(IndexedItem)
+    for setter, value in zip(_ITEM_SETTERS, (digest, lo, hi, tuple(spans)), strict=True):
+        setter(item, value)
+    return item
 
 
 @dataclass(frozen=True)
