@@ -6,6 +6,8 @@ line endings (ICLOUD.md, "Data iCloud holds that other stores refuse").
 
 from __future__ import annotations
 
+from tests.wild_shapes import WILD
+
 
 def _ics(*lines: str) -> str:
     return "\r\n".join(lines) + "\r\n"
@@ -388,4 +390,5 @@ SHAPES: dict[str, str] = {
     "rscale-gregorian-skip": RSCALE_GREGORIAN_SKIP,
     "date-with-tzid": DATE_WITH_TZID,
     **HUNTED,
+    **{shape.name: shape.text for shape in WILD},
 }

@@ -39,6 +39,9 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   refuses the object as "not valid iCalendar"): dropped.
 - **DTEND and DURATION both given** (not allowed; Radicale refuses it): DURATION is dropped,
   as busy time reads the DTEND.
+- **An empty VTIMEZONE** (no STANDARD, no DAYLIGHT; Radicale refuses the object): dropped,
+  its times written as busy time reads them (`compat_zones`).
+- **Two overrides of one occurrence**: only the one busy time keeps (`compat_overrides`).
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
   zone, so Radicale reads the time as floating and refuses to write the object out
   ("VTIMEZONE components must contain a valid TZID"). The name becomes the IANA zone CLDR
@@ -62,6 +65,7 @@ from dataclasses import dataclass
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
 from calmirror.compat_dates import BACKWARDS, DATES_AS_TIMES, TRIMMED_TZIDS, backwards_spans, dates_as_times, trim_tzids
+from calmirror.compat_overrides import ONE_OVERRIDE_EACH, one_override_each
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_scales import GREGORIAN_SCALE, OTHER_SCALE, drop_other_scales, plain_gregorian_rules
 from calmirror.compat_series import (
@@ -78,6 +82,7 @@ from calmirror.compat_series import (
     this_and_future,
     until_as_end_of_day,
 )
+from calmirror.compat_zones import EMPTY_ZONES, drop_empty_zones
 from calmirror.ical_lines import TZID_PARAM, Event, Resource, escape, name_of, params_of, split, unfold, value_of
 from calmirror.raw_text import as_windows_1252, has_raw_bytes
 
@@ -348,6 +353,7 @@ def mark(resource: Resource, reasons: str, href: str) -> None:
 _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (plain_gregorian_rules, GREGORIAN_SCALE),
     (trim_tzids, TRIMMED_TZIDS),
+    (drop_empty_zones, EMPTY_ZONES),
     (dates_as_times, DATES_AS_TIMES),
     (backwards_spans, BACKWARDS),
     (drop_other_scales, OTHER_SCALE),
@@ -355,6 +361,7 @@ _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (name_undefined_zones, NAMED),
     (drop_duration_beside_dtend, BOTH_ENDS),
     (until_as_end_of_day, DATE_UNTIL),
+    (one_override_each, ONE_OVERRIDE_EACH),
     (keep_overrides, OVERRIDDEN_EXDATES),
     (drop_exrules, EXRULES),
     (start_as_rdate, START_AS_RDATE),

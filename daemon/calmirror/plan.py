@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from calmirror import compat
 from calmirror.availability.engine import CalendarParseError, parse_calendar
 from calmirror.compat_dates import needs_date_fixes
+from calmirror.compat_overrides import may_repeat_overrides
 from calmirror.compat_scales import needs_scale_fixes
 from calmirror.compat_series import needs_series_fixes
+from calmirror.compat_zones import has_empty_zones
 from calmirror.errors import BadItem
 from calmirror.hrefs import path_of
 from calmirror.model import Appointment, MirrorEntry, PushKind
@@ -246,6 +248,8 @@ def mirror_write(
         or needs_series_fixes(body)
         or needs_scale_fixes(body)
         or needs_date_fixes(body)
+        or has_empty_zones(body)
+        or may_repeat_overrides(body)
     ):
         made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
     if refused is not None and made is None:

@@ -1,0 +1,86 @@
+"""The wild shapes (`tests/wild_shapes.py`) end to end: the emulator holds and serves each as
+iCloud does, a real mirror pass copies it, busy time is what a person works out by hand, and a
+CalDAV client of the mirror finds exactly those occurrences, no more and no fewer (Radicale's
+own time-range walk over what the mirror stores, and recurring-ical-events over the same text)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import icalendar
+import pytest
+import recurring_ical_events
+import requests
+
+from calmirror.availability.sources import BusySources
+from calmirror.emulator import Emulator
+from calmirror.engine import Engine
+from calmirror.local.layout import mirror_name
+from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, mirrored_once
+from tests.radicale_view import radicale_starts
+from tests.wild_shapes import WILD, Wild
+
+UTC = dt.UTC
+WINDOW = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 10, tzinfo=UTC))
+CONFIG = '\n[availability]\ntimezone = "Europe/Berlin"\n'
+BERLIN_OFFSET = dt.timedelta(hours=1)  # every wild floating shape lies in Berlin's winter
+
+
+def z(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+
+
+@dataclass
+class Mirrored:
+    emu: Emulator
+    engine: Engine
+    cal_id: str
+
+    def client_texts(self, uid: str) -> list[str]:
+        row = self.engine.state.mirror(self.cal_id)
+        assert row is not None and row.slug
+        return [t for t in self.engine.store.items(mirror_name(row.slug)).values() if f"UID:{uid}\r\n" in t]
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
+        cal_id = emu.create_calendar("Wild")
+        for shape in WILD:
+            emu.put_item(cal_id, f"{shape.name}.ics", shape.text)
+        home = connected_home(tmp_path_factory.mktemp("wild"), emu, conflicts=("Wild",), extra_config=CONFIG)
+        with mirrored_once(home) as engine:
+            yield Mirrored(emu, engine, cal_id)
+
+
+def _lines(text: str) -> str:
+    return text.lstrip("\ufeff").replace("\r\n", "\n")
+
+
+def library_starts(text: str) -> list[dt.datetime]:
+    found = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(*WINDOW)
+    starts = [e["DTSTART"].dt for e in found]
+    return sorted(s.astimezone(UTC) if s.tzinfo else s.replace(tzinfo=UTC) for s in starts)
+
+
+@pytest.mark.parametrize("shape", WILD, ids=[s.name for s in WILD])
+def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_sees_exactly_it(
+    mirrored: Mirrored, shape: Wild
+) -> None:
+    url = mirrored.emu.calendar_url(mirrored.cal_id) + f"{shape.name}.ics"
+    served = requests.get(url, auth=(APPLE_ID, APP_PASSWORD), timeout=30)
+    assert served.status_code == 200
+    assert _lines(served.content.decode()) == _lines(shape.text)
+
+    busy = BusySources(mirrored.engine.store, mirrored.engine.state, mirrored.engine.settings)
+    found = busy.occurrences(*WINDOW)
+    assert found is not None
+    want = [(z(a), z(b)) for a, b in shape.busy]
+    assert [(o.start, o.end) for o in found if o.uid == shape.key] == want
+
+    (stored,) = mirrored.client_texts(shape.key)
+    starts = [a + BERLIN_OFFSET if shape.floating else a for a, _ in want]  # Radicale: floating as UTC
+    assert radicale_starts(stored, WINDOW) == starts
+    assert library_starts(stored) == starts
