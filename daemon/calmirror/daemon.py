@@ -114,7 +114,7 @@ class Daemon:
             self.busy, self.state, lambda: self.settings.availability.guard, self.guard_notes, self.far_checks
         )
         self.server.bookings_one_at_a_time = lambda: self.settings.availability.guard == "reject"
-        self.far_checks.resume(self.state.take_far_checks())  # those a stop interrupted: their warnings are owed
+        self.far_checks.resume(self.state.far_checks_owed())  # those a stop or crash interrupted: still owed
         self.server.freebusy = make_freebusy(self.busy)
         self.server.web = page_for(self)  # the page under /.calmirror/
         # Served before the first mirror pass, so local appointments work at once; every known

@@ -98,3 +98,36 @@ def test_a_far_check_waits_for_an_index_being_built_instead_of_skipping() -> Non
             busy.upkeep.lock.release()
         assert far.flush()
         assert warned(busy) == ["b"]
+
+
+def owed(busy: BusySources) -> list[str]:
+    return [uid for uid, _ in busy.state.far_checks_owed()]
+
+
+def test_a_far_check_is_owed_in_the_state_from_its_booking_until_it_is_done() -> None:
+    """A crash (no clean stop) must not lose the warning: the booking is recorded when its
+    check is queued, and a start after the crash checks it again."""
+    with guarded("warn") as (busy, guard, far):
+        held = threading.Event()
+        far.submit(held.wait)
+        assert guard(APPOINTMENTS, booking("b", FAR)) is None
+        assert owed(busy) == ["b"]  # durable before the check ran: a crash here loses nothing
+        restarted = FarChecks()  # the next start, after a crash, on the same state
+        make_guard(busy, busy.state, lambda: "warn", far=restarted)
+        try:
+            restarted.resume(busy.state.far_checks_owed())
+            assert restarted.flush()
+            assert warned(busy) == ["b"]
+        finally:
+            restarted.close()
+        held.set()
+        assert far.flush()
+        assert owed(busy) == []  # done: nothing left for the next start
+
+
+def test_a_booking_left_while_the_guard_is_off_is_no_longer_owed() -> None:
+    with guarded("off") as (busy, _guard, far):
+        busy.state.leave_far_checks([("b", booking("b", FAR))])
+        far.resume(busy.state.far_checks_owed())
+        assert far.flush()
+        assert owed(busy) == [] and warned(busy) == []

@@ -12,9 +12,10 @@ it waits for a busy index being built (minutes at start on a large home) rather 
 up after the request's few seconds and losing the warning.
 
 A stop waits for these checks only as long as its grace allows; a check still running or
-queued then would fail on the closed database and its warning be lost. So `close` returns
-the bookings not yet checked, the daemon keeps them in the state (`state/far_left.py`), and
-the next start checks them again (`resume`).
+queued then would fail on the closed database and its warning be lost, and a crash loses
+whatever is queued. So each booking is recorded in the state (`state/far_left.py`, through
+`owe`) before its check is queued and cleared (`paid`) when the check has run; the next start
+checks again every booking still recorded (`resume`), whether a stop or a crash left it.
 """
 
 from __future__ import annotations
@@ -43,21 +44,29 @@ class FarChecks:
         self._lock = threading.Lock()
         self._stopping = False
         self.again: Callable[[bytes], None] | None = None  # set by the guard: check a left booking again
+        self.owe: Callable[[Booking], None] = lambda booking: None  # set by the guard: record it durably
+        self.paid: Callable[[Booking], None] = lambda booking: None  # set by the guard: its check ran
 
     def submit(self, check: Callable[[], object], booking: Booking | None = None) -> None:
         key = next(self._keys)
         if booking is not None:
+            self.owe(booking)  # before it is queued: a crash from here on leaves it owed
             with self._lock:
                 self._open[key] = booking
         self._worker.start()
         self._worker.put((key, check))
 
     def resume(self, bookings: Sequence[Booking]) -> None:
-        """Check again the bookings a stop left unchecked (their warnings are still owed)."""
+        """Check again the bookings a stop or a crash left unchecked (their warnings are still
+        owed); one the guard no longer checks (it is off now) is owed no longer."""
         if bookings and self.again is not None:
             log.info("checking %d booking(s) past the horizon left unchecked at the last stop", len(bookings))
-            for _uid, body in bookings:
-                self.again(body)
+            for booking in bookings:
+                self.again(booking[1])
+                with self._lock:
+                    queued = booking in self._open.values()
+                if not queued:
+                    self.paid(booking)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every check submitted so far has run; False after `timeout` s."""
@@ -86,8 +95,11 @@ class FarChecks:
                     if self._stopping and key in self._open:  # the state closed under it: kept for the next start
                         log.info("double-booking check of %s stopped with the daemon", self._open[key][0])
                         return
-                    self._open.pop(key, None)
+                    booking = self._open.pop(key, None)
+                if booking is not None:
+                    self.paid(booking)
                 raise
             with self._lock:
-                if not self._stopping:
-                    self._open.pop(key, None)
+                booking = None if self._stopping else self._open.pop(key, None)
+            if booking is not None:
+                self.paid(booking)

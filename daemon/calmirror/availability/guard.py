@@ -165,6 +165,8 @@ def make_guard(
 
     if far is not None:
         far.again = check_again
+        far.owe = lambda booking: state.leave_far_checks([booking])
+        far.paid = lambda booking: state.far_check_done(*booking)
     return guard
 
 

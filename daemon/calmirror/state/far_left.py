@@ -1,7 +1,7 @@
-"""Bookings whose double-booking check past the busy index's horizon (mode "warn") was still
-running or queued when the daemon stopped: that check needs seconds, may outlast the stop's
-grace, and its warning would be lost. They are kept here at the stop and checked again at
-the next start (`availability.far_checks`)."""
+"""Bookings whose double-booking check past the busy index's horizon (mode "warn") is owed:
+that check runs off the request, needs seconds and may outlast a stop's grace, and a crash
+loses what is queued. Each booking is kept here from the moment its check is queued until the
+check has run, and the next start checks again every one still here (`availability.far_checks`)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ class FarLeftTables(StateBase):
                     (uid, body, time.time()),
                 )
 
-    def take_far_checks(self) -> list[tuple[str, bytes]]:
-        """Every booking left, oldest first, and none left after (one transaction): a stop
-        during the checks made of them leaves them again."""
-        with self.transaction() as db:
-            rows = db.execute("SELECT uid, body FROM guard_far_left ORDER BY ts").fetchall()
-            db.execute("DELETE FROM guard_far_left")
+    def far_checks_owed(self) -> list[tuple[str, bytes]]:
+        """Every booking whose check is owed, oldest first; each stays until `far_check_done`."""
+        with self._lock:
+            rows = self.db.execute("SELECT uid, body FROM guard_far_left ORDER BY ts").fetchall()
         return [(str(uid), bytes(body)) for uid, body in rows]
+
+    def far_check_done(self, uid: str, body: bytes) -> None:
+        """The check of this version ran: no longer owed (a later version of the UID still is)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM guard_far_left WHERE uid = ? AND body = ?", (uid, body))
