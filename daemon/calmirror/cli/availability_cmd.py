@@ -135,6 +135,10 @@ def register(app: typer.Typer) -> None:
             raise UserError("--to must be after --from")
         if window_end - window_start > timedelta(days=366):
             raise UserError("the window is longer than a year; ask for a shorter one")
+        if not slot and (within or days):
+            # They shape free slots only; busy time came back unfiltered, read as "busy mon-fri".
+            given = "--within" if within else "--days"
+            raise UserError(f"{given} chooses the hours of free slots: add --slots 30m (or leave {given} out)")
         length = slots.parse_length(slot) if slot else None
         hours = slots.parse_within(within) if within else None
         weekdays = slots.parse_days(days) if days else None

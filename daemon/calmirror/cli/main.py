@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,9 @@ app = typer.Typer(
 typer_patches.apply()
 
 
+DAYS_BACK = re.compile(r"-\d+d")
+
+
 def _one_line_usage_error(error: typer.TyperException) -> None:
     """A usage mistake (a missing or unknown option, a bad value) is one line on stderr, as
     every other failure is; typer draws a usage line, a hint and a boxed message instead."""
@@ -55,6 +59,11 @@ def _one_line_usage_error(error: typer.TyperException) -> None:
         name = _command_name(sys.argv[1:])
         where = f"; see `calmirror {name + ' ' if name else ''}--help`"
     message = getattr(error, "format_message", lambda: str(error))()
+    days_back = next((arg for arg in sys.argv[1:] if DAYS_BACK.fullmatch(arg)), None)
+    if type(error).__name__ == "NoSuchOption" and days_back:
+        # `week -3d` is a day as `week` and `--from` take it, but it reads as an option.
+        command = ctx.command_path if ctx is not None else "calmirror week"
+        where = f"; a day back is written after `--`: `{command} -- {days_back}`"
     sys.stderr.write(f"calmirror: {message.rstrip('.')}{where}\n")
 
 
