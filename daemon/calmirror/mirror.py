@@ -55,6 +55,9 @@ from calmirror.sync_report import Progress, SyncReport
 
 log = logging.getLogger("calmirror.mirror")
 
+#: From this many resources to fetch, a pass that writes their busy-index rows sets the
+#: window index aside until it is done (`_big_fill`); under it a pass's queries stay indexed.
+DEFER_WINDOW_INDEX_AT = 5_000
 BusyJob = tuple[str, tuple[int, int], engine.Rules]  # the busy index's fingerprint, horizon and rules
 
 
@@ -209,6 +212,7 @@ class Mirror(MirrorCollections, MirrorRecovery):
         batches = [wanted[start : start + size] for start in range(0, len(wanted), size)]
         busy_job = BusyUpkeep(self.store, self.state, self.settings).batch_job() if wanted else None
         with (
+            self._big_fill(busy_job, len(wanted)),
             self.store.mirror_writer(slug, len(wanted)) as writer,
             contextlib.closing(prefetched(lambda batch: fetch_halving(client, cal.url, batch), batches)) as answers,
         ):
@@ -234,6 +238,15 @@ class Mirror(MirrorCollections, MirrorRecovery):
         if progress:
             progress(cal.name, len(wanted), len(wanted))
         return unreadable
+
+    def _big_fill(self, busy_job: BusyJob | None, count: int) -> contextlib.AbstractContextManager[None]:
+        """Around a pass that writes the busy-index rows of `count` resources: the index's
+        window index set aside when they are many and the index holds fewer than ten rows per
+        resource to come (an initial mirror: sorting everything once then costs less than
+        keeping it), see `busy_window_deferred`."""
+        if busy_job is None or count < DEFER_WINDOW_INDEX_AT or not self.state.busy_rows_fewer_than(count * 10):
+            return contextlib.nullcontext()
+        return self.state.busy_window_deferred()
 
     @staticmethod
     def _batch(plan: MirrorPlan, policy: MirrorPolicy, busy_job: BusyJob | None = None) -> Batch:

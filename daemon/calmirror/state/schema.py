@@ -174,6 +174,12 @@ def create_schema(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+BUSY_WINDOW_INDEX = (
+    "CREATE INDEX IF NOT EXISTS busy_spans_window ON busy_spans"
+    "(long, start_us, end_us, travel, maybe, all_day, source, uid)"
+)
+
+
 def create_busy_tables(db: sqlite_utils.Database) -> None:
     """The busy index (`state/busy.py`): one row per resource of every source of busy time,
     and its busy occurrences over the horizon. Times are UTC microseconds since the epoch.
@@ -195,10 +201,7 @@ def create_busy_tables(db: sqlite_utils.Database) -> None:
     # Covering for the merged-busy query (free-busy, the guard, `availability`): the window is
     # a range scan that never visits the table. It replaces the plain (long, start_us) index.
     db.execute("DROP INDEX IF EXISTS busy_spans_start")
-    db.execute(
-        "CREATE INDEX IF NOT EXISTS busy_spans_window ON busy_spans"
-        "(long, start_us, end_us, travel, maybe, all_day, source, uid)"
-    )
+    db.execute(BUSY_WINDOW_INDEX)  # also made again here if a process died while a big first fill had it away
     db.execute("CREATE INDEX IF NOT EXISTS busy_spans_item ON busy_spans(item)")
     db.execute("CREATE INDEX IF NOT EXISTS busy_items_dirty ON busy_items(digest) WHERE digest = ''")
     # Past the horizon, a year at a time (`state/busy_far.py`): the same rows, plus the year.
