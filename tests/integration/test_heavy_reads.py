@@ -16,11 +16,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from calmirror.availability.guard import make_freebusy
+from calmirror.availability.sources import BusySources
+from calmirror.config import Settings
 from calmirror.local import LocalServer, LocalStore, layout
-from calmirror.local.admission import HeavyReads, is_heavy
+from calmirror.local.admission import HeavyReads, is_heavy, stepping_aside
+from calmirror.state import State
 from calmirror.testing import LOCAL_PASSWORD as PASSWORD
 from calmirror.testing import LOCAL_USER as USER
 from calmirror.testing.ical import event
+from tests.helpers import wait_for
 
 AUTH = (USER, PASSWORD)
 FREEBUSY = (
@@ -163,3 +168,76 @@ def test_which_requests_are_heavy() -> None:
     assert is_heavy("PROPFIND", "1") and is_heavy("PROPFIND", "infinity") and is_heavy("PROPFIND", "")
     assert not is_heavy("PROPFIND", "0")
     assert not any(is_heavy(method, "1") for method in ("GET", "PUT", "DELETE", "HEAD", "PROPPATCH", "MOVE"))
+
+
+def test_a_freebusy_report_waiting_for_the_busy_index_lets_other_heavy_reads_through(tmp_path: Path) -> None:
+    """A free-busy REPORT that waits for the busy index (held here as a build holds it) computes
+    nothing, so it gives its place up: with one place, a PROPFIND of a collection's members is
+    answered meanwhile, and the REPORT is answered once the index is free."""
+    store = LocalStore(tmp_path / "store", USER)
+    store.ensure_base()
+    store.ensure_mirror("work", "Work", None)
+    state = State(tmp_path / "state.db")
+    busy = BusySources(store, state, Settings(file=tmp_path / "config.toml"))
+    busy.upkeep.ensure()
+    codes: list[int] = []
+    gate = HeavyReads(1)
+    with LocalServer(
+        store.store_dir, port=0, username=USER, password=PASSWORD, freebusy=make_freebusy(busy), heavy_reads=gate
+    ) as server:
+        mirror = f"{server.url}{USER}/{layout.mirror_name('work')}/"
+
+        def freebusy() -> None:
+            answer = requests.request("REPORT", mirror, data=FREEBUSY, auth=AUTH, headers={"Depth": "1"}, timeout=60)
+            codes.append(answer.status_code)
+
+        with busy.upkeep.lock:  # the index being built
+            waiting = threading.Thread(target=freebusy, daemon=True)
+            waiting.start()
+            assert wait_for(lambda: gate.asides == 1, 10)  # it reached the index's lock
+            listing = requests.request("PROPFIND", mirror, data=PROPFIND, headers={"Depth": "1"}, auth=AUTH, timeout=10)
+            assert listing.status_code == 207
+            assert waiting.is_alive() and not codes
+        waiting.join(30)
+    state.close()
+    assert codes == [200]
+
+
+def test_a_read_that_stepped_aside_takes_the_next_place_before_later_arrivals() -> None:
+    gate = HeavyReads(1)
+    order: list[str] = []
+    aside, back_in, b_in, b_out = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+
+    def a() -> None:
+        with gate.place():
+            with stepping_aside():
+                aside.set()
+                assert back_in.wait(10)
+            order.append("a")
+
+    def b() -> None:
+        with gate.place():
+            b_in.set()
+            assert b_out.wait(10)
+            order.append("b")
+
+    def c() -> None:
+        with gate.place():
+            order.append("c")
+
+    first = threading.Thread(target=a)
+    first.start()
+    assert aside.wait(10)
+    second = threading.Thread(target=b)
+    second.start()
+    assert b_in.wait(10)  # A's place went to B
+    back_in.set()  # A's wait is over: it queues ahead of everyone
+    assert wait_for(lambda: gate.queued == 1, 10)
+    third = threading.Thread(target=c)
+    third.start()
+    assert wait_for(lambda: gate.queued == 2, 10)
+    b_out.set()
+    for thread in (first, second, third):
+        thread.join(10)
+    assert order == ["b", "a", "c"]
+    assert gate.busy == 0 and gate.queued == 0 and gate.asides == 1
