@@ -14,7 +14,6 @@ fetches overlap, the mirror writes take turns.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import queue
 import threading
@@ -379,4 +378,10 @@ def parse_interval(text: str) -> float:
 
 
 def describe_interval(seconds: float) -> str:
-    return str(dt.timedelta(seconds=int(seconds)))
+    """As `--interval` takes it (15m, 1h30m, 1d), not as Python prints a timedelta (0:15:00)."""
+    left, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"

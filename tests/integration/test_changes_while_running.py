@@ -65,8 +65,9 @@ def test_feeds_added_changed_and_removed_by_the_cli_take_effect_in_the_running_d
         server.publish("/rota.ics", feed_text(ROTA))
         added = cli("feeds", "add", server.url("/rota.ics"), "--allow-http", "--name", "rota")
         assert added.returncode == 0, added.stderr
-        assert "the running daemon fetches it now" in added.stdout
-        assert wait_for(lambda: (state.mirror(feed_id("rota")) or object()).__dict__.get("item_count") == 2, 30)
+        # The command waits for the daemon's fetch and tells what it found.
+        assert "feed-rota/: 2 event(s), polled every 15m" in added.stdout
+        assert (state.mirror(feed_id("rota")) or object()).__dict__.get("item_count") == 2
         assert len(server.requests_to("/rota.ics")) == 1  # the daemon's fetch; the CLI only signalled it
         login = credentials.local_account(home)
         listing = requests.request(
@@ -96,6 +97,12 @@ def test_feeds_added_changed_and_removed_by_the_cli_take_effect_in_the_running_d
         )  # fmt: skip
         assert gone.status_code == 404
         assert busy_json(home, end="2026-12-08T00:00") == []
+
+        # A mistyped URL was subscribed without a word while a daemon ran (most of the time):
+        # the daemon's first fetch fails, so it is refused as it is without a daemon.
+        typo = cli("feeds", "add", server.url("/rtoa.ics"), "--allow-http", "--name", "typo")
+        assert typo.returncode == 2 and typo.stderr.strip().endswith("404; not subscribed"), typo.stderr
+        assert state.feed("typo") is None and not (store_dir.parent / "feed-typo").exists()
 
 
 def test_an_account_removed_while_the_daemon_runs_stops_its_traffic_and_its_mirrors(

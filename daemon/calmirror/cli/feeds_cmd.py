@@ -68,20 +68,48 @@ def add(
     c.state.add_feed(feed, feed_id(chosen))
     if _daemon_running(c):
         control.signal_daemon(c.home.pid_file, signal.SIGHUP)
-        console.print(f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/; the running daemon fetches it now.")
-        return
-    p = poller(c)
-    try:
-        report = p.poll(feed, trial=True)  # a failure is this command's one error line
-    finally:
-        p.close()
-    if report.error:
-        p.remove(feed)
-        raise UserError(f"{report.error}; not subscribed")
+        polled = _first_poll_by_daemon(c, chosen, c.settings.feeds.timeout + 5)
+        if polled is None:
+            console.print(f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/; the running daemon fetches it now.")
+            return
+        mirror = c.state.mirror(feed_id(chosen))
+        error, events = polled.last_error, (mirror.item_count or 0) if mirror else 0
+    else:
+        p = poller(c)
+        try:
+            report = p.poll(feed, trial=True)  # a failure is this command's one error line
+        finally:
+            p.close()
+        error, events = report.error, report.events
+    if error:
+        _unsubscribe(c, feed)
+        raise UserError(f"{error}; not subscribed")
     console.print(
-        f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/: {report.events} event(s), "
+        f"Subscribed {chosen} -> {mirror_name(feed_id(chosen))}/: {events} event(s), "
         f"polled every {describe_interval(seconds)}"
     )
+
+
+def _first_poll_by_daemon(c: Ctx, name: str, wait_s: float) -> FeedRow | None:
+    """The feed once the daemon, signalled, has fetched it (None when it has not within `wait_s`).
+    A mistyped URL was subscribed without a word while a daemon ran, which is most of the time;
+    without one the command's own trial fetch refused it."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        polled = c.state.feed(name)
+        if polled is None or polled.last_poll is not None:
+            return polled
+        time.sleep(0.2)
+    return None
+
+
+def _unsubscribe(c: Ctx, feed: FeedRow) -> None:
+    p = poller(c)
+    try:
+        p.remove(feed)
+    finally:
+        p.close()
+    control.signal_daemon(c.home.pid_file, signal.SIGHUP)  # a running daemon drops its mirror
 
 
 def _row(c: Ctx, feed: FeedRow, now: float) -> dict[str, Any]:
