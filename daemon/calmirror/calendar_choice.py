@@ -99,7 +99,9 @@ def check_details(details: str) -> None:
 
 
 def check_privacy(cal: CalendarRow, conflicts: tuple[str, ...] | list[str]) -> None:
-    """Only a conflict calendar is copied, so only its copies' details can be chosen."""
+    """Only a conflict calendar is copied, so only its copies' details can be chosen. A reminders
+    list is said as such first: `conflicts add` would refuse it in turn."""
+    check_conflict(cal)
     if cal.id not in conflicts:
         raise CalendarChoiceError(
             cal.name,

@@ -84,6 +84,9 @@ def test_privacy_refuses_a_calendar_that_is_not_a_conflict_calendar(cli: Cli, em
     assert result.returncode == 2 and "is not a conflict calendar" in one_clean_line(result)
     assert "Home" not in (home / "config.toml").read_text().split("[calendars", 1)[-1]
     assert cli("privacy", "Work", "busy").returncode == 0
+    # A reminders list is said as such, not sent to `conflicts add`, which would refuse it too.
+    reminders = one_clean_line(cli("privacy", "Reminders", "busy"))
+    assert "holds reminders" in reminders and "conflicts add" not in reminders
 
 
 def test_status_when_not_connected_says_what_to_do(cli: Cli, home: Path) -> None:
