@@ -31,6 +31,7 @@ sees the busy time the engine counts (`compat` applies these with the other fixe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from itertools import islice
 
@@ -268,12 +269,17 @@ _FILTERED_RULE = re.compile(r"^RRULE:([^\r\n]*\bBY[^\r\n]*)\r?$", re.MULTILINE |
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
+@functools.lru_cache(maxsize=4096)
 def start_left_out(start: str, rule: str) -> bool:
     """Whether a rule with filters produces no occurrence at all (30 February), so that
     Radicale shows nothing of the event: RFC 5545 makes DTSTART an occurrence anyway, busy
     time counts it, and vobject adds it only beside a rule's own first occurrence. (A rule
     that produces others but not DTSTART is read alike: vobject adds DTSTART to them.) A
-    weekly rule by weekday, what Apple and Outlook write, always produces some."""
+    weekly rule by weekday, what Apple and Outlook write, always produces some.
+
+    Kept per (start, rule): the first look (`has_start_left_out`) asks it of every resource,
+    most often about the first rule and start of its VTIMEZONE, the same few for a whole
+    calendar (30-55 µs each time)."""
     parts = {k.upper(): v for k, _, v in (p.partition("=") for p in rule.split(";") if p)}
     if (
         set(parts) <= {"FREQ", "BYDAY", "INTERVAL", "COUNT", "UNTIL", "WKST"}
