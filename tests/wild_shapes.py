@@ -2,10 +2,8 @@
 corpora did not: each with its busy time worked out by hand (UTC, configured zone
 Europe/Berlin) and what a CalDAV client of the mirror must be shown.
 
-`floating` marks a shape whose times the engine reads in the configured zone while Radicale,
-which knows no zone for a collection, reads them as UTC (RFC 4791 9.9 would compare them in
-the calendar's CALDAV:calendar-timezone): a client of the mirror finds its occurrences at
-their wall time read as UTC. The Apple-shaped fixtures never hold one; README says so.
+Floating times are read in the configured zone by busy time; the mirror's copy binds them to
+that zone, so Radicale (which would read them as UTC) shows them where busy time has them.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ class Wild:
     name: str
     text: str
     busy: tuple[tuple[str, str], ...]  # UTC, by hand, configured zone Europe/Berlin
-    floating: bool = False  # Radicale reads the times as UTC wall time (see above)
     uid: str = ""
 
     @property
@@ -85,7 +82,35 @@ EMPTY_UNKNOWN = Wild(
         zones=_empty_zone("Empty/Zone"),
     ),
     (("2026-12-14 13:00", "2026-12-14 14:00"),),  # no such zone: floating, read in Berlin
-    floating=True,
+)
+
+# --- floating times: the same wall time wherever the reader is, read in the configured zone ---
+
+FLOATING_SINGLE = Wild(
+    "floating-single",
+    _calendar(_one("floating-single", "DTSTART:20261215T100000", "DTEND:20261215T113000")),
+    (("2026-12-15 09:00", "2026-12-15 10:30"),),
+)
+
+# late in the evening (the next day in UTC from midnight on), an EXDATE, a moved occurrence and
+# a floating UNTIL, all in the same floating form
+FLOATING_SERIES = Wild(
+    "floating-series",
+    _calendar(
+        _one(
+            "floating-series",
+            "DTSTART:20261216T230000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=DAILY;UNTIL=20261219T230000",
+            "EXDATE:20261217T230000",
+        ),
+        _one("floating-series", "RECURRENCE-ID:20261218T230000", "DTSTART:20261218T200000", "DURATION:PT1H"),
+    ),
+    (
+        ("2026-12-16 22:00", "2026-12-16 23:00"),
+        ("2026-12-18 19:00", "2026-12-18 20:00"),
+        ("2026-12-19 22:00", "2026-12-19 23:00"),
+    ),
 )
 
 # --- two overrides of one occurrence: the higher SEQUENCE wins, the first of equals ----------
@@ -144,6 +169,8 @@ WILD: tuple[Wild, ...] = (
     EMPTY_IANA,
     EMPTY_WINDOWS,
     EMPTY_UNKNOWN,
+    FLOATING_SINGLE,
+    FLOATING_SERIES,
     DUPLICATE_HIGHER_FIRST,
     DUPLICATE_TIE,
     DUPLICATE_UNNUMBERED,

@@ -41,6 +41,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   as busy time reads the DTEND.
 - **An empty VTIMEZONE** (no STANDARD, no DAYLIGHT; Radicale refuses the object): dropped,
   its times written as busy time reads them (`compat_zones`).
+- **Floating times**, with a configured zone other than UTC: bound to it, as busy time reads
+  them (`compat_floating`).
 - **Two overrides of one occurrence**: only the one busy time keeps (`compat_overrides`).
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
   zone, so Radicale reads the time as floating and refuses to write the object out
@@ -65,6 +67,7 @@ from dataclasses import dataclass
 from calmirror.availability import zones
 from calmirror.compat_bounds import bound_rules, over_limit
 from calmirror.compat_dates import BACKWARDS, DATES_AS_TIMES, TRIMMED_TZIDS, backwards_spans, dates_as_times, trim_tzids
+from calmirror.compat_floating import bind_floating, binds, bound_to
 from calmirror.compat_overrides import ONE_OVERRIDE_EACH, one_override_each
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_scales import GREGORIAN_SCALE, OTHER_SCALE, drop_other_scales, plain_gregorian_rules
@@ -149,11 +152,12 @@ def has_undefined_windows_zones(text: str) -> bool:
 
 
 def compatible_copy(
-    text: str, href: str, horizon: dt.date, max_occurrences: int, *, refused: str = ""
+    text: str, href: str, horizon: dt.date, max_occurrences: int, *, refused: str = "", floating_zone: str = ""
 ) -> Compatible | None:
     """The compatible copy of one object, or None when nothing in it needs changing (or it
     cannot be read well enough to change). `refused` is Radicale's reason for refusing the
-    exact text, when known: a bounded UNTIL is used only when the rule was the trouble."""
+    exact text, when known: a bounded UNTIL is used only when the rule was the trouble.
+    `floating_zone`: the configured zone, which busy time reads floating times in."""
     marked = text.startswith("\ufeff")  # a byte-order mark some exporters write: Radicale refuses it
     already = [BOM] if marked else []
     if has_raw_bytes(text):  # Radicale keeps UTF-8 only; iCloud's exact text keeps the bytes
@@ -166,7 +170,7 @@ def compatible_copy(
     except ValueError:
         return None
     try:
-        return _made(resource, href, horizon, max_occurrences, refused, tuple(already))
+        return _made(resource, href, horizon, max_occurrences, refused, tuple(already), floating_zone)
     except Exception:  # one object iCloud holds must never stop its calendar's pass
         # (a YEARLY rule "forever" once raised OverflowError here, and every pass of its
         # calendar failed). Without a copy the exact text is offered; if Radicale refuses it,
@@ -176,10 +180,18 @@ def compatible_copy(
 
 
 def _made(
-    resource: Resource, href: str, horizon: dt.date, max_occurrences: int, refused: str, already: tuple[str, ...]
+    resource: Resource,
+    href: str,
+    horizon: dt.date,
+    max_occurrences: int,
+    refused: str,
+    already: tuple[str, ...],
+    floating_zone: str = "",
 ) -> Compatible | None:
     reasons: list[str] = list(already)
     reasons += [reason for rewrite, reason in _BEFORE_SPREAD if rewrite(resource)]
+    if binds(floating_zone) and bind_floating(resource, floating_zone):  # before the spread copies them
+        reasons.append(bound_to(floating_zone))
     spread = this_and_future(resource, horizon, THIS_AND_FUTURE_ROOM)
     if spread:
         reasons.append(f"{THIS_AND_FUTURE} (horizon {horizon.isoformat()})")

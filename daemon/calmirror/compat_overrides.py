@@ -23,7 +23,7 @@ _RECURRENCE_ID = re.compile(r"^RECURRENCE-ID[^\r\n]*:([^\r\n:]*)\r?$", re.MULTIL
 def may_repeat_overrides(text: str) -> bool:
     """Cheap first look: two RECURRENCE-ID lines with one value (the same instant written in
     two forms is left as it is)."""
-    if "RECURRENCE-ID" not in text.upper():
+    if "RECURRENCE-ID" not in text:  # (written upper-case: a lower-case one is left as it is)
         return False
     values = [value.strip() for value in _RECURRENCE_ID.findall(text)]
     return len(set(values)) < len(values)

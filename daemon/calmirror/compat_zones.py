@@ -24,8 +24,14 @@ _EMPTY = re.compile(r"^BEGIN:VTIMEZONE\r?\n(?:(?!BEGIN:|END:)[^\r\n]*\r?\n)*END:
 
 
 def has_empty_zones(text: str) -> bool:
-    """Cheap first look: a VTIMEZONE with no component inside."""
-    return "BEGIN:VTIMEZONE" in text.upper() and _EMPTY.search(text) is not None
+    """Cheap first look: an END:VTIMEZONE right after a line that ends no component."""
+    at = text.find("END:VTIMEZONE")
+    while at > 0:
+        line_start = text.rfind("\n", 0, text.rfind("\n", 0, at)) + 1
+        if not text.startswith("END:", line_start):
+            return _EMPTY.search(text) is not None
+        at = text.find("END:VTIMEZONE", at + 13)
+    return False
 
 
 def _is_empty(block: list[str]) -> bool:

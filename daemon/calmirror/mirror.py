@@ -16,13 +16,14 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import cast
 
 from calmirror.availability import engine, spans
 from calmirror.availability.busy_upkeep import BusyUpkeep
 from calmirror.compat import horizon_for
+from calmirror.compat_floating import binds, has_floating_times
 from calmirror.config import Settings
 from calmirror.errors import InvalidSyncToken
 from calmirror.full_listing import full_listing_due, listed_whole
@@ -61,6 +62,10 @@ DEFER_WINDOW_INDEX_AT = 5_000
 BusyJob = tuple[str, tuple[int, int], engine.Rules]  # the busy index's fingerprint, horizon and rules
 
 
+def _binding(policy: MirrorPolicy) -> str:
+    return policy.floating_zone if binds(policy.floating_zone) else ""
+
+
 def _has_work(plan: MirrorPlan) -> bool:
     return bool(plan.changed or plan.entries or plan.unskipped)
 
@@ -88,6 +93,7 @@ class Mirror(MirrorCollections, MirrorRecovery):
             accept_empty=accept_empty,
             horizon=horizon_for(datetime.date.today()),
             max_occurrences=self.store.limits.max_rrule_occurrence,
+            floating_zone=self.settings.availability.timezone,
         )
 
     def sync_calendar(
@@ -152,11 +158,12 @@ class Mirror(MirrorCollections, MirrorRecovery):
             return report
 
         wanted = hrefs_to_fetch(known, changes.changed, policy)
-        if wanted or _has_work(removal) or self._rederive_due(cal.id, policy):
+        floating = self._floating_due(cal.id, policy)  # before this pass writes copies bound as they should be
+        if wanted or _has_work(removal) or floating or self._rederive_due(cal.id, policy):
             self._writing(cal.id)
         unreadable = self._fetch_all(client, cal, slug, wanted, changes.changed, known, policy, report, progress)
         self._apply(cal.id, slug, removal, known, report)
-        self._rederive(cal.id, slug, known, policy, report)
+        self._rederive(cal.id, slug, known, policy, report, floating)
         if self.follower is not None and isinstance(client, ICloudClient):
             self.follower.follow(client, cal, changes.changed, changes.deleted, report.full)
         problem = None
@@ -290,12 +297,20 @@ class Mirror(MirrorCollections, MirrorRecovery):
         self._record(calendar_id, slug, plan, written.refused, known, report, computed)
 
     def _rederive(
-        self, calendar_id: str, slug: str, known: KnownItems, policy: MirrorPolicy, report: SyncReport
+        self,
+        calendar_id: str,
+        slug: str,
+        known: KnownItems,
+        policy: MirrorPolicy,
+        report: SyncReport,
+        floating: Sequence[str] = (),
     ) -> None:
         """Compatible copies bounded at an older horizon are derived again from the exact
-        text calmirror keeps (no request to iCloud), so they keep reaching years ahead."""
-        due = self._rederive_due(calendar_id, policy)
+        text calmirror keeps (no request to iCloud), so they keep reaching years ahead; so are
+        the `floating` ones (`_floating_due`), for the zone configured now."""
+        due = sorted(set(self._rederive_due(calendar_id, policy)) | set(floating))
         if not due:
+            self._bound_floating(calendar_id, policy)
             return
         texts = self.state.mirror_texts_of(calendar_id, due)
         known.preload(due)
@@ -306,12 +321,26 @@ class Mirror(MirrorCollections, MirrorRecovery):
             for written in [*writer.submit(self._batch(plan, policy)), *writer.drain()]:
                 self._record_written(calendar_id, slug, written, known, report)
         report.added, report.updated = counted  # nothing changed in iCloud
-        log.info("%s: %d compatible copies moved to the horizon %s", calendar_id, len(fetched), policy.horizon)
+        log.info("%s: %d copies derived again (horizon %s)", calendar_id, len(fetched), policy.horizon)
+        self._bound_floating(calendar_id, policy)
 
     def _rederive_due(self, calendar_id: str, policy: MirrorPolicy) -> list[str]:
         if policy.horizon is None:
             return []
         return self.state.compatible_due(calendar_id, policy.horizon.isoformat())
+
+    def _floating_due(self, calendar_id: str, policy: MirrorPolicy) -> list[str]:
+        """Objects with floating times, when the zone their copies bind them to
+        (`compat_floating`) is not the one they were last derived for: after a change of the
+        configured zone, or the first pass of a mirror made before copies bound them. One scan
+        of the calendar's exact texts, once per change."""
+        if self.state.get_meta(f"floating_zone:{calendar_id}") == _binding(policy):
+            return []
+        return [href for href, text in self.state.mirror_texts(calendar_id).items() if has_floating_times(text)]
+
+    def _bound_floating(self, calendar_id: str, policy: MirrorPolicy) -> None:
+        if self.state.get_meta(f"floating_zone:{calendar_id}") != _binding(policy):
+            self.state.set_meta(f"floating_zone:{calendar_id}", _binding(policy))
 
     def _apply(self, calendar_id: str, slug: str, plan: MirrorPlan, known: KnownItems, report: SyncReport) -> None:
         if _has_work(plan):

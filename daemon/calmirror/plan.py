@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from calmirror import compat
 from calmirror.availability.engine import CalendarParseError, parse_calendar
 from calmirror.compat_dates import needs_date_fixes
+from calmirror.compat_floating import binds, has_floating_times
 from calmirror.compat_overrides import may_repeat_overrides
 from calmirror.compat_scales import needs_scale_fixes
 from calmirror.compat_series import needs_series_fixes
@@ -50,6 +51,7 @@ class MirrorPolicy:
     accept_empty: bool = False
     horizon: dt.date | None = None  # of compatible copies (`compat.horizon_for`); None: exact copies only
     max_occurrences: int = 10_000  # Radicale's occurrence limit, which compatible copies stay under
+    floating_zone: str = ""  # the configured zone: compatible copies bind floating times to it
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,16 @@ def mirror_write(
         or needs_date_fixes(body)
         or has_empty_zones(body)
         or may_repeat_overrides(body)
+        or (binds(policy.floating_zone) and has_floating_times(body))
     ):
-        made = compat.compatible_copy(body, href, policy.horizon, policy.max_occurrences, refused=refused or "")
+        made = compat.compatible_copy(
+            body,
+            href,
+            policy.horizon,
+            policy.max_occurrences,
+            refused=refused or "",
+            floating_zone=policy.floating_zone,
+        )
     if refused is not None and made is None:
         raise BadItem(href, refused)
     try:

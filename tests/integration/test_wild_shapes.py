@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import icalendar
 import pytest
@@ -20,12 +21,11 @@ from calmirror.engine import Engine
 from calmirror.local.layout import mirror_name
 from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, mirrored_once
 from tests.radicale_view import radicale_starts
-from tests.wild_shapes import WILD, Wild
+from tests.wild_shapes import FLOATING_SINGLE, WILD, Wild
 
 UTC = dt.UTC
 WINDOW = (dt.datetime(2026, 12, 1, tzinfo=UTC), dt.datetime(2027, 1, 10, tzinfo=UTC))
 CONFIG = '\n[availability]\ntimezone = "Europe/Berlin"\n'
-BERLIN_OFFSET = dt.timedelta(hours=1)  # every wild floating shape lies in Berlin's winter
 
 
 def z(text: str) -> dt.datetime:
@@ -81,6 +81,23 @@ def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_sees_exactly_it(
     assert [(o.start, o.end) for o in found if o.uid == shape.key] == want
 
     (stored,) = mirrored.client_texts(shape.key)
-    starts = [a + BERLIN_OFFSET if shape.floating else a for a, _ in want]  # Radicale: floating as UTC
+    starts = [a for a, _ in want]  # floating times too: the copy binds them to the configured zone
     assert radicale_starts(stored, WINDOW) == starts
     assert library_starts(stored) == starts
+
+
+def test_a_change_of_the_configured_zone_binds_floating_copies_again(tmp_path: Path) -> None:
+    """Copies made while the zone was UTC (floating left floating: Radicale reads them as UTC
+    already) are derived again at the next pass after the zone changes, with no change in iCloud."""
+    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
+        cal_id = emu.create_calendar("Wild")
+        emu.put_item(cal_id, "floating-single.ics", FLOATING_SINGLE.text)
+        home = connected_home(tmp_path, emu, conflicts=("Wild",))
+        with mirrored_once(home) as engine:
+            (utc_copy,) = Mirrored(emu, engine, cal_id).client_texts(FLOATING_SINGLE.key)
+        assert radicale_starts(utc_copy, WINDOW) == [z("2026-12-15 10:00")]
+        with home.config_file.open("a", encoding="utf-8") as config:
+            config.write(CONFIG)
+        with mirrored_once(home) as engine:
+            (berlin_copy,) = Mirrored(emu, engine, cal_id).client_texts(FLOATING_SINGLE.key)
+        assert radicale_starts(berlin_copy, WINDOW) == [z("2026-12-15 09:00")]
