@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calmirror.testing import ical
+from calmirror.testing import APPLE_ID, ical
 
 BERLIN = tuple(ical.VTIMEZONES["Europe/Berlin"])
 
@@ -21,6 +21,7 @@ class Wild:
     text: str
     busy: tuple[tuple[str, str], ...]  # UTC, by hand, configured zone Europe/Berlin
     uid: str = ""
+    seen: tuple[str, ...] | None = None  # UTC starts a client sees, where not the busy ones
 
     @property
     def key(self) -> str:
@@ -165,6 +166,145 @@ DUPLICATE_UNNUMBERED = Wild(
     ),
 )
 
+# --- zone names as other clients write them ---------------------------------------------------
+
+_MOZILLA = "/mozilla.org/20070129_1/Europe/Berlin"
+_EVOLUTION = "/freeassociation.sourceforge.net/Tzfile/Europe/Berlin"
+
+QUOTED_TZID = Wild(
+    "quoted-tzid",
+    _calendar(
+        _one(
+            "quoted-tzid", 'DTSTART;TZID="Europe/Berlin":20261216T100000', 'DTEND;TZID="Europe/Berlin":20261216T110000'
+        ),
+        zones=BERLIN,
+    ),
+    (("2026-12-16 09:00", "2026-12-16 10:00"),),
+)
+
+MOZILLA_TZID = Wild(
+    "mozilla-tzid",
+    _calendar(
+        _one("mozilla-tzid", f"DTSTART;TZID={_MOZILLA}:20261216T120000", f"DTEND;TZID={_MOZILLA}:20261216T130000"),
+        zones=tuple(line.replace("TZID:Europe/Berlin", f"TZID:{_MOZILLA}") for line in BERLIN),
+    ),
+    (("2026-12-16 11:00", "2026-12-16 12:00"),),
+)
+
+PREFIXED_TZID_UNDEFINED = Wild(
+    "prefixed-tzid-undefined",
+    _calendar(
+        _one(
+            "prefixed-tzid-undefined",
+            f"DTSTART;TZID={_EVOLUTION}:20261216T140000",
+            f"DTEND;TZID={_EVOLUTION}:20261216T150000",
+        )
+    ),
+    (("2026-12-16 13:00", "2026-12-16 14:00"),),
+)
+
+# --- ends not given ------------------------------------------------------------------------
+
+DATE_WITHOUT_END = Wild(
+    "date-without-end",  # RFC 5545 3.6.1: one day
+    _calendar(_one("date-without-end", "DTSTART;VALUE=DATE:20261217", "TRANSP:OPAQUE")),
+    (("2026-12-16 23:00", "2026-12-17 23:00"),),  # the day in Berlin
+    seen=("2026-12-17 00:00",),  # the local server reads dates as UTC days
+)
+
+TIME_WITHOUT_END = Wild(
+    "time-without-end",  # RFC 5545 3.6.1: ends where it starts, blocking nothing
+    _calendar(_one("time-without-end", "DTSTART:20261217T100000Z")),
+    (),
+    seen=("2026-12-17 10:00",),
+)
+
+# (Several UIDs in one resource, or a VTODO or VAVAILABILITY beside a VEVENT, are no shapes
+# iCloud holds: RFC 4791 4.1 forbids them, CalendarServer refuses them and so does the
+# emulator. Feeds hold them: `feedsplit`.)
+
+# --- the user's answer and Outlook's statuses ------------------------------------------------
+
+_ORGANIZER = "ORGANIZER;CN=Boss:mailto:boss@example.net"
+DECLINED = Wild(
+    "declined",
+    _calendar(
+        _one(
+            "declined",
+            "DTSTART:20261221T090000Z",
+            "DTEND:20261221T100000Z",
+            _ORGANIZER,
+            f"ATTENDEE;CN=Me;PARTSTAT=DECLINED:mailto:{APPLE_ID}",
+        )
+    ),
+    (),
+    seen=("2026-12-21 09:00",),  # clients show it (struck through); it blocks nothing
+)
+
+DELEGATED = Wild(
+    "delegated",
+    _calendar(
+        _one(
+            "delegated",
+            "DTSTART:20261221T110000Z",
+            "DTEND:20261221T120000Z",
+            _ORGANIZER,
+            f'ATTENDEE;PARTSTAT=DELEGATED;DELEGATED-TO="mailto:deputy@example.net":mailto:{APPLE_ID}',
+            f'ATTENDEE;PARTSTAT=NEEDS-ACTION;DELEGATED-FROM="mailto:{APPLE_ID}":mailto:deputy@example.net',
+        )
+    ),
+    (("2026-12-21 11:00", "2026-12-21 12:00"),),  # only DECLINED frees time (rules.is_busy)
+)
+
+INTENDED_FREE = Wild(
+    "outlook-intended-free",
+    _calendar(
+        _one(
+            "outlook-intended-free",
+            "DTSTART:20261221T130000Z",
+            "DTEND:20261221T140000Z",
+            "X-MICROSOFT-CDO-BUSYSTATUS:BUSY",
+            "X-MICROSOFT-CDO-INTENDEDSTATUS:FREE",
+        )
+    ),
+    (("2026-12-21 13:00", "2026-12-21 14:00"),),  # this copy's own status is BUSY
+)
+
+BUSY_FREE = Wild(
+    "outlook-busystatus-free",
+    _calendar(
+        _one(
+            "outlook-busystatus-free",
+            "DTSTART:20261221T150000Z",
+            "DTEND:20261221T160000Z",
+            "X-MICROSOFT-CDO-BUSYSTATUS:FREE",
+        )
+    ),
+    (),
+    seen=("2026-12-21 15:00",),
+)
+
+# --- UIDs ----------------------------------------------------------------------------------
+
+LONG_UID = "040000008200E00074C5B7101A82E008" + "0" * 40 + "".join(f"{n:02X}" for n in range(120))
+LONG = Wild(
+    "long-uid",
+    _calendar(_one(LONG_UID, "DTSTART:20261222T080000Z", "DTEND:20261222T090000Z")),
+    (("2026-12-22 08:00", "2026-12-22 09:00"),),
+    uid=LONG_UID,
+)
+
+SLASHED = Wild(
+    "uid-with-slashes",
+    _calendar(_one("https://example.org/cal/events/42?x=1&y=2", "DTSTART:20261222T100000Z", "DTEND:20261222T110000Z")),
+    (("2026-12-22 10:00", "2026-12-22 11:00"),),
+    uid="https://example.org/cal/events/42?x=1&y=2",
+)
+
+#: iCloud answers a PUT of these 404 (ICLOUD.md: neither DTEND nor DURATION) and so does the
+#: emulator; they reach an account from other sources (an invitation, an import) all the same.
+PUT_REFUSED = frozenset({DATE_WITHOUT_END.name, TIME_WITHOUT_END.name})
+
 WILD: tuple[Wild, ...] = (
     EMPTY_IANA,
     EMPTY_WINDOWS,
@@ -174,4 +314,15 @@ WILD: tuple[Wild, ...] = (
     DUPLICATE_HIGHER_FIRST,
     DUPLICATE_TIE,
     DUPLICATE_UNNUMBERED,
+    QUOTED_TZID,
+    MOZILLA_TZID,
+    PREFIXED_TZID_UNDEFINED,
+    DATE_WITHOUT_END,
+    TIME_WITHOUT_END,
+    DECLINED,
+    DELEGATED,
+    INTENDED_FREE,
+    BUSY_FREE,
+    LONG,
+    SLASHED,
 )

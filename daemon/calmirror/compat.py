@@ -47,7 +47,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
   zone, so Radicale reads the time as floating and refuses to write the object out
   ("VTIMEZONE components must contain a valid TZID"). The name becomes the IANA zone CLDR
-  maps it to, which is how busy time reads it too.
+  maps it to, which is how busy time reads it too; so does an IANA name behind a vendor prefix
+  (Evolution's `/freeassociation.sourceforge.net/Tzfile/Europe/Berlin`) with no VTIMEZONE.
 
 Every VEVENT of a copy carries `X-CALMIRROR-COMPATIBLE-COPY:<reasons>` and the VCALENDAR
 `X-CALMIRROR-COPY-OF:<remote href>`. Privacy (busy-only) and the mirror marker are applied
@@ -100,7 +101,7 @@ MASTERLESS = "overrides without a master: master added"
 PERIODS = "RDATE periods as overrides"
 BOUNDED = "rule bounded by UNTIL"
 ZONES = "custom time zones renamed per definition"
-NAMED = "undefined Windows time zones named by their IANA zone"
+NAMED = "undefined Windows or vendor-prefixed time zones named by their IANA zone"
 BOTH_ENDS = "DURATION beside DTEND dropped"
 OPENED = "end past the horizon dropped"
 WRITTEN_OUT = "rule too frequent for Radicale's occurrence limit written out as RDATEs"
@@ -148,7 +149,7 @@ def has_undefined_windows_zones(text: str) -> bool:
     if not used:
         return False
     defined = {name.strip() for name in _TZID_LINE.findall(text)}
-    return any(name not in defined and zones.windows_name(name) for name in used)
+    return any(name not in defined and _placed_name(name) for name in used)
 
 
 def compatible_copy(
@@ -272,7 +273,7 @@ def name_undefined_zones(resource: Resource) -> bool:
         for line in event.lines:
             for match in TZID_PARAM.finditer(split(line)[0]):
                 name = match.group(2).strip('"')
-                mapped = None if name in defined or zones.iana_name(name) else zones.windows_name(name)
+                mapped = None if name in defined else _placed_name(name)
                 if mapped is not None:
                     renames[name] = mapped
     if not renames:
@@ -280,6 +281,16 @@ def name_undefined_zones(resource: Resource) -> bool:
     for event in resource.events:
         event.lines = [_renameparams_of(line, renames) for line in event.lines]
     return True
+
+
+def _placed_name(name: str) -> str | None:
+    """The zone name vobject can place for a TZID no VTIMEZONE defines, when it is not that
+    name itself: a Windows name's IANA zone, or the IANA name inside a vendor prefix
+    (`/freeassociation.sourceforge.net/Tzfile/Europe/Berlin`, as busy time reads it)."""
+    iana = zones.iana_name(name)
+    if iana is not None:
+        return iana if iana != name else None
+    return zones.windows_name(name)
 
 
 def _renameparams_of(line: str, renames: dict[str, str]) -> str:
