@@ -14,6 +14,7 @@ from calmirror.emulator import Emulator
 from calmirror.local import LocalServer, LocalStore
 from calmirror.testing import LOCAL_PASSWORD, LOCAL_USER
 from tests.integration.faulty import Faulty, daemon
+from tests.integration.range_pair import Pair, served_pair
 
 
 @pytest.fixture
@@ -48,3 +49,10 @@ def faulty(tmp_path: Path, emu: Emulator) -> Iterator[Faulty]:
     f = daemon(tmp_path, emu)
     yield f
     f.run.stop()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+    """The time-range index's server and plain Radicale on one store (`range_pair`)."""
+    with served_pair(tmp_path, monkeypatch) as both:
+        yield both

@@ -14,7 +14,7 @@ for a client on the same machine. Here the same answer is written as text:
   ElementTree from Radicale's own `xml_item_response` once per property list, with
   markers where the href and the values go; each item fills them in, escaped as
   ElementTree escapes text. So the bytes are Radicale's, which the differential test
-  (tests/integration/test_range_query.py) checks byte for byte.
+  (tests/integration/test_range_query_generated.py) checks byte for byte.
 - Only the shape that needs nothing else is answered here: a calendar-query on a mirror
   collection whose properties are `getetag` and `calendar-data` (without children or
   attributes: no `expand`, no `limit-recurrence-set`) and whose filter is the plain
