@@ -22,6 +22,7 @@ class Wild:
     busy: tuple[tuple[str, str], ...]  # UTC, by hand, configured zone Europe/Berlin
     uid: str = ""
     seen: tuple[str, ...] | None = None  # UTC starts a client sees, where not the busy ones
+    window: tuple[str, str] = ("2026-12-01 00:00", "2027-01-10 00:00")  # UTC, where `busy` is given
 
     @property
     def key(self) -> str:
@@ -301,6 +302,41 @@ SLASHED = Wild(
     uid="https://example.org/cal/events/42?x=1&y=2",
 )
 
+# --- RFC 7529 SKIP=BACKWARD: a month without the day takes its last day, and that counts -----
+
+SKIP_BACKWARD_MONTHLY = Wild(
+    "skip-backward-monthly",
+    _calendar(
+        _one(
+            "skip-backward-monthly",
+            "DTSTART:20270131T090000Z",
+            "DTEND:20270131T100000Z",
+            "RRULE:RSCALE=GREGORIAN;FREQ=MONTHLY;SKIP=BACKWARD;COUNT=4",
+        )
+    ),
+    (
+        ("2027-01-31 09:00", "2027-01-31 10:00"),
+        ("2027-02-28 09:00", "2027-02-28 10:00"),
+        ("2027-03-31 09:00", "2027-03-31 10:00"),
+        ("2027-04-30 09:00", "2027-04-30 10:00"),
+    ),
+    window=("2027-01-01 00:00", "2027-12-31 00:00"),
+)
+
+SKIP_BACKWARD_LEAP_DAY = Wild(
+    "skip-backward-leap-day",
+    _calendar(
+        _one(
+            "skip-backward-leap-day",
+            "DTSTART:20240229T120000Z",
+            "DTEND:20240229T130000Z",
+            "RRULE:RSCALE=GREGORIAN;FREQ=YEARLY;SKIP=BACKWARD;COUNT=4",
+        )
+    ),
+    (("2026-02-28 12:00", "2026-02-28 13:00"), ("2027-02-28 12:00", "2027-02-28 13:00")),
+    window=("2026-01-01 00:00", "2028-12-31 00:00"),  # COUNT=4 ends in 2027: nothing in 2028
+)
+
 #: iCloud answers a PUT of these 404 (ICLOUD.md: neither DTEND nor DURATION) and so does the
 #: emulator; they reach an account from other sources (an invitation, an import) all the same.
 PUT_REFUSED = frozenset({DATE_WITHOUT_END.name, TIME_WITHOUT_END.name})
@@ -325,4 +361,6 @@ WILD: tuple[Wild, ...] = (
     BUSY_FREE,
     LONG,
     SLASHED,
+    SKIP_BACKWARD_MONTHLY,
+    SKIP_BACKWARD_LEAP_DAY,
 )

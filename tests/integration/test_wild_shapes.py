@@ -59,8 +59,8 @@ def _lines(text: str) -> str:
     return text.lstrip("\ufeff").replace("\r\n", "\n")
 
 
-def library_starts(text: str) -> list[dt.datetime]:
-    found = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(*WINDOW)
+def library_starts(text: str, window: tuple[dt.datetime, dt.datetime] = WINDOW) -> list[dt.datetime]:
+    found = recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(*window)
     starts = [e["DTSTART"].dt for e in found]
     return sorted(_utc(s) for s in starts)
 
@@ -80,16 +80,17 @@ def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_sees_exactly_it(
     assert served.status_code == 200
     assert _lines(served.content.decode()) == _lines(shape.text)
 
+    window = (z(shape.window[0]), z(shape.window[1]))
     busy = BusySources(mirrored.engine.store, mirrored.engine.state, mirrored.engine.settings)
-    found = busy.occurrences(*WINDOW)
+    found = busy.occurrences(*window)
     assert found is not None
     want = [(z(a), z(b)) for a, b in shape.busy]
     assert [(o.start, o.end) for o in found if o.uid == shape.key] == want
 
     (stored,) = mirrored.client_texts(shape.key)
     starts = [a for a, _ in want] if shape.seen is None else [z(a) for a in shape.seen]
-    assert radicale_starts(stored, WINDOW) == starts
-    assert library_starts(stored) == starts
+    assert radicale_starts(stored, window) == starts
+    assert library_starts(stored, window) == starts
 
 
 def test_a_change_of_the_configured_zone_binds_floating_copies_again(tmp_path: Path) -> None:

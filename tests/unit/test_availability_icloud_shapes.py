@@ -383,13 +383,13 @@ def test_a_lunar_rule_counts_dtstart_and_its_rdates_and_nothing_is_skipped() -> 
 
 
 def test_a_gregorian_rscale_is_a_plain_rule() -> None:
-    """SKIP=BACKWARD would move 31 February to the 28th; that one is left out, and COUNT runs on."""
+    """SKIP=BACKWARD moves 31 February to the 28th (RFC 7529), and that one counts toward COUNT."""
     window = ("2026-12-01 00:00", "2027-12-01 00:00")
     assert [a for a, _ in busy(icloud_shapes.RSCALE_GREGORIAN_SKIP, window)] == [
         z("2026-12-31 09:00"),
         z("2027-01-31 09:00"),
+        z("2027-02-28 09:00"),
         z("2027-03-31 09:00"),
-        z("2027-05-31 09:00"),
     ]
 
 

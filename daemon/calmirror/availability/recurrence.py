@@ -36,6 +36,7 @@ from calmirror.availability.instants import Time, bound, wall
 from calmirror.availability.lenient import drop_broken
 from calmirror.availability.library_series import Adapter, CachedSeries, recurrence_ids
 from calmirror.availability.rules import event_info
+from calmirror.availability.skip import backward_as_setpos, is_backward
 
 COUNT_SCAN_LIMIT = 50_000  # COUNT rules with filters are enumerated once, up to here
 CHECKPOINT_EVERY = 250  # occurrences between fast-forward points of a scanned COUNT rule
@@ -105,7 +106,8 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
     a lunar birthday) is dropped too: no library here walks Chinese or Hebrew months, and
     DTSTART, RDATEs and overrides still count (the mirror's copy says later occurrences are
     not known, `compat_scales`). RSCALE=GREGORIAN is a plain rule; dateutil does SKIP=OMIT,
-    and an occurrence SKIP=BACKWARD or FORWARD would move is left out."""
+    SKIP=BACKWARD is written as a plain rule where one can say it (`availability.skip`), and an
+    occurrence SKIP=FORWARD (or BACKWARD elsewhere) would move is left out."""
     start0 = wall(master.start)
     kept: list[dict[str, list[Any]]] = []
     changed = False
@@ -115,7 +117,10 @@ def _simplified(master: Adapter) -> tuple[Adapter, list[rb.RuleInfo]]:
             changed = True
             if str(parts.get("RSCALE", ["GREGORIAN"])[0]).strip().upper() != "GREGORIAN":
                 continue  # another calendar scale (RFC 7529): DTSTART, RDATEs and overrides count
+            backward = is_backward(parts)
             parts = {k: v for k, v in parts.items() if k not in ("RSCALE", "SKIP")}
+            if backward:  # a month without the day takes its last day (`availability.skip`)
+                parts = backward_as_setpos(parts, start0) or parts
         if not rb.feasible(parts, start0):
             changed = True
             continue
