@@ -1,6 +1,6 @@
 """Busy time of generated iCloud objects, end to end, against an independent oracle.
 
-Objects (tests/busy_oracle.py) go into an emulator calendar as iCloud would hold them, byte
+Objects (tests/differential_objects.py) go into an emulator calendar as iCloud would hold them, byte
 for byte; a real mirror pass copies them, and busy time is read back as `calmirror
 availability` reads it (the busy index, and the engine past its horizon) and compared, over
 windows inside and outside the index's horizon, with the oracle's answer computed from
@@ -36,6 +36,7 @@ from calmirror.home import Home
 from calmirror.local.layout import mirror_name
 from calmirror.state import State
 from tests import busy_oracle as oracle
+from tests import differential_objects as differential
 from tests.helpers import APP_PASSWORD, APPLE_ID, Running, busy_json, connected_home, daemon_running, event
 
 UTC = dt.UTC
@@ -43,7 +44,7 @@ ZONE = ZoneInfo("Europe/Berlin")
 CONFIG = f"""
 [availability]
 timezone = "Europe/Berlin"
-aliases = ["{oracle.ALIAS}"]
+aliases = ["{differential.ALIAS}"]
 tentative_busy = false
 guard = "reject"
 """
@@ -68,10 +69,10 @@ class Audit:
     cal_id: str
     names: set[str]
 
-    def load(self, objs: list[oracle.Obj], *, cli: bool = False) -> list[str]:
+    def load(self, objs: list[differential.Obj], *, cli: bool = False) -> list[str]:
         """Replace the calendar's content with `objs` as iCloud holds them; one mirror pass
         (`cli`: `calmirror sync` in a child process, as a user runs it)."""
-        texts = {f"{o.uid}.ics": oracle.write(o, canonical=False) for o in objs}
+        texts = {f"{o.uid}.ics": differential.write(o, canonical=False) for o in objs}
         for name in self.names - set(texts):
             self.emu.delete_item(self.cal_id, name)
         for name, text in texts.items():
@@ -121,9 +122,11 @@ def audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audit]:
             engine.state.close()
 
 
-def corpora(low: int, high: int) -> st.SearchStrategy[list[oracle.Obj]]:
+def corpora(low: int, high: int) -> st.SearchStrategy[list[differential.Obj]]:
     return (
-        st.integers(low, high).flatmap(lambda n: st.tuples(*(oracle.objects(f"obj-{i}") for i in range(n)))).map(list)
+        st.integers(low, high)
+        .flatmap(lambda n: st.tuples(*(differential.objects(f"obj-{i}") for i in range(n))))
+        .map(list)
     )
 
 
@@ -136,9 +139,13 @@ def odd_windows() -> st.SearchStrategy[tuple[dt.datetime, dt.datetime]]:
 
 
 def differences(
-    audit: Audit, objs: list[oracle.Obj], *, cli: bool = False, also: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
+    audit: Audit,
+    objs: list[differential.Obj],
+    *,
+    cli: bool = False,
+    also: tuple[tuple[dt.datetime, dt.datetime], ...] = (),
 ) -> list[str]:
-    canonical = [oracle.write(o, canonical=True) for o in objs]
+    canonical = [differential.write(o, canonical=True) for o in objs]
     wrong = [f"withheld from clients: {audit.withheld()}"] if audit.withheld() else []
     stored = audit.client_texts()
     for start, end in (*WINDOWS, *also):
@@ -167,20 +174,20 @@ def differences(
 )
 @given(objs=corpora(3, 8), window=odd_windows())
 def test_busy_time_of_icloud_objects_matches_the_oracle(
-    audit: Audit, objs: list[oracle.Obj], window: tuple[dt.datetime, dt.datetime]
+    audit: Audit, objs: list[differential.Obj], window: tuple[dt.datetime, dt.datetime]
 ) -> None:
     audit.load(objs)
     wrong = differences(audit, objs, also=(window,))
-    assert not wrong, "\n".join([*wrong, *(oracle.write(o, canonical=False) for o in objs)])
+    assert not wrong, "\n".join([*wrong, *(differential.write(o, canonical=False) for o in objs)])
 
 
 @settings(max_examples=2, deadline=None, phases=PHASES, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(objs=corpora(8, 12))
-def test_calmirror_sync_and_availability_json_agree_with_the_oracle(audit: Audit, objs: list[oracle.Obj]) -> None:
+def test_calmirror_sync_and_availability_json_agree_with_the_oracle(audit: Audit, objs: list[differential.Obj]) -> None:
     """The same comparison through the commands a user runs, each in its own process."""
     audit.load(objs, cli=True)
     wrong = differences(audit, objs, cli=True)
-    assert not wrong, "\n".join([*wrong, *(oracle.write(o, canonical=False) for o in objs)])
+    assert not wrong, "\n".join([*wrong, *(differential.write(o, canonical=False) for o in objs)])
 
 
 def _probes(
@@ -196,11 +203,11 @@ def _probes(
     return on_busy, (middle, middle + dt.timedelta(minutes=30))
 
 
-def _anywhere(objs: list[oracle.Obj], start: dt.datetime, end: dt.datetime) -> set[str]:
+def _anywhere(objs: list[differential.Obj], start: dt.datetime, end: dt.datetime) -> set[str]:
     """Names of the objects with any occurrence (busy or not) touching [start, end)."""
     found = set()
     for o in objs:
-        calendar = icalendar.Calendar.from_ical(oracle.write(o, canonical=True))
+        calendar = icalendar.Calendar.from_ical(differential.write(o, canonical=True))
         if recurring_ical_events.of(calendar).between(start, end):
             found.add(f"{o.uid}.ics")
     return found
@@ -231,7 +238,7 @@ def _time_range_names(run: Running, collection: str, start: dt.datetime, end: dt
 @settings(max_examples=3, deadline=None, phases=PHASES, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(objs=corpora(6, 10))
 def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them(
-    audit: Audit, objs: list[oracle.Obj]
+    audit: Audit, objs: list[differential.Obj]
 ) -> None:
     """With `guard = "reject"`: a booking on a busy occurrence is refused (409), one in free
     time is taken (201), inside the busy index's horizon and across its far edge; the daemon's
@@ -239,13 +246,13 @@ def test_the_guard_refuses_busy_time_and_takes_free_time_as_the_oracle_sees_them
     on the mirror finds every object with an occurrence in the window (Radicale's expansion
     of what the mirror holds, compatible copies included), and none far from it."""
     audit.load(objs)
-    canonical = [oracle.write(o, canonical=True) for o in objs]
+    canonical = [differential.write(o, canonical=True) for o in objs]
     with daemon_running(audit.home) as run:
         row = audit.engine.state.mirror(audit.cal_id)
         assert row is not None and row.slug
         slack = dt.timedelta(days=1)  # the server expands in wall-clock time (not RFC 5545's exact hours)
         # (an override of an occurrence an EXDATE removes counts, and the copy shows it: the
-        # oracle's canonical text does not exclude it, `busy_oracle.write`)
+        # oracle's canonical text does not exclude it, `differential_objects.write`)
         for start, end in WINDOWS:  # the local server places every object, compatible copies too
             got = _time_range_names(run, mirror_name(row.slug), start, end)
             inner, outer = (

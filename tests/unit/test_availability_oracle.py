@@ -19,6 +19,7 @@ from calmirror.local.items import Limits, prepare_one
 from calmirror.model import MirrorEntry
 from calmirror.plan import MirrorPolicy, fallback_entry, mirror_write
 from tests import busy_oracle as oracle
+from tests import differential_objects as differential
 
 UTC = dt.UTC
 EXPLORE = int(os.environ.get("CALMIRROR_EXPLORE", "0"))  # CALMIRROR_EXPLORE=N: N new random examples
@@ -40,20 +41,20 @@ WINDOWS = [
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
-    objs=st.integers(1, 3).flatmap(lambda n: st.tuples(*(oracle.objects(f"obj-{i}") for i in range(n)))),
+    objs=st.integers(1, 3).flatmap(lambda n: st.tuples(*(differential.objects(f"obj-{i}") for i in range(n)))),
     zone=st.sampled_from(["Europe/Berlin", "America/Los_Angeles", "UTC"]),
     tentative_busy=st.booleans(),
 )
-def test_the_engine_agrees_with_the_oracle(objs: tuple[oracle.Obj, ...], zone: str, tentative_busy: bool) -> None:
+def test_the_engine_agrees_with_the_oracle(objs: tuple[differential.Obj, ...], zone: str, tentative_busy: bool) -> None:
     tz = ZoneInfo(zone)
-    rules = av.Rules(tz=tz, me=frozenset({oracle.ME, oracle.ALIAS}), tentative_busy=tentative_busy)
-    sources = [av.Source("s", [av.parse_calendar(oracle.write(o, canonical=False))]) for o in objs]
-    canonical = [oracle.write(o, canonical=True) for o in objs]
+    rules = av.Rules(tz=tz, me=frozenset({differential.ME, differential.ALIAS}), tentative_busy=tentative_busy)
+    sources = [av.Source("s", [av.parse_calendar(differential.write(o, canonical=False))]) for o in objs]
+    canonical = [differential.write(o, canonical=True) for o in objs]
     for start, end in WINDOWS:
         got = av.busy_intervals(sources, start, end, rules)
         assert got == oracle.busy(canonical, start, end, tz, tentative_busy), (
             start,
-            [oracle.write(o, False) for o in objs],
+            [differential.write(o, False) for o in objs],
         )
 
 
@@ -83,11 +84,11 @@ def client_copy(text: str) -> str:
     phases=(Phase.explicit, Phase.generate, Phase.shrink),
     suppress_health_check=[HealthCheck.too_slow],
 )
-@given(obj=oracle.objects("obj"), zone=st.sampled_from(["Europe/Berlin", "America/Los_Angeles"]))
+@given(obj=differential.objects("obj"), zone=st.sampled_from(["Europe/Berlin", "America/Los_Angeles"]))
 # Found by this test: RDATE periods and a COUNT of a billion in one object (Radicale names the
 # periods first, and the copy once split them but left the COUNT: withheld from clients) ...
 @example(
-    obj=oracle.Obj(
+    obj=differential.Obj(
         "obj",
         "iana",
         "Europe/Berlin",
@@ -96,7 +97,7 @@ def client_copy(text: str) -> str:
         "dtend",
         "FREQ=WEEKLY;BYDAY=TH",
         ("forever", 0),
-        oracle.Props(),
+        differential.Props(),
         rdates=((3, 9, True),),
     ),
     zone="Europe/Berlin",
@@ -104,7 +105,7 @@ def client_copy(text: str) -> str:
 # ... and a Windows zone name without its VTIMEZONE, with an EXDATE in UTC: Radicale writes
 # the object out and refuses it ("VTIMEZONE components must contain a valid TZID").
 @example(
-    obj=oracle.Obj(
+    obj=differential.Obj(
         "obj",
         "windows",
         "America/New_York",
@@ -113,20 +114,20 @@ def client_copy(text: str) -> str:
         "dtend",
         "FREQ=DAILY;INTERVAL=1",
         ("count", 2),
-        oracle.Props(),
+        differential.Props(),
         exdates=((0, "zone"), (1, "utc")),
     ),
     zone="Europe/Berlin",
 )
-def test_what_a_client_reads_from_the_mirror_expands_to_the_same_busy_time(obj: oracle.Obj, zone: str) -> None:
+def test_what_a_client_reads_from_the_mirror_expands_to_the_same_busy_time(obj: differential.Obj, zone: str) -> None:
     """The local server stores every generated object (exact or compatible), and a CalDAV
     client expanding the stored text (recurring-ical-events over its own VTIMEZONEs) gets the
     busy time of iCloud's exact text."""
     tz = ZoneInfo(zone)
-    text = oracle.write(obj, canonical=False)
+    text = differential.write(obj, canonical=False)
     assume("BEGIN:VEVENT" in text)  # (every override drawn fell past a short rule's end)
     stored = client_copy(text)
-    canonical = oracle.write(obj, canonical=True)
+    canonical = differential.write(obj, canonical=True)
     reach = copy_reach(stored)
     for start, end in WINDOWS:
         if reach is not None and end > reach:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from calmirror.availability import engine, expansion, spans
 from calmirror.model import IndexedItem
-from tests import busy_oracle as oracle
+from tests import differential_objects as differential
 from tests.corpora import corpus_texts
 
 UTC = dt.UTC
@@ -26,7 +26,7 @@ ZONES = ["Europe/Berlin", "America/Los_Angeles"]
 
 def entry_pair(text: str, now: dt.datetime, zone: str, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
     """(one walk, blocks): the index entry, or the reason computing it failed, each way."""
-    rules = engine.Rules(tz=ZoneInfo(zone), me=frozenset({oracle.ME, oracle.ALIAS, "me@example.com"}))
+    rules = engine.Rules(tz=ZoneInfo(zone), me=frozenset({differential.ME, differential.ALIAS, "me@example.com"}))
     window = spans.horizon_at(now)
 
     def entry() -> IndexedItem | str:
@@ -43,9 +43,9 @@ def entry_pair(text: str, now: dt.datetime, zone: str, monkeypatch: pytest.Monke
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(obj=oracle.objects("obj"), zone=st.sampled_from(ZONES), anchor=st.sampled_from(oracle.ANCHORS))
+@given(obj=differential.objects("obj"), zone=st.sampled_from(ZONES), anchor=st.sampled_from(differential.ANCHORS))
 @example(  # a series too dense for blocks, with an RDATE: expanded per window, its rows in the library's order
-    obj=oracle.Obj(
+    obj=differential.Obj(
         uid="obj",
         form="utc",
         zone="",
@@ -54,16 +54,16 @@ def entry_pair(text: str, now: dt.datetime, zone: str, monkeypatch: pytest.Monke
         end_form="dtend",
         rule="FREQ=MINUTELY;INTERVAL=90;BYHOUR=0",
         ending=("count", 2),
-        props=oracle.Props(),
+        props=differential.Props(),
         rdates=((1, 6, False),),
     ),
     zone="Europe/Berlin",
     anchor=dt.datetime(2026, 12, 10),
 )
 def test_generated_series_give_the_blocks_entries(
-    monkeypatch: pytest.MonkeyPatch, obj: oracle.Obj, zone: str, anchor: dt.datetime
+    monkeypatch: pytest.MonkeyPatch, obj: differential.Obj, zone: str, anchor: dt.datetime
 ) -> None:
-    text = oracle.write(obj, canonical=False)
+    text = differential.write(obj, canonical=False)
     walked, blocks = entry_pair(text, anchor.replace(tzinfo=UTC), zone, monkeypatch)
     assert walked == blocks, text
 
