@@ -43,6 +43,8 @@ Radicale keeps one UID per resource, so every fix stays inside the one resource:
   its times written as busy time reads them (`compat_zones`).
 - **Floating times**, with a configured zone other than UTC: bound to it, as busy time reads
   them (`compat_floating`).
+- **A midnight RECURRENCE-ID on an all-day series** (Exchange's): written as the date, as busy
+  time reads it (`availability.rid_forms`).
 - **Two overrides of one occurrence**: only the one busy time keeps (`compat_overrides`).
 - **Windows zone names without a VTIMEZONE** ("Eastern Standard Time"): vobject knows no such
   zone, so Radicale reads the time as floating and refuses to write the object out
@@ -66,6 +68,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from calmirror.availability import zones
+from calmirror.availability.rid_forms import MIDNIGHT_RIDS, midnight_rids_as_dates
 from calmirror.compat_bounds import bound_rules, over_limit
 from calmirror.compat_dates import BACKWARDS, DATES_AS_TIMES, TRIMMED_TZIDS, backwards_spans, dates_as_times, trim_tzids
 from calmirror.compat_floating import bind_floating, binds, bound_to
@@ -86,7 +89,7 @@ from calmirror.compat_series import (
     this_and_future,
     until_as_end_of_day,
 )
-from calmirror.compat_zones import EMPTY_ZONES, drop_empty_zones
+from calmirror.compat_zones import EMPTY_ZONES, TZID_PARAMETERS, drop_empty_zones, plain_tzid_properties
 from calmirror.ical_lines import TZID_PARAM, Event, Resource, escape, name_of, params_of, split, unfold, value_of
 from calmirror.raw_text import as_windows_1252, has_raw_bytes
 
@@ -376,6 +379,7 @@ def mark(resource: Resource, reasons: str, href: str) -> None:
 _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (plain_gregorian_rules, GREGORIAN_SCALE),
     (trim_tzids, TRIMMED_TZIDS),
+    (plain_tzid_properties, TZID_PARAMETERS),
     (drop_empty_zones, EMPTY_ZONES),
     (dates_as_times, DATES_AS_TIMES),
     (backwards_spans, BACKWARDS),
@@ -384,6 +388,7 @@ _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (name_undefined_zones, NAMED),
     (drop_duration_beside_dtend, BOTH_ENDS),
     (until_as_end_of_day, DATE_UNTIL),
+    (midnight_rids_as_dates, MIDNIGHT_RIDS),
     (one_override_each, ONE_OVERRIDE_EACH),
     (keep_overrides, OVERRIDDEN_EXDATES),
     (drop_exrules, EXRULES),

@@ -9,6 +9,9 @@ block stands beside it; a Windows name whose block is unusable is the IANA zone 
 to; any other name is floating (read in the configured zone). The copy drops the empty block
 and writes each time as that reading: the IANA name (vobject knows it without a block), the
 mapped IANA name, or a floating time (no TZID).
+
+A VTIMEZONE whose TZID property carries a parameter (`TZID;X-RICAL-TZSOURCE=TZINFO:America/
+Los_Angeles`, the ri_cal gem's) is refused by Radicale too; the copy drops the parameter.
 """
 
 from __future__ import annotations
@@ -16,11 +19,29 @@ from __future__ import annotations
 import re
 
 from calmirror.availability import zones
-from calmirror.ical_lines import TZID_PARAM, Resource, name_of, split, value_of
+from calmirror.ical_lines import TZID_PARAM, Resource, name_of, params_of, split, value_of
 
 EMPTY_ZONES = "empty time zone definitions dropped, their times written as busy time reads them"
+TZID_PARAMETERS = "parameters of a VTIMEZONE's TZID dropped"
 
 _EMPTY = re.compile(r"^BEGIN:VTIMEZONE\r?\n(?:(?!BEGIN:|END:)[^\r\n]*\r?\n)*END:VTIMEZONE\r?$", re.MULTILINE | re.I)
+
+
+def has_tzid_parameters(text: str) -> bool:
+    """Cheap first look: a TZID property with parameters (`TZID;X-RICAL-TZSOURCE=TZINFO:...`,
+    as the ri_cal gem writes it), which vobject cannot read as a zone's name: Radicale refuses
+    the object, while busy time reads the zone by its name."""
+    return "\nTZID;" in text
+
+
+def plain_tzid_properties(resource: Resource) -> bool:
+    changed = False
+    for block in resource.timezones:
+        for index, line in enumerate(block):
+            if name_of(line) == "TZID" and params_of(line):
+                block[index] = "TZID:" + value_of(line)
+                changed = True
+    return changed
 
 
 def has_empty_zones(text: str) -> bool:

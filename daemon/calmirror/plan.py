@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 from calmirror import compat
 from calmirror.availability.engine import CalendarParseError, parse_calendar
+from calmirror.availability.rid_forms import may_have_midnight_rids
 from calmirror.compat_dates import needs_date_fixes
 from calmirror.compat_floating import binds, has_floating_times
 from calmirror.compat_overrides import may_repeat_overrides
 from calmirror.compat_scales import needs_scale_fixes
 from calmirror.compat_series import needs_series_fixes
-from calmirror.compat_zones import has_empty_zones
+from calmirror.compat_zones import has_empty_zones, has_tzid_parameters
 from calmirror.errors import BadItem
 from calmirror.hrefs import path_of
 from calmirror.model import Appointment, MirrorEntry, PushKind
@@ -251,6 +252,8 @@ def mirror_write(
         or needs_scale_fixes(body)
         or needs_date_fixes(body)
         or has_empty_zones(body)
+        or has_tzid_parameters(body)
+        or may_have_midnight_rids(body)
         or may_repeat_overrides(body)
         or (binds(policy.floating_zone) and has_floating_times(body))
     ):

@@ -37,6 +37,7 @@ from calmirror.availability.instants import to_utc
 from calmirror.availability.intervals import Interval, intersect, merge, shift, subtract
 from calmirror.availability.lenient import parse_leniently
 from calmirror.availability.recurrence import reason
+from calmirror.availability.rid_forms import as_read as midnight_rids_as_read
 from calmirror.availability.rules import EventInfo, is_busy, normalise_address
 from calmirror.availability.zones import without_date_zones
 from calmirror.raw_text import shown
@@ -134,7 +135,7 @@ def parse_calendar(text: str | bytes) -> icalendar.Calendar:
     text = text.lstrip("\ufeff")  # some exporters write a UTF-8 byte order mark
     if not text.strip():
         raise CalendarParseError("empty resource")
-    text = without_date_zones(mark_exact_durations(text))
+    text = midnight_rids_as_read(without_date_zones(mark_exact_durations(text)))
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError... on junk

@@ -42,7 +42,7 @@ from calmirror.model import BusySpan, IndexedItem
 from calmirror.raw_text import shown
 
 UTC = dt.UTC
-INDEX_VERSION = 11  # moves when what a row means changes, or the engine's answer for a text: the index is rebuilt
+INDEX_VERSION = 12  # moves when what a row means changes, or the engine's answer for a text: the index is rebuilt
 HORIZON_BACK = dt.timedelta(days=365)
 HORIZON_AHEAD = dt.timedelta(days=730)
 CHUNK = dt.timedelta(days=32)
