@@ -20,8 +20,8 @@ from calmirror.engine import Engine
 from calmirror.home import Home
 from calmirror.state import State
 from calmirror.sync_report import SyncReport
+from tests.corpus_server import CorpusServer, FakeCalendar
 from tests.helpers import APP_PASSWORD, APPLE_ID, event
-from tests.hostile_corpus import CorpusServer, FakeCalendar
 
 DAILY_FOREVER = event(
     "daily-forever", "Stand-up", "20261201T090000Z", "20261201T093000Z", extra="RRULE:FREQ=DAILY;COUNT=1000000000\r\n"

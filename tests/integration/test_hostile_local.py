@@ -28,7 +28,8 @@ import requests
 from calmirror.emulator import Emulator
 from calmirror.transform import extract_uid
 from tests.helpers import Running, connected_home, daemon_running, event, wait_for
-from tests.hostile_corpus import BY_NAME, Case, iter_local_cases
+from tests.hostile_corpus import BY_NAME, iter_local_cases
+from tests.hostile_items import Case
 from tests.unit.test_config import BROKEN
 
 PUT_DEADLINE_S = 60.0

@@ -25,8 +25,9 @@ from calmirror import config, config_edit
 from calmirror.account import connect
 from calmirror.home import Home
 from calmirror.state import State
+from tests.corpus_server import CorpusServer, FakeCalendar, corpus_calendar
 from tests.helpers import APP_PASSWORD, APPLE_ID
-from tests.hostile_corpus import CORPUS, CorpusServer, FakeCalendar, corpus_calendar, good_event
+from tests.hostile_corpus import CORPUS, good_event
 
 MEMORY_BOUND_MB = 600  # peak RSS of the whole `calmirror sync` process (measured ~300; see RELIABILITY.md)
 SYNC_DEADLINE_S = 150

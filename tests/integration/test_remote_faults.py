@@ -21,6 +21,7 @@ import pytest
 from calmirror import config, config_edit, credentials, status
 from calmirror.emulator import Emulator
 from calmirror.state import State
+from tests.corpus_server import CorpusServer, FakeCalendar
 from tests.helpers import (
     APP_PASSWORD,
     APPLE_ID,
@@ -29,7 +30,7 @@ from tests.helpers import (
     status_json,
     wait_for,
 )
-from tests.hostile_corpus import CorpusServer, FakeCalendar, good_event
+from tests.hostile_corpus import good_event
 from tests.integration.faulty import Faulty, daemon
 
 

@@ -17,8 +17,9 @@ from calmirror.account import connect
 from calmirror.errors import BadRemoteData
 from calmirror.home import Home
 from calmirror.state import State
+from tests.corpus_server import XXE_DTD, CorpusServer, FakeCalendar
 from tests.helpers import APP_PASSWORD, APPLE_ID, Running, engine_for
-from tests.hostile_corpus import XXE_DTD, CorpusServer, FakeCalendar, good_event
+from tests.hostile_corpus import good_event
 
 # --- XML with external entities -----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import pytest
 
 from calmirror.availability import engine as av
 from tests import hostile_corpus
+from tests.hostile_items import Case
 
 UTC = dt.UTC
 MUST_COUNT = [case for case in hostile_corpus.CORPUS if case.kind == "must-count"]
@@ -27,7 +28,7 @@ def test_the_valid_but_extreme_items_are_classified_must_count() -> None:
 
 
 @pytest.mark.parametrize("case", MUST_COUNT, ids=lambda case: case.name)
-def test_must_count_items_block_exactly_their_time(case: hostile_corpus.Case) -> None:
+def test_must_count_items_block_exactly_their_time(case: Case) -> None:
     av.clear_cache()
     source = av.Source(case.name, [av.parse_calendar(case.body)])
     rules = av.Rules(ZoneInfo("UTC"))
@@ -43,7 +44,7 @@ def test_must_count_items_block_exactly_their_time(case: hostile_corpus.Case) ->
 
 
 @pytest.mark.parametrize("case", MUST_COUNT, ids=lambda case: case.name)
-def test_must_count_items_over_a_year_stay_within_bounds(case: hostile_corpus.Case) -> None:
+def test_must_count_items_over_a_year_stay_within_bounds(case: Case) -> None:
     calendar = av.parse_calendar(case.body)
     rules = av.Rules(ZoneInfo("UTC"))
     av.clear_cache()

@@ -20,6 +20,7 @@ from calmirror.local.items import Limits, PreparedItem, _prepare_full, prepare_o
 from calmirror.local.radicale_config import build_configuration
 from calmirror.testing.ical import VTIMEZONES, stamp, vcalendar
 from tests import hostile_corpus
+from tests.hostile_items import Case
 
 
 def _store_limits() -> Limits:
@@ -62,7 +63,7 @@ def test_light_and_full_agree_on_the_icloud_fixtures(text: str) -> None:
 
 
 @pytest.mark.parametrize("case", hostile_corpus.CORPUS, ids=lambda case: case.name)
-def test_light_and_full_agree_on_the_hostile_corpus(case: hostile_corpus.Case) -> None:
+def test_light_and_full_agree_on_the_hostile_corpus(case: Case) -> None:
     try:
         text = case.body.decode("utf-8") if isinstance(case.body, bytes) else case.body
     except UnicodeDecodeError:
