@@ -30,8 +30,8 @@ from pathlib import Path
 
 import common
 import requests
-from bench_mirror import VDIRSYNCER_PEER, Scenario
 from common import Report, Row
+from mirror_scenario import VDIRSYNCER_PEER, Scenario
 
 from calmirror import credentials
 from calmirror.emulator import Emulator

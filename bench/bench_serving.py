@@ -29,8 +29,10 @@ from pathlib import Path
 
 import common
 import requests
-from bench_mirror import Scenario, calmirror_pass, setup_calmirror
+from bench_mirror import setup_calmirror
 from common import PlainRadicale, Report, Row
+from mirror_passes import calmirror_pass
+from mirror_scenario import Scenario
 
 from calmirror import credentials
 from calmirror.local.server import LocalServer

@@ -29,8 +29,8 @@ import bench_mirror
 import bench_push
 import bench_serving
 import common
-from bench_mirror import Scenario
 from common import Report, Row
+from mirror_scenario import Scenario
 
 
 def guarded(report: Report, name: str, step: Callable[[], None]) -> None:
