@@ -445,6 +445,22 @@ TZID_WITH_PARAMETER = Wild(
     (("2026-12-30 17:00", "2026-12-30 18:00"),),
 )
 
+# A series cut back to before its own start ("delete this and all following" on its first
+# occurrence, as some clients write it): DTSTART still counts (RFC 5545), Radicale refused it.
+UNTIL_BEFORE_START = Wild(
+    "until-before-start",
+    _calendar(
+        _one(
+            "until-before-start",
+            "DTSTART;TZID=Europe/Berlin:20261214T100000",
+            "DTEND;TZID=Europe/Berlin:20261214T110000",
+            "RRULE:FREQ=WEEKLY;UNTIL=20261213T225959Z",
+        ),
+        zones=BERLIN,
+    ),
+    (("2026-12-14 09:00", "2026-12-14 10:00"),),
+)
+
 #: iCloud answers a PUT of these 404 (ICLOUD.md: neither DTEND nor DURATION) and so does the
 #: emulator; they reach an account from other sources (an invitation, an import) all the same.
 PUT_REFUSED = frozenset({DATE_WITHOUT_END.name, TIME_WITHOUT_END.name})
@@ -475,4 +491,5 @@ WILD: tuple[Wild, ...] = (
     RID_IN_OTHER_ZONE,
     RID_TIME_ON_ALL_DAY,
     TZID_WITH_PARAMETER,
+    UNTIL_BEFORE_START,
 )

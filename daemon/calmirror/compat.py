@@ -70,7 +70,16 @@ from dataclasses import dataclass
 from calmirror.availability import zones
 from calmirror.availability.rid_forms import MIDNIGHT_RIDS, midnight_rids_as_dates
 from calmirror.compat_bounds import bound_rules, over_limit
-from calmirror.compat_dates import BACKWARDS, DATES_AS_TIMES, TRIMMED_TZIDS, backwards_spans, dates_as_times, trim_tzids
+from calmirror.compat_dates import (
+    BACKWARDS,
+    DATES_AS_TIMES,
+    ENDED_RULES,
+    TRIMMED_TZIDS,
+    backwards_spans,
+    dates_as_times,
+    rules_ending_before_start,
+    trim_tzids,
+)
 from calmirror.compat_floating import bind_floating, binds, bound_to
 from calmirror.compat_overrides import ONE_OVERRIDE_EACH, one_override_each
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
@@ -383,6 +392,7 @@ _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (drop_empty_zones, EMPTY_ZONES),
     (dates_as_times, DATES_AS_TIMES),
     (backwards_spans, BACKWARDS),
+    (rules_ending_before_start, ENDED_RULES),
     (drop_other_scales, OTHER_SCALE),
     (rename_custom_zones, ZONES),
     (name_undefined_zones, NAMED),

@@ -12,12 +12,16 @@ which Radicale cannot walk as busy time reads them.
 - **An end before its start** (a DTEND before DTSTART, a negative DURATION; not recurring):
   busy time counts the span between them, Radicale shows the event at DTSTART; the copy
   writes the span forwards (`backwards_spans`).
+- **A rule whose UNTIL lies before DTSTART** (a series cut back to before its own start):
+  Radicale refuses the object; busy time counts DTSTART alone (RFC 5545: DTSTART is always
+  an occurrence), and the copy drops the rule (`rules_ending_before_start`).
 - **A TZID parameter with blanks around the name** (`TZID=Europe/Berlin `): busy time reads the
   zone it names, Radicale finds no such zone and reads the time as floating; the copy trims it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from icalendar.prop import vDuration
@@ -28,6 +32,7 @@ from calmirror.ical_lines import TZID_PARAM, Event, Resource, name_of, params_of
 DATES_AS_TIMES = "date values beside a timed DTSTART written as times"
 TRIMMED_TZIDS = "blanks around TZID names trimmed"
 BACKWARDS = "an end before its start written forwards"
+ENDED_RULES = "a rule ending before DTSTART dropped (DTSTART alone)"
 
 _DATE = re.compile(r"\d{8}")
 _DATE_START = re.compile(r"^DTSTART(?:;[^:\r\n]*)?:\d{8}\r?$", re.MULTILINE | re.IGNORECASE)
@@ -161,3 +166,35 @@ def backwards_spans(resource: Resource) -> bool:
         except (ValueError, OverflowError):
             continue
     return changed
+
+
+def rules_ending_before_start(resource: Resource) -> bool:
+    changed = False
+    for event in resource.events:
+        start = event.get("DTSTART")
+        if start is None or event.get("RRULE") is None:
+            continue
+        try:
+            at, form, tz = start_of(resource, start)
+        except (ValueError, OverflowError):
+            continue
+        drop = {index for index, line in event.top() if name_of(line) == "RRULE" and _ends_before(line, at, form, tz)}
+        if drop:
+            event.lines = [line for index, line in enumerate(event.lines) if index not in drop]
+            changed = True
+    return changed
+
+
+def _ends_before(rule: str, at: dt.datetime, form: str, tz: dt.tzinfo | None) -> bool:
+    until = next((p.partition("=")[2].strip() for p in value_of(rule).split(";") if p.upper().startswith("UNTIL=")), "")
+    try:
+        if len(until) == 8:
+            return dt.datetime.strptime(until, "%Y%m%d").date() < at.date()
+        moment = dt.datetime.strptime(until.rstrip("Zz")[:15], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return False
+    if form == "date":
+        return moment.date() < at.date()
+    if until.upper().endswith("Z") and tz is not None:
+        return moment.replace(tzinfo=dt.UTC) < at.replace(tzinfo=tz)
+    return moment < at  # both wall times (or a floating start)
