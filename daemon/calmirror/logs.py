@@ -44,6 +44,14 @@ class _Scrubbing(logging.Formatter):
         return text
 
 
+class _AsCommand(logging.Formatter):
+    """A command's own warnings, as the command line writes warnings (`warning: …`): `calmirror
+    sync` put daemon-style lines (a timestamp, the level, the logger's name) among its output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 class _FromLibraries(logging.Filter):
     """Records sent to the root logger by libraries (a bare `logging.error`): named after the
     library and shown as debug detail, as they add nothing to the reason calmirror gives for
@@ -92,6 +100,8 @@ def setup(level: str = "info", verbose: bool = False, *, summarised: bool = Fals
     handler.setFormatter(_Scrubbing(journal))
     if summarised and not verbose:
         handler.addFilter(_Summarised())
+        if not journal:
+            handler.setFormatter(_AsCommand())
     root = logging.getLogger("calmirror")
     root.handlers[:] = [handler]
     root.propagate = False
