@@ -461,6 +461,36 @@ UNTIL_BEFORE_START = Wild(
     (("2026-12-14 09:00", "2026-12-14 10:00"),),
 )
 
+# An override carrying a rule of its own (DAVx5 wrote them, ical4android #138): busy time reads
+# it as the one occurrence it overrides; Radicale walked its rule every day for ever.
+OVERRIDE_WITH_RULE = Wild(
+    "override-with-rule",
+    _calendar(
+        _one(
+            "override-with-rule",
+            "DTSTART;TZID=Europe/Berlin:20261214T120000",
+            "DTEND;TZID=Europe/Berlin:20261214T130000",
+            "RRULE:FREQ=DAILY;COUNT=4",
+            "SEQUENCE:3",
+        ),
+        _one(
+            "override-with-rule",
+            "RECURRENCE-ID;TZID=Europe/Berlin:20261215T120000",
+            "RRULE:FREQ=DAILY;INTERVAL=1",
+            "DTSTART;TZID=Europe/Berlin:20261215T150000",
+            "DTEND;TZID=Europe/Berlin:20261215T160000",
+            "SEQUENCE:3",
+        ),
+        zones=BERLIN,
+    ),
+    (
+        ("2026-12-14 11:00", "2026-12-14 12:00"),
+        ("2026-12-15 14:00", "2026-12-15 15:00"),
+        ("2026-12-16 11:00", "2026-12-16 12:00"),
+        ("2026-12-17 11:00", "2026-12-17 12:00"),
+    ),
+)
+
 #: iCloud answers a PUT of these 404 (ICLOUD.md: neither DTEND nor DURATION) and so does the
 #: emulator; they reach an account from other sources (an invitation, an import) all the same.
 PUT_REFUSED = frozenset({DATE_WITHOUT_END.name, TIME_WITHOUT_END.name})
@@ -492,4 +522,5 @@ WILD: tuple[Wild, ...] = (
     RID_TIME_ON_ALL_DAY,
     TZID_WITH_PARAMETER,
     UNTIL_BEFORE_START,
+    OVERRIDE_WITH_RULE,
 )

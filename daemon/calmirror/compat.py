@@ -81,7 +81,7 @@ from calmirror.compat_dates import (
     trim_tzids,
 )
 from calmirror.compat_floating import bind_floating, binds, bound_to
-from calmirror.compat_overrides import ONE_OVERRIDE_EACH, one_override_each
+from calmirror.compat_overrides import ONE_OVERRIDE_EACH, PLAIN_OVERRIDES, one_override_each, plain_overrides
 from calmirror.compat_rdates import RDATE_ROOM, rules_as_rdates
 from calmirror.compat_scales import GREGORIAN_SCALE, OTHER_SCALE, drop_other_scales, plain_gregorian_rules
 from calmirror.compat_series import (
@@ -400,6 +400,7 @@ _BEFORE_SPREAD: tuple[tuple[Callable[[Resource], bool], str], ...] = (
     (until_as_end_of_day, DATE_UNTIL),
     (midnight_rids_as_dates, MIDNIGHT_RIDS),
     (one_override_each, ONE_OVERRIDE_EACH),
+    (plain_overrides, PLAIN_OVERRIDES),
     (keep_overrides, OVERRIDDEN_EXDATES),
     (drop_exrules, EXRULES),
     (start_as_rdate, START_AS_RDATE),

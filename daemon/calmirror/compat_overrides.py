@@ -6,6 +6,9 @@ Busy time (recurring-ical-events) keeps one override per occurrence: the one wit
 SEQUENCE, the first of equals, a missing SEQUENCE below SEQUENCE:0. Radicale's time-range walk
 shows every one of them, so a client of the mirror saw the occurrence twice, once where
 nobody is busy. The copy keeps exactly the override busy time keeps and drops the others.
+
+An override with a rule of its own is the one occurrence it overrides to busy time, and a
+series of its own to Radicale: the copy drops its rule (`plain_overrides`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import re
 
 from calmirror.compat_series import _keys
-from calmirror.ical_lines import Event, Resource, value_of
+from calmirror.ical_lines import Event, Resource, name_of, value_of
 
 ONE_OVERRIDE_EACH = "overrides of an occurrence already overridden dropped (the higher SEQUENCE kept)"
+PLAIN_OVERRIDES = "rules of an override dropped (it is the one occurrence it overrides)"
+_RULES = ("RRULE", "RDATE", "EXDATE", "EXRULE")
 
 _RECURRENCE_ID = re.compile(r"^RECURRENCE-ID[^\r\n]*:([^\r\n:]*)\r?$", re.MULTILINE | re.IGNORECASE)
 
@@ -27,6 +32,30 @@ def may_repeat_overrides(text: str) -> bool:
         return False
     values = [value.strip() for value in _RECURRENCE_ID.findall(text)]
     return len(set(values)) < len(values)
+
+
+def may_have_override_rules(text: str) -> bool:
+    """Cheap first look: more RRULE lines than events without a RECURRENCE-ID."""
+    if "RECURRENCE-ID" not in text:
+        return False
+    return text.count("\nRRULE") > text.count("BEGIN:VEVENT") - text.count("\nRECURRENCE-ID")
+
+
+def plain_overrides(resource: Resource) -> bool:
+    """An override carrying RRULE, RDATE or EXDATE of its own (DAVx5 once wrote them): busy time
+    (recurring-ical-events) reads it as the one occurrence it overrides, Radicale walks its rule
+    as a series of its own. The copy drops them (not from a RANGE=THISANDFUTURE override, which
+    `compat_series.this_and_future` writes out)."""
+    changed = False
+    for event in resource.events:
+        rid = event.get("RECURRENCE-ID")
+        if rid is None or "THISANDFUTURE" in rid.upper():
+            continue
+        drop = {index for index, line in event.top() if name_of(line) in _RULES}
+        if drop:
+            event.lines = [line for index, line in enumerate(event.lines) if index not in drop]
+            changed = True
+    return changed
 
 
 def _sequence(event: Event) -> int:

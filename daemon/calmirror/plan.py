@@ -19,7 +19,7 @@ from calmirror.availability.engine import CalendarParseError, parse_calendar
 from calmirror.availability.rid_forms import may_have_midnight_rids
 from calmirror.compat_dates import needs_date_fixes
 from calmirror.compat_floating import binds, has_floating_times
-from calmirror.compat_overrides import may_repeat_overrides
+from calmirror.compat_overrides import may_have_override_rules, may_repeat_overrides
 from calmirror.compat_scales import needs_scale_fixes
 from calmirror.compat_series import needs_series_fixes
 from calmirror.compat_zones import has_empty_zones, has_tzid_parameters
@@ -255,6 +255,7 @@ def mirror_write(
         or has_tzid_parameters(body)
         or may_have_midnight_rids(body)
         or may_repeat_overrides(body)
+        or may_have_override_rules(body)
         or (binds(policy.floating_zone) and has_floating_times(body))
     ):
         made = compat.compatible_copy(
