@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -134,3 +135,13 @@ def test_a_hanging_publisher_does_not_hold_up_the_other_feeds(
     reports = json.loads(out)["feeds"]
     assert [(r["name"], r["outcome"]) for r in reports] == [("a-hang", "failed"), ("rota", "changed")], err
     assert "timed out" in reports[0]["error"] and proc.returncode != 0
+
+
+def test_the_list_says_interval_and_last_poll_as_a_person_reads_them(cli: Cli, server: FeedServer) -> None:
+    """`feeds list` said `0:15:00` and `7200s ago`, where `status` says `2h ago`."""
+    server.publish("/rota.ics", feed_text(ROTA))
+    assert cli("feeds", "add", server.url("/rota.ics"), "--allow-http", "--name", "rota").returncode == 0
+    with closing(State(cli.home / "state.db")) as state:
+        state.update_feed("rota", last_poll=time.time() - 7200)
+    shown = cli("feeds", "list").stdout
+    assert "15m" in shown and "2h ago" in shown and "0:15:00" not in shown, shown

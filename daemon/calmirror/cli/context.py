@@ -66,3 +66,13 @@ def ctx_of(typer_ctx: typer.Context) -> Ctx:
 
 def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def age(seconds: float | None) -> str:
+    """How long ago, as `status` and `feeds list` say it (`3m ago`, `2h ago`, `never`)."""
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from calmirror import control
-from calmirror.cli.context import Ctx, console, ctx_of, print_json
+from calmirror.cli.context import Ctx, age, console, ctx_of, print_json
 from calmirror.errors import UserError
 from calmirror.local.layout import feed_id, mirror_name
 from calmirror.model import FeedRow
@@ -149,10 +149,10 @@ def list_(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json", h
     table = Table("name", "events", "every", "privacy", "last poll", "problem")
     table.add_column("url", overflow="fold")
     for r in rows:
-        age = "never" if not r["last_poll"] else f"{now - r['last_poll']:.0f}s ago"
+        polled = age(now - r["last_poll"]) if r["last_poll"] else "never"
         problem = "emptied: kept" if r["held_empty"] else (r["last_error"] or "")
         table.add_row(
-            r["name"], str(r["events"]), describe_interval(r["interval_s"]), r["privacy"], age, problem, r["url"]
+            r["name"], str(r["events"]), describe_interval(r["interval_s"]), r["privacy"], polled, problem, r["url"]
         )
     console.print(table)
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from calmirror import control
 from calmirror.cli import feeds_cmd
-from calmirror.cli.context import console, ctx_of, err_console, print_json
+from calmirror.cli.context import age, console, ctx_of, err_console, print_json
 from calmirror.errors import UserError
 from calmirror.model import PRIMARY_SPELLING, account_of
 
@@ -21,15 +21,6 @@ if TYPE_CHECKING:
     from calmirror.remote import ICloudClient
 
 outbox_app = typer.Typer(help="Inspect and retry appointments waiting to reach iCloud.", no_args_is_help=True)
-
-
-def _fmt_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit} ago"
-    return f"{seconds:.0f}s ago"
 
 
 def register(app: typer.Typer) -> None:
@@ -266,7 +257,7 @@ def _print_status(d: dict[str, Any]) -> None:
                 str(copies["compatible"]),
                 str(copies["withheld"]),
                 str(copies["unreadable"]),
-                _fmt_age(m["last_sync_age_s"]),
+                age(m["last_sync_age_s"]),
             )
         console.print(table)
         for line in problems:
@@ -281,11 +272,11 @@ def _print_status(d: dict[str, Any]) -> None:
         )
         console.print(f"Not mirrored yet: {waiting} ({how})")
     o = d["outbox"]
-    oldest = f", oldest waiting {_fmt_age(o['oldest_pending_age_s'])}" if o["depth"] else ""
+    oldest = f", oldest waiting {age(o['oldest_pending_age_s'])}" if o["depth"] else ""
     last = o["last_push"]
     console.print(
         f"Outbox: {o['depth']} waiting{oldest}, {len(o['failed'])} failed; last push "
-        f"{_fmt_age(time.time() - last['ts']) if last else 'never'}"
+        f"{age(time.time() - last['ts']) if last else 'never'}"
     )
     for f in o["failed"]:
         console.print(f"  failed {f['uid']}: {f['reason']}")
