@@ -124,9 +124,13 @@ def test_the_timeline_places_blocks_by_quarter_hour_and_escapes_what_calendars_s
         (),
     )
     html = str(blocks.timeline(shown, zone, {"icloud-work": "src-3"}))
-    first, second = html.splitlines()
-    assert 'class="block r-37 h-4 src-3"' in first and '<span class="time">09:00</span>' in first
+    second, first = html.splitlines()  # in time order: the one that began the day before comes first
+    assert (
+        'class="block r-37 h-4 src-3"' in first and '<span class="time">09:00<span class="until">–10:00</span>' in first
+    )
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in first
     assert "Team &#34;&lt;b&gt;&#34;" in first and "<b>" not in html
-    assert 'class="block r-1 h-12 src-3"' in second and '<span class="time">…</span>' in second  # began yesterday
+    assert (
+        'class="block r-1 h-12 src-3"' in second and '<span class="time">…<span class="until">–03:00</span>' in second
+    )
     assert 'title="21:00–03:00 Late &amp; long' in second
