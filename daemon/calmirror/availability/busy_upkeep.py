@@ -23,7 +23,6 @@ from typing import Any
 
 from calmirror.availability import engine, spans
 from calmirror.config import Settings
-from calmirror.local.admission import stepping_aside
 from calmirror.local.layout import APPOINTMENTS, BLOCKED, mirror_name
 from calmirror.local.store import LocalStore
 from calmirror.me import my_addresses
@@ -200,10 +199,8 @@ class BusyUpkeep:
         guard check and free-busy REPORT otherwise ran the whole upkeep again in turn, one
         behind the other, and the lock was held most of the time."""
         arrived = next(self._arrivals)
-        if not self.lock.acquire(blocking=False):
-            with stepping_aside():  # a REPORT waiting here computes nothing (`local.admission`)
-                if not self.lock.acquire(timeout=wait):
-                    return False
+        if not self.lock.acquire(timeout=wait):
+            return False
         try:
             fingerprint = spans.fingerprint(self.rules() if rules is None else rules)
             if self._covered[0] >= arrived and self._covered[1] == fingerprint:

@@ -8,9 +8,8 @@ writes the read-only iCloud mirrors and reads any collection; the watcher
 - The server: `server`, `middleware` (the rules Radicale cannot express), `answers` (what
   it answers itself instead of Radicale), `http11` (persistent connections), `auth`,
   `rights`, `radicale_config`, `davxml` (client XML read safely), `refusals` and `suspect`
-  (what a write is refused for, in one line), `fairness` (writers first), `admission`
-  (heavy reads a few at a time), `loopback` (the running daemon asked as a client would),
-  `errors`.
+  (what a write is refused for, in one line), `fairness` (writers first), `loopback` (the
+  running daemon asked as a client would), `errors`.
 - The store: `store`, `storage` and `store_lock` (the lock, writers first), `layout`
   (collection names and paths, in one place), `listing` (changes since a token),
   `uid_cache` and `uid_index` (UIDs from memory), `watcher`.

@@ -18,10 +18,6 @@
   back-to-back reads left writes no gap, so writes announce themselves and long reads let
   the writes that came first go first (`fairness`). A GET or REPORT on a calendar only
   calmirror writes takes no store lock at all (`store_lock.unlocked_reads`).
-- A heavy read (any REPORT, a PROPFIND of a collection's members) builds its answer in one
-  of a few places handed out in order of arrival (`admission`): with every request thread
-  under one interpreter lock, eight or nine computing at once made each system call of a
-  PUT wait for its turn. Writes and single-item reads never wait there.
 - A write Radicale refuses with its bare text ("Bad Request") gets one line saying why
   and what to do instead, with the same status (`refusals`). Every answer given here
   instead of Radicale's is built in `answers`.
@@ -53,7 +49,6 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo
 
 from calmirror.local import davxml, layout, refusals, suspect
-from calmirror.local.admission import HeavyReads, default_places, is_heavy
 from calmirror.local.answers import RadicaleAnswer, Refusal, StartResponse, respond, respond_refusal
 from calmirror.local.auth import Credentials
 from calmirror.local.fairness import WritersFirst
@@ -105,7 +100,6 @@ class Middleware:
         read_lock: ReadLock | None = None,
         limits: Limits | None = None,
         fairness: WritersFirst | None = None,
-        heavy_reads: HeavyReads | None = None,
     ) -> None:
         self.app = app
         self.credentials = credentials
@@ -116,7 +110,6 @@ class Middleware:
         self.read_lock = read_lock  # Radicale's shared store lock, held around a whole PROPFIND
         self.limits = limits or Limits()  # Radicale's per-object limits, for the reason of a refused PUT
         self.fairness = fairness or WritersFirst()  # shared with the store's other writers (`fairness`)
-        self.heavy_reads = heavy_reads or HeavyReads(default_places())  # see `admission`
         self.report: Report | None = None  # answers some REPORTs instead of Radicale
         self.bookings_one_at_a_time: Callable[[], bool] = lambda: False  # the guard refuses double bookings
         self._bookings = threading.Lock()
@@ -166,20 +159,6 @@ class Middleware:
                 if read_only is not None:
                     raise Refusal(HTTPStatus.FORBIDDEN, read_only, needs_write=target)
         body = _read_body(environ, length) if length else b""
-        if is_heavy(method, str(environ.get("HTTP_DEPTH", ""))):
-            with self.heavy_reads.place():  # a few at a time (`admission`); the answer is built inside
-                return self._answer(method, path, destination, environ, start_response, body)
-        return self._answer(method, path, destination, environ, start_response, body)
-
-    def _answer(
-        self,
-        method: str,
-        path: str,
-        destination: str | None,
-        environ: Environ,
-        start_response: StartResponse,
-        body: bytes,
-    ) -> Iterable[bytes]:
         if method in XML_METHODS and body.strip():
             answer = self._xml_request(method, path, body, start_response)
             if answer is not None:

@@ -30,7 +30,6 @@ import radicale.storage
 
 from calmirror.errors import LocalServerError
 from calmirror.local import expand, layout, radicale_errors, range_answer, uid_cache
-from calmirror.local.admission import HeavyReads
 from calmirror.local.answers import StartResponse
 from calmirror.local.auth import AuthFactory, Credentials
 from calmirror.local.errors import AddressInUse, NonLoopbackHost
@@ -170,7 +169,6 @@ class LocalServer:
         freebusy: FreeBusy | None = None,
         request_timeout: float = 30.0,
         range_store: RangeStore | None = None,
-        heavy_reads: HeavyReads | None = None,
     ) -> None:
         if not is_loopback(host) and not allow_non_loopback:
             raise NonLoopbackHost(host)
@@ -189,7 +187,6 @@ class LocalServer:
             guard=guard,
             freebusy=freebusy,
             fairness=gate_for(self.store_dir),
-            heavy_reads=heavy_reads,
         )
         self.web: WSGIApp | None = None  # the page under /.calmirror/, set by the daemon
         self._storage: radicale.storage.BaseStorage | None = None
