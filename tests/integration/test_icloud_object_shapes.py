@@ -24,11 +24,9 @@ import recurring_ical_events
 import requests
 
 from calmirror.availability.sources import BusySources
-from calmirror.emulator import Emulator
-from calmirror.engine import Engine
-from calmirror.local.layout import mirror_name
 from calmirror.testing import ical
-from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, mirrored_once
+from tests.helpers import APP_PASSWORD, APPLE_ID
+from tests.mirrored_shapes import Mirrored, mirrored_shapes, same_lines
 from tests.radicale_view import radicale_starts
 
 UTC = dt.UTC
@@ -320,33 +318,11 @@ SHAPES = (
 )
 
 
-@dataclass
-class Mirrored:
-    emu: Emulator
-    engine: Engine
-    cal_id: str
-
-    def client_text(self, uid: str) -> str:
-        row = self.engine.state.mirror(self.cal_id)
-        assert row is not None and row.slug
-        found = [t for t in self.engine.store.items(mirror_name(row.slug)).values() if f"UID:{uid}\r\n" in t]
-        assert len(found) == 1, f"{uid}: {len(found)} copies in the mirror"
-        return found[0]
-
-
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
-        cal_id = emu.create_calendar("Shapes")
-        for shape in SHAPES:
-            emu.put_item(cal_id, f"{shape.name}.ics", shape.text)
-        home = connected_home(tmp_path_factory.mktemp("shapes"), emu, conflicts=("Shapes",), extra_config=CONFIG)
-        with mirrored_once(home) as engine:
-            yield Mirrored(emu, engine, cal_id)
-
-
-def _lines(text: str) -> str:
-    return text.lstrip("\ufeff").replace("\r\n", "\n")
+    shapes = [(shape.name, shape.text) for shape in SHAPES]
+    with mirrored_shapes(tmp_path_factory.mktemp("shapes"), "Shapes", shapes, CONFIG) as done:
+        yield done
 
 
 def library_starts(text: str) -> list[dt.datetime]:
@@ -361,7 +337,7 @@ def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_of_the_mirror_se
     url = mirrored.emu.calendar_url(mirrored.cal_id) + f"{shape.name}.ics"
     served = requests.get(url, auth=(APPLE_ID, APP_PASSWORD), timeout=30)
     assert served.status_code == 200
-    assert _lines(served.content.decode()) == _lines(shape.text)  # as iCloud: the same, line endings aside
+    assert same_lines(served.content.decode()) == same_lines(shape.text)  # as iCloud: the same, line endings aside
 
     busy = BusySources(mirrored.engine.store, mirrored.engine.state, mirrored.engine.settings)
     found = busy.occurrences(*WINDOW)

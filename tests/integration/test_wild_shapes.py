@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import icalendar
@@ -17,9 +16,8 @@ import requests
 
 from calmirror.availability.sources import BusySources
 from calmirror.emulator import Emulator
-from calmirror.engine import Engine
-from calmirror.local.layout import mirror_name
 from tests.helpers import APP_PASSWORD, APPLE_ID, connected_home, mirrored_once
+from tests.mirrored_shapes import Mirrored, mirrored_shapes, same_lines
 from tests.radicale_view import radicale_starts
 from tests.wild_shapes import FLOATING_SINGLE, WILD, Wild
 
@@ -32,31 +30,11 @@ def z(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
 
 
-@dataclass
-class Mirrored:
-    emu: Emulator
-    engine: Engine
-    cal_id: str
-
-    def client_texts(self, uid: str) -> list[str]:
-        row = self.engine.state.mirror(self.cal_id)
-        assert row is not None and row.slug
-        return [t for t in self.engine.store.items(mirror_name(row.slug)).values() if f"UID:{uid}\r\n" in t]
-
-
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirrored]:
-    with Emulator(apple_id=APPLE_ID, password=APP_PASSWORD, seed="empty") as emu:
-        cal_id = emu.create_calendar("Wild")
-        for shape in WILD:
-            emu.put_item(cal_id, f"{shape.name}.ics", shape.text)
-        home = connected_home(tmp_path_factory.mktemp("wild"), emu, conflicts=("Wild",), extra_config=CONFIG)
-        with mirrored_once(home) as engine:
-            yield Mirrored(emu, engine, cal_id)
-
-
-def _lines(text: str) -> str:
-    return text.lstrip("\ufeff").replace("\r\n", "\n")
+    shapes = [(shape.name, shape.text) for shape in WILD]
+    with mirrored_shapes(tmp_path_factory.mktemp("wild"), "Wild", shapes, CONFIG) as done:
+        yield done
 
 
 def library_starts(text: str, window: tuple[dt.datetime, dt.datetime] = WINDOW) -> list[dt.datetime]:
@@ -78,7 +56,7 @@ def test_the_emulator_holds_it_busy_time_counts_it_and_a_client_sees_exactly_it(
     url = mirrored.emu.calendar_url(mirrored.cal_id) + f"{shape.name}.ics"
     served = requests.get(url, auth=(APPLE_ID, APP_PASSWORD), timeout=30)
     assert served.status_code == 200
-    assert _lines(served.content.decode()) == _lines(shape.text)
+    assert same_lines(served.content.decode()) == same_lines(shape.text)
 
     window = (z(shape.window[0]), z(shape.window[1]))
     busy = BusySources(mirrored.engine.store, mirrored.engine.state, mirrored.engine.settings)
