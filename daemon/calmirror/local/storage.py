@@ -39,8 +39,6 @@ from radicale import pathutils, types
 from radicale.storage import multifilesystem
 from radicale.storage.multifilesystem.cache import CacheContent
 
-from calmirror.local import layout
-from calmirror.local.keyed_locks import KeyedLocks
 from calmirror.local.store_lock import hold_lane, lane_of_request, lock_for, reads_unlocked
 
 CLEAN_HISTORY_EVERY_S = 3600.0
@@ -58,7 +56,6 @@ _derived = threading.local()
 _deferred = threading.local()  # .folders: whose sync waits for this thread's lane to be given back
 _cleaned: dict[str, float] = {}  # collection folder -> when its history was last cleaned here
 _cleaned_lock = threading.Lock()
-_items = KeyedLocks()  # (store folder, collection, href): one writer per item (`lane`)
 
 
 @contextmanager
@@ -169,10 +166,9 @@ class FairLockStorage(multifilesystem.Storage):
         if mode == "r" and reads_unlocked():
             yield
             return
-        path = str(kwargs.get("path", ""))
-        lane = lane_of_request(str(kwargs.get("request", "")), path) if mode == "w" else None
+        lane = lane_of_request(str(kwargs.get("request", "")), str(kwargs.get("path", ""))) if mode == "w" else None
         if lane is not None:
-            with self.lane(lane, "w", item=layout.split_path(path)[-1]):
+            with self.lane(lane, "w"):
                 yield
             return
         fair = self.fair_lock.hold(mode) if mode == "r" or self.fair_lock.held() else self._exclusive()
@@ -180,16 +176,10 @@ class FairLockStorage(multifilesystem.Storage):
             yield
 
     @contextmanager
-    def lane(self, collection: str, mode: str, item: str | None = None) -> Iterator[None]:
+    def lane(self, collection: str, mode: str) -> Iterator[None]:
         """The store lock shared and the lane of `collection` (`user/name`) in `mode`: what a
         write touching only that collection's files needs (see `store_lock`). A thread holding
-        the store lock exclusively holds every lane already.
-
-        A write of one `item` (a client's PUT or DELETE) holds the lane shared and that item's
-        own lock: writes of different items of the collection go side by side, each writing
-        only its own files (the item, its cache entry, its history entry), while a write of
-        the whole collection (a batch, iCloud's change to an appointment) still waits for
-        them all. Two new items with one UID are kept apart by the UID's lock (`uid_cache`)."""
+        the store lock exclusively holds every lane already."""
         if self.fair_lock.held() and not self.fair_lock.held_shared_only():
             yield
             return
@@ -197,14 +187,11 @@ class FairLockStorage(multifilesystem.Storage):
         if outermost:
             _deferred.folders = []
         try:
-            with contextlib.ExitStack() as stack:
-                stack.enter_context(self.fair_lock.hold("r"))
-                stack.enter_context(super().acquire_lock("r"))
-                stack.enter_context(
-                    hold_lane(self._filesystem_folder, collection, mode if item is None or mode == "r" else "r")
-                )
-                if item is not None and mode == "w":
-                    stack.enter_context(_items.hold((self._filesystem_folder, collection, item)))
+            with (
+                self.fair_lock.hold("r"),
+                super().acquire_lock("r"),
+                hold_lane(self._filesystem_folder, collection, mode),
+            ):
                 yield
         finally:
             if outermost:

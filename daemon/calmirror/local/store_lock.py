@@ -40,15 +40,10 @@ own PUT of a whole calendar, the CLI's base set-up) still takes the store lock e
 so it waits for every lane and every lane waits for it; a plain Radicale, which knows no
 lanes, takes the store's `flock` exclusively for every write and so is kept out too.
 Two lane writers never touch the same files: each collection keeps its items, item cache,
-sync history and UID log in its own folders. A client's PUT or DELETE of one item holds its
-lane *shared* and that item's own lock (`storage.FairLockStorage.lane`): Radicale writes only
-that item's files (the item, its cache and history entries), so writes of different items go
-side by side, and a new item's UID is locked from its check to its write (`uid_cache`).
-A reader holding the shared store lock may see a lane write in progress in the collection
-it reads, one whole file at a time (every file is renamed into place complete), as a read
-of a mirror always could; calmirror's own reads of one collection (`LocalStore`) take its
-lane shared and see no batch half done (clients' writes of single items, one whole file at
-a time, as Radicale's readers do).
+sync history and UID log in its own folders. A reader holding the shared store lock may
+see a lane write in progress in the collection it reads, one whole file at a time (every
+file is renamed into place complete), as a read of a mirror always could; calmirror's own
+reads of one collection (`LocalStore`) take its lane shared and see none.
 """
 
 from __future__ import annotations
