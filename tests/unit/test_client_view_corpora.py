@@ -32,12 +32,12 @@ CASES: dict[str, tuple[str, tuple[dt.datetime, dt.datetime]]] = {
 }
 
 
-def client_copy(text: str) -> str:
-    """What the mirror stores, decided as a mirror pass decides it."""
-    _, copy, _ = mirror_write(text, "obj.ics", POLICY)
+def client_copy(text: str, policy: MirrorPolicy = POLICY) -> str:
+    """What the mirror stores, decided as a mirror pass under `policy` decides it."""
+    _, copy, _ = mirror_write(text, "obj.ics", policy)
     checked = prepare_one("obj.ics", copy, Limits())
     if isinstance(checked, str):
-        fallback = fallback_entry(MirrorEntry("obj.ics", "", "", "obj.ics", body=text), POLICY, checked)
+        fallback = fallback_entry(MirrorEntry("obj.ics", "", "", "obj.ics", body=text), policy, checked)
         assert fallback is not None, f"withheld from clients: {checked}"
         copy = fallback[1]
     return copy

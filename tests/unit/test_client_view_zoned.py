@@ -16,25 +16,16 @@ from calmirror.availability import engine as av
 from calmirror.compat_floating import bind_floating, has_floating_times
 from calmirror.compat_zones import drop_empty_zones, has_empty_zones
 from calmirror.ical_lines import Resource
-from calmirror.local.items import Limits, prepare_one
-from calmirror.model import MirrorEntry
-from calmirror.plan import fallback_entry, mirror_write
 from tests.corpora import corpus_texts
 from tests.radicale_view import radicale_starts
-from tests.unit.test_client_view_corpora import CASES, POLICY
+from tests.unit.test_client_view_corpora import CASES, POLICY, client_copy
 
 ZONED = replace(POLICY, floating_zone="Europe/Berlin")
 RULES = av.Rules(tz=ZoneInfo("Europe/Berlin"), me=frozenset({"me@example.com"}), travel_time=False)
 
 
 def zoned_copy(text: str) -> str:
-    _, copy, _ = mirror_write(text, "obj.ics", ZONED)
-    checked = prepare_one("obj.ics", copy, Limits())
-    if isinstance(checked, str):
-        fallback = fallback_entry(MirrorEntry("obj.ics", "", "", "obj.ics", body=text), ZONED, checked)
-        assert fallback is not None, f"withheld from clients: {checked}"
-        copy = fallback[1]
-    return copy
+    return client_copy(text, ZONED)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
